@@ -1,0 +1,318 @@
+"""The ``privsynth`` command line: one entry point, one sub-command per task.
+
+Client commands (upload, train, watch, sample, budget, …) need only the client library. ``serve``
+and ``demo`` run the server in this process; they load ``privsynth.server`` on demand, and say
+how to install it if it is missing, so the client-only install keeps working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from privsynth.client.client import PrivsynthClient, RecordIn
+from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
+from privsynth.client.pb import training_pb2
+from privsynth.client.progress import ProgressBar
+
+__all__ = ["main"]
+
+TERMINAL = {
+    training_pb2.JOB_STATE_SUCCEEDED,
+    training_pb2.JOB_STATE_FAILED,
+    training_pb2.JOB_STATE_CANCELLED,
+}
+
+
+def _open_text(path: Path) -> TextIO:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def read_records(
+    path: Path, *, text_field: str, label_field: str, user_field: str
+) -> Iterator[RecordIn]:
+    """Records from JSON lines (one object per line) or plain text (one record per line).
+
+    Raises:
+        SystemExit: A JSON line is malformed or lacks the text field (line number given).
+    """
+    is_jsonl = path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson"))
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            if not is_jsonl:
+                yield RecordIn(text=line.rstrip("\n"))
+                continue
+            try:
+                obj = json.loads(line)
+                text = obj[text_field]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise SystemExit(
+                    f"{path}:{lineno}: not a JSON object with a {text_field!r} field"
+                ) from None
+            yield RecordIn(
+                text=str(text),
+                label=str(obj.get(label_field) or ""),
+                user_id=str(obj.get(user_field) or ""),
+            )
+
+
+def _client(args: argparse.Namespace) -> PrivsynthClient:
+    return PrivsynthClient(args.target, timeout=args.timeout)
+
+
+def _job_suffix(job: Any) -> str:
+    p = job.progress
+    eta = f" eta {p.eta_seconds:.0f}s" if p.eta_seconds else ""
+    return f"loss {p.loss:.3f} eps {p.epsilon_spent:.3f}{eta}"
+
+
+def watch_job(client: PrivsynthClient, name: str, *, quiet: bool = False) -> Any:
+    """Follow a job with a progress bar; returns its final state."""
+    bar = None if quiet else ProgressBar("training")
+    job = None
+    for job in client.watch_training_job(name):
+        if bar is not None and job.progress.total_steps:
+            bar.update(
+                int(job.progress.step),
+                total=int(job.progress.total_steps),
+                suffix=_job_suffix(job),
+            )
+    if bar is not None:
+        bar.close()
+    return job
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    """Upload a corpus file."""
+    records = read_records(
+        Path(args.file),
+        text_field=args.text_field,
+        label_field=args.label_field,
+        user_field=args.user_field,
+    )
+    bar = ProgressBar("uploading")
+    with _client(args) as client:
+        ds = client.upload_dataset(
+            records,
+            display_name=args.name or Path(args.file).name,
+            epsilon_cap=args.epsilon_cap,
+            delta=args.delta,
+            on_sent=lambda n: bar.update(n),
+        )
+    bar.close()
+    rep = ds.scrub_report
+    print(f"dataset {ds.name}: {ds.record_count} records, cap eps={ds.epsilon_cap:g} "
+          f"delta={ds.delta:.3g}")
+    print(f"scrubbed: {rep.records_with_pii} records had PII; "
+          f"{dict(sorted(rep.entity_counts.items()))}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Create a training job (and follow it unless --no-watch)."""
+    with _client(args) as client:
+        job = client.create_training_job(
+            args.dataset,
+            target_epsilon=args.epsilon,
+            delta=args.delta,
+            epochs=args.epochs,
+            preset=args.preset or "",
+        )
+        print(f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
+              f"delta={job.delta:.3g})")
+        if args.no_watch:
+            return 0
+        final = watch_job(client, job.name)
+    return _report_job(final)
+
+
+def _report_job(job: Any) -> int:
+    state = training_pb2.JobState.Name(job.state)
+    print(f"{job.name}: {state}, eps spent {job.progress.epsilon_spent:.3f}")
+    if job.error_message:
+        print(f"error: {job.error_message}", file=sys.stderr)
+    return 0 if job.state == training_pb2.JOB_STATE_SUCCEEDED else 1
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow a job until it ends."""
+    with _client(args) as client:
+        return _report_job(watch_job(client, args.job))
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Generate records and print them as JSON lines with provenance."""
+    with _client(args) as client:
+        for rec in client.generate(
+            args.model,
+            count=args.count,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+            label=args.label,
+        ):
+            p = rec.provenance
+            print(json.dumps({
+                "text": rec.text,
+                "label": rec.label or None,
+                "synthetic": p.synthetic,
+                "model": p.model,
+                "epsilon": round(p.epsilon, 4),
+                "delta": p.delta,
+            }, ensure_ascii=False))
+    return 0
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    """Print a dataset's budget (and ledger with --ledger)."""
+    with _client(args) as client:
+        b = client.get_budget(args.dataset)
+        print(f"{b.dataset}: cap eps={b.epsilon_cap:g} delta={b.delta:.3g}; spent "
+              f"{b.epsilon_spent:.4f}, reserved {b.epsilon_reserved:.4f}, remaining "
+              f"{b.epsilon_remaining:.4f} ({b.composition})")
+        if args.ledger:
+            for e in client.list_ledger_entries(args.dataset, page_size=500).entries:
+                print(f"  #{e.id} {e.create_time.ToDatetime():%Y-%m-%d %H:%M:%S} {e.kind:8} "
+                      f"eps={e.epsilon:.4f} delta={e.delta:.3g} {e.job} {e.note}")
+    return 0
+
+
+def _server_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise SystemExit(
+            f"this command needs the server components ({exc.name} is missing): "
+            "pip install 'privsynth[server]' (with torch==2.13.0 installed first)"
+        ) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGTERM."""
+    return int(_server_module("privsynth.server.main").serve_from_cli(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the end-to-end demo on an embedded server."""
+    return int(_server_module("privsynth.server.demo").run_demo(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used by tests for ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="privsynth",
+        description="Privacy-preserving synthetic text: scrub PII, train with DP, sample.",
+    )
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("PRIVSYNTH_TARGET", "127.0.0.1:50051"),
+        help="server address host:port (env PRIVSYNTH_TARGET; default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="deadline for unary calls, seconds"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("upload", help="upload a corpus (scrubbed by the server)",
+                       description="Upload a JSONL (text/label/user_id fields) or plain-text "
+                       "file (one record per line, .gz accepted). The server scrubs PII before "
+                       "storing anything.")
+    p.add_argument("file", help="corpus file: .jsonl, .jsonl.gz, .txt or .txt.gz")
+    p.add_argument("--name", default="", help="display name (default: file name)")
+    p.add_argument("--epsilon-cap", type=float, default=None, help="privacy budget cap")
+    p.add_argument("--delta", type=float, default=None, help="delta of the cap")
+    p.add_argument("--text-field", default="text", help="JSON field holding the text")
+    p.add_argument("--label-field", default="label", help="JSON field holding the label")
+    p.add_argument("--user-field", default="user_id", help="JSON field holding the user id")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("train", help="train a DP generator on a dataset",
+                       description="Reserve the target epsilon and train with DP-SGD; follows "
+                       "progress unless --no-watch.")
+    p.add_argument("dataset", help="dataset name, datasets/<id>")
+    p.add_argument("--epsilon", type=float, required=True, help="target epsilon (> 0)")
+    p.add_argument("--delta", type=float, default=None, help="delta (default: cap delta / 10)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
+    p.add_argument("--preset", default=None, help="model preset: tiny or small (default)")
+    p.add_argument("--no-watch", action="store_true", help="return after creating the job")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("watch", help="follow a training job", description="Follow a job "
+                       "with a progress bar until it ends.")
+    p.add_argument("job", help="job name, jobs/<id>")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("sample", help="generate synthetic records",
+                       description="Print synthetic records as JSON lines, each with its "
+                       "provenance (synthetic, model, epsilon, delta).")
+    p.add_argument("model", help="model name, models/<id>")
+    p.add_argument("-n", "--count", type=int, default=10, help="number of records")
+    p.add_argument("--temperature", type=float, default=None, help="in (0, 5], default 1")
+    p.add_argument("--top-p", type=float, default=None, help="in (0, 1], default 0.95")
+    p.add_argument("--max-tokens", type=int, default=None, help="default 64")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same records")
+    p.add_argument("--label", default=None, help="condition on this label")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("budget", help="show a dataset's privacy budget",
+                       description="Show cap, spent, reserved and remaining epsilon.")
+    p.add_argument("dataset", help="dataset name, datasets/<id>")
+    p.add_argument("--ledger", action="store_true", help="also list the ledger entries")
+    p.set_defaults(func=cmd_budget)
+
+    p = sub.add_parser("serve", help="run the server",
+                       description="Run the gRPC server. Settings come from PRIVSYNTH_* "
+                       "environment variables; these flags override them.")
+    p.add_argument("--host", default=None, help="bind address (PRIVSYNTH_HOST)")
+    p.add_argument("--port", type=int, default=None, help="gRPC port (PRIVSYNTH_GRPC_PORT)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="Prometheus port, -1 disables (PRIVSYNTH_METRICS_PORT)")
+    p.add_argument("--data-dir", default=None, help="data directory (PRIVSYNTH_DATA_DIR)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="run the end-to-end demo on an embedded server",
+                       description="Start an embedded server, upload the bundled fortunes "
+                       "sample, scrub it, train with DP at epsilon 8, sample 10 records.")
+    p.add_argument("--epsilon", type=float, default=8.0, help="target epsilon (default 8)")
+    p.add_argument("--records", type=int, default=2000, help="records to upload (max 2000)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs")
+    p.add_argument("--preset", default="small", help="model preset (default small)")
+    p.add_argument("--samples", type=int, default=10, help="records to generate")
+    p.add_argument("--data-dir", default=None, help="keep the demo's data here "
+                   "(default: a temporary directory)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``privsynth`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BudgetExhausted as exc:
+        print(f"error: {exc.message} (remaining epsilon {exc.epsilon_remaining:g})",
+              file=sys.stderr)
+        return 3
+    except PrivsynthClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for field, why in exc.field_violations.items():
+            print(f"  {field}: {why}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

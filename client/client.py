@@ -1,0 +1,330 @@
+"""The Python client: one class over the generated stubs, a deadline on every call.
+
+Errors surface as :class:`~privsynth.client.errors.PrivsynthClientError` with the status code
+and decoded details, never as raw ``grpc.RpcError``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import grpc
+
+from privsynth.client.errors import from_rpc_error
+from privsynth.client.pb import (
+    datasets_pb2,
+    datasets_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    training_pb2,
+    training_pb2_grpc,
+)
+
+__all__ = ["PrivsynthClient", "RecordIn"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+UPLOAD_BATCH = 256
+
+
+@dataclass(frozen=True)
+class RecordIn:
+    """A record to upload. ``text`` may be bytes (sent as-is) or str (UTF-8 encoded)."""
+
+    text: str | bytes
+    label: str = ""
+    user_id: str = ""
+
+
+def _translate(fn: Callable[P, T]) -> Callable[P, T]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    return wrapper
+
+
+def _translate_stream(fn: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        try:
+            yield from fn(*args, **kwargs)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    return wrapper
+
+
+class PrivsynthClient:
+    """Client of a privsynth server.
+
+    Args:
+        target: ``host:port`` of the server.
+        timeout: Deadline in seconds for unary calls.
+        stream_timeout: Deadline in seconds for uploads, watches and generation.
+        channel: An existing channel (tests, TLS); ``target`` is ignored then.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float = 30.0,
+        stream_timeout: float = 3600.0,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self._own_channel = channel is None
+        self.channel = channel or grpc.insecure_channel(
+            target, options=[("grpc.max_send_message_length", 32 * 1024 * 1024)]
+        )
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self.datasets = datasets_pb2_grpc.DatasetsStub(self.channel)
+        self.training = training_pb2_grpc.TrainingStub(self.channel)
+        self.models = models_pb2_grpc.ModelsStub(self.channel)
+        self.generation = generation_pb2_grpc.GenerationStub(self.channel)
+        self.privacy = privacy_pb2_grpc.PrivacyStub(self.channel)
+
+    def close(self) -> None:
+        """Close the channel if this client opened it."""
+        if self._own_channel:
+            self.channel.close()
+
+    def __enter__(self) -> PrivsynthClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_until_serving(self, timeout: float = 120.0) -> None:
+        """Block until the server's health check says SERVING.
+
+        Raises:
+            PrivsynthClientError: The server did not become ready in time.
+        """
+        import time
+
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as err:
+                if time.monotonic() > deadline:
+                    raise from_rpc_error(err) from None
+            if time.monotonic() > deadline:
+                from privsynth.client.errors import PrivsynthClientError
+
+                raise PrivsynthClientError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "server did not become ready in time"
+                )
+            time.sleep(0.5)
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    @_translate
+    def upload_dataset(
+        self,
+        records: Iterable[RecordIn],
+        *,
+        display_name: str = "",
+        epsilon_cap: float | None = None,
+        delta: float | None = None,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> datasets_pb2.Dataset:
+        """Stream records to the server, which scrubs and stores them.
+
+        Args:
+            records: The corpus; consumed lazily, so it may be a generator over a large file.
+            display_name: Human-readable name.
+            epsilon_cap: Budget cap (server default when None).
+            delta: δ of the cap (server default when None).
+            on_sent: Called with the running count of records sent (progress bars).
+        """
+        meta = datasets_pb2.DatasetMetadata(display_name=display_name)
+        if epsilon_cap is not None:
+            meta.epsilon_cap = epsilon_cap
+        if delta is not None:
+            meta.delta = delta
+
+        def requests() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+            yield datasets_pb2.UploadDatasetRequest(metadata=meta)
+            batch: list[datasets_pb2.Record] = []
+            sent = 0
+            for r in records:
+                text = r.text.encode("utf-8") if isinstance(r.text, str) else r.text
+                batch.append(datasets_pb2.Record(text=text, label=r.label, user_id=r.user_id))
+                if len(batch) >= UPLOAD_BATCH:
+                    yield datasets_pb2.UploadDatasetRequest(
+                        records=datasets_pb2.RecordBatch(records=batch)
+                    )
+                    sent += len(batch)
+                    batch = []
+                    if on_sent:
+                        on_sent(sent)
+            if batch:
+                yield datasets_pb2.UploadDatasetRequest(
+                    records=datasets_pb2.RecordBatch(records=batch)
+                )
+                if on_sent:
+                    on_sent(sent + len(batch))
+
+        result: datasets_pb2.Dataset = self.datasets.UploadDataset(
+            requests(), timeout=self.stream_timeout
+        )
+        return result
+
+    @_translate
+    def get_dataset(self, name: str) -> datasets_pb2.Dataset:
+        """One dataset by resource name."""
+        result: datasets_pb2.Dataset = self.datasets.GetDataset(
+            datasets_pb2.GetDatasetRequest(name=name), timeout=self.timeout
+        )
+        return result
+
+    @_translate
+    def list_datasets(self, *, page_size: int = 0, page_token: str = "") -> Any:
+        """One page of datasets."""
+        return self.datasets.ListDatasets(
+            datasets_pb2.ListDatasetsRequest(page_size=page_size, page_token=page_token),
+            timeout=self.timeout,
+        )
+
+    @_translate
+    def delete_dataset(self, name: str) -> None:
+        """Delete a dataset's scrubbed text (its ledger stays)."""
+        self.datasets.DeleteDataset(
+            datasets_pb2.DeleteDatasetRequest(name=name), timeout=self.timeout
+        )
+
+    # -- training ---------------------------------------------------------------------------
+
+    @_translate
+    def create_training_job(
+        self,
+        dataset: str,
+        *,
+        target_epsilon: float,
+        delta: float | None = None,
+        epochs: int | None = None,
+        preset: str = "",
+    ) -> training_pb2.TrainingJob:
+        """Reserve budget and start training a generator."""
+        req = training_pb2.CreateTrainingJobRequest(
+            dataset=dataset, target_epsilon=target_epsilon, preset=preset
+        )
+        if delta is not None:
+            req.delta = delta
+        if epochs is not None:
+            req.epochs = epochs
+        result: training_pb2.TrainingJob = self.training.CreateTrainingJob(
+            req, timeout=self.timeout
+        )
+        return result
+
+    @_translate
+    def get_training_job(self, name: str) -> training_pb2.TrainingJob:
+        """One job."""
+        result: training_pb2.TrainingJob = self.training.GetTrainingJob(
+            training_pb2.GetTrainingJobRequest(name=name), timeout=self.timeout
+        )
+        return result
+
+    @_translate
+    def list_training_jobs(self, *, dataset: str = "", page_size: int = 0) -> Any:
+        """One page of jobs."""
+        return self.training.ListTrainingJobs(
+            training_pb2.ListTrainingJobsRequest(dataset=dataset, page_size=page_size),
+            timeout=self.timeout,
+        )
+
+    @_translate
+    def cancel_training_job(self, name: str) -> training_pb2.TrainingJob:
+        """Ask a job to stop."""
+        result: training_pb2.TrainingJob = self.training.CancelTrainingJob(
+            training_pb2.CancelTrainingJobRequest(name=name), timeout=self.timeout
+        )
+        return result
+
+    @_translate_stream
+    def watch_training_job(self, name: str) -> Iterator[training_pb2.TrainingJob]:
+        """Job snapshots as it progresses, ending when it reaches a terminal state."""
+        for event in self.training.WatchTrainingJob(
+            training_pb2.WatchTrainingJobRequest(name=name), timeout=self.stream_timeout
+        ):
+            yield event.job
+
+    # -- models and generation --------------------------------------------------------------
+
+    @_translate
+    def get_model(self, name: str) -> models_pb2.Model:
+        """One model with its card."""
+        result: models_pb2.Model = self.models.GetModel(
+            models_pb2.GetModelRequest(name=name), timeout=self.timeout
+        )
+        return result
+
+    @_translate
+    def list_models(self, *, dataset: str = "", page_size: int = 0) -> Any:
+        """One page of models."""
+        return self.models.ListModels(
+            models_pb2.ListModelsRequest(dataset=dataset, page_size=page_size),
+            timeout=self.timeout,
+        )
+
+    @_translate_stream
+    def generate(
+        self,
+        model: str,
+        *,
+        count: int,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        seed: int = 0,
+        label: str | None = None,
+    ) -> Iterator[generation_pb2.SyntheticRecord]:
+        """Stream synthetic records, each with its provenance."""
+        req = generation_pb2.GenerateRequest(model=model, count=count, seed=seed)
+        if temperature is not None:
+            req.temperature = temperature
+        if top_p is not None:
+            req.top_p = top_p
+        if max_tokens is not None:
+            req.max_tokens = max_tokens
+        if label is not None:
+            req.label = label
+        yield from self.generation.Generate(req, timeout=self.stream_timeout)
+
+    # -- privacy ----------------------------------------------------------------------------
+
+    @_translate
+    def get_budget(self, dataset: str) -> privacy_pb2.Budget:
+        """The dataset's privacy budget."""
+        result: privacy_pb2.Budget = self.privacy.GetBudget(
+            privacy_pb2.GetBudgetRequest(dataset=dataset), timeout=self.timeout
+        )
+        return result
+
+    @_translate
+    def list_ledger_entries(self, dataset: str, *, page_size: int = 0) -> Any:
+        """One page of the dataset's ledger."""
+        return self.privacy.ListLedgerEntries(
+            privacy_pb2.ListLedgerEntriesRequest(dataset=dataset, page_size=page_size),
+            timeout=self.timeout,
+        )

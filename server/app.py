@@ -1,0 +1,191 @@
+"""Assemble and run the gRPC server: servicers, health, reflection, metrics, shutdown.
+
+Start-up order matters for probes: the port opens first with health NOT_SERVING, the scrubber
+(Presidio + spaCy) and the model code load in the background, and only then does health turn
+SERVING. On SIGTERM health goes NOT_SERVING first, so load balancers stop sending work, then
+``stop(grace)`` lets in-flight RPCs finish, then training workers stop (charging what they
+consumed).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from types import FrameType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from privsynth.client.pb import (
+    datasets_pb2,
+    datasets_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    training_pb2,
+    training_pb2_grpc,
+)
+from privsynth.server.config import Settings
+from privsynth.server.interceptors import ServerInterceptor
+from privsynth.server.jobs import JobRunner
+from privsynth.server.runtime import Runtime
+from privsynth.server.services.datasets import DatasetsServicer
+from privsynth.server.services.generation import GenerationServicer
+from privsynth.server.services.models import ModelsServicer
+from privsynth.server.services.privacy import PrivacyServicer
+from privsynth.server.services.training import TrainingServicer
+
+__all__ = ["PrivsynthServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    datasets_pb2.DESCRIPTOR.services_by_name["Datasets"].full_name,
+    training_pb2.DESCRIPTOR.services_by_name["Training"].full_name,
+    models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
+    generation_pb2.DESCRIPTOR.services_by_name["Generation"].full_name,
+    privacy_pb2.DESCRIPTOR.services_by_name["Privacy"].full_name,
+)
+
+
+def _warm_up_models() -> None:
+    """Import torch and Opacus and run one forward pass, so the first job does not pay it."""
+    import opacus  # noqa: F401  (import cost belongs to start-up)
+    import torch
+
+    from privsynth.models.tokenizer import load_tokenizer
+    from privsynth.models.transformer import TinyTransformerLM, get_preset
+
+    tok = load_tokenizer()
+    model = TinyTransformerLM(get_preset("tiny", vocab_size=tok.vocab_size))
+    with torch.inference_mode():
+        model(torch.tensor([[tok.bos_id]]))
+
+
+class PrivsynthServer:
+    """One server process: gRPC, health, metrics and training workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime = Runtime.create(settings)
+        self.runner = JobRunner(self.runtime)
+        self.health = health.HealthServicer()
+        self.grpc = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=settings.max_workers, thread_name_prefix="grpc"
+            ),
+            interceptors=[ServerInterceptor(self.runtime.metrics)],
+            options=[
+                ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        rt = self.runtime
+        datasets_pb2_grpc.add_DatasetsServicer_to_server(DatasetsServicer(rt), self.grpc)
+        training_pb2_grpc.add_TrainingServicer_to_server(
+            TrainingServicer(rt, self.runner), self.grpc
+        )
+        models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(rt), self.grpc)
+        generation_pb2_grpc.add_GenerationServicer_to_server(GenerationServicer(rt), self.grpc)
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(rt), self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
+        )
+        self.port = self.grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {settings.host}:{settings.grpc_port}")
+        self.metrics_port = -1
+        self._metrics_http: Any = None
+        self._loader: threading.Thread | None = None
+        self.load_error: BaseException | None = None
+        self._set_health(serving=False)
+
+    def _set_health(self, *, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, status)
+
+    def _load(self) -> None:
+        try:
+            self.runtime.scrubber.load()
+            _warm_up_models()
+        except BaseException as exc:
+            self.load_error = exc
+            log.error("start-up failed, stopping: %s", exc)
+            self.grpc.stop(0)
+            return
+        self.runtime.ready.set()
+        self.runtime.metrics.ready.set(1)
+        self._set_health(serving=True)
+        self.runner.recover()
+        log.info("privsynth ready on port %d", self.port)
+
+    def start(self) -> None:
+        """Open the ports; models load in the background and health turns SERVING after."""
+        if self.settings.metrics_port >= 0:
+            self._metrics_http, self.metrics_port = self.runtime.metrics.serve_http(
+                self.settings.host, self.settings.metrics_port
+            )
+        self.grpc.start()
+        log.info("privsynth listening on %s:%d (loading models)", self.settings.host, self.port)
+        self._loader = threading.Thread(target=self._load, name="loader", daemon=True)
+        self._loader.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until loading finished; True when the server is SERVING."""
+        if self._loader is not None:
+            self._loader.join(timeout)
+        return self.runtime.ready.is_set()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: NOT_SERVING, drain RPCs, stop workers, close the database."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        self.health.enter_graceful_shutdown()
+        self.grpc.stop(grace).wait()
+        self.runner.shutdown()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+        self.runtime.db.close()
+
+    def wait(self) -> None:
+        """Block until the gRPC server terminates."""
+        self.grpc.wait_for_termination()
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; returns a process exit code."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    server = PrivsynthServer(settings)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        log.info("signal %d: shutting down (grace %.0fs)", signum, settings.shutdown_grace_seconds)
+        threading.Thread(target=server.stop, name="shutdown").start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    print(f"privsynth serving gRPC on {settings.host}:{server.port}", flush=True)
+    if server.metrics_port >= 0:
+        print(f"metrics on http://{settings.host}:{server.metrics_port}/metrics", flush=True)
+    server.wait()
+    return 1 if server.load_error is not None else 0

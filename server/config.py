@@ -1,0 +1,62 @@
+"""Server configuration from ``PRIVSYNTH_*`` environment variables.
+
+One settings object, built once at start-up and passed down; nothing else reads the
+environment. The Helm chart's ConfigMap sets the same names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told at start-up.
+
+    Attributes:
+        data_dir: Artifacts (scrubbed shards, models) and the default SQLite database.
+        database_url: SQLAlchemy URL; defaults to ``sqlite:///{data_dir}/privsynth.db``.
+        host: Interface the gRPC server binds.
+        grpc_port: gRPC port; 0 picks a free port (tests).
+        metrics_port: Prometheus HTTP port; 0 picks a free port, -1 disables it.
+        log_level: Python logging level name.
+        shutdown_grace_seconds: How long in-flight RPCs may finish after SIGTERM.
+        max_workers: gRPC thread-pool size.
+        training_workers: Training jobs run at once in this process.
+        torch_threads: Intra-op threads for torch.
+        default_epsilon_cap: Budget cap of a dataset uploaded without one.
+        max_record_bytes: Largest accepted record, in UTF-8 bytes.
+        max_records: Largest accepted dataset, in records.
+        scrub_batch_size: Records per Presidio batch.
+        nlp_config: Presidio NLP engine YAML; defaults to the packaged ``conf/nlp.yaml``.
+        user_id_key: Secret for hashing user ids; generated into the data dir when unset.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PRIVSYNTH_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    metrics_port: int = Field(default=9090, ge=-1, le=65535)
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    max_workers: int = Field(default=16, ge=1)
+    training_workers: int = Field(default=1, ge=1)
+    torch_threads: int = Field(default=2, ge=1)
+    default_epsilon_cap: float = Field(default=10.0, gt=0)
+    max_record_bytes: int = Field(default=64 * 1024, ge=1)
+    max_records: int = Field(default=1_000_000, ge=1)
+    scrub_batch_size: int = Field(default=64, ge=1)
+    nlp_config: Path | None = None
+    user_id_key: str = ""
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir.resolve() / 'privsynth.db'}"
+        return self

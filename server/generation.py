@@ -1,0 +1,109 @@
+"""Generation: validate a sampling request, load the model (cached) and stream records.
+
+Everything here reads only the trained model, so it is post-processing of the DP release and
+spends no budget. Each record is tagged with the model's provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from privsynth.models.sampling import Sample, SamplingParams, load_model, sample
+from privsynth.models.tokenizer import load_tokenizer
+from privsynth.server.db import ModelRow
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from privsynth.server.runtime import Runtime
+
+__all__ = ["MAX_COUNT", "GenerationRequest", "ModelCache", "generate"]
+
+MAX_COUNT = 10_000
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A sampling request, defaults already applied."""
+
+    model_id: str
+    count: int
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int = 64
+    seed: int = 0
+    label: str | None = None
+
+    def validate(self) -> None:
+        """Check ranges.
+
+        Raises:
+            InvalidArgument: Naming the field.
+        """
+        if not (1 <= self.count <= MAX_COUNT):
+            raise InvalidArgument(f"count must lie in 1..{MAX_COUNT}", field="count")
+        if not (math.isfinite(self.temperature) and 0 < self.temperature <= 5):
+            raise InvalidArgument("temperature must lie in (0, 5]", field="temperature")
+        if not (0 < self.top_p <= 1):
+            raise InvalidArgument("top_p must lie in (0, 1]", field="top_p")
+        if self.max_tokens < 1:
+            raise InvalidArgument("max_tokens must be >= 1", field="max_tokens")
+        if self.label is not None and (len(self.label) > 100 or not self.label.strip()):
+            raise InvalidArgument("label must be 1..100 characters", field="label")
+
+
+class ModelCache:
+    """A small LRU of loaded generators, keyed by model id."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, runtime: Runtime, row: ModelRow) -> Any:
+        """The loaded model for ``row``, loading (and hash-checking) it on first use."""
+        with self._lock:
+            if row.id in self._items:
+                self._items.move_to_end(row.id)
+                return self._items[row.id]
+        weights = runtime.store.get(row.weights_path, sha256=row.weights_sha256)
+        model = load_model(weights, row.model_config)
+        with self._lock:
+            self._items[row.id] = model
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return model
+
+
+def generate(
+    runtime: Runtime, cache: ModelCache, request: GenerationRequest
+) -> tuple[ModelRow, Iterator[Sample]]:
+    """Check the request and the model, then return the model row and a record iterator.
+
+    Raises:
+        InvalidArgument: Bad parameters.
+        NotFound: Unknown model.
+        FailedPrecondition: The model is still training or its job failed.
+    """
+    runtime.require_ready()
+    request.validate()
+    with runtime.db.session() as s:
+        row = s.get(ModelRow, request.model_id)
+        if row is None:
+            raise NotFound(f"model 'models/{request.model_id}' not found")
+    if row.state == "TRAINING":
+        raise FailedPrecondition("model is still training; watch its job and retry when done")
+    if row.state != "READY":
+        raise FailedPrecondition("model has no weights: its training job did not succeed")
+    model = cache.get(runtime, row)
+    params = SamplingParams(
+        count=request.count,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_tokens,
+        seed=request.seed,
+        label=request.label,
+    )
+    return row, sample(model, load_tokenizer(), params)

@@ -1,0 +1,182 @@
+"""Dataset upload: validate, scrub in batches, store the scrubbed shard, record the dataset.
+
+Raw text exists only in memory while a batch is scrubbed; only scrubbed text is written. An
+upload is all-or-nothing: a bad record aborts it with an error naming the record's position
+(never its content) and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from privsynth.server.db import DatasetRow, new_id, utcnow
+from privsynth.server.errors import InvalidArgument
+from privsynth.server.runtime import Runtime
+
+__all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest"]
+
+MAX_LABEL_CHARS = 100
+MAX_USER_ID_CHARS = 200
+
+
+def default_delta(n: int) -> float:
+    """Default δ cap: ``min(1e-5, 1/(10 n))`` for ``n`` privacy units.
+
+    δ bounds the probability that the ε guarantee fails outright; at δ ≥ 1/n a mechanism that
+    publishes one random record in the clear would qualify, so δ must sit well below 1/n.
+    """
+    return min(1e-5, 1.0 / (10.0 * max(n, 1)))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Upload metadata."""
+
+    display_name: str
+    epsilon_cap: float | None = None
+    delta: float | None = None
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    """A record as received: raw bytes that must be UTF-8."""
+
+    text: bytes
+    label: str = ""
+    user_id: str = ""
+
+
+def _validate_spec(spec: DatasetSpec) -> None:
+    if len(spec.display_name) > 200:
+        raise InvalidArgument("display_name is over 200 characters", field="display_name")
+    if spec.epsilon_cap is not None and not (
+        math.isfinite(spec.epsilon_cap) and spec.epsilon_cap > 0
+    ):
+        raise InvalidArgument("epsilon_cap must be a number > 0", field="epsilon_cap")
+    if spec.delta is not None and not (0.0 < spec.delta < 1.0):
+        raise InvalidArgument("delta must lie in (0, 1)", field="delta")
+
+
+def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
+    if len(rec.text) > max_bytes:
+        raise InvalidArgument(
+            f"record {i}: text is {len(rec.text)} bytes, over the limit of {max_bytes}",
+            field=f"records[{i}].text",
+        )
+    try:
+        text = rec.text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument(
+            f"record {i}: text is not valid UTF-8", field=f"records[{i}].text"
+        ) from None
+    if not text.strip():
+        raise InvalidArgument(f"record {i}: text is empty", field=f"records[{i}].text")
+    if len(rec.label) > MAX_LABEL_CHARS or "\n" in rec.label:
+        raise InvalidArgument(
+            f"record {i}: label must be one line of at most {MAX_LABEL_CHARS} characters",
+            field=f"records[{i}].label",
+        )
+    if len(rec.user_id) > MAX_USER_ID_CHARS:
+        raise InvalidArgument(
+            f"record {i}: user_id is over {MAX_USER_ID_CHARS} characters",
+            field=f"records[{i}].user_id",
+        )
+    return text
+
+
+def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord]) -> DatasetRow:
+    """Scrub and store an uploaded corpus.
+
+    Args:
+        runtime: Server state (scrubber, store, database, metrics).
+        spec: Name and optional budget cap.
+        records: Records in upload order.
+
+    Returns:
+        The stored dataset.
+
+    Raises:
+        InvalidArgument: Bad metadata, a bad record (by position), or an empty corpus.
+    """
+    runtime.require_ready()
+    _validate_spec(spec)
+    settings = runtime.settings
+    scrubber = runtime.scrubber
+    metrics = runtime.metrics
+    lines: list[bytes] = []
+    totals: Counter[str] = Counter()
+    with_pii = 0
+    labelled = 0
+    users: set[str] = set()
+    pending: list[tuple[str, str, str]] = []
+
+    def flush() -> None:
+        nonlocal with_pii
+        if not pending:
+            return
+        started = time.perf_counter()
+        results = scrubber.scrub_batch([text for text, _, _ in pending])
+        metrics.scrub_seconds.observe(time.perf_counter() - started)
+        for (_, label, user), res in zip(pending, results, strict=True):
+            if res.entity_counts:
+                with_pii += 1
+                totals.update(res.entity_counts)
+            row = {"text": res.text, "label": label or None, "user": user or None}
+            lines.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        metrics.records_scrubbed.inc(len(pending))
+        pending.clear()
+
+    count = 0
+    for i, rec in enumerate(records):
+        if count >= settings.max_records:
+            raise InvalidArgument(
+                f"dataset has more than {settings.max_records} records", field="records"
+            )
+        text = _decode(i, rec, settings.max_record_bytes)
+        user = ""
+        if rec.user_id:
+            user = hmac.new(runtime.user_key, rec.user_id.encode(), hashlib.sha256).hexdigest()
+            users.add(user)
+        labelled += bool(rec.label)
+        pending.append((text, rec.label, user))
+        count += 1
+        if len(pending) >= settings.scrub_batch_size:
+            flush()
+    flush()
+    if count == 0:
+        raise InvalidArgument("the dataset is empty: upload at least one record", field="records")
+
+    for entity, n in totals.items():
+        metrics.pii_entities.labels(entity_type=entity).inc(n)
+    path, digest = runtime.store.put("shards", b"\n".join(lines) + b"\n", suffix=".jsonl")
+    report = {
+        "records_scrubbed": count,
+        "records_with_pii": with_pii,
+        "entity_counts": dict(sorted(totals.items())),
+        "analyzer": scrubber.description,
+        "strategy": scrubber.strategy,
+    }
+    row = DatasetRow(
+        id=new_id(),
+        display_name=spec.display_name,
+        created_at=utcnow(),
+        record_count=count,
+        labelled_count=labelled,
+        user_count=len(users),
+        privacy_unit="record",
+        epsilon_cap=spec.epsilon_cap or settings.default_epsilon_cap,
+        delta=spec.delta if spec.delta is not None else default_delta(count),
+        shard_path=path,
+        content_sha256=digest,
+        scrub_report=report,
+    )
+    with runtime.db.session() as s:
+        s.add(row)
+    return row

@@ -1,0 +1,188 @@
+"""The one place where exceptions become gRPC statuses, plus standard gRPC server metrics.
+
+Domain code raises :class:`~privsynth.server.errors.PrivsynthError` subclasses; this interceptor
+turns them into statuses with ``google.rpc`` rich details (``BadRequest`` field violations,
+``QuotaFailure``/``ErrorInfo`` with the remaining budget). Any other exception becomes INTERNAL
+with an opaque reference: its message may hold input text, so it is neither returned nor logged,
+only its type and where it happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from privsynth.server.errors import InvalidArgument, PrivsynthError, ResourceExhausted
+from privsynth.server.metrics import Metrics
+
+__all__ = ["ServerInterceptor", "to_status"]
+
+log = logging.getLogger(__name__)
+_DOMAIN = "privsynth.v1"
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status(exc: PrivsynthError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` for a domain error, with rich details."""
+    status = status_pb2.Status(code=exc.code.value[0], message=exc.message)
+    info = error_details_pb2.ErrorInfo(reason=type(exc).__name__.upper(), domain=_DOMAIN)
+    if isinstance(exc, InvalidArgument) and exc.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=exc.field, description=exc.message
+        )
+        status.details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(exc, ResourceExhausted):
+        info.metadata["epsilon_remaining"] = f"{exc.remaining:.6g}"
+        status.details.append(
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject="privacy_budget", description=exc.message
+                        )
+                    ]
+                )
+            )
+        )
+    status.details.append(_pack(info))
+    return status
+
+
+def _internal(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
+    ref = uuid.uuid4().hex[:12]
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    site = f"{where[0].filename}:{where[0].lineno}" if where else "?"
+    log.error("internal error ref=%s in %s: %s at %s", ref, method, type(exc).__name__, site)
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL, message=f"internal error (reference {ref}); see server logs"
+    )
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+def _split(method: str) -> tuple[str, str]:
+    _, service, name = method.split("/", 2) if method.count("/") == 2 else ("", "?", method)
+    return service, name
+
+
+class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Maps exceptions to statuses and records ``grpc_server_*`` metrics for every RPC."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """Wrap the handler's behaviour, whichever of the four RPC shapes it has."""
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        service, name = _split(method)
+        if handler.unary_unary:
+            kind, factory, behavior = "unary", grpc.unary_unary_rpc_method_handler, handler.unary_unary
+        elif handler.unary_stream:
+            kind, factory, behavior = (
+                "server_stream",
+                grpc.unary_stream_rpc_method_handler,
+                handler.unary_stream,
+            )
+        elif handler.stream_unary:
+            kind, factory, behavior = (
+                "client_stream",
+                grpc.stream_unary_rpc_method_handler,
+                handler.stream_unary,
+            )
+        else:
+            kind, factory, behavior = "bidi_stream", grpc.stream_stream_rpc_method_handler, handler.stream_stream
+        labels = {"grpc_type": kind, "grpc_service": service, "grpc_method": name}
+        streams_out = kind in {"server_stream", "bidi_stream"}
+        streams_in = kind in {"client_stream", "bidi_stream"}
+        m = self.metrics
+
+        def count_in(iterator: Iterator[Any]) -> Iterator[Any]:
+            for item in iterator:
+                m.grpc_msg_received.labels(**labels).inc()
+                yield item
+
+        def done(code: grpc.StatusCode, started: float) -> None:
+            m.grpc_handled.labels(**labels, grpc_code=code.name).inc()
+            m.grpc_seconds.labels(**labels).observe(time.perf_counter() - started)
+
+        def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            m.grpc_started.labels(**labels).inc()
+            if streams_in:
+                request = count_in(request)
+            else:
+                m.grpc_msg_received.labels(**labels).inc()
+            code = grpc.StatusCode.OK
+            try:
+                response = behavior(request, context)
+                m.grpc_msg_sent.labels(**labels).inc()
+                return response
+            except PrivsynthError as exc:
+                code = exc.code
+                context.abort_with_status(rpc_status.to_status(to_status(exc)))
+            except Exception as exc:
+                code = _code_of(context, exc)
+                if code is grpc.StatusCode.INTERNAL:
+                    _internal(context, exc, method)
+                raise
+            finally:
+                done(code, started)
+
+        def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            started = time.perf_counter()
+            m.grpc_started.labels(**labels).inc()
+            if streams_in:
+                request = count_in(request)
+            else:
+                m.grpc_msg_received.labels(**labels).inc()
+            code = grpc.StatusCode.OK
+            try:
+                for response in behavior(request, context):
+                    m.grpc_msg_sent.labels(**labels).inc()
+                    yield response
+                if not context.is_active():
+                    code = grpc.StatusCode.CANCELLED
+            except PrivsynthError as exc:
+                code = exc.code
+                context.abort_with_status(rpc_status.to_status(to_status(exc)))
+            except Exception as exc:
+                code = _code_of(context, exc)
+                if code is grpc.StatusCode.INTERNAL:
+                    _internal(context, exc, method)
+                raise
+            finally:
+                done(code, started)
+
+        return factory(
+            stream_response if streams_out else unary_response,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _code_of(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
+    """Status of an exception raised by ``context.abort`` itself, else INTERNAL."""
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
+        return code
+    return grpc.StatusCode.INTERNAL

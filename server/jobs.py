@@ -1,0 +1,409 @@
+"""Training jobs: create (reserving budget), run in background workers, cancel, recover.
+
+A job is a database row, so it outlives the request that created it and the client that
+watches it. Workers are threads of the server process (torch releases the GIL in its kernels);
+each job charges the ledger exactly once when it ends, whatever the ending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+
+from privsynth.models.dp_train import (
+    MIN_RECORDS,
+    DPConfig,
+    Example,
+    Progress,
+    TrainingConfigError,
+    TrainingInterrupted,
+    train_dp,
+)
+from privsynth.models.tokenizer import load_tokenizer
+from privsynth.models.transformer import PRESETS
+from privsynth.server import ledger
+from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from privsynth.server.runtime import Runtime
+
+__all__ = ["TERMINAL_STATES", "JobRunner", "JobSpec"]
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+DEFAULT_EPOCHS = 3
+DEFAULT_PRESET = "small"
+MAX_EPOCHS = 1000
+
+
+class JobSpec:
+    """A validated training request (keyword-only privacy parameters)."""
+
+    def __init__(
+        self,
+        *,
+        dataset_id: str,
+        target_epsilon: float,
+        delta: float | None = None,
+        epochs: int | None = None,
+        preset: str = "",
+    ) -> None:
+        if not (math.isfinite(target_epsilon) and target_epsilon > 0):
+            raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
+        if delta is not None and not (0.0 < delta < 1.0):
+            raise InvalidArgument("delta must lie in (0, 1)", field="delta")
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+        if not (0 < epochs <= MAX_EPOCHS):
+            raise InvalidArgument(f"epochs must lie in 1..{MAX_EPOCHS}", field="epochs")
+        preset = preset or DEFAULT_PRESET
+        if preset not in PRESETS:
+            raise InvalidArgument(
+                f"unknown preset; choose one of {', '.join(sorted(PRESETS))}", field="preset"
+            )
+        self.dataset_id = dataset_id
+        self.target_epsilon = target_epsilon
+        self.delta = delta
+        self.epochs = epochs
+        self.preset = preset
+
+
+def _live_dataset(runtime: Runtime, dataset_id: str) -> DatasetRow:
+    with runtime.db.session() as s:
+        row = s.get(DatasetRow, dataset_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"dataset 'datasets/{dataset_id}' not found")
+        return row
+
+
+class JobRunner:
+    """Owns the worker pool that trains queued jobs."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._pool = ThreadPoolExecutor(
+            max_workers=runtime.settings.training_workers, thread_name_prefix="train"
+        )
+        self._cancel: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def create(self, spec: JobSpec, *, actor: str = "anonymous") -> JobRow:
+        """Create a job, reserving its ε before any data is read.
+
+        Raises:
+            NotFound: Unknown dataset.
+            InvalidArgument: Parameters that cannot give a guarantee (e.g. δ ≥ 1/n).
+            FailedPrecondition: Dataset too small to train with DP.
+            ResourceExhausted: Over budget; nothing is reserved.
+        """
+        dataset = _live_dataset(self.runtime, spec.dataset_id)
+        # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
+        # jobs fit under basic composition of δ.
+        delta = spec.delta if spec.delta is not None else dataset.delta / 10.0
+        config = DPConfig(
+            target_epsilon=spec.target_epsilon,
+            target_delta=delta,
+            epochs=spec.epochs,
+            preset=spec.preset,
+        )
+        try:
+            config.validate(dataset.record_count)
+        except TrainingConfigError as exc:
+            if exc.field == "dataset":
+                raise FailedPrecondition(
+                    f"dataset has {dataset.record_count} records; DP training needs at least "
+                    f"{MIN_RECORDS}"
+                ) from None
+            raise InvalidArgument(str(exc), field=exc.field) from None
+        job_id, model_id = new_id(), new_id()
+        now = utcnow()
+        job = JobRow(
+            id=job_id,
+            dataset_id=dataset.id,
+            model_id=model_id,
+            state="QUEUED",
+            target_epsilon=spec.target_epsilon,
+            delta=delta,
+            epochs=spec.epochs,
+            preset=spec.preset,
+            created_at=now,
+            step=0,
+            total_steps=0,
+            loss=0.0,
+            epsilon_spent=0.0,
+            elapsed_seconds=0.0,
+            cancel_requested=False,
+            error_message="",
+        )
+        try:
+            with self.runtime.db.session() as s:
+                ledger.reserve(
+                    s,
+                    dataset.id,
+                    job_id=job_id,
+                    epsilon=spec.target_epsilon,
+                    delta=delta,
+                    actor=actor,
+                )
+                s.add(job)
+                s.add(
+                    ModelRow(
+                        id=model_id,
+                        dataset_id=dataset.id,
+                        job_id=job_id,
+                        state="TRAINING",
+                        created_at=now,
+                        card={},
+                        model_config={},
+                        weights_path="",
+                        weights_sha256="",
+                    )
+                )
+        except Exception:
+            self.runtime.metrics.budget_refusals.inc()
+            raise
+        self.submit(job_id)
+        return job
+
+    def cancel(self, job_id: str) -> JobRow:
+        """Ask a job to stop; a running job is charged what it consumed.
+
+        Raises:
+            NotFound: Unknown job.
+        """
+        with self.runtime.db.session() as s:
+            job = s.get(JobRow, job_id)
+            if job is None:
+                raise NotFound(f"job 'jobs/{job_id}' not found")
+            if job.state not in TERMINAL_STATES:
+                job.cancel_requested = True
+        with self._lock:
+            event = self._cancel.get(job_id)
+        if event is not None:
+            event.set()
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRow:
+        """The job's current row.
+
+        Raises:
+            NotFound: Unknown job.
+        """
+        with self.runtime.db.session() as s:
+            job = s.get(JobRow, job_id)
+            if job is None:
+                raise NotFound(f"job 'jobs/{job_id}' not found")
+            return job
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def submit(self, job_id: str) -> None:
+        """Queue a job for a worker thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._cancel[job_id] = threading.Event()
+        self._pool.submit(self._run_safely, job_id)
+
+    def recover(self) -> None:
+        """Resume after a restart: requeue QUEUED jobs; charge and fail jobs cut off mid-run.
+
+        A job that was RUNNING when the process died may have taken noisy steps after its last
+        progress report, so it is charged its full reservation (the safe upper bound).
+        """
+        with self.runtime.db.session() as s:
+            stale = s.execute(select(JobRow).where(JobRow.state == "RUNNING")).scalars().all()
+            for job in stale:
+                self._finish(
+                    s,
+                    job,
+                    state="FAILED",
+                    epsilon=job.target_epsilon,
+                    note="server stopped during training; charged the full reservation",
+                    error="server stopped during training",
+                )
+            queued = s.execute(select(JobRow.id).where(JobRow.state == "QUEUED")).scalars().all()
+        for job_id in queued:
+            self.submit(job_id)
+
+    def shutdown(self) -> None:
+        """Stop running jobs (charging what they consumed) and wait for the workers."""
+        with self._lock:
+            self._closed = True
+            events = list(self._cancel.values())
+        for event in events:
+            event.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_safely(self, job_id: str) -> None:
+        try:
+            self._run(job_id)
+        except Exception as exc:  # never let a worker die silently
+            log.error("training job %s crashed: %s", job_id, type(exc).__name__)
+        finally:
+            with self._lock:
+                self._cancel.pop(job_id, None)
+
+    def _should_stop(self, job_id: str) -> object:
+        event = self._cancel.get(job_id) or threading.Event()
+        last_db_check = [time.monotonic()]
+
+        def should_stop() -> bool:
+            if event.is_set():
+                return True
+            now = time.monotonic()
+            if now - last_db_check[0] > 2.0:  # a cancel may come from another replica
+                last_db_check[0] = now
+                with self.runtime.db.session() as s:
+                    job = s.get(JobRow, job_id)
+                    if job is not None and job.cancel_requested:
+                        event.set()
+            return event.is_set()
+
+        return should_stop
+
+    def _run(self, job_id: str) -> None:
+        runtime = self.runtime
+        with runtime.db.session() as s:
+            job = s.get(JobRow, job_id)
+            if job is None or job.state != "QUEUED":
+                return
+            if job.cancel_requested:
+                self._finish(s, job, state="CANCELLED", epsilon=0.0, note="cancelled before start")
+                return
+            dataset = s.get(DatasetRow, job.dataset_id)
+            job.state = "RUNNING"
+            job.started_at = utcnow()
+        assert dataset is not None
+        examples = self._load_examples(dataset)
+        config = DPConfig(
+            target_epsilon=job.target_epsilon,
+            target_delta=job.delta,
+            epochs=job.epochs,
+            preset=job.preset,
+        )
+
+        def on_progress(p: Progress) -> None:
+            runtime.metrics.training_steps.inc(max(0, p.step - on_progress.last_step))  # type: ignore[attr-defined]
+            on_progress.last_step = p.step  # type: ignore[attr-defined]
+            with runtime.db.session() as s:
+                row = s.get(JobRow, job_id)
+                if row is not None:
+                    row.step, row.total_steps = p.step, p.total_steps
+                    row.loss = p.loss if math.isfinite(p.loss) else 0.0
+                    row.epsilon_spent, row.elapsed_seconds = p.epsilon, p.elapsed_s
+
+        on_progress.last_step = 0  # type: ignore[attr-defined]
+        should_stop = self._should_stop(job_id)
+        try:
+            import torch
+
+            torch.set_num_threads(runtime.settings.torch_threads)
+            result = train_dp(
+                examples,
+                config=config,
+                tokenizer=load_tokenizer(),
+                on_progress=on_progress,
+                should_stop=should_stop,  # type: ignore[arg-type]
+            )
+        except TrainingInterrupted as exc:
+            state = "CANCELLED" if exc.cancelled else "FAILED"
+            error = "" if exc.cancelled else f"training failed: {type(exc.__cause__).__name__}"
+            if exc.__cause__ is not None:
+                log.error("job %s failed: %s", job_id, type(exc.__cause__).__name__)
+            with runtime.db.session() as s:
+                row = s.get(JobRow, job_id)
+                assert row is not None
+                row.step, row.epsilon_spent = exc.steps, exc.epsilon_spent
+                self._finish(
+                    s,
+                    row,
+                    state=state,
+                    epsilon=exc.epsilon_spent,
+                    note=f"{state.lower()} after {exc.steps} steps; charged the accountant's ε",
+                    error=error,
+                )
+            return
+        except Exception as exc:  # before the first noisy step: nothing was consumed
+            log.error("job %s failed before training: %s", job_id, type(exc).__name__)
+            with runtime.db.session() as s:
+                row = s.get(JobRow, job_id)
+                assert row is not None
+                self._finish(
+                    s,
+                    row,
+                    state="FAILED",
+                    epsilon=0.0,
+                    note="failed before any training step; nothing consumed",
+                    error=f"training could not start: {type(exc).__name__}",
+                )
+            return
+        path, digest = runtime.store.put("models", result.weights, suffix=".pt")
+        card = dict(result.card)
+        card["dataset"] = f"datasets/{dataset.id}"
+        card["privacy_unit"] = dataset.privacy_unit
+        with runtime.db.session() as s:
+            row = s.get(JobRow, job_id)
+            model = s.get(ModelRow, job.model_id)
+            assert row is not None and model is not None
+            model.state, model.card, model.model_config = "READY", card, result.model_config
+            model.weights_path, model.weights_sha256 = path, digest
+            row.epsilon_spent = result.epsilon_spent
+            row.step = row.total_steps = int(card["steps"])
+            self._finish(
+                s,
+                row,
+                state="SUCCEEDED",
+                epsilon=result.epsilon_spent,
+                note=f"trained {card['steps']} steps; accountant {card['accountant']}",
+            )
+
+    def _load_examples(self, dataset: DatasetRow) -> list[Example]:
+        data = self.runtime.store.get(dataset.shard_path, sha256=dataset.content_sha256)
+        examples = []
+        for line in data.splitlines():
+            if line.strip():
+                obj = json.loads(line)
+                examples.append(Example(text=obj["text"], label=obj.get("label")))
+        return examples
+
+    def _finish(
+        self,
+        session: object,
+        job: JobRow,
+        *,
+        state: str,
+        epsilon: float,
+        note: str,
+        error: str = "",
+    ) -> None:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(session, Session)
+        job.state = state
+        job.ended_at = utcnow()
+        job.error_message = error
+        if state != "SUCCEEDED":
+            model = session.get(ModelRow, job.model_id)
+            if model is not None:
+                model.state = "FAILED"
+        ledger.commit(
+            session,
+            job.dataset_id,
+            job_id=job.id,
+            epsilon_spent=epsilon,
+            delta=job.delta,
+            reserved_epsilon=job.target_epsilon,
+            reserved_delta=job.delta,
+            note=note,
+        )
+        self.runtime.metrics.training_jobs.labels(state=state.lower()).inc()
+        self.runtime.metrics.epsilon_committed.inc(epsilon)

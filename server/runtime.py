@@ -1,0 +1,70 @@
+"""The long-lived objects one server process shares: settings, database, store, scrubber."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from privsynth.server.config import Settings
+from privsynth.server.db import Database
+from privsynth.server.errors import Unavailable
+from privsynth.server.metrics import Metrics
+from privsynth.server.scrubber import Scrubber
+from privsynth.server.storage import ArtifactStore
+
+__all__ = ["Runtime"]
+
+
+def _user_id_key(settings: Settings) -> bytes:
+    """The secret for hashing user ids: configured, or generated once into the data dir."""
+    if settings.user_id_key:
+        return settings.user_id_key.encode()
+    path = Path(settings.data_dir) / "secrets" / "user_id.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+@dataclass
+class Runtime:
+    """Shared state, built once at start-up and handed to servicers and workers."""
+
+    settings: Settings
+    db: Database
+    store: ArtifactStore
+    scrubber: Scrubber
+    metrics: Metrics
+    user_key: bytes
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Runtime:
+        """Open the database (migrating it) and the artifact store."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        db.migrate()
+        return cls(
+            settings=settings,
+            db=db,
+            store=ArtifactStore(settings.data_dir / "artifacts"),
+            scrubber=Scrubber(
+                nlp_config=settings.nlp_config, batch_size=settings.scrub_batch_size
+            ),
+            metrics=Metrics(),
+            user_key=_user_id_key(settings),
+        )
+
+    def require_ready(self) -> None:
+        """Refuse work until the scrubber and model code are loaded.
+
+        Raises:
+            Unavailable: Still starting.
+        """
+        if not self.ready.is_set():
+            raise Unavailable("server is starting: models are still loading, retry shortly")

@@ -1,0 +1,152 @@
+"""Database rows to protobuf messages (one function per resource)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from privsynth.client.pb import datasets_pb2, models_pb2, privacy_pb2, training_pb2
+from privsynth.server.db import DatasetRow, JobRow, LedgerRow, ModelRow
+from privsynth.server.ledger import COMPOSITION, BudgetView
+
+__all__ = ["budget_pb", "dataset_pb", "job_pb", "ledger_pb", "model_pb", "timestamp"]
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    """Protobuf timestamp of an aware datetime (None stays None)."""
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def dataset_pb(row: DatasetRow) -> datasets_pb2.Dataset:
+    """The public view of a dataset: counts and budget, never text."""
+    rep = row.scrub_report
+    return datasets_pb2.Dataset(
+        name=f"datasets/{row.id}",
+        display_name=row.display_name,
+        create_time=timestamp(row.created_at),
+        record_count=row.record_count,
+        labelled_count=row.labelled_count,
+        user_count=row.user_count,
+        privacy_unit=row.privacy_unit,
+        epsilon_cap=row.epsilon_cap,
+        delta=row.delta,
+        content_sha256=row.content_sha256,
+        scrub_report=datasets_pb2.ScrubReport(
+            records_scrubbed=int(rep.get("records_scrubbed", 0)),
+            records_with_pii=int(rep.get("records_with_pii", 0)),
+            entity_counts={str(k): int(v) for k, v in rep.get("entity_counts", {}).items()},
+            analyzer=str(rep.get("analyzer", "")),
+            strategy=str(rep.get("strategy", "")),
+        ),
+    )
+
+
+_JOB_STATES = {
+    "QUEUED": training_pb2.JOB_STATE_QUEUED,
+    "RUNNING": training_pb2.JOB_STATE_RUNNING,
+    "SUCCEEDED": training_pb2.JOB_STATE_SUCCEEDED,
+    "FAILED": training_pb2.JOB_STATE_FAILED,
+    "CANCELLED": training_pb2.JOB_STATE_CANCELLED,
+}
+
+
+def job_pb(row: JobRow) -> training_pb2.TrainingJob:
+    """A training job with its latest progress and a simple ETA."""
+    eta = 0.0
+    if row.state == "RUNNING" and 0 < row.step < row.total_steps:
+        eta = row.elapsed_seconds / row.step * (row.total_steps - row.step)
+    return training_pb2.TrainingJob(
+        name=f"jobs/{row.id}",
+        dataset=f"datasets/{row.dataset_id}",
+        state=_JOB_STATES.get(row.state, training_pb2.JOB_STATE_UNSPECIFIED),
+        target_epsilon=row.target_epsilon,
+        delta=row.delta,
+        epochs=row.epochs,
+        preset=row.preset,
+        model=f"models/{row.model_id}",
+        progress=training_pb2.TrainingProgress(
+            step=row.step,
+            total_steps=row.total_steps,
+            loss=row.loss,
+            epsilon_spent=row.epsilon_spent,
+            elapsed_seconds=row.elapsed_seconds,
+            eta_seconds=eta,
+        ),
+        create_time=timestamp(row.created_at),
+        start_time=timestamp(row.started_at),
+        end_time=timestamp(row.ended_at),
+        error_message=row.error_message,
+    )
+
+
+_MODEL_STATES = {
+    "TRAINING": models_pb2.MODEL_STATE_TRAINING,
+    "READY": models_pb2.MODEL_STATE_READY,
+    "FAILED": models_pb2.MODEL_STATE_FAILED,
+}
+
+
+def model_pb(row: ModelRow) -> models_pb2.Model:
+    """A model with its card (empty until training succeeds)."""
+    c = row.card
+    card = models_pb2.ModelCard(
+        epsilon=float(c.get("epsilon", 0.0)),
+        delta=float(c.get("delta", 0.0)),
+        accountant=str(c.get("accountant", "")),
+        noise_multiplier=float(c.get("noise_multiplier", 0.0)),
+        sample_rate=float(c.get("sample_rate", 0.0)),
+        max_grad_norm=float(c.get("max_grad_norm", 0.0)),
+        steps=int(c.get("steps", 0)),
+        epochs=int(c.get("epochs", 0)),
+        dataset=str(c.get("dataset", f"datasets/{row.dataset_id}")),
+        privacy_unit=str(c.get("privacy_unit", "")),
+        preset=str(c.get("preset", "")),
+        parameters=int(c.get("parameters", 0)),
+        tokenizer_provenance={str(k): str(v) for k, v in c.get("tokenizer", {}).items()},
+        label_conditioning=bool(c.get("label_conditioning", False)),
+        grad_sample_mode=str(c.get("grad_sample_mode", "")),
+        target_epsilon=float(c.get("target_epsilon", 0.0)),
+        expected_batch_size=int(c.get("expected_batch_size", 0)),
+        secure_rng=bool(c.get("secure_rng", False)),
+    )
+    return models_pb2.Model(
+        name=f"models/{row.id}",
+        dataset=f"datasets/{row.dataset_id}",
+        job=f"jobs/{row.job_id}",
+        state=_MODEL_STATES.get(row.state, models_pb2.MODEL_STATE_UNSPECIFIED),
+        card=card,
+        create_time=timestamp(row.created_at),
+    )
+
+
+def budget_pb(view: BudgetView) -> privacy_pb2.Budget:
+    """A dataset's budget, naming the composition method."""
+    return privacy_pb2.Budget(
+        dataset=f"datasets/{view.dataset_id}",
+        epsilon_cap=view.epsilon_cap,
+        delta=view.delta_cap,
+        epsilon_spent=view.epsilon_spent,
+        epsilon_reserved=view.epsilon_reserved,
+        epsilon_remaining=view.epsilon_remaining,
+        composition=COMPOSITION,
+    )
+
+
+def ledger_pb(row: LedgerRow) -> privacy_pb2.LedgerEntry:
+    """One ledger entry."""
+    return privacy_pb2.LedgerEntry(
+        id=row.id,
+        dataset=f"datasets/{row.dataset_id}",
+        job=f"jobs/{row.job_id}" if row.job_id else "",
+        kind=row.kind,
+        epsilon=row.epsilon,
+        delta=row.delta,
+        create_time=timestamp(row.created_at),
+        actor=row.actor,
+        note=row.note,
+    )

@@ -1,0 +1,110 @@
+"""Datasets servicer: thin translation between protobuf and :mod:`privsynth.server.ingest`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from sqlalchemy import select
+
+from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
+from privsynth.server.db import DatasetRow, utcnow
+from privsynth.server.errors import InvalidArgument, NotFound
+from privsynth.server.ingest import DatasetSpec, IncomingRecord, ingest
+from privsynth.server.names import parse_name
+from privsynth.server.runtime import Runtime
+from privsynth.server.services.convert import dataset_pb
+from privsynth.server.services.paging import next_token, page_bounds
+
+__all__ = ["DatasetsServicer", "get_live_dataset"]
+
+
+def get_live_dataset(runtime: Runtime, name: str, *, field: str = "name") -> DatasetRow:
+    """The dataset named ``name``, unless missing or deleted.
+
+    Raises:
+        InvalidArgument: Malformed name.
+        NotFound: No such dataset.
+    """
+    dataset_id = parse_name("datasets", name, field=field)
+    with runtime.db.session() as s:
+        row = s.get(DatasetRow, dataset_id)
+    if row is None or row.deleted_at is not None:
+        raise NotFound(f"dataset '{name}' not found")
+    return row
+
+
+class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
+    """privsynth.v1.Datasets."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def UploadDataset(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: Iterator[datasets_pb2.UploadDatasetRequest],
+        context: grpc.ServicerContext,
+    ) -> datasets_pb2.Dataset:
+        """Scrub and store a streamed corpus."""
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise InvalidArgument(
+                "the first upload message must carry metadata", field="metadata"
+            )
+        meta = first.metadata
+        spec = DatasetSpec(
+            display_name=meta.display_name,
+            epsilon_cap=meta.epsilon_cap if meta.HasField("epsilon_cap") else None,
+            delta=meta.delta if meta.HasField("delta") else None,
+        )
+
+        def records() -> Iterator[IncomingRecord]:
+            for msg in request_iterator:
+                if msg.WhichOneof("payload") != "records":
+                    raise InvalidArgument(
+                        "metadata may only be sent in the first message", field="metadata"
+                    )
+                for r in msg.records.records:
+                    yield IncomingRecord(text=r.text, label=r.label, user_id=r.user_id)
+
+        return dataset_pb(ingest(self.runtime, spec, records()))
+
+    def GetDataset(  # noqa: N802
+        self, request: datasets_pb2.GetDatasetRequest, context: grpc.ServicerContext
+    ) -> datasets_pb2.Dataset:
+        """One dataset."""
+        return dataset_pb(get_live_dataset(self.runtime, request.name))
+
+    def ListDatasets(  # noqa: N802
+        self, request: datasets_pb2.ListDatasetsRequest, context: grpc.ServicerContext
+    ) -> datasets_pb2.ListDatasetsResponse:
+        """Datasets, newest first."""
+        offset, limit = page_bounds(request.page_size, request.page_token)
+        with self.runtime.db.session() as s:
+            rows = (
+                s.execute(
+                    select(DatasetRow)
+                    .where(DatasetRow.deleted_at.is_(None))
+                    .order_by(DatasetRow.created_at.desc(), DatasetRow.id)
+                    .offset(offset)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+        return datasets_pb2.ListDatasetsResponse(
+            datasets=[dataset_pb(r) for r in rows],
+            next_page_token=next_token(offset, limit, len(rows)),
+        )
+
+    def DeleteDataset(  # noqa: N802
+        self, request: datasets_pb2.DeleteDatasetRequest, context: grpc.ServicerContext
+    ) -> datasets_pb2.DeleteDatasetResponse:
+        """Delete the scrubbed text; the row and its ledger stay for the audit trail."""
+        row = get_live_dataset(self.runtime, request.name)
+        with self.runtime.db.session() as s:
+            live = s.get(DatasetRow, row.id)
+            assert live is not None
+            live.deleted_at = utcnow()
+        self.runtime.store.delete(row.shard_path)
+        return datasets_pb2.DeleteDatasetResponse()

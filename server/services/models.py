@@ -1,0 +1,50 @@
+"""Models servicer: model resources and their cards."""
+
+from __future__ import annotations
+
+import grpc
+from sqlalchemy import select
+
+from privsynth.client.pb import models_pb2, models_pb2_grpc
+from privsynth.server.db import ModelRow
+from privsynth.server.errors import NotFound
+from privsynth.server.names import parse_name
+from privsynth.server.runtime import Runtime
+from privsynth.server.services.convert import model_pb
+from privsynth.server.services.paging import next_token, page_bounds
+
+__all__ = ["ModelsServicer"]
+
+
+class ModelsServicer(models_pb2_grpc.ModelsServicer):
+    """privsynth.v1.Models."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def GetModel(  # noqa: N802
+        self, request: models_pb2.GetModelRequest, context: grpc.ServicerContext
+    ) -> models_pb2.Model:
+        """One model with its card."""
+        model_id = parse_name("models", request.name, field="name")
+        with self.runtime.db.session() as s:
+            row = s.get(ModelRow, model_id)
+        if row is None:
+            raise NotFound(f"model '{request.name}' not found")
+        return model_pb(row)
+
+    def ListModels(  # noqa: N802
+        self, request: models_pb2.ListModelsRequest, context: grpc.ServicerContext
+    ) -> models_pb2.ListModelsResponse:
+        """Models, newest first, optionally of one dataset."""
+        offset, limit = page_bounds(request.page_size, request.page_token)
+        query = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+        if request.dataset:
+            query = query.where(
+                ModelRow.dataset_id == parse_name("datasets", request.dataset, field="dataset")
+            )
+        with self.runtime.db.session() as s:
+            rows = s.execute(query.offset(offset).limit(limit)).scalars().all()
+        return models_pb2.ListModelsResponse(
+            models=[model_pb(r) for r in rows], next_page_token=next_token(offset, limit, len(rows))
+        )

@@ -1,0 +1,90 @@
+"""Training servicer over :class:`privsynth.server.jobs.JobRunner`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+from sqlalchemy import select
+
+from privsynth.client.pb import training_pb2, training_pb2_grpc
+from privsynth.server.db import JobRow
+from privsynth.server.jobs import TERMINAL_STATES, JobRunner, JobSpec
+from privsynth.server.names import parse_name
+from privsynth.server.runtime import Runtime
+from privsynth.server.services.convert import job_pb
+from privsynth.server.services.paging import next_token, page_bounds
+
+__all__ = ["TrainingServicer"]
+
+WATCH_POLL_SECONDS = 0.25
+WATCH_HEARTBEAT_SECONDS = 5.0
+
+
+class TrainingServicer(training_pb2_grpc.TrainingServicer):
+    """privsynth.v1.Training."""
+
+    def __init__(self, runtime: Runtime, runner: JobRunner) -> None:
+        self.runtime = runtime
+        self.runner = runner
+
+    def CreateTrainingJob(  # noqa: N802
+        self, request: training_pb2.CreateTrainingJobRequest, context: grpc.ServicerContext
+    ) -> training_pb2.TrainingJob:
+        """Reserve budget and queue a job."""
+        self.runtime.require_ready()
+        spec = JobSpec(
+            dataset_id=parse_name("datasets", request.dataset, field="dataset"),
+            target_epsilon=request.target_epsilon,
+            delta=request.delta if request.HasField("delta") else None,
+            epochs=request.epochs if request.HasField("epochs") else None,
+            preset=request.preset,
+        )
+        return job_pb(self.runner.create(spec))
+
+    def GetTrainingJob(  # noqa: N802
+        self, request: training_pb2.GetTrainingJobRequest, context: grpc.ServicerContext
+    ) -> training_pb2.TrainingJob:
+        """One job."""
+        return job_pb(self.runner.get(parse_name("jobs", request.name, field="name")))
+
+    def ListTrainingJobs(  # noqa: N802
+        self, request: training_pb2.ListTrainingJobsRequest, context: grpc.ServicerContext
+    ) -> training_pb2.ListTrainingJobsResponse:
+        """Jobs, newest first, optionally of one dataset."""
+        offset, limit = page_bounds(request.page_size, request.page_token)
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
+        if request.dataset:
+            query = query.where(
+                JobRow.dataset_id == parse_name("datasets", request.dataset, field="dataset")
+            )
+        with self.runtime.db.session() as s:
+            rows = s.execute(query.offset(offset).limit(limit)).scalars().all()
+        return training_pb2.ListTrainingJobsResponse(
+            jobs=[job_pb(r) for r in rows], next_page_token=next_token(offset, limit, len(rows))
+        )
+
+    def CancelTrainingJob(  # noqa: N802
+        self, request: training_pb2.CancelTrainingJobRequest, context: grpc.ServicerContext
+    ) -> training_pb2.TrainingJob:
+        """Ask a job to stop."""
+        return job_pb(self.runner.cancel(parse_name("jobs", request.name, field="name")))
+
+    def WatchTrainingJob(  # noqa: N802
+        self, request: training_pb2.WatchTrainingJobRequest, context: grpc.ServicerContext
+    ) -> Iterator[training_pb2.TrainingJobEvent]:
+        """Stream the job whenever it changes (and every few seconds) until it ends."""
+        job_id = parse_name("jobs", request.name, field="name")
+        last: tuple[str, int] | None = None
+        last_sent = 0.0
+        while context.is_active():
+            row = self.runner.get(job_id)
+            key = (row.state, row.step)
+            now = time.monotonic()
+            if key != last or now - last_sent >= WATCH_HEARTBEAT_SECONDS:
+                yield training_pb2.TrainingJobEvent(job=job_pb(row))
+                last, last_sent = key, now
+            if row.state in TERMINAL_STATES:
+                return
+            time.sleep(WATCH_POLL_SECONDS)
