@@ -108,14 +108,18 @@ def cmd_upload(args: argparse.Namespace) -> int:
             display_name=args.name or Path(args.file).name,
             epsilon_cap=args.epsilon_cap,
             delta=args.delta,
-            on_sent=lambda n: bar.update(n),
+            on_sent=bar.update,
         )
     bar.close()
     rep = ds.scrub_report
-    print(f"dataset {ds.name}: {ds.record_count} records, cap eps={ds.epsilon_cap:g} "
-          f"delta={ds.delta:.3g}")
-    print(f"scrubbed: {rep.records_with_pii} records had PII; "
-          f"{dict(sorted(rep.entity_counts.items()))}")
+    print(
+        f"dataset {ds.name}: {ds.record_count} records, cap eps={ds.epsilon_cap:g} "
+        f"delta={ds.delta:.3g}"
+    )
+    print(
+        f"scrubbed: {rep.records_with_pii} records had PII; "
+        f"{dict(sorted(rep.entity_counts.items()))}"
+    )
     return 0
 
 
@@ -129,8 +133,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             preset=args.preset or "",
         )
-        print(f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
-              f"delta={job.delta:.3g})")
+        print(
+            f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
+            f"delta={job.delta:.3g})"
+        )
         if args.no_watch:
             return 0
         final = watch_job(client, job.name)
@@ -164,14 +170,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
             label=args.label,
         ):
             p = rec.provenance
-            print(json.dumps({
-                "text": rec.text,
-                "label": rec.label or None,
-                "synthetic": p.synthetic,
-                "model": p.model,
-                "epsilon": round(p.epsilon, 4),
-                "delta": p.delta,
-            }, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "text": rec.text,
+                        "label": rec.label or None,
+                        "synthetic": p.synthetic,
+                        "model": p.model,
+                        "epsilon": round(p.epsilon, 4),
+                        "delta": p.delta,
+                    },
+                    ensure_ascii=False,
+                )
+            )
     return 0
 
 
@@ -179,13 +190,17 @@ def cmd_budget(args: argparse.Namespace) -> int:
     """Print a dataset's budget (and ledger with --ledger)."""
     with _client(args) as client:
         b = client.get_budget(args.dataset)
-        print(f"{b.dataset}: cap eps={b.epsilon_cap:g} delta={b.delta:.3g}; spent "
-              f"{b.epsilon_spent:.4f}, reserved {b.epsilon_reserved:.4f}, remaining "
-              f"{b.epsilon_remaining:.4f} ({b.composition})")
+        print(
+            f"{b.dataset}: cap eps={b.epsilon_cap:g} delta={b.delta:.3g}; spent "
+            f"{b.epsilon_spent:.4f}, reserved {b.epsilon_reserved:.4f}, remaining "
+            f"{b.epsilon_remaining:.4f} ({b.composition})"
+        )
         if args.ledger:
             for e in client.list_ledger_entries(args.dataset, page_size=500).entries:
-                print(f"  #{e.id} {e.create_time.ToDatetime():%Y-%m-%d %H:%M:%S} {e.kind:8} "
-                      f"eps={e.epsilon:.4f} delta={e.delta:.3g} {e.job} {e.note}")
+                print(
+                    f"  #{e.id} {e.create_time.ToDatetime():%Y-%m-%d %H:%M:%S} {e.kind:8} "
+                    f"eps={e.epsilon:.4f} delta={e.delta:.3g} {e.job} {e.note}"
+                )
     return 0
 
 
@@ -225,10 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("upload", help="upload a corpus (scrubbed by the server)",
-                       description="Upload a JSONL (text/label/user_id fields) or plain-text "
-                       "file (one record per line, .gz accepted). The server scrubs PII before "
-                       "storing anything.")
+    p = sub.add_parser(
+        "upload",
+        help="upload a corpus (scrubbed by the server)",
+        description="Upload a JSONL (text/label/user_id fields) or plain-text "
+        "file (one record per line, .gz accepted). The server scrubs PII before "
+        "storing anything.",
+    )
     p.add_argument("file", help="corpus file: .jsonl, .jsonl.gz, .txt or .txt.gz")
     p.add_argument("--name", default="", help="display name (default: file name)")
     p.add_argument("--epsilon-cap", type=float, default=None, help="privacy budget cap")
@@ -238,9 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user-field", default="user_id", help="JSON field holding the user id")
     p.set_defaults(func=cmd_upload)
 
-    p = sub.add_parser("train", help="train a DP generator on a dataset",
-                       description="Reserve the target epsilon and train with DP-SGD; follows "
-                       "progress unless --no-watch.")
+    p = sub.add_parser(
+        "train",
+        help="train a DP generator on a dataset",
+        description="Reserve the target epsilon and train with DP-SGD; follows "
+        "progress unless --no-watch.",
+    )
     p.add_argument("dataset", help="dataset name, datasets/<id>")
     p.add_argument("--epsilon", type=float, required=True, help="target epsilon (> 0)")
     p.add_argument("--delta", type=float, default=None, help="delta (default: cap delta / 10)")
@@ -249,14 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-watch", action="store_true", help="return after creating the job")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("watch", help="follow a training job", description="Follow a job "
-                       "with a progress bar until it ends.")
+    p = sub.add_parser(
+        "watch",
+        help="follow a training job",
+        description="Follow a job with a progress bar until it ends.",
+    )
     p.add_argument("job", help="job name, jobs/<id>")
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("sample", help="generate synthetic records",
-                       description="Print synthetic records as JSON lines, each with its "
-                       "provenance (synthetic, model, epsilon, delta).")
+    p = sub.add_parser(
+        "sample",
+        help="generate synthetic records",
+        description="Print synthetic records as JSON lines, each with its "
+        "provenance (synthetic, model, epsilon, delta).",
+    )
     p.add_argument("model", help="model name, models/<id>")
     p.add_argument("-n", "--count", type=int, default=10, help="number of records")
     p.add_argument("--temperature", type=float, default=None, help="in (0, 5], default 1")
@@ -266,32 +293,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default=None, help="condition on this label")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("budget", help="show a dataset's privacy budget",
-                       description="Show cap, spent, reserved and remaining epsilon.")
+    p = sub.add_parser(
+        "budget",
+        help="show a dataset's privacy budget",
+        description="Show cap, spent, reserved and remaining epsilon.",
+    )
     p.add_argument("dataset", help="dataset name, datasets/<id>")
     p.add_argument("--ledger", action="store_true", help="also list the ledger entries")
     p.set_defaults(func=cmd_budget)
 
-    p = sub.add_parser("serve", help="run the server",
-                       description="Run the gRPC server. Settings come from PRIVSYNTH_* "
-                       "environment variables; these flags override them.")
+    p = sub.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the gRPC server. Settings come from PRIVSYNTH_* "
+        "environment variables; these flags override them.",
+    )
     p.add_argument("--host", default=None, help="bind address (PRIVSYNTH_HOST)")
     p.add_argument("--port", type=int, default=None, help="gRPC port (PRIVSYNTH_GRPC_PORT)")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="Prometheus port, -1 disables (PRIVSYNTH_METRICS_PORT)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus port, -1 disables (PRIVSYNTH_METRICS_PORT)",
+    )
     p.add_argument("--data-dir", default=None, help="data directory (PRIVSYNTH_DATA_DIR)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="run the end-to-end demo on an embedded server",
-                       description="Start an embedded server, upload the bundled fortunes "
-                       "sample, scrub it, train with DP at epsilon 8, sample 10 records.")
+    p = sub.add_parser(
+        "demo",
+        help="run the end-to-end demo on an embedded server",
+        description="Start an embedded server, upload the bundled fortunes "
+        "sample, scrub it, train with DP at epsilon 8, sample 10 records.",
+    )
     p.add_argument("--epsilon", type=float, default=8.0, help="target epsilon (default 8)")
     p.add_argument("--records", type=int, default=2000, help="records to upload (max 2000)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs")
     p.add_argument("--preset", default="small", help="model preset (default small)")
     p.add_argument("--samples", type=int, default=10, help="records to generate")
-    p.add_argument("--data-dir", default=None, help="keep the demo's data here "
-                   "(default: a temporary directory)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep the demo's data here (default: a temporary directory)",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -302,8 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except BudgetExhausted as exc:
-        print(f"error: {exc.message} (remaining epsilon {exc.epsilon_remaining:g})",
-              file=sys.stderr)
+        print(
+            f"error: {exc.message} (remaining epsilon {exc.epsilon_remaining:g})", file=sys.stderr
+        )
         return 3
     except PrivsynthClientError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
-
 from privsynth.client.errors import from_rpc_error
 from privsynth.client.pb import (
     datasets_pb2,

@@ -44,11 +44,11 @@ class BudgetExhausted(PrivsynthClientError):
 
 def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
     """Decode a ``grpc.RpcError`` with its ``google.rpc.Status`` details."""
-    code: grpc.StatusCode = err.code()  # type: ignore[attr-defined]
-    message: str = err.details() or ""  # type: ignore[attr-defined]
+    code: grpc.StatusCode = err.code()
+    message: str = err.details() or ""
     violations: dict[str, str] = {}
     metadata: dict[str, str] = {}
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):

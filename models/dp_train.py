@@ -12,17 +12,17 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from privsynth.models.tokenizer import PublicTokenizer
+from privsynth.models.transformer import PRESETS, TinyTransformerLM, get_preset
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset
-
-from privsynth.models.tokenizer import PublicTokenizer
-from privsynth.models.transformer import PRESETS, TinyTransformerLM, get_preset
 
 __all__ = [
     "ACCOUNTANTS",
@@ -52,7 +52,7 @@ class TrainingConfigError(ValueError):
         self.field = field_name
 
 
-class TrainingInterrupted(Exception):  # noqa: N818 - carries accounting, not only an error
+class TrainingInterrupted(Exception):
     """Training ended early; carries the privacy already spent so the ledger can charge it.
 
     ``cancelled`` is True when ``should_stop`` asked for it; otherwise ``__cause__`` holds the
@@ -119,9 +119,7 @@ class DPConfig:
         if self.epochs <= 0:
             raise TrainingConfigError("epochs", "epochs must be > 0")
         if self.preset not in PRESETS:
-            raise TrainingConfigError(
-                "preset", f"unknown preset; choose one of {sorted(PRESETS)}"
-            )
+            raise TrainingConfigError("preset", f"unknown preset; choose one of {sorted(PRESETS)}")
         if self.accountant not in ACCOUNTANTS:
             raise TrainingConfigError("accountant", f"accountant must be one of {ACCOUNTANTS}")
         if self.batch_size <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:
@@ -216,6 +214,31 @@ def train_dp(
         TrainingConfigError: Invalid parameters.
         TrainingInterrupted: ``should_stop`` fired or a step failed; carries the ε consumed.
     """
+    with warnings.catch_warnings():
+        # Known, handled Opacus/torch notices: the secure-RNG advice (recorded on the card as
+        # secure_rng=false), RDP's alpha-range hint, and the full-backward-hook notice.
+        warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
+        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+        warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
+        return _train_dp(
+            examples,
+            config=config,
+            tokenizer=tokenizer,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            progress_every_s=progress_every_s,
+        )
+
+
+def _train_dp(
+    examples: Sequence[Example],
+    *,
+    config: DPConfig,
+    tokenizer: PublicTokenizer,
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: Callable[[], bool] | None,
+    progress_every_s: float,
+) -> TrainResult:
     from opacus import PrivacyEngine
     from opacus.data_loader import DPDataLoader
 
@@ -275,7 +298,7 @@ def train_dp(
             if seq.shape[0] > 0:
                 inputs, targets = seq[:, :-1], seq[:, 1:]
                 loss = _per_record_loss(dp_model(inputs), targets, pad_id)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 value = float(loss.detach())
                 ema = state["loss"]
                 state["loss"] = value if math.isnan(ema) else 0.9 * ema + 0.1 * value

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
 from privsynth.models.tokenizer import PublicTokenizer
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig
 

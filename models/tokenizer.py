@@ -92,7 +92,9 @@ class PublicTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of several texts (parallel in the Rust backend)."""
-        return [list(e.ids) for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        return [
+            list(e.ids) for e in self.backend.encode_batch(list(texts), add_special_tokens=False)
+        ]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``, special tokens dropped."""

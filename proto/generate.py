@@ -52,7 +52,9 @@ def main() -> int:
             text = _IMPORT.sub("from privsynth.client.pb import ", src.read_text())
             (OUT / src.name).write_text(text)
         init = OUT / "__init__.py"
-        init.write_text('"""Generated gRPC code for privsynth.v1 (do not edit; see proto/generate.py)."""\n')
+        init.write_text(
+            '"""Generated gRPC code for privsynth.v1 (do not edit; see proto/generate.py)."""\n'
+        )
         shutil.rmtree(Path(tmp) / "privsynth", ignore_errors=True)
     return 0
 

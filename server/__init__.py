@@ -1,0 +1,1 @@
+"""privsynth server: gRPC servicers over domain modules (ingest, jobs, ledger, generation)."""

@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from privsynth.client.pb import (
     datasets_pb2,
     datasets_pb2_grpc,
@@ -59,7 +58,6 @@ def _warm_up_models() -> None:
     """Import torch and Opacus and run one forward pass, so the first job does not pay it."""
     import opacus  # noqa: F401  (import cost belongs to start-up)
     import torch
-
     from privsynth.models.tokenizer import load_tokenizer
     from privsynth.models.transformer import TinyTransformerLM, get_preset
 
@@ -78,9 +76,7 @@ class PrivsynthServer:
         self.runner = JobRunner(self.runtime)
         self.health = health.HealthServicer()
         self.grpc = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=settings.max_workers, thread_name_prefix="grpc"
-            ),
+            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
             interceptors=[ServerInterceptor(self.runtime.metrics)],
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),

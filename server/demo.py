@@ -50,9 +50,7 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="privsynth-demo-") as tmp:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
-        settings = Settings(
-            data_dir=data_dir, host="127.0.0.1", grpc_port=0, metrics_port=-1
-        )
+        settings = Settings(data_dir=data_dir, host="127.0.0.1", grpc_port=0, metrics_port=-1)
         _step(f"starting an embedded server (data in {data_dir})")
         server = PrivsynthServer(settings)
         server.start()
@@ -74,17 +72,21 @@ def _run(args: argparse.Namespace, server: PrivsynthServer, started: float) -> i
         _step(f"uploading {n} fortune-cookie records; the server scrubs PII as they arrive")
         bar = ProgressBar("uploading", total=n)
         ds = client.upload_dataset(
-            demo_records(n), display_name="demo fortunes", on_sent=lambda k: bar.update(k)
+            demo_records(n), display_name="demo fortunes", on_sent=bar.update
         )
         bar.close()
         rep = ds.scrub_report
-        print(f"    {ds.name}: {ds.record_count} records, {rep.records_with_pii} had PII "
-              f"replaced {dict(sorted(rep.entity_counts.items()))}")
+        print(
+            f"    {ds.name}: {ds.record_count} records, {rep.records_with_pii} had PII "
+            f"replaced {dict(sorted(rep.entity_counts.items()))}"
+        )
         print(f"    budget cap: epsilon {ds.epsilon_cap:g}, delta {ds.delta:.3g}")
 
         epochs = args.epochs or DEMO_EPOCHS
-        _step(f"training a '{args.preset}' transformer with DP-SGD at epsilon {args.epsilon:g} "
-              f"({epochs} epochs)")
+        _step(
+            f"training a '{args.preset}' transformer with DP-SGD at epsilon {args.epsilon:g} "
+            f"({epochs} epochs)"
+        )
         job = client.create_training_job(
             ds.name, target_epsilon=args.epsilon, epochs=epochs, preset=args.preset
         )
@@ -93,20 +95,26 @@ def _run(args: argparse.Namespace, server: PrivsynthServer, started: float) -> i
             print(f"training did not succeed: {final.error_message if final else 'no events'}")
             return 1
         card = client.get_model(final.model).card
-        print(f"    model {final.model}: epsilon {card.epsilon:.3f} (target {card.target_epsilon:g})"
-              f", delta {card.delta:.3g}, accountant {card.accountant}, noise multiplier "
-              f"{card.noise_multiplier:.3f}, sample rate {card.sample_rate:.4f}, clip "
-              f"{card.max_grad_norm:g}, {card.steps} steps")
+        print(
+            f"    model {final.model}: epsilon {card.epsilon:.3f} (target {card.target_epsilon:g})"
+            f", delta {card.delta:.3g}, accountant {card.accountant}, noise multiplier "
+            f"{card.noise_multiplier:.3f}, sample rate {card.sample_rate:.4f}, clip "
+            f"{card.max_grad_norm:g}, {card.steps} steps"
+        )
 
         _step(f"sampling {args.samples} synthetic records")
         for rec in client.generate(final.model, count=args.samples, seed=0, max_tokens=48):
             p = rec.provenance
             text = " ".join(rec.text.split())
             print(f"  [{rec.label or '-'}] {text}")
-            print(f"      synthetic={p.synthetic} model={p.model} epsilon={p.epsilon:.3f} "
-                  f"delta={p.delta:.3g}")
+            print(
+                f"      synthetic={p.synthetic} model={p.model} epsilon={p.epsilon:.3f} "
+                f"delta={p.delta:.3g}"
+            )
         b = client.get_budget(ds.name)
-        print(f"    budget of {b.dataset}: spent {b.epsilon_spent:.3f} of {b.epsilon_cap:g}, "
-              f"remaining {b.epsilon_remaining:.3f} ({b.composition})")
+        print(
+            f"    budget of {b.dataset}: spent {b.epsilon_spent:.3f} of {b.epsilon_cap:g}, "
+            f"remaining {b.epsilon_remaining:.3f} ({b.composition})"
+        )
     _step(f"done in {time.monotonic() - started:.0f}s")
     return 0

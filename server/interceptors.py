@@ -20,7 +20,6 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-
 from privsynth.server.errors import InvalidArgument, PrivsynthError, ResourceExhausted
 from privsynth.server.metrics import Metrics
 
@@ -78,7 +77,7 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ServerInterceptor(grpc.ServerInterceptor):
     """Maps exceptions to statuses and records ``grpc_server_*`` metrics for every RPC."""
 
     def __init__(self, metrics: Metrics) -> None:
@@ -86,31 +85,43 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """Wrap the handler's behaviour, whichever of the four RPC shapes it has."""
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
         service, name = _split(method)
-        if handler.unary_unary:
-            kind, factory, behavior = "unary", grpc.unary_unary_rpc_method_handler, handler.unary_unary
-        elif handler.unary_stream:
+        behavior: Callable[[Any, grpc.ServicerContext], Any]
+        factory: Callable[..., grpc.RpcMethodHandler[Any, Any]]
+        if handler.unary_unary is not None:
+            kind, factory, behavior = (
+                "unary",
+                grpc.unary_unary_rpc_method_handler,
+                handler.unary_unary,
+            )
+        elif handler.unary_stream is not None:
             kind, factory, behavior = (
                 "server_stream",
                 grpc.unary_stream_rpc_method_handler,
                 handler.unary_stream,
             )
-        elif handler.stream_unary:
+        elif handler.stream_unary is not None:
             kind, factory, behavior = (
                 "client_stream",
                 grpc.stream_unary_rpc_method_handler,
                 handler.stream_unary,
             )
+        elif handler.stream_stream is not None:
+            kind, factory, behavior = (
+                "bidi_stream",
+                grpc.stream_stream_rpc_method_handler,
+                handler.stream_stream,
+            )
         else:
-            kind, factory, behavior = "bidi_stream", grpc.stream_stream_rpc_method_handler, handler.stream_stream
+            return handler
         labels = {"grpc_type": kind, "grpc_service": service, "grpc_method": name}
         streams_out = kind in {"server_stream", "bidi_stream"}
         streams_in = kind in {"client_stream", "bidi_stream"}

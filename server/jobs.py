@@ -14,8 +14,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
-
 from privsynth.models.dp_train import (
     MIN_RECORDS,
     DPConfig,
@@ -31,6 +29,7 @@ from privsynth.server import ledger
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
 from privsynth.server.runtime import Runtime
+from sqlalchemy import select
 
 __all__ = ["TERMINAL_STATES", "JobRunner", "JobSpec"]
 
@@ -353,7 +352,8 @@ class JobRunner:
         with runtime.db.session() as s:
             row = s.get(JobRow, job_id)
             model = s.get(ModelRow, job.model_id)
-            assert row is not None and model is not None
+            assert row is not None
+            assert model is not None
             model.state, model.card, model.model_config = "READY", card, result.model_config
             model.weights_path, model.weights_sha256 = path, digest
             row.epsilon_spent = result.epsilon_spent

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from privsynth.server.db import DatasetRow, LedgerRow, utcnow
 from privsynth.server.errors import ResourceExhausted
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 __all__ = ["COMPOSITION", "BudgetView", "commit", "get_budget", "reserve"]
 

@@ -53,9 +53,7 @@ class Runtime:
             settings=settings,
             db=db,
             store=ArtifactStore(settings.data_dir / "artifacts"),
-            scrubber=Scrubber(
-                nlp_config=settings.nlp_config, batch_size=settings.scrub_batch_size
-            ),
+            scrubber=Scrubber(nlp_config=settings.nlp_config, batch_size=settings.scrub_batch_size),
             metrics=Metrics(),
             user_key=_user_id_key(settings),
         )

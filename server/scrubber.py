@@ -8,6 +8,7 @@ one. Results carry counts per entity type only; detected values never leave this
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ def _offline_email_recognizer() -> Any:
 
     extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         """Presidio's e-mail recognizer with tldextract's bundled suffix list (no fetch)."""
 
         def validate_result(self, pattern_text: str) -> bool:
@@ -111,6 +112,8 @@ class Scrubber:
                 raise ScrubberConfigError(f"{path} is not a Presidio NLP engine configuration")
             _check_pipelines(conf, path)
             self.pipeline_name = ",".join(str(m["model_name"]) for m in conf["models"])
+            # Presidio logs a warning for every recognizer of another language it skips.
+            logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
             nlp_engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
             analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
             analyzer.registry.remove_recognizer("EmailRecognizer")
@@ -119,7 +122,7 @@ class Scrubber:
         if self._anonymizer is None:
             from presidio_anonymizer import AnonymizerEngine
 
-            self._anonymizer = AnonymizerEngine()
+            self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
 
     @property
     def description(self) -> str:

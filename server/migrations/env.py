@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-
 from privsynth.server.db import Base
 
 connection = context.config.attributes["connection"]

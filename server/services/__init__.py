@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: translate protobuf to domain calls and back, nothing more."""

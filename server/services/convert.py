@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from privsynth.client.pb import datasets_pb2, models_pb2, privacy_pb2, training_pb2
 from privsynth.server.db import DatasetRow, JobRow, LedgerRow, ModelRow
 from privsynth.server.ledger import COMPOSITION, BudgetView

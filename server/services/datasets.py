@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-from sqlalchemy import select
-
 from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
 from privsynth.server.db import DatasetRow, utcnow
 from privsynth.server.errors import InvalidArgument, NotFound
@@ -15,6 +13,7 @@ from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import dataset_pb
 from privsynth.server.services.paging import next_token, page_bounds
+from sqlalchemy import select
 
 __all__ = ["DatasetsServicer", "get_live_dataset"]
 
@@ -48,9 +47,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         """Scrub and store a streamed corpus."""
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
-            raise InvalidArgument(
-                "the first upload message must carry metadata", field="metadata"
-            )
+            raise InvalidArgument("the first upload message must carry metadata", field="metadata")
         meta = first.metadata
         spec = DatasetSpec(
             display_name=meta.display_name,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-
 from privsynth.client.pb import common_pb2, generation_pb2, generation_pb2_grpc
 from privsynth.server.generation import GenerationRequest, ModelCache, generate
 from privsynth.server.names import parse_name

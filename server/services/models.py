@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from sqlalchemy import select
-
 from privsynth.client.pb import models_pb2, models_pb2_grpc
 from privsynth.server.db import ModelRow
 from privsynth.server.errors import NotFound
@@ -12,6 +10,7 @@ from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import model_pb
 from privsynth.server.services.paging import next_token, page_bounds
+from sqlalchemy import select
 
 __all__ = ["ModelsServicer"]
 

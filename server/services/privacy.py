@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from sqlalchemy import select
-
 from privsynth.client.pb import privacy_pb2, privacy_pb2_grpc
 from privsynth.server import ledger
 from privsynth.server.db import LedgerRow
@@ -12,6 +10,7 @@ from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import budget_pb, ledger_pb
 from privsynth.server.services.datasets import get_live_dataset
 from privsynth.server.services.paging import next_token, page_bounds
+from sqlalchemy import select
 
 __all__ = ["PrivacyServicer"]
 

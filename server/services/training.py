@@ -6,8 +6,6 @@ import time
 from collections.abc import Iterator
 
 import grpc
-from sqlalchemy import select
-
 from privsynth.client.pb import training_pb2, training_pb2_grpc
 from privsynth.server.db import JobRow
 from privsynth.server.jobs import TERMINAL_STATES, JobRunner, JobSpec
@@ -15,6 +13,7 @@ from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import job_pb
 from privsynth.server.services.paging import next_token, page_bounds
+from sqlalchemy import select
 
 __all__ = ["TrainingServicer"]
 

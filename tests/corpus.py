@@ -1,0 +1,35 @@
+"""Small corpora for tests: public fortunes plus synthetic PII-bearing support tickets."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from privsynth.client.client import RecordIn
+
+# Fake identities (no real people): the tests check these never come back out.
+SECRET_NAME = "Zebulon Quagmire"
+SECRET_EMAIL = "zebulon.quagmire@example.org"
+SECRET_PHONE = "(415) 555-0134"
+
+
+def fortunes(n: int) -> list[RecordIn]:
+    ref = resources.files("privsynth.server") / "assets" / "demo_fortunes.jsonl"
+    out = []
+    with ref.open("r", encoding="utf-8") as fh:
+        for line in fh:
+            obj = json.loads(line)
+            out.append(RecordIn(text=obj["text"], label=obj["label"]))
+            if len(out) == n:
+                break
+    return out
+
+
+def tickets(n: int) -> list[RecordIn]:
+    base = [
+        f"Hi, this is {SECRET_NAME}. My router keeps dropping the connection every evening.",
+        f"Please reply to {SECRET_EMAIL} about the refund for order 1182.",
+        f"Call me back at {SECRET_PHONE}, the invoice total looks wrong.",
+        "The app crashes when I open the settings page on my tablet.",
+    ]
+    return [RecordIn(text=base[i % len(base)], label="support") for i in range(n)]

@@ -1,0 +1,172 @@
+"""Bad input gets a clear status, echoes no corpus text, and leaves the server serving."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from corpus import SECRET_NAME, fortunes, tickets
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from privsynth.client.client import PrivsynthClient, RecordIn
+from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
+from privsynth.client.pb import datasets_pb2, training_pb2
+
+
+def _code(exc: pytest.ExceptionInfo[PrivsynthClientError]) -> grpc.StatusCode:
+    return exc.value.code
+
+
+@pytest.fixture(scope="module")
+def dataset(server: object) -> str:
+    with PrivsynthClient(f"127.0.0.1:{server.port}") as c:  # type: ignore[attr-defined]
+        return c.upload_dataset(fortunes(40), display_name="bad-input", epsilon_cap=5).name
+
+
+def test_empty_corpus_is_invalid(client: PrivsynthClient) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset([], display_name="empty")
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "empty" in exc.value.message
+
+
+def test_non_utf8_record_is_invalid_and_named_by_position(client: PrivsynthClient) -> None:
+    bad = f"{SECRET_NAME} \xff\xfe".encode("latin-1")
+    records = [RecordIn(text="fine text"), RecordIn(text=bad)]
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset(records, display_name="bad bytes")
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "record 1" in exc.value.message and "UTF-8" in exc.value.message
+    assert SECRET_NAME not in str(exc.value)
+    assert exc.value.field_violations == {"records[1].text": exc.value.message}
+
+
+def test_blank_record_and_missing_metadata_are_invalid(client: PrivsynthClient) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset([RecordIn(text="   ")])
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    req = datasets_pb2.UploadDatasetRequest(
+        records=datasets_pb2.RecordBatch(records=[datasets_pb2.Record(text=b"x")])
+    )
+    with pytest.raises(grpc.RpcError) as raw:
+        client.datasets.UploadDataset(iter([req]), timeout=10)
+    assert raw.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+
+
+def test_bad_epsilon_cap_is_invalid(client: PrivsynthClient) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset(fortunes(3), epsilon_cap=-1)
+    assert exc.value.field_violations.keys() == {"epsilon_cap"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"target_epsilon": 0.0}, "target_epsilon"),
+        ({"target_epsilon": -2.0}, "target_epsilon"),
+        ({"target_epsilon": float("nan")}, "target_epsilon"),
+        ({"target_epsilon": 1.0, "delta": 0.0}, "delta"),
+        ({"target_epsilon": 1.0, "delta": 1.0}, "delta"),
+        ({"target_epsilon": 1.0, "delta": 0.5}, "target_delta"),
+        ({"target_epsilon": 1.0, "epochs": 0}, "epochs"),
+        ({"target_epsilon": 1.0, "preset": "gpt-9"}, "preset"),
+    ],
+)
+def test_bad_training_parameters_are_invalid(
+    client: PrivsynthClient, dataset: str, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.create_training_job(dataset, **kwargs)  # type: ignore[arg-type]
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in exc.value.field_violations
+
+
+def test_unknown_and_malformed_names(client: PrivsynthClient) -> None:
+    cases = [
+        (lambda: client.get_dataset("datasets/0123456789abcdef"), grpc.StatusCode.NOT_FOUND),
+        (lambda: client.get_dataset("nonsense"), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            lambda: client.create_training_job("datasets/00000000000000aa", target_epsilon=1),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (lambda: client.get_model("models/00000000000000bb"), grpc.StatusCode.NOT_FOUND),
+        (
+            lambda: list(client.generate("models/00000000000000bb", count=1)),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (lambda: client.get_training_job("jobs/../../etc"), grpc.StatusCode.INVALID_ARGUMENT),
+        (lambda: client.get_budget("datasets/00000000000000cc"), grpc.StatusCode.NOT_FOUND),
+    ]
+    for call, code in cases:
+        with pytest.raises(PrivsynthClientError) as exc:
+            call()
+        assert _code(exc) == code
+
+
+def test_tiny_dataset_fails_precondition(client: PrivsynthClient) -> None:
+    ds = client.upload_dataset(fortunes(5), display_name="too small")
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.create_training_job(ds.name, target_epsilon=1.0)
+    assert _code(exc) == grpc.StatusCode.FAILED_PRECONDITION
+    assert client.get_budget(ds.name).epsilon_reserved == 0
+
+
+def test_generate_on_training_model_fails_precondition_and_cancel_charges_spend(
+    client: PrivsynthClient,
+) -> None:
+    ds = client.upload_dataset(tickets(40) + fortunes(200), display_name="long", epsilon_cap=9)
+    job = client.create_training_job(ds.name, target_epsilon=3.0, epochs=200, preset="tiny")
+    with pytest.raises(PrivsynthClientError) as exc:
+        list(client.generate(job.model, count=1))
+    assert _code(exc) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "training" in exc.value.message
+    # Let it take a few noisy steps, then cancel: it is charged what it consumed.
+    deadline = time.monotonic() + 60
+    while client.get_training_job(job.name).progress.step < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    client.cancel_training_job(job.name)
+    final = list(client.watch_training_job(job.name))[-1]
+    assert final.state == training_pb2.JOB_STATE_CANCELLED
+    budget = client.get_budget(ds.name)
+    assert 0 < budget.epsilon_spent < 3.0
+    assert budget.epsilon_spent == pytest.approx(final.progress.epsilon_spent)
+    assert budget.epsilon_reserved == 0
+    with pytest.raises(PrivsynthClientError) as exc:
+        list(client.generate(job.model, count=1))
+    assert _code(exc) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_over_budget_is_resource_exhausted_and_costs_nothing(client: PrivsynthClient) -> None:
+    ds = client.upload_dataset(fortunes(40), display_name="budget", epsilon_cap=2)
+    with pytest.raises(BudgetExhausted) as exc:
+        client.create_training_job(ds.name, target_epsilon=3.0, preset="tiny")
+    assert _code(exc) == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[arg-type]
+    assert exc.value.epsilon_remaining == pytest.approx(2.0)
+    budget = client.get_budget(ds.name)
+    assert budget.epsilon_spent == 0 and budget.epsilon_reserved == 0
+    assert client.list_ledger_entries(ds.name).entries == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"count": 0}, "count"),
+        ({"count": 1, "temperature": 0.0}, "temperature"),
+        ({"count": 1, "top_p": 1.5}, "top_p"),
+        ({"count": 1, "max_tokens": 0}, "max_tokens"),
+    ],
+)
+def test_bad_generation_parameters(
+    client: PrivsynthClient, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        list(client.generate("models/00000000000000dd", **kwargs))  # type: ignore[arg-type]
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in exc.value.field_violations
+
+
+def test_server_still_serving_after_bad_input(client: PrivsynthClient) -> None:
+    health = health_pb2_grpc.HealthStub(client.channel)
+    resp = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING

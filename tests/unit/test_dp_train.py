@@ -1,0 +1,118 @@
+"""DP training: parameter validation, accounting, cancellation, sampling determinism."""
+
+from __future__ import annotations
+
+import pytest
+from corpus import fortunes
+from privsynth.models.dp_train import (
+    MIN_RECORDS,
+    DPConfig,
+    Example,
+    Progress,
+    TrainingConfigError,
+    TrainingInterrupted,
+    train_dp,
+)
+from privsynth.models.sampling import SamplingParams, load_model, sample
+from privsynth.models.tokenizer import load_tokenizer
+
+
+def _examples(n: int) -> list[Example]:
+    return [Example(text=str(r.text), label=r.label) for r in fortunes(n)]
+
+
+def _cfg(**kw: object) -> DPConfig:
+    base: dict[str, object] = {
+        "target_epsilon": 4.0,
+        "target_delta": 1e-5,
+        "epochs": 1,
+        "preset": "tiny",
+    }
+    base.update(kw)
+    return DPConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"target_epsilon": 0.0}, "target_epsilon"),
+        ({"target_epsilon": float("inf")}, "target_epsilon"),
+        ({"target_delta": 0.0}, "target_delta"),
+        ({"target_delta": 0.05}, "target_delta"),  # >= 1/n for n = 40
+        ({"epochs": 0}, "epochs"),
+        ({"preset": "huge"}, "preset"),
+        ({"accountant": "gdp"}, "accountant"),
+    ],
+)
+def test_invalid_configs_name_the_field(kw: dict[str, object], field: str) -> None:
+    with pytest.raises(TrainingConfigError) as exc:
+        _cfg(**kw).validate(40)
+    assert exc.value.field == field
+
+
+def test_corpus_below_minimum_is_refused() -> None:
+    with pytest.raises(TrainingConfigError) as exc:
+        _cfg().validate(MIN_RECORDS - 1)
+    assert exc.value.field == "dataset"
+
+
+def test_training_reaches_target_epsilon_and_fills_the_card() -> None:
+    events: list[Progress] = []
+    res = train_dp(
+        _examples(60),
+        config=_cfg(epochs=2),
+        tokenizer=load_tokenizer(),
+        on_progress=events.append,
+        progress_every_s=0.0,
+    )
+    card = res.card
+    # PRV calibration lands just under the target.
+    assert 0.9 * 4.0 < res.epsilon_spent <= 4.0 + 1e-6
+    assert card["accountant"] == "prv"
+    assert card["sampling"] == "poisson"
+    assert card["steps"] == events[-1].step == events[-1].total_steps
+    assert card["noise_multiplier"] > 0.5
+    assert card["tokenizer"]["private_data_used"] is False
+    # ε reported along the way grows with the steps taken.
+    eps = [e.epsilon for e in events]
+    assert eps == sorted(eps) and eps[-1] == pytest.approx(res.epsilon_spent)
+
+
+def test_lower_epsilon_means_more_noise() -> None:
+    tok = load_tokenizer()
+    loose = train_dp(_examples(40), config=_cfg(target_epsilon=8.0), tokenizer=tok)
+    tight = train_dp(_examples(40), config=_cfg(target_epsilon=0.5), tokenizer=tok)
+    assert tight.card["noise_multiplier"] > 2 * loose.card["noise_multiplier"]
+
+
+def test_cancel_reports_the_epsilon_consumed() -> None:
+    calls = {"n": 0}
+
+    def stop_after_three() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(TrainingInterrupted) as exc:
+        train_dp(
+            _examples(80),
+            config=_cfg(epochs=50),
+            tokenizer=load_tokenizer(),
+            should_stop=stop_after_three,
+        )
+    assert exc.value.cancelled
+    assert exc.value.steps == 3
+    assert 0 < exc.value.epsilon_spent < 4.0
+
+
+def test_sampling_is_seeded_and_honours_labels() -> None:
+    tok = load_tokenizer()
+    res = train_dp(_examples(40), config=_cfg(), tokenizer=tok)
+    model = load_model(res.weights, res.model_config)
+    a = [s.text for s in sample(model, tok, SamplingParams(count=4, seed=3, max_tokens=12))]
+    b = [s.text for s in sample(model, tok, SamplingParams(count=4, seed=3, max_tokens=12))]
+    c = [s.text for s in sample(model, tok, SamplingParams(count=4, seed=4, max_tokens=12))]
+    assert a == b and a != c
+    labelled = list(sample(model, tok, SamplingParams(count=3, label="love", max_tokens=5)))
+    assert [s.label for s in labelled] == ["love"] * 3
+    for s in labelled:
+        assert len(tok.encode(s.text)) <= 5

@@ -1,0 +1,87 @@
+"""The interceptor maps domain errors to statuses and hides unexpected exception text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+from privsynth.server.errors import InvalidArgument
+from privsynth.server.interceptors import ServerInterceptor
+from privsynth.server.metrics import Metrics
+
+SECRET = "patient Zebulon Quagmire"
+
+
+def _behaviour(request: bytes, context: grpc.ServicerContext) -> bytes:
+    if request == b"invalid":
+        raise InvalidArgument("record 3: text is empty", field="records[3].text")
+    if request == b"crash":
+        raise RuntimeError(SECRET)
+    return b"ok"
+
+
+def _stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    yield b"first"
+    raise RuntimeError(SECRET)
+
+
+@pytest.fixture
+def channel() -> Iterator[tuple[grpc.Channel, Metrics]]:
+    metrics = Metrics()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2), interceptors=[ServerInterceptor(metrics)]
+    )
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(_behaviour),
+        "Stream": grpc.unary_stream_rpc_method_handler(_stream),
+    }
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.Svc", handlers)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        yield ch, metrics
+    server.stop(0)
+
+
+def test_domain_error_becomes_status_with_details(
+    channel: tuple[grpc.Channel, Metrics],
+) -> None:
+    from privsynth.client.errors import from_rpc_error
+
+    ch, metrics = channel
+    call = ch.unary_unary("/t.Svc/Unary")
+    with pytest.raises(grpc.RpcError) as exc:
+        call(b"invalid", timeout=5)
+    err = from_rpc_error(exc.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.field_violations == {"records[3].text": "record 3: text is empty"}
+    assert call(b"fine", timeout=5) == b"ok"
+    value = metrics.registry.get_sample_value(
+        "grpc_server_handled_total",
+        {
+            "grpc_type": "unary",
+            "grpc_service": "t.Svc",
+            "grpc_method": "Unary",
+            "grpc_code": "INVALID_ARGUMENT",
+        },
+    )
+    assert value == 1
+
+
+def test_unexpected_error_is_internal_without_its_message(
+    channel: tuple[grpc.Channel, Metrics], caplog: pytest.LogCaptureFixture
+) -> None:
+    ch, _metrics = channel
+    with pytest.raises(grpc.RpcError) as exc:
+        ch.unary_unary("/t.Svc/Unary")(b"crash", timeout=5)
+    assert exc.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    assert SECRET not in (exc.value.details() or "")  # type: ignore[attr-defined]
+    assert "reference" in (exc.value.details() or "")  # type: ignore[attr-defined]
+    stream = ch.unary_stream("/t.Svc/Stream")(b"", timeout=5)
+    with pytest.raises(grpc.RpcError) as sexc:
+        list(stream)
+    assert sexc.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    assert SECRET not in caplog.text
+    assert "RuntimeError" in caplog.text

@@ -1,0 +1,87 @@
+"""Ledger arithmetic, atomic artifact storage and migrations on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from privsynth.server import ledger
+from privsynth.server.db import Base, Database, DatasetRow, utcnow
+from privsynth.server.errors import ResourceExhausted
+from privsynth.server.storage import ArtifactStore
+
+
+def _db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add(
+            DatasetRow(
+                id="d1",
+                display_name="d",
+                created_at=utcnow(),
+                record_count=100,
+                labelled_count=0,
+                user_count=0,
+                privacy_unit="record",
+                epsilon_cap=5.0,
+                delta=1e-5,
+                shard_path="x",
+                content_sha256="0" * 64,
+                scrub_report={},
+            )
+        )
+    return db
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    db.migrate()  # idempotent
+
+
+def test_reserve_commit_release(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.session() as s:
+        ledger.reserve(s, "d1", job_id="j1", epsilon=3.0, delta=1e-6, actor="t")
+    with db.session() as s:
+        row = s.get(DatasetRow, "d1")
+        assert row is not None
+        b = ledger.get_budget(s, row)
+        assert (b.epsilon_reserved, b.epsilon_spent, b.epsilon_remaining) == (3.0, 0.0, 2.0)
+    with db.session() as s, pytest.raises(ResourceExhausted) as exc:
+        ledger.reserve(s, "d1", job_id="j2", epsilon=2.5, delta=1e-6, actor="t")
+    assert exc.value.remaining == pytest.approx(2.0)
+    with db.session() as s:
+        ledger.commit(
+            s,
+            "d1",
+            job_id="j1",
+            epsilon_spent=2.9,
+            delta=1e-6,
+            reserved_epsilon=3.0,
+            reserved_delta=1e-6,
+            note="done",
+        )
+    with db.session() as s:
+        row = s.get(DatasetRow, "d1")
+        assert row is not None
+        b = ledger.get_budget(s, row)
+        assert b.epsilon_spent == pytest.approx(2.9)
+        assert b.epsilon_reserved == 0
+        assert b.epsilon_remaining == pytest.approx(2.1)
+
+
+def test_artifacts_are_content_addressed_and_verified(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    rel, digest = store.put("shards", b"hello", suffix=".jsonl")
+    assert rel == f"shards/{digest}.jsonl"
+    assert store.get(rel, sha256=digest) == b"hello"
+    assert not list((tmp_path / "shards").glob(".tmp-*"))
+    (tmp_path / rel).write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="corrupt"):
+        store.get(rel, sha256=digest)

@@ -1,0 +1,58 @@
+"""Presidio scrubbing replaces PII with typed placeholders, offline."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from privsynth.server.scrubber import Scrubber, ScrubberConfigError
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> Scrubber:
+    s = Scrubber()
+    s.load()
+    return s
+
+
+def test_placeholders_and_counts(scrubber: Scrubber) -> None:
+    out = scrubber.scrub_batch(
+        [
+            "Hi, I am Zebulon Quagmire, write to zq@example.org or visit https://example.net/a.",
+            "nothing personal here",
+        ]
+    )
+    assert "Zebulon" not in out[0].text and "zq@example.org" not in out[0].text
+    assert "<PERSON>" in out[0].text and "<EMAIL_ADDRESS>" in out[0].text
+    assert out[0].entity_counts["PERSON"] == 1
+    assert out[0].entity_counts["EMAIL_ADDRESS"] == 1
+    assert out[1].text == "nothing personal here" and out[1].entity_counts == {}
+
+
+def test_email_detection_needs_no_network(
+    scrubber: Scrubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_a: object, **_k: object) -> None:
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    out = scrubber.scrub_batch(["mail me at someone@example.co.uk"])
+    assert out[0].text == "mail me at <EMAIL_ADDRESS>"
+
+
+def test_missing_pipeline_fails_clearly(tmp_path: Path) -> None:
+    conf = tmp_path / "nlp.yaml"
+    conf.write_text(
+        "nlp_engine_name: spacy\nmodels:\n  - lang_code: en\n    model_name: en_core_web_lg\n"
+    )
+    with pytest.raises(ScrubberConfigError, match="not installed"):
+        Scrubber(nlp_config=conf).load()
+
+
+def test_malformed_config_fails_clearly(tmp_path: Path) -> None:
+    conf = tmp_path / "nlp.yaml"
+    conf.write_text("just: nonsense\n")
+    with pytest.raises(ScrubberConfigError, match="not a Presidio"):
+        Scrubber(nlp_config=conf).load()
