@@ -96,7 +96,7 @@ class DPConfig:
     preset: str = "small"
     batch_size: int = 64
     max_grad_norm: float = 1.0
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     accountant: str = "prv"
     seed: int = 0
 
