@@ -219,6 +219,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return int(_server_module("privsynth.server.main").serve_from_cli(args))
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Pretrain a base model on a public corpus (no DP needed: the data is public)."""
+    return int(_server_module("privsynth.models.pretrain").run_cli(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the end-to-end demo on an embedded server."""
     return int(_server_module("privsynth.server.demo").run_demo(args))
@@ -318,6 +323,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", default=None, help="data directory (PRIVSYNTH_DATA_DIR)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a base model on PUBLIC text",
+        description="Pretrain the small transformer without DP on a public corpus (default: "
+        "the bundled public-domain Jane Austen paragraphs) and write a base directory usable as "
+        "a training preset's base. Never point this at private data: the result carries no "
+        "privacy guarantee.",
+    )
+    p.add_argument(
+        "--corpus",
+        default=None,
+        help="public JSONL(.gz) with a text field (default: bundled Austen paragraphs)",
+    )
+    p.add_argument("--preset", default="small", help="architecture: small or tiny")
+    p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--licence", default="public domain", help="licence of the corpus")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser(
         "demo",

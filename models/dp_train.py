@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from privsynth.models.presets import PRESETS, load_base
 from privsynth.models.tokenizer import PublicTokenizer
-from privsynth.models.transformer import PRESETS, TinyTransformerLM, get_preset
+from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset
@@ -39,6 +40,9 @@ __all__ = [
 
 MIN_RECORDS = 20
 """Smallest corpus accepted: below it the sampling rate is so high that DP noise swamps learning."""
+
+GRAD_SAMPLE_MODES = ("auto", "ghost", "hooks")
+"""How per-sample gradient norms are computed (recorded on the model card)."""
 
 ACCOUNTANTS = ("prv", "rdp")
 """Accountants offered. ``gdp`` is left out: it under-reports ε and fails at ε ≥ 4."""
@@ -82,11 +86,15 @@ class DPConfig:
         target_epsilon: ε the whole run may spend; the noise multiplier is calibrated to it.
         target_delta: δ of the guarantee.
         epochs: Passes over the data in expectation (Poisson sampling).
-        preset: Model preset name (see ``privsynth.models.transformer.PRESETS``).
+        preset: Training preset (see ``privsynth.models.presets.PRESETS``): architecture
+            and the public base it starts from.
         batch_size: Expected logical batch size; the sampling rate is ``batch_size / n``.
         max_grad_norm: Per-sample clipping norm C.
         learning_rate: Adam learning rate.
         accountant: ``"prv"`` (default, tight) or ``"rdp"``.
+        grad_sample_mode: ``"ghost"`` (fast gradient clipping: per-sample norms without
+            materialising per-sample gradients), ``"hooks"`` (per-sample gradients), or
+            ``"auto"``, which picks ghost: every layer of the transformer supports it.
         seed: Seed of the model initialisation.
     """
 
@@ -98,6 +106,7 @@ class DPConfig:
     max_grad_norm: float = 1.0
     learning_rate: float = 5e-3
     accountant: str = "prv"
+    grad_sample_mode: str = "auto"
     seed: int = 0
 
     def validate(self, n_records: int) -> None:
@@ -120,6 +129,10 @@ class DPConfig:
             raise TrainingConfigError("epochs", "epochs must be > 0")
         if self.preset not in PRESETS:
             raise TrainingConfigError("preset", f"unknown preset; choose one of {sorted(PRESETS)}")
+        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            raise TrainingConfigError(
+                "grad_sample_mode", f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}"
+            )
         if self.accountant not in ACCOUNTANTS:
             raise TrainingConfigError("accountant", f"accountant must be one of {ACCOUNTANTS}")
         if self.batch_size <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:
@@ -245,7 +258,14 @@ def _train_dp(
     n = len(examples)
     config.validate(n)
     torch.manual_seed(config.seed)
-    model_cfg = get_preset(config.preset, vocab_size=tokenizer.vocab_size)
+    preset = PRESETS[config.preset]
+    base = load_base(preset.base) if preset.base else None
+    if base is not None:
+        model_cfg = TransformerConfig(**base.model_config)
+        if model_cfg.vocab_size != tokenizer.vocab_size:
+            raise TrainingConfigError("preset", "base model and tokenizer vocabularies differ")
+    else:
+        model_cfg = get_preset(preset.architecture, vocab_size=tokenizer.vocab_size)
     text_ids = tokenizer.encode_batch([e.text for e in examples])
     label_cache: dict[str, list[int]] = {}
     seqs = []
@@ -260,19 +280,31 @@ def _train_dp(
         _TokenDataset(seqs), batch_size=batch_size, collate_fn=_collate(tokenizer.pad_id)
     )
     model = TinyTransformerLM(model_cfg)
+    if base is not None:
+        model.load_state_dict(
+            torch.load(io.BytesIO(base.weights), map_location="cpu", weights_only=True)
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     engine = PrivacyEngine(accountant=config.accountant)
-    dp_model, dp_optimizer, dp_loader = engine.make_private_with_epsilon(
+    mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
+    criterion = nn.CrossEntropyLoss(ignore_index=tokenizer.pad_id)
+    made = engine.make_private_with_epsilon(
         module=model,
         optimizer=optimizer,
         data_loader=loader,
+        criterion=criterion,
         target_epsilon=config.target_epsilon,
         target_delta=config.target_delta,
         epochs=config.epochs,
         max_grad_norm=config.max_grad_norm,
         poisson_sampling=True,
-        grad_sample_mode="hooks",
+        grad_sample_mode=mode,
     )
+    if mode == "ghost":
+        dp_model, dp_optimizer, dp_criterion, dp_loader = made
+    else:
+        dp_model, dp_optimizer, dp_loader = made
+        dp_criterion = None
     assert isinstance(dp_loader, DPDataLoader)
     sample_rate = float(dp_loader.sample_rate)
     steps_per_epoch = len(dp_loader)
@@ -294,19 +326,28 @@ def _train_dp(
                     epsilon_spent=spent(), steps=int(state["step"]), cancelled=True
                 )
             seq = batch[0] if isinstance(batch, list) else batch
+            empty = seq.shape[0] == 0
+            if empty:
+                # An empty Poisson batch still takes a pure-noise step (skipping it would make
+                # the released trajectory depend on whether the batch was empty). A dummy
+                # record with zero weight contributes a zero clipped gradient; the optimizer
+                # normalises by the expected batch size, so only noise is added.
+                seq = torch.tensor([[tokenizer.bos_id, tokenizer.sep_id, tokenizer.eos_id]])
             dp_optimizer.zero_grad(set_to_none=True)
-            if seq.shape[0] > 0:
-                inputs, targets = seq[:, :-1], seq[:, 1:]
-                loss = _per_record_loss(dp_model(inputs), targets, pad_id)
-                loss.backward()  # type: ignore[no-untyped-call]
+            inputs, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
+            logits = dp_model(inputs)
+            if dp_criterion is not None:
+                b, t = targets.shape
+                loss = dp_criterion(logits.reshape(b * t, -1), targets.reshape(-1), shape=(b, t))
+            else:
+                loss = _per_record_loss(logits, targets, pad_id)
+            if empty:
+                loss = loss * 0.0
+            loss.backward()
+            if not empty:
                 value = float(loss.detach())
                 ema = state["loss"]
                 state["loss"] = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
-            else:
-                # An empty Poisson batch still takes a (pure-noise) step: skipping it would
-                # make the released trajectory depend on whether the batch was empty.
-                for p in dp_model.parameters():
-                    p.grad_sample = torch.zeros((0, *p.shape))
             dp_optimizer.step()
             state["step"] += 1
             step = int(state["step"])
@@ -356,8 +397,9 @@ def _train_dp(
         "privacy_unit": "record",
         "sampling": "poisson",
         "secure_rng": False,
-        "grad_sample_mode": "hooks",
+        "grad_sample_mode": mode,
         "preset": config.preset,
+        "base_model": base.provenance if base is not None else None,
         "parameters": model.num_parameters(),
         "final_train_loss": loss_ema,
         "train_seconds": time.monotonic() - started,

@@ -27,7 +27,14 @@ from privsynth.models.transformer import TinyTransformerLM, get_preset
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-__all__ = ["PretrainResult", "chunk_corpus", "pretrain", "save_base"]
+__all__ = [
+    "PretrainResult",
+    "chunk_corpus",
+    "pretrain",
+    "read_public_corpus",
+    "run_cli",
+    "save_base",
+]
 
 
 @dataclass
@@ -215,3 +222,67 @@ def save_base(result: PretrainResult, out_dir: Path) -> None:
     prov["weights_sha256"] = hashlib.sha256(result.weights).hexdigest()
     (out_dir / "config.json").write_text(json.dumps(result.model_config, indent=2) + "\n")
     (out_dir / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+
+
+PUBLIC_CORPUS = "jane_austen_paragraphs.jsonl.gz"
+PUBLIC_CORPUS_NAME = "Jane Austen novels, paragraphs (Project Gutenberg, public domain)"
+
+
+def read_public_corpus(path: Path | None = None) -> tuple[list[str], str, str]:
+    """Texts, display name and SHA-256 (of the uncompressed JSONL) of a public corpus.
+
+    Without a path, the Austen paragraphs shipped in ``models/assets/corpora`` are used.
+    """
+    import gzip
+    from importlib import resources
+
+    if path is None:
+        ref = resources.files("privsynth.models") / "assets" / "corpora" / PUBLIC_CORPUS
+        raw = gzip.decompress(ref.read_bytes())
+        name = PUBLIC_CORPUS_NAME
+    else:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        name = str(path.name)
+    texts = []
+    for line in raw.decode("utf-8").splitlines():
+        if line.strip():
+            obj = json.loads(line)
+            text = str(obj["text"]).strip()
+            if len(text) >= 20:
+                texts.append(text)
+    return texts, name, hashlib.sha256(raw).hexdigest()
+
+
+def run_cli(args: Any) -> int:
+    """``privsynth pretrain``: pretrain a base on a public corpus and write it to a directory."""
+    from privsynth.models.tokenizer import load_tokenizer
+
+    torch.set_num_threads(args.threads)
+    texts, name, digest = read_public_corpus(Path(args.corpus) if args.corpus else None)
+    print(
+        f"pretraining preset {args.preset!r} on {name} ({len(texts)} texts) for "
+        f"{args.minutes:g} min",
+        flush=True,
+    )
+
+    def progress(step: int, loss: float, elapsed: float) -> None:
+        print(f"  step {step} loss {loss:.3f} ({elapsed:.0f}s)", flush=True)
+
+    result = pretrain(
+        texts,
+        tokenizer=load_tokenizer(),
+        preset=args.preset,
+        minutes=args.minutes,
+        corpus_name=name,
+        corpus_sha256=digest,
+        licence=args.licence,
+        on_progress=progress,
+    )
+    save_base(result, Path(args.out))
+    print(
+        f"wrote {args.out}: {result.provenance['steps']} steps, held-out perplexity "
+        f"{result.provenance['heldout_perplexity']}"
+    )
+    return 0

@@ -101,6 +101,12 @@ def _run(args: argparse.Namespace, server: PrivsynthServer, started: float) -> i
             f"{card.noise_multiplier:.3f}, sample rate {card.sample_rate:.4f}, clip "
             f"{card.max_grad_norm:g}, {card.steps} steps"
         )
+        if card.base_model:
+            print(
+                f"    started from public base: {card.base_model.get('trained_on', '?')} "
+                f"({card.base_model.get('licence', '?')}); tokenizer: "
+                f"{card.tokenizer_provenance.get('trained_on', '?')}"
+            )
 
         _step(f"sampling {args.samples} synthetic records")
         for rec in client.generate(final.model, count=args.samples, seed=0, max_tokens=48):

@@ -23,8 +23,8 @@ from privsynth.models.dp_train import (
     TrainingInterrupted,
     train_dp,
 )
+from privsynth.models.presets import PRESETS, base_available
 from privsynth.models.tokenizer import load_tokenizer
-from privsynth.models.transformer import PRESETS
 from privsynth.server import ledger
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -64,6 +64,12 @@ class JobSpec:
         if preset not in PRESETS:
             raise InvalidArgument(
                 f"unknown preset; choose one of {', '.join(sorted(PRESETS))}", field="preset"
+            )
+        base = PRESETS[preset].base
+        if base is not None and not base_available(base):
+            raise FailedPrecondition(
+                f"preset {preset!r} needs the base model {base!r}, which is not installed; "
+                "run `privsynth pretrain` or choose another preset"
             )
         self.dataset_id = dataset_id
         self.target_epsilon = target_epsilon

@@ -65,6 +65,26 @@ class ModelCard(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class BaseModelEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     EPSILON_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     ACCOUNTANT_FIELD_NUMBER: _builtins.int
@@ -83,6 +103,7 @@ class ModelCard(_message.Message):
     TARGET_EPSILON_FIELD_NUMBER: _builtins.int
     EXPECTED_BATCH_SIZE_FIELD_NUMBER: _builtins.int
     SECURE_RNG_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_FIELD_NUMBER: _builtins.int
     epsilon: _builtins.float
     delta: _builtins.float
     accountant: _builtins.str
@@ -105,6 +126,12 @@ class ModelCard(_message.Message):
     def tokenizer_provenance(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Where the tokenizer came from (never the private corpus)."""
 
+    @_builtins.property
+    def base_model(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The public base the run started from (empty when trained from scratch): source, licence,
+        corpus hash. Never private data.
+        """
+
     def __init__(
         self,
         *,
@@ -126,10 +153,11 @@ class ModelCard(_message.Message):
         target_epsilon: _builtins.float = ...,
         expected_batch_size: _builtins.int = ...,
         secure_rng: _builtins.bool = ...,
+        base_model: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accountant", b"accountant", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "epsilon", b"epsilon", "expected_batch_size", b"expected_batch_size", "grad_sample_mode", b"grad_sample_mode", "label_conditioning", b"label_conditioning", "max_grad_norm", b"max_grad_norm", "noise_multiplier", b"noise_multiplier", "parameters", b"parameters", "preset", b"preset", "privacy_unit", b"privacy_unit", "sample_rate", b"sample_rate", "secure_rng", b"secure_rng", "steps", b"steps", "target_epsilon", b"target_epsilon", "tokenizer_provenance", b"tokenizer_provenance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accountant", b"accountant", "base_model", b"base_model", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "epsilon", b"epsilon", "expected_batch_size", b"expected_batch_size", "grad_sample_mode", b"grad_sample_mode", "label_conditioning", b"label_conditioning", "max_grad_norm", b"max_grad_norm", "noise_multiplier", b"noise_multiplier", "parameters", b"parameters", "preset", b"preset", "privacy_unit", b"privacy_unit", "sample_rate", b"sample_rate", "secure_rng", b"secure_rng", "steps", b"steps", "target_epsilon", b"target_epsilon", "tokenizer_provenance", b"tokenizer_provenance"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

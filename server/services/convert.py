@@ -112,6 +112,7 @@ def model_pb(row: ModelRow) -> models_pb2.Model:
         target_epsilon=float(c.get("target_epsilon", 0.0)),
         expected_batch_size=int(c.get("expected_batch_size", 0)),
         secure_rng=bool(c.get("secure_rng", False)),
+        base_model={str(k): str(v) for k, v in (c.get("base_model") or {}).items()},
     )
     return models_pb2.Model(
         name=f"models/{row.id}",

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from privsynth.client.cli import build_parser, main, read_records
 
-COMMANDS = ["upload", "train", "watch", "sample", "budget", "serve", "demo"]
+COMMANDS = ["upload", "train", "watch", "sample", "budget", "serve", "pretrain", "demo"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

@@ -116,3 +116,17 @@ def test_sampling_is_seeded_and_honours_labels() -> None:
     assert [s.label for s in labelled] == ["love"] * 3
     for s in labelled:
         assert len(tok.encode(s.text)) <= 5
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_empty_poisson_batches_still_take_noise_steps(mode: str) -> None:
+    # With an expected batch of 1 out of 20 records, about a third of the Poisson batches are
+    # empty; each must still be a (noise-only) optimizer step counted by the accountant.
+    res = train_dp(
+        _examples(20),
+        config=_cfg(batch_size=1, grad_sample_mode=mode),
+        tokenizer=load_tokenizer(),
+    )
+    assert res.card["steps"] == 20
+    assert res.card["grad_sample_mode"] == mode
+    assert 0.9 * 4.0 < res.epsilon_spent <= 4.0 + 1e-6

@@ -1,0 +1,97 @@
+"""Training presets: an architecture plus, optionally, a public pretrained base to start from.
+
+DP-SGD from scratch spends its budget on learning English, so the default preset starts from
+a base pretrained on public-domain prose (``privsynth pretrain``) and only fine-tunes with DP.
+Bases live in ``models/assets/bases/<name>/`` (``weights.pt``, ``config.json``,
+``provenance.json``) or in any directory of that layout given by path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PRESETS", "Base", "TrainingPreset", "base_available", "load_base"]
+
+
+@dataclass(frozen=True)
+class TrainingPreset:
+    """What ``preset`` in a training request means.
+
+    Attributes:
+        name: Public preset name.
+        architecture: Key of ``privsynth.models.transformer.PRESETS``.
+        base: Name of a shipped base model, or None to train from random initialisation.
+        description: One line for ``--help`` and errors.
+    """
+
+    name: str
+    architecture: str
+    base: str | None
+    description: str
+
+
+PRESETS: dict[str, TrainingPreset] = {
+    p.name: p
+    for p in (
+        TrainingPreset(
+            "small",
+            "small",
+            "small-austen",
+            "2-layer d128 transformer pretrained on public-domain prose, DP fine-tuned (default)",
+        ),
+        TrainingPreset(
+            "small-scratch",
+            "small",
+            None,
+            "same architecture trained from scratch with DP (baseline; weaker)",
+        ),
+        TrainingPreset("tiny", "tiny", None, "1-layer d64 from scratch; seconds, for tests"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Base:
+    """A loaded base model."""
+
+    name: str
+    weights: bytes
+    model_config: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+def _read(directory: Any, name: str) -> Base:
+    weights = (directory / "weights.pt").read_bytes()
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    provenance = json.loads((directory / "provenance.json").read_text(encoding="utf-8"))
+    expected = provenance.get("weights_sha256")
+    if expected and hashlib.sha256(weights).hexdigest() != expected:
+        raise ValueError(f"base model {name!r} is corrupt (weights hash mismatch)")
+    return Base(name=name, weights=weights, model_config=config, provenance=provenance)
+
+
+def base_available(name_or_path: str) -> bool:
+    """Whether :func:`load_base` would find the base (without reading the weights)."""
+    shipped = resources.files("privsynth.models") / "assets" / "bases" / name_or_path
+    return (shipped / "weights.pt").is_file() or (Path(name_or_path) / "weights.pt").is_file()
+
+
+def load_base(name_or_path: str) -> Base:
+    """Load a shipped base by name, or a base directory by path.
+
+    Raises:
+        FileNotFoundError: Neither a shipped base nor a directory with the expected files.
+        ValueError: The weights do not match their recorded hash.
+    """
+    shipped = resources.files("privsynth.models") / "assets" / "bases" / name_or_path
+    if (shipped / "weights.pt").is_file():
+        return _read(shipped, name_or_path)
+    path = Path(name_or_path)
+    if (path / "weights.pt").is_file():
+        return _read(path, path.name)
+    raise FileNotFoundError(f"no base model {name_or_path!r} (shipped or as a directory)")
