@@ -95,6 +95,10 @@ class DPConfig:
         grad_sample_mode: ``"ghost"`` (fast gradient clipping: per-sample norms without
             materialising per-sample gradients), ``"hooks"`` (per-sample gradients), or
             ``"auto"``, which picks ghost: every layer of the transformer supports it.
+        noise_multiplier: Use exactly this σ instead of calibrating one to ``target_epsilon``
+            (the ledger calibrates at reservation time so that its composed budget and the
+            run agree). The run still stops at the planned steps; the card reports the ε the
+            accountant computes.
         seed: Seed of the model initialisation.
     """
 
@@ -107,6 +111,7 @@ class DPConfig:
     learning_rate: float = 5e-3
     accountant: str = "prv"
     grad_sample_mode: str = "auto"
+    noise_multiplier: float | None = None
     seed: int = 0
 
     def validate(self, n_records: int) -> None:
@@ -135,6 +140,10 @@ class DPConfig:
             )
         if self.accountant not in ACCOUNTANTS:
             raise TrainingConfigError("accountant", f"accountant must be one of {ACCOUNTANTS}")
+        if self.noise_multiplier is not None and not (
+            math.isfinite(self.noise_multiplier) and self.noise_multiplier > 0
+        ):
+            raise TrainingConfigError("noise_multiplier", "noise_multiplier must be > 0")
         if self.batch_size <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:
             raise TrainingConfigError("batch_size", "batch_size, clipping norm and lr must be > 0")
         if n_records < MIN_RECORDS:
@@ -288,18 +297,24 @@ def _train_dp(
     engine = PrivacyEngine(accountant=config.accountant)
     mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
     criterion = nn.CrossEntropyLoss(ignore_index=tokenizer.pad_id)
-    made = engine.make_private_with_epsilon(
-        module=model,
-        optimizer=optimizer,
-        data_loader=loader,
-        criterion=criterion,
-        target_epsilon=config.target_epsilon,
-        target_delta=config.target_delta,
-        epochs=config.epochs,
-        max_grad_norm=config.max_grad_norm,
-        poisson_sampling=True,
-        grad_sample_mode=mode,
-    )
+    common: dict[str, Any] = {
+        "module": model,
+        "optimizer": optimizer,
+        "data_loader": loader,
+        "criterion": criterion,
+        "max_grad_norm": config.max_grad_norm,
+        "poisson_sampling": True,
+        "grad_sample_mode": mode,
+    }
+    if config.noise_multiplier is not None:
+        made = engine.make_private(noise_multiplier=config.noise_multiplier, **common)
+    else:
+        made = engine.make_private_with_epsilon(
+            target_epsilon=config.target_epsilon,
+            target_delta=config.target_delta,
+            epochs=config.epochs,
+            **common,
+        )
     if mode == "ghost":
         dp_model, dp_optimizer, dp_criterion, dp_loader = made
     else:

@@ -130,3 +130,10 @@ def test_empty_poisson_batches_still_take_noise_steps(mode: str) -> None:
     assert res.card["steps"] == 20
     assert res.card["grad_sample_mode"] == mode
     assert 0.9 * 4.0 < res.epsilon_spent <= 4.0 + 1e-6
+
+
+def test_fixed_noise_multiplier_is_used_as_given() -> None:
+    res = train_dp(_examples(40), config=_cfg(noise_multiplier=2.0), tokenizer=load_tokenizer())
+    assert res.card["noise_multiplier"] == 2.0
+    # σ = 2 for 4 steps at q = 0.25 spends far less than the nominal target of 4.
+    assert 0 < res.epsilon_spent < 2.0
