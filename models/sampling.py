@@ -92,15 +92,16 @@ def sample(
         done = torch.zeros(b, dtype=torch.bool)
         # Without a label the model first writes the label, which does not count as text.
         extra = 0 if params.label is not None else 8
+        logits, caches = model.forward_cached(seq, None, 0)
         for _ in range(min(budget + extra, max_len - len(prompt))):
-            logits = model(seq)[:, -1, :] / params.temperature
-            probs = _top_p_filter(torch.softmax(logits, dim=-1), params.top_p)
+            probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
             seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
             done |= nxt == eos
-            if bool(done.all()):
+            if bool(done.all()) or seq.shape[1] >= max_len:
                 break
+            logits, caches = model.forward_cached(nxt.unsqueeze(1), caches, seq.shape[1] - 1)
         for row in seq.tolist():
             body = row[1:]
             if eos in body:

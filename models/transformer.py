@@ -16,7 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-__all__ = ["PRESETS", "TinyTransformerLM", "TransformerConfig", "get_preset"]
+__all__ = ["PRESETS", "KVCache", "TinyTransformerLM", "TransformerConfig", "get_preset"]
+
+KVCache = tuple[torch.Tensor, torch.Tensor]
+"""Keys and values of one block for the positions generated so far, ``(B, H, T, d)`` each."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,28 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).contiguous().view(b, t, c))  # type: ignore[no-any-return]
 
+    def forward_cached(
+        self, x: torch.Tensor, cache: KVCache | None
+    ) -> tuple[torch.Tensor, KVCache]:
+        """Attention for generation, reusing the keys and values of earlier positions.
+
+        Without a cache ``x`` is the whole prompt (causal attention); with one, ``x`` is the
+        single newest position, which may attend to everything before it.
+        """
+        b, t, c = x.shape
+        h = self.n_heads
+        q, k, v = self.qkv(x).split(c, dim=2)
+        q = q.view(b, t, h, c // h).transpose(1, 2)
+        k = k.view(b, t, h, c // h).transpose(1, 2)
+        v = v.view(b, t, h, c // h).transpose(1, 2)
+        if cache is not None:
+            if t != 1:
+                raise ValueError("with a cache, feed one position at a time")
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None)
+        return self.proj(y.transpose(1, 2).contiguous().view(b, t, c)), (k, v)
+
 
 class Block(nn.Module):
     """Pre-norm transformer block."""
@@ -101,6 +126,14 @@ class Block(nn.Module):
         """Residual attention then residual MLP."""
         x = x + self.attn(self.ln1(x))
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))  # type: ignore[no-any-return]
+
+    def forward_cached(
+        self, x: torch.Tensor, cache: KVCache | None
+    ) -> tuple[torch.Tensor, KVCache]:
+        """:meth:`forward` for generation with a key/value cache."""
+        a, new_cache = self.attn.forward_cached(self.ln1(x), cache)
+        x = x + a
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x)))), new_cache
 
 
 class TinyTransformerLM(nn.Module):
@@ -137,6 +170,29 @@ class TinyTransformerLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x))  # type: ignore[no-any-return]
+
+    @torch.inference_mode()
+    def forward_cached(
+        self, input_ids: torch.Tensor, caches: list[KVCache] | None, start: int
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """Logits of the last position, with per-block key/value caches (generation only).
+
+        Args:
+            input_ids: The prompt ``(B, P)`` when ``caches`` is None, else the newest token
+                ``(B, 1)``.
+            caches: Caches returned by the previous call, or None to start.
+            start: Position of ``input_ids[:, 0]`` in the sequence.
+        """
+        b, t = input_ids.shape
+        if start + t > self.cfg.max_len:
+            raise ValueError(f"sequence exceeds max_len {self.cfg.max_len}")
+        pos = torch.arange(start, start + t).unsqueeze(0).expand(b, t)
+        x = self.tok_emb(input_ids) + self.pos_emb(pos)
+        new: list[KVCache] = []
+        for i, block in enumerate(self.blocks):
+            x, c = block.forward_cached(x, None if caches is None else caches[i])
+            new.append(c)
+        return self.head(self.ln_f(x[:, -1:, :]))[:, -1, :], new
 
     def num_parameters(self) -> int:
         """Count of trainable parameters."""

@@ -137,3 +137,19 @@ def test_fixed_noise_multiplier_is_used_as_given() -> None:
     assert res.card["noise_multiplier"] == 2.0
     # σ = 2 for 4 steps at q = 0.25 spends far less than the nominal target of 4.
     assert 0 < res.epsilon_spent < 2.0
+
+
+def test_kv_cache_matches_full_recompute() -> None:
+    import torch
+
+    from privsynth.models.transformer import TinyTransformerLM, get_preset
+
+    torch.manual_seed(0)
+    model = TinyTransformerLM(get_preset("tiny", vocab_size=300)).eval()
+    seq = torch.randint(0, 300, (3, 12))
+    logits, caches = model.forward_cached(seq[:, :5], None, 0)
+    with torch.inference_mode():
+        assert torch.allclose(logits, model(seq[:, :5])[:, -1], atol=1e-5)
+        for t in range(5, 12):
+            logits, caches = model.forward_cached(seq[:, t : t + 1], caches, t)
+            assert torch.allclose(logits, model(seq[:, : t + 1])[:, -1], atol=1e-5)
