@@ -189,7 +189,9 @@ class TinyTransformerLM(nn.Module):
         pos = torch.arange(start, start + t).unsqueeze(0).expand(b, t)
         x = self.tok_emb(input_ids) + self.pos_emb(pos)
         new: list[KVCache] = []
-        for i, block in enumerate(self.blocks):
+        for i, module in enumerate(self.blocks):
+            block = module if isinstance(module, Block) else None
+            assert block is not None
             x, c = block.forward_cached(x, None if caches is None else caches[i])
             new.append(c)
         return self.head(self.ln_f(x[:, -1:, :]))[:, -1, :], new
