@@ -4,6 +4,11 @@ The analyzer runs on the spaCy pipeline named in ``conf/nlp.yaml`` and must neve
 anything: the pipeline must be installed (checked here, with a clear error), and the e-mail
 recognizer's top-level-domain check uses tldextract's bundled suffix list instead of fetching
 one. Results carry counts per entity type only; detected values never leave this module.
+
+Presidio's defaults are not used as they are: ``recognizers.py`` adds street-address, card
+(Luhn), account-number, written-date and name recognizers, swaps the phone and NHS ones, and
+refines the results (vague DATE_TIME dropped, validated patterns beat spaCy's guesses). Each
+change is measured by ``benchmarks/pii_quality.py`` against plain Presidio.
 """
 
 from __future__ import annotations
@@ -65,6 +70,10 @@ def _check_pipelines(conf: dict[str, Any], path: str) -> None:
 class Scrubber:
     """Presidio analyzer plus anonymizer with placeholder replacement.
 
+    ``load()`` builds a :class:`~privsynth.server.recognizers.RefiningAnalyzerEngine` with
+    the registry changes of :func:`~privsynth.server.recognizers.configure_registry`; an
+    ``analyzer`` passed in is used exactly as given.
+
     Args:
         nlp_config: Presidio NLP-engine YAML; defaults to the packaged ``conf/nlp.yaml``.
         analyzer: A ready ``AnalyzerEngine`` (tests, custom setups); built lazily otherwise.
@@ -98,8 +107,8 @@ class Scrubber:
             ScrubberConfigError: The configured spaCy pipeline is missing.
         """
         if self._analyzer is None:
-            from presidio_analyzer import AnalyzerEngine
             from presidio_analyzer.nlp_engine import NlpEngineProvider
+            from privsynth.server.recognizers import RefiningAnalyzerEngine, configure_registry
 
             if self._nlp_config is not None:
                 path = str(self._nlp_config)
@@ -115,9 +124,10 @@ class Scrubber:
             # Presidio logs a warning for every recognizer of another language it skips.
             logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
             nlp_engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
-            analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+            analyzer = RefiningAnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
             analyzer.registry.remove_recognizer("EmailRecognizer")
             analyzer.registry.add_recognizer(_offline_email_recognizer())
+            configure_registry(analyzer.registry)
             self._analyzer = analyzer
         if self._anonymizer is None:
             from presidio_anonymizer import AnonymizerEngine
@@ -129,22 +139,37 @@ class Scrubber:
         """Analyzer and pipeline, for scrub reports."""
         from importlib.metadata import version
 
-        return f"presidio-analyzer {version('presidio-analyzer')} / {self.pipeline_name}"
+        from privsynth.server.recognizers import RECOGNIZERS_VERSION
 
-    def scrub_batch(self, texts: Sequence[str]) -> list[ScrubResult]:
-        """Scrub several texts; spaCy processes them as one batch."""
+        return (
+            f"presidio-analyzer {version('presidio-analyzer')} + privsynth recognizers "
+            f"{RECOGNIZERS_VERSION} / {self.pipeline_name}"
+        )
+
+    def analyze_batch(self, texts: Sequence[str]) -> list[list[Any]]:
+        """Detect PII spans (Presidio ``RecognizerResult`` lists), one list per text.
+
+        This is what ``scrub_batch`` replaces; the quality benchmark scores it directly.
+        """
         from presidio_analyzer import BatchAnalyzerEngine
-        from presidio_anonymizer.entities import OperatorConfig
 
         if self._analyzer is None or self._anonymizer is None:
             self.load()
         batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
-        analyses = batch.analyze_iterator(
-            list(texts),
-            language="en",
-            batch_size=self.batch_size,
-            score_threshold=self.score_threshold,
+        return list(
+            batch.analyze_iterator(
+                list(texts),
+                language="en",
+                batch_size=self.batch_size,
+                score_threshold=self.score_threshold,
+            )
         )
+
+    def scrub_batch(self, texts: Sequence[str]) -> list[ScrubResult]:
+        """Scrub several texts; spaCy processes them as one batch."""
+        from presidio_anonymizer.entities import OperatorConfig
+
+        analyses = self.analyze_batch(texts)
         # With no new_value, Presidio's replace operator writes "<ENTITY_TYPE>".
         operators = {"DEFAULT": OperatorConfig("replace")}
         out = []

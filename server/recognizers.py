@@ -1,0 +1,938 @@
+"""Extra Presidio recognizers and result refinement that raise PII recall without noise.
+
+Measured with ``benchmarks/pii_quality.py`` (Presidio 2.2.366, spaCy ``en_core_web_sm``),
+plain Presidio misses street addresses (it has no recognizer; only a city gets redacted),
+Mastercard 2-series, 19-digit Visa and 12-digit Maestro numbers, account numbers, many
+non-English and lower-cased names; its spaCy DATE_TIME fires on "this morning", "several
+years" or "Friday"; it tags US phone numbers as UK_NHS; and, worst, spaCy's NER labels
+identifiers as DATE_TIME, PERSON or LOCATION at score 0.85, which beats the right pattern
+result (0.4-0.6), so a phone number becomes ``<DATE_TIME>``. This module fixes each of these:
+
+* :class:`StreetAddressRecognizer` - house number, street and suffix, unit, and the city /
+  region / postcode tail when present (US, UK, AU/CA, German, Dutch and French styles).
+* :class:`LuhnCardRecognizer` - 12-19 digit numbers in card groupings, accepted only with a
+  known issuer prefix for that length and a valid Luhn check (replaces Presidio's, whose
+  regex predates the 2-series and misses 12- and 19-digit cards).
+* :class:`AccountNumberRecognizer` - numbers introduced by "account", "acct", "member ID",
+  "policy", "MRN", "record" and similar cue words (span: the number only).
+* :class:`ContextNhsRecognizer` - UK NHS numbers only with an NHS cue nearby: the bare
+  10-digit mod-11 check passes for about one US phone number in eleven.
+* :class:`PersonCueRecognizer` and :class:`NameLexiconRecognizer` - names after cue words
+  ("Dear", "Dr.", "my name is", "spoke with", a sign-off line, ...) and names made of a known
+  first name plus a surname, including lower-cased ones, from Faker's name lists.
+* :func:`refine_results`, run by :class:`RefiningAnalyzerEngine` after all recognizers:
+  drops DATE_TIME spans that are not explicit calendar dates, drops NER spans that contain
+  digits or URL/e-mail characters, and drops an NER span where a pattern recognizer found a
+  different entity on the same characters (a validated pattern beats a statistical guess).
+
+Configuration lives in code constants rather than YAML on purpose: the patterns and cue lists
+are code (regular expressions that interact), each is pinned by tests in
+``tests/unit/test_recognizers.py`` and by the benchmark, and a YAML knob would let them change
+without either. Nothing here logs or raises with matched text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from presidio_analyzer import (
+    AnalysisExplanation,
+    AnalyzerEngine,
+    LocalRecognizer,
+    RecognizerResult,
+)
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer
+
+__all__ = [
+    "AccountNumberRecognizer",
+    "ContextNhsRecognizer",
+    "InternationalPhoneRecognizer",
+    "LuhnCardRecognizer",
+    "NameLexiconRecognizer",
+    "PersonCueRecognizer",
+    "RefiningAnalyzerEngine",
+    "StreetAddressRecognizer",
+    "TextDateRecognizer",
+    "configure_registry",
+    "is_explicit_date",
+    "luhn_valid",
+    "name_lexicon",
+    "refine_results",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever detection behaviour changes; scrub reports name it.
+RECOGNIZERS_VERSION = "1"
+
+#: Name of Presidio's NER recognizer (spaCy); its results are the ones refined.
+NER_RECOGNIZER = "SpacyRecognizer"
+
+
+def _result(recognizer: Any, entity: str, start: int, end: int, score: float) -> Any:
+    return RecognizerResult(
+        entity_type=entity,
+        start=start,
+        end=end,
+        score=score,
+        analysis_explanation=AnalysisExplanation(
+            recognizer=recognizer.name, original_score=score, textual_explanation=""
+        ),
+        recognition_metadata={
+            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
+        },
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Dates
+# ----------------------------------------------------------------------------------------------
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
+_EXPLICIT_DATE = re.compile(
+    rf"""(?ix)
+    \b\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}\b          # 03/04/2021, 2021-03-04, 04.03.2021
+    | \b(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}}\b           # 03/2021
+    | \b{_MONTH}\s+{_DAY}\b                             # March 3, Mar 3rd
+    | \b{_DAY}\s+(?:of\s+)?{_MONTH}(?![a-z])            # 3 March, 3rd of March
+    | \b{_MONTH},?\s+(?:19|20)\d{{2}}\b                 # March 2021
+    | \b{_DAY}-{_MONTH}-\d{{2,4}}\b                     # 03-MAR-2021
+    | \b\d{{4}}-\d{{2}}-\d{{2}}T\d                      # ISO timestamps
+    """
+)
+
+
+def is_explicit_date(text: str) -> bool:
+    """True if ``text`` contains a calendar date of day or month precision.
+
+    A bare weekday, time of day, year or a relative expression ("this morning", "several
+    years", "Friday", "at 3pm", "2019") identifies nobody and carries meaning the synthetic
+    text needs, so DATE_TIME spans without an explicit date are not redacted.
+    """
+    return _EXPLICIT_DATE.search(text) is not None
+
+
+_CAP_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_TEXT_DATE = re.compile(
+    rf"""(?x)
+    \b{_CAP_MONTH}\s+{_DAY}\b(?:,?\s+(?:19|20)\d{{2}}\b)?          # Nov 5th, 1991 / March 3
+    | \b{_DAY}\s+(?:of\s+)?{_CAP_MONTH}(?![a-z])(?:,?\s+(?:19|20)\d{{2}}\b)?  # 3 March 2021
+    | \b{_CAP_MONTH},?\s+(?:19|20)\d{{2}}\b                      # March 2021
+    """
+)
+
+
+class TextDateRecognizer(LocalRecognizer):
+    """Dates written with a month name ("Nov 5th, 1991", "3 March 2021", "March 2021").
+
+    Presidio's date patterns are numeric only and the small spaCy model misses many written
+    dates, especially with ordinals. The month must be capitalised: "may 5" in lower case is
+    more often the verb.
+    """
+
+    SCORE = 0.6
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["DATE_TIME"], supported_language="en")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Find written dates."""
+        return [
+            _result(self, "DATE_TIME", m.start(), m.end(), self.SCORE)
+            for m in _TEXT_DATE.finditer(text)
+        ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Street addresses
+# ----------------------------------------------------------------------------------------------
+
+_STOP = (
+    r"(?:the|a|an|on|in|at|to|of|my|your|our|for|and|or|by|with|from|this|that|per|every|each"
+    r"|about|into|after|before|more|than|is|was|are|be|it|its|we|i|you|he|she|they|me|us|am"
+    r"|pm|days?|hours?|minutes?|weeks?|months?|years?|times?|items?|units?|people|tablets?"
+    r"|mg|kg|cm|mm|km|miles?|x)"
+)
+_WORD = rf"(?!{_STOP}\b)[^\W_][\w'’-]*"
+_SUFFIX = (
+    r"(?:street|st|avenue|ave|av|boulevard|blvd|road|rd|lane|ln|drive|dr|court|ct|way|place|pl"
+    r"|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|crescent|cres"
+    r"|close|grove|gardens|gdns|row|mews|alley|plaza|loop|pike)"
+)
+_DIR = r"(?:n|s|e|w|ne|nw|se|sw|north|south|east|west)\.?"
+_UNIT_WORD = r"(?:apt|apartment|suite|ste|unit|flat|fl|floor|rm|room|bldg|building)"
+_UNIT = rf"(?:,?\s*(?:{_UNIT_WORD}\.?\s*\#?\s*|\#\s*)[\w-]{{1,6}}\b)"
+_US_STATES = (
+    r"(?:alabama|alaska|arizona|arkansas|california|colorado|connecticut|delaware|florida"
+    r"|georgia|hawaii|idaho|illinois|indiana|iowa|kansas|kentucky|louisiana|maine|maryland"
+    r"|massachusetts|michigan|minnesota|mississippi|missouri|montana|nebraska|nevada"
+    r"|new\s+hampshire|new\s+jersey|new\s+mexico|new\s+york|north\s+carolina|north\s+dakota"
+    r"|ohio|oklahoma|oregon|pennsylvania|rhode\s+island|south\s+carolina|south\s+dakota"
+    r"|tennessee|texas|utah|vermont|virginia|washington|west\s+virginia|wisconsin|wyoming)"
+)
+_TOWN_WORD = r"[^\W\d_][\w'’.-]*"
+_TOWN = rf"{_TOWN_WORD}(?:\s+{_TOWN_WORD}){{0,2}}?"
+_CAP_TOWN = r"(?-i:[A-ZÀ-Ý])[\w'’.-]*(?:\s+(?-i:[A-ZÀ-Ý])[\w'’.-]*){0,2}?"
+_ZIP = r"(?:\d{5}(?:-\d{4})?|\d{4}|[a-z]\d[a-z]\s?\d[a-z]\d)"  # US, AU, CA
+_UK_POSTCODE = r"(?:[a-z]{1,2}\d[a-z\d]?\s*\d[a-z]{2})"
+# City, region and postcode after a street line: "Springfield, IL 62704", "Fitzroy VIC 3065",
+# "Toronto, ON M5V 2T6" (a region and code make a lower-case town safe to take); a capitalised
+# town with a UK postcode ("Leeds LS6 2AB") or an upper-case region alone ("Dayton, OH").
+_TAIL = (
+    r"(?:(?:\s*[,\n]\s*|\s+)"
+    rf"(?:{_TOWN},?\s+(?:{_US_STATES}|[a-z]{{2,3}})\.?\s+{_ZIP}\b"
+    rf"|{_CAP_TOWN}\s+{_UK_POSTCODE}\b"
+    rf"|{_CAP_TOWN},\s*(?-i:[A-Z]{{2}})\b(?!\s*\d))"
+    r")"
+)
+_US_STYLE = re.compile(
+    rf"""(?ix)
+    (?:\b{_UNIT_WORD}\.?\s*\w{{1,5}},?\s+)?          # Flat 3, / Unit 4,
+    \b\d{{1,6}}[a-z]?(?:-\d{{1,4}})?\s+               # house number
+    (?:{_DIR}\s+)?
+    (?:{_WORD}\s+){{1,4}}?{_SUFFIX}\b\.?             # street name and suffix
+    (?:\s+{_DIR}(?![\w'’]))?
+    {_UNIT}?
+    {_TAIL}?
+    """
+)
+_EU_SUFFIX = (
+    r"(?:straße|strasse|str\.|weg|allee|platz|gasse|ufer|chaussee|straat|laan|plein|gracht"
+    r"|kade|gatan|vägen|gade|vej)"
+)
+# The suffixes that are also words of their own ("Berliner Allee"), without the capital.
+_EU_WORD = r"(?:traße|trasse|llee|latz|asse|fer|haussee|aan|lein|racht|ade)"
+# "Hauptstraße 12, 10115 Berlin", "Berliner Allee 5a", "Keizersgracht 123, 1015 CJ Amsterdam".
+_EU_STYLE = re.compile(
+    rf"""(?x)
+    (?:\b(?-i:[A-ZÄÖÜ])[\w'’-]*\s+)?                   # "Berliner", "Am"
+    \b(?-i:[A-ZÄÖÜ])(?:[\w'’-]*(?i:{_EU_SUFFIX})|(?i:{_EU_WORD}))
+    \s+\d{{1,4}}\s?[a-z]?\b
+    (?:,?\s+\d{{4,5}}(?:\s?[A-Z]{{2}})?\s+(?-i:[A-ZÄÖÜ])[\w'’-]*(?:\s+[a-z]{{2,3}}\s+[A-Z][\w'’-]*)?)?
+    """
+)
+# "12 rue des Lilas, 75011 Paris", "110 bis avenue Victor Hugo".
+_FR_STYLE = re.compile(
+    r"""(?ix)
+    \b\d{1,4}(?:\s?(?:bis|ter))?,?\s+
+    (?:rue|avenue|av\.|boulevard|bd|place|allée|allee|impasse|chemin|quai|cours|route)\s+
+    (?:[\w'’-]+\s+){0,5}?[\w'’-]+(?=\s*[,.;\n]|\s+\d{5}\b|\s*$)
+    (?:,?\s+\d{5}\s+[^\W\d_][\w'’-]*(?:[ -][^\W\d_][\w'’-]*)?)?
+    """
+)
+
+
+class StreetAddressRecognizer(LocalRecognizer):
+    """Postal addresses: street line with number and suffix, unit, and city/region/postcode.
+
+    One span covers the whole address, because a partly redacted address still locates a
+    person. The street line needs a house number and a street suffix (or a German/Dutch/French
+    street word), which keeps quantities ("3 items"), times and room numbers out.
+    """
+
+    SCORE = 0.6
+    PATTERNS = (_US_STYLE, _EU_STYLE, _FR_STYLE)
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["STREET_ADDRESS"], supported_language="en")
+
+    def load(self) -> None:
+        """Nothing to load: compiled patterns."""
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Find addresses; contained matches are dropped by the analyzer's de-duplication."""
+        out = []
+        for pattern in self.PATTERNS:
+            for m in pattern.finditer(text):
+                start, end = m.start(), m.end()
+                while end > start and text[end - 1] in " ,.\n":
+                    end -= 1
+                out.append(_result(self, "STREET_ADDRESS", start, end, self.SCORE))
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Credit cards
+# ----------------------------------------------------------------------------------------------
+
+
+def luhn_valid(digits: str) -> bool:
+    """Luhn (mod 10) check of a digit string."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# (first digits, lowest, highest, allowed lengths): issuer ranges that matter in practice.
+_IIN_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
+    (1, 4, 4, frozenset({13, 16, 19})),  # Visa
+    (2, 51, 55, frozenset({16})),  # Mastercard
+    (4, 2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (2, 34, 34, frozenset({15})),  # Amex
+    (2, 37, 37, frozenset({15})),
+    (4, 6011, 6011, frozenset(range(16, 20))),  # Discover
+    (3, 644, 649, frozenset(range(16, 20))),
+    (2, 65, 65, frozenset(range(16, 20))),
+    (4, 3528, 3589, frozenset(range(16, 20))),  # JCB
+    (3, 300, 305, frozenset(range(14, 20))),  # Diners
+    (2, 36, 36, frozenset(range(14, 20))),
+    (2, 38, 39, frozenset(range(14, 20))),
+    (2, 62, 62, frozenset(range(16, 20))),  # UnionPay
+    (4, 2200, 2204, frozenset(range(16, 20))),  # Mir
+    (4, 5018, 5018, frozenset(range(12, 20))),  # Maestro
+    (4, 5020, 5020, frozenset(range(12, 20))),
+    (4, 5038, 5038, frozenset(range(12, 20))),
+    (4, 5893, 5893, frozenset(range(12, 20))),
+    (4, 6304, 6304, frozenset(range(12, 20))),
+    (4, 6759, 6759, frozenset(range(12, 20))),
+    (4, 6761, 6763, frozenset(range(12, 20))),
+)
+
+
+def _card_number_ok(digits: str) -> bool:
+    if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+        return False
+    for width, low, high, lengths in _IIN_RANGES:
+        if low <= int(digits[:width]) <= high and len(digits) in lengths:
+            return True
+    return False
+
+
+_CARD_CANDIDATE = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){11,22}(?![\w]|[.-]\d)")
+
+
+class LuhnCardRecognizer(LocalRecognizer):
+    """Card numbers: 12-19 digits, one separator style, issuer prefix and length, Luhn.
+
+    Candidates are digit runs with optional single spaces or hyphens; each window of whole
+    digit groups is tried, longest first, so "card 4111 1111 1111 1111 12 items" still finds
+    the card. The issuer table ties each prefix to its lengths, which with Luhn leaves about
+    one random digit string in a few hundred; hence a score above the threshold without cues.
+    """
+
+    SCORE = 0.6
+    CONTEXT = ("credit", "card", "visa", "mastercard", "amex", "maestro", "debit", "cc")
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entities=["CREDIT_CARD"], supported_language="en", context=list(self.CONTEXT)
+        )
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Find valid card numbers."""
+        out = []
+        for m in _CARD_CANDIDATE.finditer(text):
+            raw = m.group(0)
+            seps = set(re.findall(r"[ -]", raw))
+            if len(seps) > 1:
+                continue
+            groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", raw)]
+            found = self._best_window(raw, groups)
+            if found is not None:
+                s, e = found
+                out.append(_result(self, "CREDIT_CARD", m.start() + s, m.start() + e, self.SCORE))
+        return out
+
+    @staticmethod
+    def _best_window(raw: str, groups: list[tuple[int, int]]) -> tuple[int, int] | None:
+        n = len(groups)
+        windows = sorted(
+            ((i, j) for i in range(n) for j in range(i, n)),
+            key=lambda ij: groups[ij[0]][0] - groups[ij[1]][1],
+        )
+        for i, j in windows:
+            s, e = groups[i][0], groups[j][1]
+            if _card_number_ok(re.sub(r"\D", "", raw[s:e])):
+                return s, e
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Account numbers
+# ----------------------------------------------------------------------------------------------
+
+_ACCOUNT = re.compile(
+    r"""(?ix)
+    \b(?:(?:bank|checking|savings|insurance|loan)\s+)?
+    (?:account|acct|a/c|member(?:ship)?|policy|mrn|medical\s+record|record|customer|client
+       |subscriber|contract|patient)
+    (?:\s+(?:number|no\.?|num|nr|id|\#))?
+    \s*(?:is|:|\#|=)?\s*
+    (?P<value>(?:[a-z]{1,4}-?)?\d(?:[ -]?\d){3,19})
+    (?![\w-])
+    """
+)
+
+
+class AccountNumberRecognizer(LocalRecognizer):
+    """Account, member, policy and record numbers introduced by a cue word.
+
+    Without a cue a run of digits is just as likely an order, quantity or version, so the cue
+    is required; the span is the number only, the cue stays as useful text.
+    """
+
+    # Above a phone number boosted by the cue "number" (0.4 + 0.35), which would otherwise
+    # win the same span as a PHONE_NUMBER.
+    SCORE = 0.8
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["ACCOUNT_NUMBER"], supported_language="en")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Find cue-led numbers."""
+        return [
+            _result(self, "ACCOUNT_NUMBER", m.start("value"), m.end("value"), self.SCORE)
+            for m in _ACCOUNT.finditer(text)
+            if sum(ch.isdigit() for ch in m.group("value")) >= 5
+        ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Phone numbers
+# ----------------------------------------------------------------------------------------------
+
+
+class InternationalPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer plus numbers written in international form ("+CC ...").
+
+    Presidio accepts only numbers that ``phonenumbers`` deems *valid*, i.e. in a range the
+    metadata lists as allocated; a number written with an explicit "+" country code (or a
+    "00" international prefix) is a phone number to any reader even when its range is not in
+    the metadata, so those are also accepted at the *possible* leniency. Extensions ("ext.
+    123", "x4456") and "001-" prefixes are already handled by ``phonenumbers``.
+    """
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None
+    ) -> list[RecognizerResult]:
+        """Presidio's results plus possible-length international numbers."""
+        import phonenumbers
+
+        results = list(super().analyze(text, entities, nlp_artifacts) or [])
+        for match in phonenumbers.PhoneNumberMatcher(
+            text, "US", leniency=phonenumbers.Leniency.POSSIBLE
+        ):
+            if not match.raw_string.startswith(("+", "00")):
+                continue
+            if any(r.start < match.end and match.start < r.end for r in results):
+                continue
+            results.append(_result(self, "PHONE_NUMBER", match.start, match.end, self.SCORE))
+        return results
+
+
+# ----------------------------------------------------------------------------------------------
+# UK NHS numbers
+# ----------------------------------------------------------------------------------------------
+
+
+class ContextNhsRecognizer(NhsRecognizer):
+    """Presidio's NHS recognizer, kept only when an NHS cue is within 60 characters before.
+
+    Any 10-digit string passes the NHS mod-11 check with probability about 1/11, so US phone
+    numbers such as 212-555-0199 were tagged UK_NHS. Real NHS numbers in text come with their
+    name ("NHS number", "NHS no.").
+    """
+
+    WINDOW = 60
+    _CUE = re.compile(r"(?i)\bnhs\b|national health")
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        """Presidio's matches, filtered by the cue."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [
+            r
+            for r in results or []
+            if self._CUE.search(text[max(0, r.start - self.WINDOW) : r.start])
+        ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Person names
+# ----------------------------------------------------------------------------------------------
+
+
+def _words(block: str) -> frozenset[str]:
+    return frozenset(block.split())
+
+
+# Common English words that are also first names or surnames in Faker's lists; a lexicon hit
+# on one of these alone is not evidence of a name. Written from the collisions seen on the
+# development split and in everyday support text.
+_COMMON_WORDS = _words(
+    """
+    will mark bill may june hope grant rose summer page long young white black brown green king
+    price rich field house ford lane street art joy april august guy pat sun can van park hill
+    oak case love faith grace rich gay sky ray dean major rock wood stone storm dawn eve holly
+    ivy lily iris jade amber ruby pearl crystal honey candy cash chase drew frank earl duke
+    baron prince royal chance lucky sunny may will best kind dear thanks please hello hi hey
+    customer patient user caller support team service help admin order card account number
+    phone email message note record visit today tomorrow yesterday morning evening night week
+    month year new old good great little big north south east west central main city town home
+    office billing refund invoice premium priority monday tuesday wednesday thursday friday
+    saturday sunday january february march said says asked called reports reported states
+    stated mr mrs ms miss mx dr prof sir madam april june july august september october
+    november december the and for with from
+    """
+)
+_PARTICLES = _words(
+    """
+    van von der den de la le del della di da dos das du mac mc ó o' bin al el ter ten st
+    """
+)
+_TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?")
+
+
+@lru_cache(maxsize=1)
+def name_lexicon() -> tuple[frozenset[str], frozenset[str]]:
+    """Case-folded first names and surnames from Faker's Latin-script locale lists.
+
+    Faker (pure Python, installed with the server) ships name lists for ~90 locales, about
+    21,000 first names and 21,000 surnames in Latin script; they are read from disk once.
+    Without Faker the lexicon is empty and only cue words and spaCy find names (logged).
+    """
+    try:
+        import importlib
+        import pkgutil
+
+        import faker.providers.person as person_providers
+    except ImportError:
+        logger.warning("faker is not installed: the name lexicon is disabled")
+        return frozenset(), frozenset()
+
+    def latin(name: str) -> bool:
+        return all(ord(c) < 0x250 or c in " -'’" for c in name)
+
+    def values(provider: Any, attr: str) -> list[str]:
+        v = getattr(provider, attr, ())
+        if isinstance(v, dict):
+            v = list(v)
+        if not isinstance(v, list | tuple):
+            return []
+        return [x for x in v if isinstance(x, str) and latin(x)]
+
+    firsts: set[str] = set()
+    lasts: set[str] = set()
+    for mod in pkgutil.iter_modules(person_providers.__path__):
+        try:
+            provider = importlib.import_module(f"{person_providers.__name__}.{mod.name}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for attr in ("first_names", "first_names_male", "first_names_female"):
+            firsts.update(values(provider, attr))
+        firsts.update(values(provider, "first_romanized_names"))
+        lasts.update(values(provider, "last_names"))
+        lasts.update(values(provider, "last_romanized_names"))
+    # Multi-word entries ("Ana Júlia") are matched word by word.
+    first = frozenset(w.casefold() for n in firsts for w in re.split(r"[ -]", n) if len(w) > 1)
+    last = frozenset(w.casefold() for n in lasts for w in re.split(r"[ -]", n) if len(w) > 1)
+    return first - _COMMON_WORDS, last - _COMMON_WORDS
+
+
+def _en_stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+_EN_STOP = _en_stop_words()
+# Parts of speech that a lower-case name word is not, by spaCy's tagger ("lot more", "add an").
+_NOT_NAME_POS = frozenset({"AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "PART", "NUM", "ADV"})
+
+
+def _pos_at(nlp_artifacts: Any, char: int) -> str:
+    """Part of speech (spaCy's tagger) of the token starting at ``char``; "" if unknown."""
+    doc = getattr(nlp_artifacts, "tokens", None)
+    if doc is None:
+        return ""
+    for tok in doc:
+        if tok.idx == char:
+            return str(tok.pos_)
+        if tok.idx > char:
+            break
+    return ""
+
+
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(text)]
+
+
+def _is_initial(tok: str) -> bool:
+    return len(tok) == 2 and tok[0].isalpha() and tok[1] == "."
+
+
+def _capitalised(tok: str) -> bool:
+    return (tok[:1].isupper() and not tok.isupper()) or (len(tok) > 1 and tok.istitle())
+
+
+class NameLexiconRecognizer(LocalRecognizer):
+    """Names made of a known first name and a surname, in title case or lower case.
+
+    spaCy's small model misses many non-English names ("Ruhide Aksu") and nearly all
+    lower-cased ones ("gábor szekeres"). A known first name (Faker's lists, minus common
+    English words) followed, after an optional initial or particle, by a surname:
+
+    * title case: the surname is any capitalised word that is not a common word;
+    * lower case: the surname must be in the surname list too (both words are evidence).
+
+    Single words are left to cue words (:class:`PersonCueRecognizer`) and spaCy.
+    """
+
+    SCORE = 0.5
+
+    def __init__(
+        self, first_names: frozenset[str] | None = None, last_names: frozenset[str] | None = None
+    ) -> None:
+        self._first = first_names
+        self._last = last_names
+        # Presidio's constructor calls load().
+        super().__init__(supported_entities=["PERSON"], supported_language="en")
+
+    def load(self) -> None:
+        """Read the lexicon (cached per process)."""
+        if self._first is None or self._last is None:
+            self._first, self._last = name_lexicon()
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Find first-name + surname sequences."""
+        if self._first is None or self._last is None:
+            self.load()
+        first, last = self._first or frozenset(), self._last or frozenset()
+        toks = _tokens(text)
+        out = []
+        i = 0
+        while i < len(toks):
+            end = self._match_at(text, toks, i, first, last, nlp_artifacts=nlp_artifacts)
+            if end is None:
+                i += 1
+                continue
+            stop = toks[end][1] - toks[end][2].endswith(".")
+            out.append(_result(self, "PERSON", toks[i][0], stop, self.SCORE))
+            i = end + 1
+        return out
+
+    @staticmethod
+    def _match_at(
+        text: str,
+        toks: list[tuple[int, int, str]],
+        i: int,
+        first: frozenset[str],
+        last: frozenset[str],
+        *,
+        nlp_artifacts: Any = None,
+    ) -> int | None:
+        word = toks[i][2]
+        if word.endswith("."):
+            return None  # sentence end or abbreviation, not a first name
+        parts = word.casefold().replace("’", "'").split("-")
+        if not all(p in first for p in parts):
+            return None
+        lower = word.islower()
+        if lower and (
+            word in _EN_STOP or len(word) < 3 or _pos_at(nlp_artifacts, toks[i][0]) in _NOT_NAME_POS
+        ):
+            return None
+        if not lower and not _capitalised(word):
+            return None
+        j = i + 1
+        end = None
+        while j < len(toks) and j <= i + 3:
+            prev_end, (s, _e, tok) = toks[j - 1][1], toks[j]
+            if text[prev_end:s] != " ":
+                break
+            folded = tok.rstrip(".").casefold()
+            if _is_initial(tok) or folded in _PARTICLES:
+                j += 1
+                continue
+            if tok.endswith("."):
+                tok = tok[:-1]
+            if lower:
+                ok = (
+                    tok.islower()
+                    and all(p in last for p in folded.split("-"))
+                    and folded not in _EN_STOP
+                    and len(folded) > 2
+                    and _pos_at(nlp_artifacts, s) not in _NOT_NAME_POS
+                )
+            else:
+                ok = _capitalised(tok) and folded not in _COMMON_WORDS
+            if ok:
+                end = j
+            break
+        return end
+
+
+# Cue words after which a name follows. Group "cue" is matched case-insensitively.
+_CUE = re.compile(
+    r"""(?imx)
+    (?:
+      \b(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam)\.?[ \t]+                        # titles
+    | \bmy\s+name\s+is\s+ | \bname\s*:\s* | \bthis\s+is\s+ | \bit'?s\s+ | \bi'?m\s+
+    | ^[ \t]*(?:dear|hi|hello|hey|good\s+(?:morning|afternoon|evening)|thanks|thank\s+you)[ \t]+
+    | (?:\.|!|\?)\s+(?:hi|hello|hey|thanks|thank\s+you)[ \t]+
+    | (?:regards|best|cheers|thanks|sincerely|yours|wishes)[ \t]*,?[ \t]*\n[ \t]*
+    | \b(?:wife|husband|spouse|partner|daughter|son|mother|father|brother|sister|contact
+         |customer|caller|patient|pt|user|holder(?:\s+is)?|client|colleague|manager)[ \t]*:?[ \t]+
+    | \b(?:spoke|talked|speaking)\s+(?:with|to)\s+ | \bforwarded\s+(?:[\w']+\s+){0,3}?to\s+
+    | \bcc'?d\s+ | \bmessage\s+for\s+ | \breferred\s+by\s+ | \bseen\s+by\s+ | \bsigned\s+by\s+
+    | \bplaced\s+by\s+ | \bbelongs\s+to\s+ | \bassigned\s+to\s+ | \bescalated\s+to\s+
+    | ^
+    )
+    """
+)
+_STOP_AFTER_CUE = _COMMON_WORDS | _words(
+    """
+    a an all am are as at be been being by can could did do does everyone folks guys i if in is
+    it its me my no not of on or our please so team that there this to too urgent us was we
+    were what when where which who why you your yes ok okay sorry just also however here
+    """
+)
+
+
+class PersonCueRecognizer(LocalRecognizer):
+    """Names right after cue words: titles, "my name is", greetings, sign-offs, relations.
+
+    Up to three name words follow the cue (initials and particles such as "van", "de" may sit
+    between them). A capitalised word is taken unless it is a common word; a lower-case word
+    only if it is in the name lexicon, so "this is urgent" stays. A line that starts with a
+    single known first name and a comma ("Carly, are you free") also counts.
+    """
+
+    SCORE = 0.55
+
+    def __init__(
+        self, first_names: frozenset[str] | None = None, last_names: frozenset[str] | None = None
+    ) -> None:
+        self._first = first_names
+        self._last = last_names
+        # Presidio's constructor calls load().
+        super().__init__(supported_entities=["PERSON"], supported_language="en")
+
+    def load(self) -> None:
+        """Read the lexicon (cached per process)."""
+        if self._first is None or self._last is None:
+            self._first, self._last = name_lexicon()
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Find names after cues."""
+        if self._first is None or self._last is None:
+            self.load()
+        names = (self._first or frozenset()) | (self._last or frozenset())
+        first = self._first or frozenset()
+        out = []
+        for m in _CUE.finditer(text):
+            line_start = m.group(0) == ""
+            pos = m.end()
+            words: list[tuple[int, int]] = []
+            for t in _TOKEN.finditer(text, pos):
+                gap = text[pos : t.start()]
+                if gap.strip() or (words and gap not in (" ",)) or (not words and gap):
+                    break
+                tok = t.group(0)
+                bare = tok.rstrip(".")
+                folded = bare.casefold()
+                if _is_initial(tok) or (words and folded in _PARTICLES):
+                    pos = t.end()
+                    continue
+                parts = folded.replace("’", "'").split("-")
+                if folded in _STOP_AFTER_CUE:
+                    break
+                if _capitalised(bare) and not bare.isupper():
+                    ok = True
+                elif bare.islower():
+                    ok = (
+                        all(p in names for p in parts)
+                        and folded not in _EN_STOP
+                        and _pos_at(nlp_artifacts, t.start()) not in _NOT_NAME_POS | {"VERB", "ADJ"}
+                    )
+                else:
+                    ok = False
+                if not ok:
+                    break
+                words.append((t.start(), t.start() + len(bare)))
+                pos = t.end()
+                if len(words) == 3 or tok.endswith("."):
+                    break
+            if not words:
+                continue
+            if line_start:
+                # A bare line start is a cue only for "Firstname," opening a line.
+                s, e = words[0]
+                if len(words) != 1 or text[e : e + 1] != ",":
+                    continue
+                if text[s:e].casefold() not in first:
+                    continue
+            out.append(_result(self, "PERSON", words[0][0], words[-1][1], self.SCORE))
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Refinement after all recognizers
+# ----------------------------------------------------------------------------------------------
+
+_PLACE_CUE = re.compile(
+    r"(?i)(?:\b(?:in|near|at)|\b(?:home|moved|relocated|travel(?:l)?ing|flew|fly|flying|trip)"
+    r"\s+to)\s+$"
+)
+_NUMERIC_DATE = re.compile(r"\d{1,4}([/.-])\d{1,2}\1\d{2,4}")
+_NOT_A_NAME = re.compile(r"[\d@/:\\#=]")
+
+
+def _is_ner(result: Any) -> bool:
+    meta = result.recognition_metadata or {}
+    return bool(meta.get(RecognizerResult.RECOGNIZER_NAME_KEY) == NER_RECOGNIZER)
+
+
+def _split_ner_at_newlines(text: str, results: Iterable[Any]) -> list[Any]:
+    """NER spans that cross a line break ("Boston", blank line, "Anna") split per line."""
+    out = []
+    for r in results:
+        if not _is_ner(r) or "\n" not in text[r.start : r.end]:
+            out.append(r)
+            continue
+        pos = r.start
+        for piece in text[r.start : r.end].split("\n"):
+            start = pos + len(piece) - len(piece.lstrip())
+            end = pos + len(piece.rstrip())
+            if end > start:
+                out.append(
+                    RecognizerResult(
+                        entity_type=r.entity_type,
+                        start=start,
+                        end=end,
+                        score=r.score,
+                        analysis_explanation=r.analysis_explanation,
+                        recognition_metadata=dict(r.recognition_metadata or {}),
+                    )
+                )
+            pos += len(piece) + 1
+    return out
+
+
+def refine_results(text: str, results: Iterable[Any]) -> list[Any]:
+    """Drop detections that are noise, keeping every validated pattern match.
+
+    * A one-word NER PERSON right after "in", "at", "near", "moved to", "home to" ... is
+      relabelled LOCATION: the small model calls many cities people ("meet in Valencia").
+    * NER spans crossing a line break are split per line (a header line and a greeting are
+      two things).
+    * DATE_TIME without an explicit calendar date (:func:`is_explicit_date`) is dropped.
+    * An NER PERSON, LOCATION or NRP span containing digits or URL/e-mail characters is
+      dropped: spaCy's small model labels URLs, dates and IDs as names and places.
+    * A PHONE_NUMBER that is an explicit numeric date ("08.09.1947") is dropped: the phone
+      cue "number" nearby can lift it above the date.
+    * An NER span overlapping a non-NER result of another entity type is dropped: spaCy tags
+      phone numbers, IPs and card numbers as DATE_TIME at 0.85, which would otherwise outrank
+      the validated pattern result and give the wrong placeholder; likewise a city or a
+      "street named after a person" inside an address.
+    """
+    kept = []
+    for r in _split_ner_at_newlines(text, results):
+        span = text[r.start : r.end]
+        if (
+            _is_ner(r)
+            and r.entity_type == "PERSON"
+            and " " not in span
+            and _PLACE_CUE.search(text[max(0, r.start - 30) : r.start])
+        ):
+            r.entity_type = "LOCATION"
+        if r.entity_type == "DATE_TIME" and not is_explicit_date(span):
+            continue
+        if r.entity_type == "PHONE_NUMBER" and _NUMERIC_DATE.fullmatch(span.strip()):
+            continue
+        if (
+            _is_ner(r)
+            and r.entity_type in ("PERSON", "LOCATION", "NRP")
+            and _NOT_A_NAME.search(span)
+        ):
+            continue
+        kept.append(r)
+    patterns = [r for r in kept if not _is_ner(r)]
+    return [
+        r
+        for r in kept
+        if not _is_ner(r)
+        or not any(
+            p.entity_type != r.entity_type and p.start < r.end and r.start < p.end for p in patterns
+        )
+    ]
+
+
+class RefiningAnalyzerEngine(AnalyzerEngine):
+    """``AnalyzerEngine`` whose results pass through :func:`refine_results`.
+
+    The refinement needs every recognizer's output at once (an NER span is dropped because a
+    pattern matched the same characters), so it runs after Presidio's own de-duplication,
+    inside ``analyze`` so that ``BatchAnalyzerEngine`` gets it too.
+    """
+
+    def analyze(self, text: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Presidio's analysis, refined."""
+        return refine_results(text, super().analyze(text, *args, **kwargs))
+
+
+# ----------------------------------------------------------------------------------------------
+# Registry
+# ----------------------------------------------------------------------------------------------
+
+#: Presidio recognizers replaced by the ones above.
+REMOVED = ("CreditCardRecognizer", "NhsRecognizer", "PhoneRecognizer")
+
+
+def configure_registry(registry: Any) -> None:
+    """Swap Presidio's card, phone and NHS recognizers for ours and add the new ones.
+
+    Also clears IGNORECASE from the IBAN recognizer: Presidio's default configuration loads
+    it with that flag, and then an IBAN followed by a word ("IBAN BE66 7778 8377 0242
+    please") is extended into the word, fails the checksum and is lost (measured: all
+    Belgian and Spanish IBANs followed by text).
+    """
+    for name in REMOVED:
+        registry.remove_recognizer(name)
+    for rec in registry.recognizers:
+        if rec.name == "IbanRecognizer":
+            rec.global_regex_flags = re.MULTILINE | re.DOTALL
+    for recognizer in (
+        InternationalPhoneRecognizer(),
+        LuhnCardRecognizer(),
+        ContextNhsRecognizer(),
+        StreetAddressRecognizer(),
+        AccountNumberRecognizer(),
+        TextDateRecognizer(),
+        NameLexiconRecognizer(),
+        PersonCueRecognizer(),
+    ):
+        registry.add_recognizer(recognizer)
