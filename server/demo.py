@@ -27,6 +27,7 @@ from privsynth.server.config import Settings
 __all__ = ["demo_records", "run_demo"]
 
 DEMO_EPOCHS = 5
+DEMO_TOPICS = ("computers", "politics", "science", "work", "love")
 
 
 def demo_records(limit: int) -> Iterator[RecordIn]:
@@ -108,15 +109,23 @@ def _run(args: argparse.Namespace, server: PrivsynthServer, started: float) -> i
                 f"{card.tokenizer_provenance.get('trained_on', '?')}"
             )
 
-        _step(f"sampling {args.samples} synthetic records")
-        for rec in client.generate(final.model, count=args.samples, seed=0, max_tokens=48):
-            p = rec.provenance
-            text = " ".join(rec.text.split())
-            print(f"  [{rec.label or '-'}] {text}")
-            print(
-                f"      synthetic={p.synthetic} model={p.model} epsilon={p.epsilon:.3f} "
-                f"delta={p.delta:.3g}"
-            )
+        _step(
+            f"sampling {args.samples} synthetic records, conditioned on the demo's public topic "
+            "labels (the topic list ships with the sample corpus, so naming it costs no budget)"
+        )
+        topics = DEMO_TOPICS
+        for i in range(args.samples):
+            label = topics[i % len(topics)]
+            for rec in client.generate(
+                final.model, count=1, seed=i, max_tokens=48, label=label, temperature=0.8
+            ):
+                p = rec.provenance
+                text = " ".join(rec.text.split())
+                print(f"  [{rec.label}] {text}")
+                print(
+                    f"      synthetic={p.synthetic} model={p.model} epsilon={p.epsilon:.3f} "
+                    f"delta={p.delta:.3g}"
+                )
         b = client.get_budget(ds.name)
         print(
             f"    budget of {b.dataset}: spent {b.epsilon_spent:.3f} of {b.epsilon_cap:g}, "
