@@ -34,6 +34,7 @@ __all__ = [
     "TrainResult",
     "TrainingConfigError",
     "TrainingInterrupted",
+    "bound_user_contributions",
     "encode_example",
     "train_dp",
 ]
@@ -72,10 +73,41 @@ class TrainingInterrupted(Exception):
 
 @dataclass(frozen=True)
 class Example:
-    """One training record: scrubbed text and an optional label used as a control code."""
+    """One training record: scrubbed text, an optional label (control code) and user key.
+
+    ``user`` is an opaque key (the server stores only a keyed hash of the user id); when any
+    example has one, the privacy unit becomes the user and contributions are bounded by
+    :func:`bound_user_contributions` before training.
+    """
 
     text: str
     label: str | None = None
+    user: str | None = None
+
+
+def bound_user_contributions(
+    examples: Sequence[Example], *, per_user: int = 1, seed: int = 0
+) -> list[Example]:
+    """Keep at most ``per_user`` records of each user, chosen at random.
+
+    With one record per user, record-level DP-SGD on the result is user-level DP with the same
+    (ε, δ): adding or removing a user changes at most one training record. Records without a
+    user key count as users of their own. The choice is random (not, say, the longest record)
+    so that which record survives does not depend on content.
+    """
+    import random
+
+    rng = random.Random(seed)
+    by_user: dict[str, list[int]] = {}
+    keep: list[int] = []
+    for i, ex in enumerate(examples):
+        if ex.user:
+            by_user.setdefault(ex.user, []).append(i)
+        else:
+            keep.append(i)
+    for idxs in by_user.values():
+        keep.extend(rng.sample(idxs, min(per_user, len(idxs))))
+    return [examples[i] for i in sorted(keep)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +296,9 @@ def _train_dp(
     from opacus import PrivacyEngine
     from opacus.data_loader import DPDataLoader
 
+    user_level = any(e.user for e in examples)
+    if user_level:
+        examples = bound_user_contributions(examples, seed=config.seed)
     n = len(examples)
     config.validate(n)
     torch.manual_seed(config.seed)
@@ -409,7 +444,9 @@ def _train_dp(
         "max_grad_norm": config.max_grad_norm,
         "steps": step,
         "epochs": config.epochs,
-        "privacy_unit": "record",
+        "privacy_unit": "user" if user_level else "record",
+        "records_per_user_cap": 1 if user_level else None,
+        "training_records": n,
         "sampling": "poisson",
         "secure_rng": False,
         "grad_sample_mode": mode,

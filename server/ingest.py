@@ -114,6 +114,7 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
     totals: Counter[str] = Counter()
     with_pii = 0
     labelled = 0
+    anonymous = 0
     users: set[str] = set()
     pending: list[tuple[str, str, str]] = []
 
@@ -144,6 +145,8 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         if rec.user_id:
             user = hmac.new(runtime.user_key, rec.user_id.encode(), hashlib.sha256).hexdigest()
             users.add(user)
+        else:
+            anonymous += 1
         labelled += bool(rec.label)
         pending.append((text, rec.label, user))
         count += 1
@@ -153,6 +156,7 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
     if count == 0:
         raise InvalidArgument("the dataset is empty: upload at least one record", field="records")
 
+    units = len(users) + anonymous if users else count
     for entity, n in totals.items():
         metrics.pii_entities.labels(entity_type=entity).inc(n)
     path, digest = runtime.store.put("shards", b"\n".join(lines) + b"\n", suffix=".jsonl")
@@ -170,9 +174,10 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         record_count=count,
         labelled_count=labelled,
         user_count=len(users),
-        privacy_unit="record",
+        # Naming any user makes the user the unit: training then keeps one record per user.
+        privacy_unit="user" if users else "record",
         epsilon_cap=spec.epsilon_cap or settings.default_epsilon_cap,
-        delta=spec.delta if spec.delta is not None else default_delta(count),
+        delta=spec.delta if spec.delta is not None else default_delta(units),
         shard_path=path,
         content_sha256=digest,
         scrub_report=report,

@@ -153,3 +153,17 @@ def test_kv_cache_matches_full_recompute() -> None:
         for t in range(5, 12):
             logits, caches = model.forward_cached(seq[:, t : t + 1], caches, t)
             assert torch.allclose(logits, model(seq[:, : t + 1])[:, -1], atol=1e-5)
+
+
+def test_user_level_dp_keeps_one_record_per_user() -> None:
+    from privsynth.models.dp_train import bound_user_contributions
+
+    examples = [Example(text=f"t{i}", user=f"u{i % 5}") for i in range(50)]
+    examples += [Example(text="no user")]
+    bounded = bound_user_contributions(examples)
+    assert len(bounded) == 6
+    assert sorted(e.user or "" for e in bounded) == ["", "u0", "u1", "u2", "u3", "u4"]
+    many = [Example(text=str(r.text), user=f"user{i % 30}") for i, r in enumerate(fortunes(90))]
+    res = train_dp(many, config=_cfg(target_delta=1e-3), tokenizer=load_tokenizer())
+    assert res.card["privacy_unit"] == "user"
+    assert res.card["training_records"] == 30
