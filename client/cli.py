@@ -8,6 +8,7 @@ how to install it if it is missing, so the client-only install keeps working.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import importlib
 import json
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from privsynth.client.audit import AuditEntry, verify_chain
 from privsynth.client.client import PrivsynthClient, RecordIn
 from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
 from privsynth.client.pb import training_pb2
@@ -193,15 +195,84 @@ def cmd_budget(args: argparse.Namespace) -> int:
         print(
             f"{b.dataset}: cap eps={b.epsilon_cap:g} delta={b.delta:.3g}; spent "
             f"{b.epsilon_spent:.4f}, reserved {b.epsilon_reserved:.4f}, remaining "
-            f"{b.epsilon_remaining:.4f} ({b.composition})"
+            f"{b.epsilon_remaining:.4f} at delta={b.delta_used:.3g}"
+        )
+        print(
+            f"  plain sum: spent {b.epsilon_spent_sum:.4f}, reserved "
+            f"{b.epsilon_reserved_sum:.4f}; composition: {b.composition}"
         )
         if args.ledger:
             for e in client.list_ledger_entries(args.dataset, page_size=500).entries:
+                event = (
+                    f" sigma={e.noise_multiplier:.4g} q={e.sample_rate:.4g} steps={e.steps}"
+                    if e.noise_multiplier
+                    else ""
+                )
                 print(
                     f"  #{e.id} {e.create_time.ToDatetime():%Y-%m-%d %H:%M:%S} {e.kind:8} "
-                    f"eps={e.epsilon:.4f} delta={e.delta:.3g} {e.job} {e.note}"
+                    f"eps={e.epsilon:.4f} delta={e.delta:.3g}{event} {e.job} {e.note}"
                 )
     return 0
+
+
+def cmd_set_cap(args: argparse.Namespace) -> int:
+    """Change a dataset's budget cap (admin)."""
+    token = os.environ.get("PRIVSYNTH_ADMIN_TOKEN", "")
+    if args.token_file:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    if not token:
+        raise SystemExit("set-cap needs the admin token: --token-file or PRIVSYNTH_ADMIN_TOKEN")
+    with _client(args) as client:
+        b = client.update_budget_cap(
+            args.dataset, epsilon_cap=args.epsilon_cap, delta=args.delta, admin_token=token
+        )
+    print(
+        f"{b.dataset}: cap now eps={b.epsilon_cap:g} delta={b.delta:.3g}; "
+        f"remaining {b.epsilon_remaining:.4f}"
+    )
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    """Write the audit log as JSON lines (to a file or stdout); the head hash goes to stderr."""
+    with contextlib.ExitStack() as stack:
+        out: TextIO = sys.stdout
+        if args.out not in (None, "-"):
+            out = stack.enter_context(Path(args.out).open("w", encoding="utf-8"))
+        head, count = "", 0
+        with _client(args) as client:
+            for entry in client.export_audit_log():
+                out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+                head, count = entry.hash, count + 1
+    print(f"exported {count} audit entries; head {head or '-'}", file=sys.stderr)
+    return 0
+
+
+def _read_audit_file(path: Path) -> Iterator[AuditEntry]:
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield AuditEntry.from_json(json.loads(line))
+            except (json.JSONDecodeError, ValueError, AttributeError):
+                raise SystemExit(f"{path}:{lineno}: not an audit entry") from None
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Verify the audit chain (from a JSON-lines export or live from the server)."""
+    if args.file:
+        result = verify_chain(_read_audit_file(Path(args.file)), expected_head=args.head)
+    else:
+        with _client(args) as client:
+            result = verify_chain(client.export_audit_log(), expected_head=args.head)
+    if result.ok:
+        print(f"audit log intact: {result.entries} entries, head {result.head}")
+        return 0
+    print(f"audit log BROKEN: {len(result.problems)} problem(s)", file=sys.stderr)
+    for problem in result.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
 
 
 def _server_module(name: str) -> Any:
@@ -301,11 +372,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "budget",
         help="show a dataset's privacy budget",
-        description="Show cap, spent, reserved and remaining epsilon.",
+        description="Show cap, spent, reserved and remaining epsilon: composed across jobs "
+        "(PLD accountant), with the plain sum beside it.",
     )
     p.add_argument("dataset", help="dataset name, datasets/<id>")
     p.add_argument("--ledger", action="store_true", help="also list the ledger entries")
     p.set_defaults(func=cmd_budget)
+
+    p = sub.add_parser(
+        "set-cap",
+        help="change a dataset's budget cap (admin)",
+        description="Change a dataset's epsilon (and optionally delta) cap. Needs the server's "
+        "admin token (PRIVSYNTH_ADMIN_TOKEN or --token-file); the change is written to the "
+        "ledger and the audit log. Lowering a cap refunds nothing; it only refuses new jobs.",
+    )
+    p.add_argument("dataset", help="dataset name, datasets/<id>")
+    p.add_argument("--epsilon-cap", type=float, required=True, help="new epsilon cap (> 0)")
+    p.add_argument("--delta", type=float, default=None, help="new delta cap (default: unchanged)")
+    p.add_argument("--token-file", default=None, help="file holding the admin token")
+    p.set_defaults(func=cmd_set_cap)
+
+    p = sub.add_parser(
+        "audit",
+        help="export or verify the hash-chained audit log",
+        description="The audit log records dataset creation, scrub reports, reservations, "
+        "commits, refusals, cancellations, deletions and cap changes, each with actor and "
+        "time, in a SHA-256 hash chain.",
+    )
+    audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    a = audit_sub.add_parser(
+        "export",
+        help="write the audit log as JSON lines",
+        description="Write every audit entry as one JSON object per line; the head hash is "
+        "printed to stderr (keep it to detect later truncation with `audit verify --head`).",
+    )
+    a.add_argument("-o", "--out", default=None, help="output file (default: stdout)")
+    a.set_defaults(func=cmd_audit_export)
+    a = audit_sub.add_parser(
+        "verify",
+        help="check the chain for edited, deleted or reordered entries",
+        description="Recompute every hash and link, from an export file or live from the "
+        "server. Exit code 0 when intact, 1 when any entry was edited, deleted or reordered.",
+    )
+    a.add_argument("--file", default=None, help="a JSON-lines export (default: ask the server)")
+    a.add_argument("--head", default=None, help="a head hash recorded earlier that must appear")
+    a.set_defaults(func=cmd_audit_verify)
 
     p = sub.add_parser(
         "serve",

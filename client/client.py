@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
+from privsynth.client.audit import AuditEntry
 from privsynth.client.errors import from_rpc_error
 from privsynth.client.pb import (
     datasets_pb2,
@@ -327,3 +328,34 @@ class PrivsynthClient:
             privacy_pb2.ListLedgerEntriesRequest(dataset=dataset, page_size=page_size),
             timeout=self.timeout,
         )
+
+    @_translate_stream
+    def export_audit_log(self, *, start_seq: int = 0) -> Iterator[AuditEntry]:
+        """The audit chain in order (verify it with :func:`privsynth.client.audit.verify_chain`)."""
+        for e in self.privacy.ExportAuditLog(
+            privacy_pb2.ExportAuditLogRequest(start_seq=start_seq), timeout=self.stream_timeout
+        ):
+            yield AuditEntry(
+                seq=e.seq,
+                time=e.time,
+                actor=e.actor,
+                action=e.action,
+                dataset=e.dataset,
+                job=e.job,
+                details=e.details,
+                prev_hash=e.prev_hash,
+                hash=e.hash,
+            )
+
+    @_translate
+    def update_budget_cap(
+        self, dataset: str, *, epsilon_cap: float, delta: float | None = None, admin_token: str
+    ) -> privacy_pb2.Budget:
+        """Change a dataset's cap (needs the server's admin token); returns the new budget."""
+        req = privacy_pb2.UpdateBudgetCapRequest(dataset=dataset, epsilon_cap=epsilon_cap)
+        if delta is not None:
+            req.delta = delta
+        result: privacy_pb2.Budget = self.privacy.UpdateBudgetCap(
+            req, timeout=self.timeout, metadata=(("authorization", f"Bearer {admin_token}"),)
+        )
+        return result

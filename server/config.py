@@ -26,7 +26,9 @@ class Settings(BaseSettings):
         log_level: Python logging level name.
         shutdown_grace_seconds: How long in-flight RPCs may finish after SIGTERM.
         max_workers: gRPC thread-pool size.
-        training_workers: Training jobs run at once in this process.
+        training_workers: Training jobs run at once in this process. 0 makes an API-only
+            replica: it accepts jobs (reserving budget) but trains none; they stay QUEUED
+            until a process with workers starts and takes them up.
         torch_threads: Intra-op threads for torch.
         default_epsilon_cap: Budget cap of a dataset uploaded without one.
         max_record_bytes: Largest accepted record, in UTF-8 bytes.
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
         scrub_batch_size: Records per Presidio batch.
         nlp_config: Presidio NLP engine YAML; defaults to the packaged ``conf/nlp.yaml``.
         user_id_key: Secret for hashing user ids; generated into the data dir when unset.
+        admin_token: Bearer token that authorises budget-cap changes. Empty (the default)
+            disables them: until role-based access control exists (issue 4, item 6), holding
+            this secret is what makes a caller an admin.
+        admin_token_file: File holding the admin token (a mounted Kubernetes secret); read at
+            start-up, overrides ``admin_token``.
     """
 
     model_config = SettingsConfigDict(env_prefix="PRIVSYNTH_", extra="ignore")
@@ -46,7 +53,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_workers: int = Field(default=16, ge=1)
-    training_workers: int = Field(default=1, ge=1)
+    training_workers: int = Field(default=1, ge=0)
     torch_threads: int = Field(default=2, ge=1)
     default_epsilon_cap: float = Field(default=10.0, gt=0)
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
@@ -54,6 +61,14 @@ class Settings(BaseSettings):
     scrub_batch_size: int = Field(default=64, ge=1)
     nlp_config: Path | None = None
     user_id_key: str = ""
+    admin_token: str = ""
+    admin_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _read_admin_token(self) -> Settings:
+        if self.admin_token_file is not None:
+            self.admin_token = self.admin_token_file.read_text(encoding="utf-8").strip()
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

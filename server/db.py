@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 __all__ = [
+    "AuditRow",
     "Base",
     "Database",
     "DatasetRow",
@@ -99,6 +100,12 @@ class JobRow(Base):
     elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error_message: Mapped[str] = mapped_column(Text, default="")
+    # The DP-SGD event, fixed at reservation (None on jobs created before revision 0002).
+    noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sample_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    planned_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Noisy steps charged to the ledger when the job ended.
+    steps_taken: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ModelRow(Base):
@@ -131,6 +138,31 @@ class LedgerRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor: Mapped[str] = mapped_column(String(200), default="")
     note: Mapped[str] = mapped_column(Text, default="")
+    # The job's DP-SGD event on reserve (planned steps) and commit (steps taken); None on
+    # release entries and on entries written before revision 0002.
+    noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sample_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AuditRow(Base):
+    """One entry of the append-only, hash-chained audit log (see ``privsynth.server.audit``).
+
+    The database refuses UPDATE and DELETE on this table (triggers from revision 0003); the
+    hash chain makes any change made around that refusal detectable.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    dataset: Mapped[str] = mapped_column(String(64), index=True)
+    job: Mapped[str] = mapped_column(String(64))
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -149,6 +181,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_MIGRATION_LOCK_KEY = 0x70726976  # "priv": the advisory lock id for migrations
+
+
 class Database:
     """Engine plus session factory; ``session()`` is one transaction."""
 
@@ -165,16 +200,20 @@ class Database:
             _sqlite_pragmas(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the newest Alembic revision."""
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (the newest by default; tests pin older ones)."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Replicas start together: serialise their migrations (transactional DDL makes
+                # the second one see the first one's result and do nothing).
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -7,12 +7,14 @@ each job charges the ledger exactly once when it ends, whatever the ending.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from privsynth.models.dp_train import (
     MIN_RECORDS,
@@ -25,9 +27,15 @@ from privsynth.models.dp_train import (
 )
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.models.tokenizer import load_tokenizer
-from privsynth.server import ledger
+from privsynth.server import audit, ledger
+from privsynth.server.accounting import DpSgdPlan, plan_dp_sgd
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
-from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from privsynth.server.runtime import Runtime
 from sqlalchemy import select
 
@@ -39,6 +47,9 @@ TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 DEFAULT_EPOCHS = 3
 DEFAULT_PRESET = "small"
 MAX_EPOCHS = 1000
+
+_DPCONFIG_TAKES_SIGMA = "noise_multiplier" in {f.name for f in dataclasses.fields(DPConfig)}
+"""Whether ``DPConfig`` accepts a fixed noise multiplier (then training uses the ledger's σ)."""
 
 
 class JobSpec:
@@ -91,8 +102,11 @@ class JobRunner:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._pool = ThreadPoolExecutor(
-            max_workers=runtime.settings.training_workers, thread_name_prefix="train"
+        workers = runtime.settings.training_workers
+        self._pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train")
+            if workers > 0
+            else None
         )
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -128,6 +142,7 @@ class JobRunner:
                     f"{MIN_RECORDS}"
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
+        plan = self._plan(config, dataset.record_count)
         job_id, model_id = new_id(), new_id()
         now = utcnow()
         job = JobRow(
@@ -147,6 +162,9 @@ class JobRunner:
             elapsed_seconds=0.0,
             cancel_requested=False,
             error_message="",
+            noise_multiplier=plan.noise_multiplier,
+            sample_rate=plan.sample_rate,
+            planned_steps=plan.steps,
         )
         try:
             with self.runtime.db.session() as s:
@@ -157,6 +175,7 @@ class JobRunner:
                     epsilon=spec.target_epsilon,
                     delta=delta,
                     actor=actor,
+                    plan=plan,
                 )
                 s.add(job)
                 s.add(
@@ -172,24 +191,81 @@ class JobRunner:
                         weights_sha256="",
                     )
                 )
-        except Exception:
+        except ResourceExhausted as exc:
             self.runtime.metrics.budget_refusals.inc()
+            # The refused transaction rolled back; the refusal itself is still on the record.
+            with self.runtime.db.session() as s:
+                audit.append(
+                    s,
+                    action="budget.refused",
+                    actor=actor,
+                    dataset_id=dataset.id,
+                    details={
+                        "epsilon": spec.target_epsilon,
+                        "delta": delta,
+                        "epochs": spec.epochs,
+                        "epsilon_remaining": exc.remaining,
+                    },
+                )
             raise
         self.submit(job_id)
         return job
 
-    def cancel(self, job_id: str) -> JobRow:
-        """Ask a job to stop; a running job is charged what it consumed.
+    @staticmethod
+    def _plan(config: DPConfig, n_records: int) -> DpSgdPlan:
+        """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
+
+        Raises:
+            InvalidArgument: ε so small that no finite noise reaches it.
+        """
+        try:
+            return plan_dp_sgd(
+                n_records=n_records,
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                target_epsilon=config.target_epsilon,
+                target_delta=config.target_delta,
+                accountant=config.accountant,
+            )
+        except ValueError:
+            raise InvalidArgument(
+                "target_epsilon is too small to reach with any finite noise",
+                field="target_epsilon",
+            ) from None
+
+    def cancel(self, job_id: str, *, actor: str = "anonymous") -> JobRow:
+        """Stop a job; a queued one ends at once at no cost.
+
+        A running job is charged what it consumed when its worker stops.
 
         Raises:
             NotFound: Unknown job.
         """
         with self.runtime.db.session() as s:
-            job = s.get(JobRow, job_id)
+            job = s.execute(
+                select(JobRow).where(JobRow.id == job_id).with_for_update()
+            ).scalar_one_or_none()
             if job is None:
                 raise NotFound(f"job 'jobs/{job_id}' not found")
-            if job.state not in TERMINAL_STATES:
+            previous = job.state
+            if job.state == "QUEUED":
+                # No worker has read data yet (starting one takes this row lock), so the
+                # reservation is released in full.
                 job.cancel_requested = True
+                self._finish(
+                    s, job, state="CANCELLED", epsilon=0.0, steps=0, note="cancelled before start"
+                )
+            elif job.state not in TERMINAL_STATES:
+                job.cancel_requested = True
+            if previous not in TERMINAL_STATES:
+                audit.append(
+                    s,
+                    action="job.cancelled",
+                    actor=actor,
+                    dataset_id=job.dataset_id,
+                    job_id=job.id,
+                    details={"state": previous, "step": job.step},
+                )
         with self._lock:
             event = self._cancel.get(job_id)
         if event is not None:
@@ -211,7 +287,9 @@ class JobRunner:
     # -- workers ----------------------------------------------------------------------------
 
     def submit(self, job_id: str) -> None:
-        """Queue a job for a worker thread."""
+        """Queue a job for a worker thread (an API-only process leaves it QUEUED)."""
+        if self._pool is None:
+            return
         with self._lock:
             if self._closed:
                 return
@@ -222,8 +300,11 @@ class JobRunner:
         """Resume after a restart: requeue QUEUED jobs; charge and fail jobs cut off mid-run.
 
         A job that was RUNNING when the process died may have taken noisy steps after its last
-        progress report, so it is charged its full reservation (the safe upper bound).
+        progress report, so it is charged its full reservation (the safe upper bound). An
+        API-only process (no workers) runs no jobs, so it leaves them alone.
         """
+        if self._pool is None:
+            return
         with self.runtime.db.session() as s:
             stale = s.execute(select(JobRow).where(JobRow.state == "RUNNING")).scalars().all()
             for job in stale:
@@ -232,6 +313,7 @@ class JobRunner:
                     job,
                     state="FAILED",
                     epsilon=job.target_epsilon,
+                    steps=job.planned_steps,
                     note="server stopped during training; charged the full reservation",
                     error="server stopped during training",
                 )
@@ -246,7 +328,8 @@ class JobRunner:
             events = list(self._cancel.values())
         for event in events:
             event.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_safely(self, job_id: str) -> None:
         try:
@@ -278,22 +361,32 @@ class JobRunner:
     def _run(self, job_id: str) -> None:
         runtime = self.runtime
         with runtime.db.session() as s:
-            job = s.get(JobRow, job_id)
+            job = s.execute(
+                select(JobRow).where(JobRow.id == job_id).with_for_update()
+            ).scalar_one_or_none()
             if job is None or job.state != "QUEUED":
                 return
             if job.cancel_requested:
-                self._finish(s, job, state="CANCELLED", epsilon=0.0, note="cancelled before start")
+                self._finish(
+                    s, job, state="CANCELLED", epsilon=0.0, steps=0, note="cancelled before start"
+                )
                 return
             dataset = s.get(DatasetRow, job.dataset_id)
             job.state = "RUNNING"
             job.started_at = utcnow()
         assert dataset is not None
         examples = self._load_examples(dataset)
+        # Train with exactly the σ the ledger reserved (its event is what the cap was checked
+        # on). Jobs from before revision 0002 have none and calibrate as they always did.
+        fixed: dict[str, Any] = {}
+        if _DPCONFIG_TAKES_SIGMA and job.noise_multiplier is not None:
+            fixed["noise_multiplier"] = job.noise_multiplier
         config = DPConfig(
             target_epsilon=job.target_epsilon,
             target_delta=job.delta,
             epochs=job.epochs,
             preset=job.preset,
+            **fixed,
         )
 
         def on_progress(p: Progress) -> None:
@@ -333,6 +426,7 @@ class JobRunner:
                     row,
                     state=state,
                     epsilon=exc.epsilon_spent,
+                    steps=exc.steps,
                     note=f"{state.lower()} after {exc.steps} steps; charged the accountant's ε",
                     error=error,
                 )
@@ -347,6 +441,7 @@ class JobRunner:
                     row,
                     state="FAILED",
                     epsilon=0.0,
+                    steps=0,
                     note="failed before any training step; nothing consumed",
                     error=f"training could not start: {type(exc).__name__}",
                 )
@@ -364,11 +459,13 @@ class JobRunner:
             model.weights_path, model.weights_sha256 = path, digest
             row.epsilon_spent = result.epsilon_spent
             row.step = row.total_steps = int(card["steps"])
+            self._check_event(row, card)
             self._finish(
                 s,
                 row,
                 state="SUCCEEDED",
                 epsilon=result.epsilon_spent,
+                steps=int(card["steps"]),
                 note=f"trained {card['steps']} steps; accountant {card['accountant']}",
             )
 
@@ -378,8 +475,36 @@ class JobRunner:
         for line in data.splitlines():
             if line.strip():
                 obj = json.loads(line)
-                examples.append(Example(text=obj["text"], label=obj.get("label")))
+                examples.append(
+                    Example(text=obj["text"], label=obj.get("label"), user=obj.get("user"))
+                )
         return examples
+
+    @staticmethod
+    def _check_event(job: JobRow, card: dict[str, Any]) -> None:
+        """Make the ledger record the event that actually ran.
+
+        With the σ override the trained σ and q equal the reserved ones; if they ever differ
+        (a model-code change), the commit records what ran, and the discrepancy is logged.
+        """
+        sigma, q = float(card.get("noise_multiplier", 0.0)), float(card.get("sample_rate", 0.0))
+        if job.noise_multiplier is None or job.sample_rate is None:
+            job.noise_multiplier, job.sample_rate = sigma, q
+            return
+        if not (
+            math.isclose(sigma, job.noise_multiplier, rel_tol=1e-9)
+            and math.isclose(q, job.sample_rate, rel_tol=1e-9)
+        ):
+            log.warning(
+                "job %s trained with sigma=%.6g q=%.6g, reserved sigma=%.6g q=%.6g; "
+                "charging what ran",
+                job.id,
+                sigma,
+                q,
+                job.noise_multiplier,
+                job.sample_rate,
+            )
+            job.noise_multiplier, job.sample_rate = sigma, q
 
     def _finish(
         self,
@@ -388,6 +513,7 @@ class JobRunner:
         *,
         state: str,
         epsilon: float,
+        steps: int | None,
         note: str,
         error: str = "",
     ) -> None:
@@ -397,6 +523,7 @@ class JobRunner:
         job.state = state
         job.ended_at = utcnow()
         job.error_message = error
+        job.steps_taken = steps
         if state != "SUCCEEDED":
             model = session.get(ModelRow, job.model_id)
             if model is not None:
@@ -410,6 +537,10 @@ class JobRunner:
             reserved_epsilon=job.target_epsilon,
             reserved_delta=job.delta,
             note=note,
+            steps=steps,
+            noise_multiplier=job.noise_multiplier,
+            sample_rate=job.sample_rate,
+            outcome=state,
         )
         self.runtime.metrics.training_jobs.labels(state=state.lower()).inc()
         self.runtime.metrics.epsilon_committed.inc(epsilon)

@@ -1,95 +1,205 @@
 """The privacy-budget ledger of a dataset: reserve before training, commit what was spent.
 
-Entries are append-only. A job *reserves* its target ε before it reads data; when it ends it
-*commits* the ε the accountant actually reports (for a failed or cancelled job, the ε consumed up
-to the step it stopped at) and *releases* the reservation. The budget check and the reservation
-run in one transaction with the dataset row locked (``FOR UPDATE`` on PostgreSQL,
-``BEGIN IMMEDIATE`` on SQLite), so concurrent requests cannot overspend.
+Entries are append-only. A job *reserves* its target ε before it reads data, together with the
+DP-SGD event it will run (noise multiplier σ, sample rate q, planned steps); when it ends it
+*commits* the ε the accountant reports and the steps it actually took (for a failed or cancelled
+job, those up to the step it stopped at) and *releases* the reservation. The budget check and the
+reservation run in one transaction with the dataset row locked (``SELECT … FOR UPDATE`` on
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so concurrent requests, from any number of server
+processes, cannot overspend.
 
-Composition here is basic (ε and δ add up), an upper bound on the true composed loss; the
-method is named in every budget so readers know which bound they see.
+The cap is enforced on the *composed* spend (:mod:`privsynth.server.accounting`): PLD composition
+of every job's event — finished jobs with the steps they took, reserved ones with their planned
+steps — at δ = Σ δ_j, never above the plain sum. The plain sum is reported beside it, and the
+method is named in every budget.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from privsynth.server import audit
+from privsynth.server.accounting import COMPOSITION, DpSgdPlan, JobCharge, compose_epsilon
 from privsynth.server.db import DatasetRow, LedgerRow, utcnow
-from privsynth.server.errors import ResourceExhausted
-from sqlalchemy import func, select
+from privsynth.server.errors import InvalidArgument, ResourceExhausted
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-__all__ = ["COMPOSITION", "BudgetView", "commit", "get_budget", "reserve"]
+__all__ = [
+    "COMPOSITION",
+    "BudgetView",
+    "change_cap",
+    "charges",
+    "commit",
+    "get_budget",
+    "lock_dataset",
+    "reserve",
+]
 
-COMPOSITION = "basic composition (sum of epsilon and delta)"
 _EPS_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
 class BudgetView:
-    """A dataset's budget at one moment."""
+    """A dataset's budget at one moment.
+
+    Attributes:
+        dataset_id: The dataset.
+        epsilon_cap: ε the composed spend may reach.
+        delta_cap: δ the jobs' δ may add up to.
+        epsilon_spent: Composed ε of finished jobs.
+        epsilon_reserved: What reserved (queued or running) jobs add to the composed ε.
+        epsilon_spent_sum: Plain sum of finished jobs' ε (basic composition), for comparison.
+        epsilon_reserved_sum: Plain sum of reserved jobs' target ε.
+        delta_used: Σ δ_j of finished (and charged) and reserved jobs.
+        composition: How spends are combined.
+    """
 
     dataset_id: str
     epsilon_cap: float
     delta_cap: float
     epsilon_spent: float
     epsilon_reserved: float
+    epsilon_spent_sum: float
+    epsilon_reserved_sum: float
     delta_used: float
+    composition: str = COMPOSITION
+
+    @property
+    def epsilon_total(self) -> float:
+        """Composed ε of finished and reserved jobs together."""
+        return self.epsilon_spent + self.epsilon_reserved
 
     @property
     def epsilon_remaining(self) -> float:
-        """Cap minus spent minus reserved, floored at zero."""
-        return max(0.0, self.epsilon_cap - self.epsilon_spent - self.epsilon_reserved)
+        """Cap minus the composed total, floored at zero.
+
+        Composition is sub-additive, so a job asking for more than this may still fit; the
+        reservation check composes it with the others and decides.
+        """
+        return max(0.0, self.epsilon_cap - self.epsilon_total)
 
 
-def _sums(session: Session, dataset_id: str) -> dict[str, tuple[float, float]]:
-    rows = session.execute(
-        select(LedgerRow.kind, func.sum(LedgerRow.epsilon), func.sum(LedgerRow.delta))
-        .where(LedgerRow.dataset_id == dataset_id)
-        .group_by(LedgerRow.kind)
-    ).all()
-    return {kind: (float(e or 0.0), float(d or 0.0)) for kind, e, d in rows}
+def _charge(row: LedgerRow) -> JobCharge:
+    return JobCharge(
+        epsilon=row.epsilon,
+        delta=row.delta,
+        noise_multiplier=row.noise_multiplier,
+        sample_rate=row.sample_rate,
+        steps=row.steps,
+    )
 
 
-def get_budget(session: Session, dataset: DatasetRow) -> BudgetView:
-    """Compute the budget of ``dataset`` from its ledger."""
-    sums = _sums(session, dataset.id)
-    reserved_e, reserved_d = sums.get("reserve", (0.0, 0.0))
-    released_e, released_d = sums.get("release", (0.0, 0.0))
-    spent_e, spent_d = sums.get("commit", (0.0, 0.0))
+def charges(session: Session, dataset_id: str) -> tuple[list[JobCharge], list[JobCharge]]:
+    """Each job's charge from the ledger: ``(finished, reserved)``.
+
+    A job with a commit entry is charged what it committed (actual steps); a job with only a
+    reservation is charged its reservation (planned steps).
+    """
+    rows = (
+        session.execute(
+            select(LedgerRow)
+            .where(LedgerRow.dataset_id == dataset_id, LedgerRow.kind.in_(("reserve", "commit")))
+            .order_by(LedgerRow.id)
+        )
+        .scalars()
+        .all()
+    )
+    reserved: dict[str, LedgerRow] = {}
+    committed: dict[str, LedgerRow] = {}
+    for row in rows:
+        (committed if row.kind == "commit" else reserved)[row.job_id] = row
+    finished = [_charge(r) for r in committed.values()]
+    pending = [_charge(r) for job, r in reserved.items() if job not in committed]
+    return finished, pending
+
+
+def _view(
+    dataset: DatasetRow, finished: Sequence[JobCharge], pending: Sequence[JobCharge]
+) -> BudgetView:
+    spent, spent_sum, _ = compose_epsilon(finished)
+    total, _, delta_used = compose_epsilon([*finished, *pending])
     return BudgetView(
         dataset_id=dataset.id,
         epsilon_cap=dataset.epsilon_cap,
         delta_cap=dataset.delta,
-        epsilon_spent=spent_e,
-        epsilon_reserved=max(0.0, reserved_e - released_e),
-        delta_used=spent_d + max(0.0, reserved_d - released_d),
+        epsilon_spent=spent,
+        epsilon_reserved=max(0.0, total - spent),
+        epsilon_spent_sum=spent_sum,
+        epsilon_reserved_sum=sum(c.epsilon for c in pending),
+        delta_used=delta_used,
     )
 
 
-def reserve(
-    session: Session, dataset_id: str, *, job_id: str, epsilon: float, delta: float, actor: str
-) -> BudgetView:
-    """Reserve ``(epsilon, delta)`` for a job, or refuse at no cost.
+def get_budget(session: Session, dataset: DatasetRow) -> BudgetView:
+    """Compute the budget of ``dataset`` from its ledger."""
+    finished, pending = charges(session, dataset.id)
+    return _view(dataset, finished, pending)
 
-    Raises:
-        ResourceExhausted: The reservation would exceed the cap; carries what remains.
+
+def lock_dataset(session: Session, dataset_id: str) -> DatasetRow:
+    """Load the dataset row locked for update: budget decisions on it are serialised.
+
+    On SQLite the lock is the ``BEGIN IMMEDIATE`` write lock every transaction takes.
     """
-    dataset = session.execute(
+    return session.execute(
         select(DatasetRow).where(DatasetRow.id == dataset_id).with_for_update()
     ).scalar_one()
-    budget = get_budget(session, dataset)
-    if budget.epsilon_spent + budget.epsilon_reserved + epsilon > dataset.epsilon_cap + _EPS_SLACK:
+
+
+def reserve(
+    session: Session,
+    dataset_id: str,
+    *,
+    job_id: str,
+    epsilon: float,
+    delta: float,
+    actor: str,
+    plan: DpSgdPlan | None = None,
+) -> BudgetView:
+    """Reserve ``(epsilon, delta)`` and the job's DP-SGD event, or refuse at no cost.
+
+    Args:
+        session: The transaction the reservation belongs to (the job row goes in it too).
+        dataset_id: The dataset whose budget pays.
+        job_id: The job reserving.
+        epsilon: The job's target ε (its own guarantee).
+        delta: The job's δ.
+        actor: Who asked.
+        plan: σ, q and planned steps; without it the job composes as a generic (ε, δ) mechanism.
+
+    Returns:
+        The budget after the reservation.
+
+    Raises:
+        ResourceExhausted: The composed spend would exceed the ε cap, or the jobs' δ the δ cap;
+            carries the ε that remains before this request.
+    """
+    dataset = lock_dataset(session, dataset_id)
+    finished, pending = charges(session, dataset_id)
+    before = _view(dataset, finished, pending)
+    new = JobCharge(
+        epsilon=epsilon,
+        delta=delta,
+        noise_multiplier=plan.noise_multiplier if plan else None,
+        sample_rate=plan.sample_rate if plan else None,
+        steps=plan.steps if plan else None,
+    )
+    after = _view(dataset, finished, [*pending, new])
+    if after.epsilon_total > dataset.epsilon_cap + _EPS_SLACK:
         raise ResourceExhausted(
-            f"privacy budget exhausted: requested epsilon {epsilon:g}, remaining "
-            f"{budget.epsilon_remaining:g} of cap {dataset.epsilon_cap:g}",
-            remaining=budget.epsilon_remaining,
+            f"privacy budget exhausted: requested epsilon {epsilon:g} would bring the composed "
+            f"spend to {after.epsilon_total:.4g}, over the cap {dataset.epsilon_cap:g} "
+            f"(remaining {before.epsilon_remaining:.4g})",
+            remaining=before.epsilon_remaining,
         )
-    if budget.delta_used + delta > dataset.delta * (1 + 1e-9):
+    if after.delta_used > dataset.delta * (1 + 1e-9):
         raise ResourceExhausted(
             f"privacy budget exhausted: requested delta {delta:g}, remaining "
-            f"{max(0.0, dataset.delta - budget.delta_used):g} of cap {dataset.delta:g}",
-            remaining=budget.epsilon_remaining,
+            f"{max(0.0, dataset.delta - before.delta_used):g} of cap {dataset.delta:g}",
+            remaining=before.epsilon_remaining,
         )
     session.add(
         LedgerRow(
@@ -101,9 +211,30 @@ def reserve(
             created_at=utcnow(),
             actor=actor,
             note="reserved before training",
+            noise_multiplier=new.noise_multiplier,
+            sample_rate=new.sample_rate,
+            steps=new.steps,
         )
     )
-    return budget
+    audit.append(
+        session,
+        action="budget.reserved",
+        actor=actor,
+        dataset_id=dataset_id,
+        job_id=job_id,
+        details={
+            "epsilon": epsilon,
+            "delta": delta,
+            "noise_multiplier": new.noise_multiplier,
+            "sample_rate": new.sample_rate,
+            "planned_steps": new.steps,
+            "epsilon_cap": dataset.epsilon_cap,
+            "epsilon_composed_after": after.epsilon_total,
+            "epsilon_sum_after": after.epsilon_spent_sum + after.epsilon_reserved_sum,
+            "delta_used_after": after.delta_used,
+        },
+    )
+    return after
 
 
 def commit(
@@ -116,9 +247,20 @@ def commit(
     reserved_epsilon: float,
     reserved_delta: float,
     note: str,
+    steps: int | None = None,
+    noise_multiplier: float | None = None,
+    sample_rate: float | None = None,
+    actor: str = "system",
+    outcome: str = "",
 ) -> None:
-    """Charge what a job spent and release its reservation, in one transaction."""
+    """Charge what a job spent (with the steps it took) and release its reservation.
+
+    A job that took no noisy step is charged nothing, δ included. ``outcome`` (the job's final
+    state) goes to the audit log with the charge.
+    """
+    lock_dataset(session, dataset_id)
     now = utcnow()
+    took_steps = epsilon_spent > 0 or (steps or 0) > 0
     session.add_all(
         [
             LedgerRow(
@@ -126,10 +268,13 @@ def commit(
                 job_id=job_id,
                 kind="commit",
                 epsilon=epsilon_spent,
-                delta=delta if epsilon_spent > 0 else 0.0,
+                delta=delta if took_steps else 0.0,
                 created_at=now,
-                actor="system",
+                actor=actor,
                 note=note,
+                noise_multiplier=noise_multiplier,
+                sample_rate=sample_rate,
+                steps=steps,
             ),
             LedgerRow(
                 dataset_id=dataset_id,
@@ -138,8 +283,80 @@ def commit(
                 epsilon=reserved_epsilon,
                 delta=reserved_delta,
                 created_at=now,
-                actor="system",
+                actor=actor,
                 note="reservation released",
             ),
         ]
     )
+    audit.append(
+        session,
+        action="budget.committed",
+        actor=actor,
+        dataset_id=dataset_id,
+        job_id=job_id,
+        details={
+            "outcome": outcome,
+            "epsilon": epsilon_spent,
+            "delta": delta if took_steps else 0.0,
+            "steps": steps,
+            "noise_multiplier": noise_multiplier,
+            "sample_rate": sample_rate,
+            "released_epsilon": reserved_epsilon,
+            "note": note,
+        },
+    )
+
+
+def change_cap(
+    session: Session,
+    dataset_id: str,
+    *,
+    epsilon_cap: float,
+    delta_cap: float | None,
+    actor: str,
+) -> BudgetView:
+    """Set a dataset's cap, with a ledger entry and an audit entry for the change.
+
+    Lowering the cap below what is already spent or reserved is allowed: nothing is refunded or
+    cancelled, further reservations are simply refused. The ``cap`` ledger entry holds the new
+    (ε, δ) cap and is not a charge.
+
+    Raises:
+        InvalidArgument: A cap that is not positive, or a δ cap at or above 1/n.
+    """
+    dataset = lock_dataset(session, dataset_id)
+    if not (math.isfinite(epsilon_cap) and epsilon_cap > 0):
+        raise InvalidArgument("epsilon_cap must be a number > 0", field="epsilon_cap")
+    new_delta = dataset.delta if delta_cap is None else delta_cap
+    if not (0.0 < new_delta < 1.0 / max(dataset.record_count, 1)):
+        raise InvalidArgument(
+            f"delta must lie in (0, 1/n) for n = {dataset.record_count} records", field="delta"
+        )
+    old_epsilon, old_delta = dataset.epsilon_cap, dataset.delta
+    dataset.epsilon_cap, dataset.delta = epsilon_cap, new_delta
+    note = f"cap changed from epsilon {old_epsilon:g}, delta {old_delta:.3g}"
+    session.add(
+        LedgerRow(
+            dataset_id=dataset_id,
+            job_id="",
+            kind="cap",
+            epsilon=epsilon_cap,
+            delta=new_delta,
+            created_at=utcnow(),
+            actor=actor,
+            note=note,
+        )
+    )
+    audit.append(
+        session,
+        action="budget.cap_changed",
+        actor=actor,
+        dataset_id=dataset_id,
+        details={
+            "old_epsilon_cap": old_epsilon,
+            "new_epsilon_cap": epsilon_cap,
+            "old_delta": old_delta,
+            "new_delta": new_delta,
+        },
+    )
+    return get_budget(session, dataset)

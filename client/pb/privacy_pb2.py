@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprivsynth/v1/privacy.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x06\x42udget\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x13\n\x0b\x65psilon_cap\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x18\n\x10\x65psilon_reserved\x18\x05 \x01(\x01\x12\x19\n\x11\x65psilon_remaining\x18\x06 \x01(\x01\x12\x13\n\x0b\x63omposition\x18\x07 \x01(\t\"\xb3\x01\n\x0bLedgerEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x05 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x06 \x01(\x01\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x08 \x01(\t\x12\x0c\n\x04note\x18\t \x01(\t\"#\n\x10GetBudgetRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\"R\n\x18ListLedgerEntriesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x19ListLedgerEntriesResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.privsynth.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb2\x01\n\x07Privacy\x12\x41\n\tGetBudget\x12\x1e.privsynth.v1.GetBudgetRequest\x1a\x14.privsynth.v1.Budget\x12\x64\n\x11ListLedgerEntries\x12&.privsynth.v1.ListLedgerEntriesRequest\x1a\'.privsynth.v1.ListLedgerEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprivsynth/v1/privacy.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x06\x42udget\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x13\n\x0b\x65psilon_cap\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x18\n\x10\x65psilon_reserved\x18\x05 \x01(\x01\x12\x19\n\x11\x65psilon_remaining\x18\x06 \x01(\x01\x12\x13\n\x0b\x63omposition\x18\x07 \x01(\t\x12\x19\n\x11\x65psilon_spent_sum\x18\x08 \x01(\x01\x12\x1c\n\x14\x65psilon_reserved_sum\x18\t \x01(\x01\x12\x12\n\ndelta_used\x18\n \x01(\x01\"\xf1\x01\n\x0bLedgerEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x05 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x06 \x01(\x01\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x08 \x01(\t\x12\x0c\n\x04note\x18\t \x01(\t\x12\x18\n\x10noise_multiplier\x18\n \x01(\x01\x12\x13\n\x0bsample_rate\x18\x0b \x01(\x01\x12\r\n\x05steps\x18\x0c \x01(\x03\"#\n\x10GetBudgetRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\"R\n\x18ListLedgerEntriesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x19ListLedgerEntriesResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.privsynth.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x96\x01\n\nAuditEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04time\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x05 \x01(\t\x12\x0b\n\x03job\x18\x06 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x07 \x01(\t\x12\x11\n\tprev_hash\x18\x08 \x01(\t\x12\x0c\n\x04hash\x18\t \x01(\t\"*\n\x15\x45xportAuditLogRequest\x12\x11\n\tstart_seq\x18\x01 \x01(\x03\"\\\n\x16UpdateBudgetCapRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x13\n\x0b\x65psilon_cap\x18\x02 \x01(\x01\x12\x12\n\x05\x64\x65lta\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_delta2\xd4\x02\n\x07Privacy\x12\x41\n\tGetBudget\x12\x1e.privsynth.v1.GetBudgetRequest\x1a\x14.privsynth.v1.Budget\x12\x64\n\x11ListLedgerEntries\x12&.privsynth.v1.ListLedgerEntriesRequest\x1a\'.privsynth.v1.ListLedgerEntriesResponse\x12Q\n\x0e\x45xportAuditLog\x12#.privsynth.v1.ExportAuditLogRequest\x1a\x18.privsynth.v1.AuditEntry0\x01\x12M\n\x0fUpdateBudgetCap\x12$.privsynth.v1.UpdateBudgetCapRequest\x1a\x14.privsynth.v1.Budgetb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'privsynth.v1.privacy_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BUDGET']._serialized_start=78
-  _globals['_BUDGET']._serialized_end=236
-  _globals['_LEDGERENTRY']._serialized_start=239
-  _globals['_LEDGERENTRY']._serialized_end=418
-  _globals['_GETBUDGETREQUEST']._serialized_start=420
-  _globals['_GETBUDGETREQUEST']._serialized_end=455
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=457
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=539
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=541
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=637
-  _globals['_PRIVACY']._serialized_start=640
-  _globals['_PRIVACY']._serialized_end=818
+  _globals['_BUDGET']._serialized_end=313
+  _globals['_LEDGERENTRY']._serialized_start=316
+  _globals['_LEDGERENTRY']._serialized_end=557
+  _globals['_GETBUDGETREQUEST']._serialized_start=559
+  _globals['_GETBUDGETREQUEST']._serialized_end=594
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=596
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=678
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=680
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=776
+  _globals['_AUDITENTRY']._serialized_start=779
+  _globals['_AUDITENTRY']._serialized_end=929
+  _globals['_EXPORTAUDITLOGREQUEST']._serialized_start=931
+  _globals['_EXPORTAUDITLOGREQUEST']._serialized_end=973
+  _globals['_UPDATEBUDGETCAPREQUEST']._serialized_start=975
+  _globals['_UPDATEBUDGETCAPREQUEST']._serialized_end=1067
+  _globals['_PRIVACY']._serialized_start=1070
+  _globals['_PRIVACY']._serialized_end=1410
 # @@protoc_insertion_point(module_scope)

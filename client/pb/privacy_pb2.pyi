@@ -30,17 +30,29 @@ class Budget(_message.Message):
     EPSILON_RESERVED_FIELD_NUMBER: _builtins.int
     EPSILON_REMAINING_FIELD_NUMBER: _builtins.int
     COMPOSITION_FIELD_NUMBER: _builtins.int
+    EPSILON_SPENT_SUM_FIELD_NUMBER: _builtins.int
+    EPSILON_RESERVED_SUM_FIELD_NUMBER: _builtins.int
+    DELTA_USED_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     epsilon_cap: _builtins.float
     delta: _builtins.float
+    """The delta cap: the jobs' deltas add up to at most this."""
     epsilon_spent: _builtins.float
-    """Committed spend of finished (or stopped) jobs."""
+    """Composed spend of finished (or stopped) jobs, by the method named in `composition`."""
     epsilon_reserved: _builtins.float
-    """Held by jobs still queued or running."""
+    """What jobs still queued or running add to the composed spend (at their planned steps)."""
     epsilon_remaining: _builtins.float
-    """cap - spent - reserved, never below zero."""
+    """cap - composed(spent and reserved), never below zero. Composition is sub-additive, so a
+    job asking for more may still fit; the reservation check decides.
+    """
     composition: _builtins.str
-    """How spends are combined, e.g. "basic composition (sum)"."""
+    """How spends are combined, e.g. "PLD composition (dp-accounting) ..."."""
+    epsilon_spent_sum: _builtins.float
+    """Plain sum of the finished jobs' epsilon (basic composition), shown beside the composed value."""
+    epsilon_reserved_sum: _builtins.float
+    """Plain sum of the reserved jobs' target epsilon."""
+    delta_used: _builtins.float
+    """Sum of the deltas of charged and reserved jobs; every epsilon above holds at this delta."""
     def __init__(
         self,
         *,
@@ -51,10 +63,13 @@ class Budget(_message.Message):
         epsilon_reserved: _builtins.float = ...,
         epsilon_remaining: _builtins.float = ...,
         composition: _builtins.str = ...,
+        epsilon_spent_sum: _builtins.float = ...,
+        epsilon_reserved_sum: _builtins.float = ...,
+        delta_used: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["composition", b"composition", "dataset", b"dataset", "delta", b"delta", "epsilon_cap", b"epsilon_cap", "epsilon_remaining", b"epsilon_remaining", "epsilon_reserved", b"epsilon_reserved", "epsilon_spent", b"epsilon_spent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["composition", b"composition", "dataset", b"dataset", "delta", b"delta", "delta_used", b"delta_used", "epsilon_cap", b"epsilon_cap", "epsilon_remaining", b"epsilon_remaining", "epsilon_reserved", b"epsilon_reserved", "epsilon_reserved_sum", b"epsilon_reserved_sum", "epsilon_spent", b"epsilon_spent", "epsilon_spent_sum", b"epsilon_spent_sum"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -73,15 +88,24 @@ class LedgerEntry(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    NOISE_MULTIPLIER_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     dataset: _builtins.str
     job: _builtins.str
     kind: _builtins.str
-    """"reserve", "commit" or "release"."""
+    """"reserve", "commit", "release", or "cap" (a cap change: epsilon and delta are the new cap)."""
     epsilon: _builtins.float
     delta: _builtins.float
     actor: _builtins.str
     note: _builtins.str
+    noise_multiplier: _builtins.float
+    """The job's DP-SGD event: noise multiplier, Poisson sample rate and noisy steps (planned on
+    "reserve", taken on "commit"); zero when not recorded (release entries, older entries).
+    """
+    sample_rate: _builtins.float
+    steps: _builtins.int
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -96,10 +120,13 @@ class LedgerEntry(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         actor: _builtins.str = ...,
         note: _builtins.str = ...,
+        noise_multiplier: _builtins.float = ...,
+        sample_rate: _builtins.float = ...,
+        steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "epsilon", b"epsilon", "id", b"id", "job", b"job", "kind", b"kind", "note", b"note"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "epsilon", b"epsilon", "id", b"id", "job", b"job", "kind", b"kind", "noise_multiplier", b"noise_multiplier", "note", b"note", "sample_rate", b"sample_rate", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -171,3 +198,103 @@ class ListLedgerEntriesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListLedgerEntriesResponse: _TypeAlias = ListLedgerEntriesResponse  # noqa: Y015
+
+@_typing.final
+class AuditEntry(_message.Message):
+    """One audit-log entry. `hash` is SHA-256 over `prev_hash` and the other fields (see
+    privsynth.client.audit), so edits, deletions and reordering are detectable.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    PREV_HASH_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Position in the chain: 1, 2, 3, ... without gaps."""
+    time: _builtins.str
+    """UTC time as written and hashed, RFC 3339 with microseconds."""
+    actor: _builtins.str
+    action: _builtins.str
+    """e.g. "dataset.created", "budget.reserved", "budget.refused", "job.cancelled"."""
+    dataset: _builtins.str
+    """Resource names, or empty."""
+    job: _builtins.str
+    details: _builtins.str
+    """Canonical JSON object with the facts (numbers, counts, hashes; never text)."""
+    prev_hash: _builtins.str
+    hash: _builtins.str
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        time: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        dataset: _builtins.str = ...,
+        job: _builtins.str = ...,
+        details: _builtins.str = ...,
+        prev_hash: _builtins.str = ...,
+        hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "dataset", b"dataset", "details", b"details", "hash", b"hash", "job", b"job", "prev_hash", b"prev_hash", "seq", b"seq", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
+
+@_typing.final
+class ExportAuditLogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_SEQ_FIELD_NUMBER: _builtins.int
+    start_seq: _builtins.int
+    """First sequence number to send; 0 or 1 sends the whole chain."""
+    def __init__(
+        self,
+        *,
+        start_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["start_seq", b"start_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportAuditLogRequest: _TypeAlias = ExportAuditLogRequest  # noqa: Y015
+
+@_typing.final
+class UpdateBudgetCapRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_FIELD_NUMBER: _builtins.int
+    EPSILON_CAP_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    dataset: _builtins.str
+    epsilon_cap: _builtins.float
+    delta: _builtins.float
+    """New delta cap; unchanged when unset."""
+    def __init__(
+        self,
+        *,
+        dataset: _builtins.str = ...,
+        epsilon_cap: _builtins.float = ...,
+        delta: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "delta", b"delta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "dataset", b"dataset", "delta", b"delta", "epsilon_cap", b"epsilon_cap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
+    _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
+
+Global___UpdateBudgetCapRequest: _TypeAlias = UpdateBudgetCapRequest  # noqa: Y015

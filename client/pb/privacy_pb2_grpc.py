@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class PrivacyStub:
-    """Privacy budgets and the ledger that backs them (read-only).
+    """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
+    UpdateBudgetCap, which needs the admin bearer token.
     """
 
     def __init__(self, channel):
@@ -45,10 +46,21 @@ class PrivacyStub:
                 request_serializer=privsynth_dot_v1_dot_privacy__pb2.ListLedgerEntriesRequest.SerializeToString,
                 response_deserializer=privsynth_dot_v1_dot_privacy__pb2.ListLedgerEntriesResponse.FromString,
                 _registered_method=True)
+        self.ExportAuditLog = channel.unary_stream(
+                '/privsynth.v1.Privacy/ExportAuditLog',
+                request_serializer=privsynth_dot_v1_dot_privacy__pb2.ExportAuditLogRequest.SerializeToString,
+                response_deserializer=privsynth_dot_v1_dot_privacy__pb2.AuditEntry.FromString,
+                _registered_method=True)
+        self.UpdateBudgetCap = channel.unary_unary(
+                '/privsynth.v1.Privacy/UpdateBudgetCap',
+                request_serializer=privsynth_dot_v1_dot_privacy__pb2.UpdateBudgetCapRequest.SerializeToString,
+                response_deserializer=privsynth_dot_v1_dot_privacy__pb2.Budget.FromString,
+                _registered_method=True)
 
 
 class PrivacyServicer:
-    """Privacy budgets and the ledger that backs them (read-only).
+    """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
+    UpdateBudgetCap, which needs the admin bearer token.
     """
 
     def GetBudget(self, request, context):
@@ -59,6 +71,21 @@ class PrivacyServicer:
 
     def ListLedgerEntries(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAuditLog(self, request, context):
+        """The hash-chained audit log in order, from `start_seq` on (all of it by default).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateBudgetCap(self, request, context):
+        """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+        Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -76,6 +103,16 @@ def add_PrivacyServicer_to_server(servicer, server):
                     request_deserializer=privsynth_dot_v1_dot_privacy__pb2.ListLedgerEntriesRequest.FromString,
                     response_serializer=privsynth_dot_v1_dot_privacy__pb2.ListLedgerEntriesResponse.SerializeToString,
             ),
+            'ExportAuditLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportAuditLog,
+                    request_deserializer=privsynth_dot_v1_dot_privacy__pb2.ExportAuditLogRequest.FromString,
+                    response_serializer=privsynth_dot_v1_dot_privacy__pb2.AuditEntry.SerializeToString,
+            ),
+            'UpdateBudgetCap': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBudgetCap,
+                    request_deserializer=privsynth_dot_v1_dot_privacy__pb2.UpdateBudgetCapRequest.FromString,
+                    response_serializer=privsynth_dot_v1_dot_privacy__pb2.Budget.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'privsynth.v1.Privacy', rpc_method_handlers)
@@ -85,7 +122,8 @@ def add_PrivacyServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Privacy:
-    """Privacy budgets and the ledger that backs them (read-only).
+    """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
+    UpdateBudgetCap, which needs the admin bearer token.
     """
 
     @staticmethod
@@ -132,6 +170,60 @@ class Privacy:
             '/privsynth.v1.Privacy/ListLedgerEntries',
             privsynth_dot_v1_dot_privacy__pb2.ListLedgerEntriesRequest.SerializeToString,
             privsynth_dot_v1_dot_privacy__pb2.ListLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/privsynth.v1.Privacy/ExportAuditLog',
+            privsynth_dot_v1_dot_privacy__pb2.ExportAuditLogRequest.SerializeToString,
+            privsynth_dot_v1_dot_privacy__pb2.AuditEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBudgetCap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privsynth.v1.Privacy/UpdateBudgetCap',
+            privsynth_dot_v1_dot_privacy__pb2.UpdateBudgetCapRequest.SerializeToString,
+            privsynth_dot_v1_dot_privacy__pb2.Budget.FromString,
             options,
             channel_credentials,
             insecure,

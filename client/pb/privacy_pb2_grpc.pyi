@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PrivacyStub:
-    """Privacy budgets and the ledger that backs them (read-only)."""
+    """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
+    UpdateBudgetCap, which needs the admin bearer token.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -35,17 +37,33 @@ class PrivacyStub:
     def __new__(cls, channel: _aio.Channel) -> PrivacyAsyncStub: ...
     GetBudget: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.GetBudgetRequest, _privacy_pb2.Budget]
     ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.ListLedgerEntriesRequest, _privacy_pb2.ListLedgerEntriesResponse]
+    ExportAuditLog: _grpc.UnaryStreamMultiCallable[_privacy_pb2.ExportAuditLogRequest, _privacy_pb2.AuditEntry]
+    """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
+    UpdateBudgetCap: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]
+    """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+    Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
+    """
 
 @_typing.type_check_only
 class PrivacyAsyncStub(PrivacyStub):
-    """Privacy budgets and the ledger that backs them (read-only)."""
+    """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
+    UpdateBudgetCap, which needs the admin bearer token.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetBudget: _aio.UnaryUnaryMultiCallable[_privacy_pb2.GetBudgetRequest, _privacy_pb2.Budget]  # type: ignore[assignment]
     ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_privacy_pb2.ListLedgerEntriesRequest, _privacy_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
+    ExportAuditLog: _aio.UnaryStreamMultiCallable[_privacy_pb2.ExportAuditLogRequest, _privacy_pb2.AuditEntry]  # type: ignore[assignment]
+    """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
+    UpdateBudgetCap: _aio.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]  # type: ignore[assignment]
+    """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+    Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
+    """
 
 class PrivacyServicer(metaclass=_abc_1.ABCMeta):
-    """Privacy budgets and the ledger that backs them (read-only)."""
+    """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
+    UpdateBudgetCap, which needs the admin bearer token.
+    """
 
     @_abc_1.abstractmethod
     def GetBudget(
@@ -60,5 +78,23 @@ class PrivacyServicer(metaclass=_abc_1.ABCMeta):
         request: _privacy_pb2.ListLedgerEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_privacy_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_privacy_pb2.ListLedgerEntriesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExportAuditLog(
+        self,
+        request: _privacy_pb2.ExportAuditLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_privacy_pb2.AuditEntry], _abc.AsyncIterator[_privacy_pb2.AuditEntry]]:
+        """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
+
+    @_abc_1.abstractmethod
+    def UpdateBudgetCap(
+        self,
+        request: _privacy_pb2.UpdateBudgetCapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_privacy_pb2.Budget, _abc.Awaitable[_privacy_pb2.Budget]]:
+        """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+        Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
+        """
 
 def add_PrivacyServicer_to_server(servicer: PrivacyServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

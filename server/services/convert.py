@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from privsynth.client.pb import datasets_pb2, models_pb2, privacy_pb2, training_pb2
 from privsynth.server.db import DatasetRow, JobRow, LedgerRow, ModelRow
-from privsynth.server.ledger import COMPOSITION, BudgetView
+from privsynth.server.ledger import BudgetView
 
 __all__ = ["budget_pb", "dataset_pb", "job_pb", "ledger_pb", "model_pb", "timestamp"]
 
@@ -133,7 +133,10 @@ def budget_pb(view: BudgetView) -> privacy_pb2.Budget:
         epsilon_spent=view.epsilon_spent,
         epsilon_reserved=view.epsilon_reserved,
         epsilon_remaining=view.epsilon_remaining,
-        composition=COMPOSITION,
+        composition=view.composition,
+        epsilon_spent_sum=view.epsilon_spent_sum,
+        epsilon_reserved_sum=view.epsilon_reserved_sum,
+        delta_used=view.delta_used,
     )
 
 
@@ -149,4 +152,7 @@ def ledger_pb(row: LedgerRow) -> privacy_pb2.LedgerEntry:
         create_time=timestamp(row.created_at),
         actor=row.actor,
         note=row.note,
+        noise_multiplier=row.noise_multiplier or 0.0,
+        sample_rate=row.sample_rate or 0.0,
+        steps=row.steps or 0,
     )

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
+from privsynth.server import audit
 from privsynth.server.db import DatasetRow, utcnow
 from privsynth.server.errors import InvalidArgument, NotFound
 from privsynth.server.ingest import DatasetSpec, IncomingRecord, ingest
@@ -16,6 +17,9 @@ from privsynth.server.services.paging import next_token, page_bounds
 from sqlalchemy import select
 
 __all__ = ["DatasetsServicer", "get_live_dataset"]
+
+ANONYMOUS = "anonymous"
+"""Actor recorded until requests are authenticated (issue 4, item 6)."""
 
 
 def get_live_dataset(runtime: Runtime, name: str, *, field: str = "name") -> DatasetRow:
@@ -64,7 +68,42 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 for r in msg.records.records:
                     yield IncomingRecord(text=r.text, label=r.label, user_id=r.user_id)
 
-        return dataset_pb(ingest(self.runtime, spec, records()))
+        row = ingest(self.runtime, spec, records())
+        # ingest commits the dataset row; its two audit entries follow at once. They hold
+        # counts and hashes only: no display name, no text.
+        report = row.scrub_report
+        with self.runtime.db.session() as s:
+            audit.append(
+                s,
+                action="dataset.created",
+                actor=ANONYMOUS,
+                dataset_id=row.id,
+                details={
+                    "record_count": row.record_count,
+                    "labelled_count": row.labelled_count,
+                    "user_count": row.user_count,
+                    "privacy_unit": row.privacy_unit,
+                    "epsilon_cap": row.epsilon_cap,
+                    "delta": row.delta,
+                    "content_sha256": row.content_sha256,
+                },
+            )
+            audit.append(
+                s,
+                action="dataset.scrubbed",
+                actor="system",
+                dataset_id=row.id,
+                details={
+                    "records_scrubbed": int(report.get("records_scrubbed", 0)),
+                    "records_with_pii": int(report.get("records_with_pii", 0)),
+                    "entity_counts": {
+                        str(k): int(v) for k, v in report.get("entity_counts", {}).items()
+                    },
+                    "analyzer": str(report.get("analyzer", "")),
+                    "strategy": str(report.get("strategy", "")),
+                },
+            )
+        return dataset_pb(row)
 
     def GetDataset(  # noqa: N802
         self, request: datasets_pb2.GetDatasetRequest, context: grpc.ServicerContext
@@ -103,5 +142,12 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             live = s.get(DatasetRow, row.id)
             assert live is not None
             live.deleted_at = utcnow()
+            audit.append(
+                s,
+                action="dataset.deleted",
+                actor=ANONYMOUS,
+                dataset_id=row.id,
+                details={"content_sha256": row.content_sha256},
+            )
         self.runtime.store.delete(row.shard_path)
         return datasets_pb2.DeleteDatasetResponse()

@@ -1,18 +1,44 @@
-"""Privacy servicer: budgets and ledger entries (read-only)."""
+"""Privacy servicer: budgets, ledger entries and the audit log; cap changes for the admin."""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Iterator
+
 import grpc
 from privsynth.client.pb import privacy_pb2, privacy_pb2_grpc
-from privsynth.server import ledger
+from privsynth.server import audit, ledger
 from privsynth.server.db import LedgerRow
+from privsynth.server.errors import PermissionDenied, Unauthenticated
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import budget_pb, ledger_pb
 from privsynth.server.services.datasets import get_live_dataset
 from privsynth.server.services.paging import next_token, page_bounds
 from sqlalchemy import select
 
-__all__ = ["PrivacyServicer"]
+__all__ = ["ADMIN_ACTOR", "PrivacyServicer", "require_admin"]
+
+ADMIN_ACTOR = "admin"
+"""Actor recorded for changes made with the admin token."""
+
+
+def require_admin(runtime: Runtime, context: grpc.ServicerContext) -> str:
+    """The actor name of an admin caller; refuse anyone else.
+
+    Raises:
+        PermissionDenied: No admin token is configured, so nobody may change caps.
+        Unauthenticated: The call carries no bearer token, or the wrong one.
+    """
+    expected = runtime.settings.admin_token
+    if not expected:
+        raise PermissionDenied("cap changes are disabled: the server has no admin token")
+    presented = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            presented = value[len("Bearer ") :]
+    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Unauthenticated("an admin bearer token is required")
+    return ADMIN_ACTOR
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
@@ -51,3 +77,38 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
             entries=[ledger_pb(r) for r in rows],
             next_page_token=next_token(offset, limit, len(rows)),
         )
+
+    def ExportAuditLog(  # noqa: N802
+        self, request: privacy_pb2.ExportAuditLogRequest, context: grpc.ServicerContext
+    ) -> Iterator[privacy_pb2.AuditEntry]:
+        """Stream the audit chain in order; stops early when the caller goes away."""
+        for e in audit.entries(self.runtime.db, start_seq=max(1, request.start_seq)):
+            if not context.is_active():
+                return
+            yield privacy_pb2.AuditEntry(
+                seq=e.seq,
+                time=e.time,
+                actor=e.actor,
+                action=e.action,
+                dataset=e.dataset,
+                job=e.job,
+                details=e.details,
+                prev_hash=e.prev_hash,
+                hash=e.hash,
+            )
+
+    def UpdateBudgetCap(  # noqa: N802
+        self, request: privacy_pb2.UpdateBudgetCapRequest, context: grpc.ServicerContext
+    ) -> privacy_pb2.Budget:
+        """Change a dataset's cap (admin only), recorded in the ledger and the audit log."""
+        actor = require_admin(self.runtime, context)
+        dataset = get_live_dataset(self.runtime, request.dataset, field="dataset")
+        with self.runtime.db.session() as s:
+            view = ledger.change_cap(
+                s,
+                dataset.id,
+                epsilon_cap=request.epsilon_cap,
+                delta_cap=request.delta if request.HasField("delta") else None,
+                actor=actor,
+            )
+        return budget_pb(view)

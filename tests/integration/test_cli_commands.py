@@ -64,7 +64,12 @@ def test_cli_round_trip(server: object, tmp_path: Path, capsys: pytest.CaptureFi
     assert "remaining" in out and "reserve" in out and "commit" in out
 
     # Over budget: exit code 3 and the remaining budget in the message.
-    assert main([*target, "train", dataset.group(1), "--epsilon", "5", "--no-watch"]) == 3
+    assert (
+        main(
+            [*target, "train", dataset.group(1), "--epsilon", "8", "--no-watch", "--preset", "tiny"]
+        )
+        == 3
+    )
     assert "remaining epsilon" in capsys.readouterr().err
 
 

@@ -93,12 +93,23 @@ def test_budget_and_ledger_record_the_spend(
     final = trained["events"][-1]  # type: ignore[index]
     budget = client.get_budget(ds.name)  # type: ignore[attr-defined]
     assert budget.epsilon_cap == 10
-    assert budget.epsilon_spent == pytest.approx(final.progress.epsilon_spent)
+    # One job: the plain sum is its own ε; PLD composition agrees within its discretisation.
+    assert budget.epsilon_spent_sum == pytest.approx(final.progress.epsilon_spent)
+    assert budget.epsilon_spent == pytest.approx(final.progress.epsilon_spent, abs=0.05)
+    assert budget.epsilon_spent <= budget.epsilon_spent_sum
     assert budget.epsilon_reserved == 0
-    assert budget.epsilon_remaining == pytest.approx(10 - final.progress.epsilon_spent)
-    assert "composition" in budget.composition
-    kinds = [e.kind for e in client.list_ledger_entries(ds.name).entries]  # type: ignore[attr-defined]
-    assert kinds == ["reserve", "commit", "release"]
+    assert budget.epsilon_remaining == pytest.approx(10 - budget.epsilon_spent)
+    assert "PLD composition" in budget.composition
+    entries = client.list_ledger_entries(ds.name).entries  # type: ignore[attr-defined]
+    assert [e.kind for e in entries] == ["reserve", "commit", "release"]
+    # The DP-SGD event reserved before training is the one that ran (σ, q), and the commit
+    # records the steps actually taken.
+    reserve, commit = entries[0], entries[1]
+    card = client.get_model(final.model).card
+    assert reserve.noise_multiplier == card.noise_multiplier > 0
+    assert reserve.sample_rate == commit.sample_rate == card.sample_rate
+    assert commit.noise_multiplier == card.noise_multiplier
+    assert reserve.steps == commit.steps == card.steps
 
 
 def test_lists_find_the_resources(client: PrivsynthClient, trained: dict[str, object]) -> None:

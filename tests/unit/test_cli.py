@@ -9,12 +9,23 @@ import textwrap
 import pytest
 from privsynth.client.cli import build_parser, main, read_records
 
-COMMANDS = ["upload", "train", "watch", "sample", "budget", "serve", "pretrain", "demo"]
+COMMANDS = [
+    "upload",
+    "train",
+    "watch",
+    "sample",
+    "budget",
+    "set-cap",
+    "audit",
+    "serve",
+    "pretrain",
+    "demo",
+]
 
 
-@pytest.mark.parametrize("command", [None, *COMMANDS])
+@pytest.mark.parametrize("command", [None, *COMMANDS, "audit export", "audit verify"])
 def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--help"] if command is None else [command, "--help"]
+    argv = ["--help"] if command is None else [*command.split(), "--help"]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0

@@ -141,7 +141,6 @@ def test_fixed_noise_multiplier_is_used_as_given() -> None:
 
 def test_kv_cache_matches_full_recompute() -> None:
     import torch
-
     from privsynth.models.transformer import TinyTransformerLM, get_preset
 
     torch.manual_seed(0)

@@ -1,0 +1,186 @@
+"""Reservation-time calibration mirrors Opacus; the ledger caps the PLD-composed spend."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+from privsynth.server import ledger
+from privsynth.server.accounting import JobCharge, compose_epsilon, plan_dp_sgd
+from privsynth.server.db import Database, DatasetRow, LedgerRow, utcnow
+from privsynth.server.errors import ResourceExhausted
+from sqlalchemy import func, select
+
+N, EPOCHS, EPS, DELTA = 60, 1, 1.0, 1e-6
+
+
+def _plan() -> object:
+    return plan_dp_sgd(
+        n_records=N, batch_size=64, epochs=EPOCHS, target_epsilon=EPS, target_delta=DELTA
+    )
+
+
+def _charge(steps: int | None = None) -> JobCharge:
+    p = _plan()
+    return JobCharge(
+        epsilon=EPS,
+        delta=DELTA,
+        noise_multiplier=p.noise_multiplier,  # type: ignore[attr-defined]
+        sample_rate=p.sample_rate,  # type: ignore[attr-defined]
+        steps=p.steps if steps is None else steps,  # type: ignore[attr-defined]
+    )
+
+
+def test_plan_matches_what_make_private_with_epsilon_does() -> None:
+    """σ, q and steps planned at reservation are those Opacus would use for the same run."""
+    import torch
+    from opacus import PrivacyEngine
+    from torch.utils.data import DataLoader, TensorDataset
+
+    batch = max(1, min(64, N // 4))  # models.dp_train's choice
+    loader = DataLoader(TensorDataset(torch.zeros(N, 2), torch.zeros(N)), batch_size=batch)
+    model = torch.nn.Linear(2, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, optimizer, dp_loader = PrivacyEngine(accountant="prv").make_private_with_epsilon(
+            module=model,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            data_loader=loader,
+            target_epsilon=EPS,
+            target_delta=DELTA,
+            epochs=EPOCHS,
+            max_grad_norm=1.0,
+            poisson_sampling=True,
+        )
+    plan = _plan()
+    assert plan.noise_multiplier == optimizer.noise_multiplier  # type: ignore[attr-defined]
+    assert plan.sample_rate == dp_loader.sample_rate  # type: ignore[attr-defined]
+    assert plan.steps == EPOCHS * len(dp_loader)  # type: ignore[attr-defined]
+
+
+def test_composition_is_tighter_than_summing_and_never_above_it() -> None:
+    one, one_sum, one_delta = compose_epsilon([_charge()])
+    assert one <= one_sum == EPS
+    assert one == pytest.approx(EPS, abs=0.03)  # PLD agrees with the PRV calibration
+    assert one_delta == DELTA
+    three, three_sum, three_delta = compose_epsilon([_charge()] * 3)
+    assert three_sum == 3 * EPS
+    assert three_delta == pytest.approx(3 * DELTA)
+    assert one < three < 0.6 * three_sum  # sub-linear: far below basic composition
+    four, _, _ = compose_epsilon([_charge()] * 4)
+    assert three < four
+
+
+def test_fewer_steps_cost_less_and_no_steps_cost_nothing() -> None:
+    full, _, _ = compose_epsilon([_charge()])
+    half, _, _ = compose_epsilon([JobCharge(0.7, DELTA, *_event(steps=2))])
+    assert 0 < half < full
+    assert compose_epsilon([JobCharge(0.0, 0.0, *_event(steps=0))]) == (0.0, 0.0, 0.0)
+
+
+def _event(steps: int) -> tuple[float, float, int]:
+    p = _plan()
+    return p.noise_multiplier, p.sample_rate, steps  # type: ignore[attr-defined]
+
+
+def test_entries_without_an_event_compose_as_generic_mechanisms() -> None:
+    composed, plain, delta = compose_epsilon([JobCharge(2.0, 1e-6), JobCharge(3.0, 1e-6)])
+    assert plain == 5.0 and delta == pytest.approx(2e-6)
+    assert 0 < composed <= plain
+    # Generic (ε, δ) composition gains little: it must stay a valid, near-basic bound.
+    assert composed > 4.0
+
+
+def _db(tmp_path: Path, cap: float) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add(
+            DatasetRow(
+                id="d1",
+                display_name="d",
+                created_at=utcnow(),
+                record_count=N,
+                labelled_count=0,
+                user_count=0,
+                privacy_unit="record",
+                epsilon_cap=cap,
+                delta=1e-5,
+                shard_path="x",
+                content_sha256="0" * 64,
+                scrub_report={},
+            )
+        )
+    return db
+
+
+def _reserve(db: Database, job: str) -> None:
+    with db.session() as s:
+        ledger.reserve(
+            s,
+            "d1",
+            job_id=job,
+            epsilon=EPS,
+            delta=DELTA,
+            actor="t",
+            plan=_plan(),  # type: ignore[arg-type]
+        )
+
+
+def test_cap_is_enforced_on_the_composed_spend(tmp_path: Path) -> None:
+    three = compose_epsilon([_charge()] * 3)[0]
+    four = compose_epsilon([_charge()] * 4)[0]
+    cap = (three + four) / 2  # admits exactly three jobs; a plain sum would admit one
+    db = _db(tmp_path, cap)
+    for job in ("j1", "j2", "j3"):
+        _reserve(db, job)
+    with pytest.raises(ResourceExhausted) as exc:
+        _reserve(db, "j4")
+    assert exc.value.remaining == pytest.approx(cap - three)
+    with db.session() as s:
+        count = s.execute(select(func.count()).select_from(LedgerRow)).scalar_one()
+        row = s.get(DatasetRow, "d1")
+        assert row is not None
+        budget = ledger.get_budget(s, row)
+    assert count == 3  # the refusal wrote nothing
+    assert budget.epsilon_spent == 0
+    assert budget.epsilon_reserved == pytest.approx(three)
+    assert budget.epsilon_reserved_sum == pytest.approx(3 * EPS)
+    assert budget.delta_used == pytest.approx(3 * DELTA)
+    assert "PLD" in budget.composition
+
+    # j1 stops after one step: it is charged that step, and the budget frees up accordingly.
+    p = _plan()
+    with db.session() as s:
+        ledger.commit(
+            s,
+            "d1",
+            job_id="j1",
+            epsilon_spent=0.3,
+            delta=DELTA,
+            reserved_epsilon=EPS,
+            reserved_delta=DELTA,
+            note="cancelled",
+            steps=1,
+            noise_multiplier=p.noise_multiplier,
+            sample_rate=p.sample_rate,
+        )
+    with db.session() as s:
+        row = s.get(DatasetRow, "d1")
+        assert row is not None
+        after = ledger.get_budget(s, row)
+    assert 0 < after.epsilon_spent < 0.3 + 1e-9
+    assert after.epsilon_spent_sum == pytest.approx(0.3)
+    assert after.epsilon_total < three
+    _reserve(db, "j4")  # now it fits
+
+
+def test_delta_cap_is_enforced_on_the_sum_of_job_deltas(tmp_path: Path) -> None:
+    db = _db(tmp_path, cap=1000.0)
+    with db.session() as s:
+        ledger.reserve(s, "d1", job_id="a", epsilon=1.0, delta=6e-6, actor="t")
+    with db.session() as s, pytest.raises(ResourceExhausted, match="delta"):
+        ledger.reserve(s, "d1", job_id="b", epsilon=1.0, delta=6e-6, actor="t")
+    assert math.isfinite(compose_epsilon([JobCharge(1.0, 6e-6)])[0])
