@@ -23,6 +23,8 @@ from privsynth.client.pb import (
     models_pb2_grpc,
     privacy_pb2,
     privacy_pb2_grpc,
+    scrubbing_pb2,
+    scrubbing_pb2_grpc,
     training_pb2,
     training_pb2_grpc,
 )
@@ -95,6 +97,7 @@ class PrivsynthClient:
         self.models = models_pb2_grpc.ModelsStub(self.channel)
         self.generation = generation_pb2_grpc.GenerationStub(self.channel)
         self.privacy = privacy_pb2_grpc.PrivacyStub(self.channel)
+        self.scrubbing = scrubbing_pb2_grpc.ScrubbingStub(self.channel)
 
     def close(self) -> None:
         """Close the channel if this client opened it."""
@@ -357,5 +360,23 @@ class PrivsynthClient:
             req.delta = delta
         result: privacy_pb2.Budget = self.privacy.UpdateBudgetCap(
             req, timeout=self.timeout, metadata=(("authorization", f"Bearer {admin_token}"),)
+        )
+        return result
+
+    # -- ad hoc scrubbing -------------------------------------------------------------------
+
+    @_translate
+    def analyze_text(self, text: str) -> scrubbing_pb2.AnalyzeTextResponse:
+        """PII spans the server's scrubber finds in ``text`` (nothing is stored)."""
+        result: scrubbing_pb2.AnalyzeTextResponse = self.scrubbing.AnalyzeText(
+            scrubbing_pb2.AnalyzeTextRequest(text=text), timeout=self.timeout
+        )
+        return result
+
+    @_translate
+    def scrub_text(self, text: str) -> scrubbing_pb2.ScrubTextResponse:
+        """``text`` with PII replaced, and counts per entity type (nothing is stored)."""
+        result: scrubbing_pb2.ScrubTextResponse = self.scrubbing.ScrubText(
+            scrubbing_pb2.ScrubTextRequest(text=text), timeout=self.timeout
         )
         return result

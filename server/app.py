@@ -28,6 +28,8 @@ from privsynth.client.pb import (
     models_pb2_grpc,
     privacy_pb2,
     privacy_pb2_grpc,
+    scrubbing_pb2,
+    scrubbing_pb2_grpc,
     training_pb2,
     training_pb2_grpc,
 )
@@ -39,6 +41,7 @@ from privsynth.server.services.datasets import DatasetsServicer
 from privsynth.server.services.generation import GenerationServicer
 from privsynth.server.services.models import ModelsServicer
 from privsynth.server.services.privacy import PrivacyServicer
+from privsynth.server.services.scrubbing import ScrubbingServicer
 from privsynth.server.services.training import TrainingServicer
 
 __all__ = ["PrivsynthServer", "serve"]
@@ -51,6 +54,7 @@ SERVICE_NAMES = (
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
     generation_pb2.DESCRIPTOR.services_by_name["Generation"].full_name,
     privacy_pb2.DESCRIPTOR.services_by_name["Privacy"].full_name,
+    scrubbing_pb2.DESCRIPTOR.services_by_name["Scrubbing"].full_name,
 )
 
 
@@ -91,6 +95,7 @@ class PrivsynthServer:
         models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(rt), self.grpc)
         generation_pb2_grpc.add_GenerationServicer_to_server(GenerationServicer(rt), self.grpc)
         privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(rt), self.grpc)
+        scrubbing_pb2_grpc.add_ScrubbingServicer_to_server(ScrubbingServicer(rt), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc

@@ -1,0 +1,52 @@
+"""Scrubbing servicer: ad hoc analysis and scrubbing of one size-limited text."""
+
+from __future__ import annotations
+
+import grpc
+from privsynth.client.pb import scrubbing_pb2, scrubbing_pb2_grpc
+from privsynth.server.errors import InvalidArgument
+from privsynth.server.runtime import Runtime
+
+__all__ = ["ScrubbingServicer"]
+
+
+def _checked(runtime: Runtime, text: str) -> str:
+    runtime.require_ready()
+    limit = runtime.settings.max_record_bytes
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise InvalidArgument(f"text is {size} bytes, over the limit of {limit}", field="text")
+    if not text.strip():
+        raise InvalidArgument("text is empty", field="text")
+    return text
+
+
+class ScrubbingServicer(scrubbing_pb2_grpc.ScrubbingServicer):
+    """privsynth.v1.Scrubbing."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def AnalyzeText(  # noqa: N802
+        self, request: scrubbing_pb2.AnalyzeTextRequest, context: grpc.ServicerContext
+    ) -> scrubbing_pb2.AnalyzeTextResponse:
+        """Spans of detected PII, ordered by position."""
+        text = _checked(self.runtime, request.text)
+        results = self.runtime.scrubber.analyze_batch([text])[0]
+        spans = [
+            scrubbing_pb2.PiiSpan(
+                entity_type=r.entity_type, start=r.start, end=r.end, score=float(r.score)
+            )
+            for r in sorted(results, key=lambda r: (r.start, r.end))
+        ]
+        return scrubbing_pb2.AnalyzeTextResponse(spans=spans)
+
+    def ScrubText(  # noqa: N802
+        self, request: scrubbing_pb2.ScrubTextRequest, context: grpc.ServicerContext
+    ) -> scrubbing_pb2.ScrubTextResponse:
+        """The scrubbed text and counts per entity type."""
+        text = _checked(self.runtime, request.text)
+        result = self.runtime.scrubber.scrub_batch([text])[0]
+        return scrubbing_pb2.ScrubTextResponse(
+            text=result.text, entity_counts=dict(result.entity_counts)
+        )
