@@ -290,6 +290,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return int(_server_module("privsynth.server.main").serve_from_cli(args))
 
 
+def cmd_scrub(args: argparse.Namespace) -> int:
+    """Scrub a local file with the server's engine (no server needed)."""
+    return int(_server_module("privsynth.server.scrub_cli").run_cli(args))
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pretrain a base model on a public corpus (no DP needed: the data is public)."""
     return int(_server_module("privsynth.models.pretrain").run_cli(args))
@@ -434,6 +439,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", default=None, help="data directory (PRIVSYNTH_DATA_DIR)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "scrub",
+        help="scrub PII from a local file (no server needed)",
+        description="Scrub a local JSONL, CSV, Parquet or text file (optionally .gz) with the "
+        "same engine as uploads, in two worker processes, and print the report (counts per "
+        "entity type and strategy, malformed lines by number, residual identifiers). Writes "
+        "JSONL with the scrubbed text and the label.",
+    )
+    p.add_argument("file", help="input file")
+    p.add_argument("--out", default=None, help="output JSONL (default: NAME.scrubbed.jsonl)")
+    p.add_argument("--text-field", default="text", help="field holding the text")
+    p.add_argument("--policy", default=None, help="strategy YAML (default: conf/scrub.yaml)")
+    p.add_argument(
+        "--key-file",
+        default=None,
+        help="secret for hash/pseudonym strategies (or env PRIVSYNTH_SCRUB_KEY); never stored",
+    )
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
+    p.add_argument(
+        "--oversize",
+        choices=("chunk", "refuse"),
+        default="chunk",
+        help="documents over the size limit: scrub in pieces or refuse",
+    )
+    p.set_defaults(func=cmd_scrub)
 
     p = sub.add_parser(
         "pretrain",

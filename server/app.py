@@ -159,7 +159,7 @@ class PrivsynthServer:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
-        self.runtime.db.close()
+        self.runtime.close()
 
     def wait(self) -> None:
         """Block until the gRPC server terminates."""

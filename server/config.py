@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         max_record_bytes: Largest accepted record, in UTF-8 bytes.
         max_records: Largest accepted dataset, in records.
         scrub_batch_size: Records per Presidio batch.
+        scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
+            ~370 MB); 0 scrubs in the server process.
+        scrub_policy: Replacement strategies per entity type (YAML); defaults to the packaged
+            ``conf/scrub.yaml`` (typed placeholders).
         nlp_config: Presidio NLP engine YAML; defaults to the packaged ``conf/nlp.yaml``.
         user_id_key: Secret for hashing user ids; generated into the data dir when unset.
         admin_token: Bearer token that authorises budget-cap changes. Empty (the default)
@@ -59,6 +63,8 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
     max_records: int = Field(default=1_000_000, ge=1)
     scrub_batch_size: int = Field(default=64, ge=1)
+    scrub_workers: int = Field(default=2, ge=0)
+    scrub_policy: Path | None = None
     nlp_config: Path | None = None
     user_id_key: str = ""
     admin_token: str = ""

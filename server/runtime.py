@@ -12,6 +12,7 @@ from privsynth.server.config import Settings
 from privsynth.server.db import Database
 from privsynth.server.errors import Unavailable
 from privsynth.server.metrics import Metrics
+from privsynth.server.scrub_pipeline import ParallelScrubber
 from privsynth.server.scrubber import Scrubber
 from privsynth.server.storage import ArtifactStore
 
@@ -31,6 +32,22 @@ def _user_id_key(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def _scrubber(settings: Settings) -> Scrubber | ParallelScrubber:
+    """The upload scrubber: worker processes so the whole pipeline uses every core."""
+    if settings.scrub_workers > 0:
+        return ParallelScrubber(
+            workers=settings.scrub_workers,
+            nlp_config=settings.nlp_config,
+            batch_size=settings.scrub_batch_size,
+            policy=settings.scrub_policy,
+        )
+    return Scrubber(
+        nlp_config=settings.nlp_config,
+        batch_size=settings.scrub_batch_size,
+        policy=settings.scrub_policy,
+    )
+
+
 @dataclass
 class Runtime:
     """Shared state, built once at start-up and handed to servicers and workers."""
@@ -38,7 +55,7 @@ class Runtime:
     settings: Settings
     db: Database
     store: ArtifactStore
-    scrubber: Scrubber
+    scrubber: Scrubber | ParallelScrubber
     metrics: Metrics
     user_key: bytes
     ready: threading.Event = field(default_factory=threading.Event)
@@ -53,10 +70,16 @@ class Runtime:
             settings=settings,
             db=db,
             store=ArtifactStore(settings.data_dir / "artifacts"),
-            scrubber=Scrubber(nlp_config=settings.nlp_config, batch_size=settings.scrub_batch_size),
+            scrubber=_scrubber(settings),
             metrics=Metrics(),
             user_key=_user_id_key(settings),
         )
+
+    def close(self) -> None:
+        """Stop scrub workers and release database connections."""
+        if isinstance(self.scrubber, ParallelScrubber):
+            self.scrubber.close()
+        self.db.close()
 
     def require_ready(self) -> None:
         """Refuse work until the scrubber and model code are loaded.

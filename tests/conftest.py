@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from privsynth.client.client import PrivsynthClient
+
+# Servers started as subprocesses by tests scrub in-process: many spaCy workers would only
+# slow the suite; the session server below exercises the worker pipeline.
+os.environ.setdefault("PRIVSYNTH_SCRUB_WORKERS", "0")
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         metrics_port=0,
         training_workers=2,
         torch_threads=1,
+        scrub_workers=1,
     )
     srv = PrivsynthServer(settings)
     srv.start()

@@ -18,6 +18,7 @@ COMMANDS = [
     "set-cap",
     "audit",
     "serve",
+    "scrub",
     "pretrain",
     "demo",
 ]
