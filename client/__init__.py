@@ -4,7 +4,7 @@ Needs only grpcio and protobuf (plus gRPC's status and health helpers); it never
 server or the models, so teams can install it without torch or Presidio.
 """
 
-from privsynth.client.client import PrivsynthClient, RecordIn
+from privsynth.client.client import PrivsynthClient, RecordIn, TlsConfig
 from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
 
-__all__ = ["BudgetExhausted", "PrivsynthClient", "PrivsynthClientError", "RecordIn"]
+__all__ = ["BudgetExhausted", "PrivsynthClient", "PrivsynthClientError", "RecordIn", "TlsConfig"]

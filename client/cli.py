@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from privsynth.client.audit import AuditEntry, verify_chain
-from privsynth.client.client import PrivsynthClient, RecordIn
+from privsynth.client.client import PrivsynthClient, RecordIn, TlsConfig
 from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
 from privsynth.client.pb import training_pb2
 from privsynth.client.progress import ProgressBar
@@ -69,8 +69,30 @@ def read_records(
             )
 
 
-def _client(args: argparse.Namespace) -> PrivsynthClient:
-    return PrivsynthClient(args.target, timeout=args.timeout)
+def _token(args: argparse.Namespace) -> str:
+    """The bearer token: --token-file, else --token / PRIVSYNTH_TOKEN (never printed)."""
+    path = getattr(args, "auth_token_file", None)
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return str(getattr(args, "token", "") or "")
+
+
+def _tls(args: argparse.Namespace) -> TlsConfig | None:
+    ca, cert, key = args.tls_ca, args.tls_cert, args.tls_key
+    if not (args.tls or ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise SystemExit("mutual TLS needs both --tls-cert and --tls-key")
+    return TlsConfig.from_files(ca=ca, cert=cert, key=key, server_name=args.tls_server_name)
+
+
+def _client(args: argparse.Namespace, *, token: str | None = None) -> PrivsynthClient:
+    return PrivsynthClient(
+        args.target,
+        timeout=args.timeout,
+        token=_token(args) if token is None else token,
+        tls=_tls(args),
+    )
 
 
 def _job_suffix(job: Any) -> str:
@@ -217,15 +239,16 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 def cmd_set_cap(args: argparse.Namespace) -> int:
     """Change a dataset's budget cap (admin)."""
-    token = os.environ.get("PRIVSYNTH_ADMIN_TOKEN", "")
+    token = _token(args) or os.environ.get("PRIVSYNTH_ADMIN_TOKEN", "")
     if args.token_file:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
     if not token:
-        raise SystemExit("set-cap needs the admin token: --token-file or PRIVSYNTH_ADMIN_TOKEN")
-    with _client(args) as client:
-        b = client.update_budget_cap(
-            args.dataset, epsilon_cap=args.epsilon_cap, delta=args.delta, admin_token=token
+        raise SystemExit(
+            "set-cap needs an admin's token: --token/PRIVSYNTH_TOKEN, --token-file or "
+            "PRIVSYNTH_ADMIN_TOKEN"
         )
+    with _client(args, token=token) as client:
+        b = client.update_budget_cap(args.dataset, epsilon_cap=args.epsilon_cap, delta=args.delta)
     print(
         f"{b.dataset}: cap now eps={b.epsilon_cap:g} delta={b.delta:.3g}; "
         f"remaining {b.epsilon_remaining:.4f}"
@@ -275,6 +298,28 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    """Write the auditor's HTML report on one dataset, and the same data as JSON."""
+    from privsynth.client.report import collect, render_html
+
+    dataset = args.dataset if args.dataset.startswith("datasets/") else f"datasets/{args.dataset}"
+    out = Path(args.out or f"audit-report-{dataset.split('/', 1)[1]}.html")
+    json_out = Path(args.json) if args.json else out.with_suffix(".json")
+    with _client(args) as client:
+        data = collect(client, dataset)
+    out.write_text(render_html(data), encoding="utf-8")
+    json_out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    audit = data["audit_log"]
+    chain = (
+        ("intact" if audit["chain_intact"] else "BROKEN") if audit["readable"] else "not readable"
+    )
+    print(
+        f"wrote {out} and {json_out}: {len(data['ledger'])} ledger entries, "
+        f"{len(data['models'])} models, audit chain {chain}"
+    )
+    return 0 if not audit["readable"] or audit["chain_intact"] else 1
+
+
 def _server_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -318,6 +363,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="deadline for unary calls, seconds"
+    )
+    auth = parser.add_argument_group("authentication and TLS")
+    auth.add_argument(
+        "--token",
+        default=os.environ.get("PRIVSYNTH_TOKEN", ""),
+        help="bearer token sent on every call (env PRIVSYNTH_TOKEN; prefer the env var or "
+        "--auth-token-file, since arguments show in the process list)",
+    )
+    auth.add_argument(
+        "--auth-token-file",
+        default=os.environ.get("PRIVSYNTH_TOKEN_FILE") or None,
+        help="file holding the bearer token (env PRIVSYNTH_TOKEN_FILE)",
+    )
+    auth.add_argument(
+        "--tls", action="store_true", help="use TLS with the system's root certificates"
+    )
+    auth.add_argument(
+        "--tls-ca",
+        default=os.environ.get("PRIVSYNTH_TLS_CA_FILE") or None,
+        help="PEM CA bundle that signed the server's certificate; implies --tls "
+        "(env PRIVSYNTH_TLS_CA_FILE)",
+    )
+    auth.add_argument(
+        "--tls-cert",
+        default=os.environ.get("PRIVSYNTH_TLS_CLIENT_CERT_FILE") or None,
+        help="PEM client certificate for mutual TLS (env PRIVSYNTH_TLS_CLIENT_CERT_FILE)",
+    )
+    auth.add_argument(
+        "--tls-key",
+        default=os.environ.get("PRIVSYNTH_TLS_CLIENT_KEY_FILE") or None,
+        help="PEM key of --tls-cert (env PRIVSYNTH_TLS_CLIENT_KEY_FILE)",
+    )
+    auth.add_argument(
+        "--tls-server-name",
+        default="",
+        help="host name to verify in the server's certificate (default: from --target)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -387,9 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "set-cap",
         help="change a dataset's budget cap (admin)",
-        description="Change a dataset's epsilon (and optionally delta) cap. Needs the server's "
-        "admin token (PRIVSYNTH_ADMIN_TOKEN or --token-file); the change is written to the "
-        "ledger and the audit log. Lowering a cap refunds nothing; it only refuses new jobs.",
+        description="Change a dataset's epsilon (and optionally delta) cap. Needs an admin "
+        "identity's token (--token/PRIVSYNTH_TOKEN, or PRIVSYNTH_ADMIN_TOKEN or --token-file); "
+        "the change is written to the ledger and the audit log. Lowering a cap refunds "
+        "nothing; it only refuses new jobs.",
     )
     p.add_argument("dataset", help="dataset name, datasets/<id>")
     p.add_argument("--epsilon-cap", type=float, required=True, help="new epsilon cap (> 0)")
@@ -422,6 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--file", default=None, help="a JSON-lines export (default: ask the server)")
     a.add_argument("--head", default=None, help="a head hash recorded earlier that must appear")
     a.set_defaults(func=cmd_audit_verify)
+    a = audit_sub.add_parser(
+        "report",
+        help="write the auditor's HTML report on one dataset",
+        description="Write a self-contained HTML report (inline SVG plots: budget spent over "
+        "time, epsilon against training steps per model; the parameters of every run; ledger "
+        "and audit entries with the chain check) and the same data as JSON, all read over "
+        "gRPC. Run it as an auditor to report on any tenant's dataset. Exit code 1 when the "
+        "audit chain is broken.",
+    )
+    a.add_argument("--dataset", required=True, help="dataset name, datasets/<id> (or the id)")
+    a.add_argument("-o", "--out", default=None, help="HTML file (default: audit-report-<id>.html)")
+    a.add_argument("--json", default=None, help="JSON file (default: the HTML path with .json)")
+    a.set_defaults(func=cmd_audit_report)
 
     p = sub.add_parser(
         "serve",

@@ -29,7 +29,7 @@ from privsynth.client.pb import (
     training_pb2_grpc,
 )
 
-__all__ = ["PrivsynthClient", "RecordIn"]
+__all__ = ["PrivsynthClient", "RecordIn", "TlsConfig"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,6 +44,87 @@ class RecordIn:
     text: str | bytes
     label: str = ""
     user_id: str = ""
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS settings of a client.
+
+    ``root_certificates`` are the PEM bytes of the CA that signed the server's certificate
+    (None: the system's roots); ``certificate_chain`` and ``private_key`` are the client's, for
+    mutual TLS; ``server_name`` overrides the host name checked against the certificate.
+    """
+
+    root_certificates: bytes | None = None
+    certificate_chain: bytes | None = None
+    private_key: bytes | None = None
+    server_name: str = ""
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
+        server_name: str = "",
+    ) -> TlsConfig:
+        """Read the PEM files (each optional)."""
+
+        def read(path: str | None) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as fh:
+                return fh.read()
+
+        return cls(read(ca), read(cert), read(key), server_name)
+
+
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call that does not carry one already."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = list(details.metadata or ())
+        if not any(k == "authorization" for k, _ in metadata):
+            metadata.append(self._header)
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
 
 
 def _translate(fn: Callable[P, T]) -> Callable[P, T]:
@@ -68,6 +149,20 @@ def _translate_stream(fn: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
     return wrapper
 
 
+def _open_channel(target: str, tls: TlsConfig | None) -> grpc.Channel:
+    options: list[tuple[str, Any]] = [("grpc.max_send_message_length", 32 * 1024 * 1024)]
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.root_certificates,
+        private_key=tls.private_key,
+        certificate_chain=tls.certificate_chain,
+    )
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 class PrivsynthClient:
     """Client of a privsynth server.
 
@@ -75,7 +170,10 @@ class PrivsynthClient:
         target: ``host:port`` of the server.
         timeout: Deadline in seconds for unary calls.
         stream_timeout: Deadline in seconds for uploads, watches and generation.
-        channel: An existing channel (tests, TLS); ``target`` is ignored then.
+        token: Bearer token sent as ``authorization`` metadata on every call (empty: none,
+            for servers in open mode).
+        tls: Connect with TLS (mutual TLS when it holds a client certificate); None: plaintext.
+        channel: An existing channel; ``target`` and ``tls`` are ignored then.
     """
 
     def __init__(
@@ -84,12 +182,15 @@ class PrivsynthClient:
         *,
         timeout: float = 30.0,
         stream_timeout: float = 3600.0,
+        token: str = "",
+        tls: TlsConfig | None = None,
         channel: grpc.Channel | None = None,
     ) -> None:
         self._own_channel = channel is None
-        self.channel = channel or grpc.insecure_channel(
-            target, options=[("grpc.max_send_message_length", 32 * 1024 * 1024)]
-        )
+        self._raw_channel = channel or _open_channel(target, tls)
+        self.channel: grpc.Channel = self._raw_channel
+        if token:
+            self.channel = grpc.intercept_channel(self._raw_channel, _BearerToken(token))
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.datasets = datasets_pb2_grpc.DatasetsStub(self.channel)
@@ -102,7 +203,7 @@ class PrivsynthClient:
     def close(self) -> None:
         """Close the channel if this client opened it."""
         if self._own_channel:
-            self.channel.close()
+            self._raw_channel.close()
 
     def __enter__(self) -> PrivsynthClient:
         return self
@@ -249,10 +350,14 @@ class PrivsynthClient:
         return result
 
     @_translate
-    def list_training_jobs(self, *, dataset: str = "", page_size: int = 0) -> Any:
+    def list_training_jobs(
+        self, *, dataset: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Any:
         """One page of jobs."""
         return self.training.ListTrainingJobs(
-            training_pb2.ListTrainingJobsRequest(dataset=dataset, page_size=page_size),
+            training_pb2.ListTrainingJobsRequest(
+                dataset=dataset, page_size=page_size, page_token=page_token
+            ),
             timeout=self.timeout,
         )
 
@@ -283,10 +388,12 @@ class PrivsynthClient:
         return result
 
     @_translate
-    def list_models(self, *, dataset: str = "", page_size: int = 0) -> Any:
+    def list_models(self, *, dataset: str = "", page_size: int = 0, page_token: str = "") -> Any:
         """One page of models."""
         return self.models.ListModels(
-            models_pb2.ListModelsRequest(dataset=dataset, page_size=page_size),
+            models_pb2.ListModelsRequest(
+                dataset=dataset, page_size=page_size, page_token=page_token
+            ),
             timeout=self.timeout,
         )
 
@@ -325,10 +432,12 @@ class PrivsynthClient:
         return result
 
     @_translate
-    def list_ledger_entries(self, dataset: str, *, page_size: int = 0) -> Any:
+    def list_ledger_entries(self, dataset: str, *, page_size: int = 0, page_token: str = "") -> Any:
         """One page of the dataset's ledger."""
         return self.privacy.ListLedgerEntries(
-            privacy_pb2.ListLedgerEntriesRequest(dataset=dataset, page_size=page_size),
+            privacy_pb2.ListLedgerEntriesRequest(
+                dataset=dataset, page_size=page_size, page_token=page_token
+            ),
             timeout=self.timeout,
         )
 
@@ -352,14 +461,23 @@ class PrivsynthClient:
 
     @_translate
     def update_budget_cap(
-        self, dataset: str, *, epsilon_cap: float, delta: float | None = None, admin_token: str
+        self,
+        dataset: str,
+        *,
+        epsilon_cap: float,
+        delta: float | None = None,
+        admin_token: str = "",
     ) -> privacy_pb2.Budget:
-        """Change a dataset's cap (needs the server's admin token); returns the new budget."""
+        """Change a dataset's cap (admins only); returns the new budget.
+
+        ``admin_token``, when given, is sent instead of the client's own token for this call.
+        """
         req = privacy_pb2.UpdateBudgetCapRequest(dataset=dataset, epsilon_cap=epsilon_cap)
         if delta is not None:
             req.delta = delta
+        metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else None
         result: privacy_pb2.Budget = self.privacy.UpdateBudgetCap(
-            req, timeout=self.timeout, metadata=(("authorization", f"Bearer {admin_token}"),)
+            req, timeout=self.timeout, metadata=metadata
         )
         return result
 

@@ -31,6 +31,7 @@ __all__ = [
     "DpSgdPlan",
     "JobCharge",
     "compose_epsilon",
+    "epsilon_curve",
     "plan_dp_sgd",
 ]
 
@@ -231,3 +232,18 @@ def _pld_epsilon(events: Sequence[tuple[float, float, int, float, float]], delta
             )
         total = total.compose(part)
     return float(total.get_epsilon_for_delta(delta))
+
+
+def epsilon_curve(
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, points: int = 9
+) -> list[tuple[int, float]]:
+    """ε (PLD, at ``delta``) after k of ``steps`` DP-SGD steps, for ``points`` values of k.
+
+    Starts at (0, 0.0) and ends at ``steps``; evaluations are cached, so a card's curve costs
+    its PLD compositions once per process.
+    """
+    if steps <= 0 or sample_rate <= 0 or noise_multiplier <= 0 or not 0 < delta < 1:
+        return []
+    ks = sorted({round(steps * i / (points - 1)) for i in range(points)} | {steps})
+    event = (noise_multiplier, sample_rate)
+    return [(k, _pld_epsilon(((*event, k, -1.0, -1.0),), delta) if k else 0.0) for k in ks]

@@ -33,6 +33,7 @@ from privsynth.client.pb import (
     training_pb2,
     training_pb2_grpc,
 )
+from privsynth.server.auth import Authenticator
 from privsynth.server.config import Settings
 from privsynth.server.interceptors import ServerInterceptor
 from privsynth.server.jobs import JobRunner
@@ -44,7 +45,7 @@ from privsynth.server.services.privacy import PrivacyServicer
 from privsynth.server.services.scrubbing import ScrubbingServicer
 from privsynth.server.services.training import TrainingServicer
 
-__all__ = ["PrivsynthServer", "serve"]
+__all__ = ["PrivsynthServer", "serve", "server_credentials"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,18 @@ SERVICE_NAMES = (
     privacy_pb2.DESCRIPTOR.services_by_name["Privacy"].full_name,
     scrubbing_pb2.DESCRIPTOR.services_by_name["Scrubbing"].full_name,
 )
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files (mutual TLS with a client CA), or None."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
 
 
 def _warm_up_models() -> None:
@@ -78,10 +91,12 @@ class PrivsynthServer:
         self.settings = settings
         self.runtime = Runtime.create(settings)
         self.runner = JobRunner(self.runtime)
+        self.auth = Authenticator.from_settings(settings)
+        self.interceptor = ServerInterceptor(self.runtime.metrics, self.auth)
         self.health = health.HealthServicer()
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
-            interceptors=[ServerInterceptor(self.runtime.metrics)],
+            interceptors=[self.interceptor],
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
@@ -100,7 +115,17 @@ class PrivsynthServer:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
         )
-        self.port = self.grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        address = f"{settings.host}:{settings.grpc_port}"
+        credentials = server_credentials(settings)
+        if credentials is None:
+            self.port = self.grpc.add_insecure_port(address)
+        else:
+            self.port = self.grpc.add_secure_port(address, credentials)
+        if self.auth.open_mode:
+            log.warning(
+                "open mode: no PRIVSYNTH_AUTH_TOKENS_FILE, so every caller without a token is "
+                "a member of tenant 'default'; configure tokens before exposing this server"
+            )
         if self.port == 0:
             raise RuntimeError(f"could not bind {settings.host}:{settings.grpc_port}")
         self.metrics_port = -1

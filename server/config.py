@@ -40,11 +40,18 @@ class Settings(BaseSettings):
             ``conf/scrub.yaml`` (typed placeholders).
         nlp_config: Presidio NLP engine YAML; defaults to the packaged ``conf/nlp.yaml``.
         user_id_key: Secret for hashing user ids; generated into the data dir when unset.
-        admin_token: Bearer token that authorises budget-cap changes. Empty (the default)
-            disables them: until role-based access control exists (issue 4, item 6), holding
-            this secret is what makes a caller an admin.
+        auth_tokens_file: YAML or JSON file mapping bearer tokens (or their SHA-256) to
+            identities with roles (format in :mod:`privsynth.server.auth`). Unset (the default)
+            runs the server in open mode: tokenless callers are members of tenant ``default``.
+        admin_token: Legacy bearer token of one identity ``admin`` with role admin (budget-cap
+            changes); works in open mode and beside a tokens file. Empty adds no admin.
         admin_token_file: File holding the admin token (a mounted Kubernetes secret); read at
             start-up, overrides ``admin_token``.
+        tls_cert_file: PEM certificate chain of the server; with ``tls_key_file`` the gRPC port
+            speaks TLS only.
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA bundle; when set, clients must present a certificate it
+            signed (mutual TLS).
     """
 
     model_config = SettingsConfigDict(env_prefix="PRIVSYNTH_", extra="ignore")
@@ -69,6 +76,18 @@ class Settings(BaseSettings):
     user_id_key: str = ""
     admin_token: str = ""
     admin_token_file: Path | None = None
+    auth_tokens_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both PRIVSYNTH_TLS_CERT_FILE and _KEY_FILE, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("PRIVSYNTH_TLS_CLIENT_CA_FILE (mutual TLS) needs a server certificate")
+        return self
 
     @model_validator(mode="after")
     def _read_admin_token(self) -> Settings:

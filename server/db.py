@@ -75,6 +75,7 @@ class DatasetRow(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     scrub_report: Mapped[dict[str, Any]] = mapped_column(JSON)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")
 
 
 class JobRow(Base):
@@ -106,6 +107,8 @@ class JobRow(Base):
     planned_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Noisy steps charged to the ledger when the job ended.
     steps_taken: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The dataset's tenant, copied so jobs can be listed per tenant without a join.
+    tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")
 
 
 class ModelRow(Base):
@@ -122,6 +125,7 @@ class ModelRow(Base):
     model_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     weights_path: Mapped[str] = mapped_column(String(300), default="")
     weights_sha256: Mapped[str] = mapped_column(String(64), default="")
+    tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")
 
 
 class LedgerRow(Base):

@@ -35,6 +35,8 @@ class GenerationRequest:
     max_tokens: int = 64
     seed: int = 0
     label: str | None = None
+    tenant: str | None = None
+    """Only a model of this tenant may be used (None: any; callers pass the member's tenant)."""
 
     def validate(self) -> None:
         """Check ranges.
@@ -91,7 +93,7 @@ def generate(
     request.validate()
     with runtime.db.session() as s:
         row = s.get(ModelRow, request.model_id)
-        if row is None:
+        if row is None or (request.tenant is not None and row.tenant != request.tenant):
             raise NotFound(f"model 'models/{request.model_id}' not found")
     if row.state == "TRAINING":
         raise FailedPrecondition("model is still training; watch its job and retry when done")

@@ -42,6 +42,7 @@ class DatasetSpec:
     display_name: str
     epsilon_cap: float | None = None
     delta: float | None = None
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         shard_path=path,
         content_sha256=digest,
         scrub_report=report,
+        tenant=spec.tenant,
     )
     with runtime.db.session() as s:
         s.add(row)

@@ -5,6 +5,11 @@ turns them into statuses with ``google.rpc`` rich details (``BadRequest`` field 
 ``QuotaFailure``/``ErrorInfo`` with the remaining budget). Any other exception becomes INTERNAL
 with an opaque reference: its message may hold input text, so it is neither returned nor logged,
 only its type and where it happened.
+
+It is also where access is decided: with an :class:`~privsynth.server.auth.Authenticator`, every
+privsynth RPC is authorised (UNAUTHENTICATED / PERMISSION_DENIED through the same error path)
+before its handler runs, and the handler receives a context carrying the caller's identity.
+Health and reflection are not privsynth RPCs and stay open.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from privsynth.server.auth import AuthContext, Authenticator
 from privsynth.server.errors import InvalidArgument, PrivsynthError, ResourceExhausted
 from privsynth.server.metrics import Metrics
 
@@ -80,8 +86,9 @@ def _split(method: str) -> tuple[str, str]:
 class ServerInterceptor(grpc.ServerInterceptor):
     """Maps exceptions to statuses and records ``grpc_server_*`` metrics for every RPC."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, authenticator: Authenticator | None = None) -> None:
         self.metrics = metrics
+        self.authenticator = authenticator
 
     def intercept_service(
         self,
@@ -126,6 +133,16 @@ class ServerInterceptor(grpc.ServerInterceptor):
         streams_out = kind in {"server_stream", "bidi_stream"}
         streams_in = kind in {"client_stream", "bidi_stream"}
         m = self.metrics
+        auth = self.authenticator
+        if auth is not None and not auth.protects(method):
+            auth = None
+        metadata = handler_call_details.invocation_metadata
+
+        def authorized(context: grpc.ServicerContext) -> grpc.ServicerContext:
+            if auth is None:
+                return context
+            identity = auth.authorize(method, metadata)
+            return AuthContext(context, identity)  # type: ignore[return-value]
 
         def count_in(iterator: Iterator[Any]) -> Iterator[Any]:
             for item in iterator:
@@ -145,7 +162,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 m.grpc_msg_received.labels(**labels).inc()
             code = grpc.StatusCode.OK
             try:
-                response = behavior(request, context)
+                response = behavior(request, authorized(context))
                 m.grpc_msg_sent.labels(**labels).inc()
                 return response
             except PrivsynthError as exc:
@@ -168,7 +185,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 m.grpc_msg_received.labels(**labels).inc()
             code = grpc.StatusCode.OK
             try:
-                for response in behavior(request, context):
+                for response in behavior(request, authorized(context)):
                     m.grpc_msg_sent.labels(**labels).inc()
                     yield response
                 if not context.is_active():

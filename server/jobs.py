@@ -165,6 +165,7 @@ class JobRunner:
             noise_multiplier=plan.noise_multiplier,
             sample_rate=plan.sample_rate,
             planned_steps=plan.steps,
+            tenant=dataset.tenant,
         )
         try:
             with self.runtime.db.session() as s:
@@ -189,6 +190,7 @@ class JobRunner:
                         model_config={},
                         weights_path="",
                         weights_sha256="",
+                        tenant=dataset.tenant,
                     )
                 )
         except ResourceExhausted as exc:

@@ -164,6 +164,30 @@ class ModelCard(_message.Message):
 Global___ModelCard: _TypeAlias = ModelCard  # noqa: Y015
 
 @_typing.final
+class EpsilonAtStep(_message.Message):
+    """ε the model's DP-SGD event (σ, q) had reached after `step` noisy steps, at the card's δ."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    EPSILON_FIELD_NUMBER: _builtins.int
+    step: _builtins.int
+    epsilon: _builtins.float
+    def __init__(
+        self,
+        *,
+        step: _builtins.int = ...,
+        epsilon: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epsilon", b"epsilon", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EpsilonAtStep: _TypeAlias = EpsilonAtStep  # noqa: Y015
+
+@_typing.final
 class Model(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -173,16 +197,26 @@ class Model(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EPSILON_CURVE_FIELD_NUMBER: _builtins.int
+    EPSILON_CURVE_ACCOUNTANT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"models/{id}"."""
     dataset: _builtins.str
     job: _builtins.str
     """"jobs/{id}"."""
     state: Global___ModelState.ValueType
+    epsilon_curve_accountant: _builtins.str
+    """Method of `epsilon_curve` ("pld")."""
     @_builtins.property
     def card(self) -> Global___ModelCard: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def epsilon_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpsilonAtStep]:
+        """ε against training steps (PLD accountant, the ledger's method), from step 0 to the card's
+        steps. Filled by GetModel for models with a card; ListModels leaves it empty.
+        """
+
     def __init__(
         self,
         *,
@@ -192,10 +226,12 @@ class Model(_message.Message):
         state: Global___ModelState.ValueType = ...,
         card: Global___ModelCard | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        epsilon_curve: _abc.Iterable[Global___EpsilonAtStep] | None = ...,
+        epsilon_curve_accountant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "create_time", b"create_time", "dataset", b"dataset", "job", b"job", "name", b"name", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "create_time", b"create_time", "dataset", b"dataset", "epsilon_curve", b"epsilon_curve", "epsilon_curve_accountant", b"epsilon_curve_accountant", "job", b"job", "name", b"name", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class PrivacyStub:
     """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
-    UpdateBudgetCap, which needs the admin bearer token.
+    UpdateBudgetCap, which needs an admin. Every call carries "authorization: Bearer <token>"
+    unless the server runs in open mode; members see their tenant's datasets only, auditors and
+    admins every tenant's; ExportAuditLog is for auditors and admins (and open-mode callers).
     """
 
     def __init__(self, channel):
@@ -60,7 +62,9 @@ class PrivacyStub:
 
 class PrivacyServicer:
     """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
-    UpdateBudgetCap, which needs the admin bearer token.
+    UpdateBudgetCap, which needs an admin. Every call carries "authorization: Bearer <token>"
+    unless the server runs in open mode; members see their tenant's datasets only, auditors and
+    admins every tenant's; ExportAuditLog is for auditors and admins (and open-mode callers).
     """
 
     def GetBudget(self, request, context):
@@ -83,7 +87,7 @@ class PrivacyServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateBudgetCap(self, request, context):
-        """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+        """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
         Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -123,7 +127,9 @@ def add_PrivacyServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Privacy:
     """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
-    UpdateBudgetCap, which needs the admin bearer token.
+    UpdateBudgetCap, which needs an admin. Every call carries "authorization: Bearer <token>"
+    unless the server runs in open mode; members see their tenant's datasets only, auditors and
+    admins every tenant's; ExportAuditLog is for auditors and admins (and open-mode callers).
     """
 
     @staticmethod

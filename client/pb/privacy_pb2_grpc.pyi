@@ -28,7 +28,9 @@ GRPC_VERSION: str
 
 class PrivacyStub:
     """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
-    UpdateBudgetCap, which needs the admin bearer token.
+    UpdateBudgetCap, which needs an admin. Every call carries "authorization: Bearer <token>"
+    unless the server runs in open mode; members see their tenant's datasets only, auditors and
+    admins every tenant's; ExportAuditLog is for auditors and admins (and open-mode callers).
     """
 
     @_typing.overload
@@ -40,14 +42,16 @@ class PrivacyStub:
     ExportAuditLog: _grpc.UnaryStreamMultiCallable[_privacy_pb2.ExportAuditLogRequest, _privacy_pb2.AuditEntry]
     """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
     UpdateBudgetCap: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]
-    """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+    """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
     Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
     """
 
 @_typing.type_check_only
 class PrivacyAsyncStub(PrivacyStub):
     """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
-    UpdateBudgetCap, which needs the admin bearer token.
+    UpdateBudgetCap, which needs an admin. Every call carries "authorization: Bearer <token>"
+    unless the server runs in open mode; members see their tenant's datasets only, auditors and
+    admins every tenant's; ExportAuditLog is for auditors and admins (and open-mode callers).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -56,13 +60,15 @@ class PrivacyAsyncStub(PrivacyStub):
     ExportAuditLog: _aio.UnaryStreamMultiCallable[_privacy_pb2.ExportAuditLogRequest, _privacy_pb2.AuditEntry]  # type: ignore[assignment]
     """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
     UpdateBudgetCap: _aio.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]  # type: ignore[assignment]
-    """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+    """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
     Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
     """
 
 class PrivacyServicer(metaclass=_abc_1.ABCMeta):
     """Privacy budgets, the ledger that backs them and the audit log. Everything is read-only but
-    UpdateBudgetCap, which needs the admin bearer token.
+    UpdateBudgetCap, which needs an admin. Every call carries "authorization: Bearer <token>"
+    unless the server runs in open mode; members see their tenant's datasets only, auditors and
+    admins every tenant's; ExportAuditLog is for auditors and admins (and open-mode callers).
     """
 
     @_abc_1.abstractmethod
@@ -93,7 +99,7 @@ class PrivacyServicer(metaclass=_abc_1.ABCMeta):
         request: _privacy_pb2.UpdateBudgetCapRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_privacy_pb2.Budget, _abc.Awaitable[_privacy_pb2.Budget]]:
-        """Change a dataset's cap (admin only: metadata "authorization: Bearer <admin token>").
+        """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
         Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
         """
 

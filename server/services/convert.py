@@ -6,6 +6,7 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from privsynth.client.pb import datasets_pb2, models_pb2, privacy_pb2, training_pb2
+from privsynth.server.accounting import epsilon_curve
 from privsynth.server.db import DatasetRow, JobRow, LedgerRow, ModelRow
 from privsynth.server.ledger import BudgetView
 
@@ -90,8 +91,8 @@ _MODEL_STATES = {
 }
 
 
-def model_pb(row: ModelRow) -> models_pb2.Model:
-    """A model with its card (empty until training succeeds)."""
+def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
+    """A model with its card (empty until training succeeds) and, if asked, its ε curve."""
     c = row.card
     card = models_pb2.ModelCard(
         epsilon=float(c.get("epsilon", 0.0)),
@@ -114,7 +115,7 @@ def model_pb(row: ModelRow) -> models_pb2.Model:
         secure_rng=bool(c.get("secure_rng", False)),
         base_model={str(k): str(v) for k, v in (c.get("base_model") or {}).items()},
     )
-    return models_pb2.Model(
+    model = models_pb2.Model(
         name=f"models/{row.id}",
         dataset=f"datasets/{row.dataset_id}",
         job=f"jobs/{row.job_id}",
@@ -122,6 +123,16 @@ def model_pb(row: ModelRow) -> models_pb2.Model:
         card=card,
         create_time=timestamp(row.created_at),
     )
+    if with_curve:
+        curve = epsilon_curve(
+            noise_multiplier=card.noise_multiplier,
+            sample_rate=card.sample_rate,
+            steps=card.steps,
+            delta=card.delta,
+        )
+        model.epsilon_curve.extend(models_pb2.EpsilonAtStep(step=k, epsilon=e) for k, e in curve)
+        model.epsilon_curve_accountant = "pld" if curve else ""
+    return model
 
 
 def budget_pb(view: BudgetView) -> privacy_pb2.Budget:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import grpc
 from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
 from privsynth.server import audit
+from privsynth.server.auth import Identity, identity_of
 from privsynth.server.db import DatasetRow, utcnow
 from privsynth.server.errors import InvalidArgument, NotFound
 from privsynth.server.ingest import DatasetSpec, IncomingRecord, ingest
@@ -18,21 +19,20 @@ from sqlalchemy import select
 
 __all__ = ["DatasetsServicer", "get_live_dataset"]
 
-ANONYMOUS = "anonymous"
-"""Actor recorded until requests are authenticated (issue 4, item 6)."""
 
-
-def get_live_dataset(runtime: Runtime, name: str, *, field: str = "name") -> DatasetRow:
-    """The dataset named ``name``, unless missing or deleted.
+def get_live_dataset(
+    runtime: Runtime, name: str, *, identity: Identity, field: str = "name"
+) -> DatasetRow:
+    """The dataset named ``name``, unless missing, deleted or another tenant's.
 
     Raises:
         InvalidArgument: Malformed name.
-        NotFound: No such dataset.
+        NotFound: No such dataset visible to ``identity``.
     """
     dataset_id = parse_name("datasets", name, field=field)
     with runtime.db.session() as s:
         row = s.get(DatasetRow, dataset_id)
-    if row is None or row.deleted_at is not None:
+    if row is None or row.deleted_at is not None or not identity.sees(row.tenant):
         raise NotFound(f"dataset '{name}' not found")
     return row
 
@@ -48,7 +48,8 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         request_iterator: Iterator[datasets_pb2.UploadDatasetRequest],
         context: grpc.ServicerContext,
     ) -> datasets_pb2.Dataset:
-        """Scrub and store a streamed corpus."""
+        """Scrub and store a streamed corpus (it belongs to the caller's tenant)."""
+        identity = identity_of(context)
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise InvalidArgument("the first upload message must carry metadata", field="metadata")
@@ -57,6 +58,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             display_name=meta.display_name,
             epsilon_cap=meta.epsilon_cap if meta.HasField("epsilon_cap") else None,
             delta=meta.delta if meta.HasField("delta") else None,
+            tenant=identity.tenant,
         )
 
         def records() -> Iterator[IncomingRecord]:
@@ -76,7 +78,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             audit.append(
                 s,
                 action="dataset.created",
-                actor=ANONYMOUS,
+                actor=identity.name,
                 dataset_id=row.id,
                 details={
                     "record_count": row.record_count,
@@ -109,19 +111,23 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         self, request: datasets_pb2.GetDatasetRequest, context: grpc.ServicerContext
     ) -> datasets_pb2.Dataset:
         """One dataset."""
-        return dataset_pb(get_live_dataset(self.runtime, request.name))
+        return dataset_pb(
+            get_live_dataset(self.runtime, request.name, identity=identity_of(context))
+        )
 
     def ListDatasets(  # noqa: N802
         self, request: datasets_pb2.ListDatasetsRequest, context: grpc.ServicerContext
     ) -> datasets_pb2.ListDatasetsResponse:
-        """Datasets, newest first."""
+        """Datasets (the caller's tenant's, or every tenant's for auditors), newest first."""
+        scope = identity_of(context).tenant_scope
         offset, limit = page_bounds(request.page_size, request.page_token)
+        query = select(DatasetRow).where(DatasetRow.deleted_at.is_(None))
+        if scope is not None:
+            query = query.where(DatasetRow.tenant == scope)
         with self.runtime.db.session() as s:
             rows = (
                 s.execute(
-                    select(DatasetRow)
-                    .where(DatasetRow.deleted_at.is_(None))
-                    .order_by(DatasetRow.created_at.desc(), DatasetRow.id)
+                    query.order_by(DatasetRow.created_at.desc(), DatasetRow.id)
                     .offset(offset)
                     .limit(limit)
                 )
@@ -137,7 +143,8 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         self, request: datasets_pb2.DeleteDatasetRequest, context: grpc.ServicerContext
     ) -> datasets_pb2.DeleteDatasetResponse:
         """Delete the scrubbed text; the row and its ledger stay for the audit trail."""
-        row = get_live_dataset(self.runtime, request.name)
+        identity = identity_of(context)
+        row = get_live_dataset(self.runtime, request.name, identity=identity)
         with self.runtime.db.session() as s:
             live = s.get(DatasetRow, row.id)
             assert live is not None
@@ -145,7 +152,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             audit.append(
                 s,
                 action="dataset.deleted",
-                actor=ANONYMOUS,
+                actor=identity.name,
                 dataset_id=row.id,
                 details={"content_sha256": row.content_sha256},
             )

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 from privsynth.client.pb import common_pb2, generation_pb2, generation_pb2_grpc
+from privsynth.server.auth import identity_of
 from privsynth.server.generation import GenerationRequest, ModelCache, generate
 from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
@@ -32,6 +33,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
             max_tokens=request.max_tokens if request.HasField("max_tokens") else 64,
             seed=request.seed,
             label=request.label if request.HasField("label") else None,
+            tenant=identity_of(context).tenant_scope,
         )
         row, samples = generate(self.runtime, self.cache, req)
         provenance = common_pb2.Provenance(

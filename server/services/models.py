@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from privsynth.client.pb import models_pb2, models_pb2_grpc
+from privsynth.server.auth import identity_of
 from privsynth.server.db import ModelRow
 from privsynth.server.errors import NotFound
 from privsynth.server.names import parse_name
@@ -28,9 +29,9 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         model_id = parse_name("models", request.name, field="name")
         with self.runtime.db.session() as s:
             row = s.get(ModelRow, model_id)
-        if row is None:
+        if row is None or not identity_of(context).sees(row.tenant):
             raise NotFound(f"model '{request.name}' not found")
-        return model_pb(row)
+        return model_pb(row, with_curve=True)
 
     def ListModels(  # noqa: N802
         self, request: models_pb2.ListModelsRequest, context: grpc.ServicerContext
@@ -38,6 +39,9 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         """Models, newest first, optionally of one dataset."""
         offset, limit = page_bounds(request.page_size, request.page_token)
         query = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+        scope = identity_of(context).tenant_scope
+        if scope is not None:
+            query = query.where(ModelRow.tenant == scope)
         if request.dataset:
             query = query.where(
                 ModelRow.dataset_id == parse_name("datasets", request.dataset, field="dataset")

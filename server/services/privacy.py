@@ -1,44 +1,24 @@
-"""Privacy servicer: budgets, ledger entries and the audit log; cap changes for the admin."""
+"""Privacy servicer: budgets, ledger entries and the audit log; cap changes for admins.
+
+Who may call what is decided by :mod:`privsynth.server.auth` before these methods run.
+"""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 
 import grpc
 from privsynth.client.pb import privacy_pb2, privacy_pb2_grpc
 from privsynth.server import audit, ledger
+from privsynth.server.auth import identity_of
 from privsynth.server.db import LedgerRow
-from privsynth.server.errors import PermissionDenied, Unauthenticated
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import budget_pb, ledger_pb
 from privsynth.server.services.datasets import get_live_dataset
 from privsynth.server.services.paging import next_token, page_bounds
 from sqlalchemy import select
 
-__all__ = ["ADMIN_ACTOR", "PrivacyServicer", "require_admin"]
-
-ADMIN_ACTOR = "admin"
-"""Actor recorded for changes made with the admin token."""
-
-
-def require_admin(runtime: Runtime, context: grpc.ServicerContext) -> str:
-    """The actor name of an admin caller; refuse anyone else.
-
-    Raises:
-        PermissionDenied: No admin token is configured, so nobody may change caps.
-        Unauthenticated: The call carries no bearer token, or the wrong one.
-    """
-    expected = runtime.settings.admin_token
-    if not expected:
-        raise PermissionDenied("cap changes are disabled: the server has no admin token")
-    presented = ""
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            presented = value[len("Bearer ") :]
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise Unauthenticated("an admin bearer token is required")
-    return ADMIN_ACTOR
+__all__ = ["PrivacyServicer"]
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
@@ -51,7 +31,9 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         self, request: privacy_pb2.GetBudgetRequest, context: grpc.ServicerContext
     ) -> privacy_pb2.Budget:
         """Cap, spent, reserved and remaining ε of a dataset."""
-        dataset = get_live_dataset(self.runtime, request.dataset, field="dataset")
+        dataset = get_live_dataset(
+            self.runtime, request.dataset, identity=identity_of(context), field="dataset"
+        )
         with self.runtime.db.session() as s:
             return budget_pb(ledger.get_budget(s, dataset))
 
@@ -59,7 +41,9 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         self, request: privacy_pb2.ListLedgerEntriesRequest, context: grpc.ServicerContext
     ) -> privacy_pb2.ListLedgerEntriesResponse:
         """Ledger entries of a dataset in the order they were written."""
-        dataset = get_live_dataset(self.runtime, request.dataset, field="dataset")
+        dataset = get_live_dataset(
+            self.runtime, request.dataset, identity=identity_of(context), field="dataset"
+        )
         offset, limit = page_bounds(request.page_size, request.page_token)
         with self.runtime.db.session() as s:
             rows = (
@@ -101,8 +85,10 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         self, request: privacy_pb2.UpdateBudgetCapRequest, context: grpc.ServicerContext
     ) -> privacy_pb2.Budget:
         """Change a dataset's cap (admin only), recorded in the ledger and the audit log."""
-        actor = require_admin(self.runtime, context)
-        dataset = get_live_dataset(self.runtime, request.dataset, field="dataset")
+        actor = identity_of(context).name  # the interceptor admitted admins only
+        dataset = get_live_dataset(
+            self.runtime, request.dataset, identity=identity_of(context), field="dataset"
+        )
         with self.runtime.db.session() as s:
             view = ledger.change_cap(
                 s,

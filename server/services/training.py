@@ -7,11 +7,14 @@ from collections.abc import Iterator
 
 import grpc
 from privsynth.client.pb import training_pb2, training_pb2_grpc
+from privsynth.server.auth import Identity, identity_of
 from privsynth.server.db import JobRow
+from privsynth.server.errors import NotFound
 from privsynth.server.jobs import TERMINAL_STATES, JobRunner, JobSpec
 from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import job_pb
+from privsynth.server.services.datasets import get_live_dataset
 from privsynth.server.services.paging import next_token, page_bounds
 from sqlalchemy import select
 
@@ -28,11 +31,24 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         self.runtime = runtime
         self.runner = runner
 
+    def _visible_job(self, name: str, identity: Identity) -> JobRow:
+        """The job named ``name`` if the caller's tenant owns it (else NOT_FOUND)."""
+        job_id = parse_name("jobs", name, field="name")
+        try:
+            row = self.runner.get(job_id)
+        except NotFound:
+            row = None
+        if row is None or not identity.sees(row.tenant):
+            raise NotFound(f"job 'jobs/{job_id}' not found")
+        return row
+
     def CreateTrainingJob(  # noqa: N802
         self, request: training_pb2.CreateTrainingJobRequest, context: grpc.ServicerContext
     ) -> training_pb2.TrainingJob:
         """Reserve budget and queue a job."""
         self.runtime.require_ready()
+        identity = identity_of(context)
+        get_live_dataset(self.runtime, request.dataset, identity=identity, field="dataset")
         spec = JobSpec(
             dataset_id=parse_name("datasets", request.dataset, field="dataset"),
             target_epsilon=request.target_epsilon,
@@ -40,13 +56,13 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             epochs=request.epochs if request.HasField("epochs") else None,
             preset=request.preset,
         )
-        return job_pb(self.runner.create(spec))
+        return job_pb(self.runner.create(spec, actor=identity.name))
 
     def GetTrainingJob(  # noqa: N802
         self, request: training_pb2.GetTrainingJobRequest, context: grpc.ServicerContext
     ) -> training_pb2.TrainingJob:
         """One job."""
-        return job_pb(self.runner.get(parse_name("jobs", request.name, field="name")))
+        return job_pb(self._visible_job(request.name, identity_of(context)))
 
     def ListTrainingJobs(  # noqa: N802
         self, request: training_pb2.ListTrainingJobsRequest, context: grpc.ServicerContext
@@ -54,6 +70,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         """Jobs, newest first, optionally of one dataset."""
         offset, limit = page_bounds(request.page_size, request.page_token)
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
+        scope = identity_of(context).tenant_scope
+        if scope is not None:
+            query = query.where(JobRow.tenant == scope)
         if request.dataset:
             query = query.where(
                 JobRow.dataset_id == parse_name("datasets", request.dataset, field="dataset")
@@ -68,13 +87,15 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         self, request: training_pb2.CancelTrainingJobRequest, context: grpc.ServicerContext
     ) -> training_pb2.TrainingJob:
         """Ask a job to stop."""
-        return job_pb(self.runner.cancel(parse_name("jobs", request.name, field="name")))
+        identity = identity_of(context)
+        job = self._visible_job(request.name, identity)
+        return job_pb(self.runner.cancel(job.id, actor=identity.name))
 
     def WatchTrainingJob(  # noqa: N802
         self, request: training_pb2.WatchTrainingJobRequest, context: grpc.ServicerContext
     ) -> Iterator[training_pb2.TrainingJobEvent]:
         """Stream the job whenever it changes (and every few seconds) until it ends."""
-        job_id = parse_name("jobs", request.name, field="name")
+        job_id = self._visible_job(request.name, identity_of(context)).id
         last: tuple[str, int] | None = None
         last_sent = 0.0
         while context.is_active():

@@ -53,6 +53,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "strategy": {"type": "RollingUpdate"},
         "database": {"existingSecret": "privsynth-db"},
         "userIdKey": {"existingSecret": "privsynth-keys"},
+        "auth": {"existingSecret": "privsynth-auth"},
         "persistence": {"accessModes": ["ReadWriteMany"], "storageClass": "nfs"},
     },
     "ephemeral-no-sa": {
@@ -446,7 +447,14 @@ def test_secrets_from_existing_secrets() -> None:
     assert ref == {"name": "privsynth-db", "key": "database-url"}
     key_ref = env_value(manifests, "PRIVSYNTH_USER_ID_KEY")["valueFrom"]["secretKeyRef"]
     assert key_ref == {"name": "privsynth-keys", "key": "user-id-key"}
+    tokens = env_value(manifests, "PRIVSYNTH_AUTH_TOKENS_FILE")["value"]
+    assert tokens == "/etc/privsynth/auth/tokens.yaml"
     deployment = one(manifests, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (auth,) = [v for v in pod["volumes"] if v["name"] == "auth"]
+    assert auth["secret"]["secretName"] == "privsynth-auth"
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "auth")
+    assert mount == {"name": "auth", "mountPath": "/etc/privsynth/auth", "readOnly": True}
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     pvc = one(manifests, "PersistentVolumeClaim")

@@ -12,6 +12,7 @@ from privsynth.client.audit import verify_chain
 from privsynth.client.cli import main
 from privsynth.client.client import PrivsynthClient
 from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
+from privsynth.server.auth import Authenticator
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +89,18 @@ def test_cap_change_needs_the_admin_token_and_is_recorded(
     ds = client.upload_dataset(fortunes(40), display_name="capped", epsilon_cap=1)
     with pytest.raises(BudgetExhausted):
         client.create_training_job(ds.name, target_epsilon=2.0, preset="tiny")
-    settings = server.runtime.settings  # type: ignore[attr-defined]
-
-    with pytest.raises(PrivsynthClientError) as exc:  # no admin token configured: nobody may
-        client.update_budget_cap(ds.name, epsilon_cap=5, admin_token="guess")
+    with pytest.raises(PrivsynthClientError) as exc:  # no admin configured: nobody may
+        client.update_budget_cap(ds.name, epsilon_cap=5)
     assert exc.value.code == grpc.StatusCode.PERMISSION_DENIED
-    monkeypatch.setattr(settings, "admin_token", "s3cret-admin")
+    with pytest.raises(
+        PrivsynthClientError
+    ) as exc:  # an unknown token is refused, open mode or not
+        client.update_budget_cap(ds.name, epsilon_cap=5, admin_token="guess")
+    assert exc.value.code == grpc.StatusCode.UNAUTHENTICATED
+    # PRIVSYNTH_ADMIN_TOKEN=s3cret-admin, as the server would have read it at start-up:
+    settings = server.runtime.settings.model_copy(update={"admin_token": "s3cret-admin"})  # type: ignore[attr-defined]
+    interceptor = server.interceptor  # type: ignore[attr-defined]
+    monkeypatch.setattr(interceptor, "authenticator", Authenticator.from_settings(settings))
     with pytest.raises(PrivsynthClientError) as exc:
         client.update_budget_cap(ds.name, epsilon_cap=5, admin_token="guess")
     assert exc.value.code == grpc.StatusCode.UNAUTHENTICATED

@@ -24,7 +24,9 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("command", [None, *COMMANDS, "audit export", "audit verify"])
+@pytest.mark.parametrize(
+    "command", [None, *COMMANDS, "audit export", "audit verify", "audit report"]
+)
 def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--help"] if command is None else [*command.split(), "--help"]
     with pytest.raises(SystemExit) as exc:

@@ -58,7 +58,7 @@ def test_upgrade_from_0001_keeps_the_ledger_and_its_budget(tmp_path: Path) -> No
     before = _ledger_rows(db)
     assert len(before) == len(LEDGER_0001)
 
-    db.migrate()  # to head: DP events, audit log
+    db.migrate()  # to head: DP events, audit log, tenants
     assert _ledger_rows(db) == before
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
@@ -68,6 +68,7 @@ def test_upgrade_from_0001_keeps_the_ledger_and_its_budget(tmp_path: Path) -> No
         budget = ledger.get_budget(s, dataset)
         job = s.get(JobRow, "job2")
         assert job is not None and job.noise_multiplier is None and job.planned_steps is None
+        assert dataset.tenant == job.tenant == "default"  # rows from before tenants (0004)
         assert s.execute(select(func.count()).select_from(AuditRow)).scalar_one() == 0
     # Old entries carry no DP-SGD event: they compose as generic (ε, δ) mechanisms.
     assert budget.epsilon_spent_sum == pytest.approx(2.5)
