@@ -328,12 +328,24 @@ def _train_dp(
         model.load_state_dict(
             torch.load(io.BytesIO(base.weights), map_location="cpu", weights_only=True)
         )
+    world_size = 1
+    train_module: nn.Module = model
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Data-parallel DP-SGD (torchrun): each rank Poisson-samples its shard at the same
+        # rate, clipped gradients are summed across ranks and only one rank adds noise, so
+        # the run is accounted exactly like a single process with that rate and step count.
+        from opacus.distributed import (
+            DifferentiallyPrivateDistributedDataParallel as DPDDP,  # noqa: N817
+        )
+
+        world_size = torch.distributed.get_world_size()
+        train_module = DPDDP(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     engine = PrivacyEngine(accountant=config.accountant)
     mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
     criterion = nn.CrossEntropyLoss(ignore_index=tokenizer.pad_id)
     common: dict[str, Any] = {
-        "module": model,
+        "module": train_module,
         "optimizer": optimizer,
         "data_loader": loader,
         "criterion": criterion,
@@ -449,6 +461,7 @@ def _train_dp(
         "training_records": n,
         "sampling": "poisson",
         "secure_rng": False,
+        "world_size": world_size,
         "grad_sample_mode": mode,
         "preset": config.preset,
         "base_model": base.provenance if base is not None else None,

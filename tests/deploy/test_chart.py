@@ -56,6 +56,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "auth": {"existingSecret": "privsynth-auth"},
         "persistence": {"accessModes": ["ReadWriteMany"], "storageClass": "nfs"},
     },
+    "training-job": {"trainingJob": {"enabled": True, "nprocPerNode": 2}},
     "ephemeral-no-sa": {
         "persistence": {"enabled": False},
         "serviceAccount": {"create": False},
@@ -473,3 +474,17 @@ def test_multi_replica_guards(values: dict[str, Any], message: str) -> None:
     """More than one replica is refused on SQLite or on a ReadWriteOnce volume."""
     with pytest.raises(helm.HelmRenderError, match=message):
         render(values)
+
+
+def test_training_job_runs_torchrun_on_the_data_volume() -> None:
+    assert not by_kind(scenario("default"), "Job")
+    job = one(scenario("training-job"), "Job")
+    spec = job["spec"]["template"]["spec"]
+    (train,) = spec["containers"]
+    assert train["command"] == ["torchrun"]
+    assert "--nproc_per_node=2" in train["args"]
+    assert "privsynth.models.distributed" in train["args"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    mounts = {m["mountPath"] for m in train["volumeMounts"]}
+    assert DATA_DIR in mounts
