@@ -388,6 +388,11 @@ class PrivsynthClient:
         return result
 
     @_translate
+    def delete_model(self, name: str) -> None:
+        """Delete a model's weights (card, ledger and audit trail stay; no refund)."""
+        self.models.DeleteModel(models_pb2.DeleteModelRequest(name=name), timeout=self.timeout)
+
+    @_translate
     def list_models(self, *, dataset: str = "", page_size: int = 0, page_token: str = "") -> Any:
         """One page of models."""
         return self.models.ListModels(

@@ -33,6 +33,7 @@ ACTIONS = frozenset(
         "budget.refused",
         "job.cancelled",
         "budget.cap_changed",
+        "model.deleted",
     }
 )
 """Every action the server records."""

@@ -118,6 +118,7 @@ POLICY: Mapping[str, frozenset[Role]] = {
     "/privsynth.v1.Training/WatchTrainingJob": _READERS,
     "/privsynth.v1.Models/GetModel": _READERS,
     "/privsynth.v1.Models/ListModels": _READERS,
+    "/privsynth.v1.Models/DeleteModel": _MEMBERS,
     "/privsynth.v1.Generation/Generate": _MEMBERS,
     "/privsynth.v1.Privacy/GetBudget": _READERS,
     "/privsynth.v1.Privacy/ListLedgerEntries": _READERS,

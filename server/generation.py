@@ -95,6 +95,8 @@ def generate(
         row = s.get(ModelRow, request.model_id)
         if row is None or (request.tenant is not None and row.tenant != request.tenant):
             raise NotFound(f"model 'models/{request.model_id}' not found")
+    if row.state == "DELETED":
+        raise NotFound(f"model 'models/{request.model_id}' not found")
     if row.state == "TRAINING":
         raise FailedPrecondition("model is still training; watch its job and retry when done")
     if row.state != "READY":

@@ -45,6 +45,11 @@ class ModelsStub:
                 request_serializer=privsynth_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=privsynth_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/privsynth.v1.Models/DeleteModel',
+                request_serializer=privsynth_dot_v1_dot_models__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=privsynth_dot_v1_dot_models__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelsServicer:
@@ -63,6 +68,14 @@ class ModelsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteModel(self, request, context):
+        """Delete a model's weights. Its card, ledger entries and audit trail stay; the spend is not
+        refunded (the release happened when it was trained).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_ModelsServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=privsynth_dot_v1_dot_models__pb2.ListModelsRequest.FromString,
                     response_serializer=privsynth_dot_v1_dot_models__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=privsynth_dot_v1_dot_models__pb2.DeleteModelRequest.FromString,
+                    response_serializer=privsynth_dot_v1_dot_models__pb2.DeleteModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +150,33 @@ class Models:
             '/privsynth.v1.Models/ListModels',
             privsynth_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
             privsynth_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privsynth.v1.Models/DeleteModel',
+            privsynth_dot_v1_dot_models__pb2.DeleteModelRequest.SerializeToString,
+            privsynth_dot_v1_dot_models__pb2.DeleteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,10 @@ class ModelsStub:
     def __new__(cls, channel: _aio.Channel) -> ModelsAsyncStub: ...
     GetModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.Model]
     ListModels: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]
+    DeleteModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.DeleteModelRequest, _models_pb2.DeleteModelResponse]
+    """Delete a model's weights. Its card, ledger entries and audit trail stay; the spend is not
+    refunded (the release happened when it was trained).
+    """
 
 @_typing.type_check_only
 class ModelsAsyncStub(ModelsStub):
@@ -43,6 +47,10 @@ class ModelsAsyncStub(ModelsStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetModel: _aio.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.Model]  # type: ignore[assignment]
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
+    DeleteModel: _aio.UnaryUnaryMultiCallable[_models_pb2.DeleteModelRequest, _models_pb2.DeleteModelResponse]  # type: ignore[assignment]
+    """Delete a model's weights. Its card, ledger entries and audit trail stay; the spend is not
+    refunded (the release happened when it was trained).
+    """
 
 class ModelsServicer(metaclass=_abc_1.ABCMeta):
     """Models are the generators training jobs produce, each with a model card."""
@@ -60,5 +68,15 @@ class ModelsServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.ListModelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteModel(
+        self,
+        request: _models_pb2.DeleteModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.DeleteModelResponse, _abc.Awaitable[_models_pb2.DeleteModelResponse]]:
+        """Delete a model's weights. Its card, ledger entries and audit trail stay; the spend is not
+        refunded (the release happened when it was trained).
+        """
 
 def add_ModelsServicer_to_server(servicer: ModelsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -88,6 +88,7 @@ _MODEL_STATES = {
     "TRAINING": models_pb2.MODEL_STATE_TRAINING,
     "READY": models_pb2.MODEL_STATE_READY,
     "FAILED": models_pb2.MODEL_STATE_FAILED,
+    "DELETED": models_pb2.MODEL_STATE_DELETED,
 }
 
 

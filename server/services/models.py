@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import grpc
 from privsynth.client.pb import models_pb2, models_pb2_grpc
+from privsynth.server import audit
 from privsynth.server.auth import identity_of
 from privsynth.server.db import ModelRow
-from privsynth.server.errors import NotFound
+from privsynth.server.errors import FailedPrecondition, NotFound
 from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import model_pb
@@ -32,6 +33,32 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         if row is None or not identity_of(context).sees(row.tenant):
             raise NotFound(f"model '{request.name}' not found")
         return model_pb(row, with_curve=True)
+
+    def DeleteModel(  # noqa: N802
+        self, request: models_pb2.DeleteModelRequest, context: grpc.ServicerContext
+    ) -> models_pb2.DeleteModelResponse:
+        """Remove the weights; keep the card, the ledger and an audit entry."""
+        identity = identity_of(context)
+        model_id = parse_name("models", request.name, field="name")
+        with self.runtime.db.session() as s:
+            row = s.get(ModelRow, model_id, with_for_update=True)
+            if row is None or row.state == "DELETED" or not identity.sees(row.tenant):
+                raise NotFound(f"model '{request.name}' not found")
+            if row.state == "TRAINING":
+                raise FailedPrecondition("model is still training; cancel its job first")
+            weights = row.weights_path
+            row.state = "DELETED"
+            row.weights_path = ""
+            audit.append(
+                s,
+                action="model.deleted",
+                actor=identity.name,
+                dataset_id=row.dataset_id,
+                details={"model": f"models/{row.id}", "weights_sha256": row.weights_sha256},
+            )
+        if weights:
+            self.runtime.store.delete(weights)
+        return models_pb2.DeleteModelResponse()
 
     def ListModels(  # noqa: N802
         self, request: models_pb2.ListModelsRequest, context: grpc.ServicerContext

@@ -148,3 +148,25 @@ def test_delete_dataset_removes_text_but_keeps_name_unusable(client: PrivsynthCl
     with pytest.raises(Exception) as err:
         client.get_dataset(ds.name)
     assert err.value.code == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+
+
+def test_delete_model_keeps_card_ledger_and_audit(server: object, client: PrivsynthClient) -> None:
+    from privsynth.server import audit
+
+    ds = client.upload_dataset(fortunes(40), display_name="model to delete", epsilon_cap=5)
+    job = client.create_training_job(ds.name, target_epsilon=1.0, epochs=1, preset="tiny")
+    list(client.watch_training_job(job.name))
+    spent = client.get_budget(ds.name).epsilon_spent
+    client.delete_model(job.model)
+    model = client.get_model(job.model)
+    assert model.state == models_pb2.MODEL_STATE_DELETED
+    assert model.card.epsilon > 0
+    with pytest.raises(Exception) as err:
+        list(client.generate(job.model, count=1))
+    assert err.value.code == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as err:
+        client.delete_model(job.model)
+    assert err.value.code == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert client.get_budget(ds.name).epsilon_spent == spent
+    actions = [e.action for e in audit.entries(server.runtime.db)]  # type: ignore[attr-defined]
+    assert "model.deleted" in actions
