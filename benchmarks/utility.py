@@ -82,6 +82,8 @@ def train_generator(train: list[dict[str, str]], eps: float, args: argparse.Name
             epochs=args.epochs,
             preset=args.preset,
             grad_sample_mode=args.mode,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
         ),
         tokenizer=tok,
     )
@@ -165,6 +167,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--mode", default="auto", help="grad_sample_mode")
+    parser.add_argument("--batch-size", type=int, default=64, help="expected DP batch size")
+    parser.add_argument("--lr", type=float, default=5e-3, help="DP learning rate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--samples-out", default="", help="write 3 samples per eps here (JSON)")
