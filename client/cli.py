@@ -142,7 +142,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
     )
     print(
         f"scrubbed: {rep.records_with_pii} records had PII; "
-        f"{dict(sorted(rep.entity_counts.items()))}"
+        f"{dict(sorted(rep.entity_counts.items()))}; strategies "
+        f"{dict(sorted(rep.strategy_counts.items()))}; residual identifiers "
+        f"{rep.residual_count}"
     )
     return 0
 

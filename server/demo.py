@@ -79,7 +79,8 @@ def _run(args: argparse.Namespace, server: PrivsynthServer, started: float) -> i
         rep = ds.scrub_report
         print(
             f"    {ds.name}: {ds.record_count} records, {rep.records_with_pii} had PII "
-            f"replaced {dict(sorted(rep.entity_counts.items()))}"
+            f"replaced {dict(sorted(rep.entity_counts.items()))}; residual identifiers "
+            f"after scrubbing: {rep.residual_count}"
         )
         print(f"    budget cap: epsilon {ds.epsilon_cap:g}, delta {ds.delta:.3g}")
 

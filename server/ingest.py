@@ -113,6 +113,8 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
     metrics = runtime.metrics
     lines: list[bytes] = []
     totals: Counter[str] = Counter()
+    strategies: Counter[str] = Counter()
+    residual: Counter[str] = Counter()
     with_pii = 0
     labelled = 0
     anonymous = 0
@@ -130,6 +132,8 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
             if res.entity_counts:
                 with_pii += 1
                 totals.update(res.entity_counts)
+                strategies.update(res.strategy_counts)
+            residual.update(res.residual_counts)
             row = {"text": res.text, "label": label or None, "user": user or None}
             lines.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
         metrics.records_scrubbed.inc(len(pending))
@@ -151,7 +155,8 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         labelled += bool(rec.label)
         pending.append((text, rec.label, user))
         count += 1
-        if len(pending) >= settings.scrub_batch_size:
+        # Large enough that every scrub worker gets chunks of every flush.
+        if len(pending) >= settings.scrub_batch_size * max(1, settings.scrub_workers) * 2:
             flush()
     flush()
     if count == 0:
@@ -167,6 +172,10 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         "entity_counts": dict(sorted(totals.items())),
         "analyzer": scrubber.description,
         "strategy": scrubber.strategy,
+        "strategy_counts": dict(sorted(strategies.items())),
+        # Structured identifiers a second, pattern-only pass still finds in the output.
+        "residual_count": sum(residual.values()),
+        "residual_counts": dict(sorted(residual.items())),
     }
     row = DatasetRow(
         id=new_id(),

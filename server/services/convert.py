@@ -42,6 +42,9 @@ def dataset_pb(row: DatasetRow) -> datasets_pb2.Dataset:
             entity_counts={str(k): int(v) for k, v in rep.get("entity_counts", {}).items()},
             analyzer=str(rep.get("analyzer", "")),
             strategy=str(rep.get("strategy", "")),
+            strategy_counts={str(k): int(v) for k, v in rep.get("strategy_counts", {}).items()},
+            residual_count=int(rep.get("residual_count", 0)),
+            residual_counts={str(k): int(v) for k, v in rep.get("residual_counts", {}).items()},
         ),
     )
 

@@ -31,6 +31,8 @@ def test_upload_scrubs_pii_and_reports_counts_only(trained: dict[str, object]) -
     assert rep.entity_counts["PERSON"] >= 3
     assert rep.records_with_pii >= 9
     assert "presidio" in rep.analyzer
+    assert rep.strategy_counts["placeholder"] == sum(rep.entity_counts.values())
+    assert rep.residual_count == 0
     assert SECRET_NAME not in str(ds) and SECRET_EMAIL not in str(ds)
 
 

@@ -169,3 +169,17 @@ def test_streams_in_bounded_chunks(tmp_path: Path) -> None:
     scrubber = FakeScrubber()
     rep = scrub_file(src, tmp_path / "o.jsonl", scrubber=scrubber)
     assert rep.records_out == 1000 and max(scrubber.calls) <= 64
+
+
+def test_parquet_streams_by_row_group(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from privsynth.server.file_sources import SourceStats, read_records
+
+    table = pa.table({"text": [f"row {i}" for i in range(250)], "label": ["a"] * 250})
+    src = tmp_path / "in.parquet"
+    pq.write_table(table, src, row_group_size=100)
+    rows = list(read_records(src, SourceStats()))
+    assert len(rows) == 250
+    assert rows[0].text == "row 0"
+    assert rows[-1].fields["label"] == "a"
