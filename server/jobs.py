@@ -7,12 +7,12 @@ each job charges the ledger exactly once when it ends, whatever the ending.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +38,7 @@ from privsynth.server.errors import (
 )
 from privsynth.server.runtime import Runtime
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 __all__ = ["TERMINAL_STATES", "JobRunner", "JobSpec"]
 
@@ -47,9 +48,6 @@ TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 DEFAULT_EPOCHS = 3
 DEFAULT_PRESET = "small"
 MAX_EPOCHS = 1000
-
-_DPCONFIG_TAKES_SIGMA = "noise_multiplier" in {f.name for f in dataclasses.fields(DPConfig)}
-"""Whether ``DPConfig`` accepts a fixed noise multiplier (then training uses the ledger's σ)."""
 
 
 class JobSpec:
@@ -310,15 +308,7 @@ class JobRunner:
         with self.runtime.db.session() as s:
             stale = s.execute(select(JobRow).where(JobRow.state == "RUNNING")).scalars().all()
             for job in stale:
-                self._finish(
-                    s,
-                    job,
-                    state="FAILED",
-                    epsilon=job.target_epsilon,
-                    steps=job.planned_steps,
-                    note="server stopped during training; charged the full reservation",
-                    error="server stopped during training",
-                )
+                self._charge_full_reservation(s, job, error="server stopped during training")
             queued = s.execute(select(JobRow.id).where(JobRow.state == "QUEUED")).scalars().all()
         for job_id in queued:
             self.submit(job_id)
@@ -333,16 +323,39 @@ class JobRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def _charge_full_reservation(self, session: Session, job: JobRow, *, error: str) -> None:
+        """Fail a job whose progress after its last report is unknown, at the safe upper bound.
+
+        Its noisy steps may have run to the end, so it is charged the whole reservation.
+        """
+        self._finish(
+            session,
+            job,
+            state="FAILED",
+            epsilon=job.target_epsilon,
+            steps=job.planned_steps,
+            note=f"{error}; charged the full reservation",
+            error=error,
+        )
+
     def _run_safely(self, job_id: str) -> None:
         try:
             self._run(job_id)
-        except Exception as exc:  # never let a worker die silently
+        except Exception as exc:
+            # Training itself reports its own failures; this is the store or the database
+            # failing around it. Never leave the job RUNNING with its reservation held.
             log.error("training job %s crashed: %s", job_id, type(exc).__name__)
+            with self.runtime.db.session() as s:
+                job = s.get(JobRow, job_id)
+                if job is not None and job.state not in TERMINAL_STATES:
+                    self._charge_full_reservation(
+                        s, job, error=f"job failed after training: {type(exc).__name__}"
+                    )
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
 
-    def _should_stop(self, job_id: str) -> object:
+    def _should_stop(self, job_id: str) -> Callable[[], bool]:
         event = self._cancel.get(job_id) or threading.Event()
         last_db_check = [time.monotonic()]
 
@@ -377,23 +390,21 @@ class JobRunner:
             job.state = "RUNNING"
             job.started_at = utcnow()
         assert dataset is not None
-        examples = self._load_examples(dataset)
         # Train with exactly the σ the ledger reserved (its event is what the cap was checked
-        # on). Jobs from before revision 0002 have none and calibrate as they always did.
-        fixed: dict[str, Any] = {}
-        if _DPCONFIG_TAKES_SIGMA and job.noise_multiplier is not None:
-            fixed["noise_multiplier"] = job.noise_multiplier
+        # on). Jobs from before revision 0002 have none (None) and calibrate as they always did.
         config = DPConfig(
             target_epsilon=job.target_epsilon,
             target_delta=job.delta,
             epochs=job.epochs,
             preset=job.preset,
-            **fixed,
+            noise_multiplier=job.noise_multiplier,
         )
+        last_step = 0
 
         def on_progress(p: Progress) -> None:
-            runtime.metrics.training_steps.inc(max(0, p.step - on_progress.last_step))  # type: ignore[attr-defined]
-            on_progress.last_step = p.step  # type: ignore[attr-defined]
+            nonlocal last_step
+            runtime.metrics.training_steps.inc(max(0, p.step - last_step))
+            last_step = p.step
             with runtime.db.session() as s:
                 row = s.get(JobRow, job_id)
                 if row is not None:
@@ -401,18 +412,17 @@ class JobRunner:
                     row.loss = p.loss if math.isfinite(p.loss) else 0.0
                     row.epsilon_spent, row.elapsed_seconds = p.epsilon, p.elapsed_s
 
-        on_progress.last_step = 0  # type: ignore[attr-defined]
         should_stop = self._should_stop(job_id)
         try:
             import torch
 
             torch.set_num_threads(runtime.settings.torch_threads)
             result = train_dp(
-                examples,
+                self._load_examples(dataset),
                 config=config,
                 tokenizer=load_tokenizer(),
                 on_progress=on_progress,
-                should_stop=should_stop,  # type: ignore[arg-type]
+                should_stop=should_stop,
             )
         except TrainingInterrupted as exc:
             state = "CANCELLED" if exc.cancelled else "FAILED"
@@ -510,7 +520,7 @@ class JobRunner:
 
     def _finish(
         self,
-        session: object,
+        session: Session,
         job: JobRow,
         *,
         state: str,
@@ -519,9 +529,6 @@ class JobRunner:
         note: str,
         error: str = "",
     ) -> None:
-        from sqlalchemy.orm import Session
-
-        assert isinstance(session, Session)
         job.state = state
         job.ended_at = utcnow()
         job.error_message = error

@@ -172,3 +172,26 @@ def test_server_still_serving_after_bad_input(client: PrivsynthClient) -> None:
     health = health_pb2_grpc.HealthStub(client.channel)
     resp = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_failure_after_training_fails_the_job_and_charges_the_reservation(
+    server: object, client: PrivsynthClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = server.runtime.store  # type: ignore[attr-defined]
+    real_put = store.put
+
+    def broken_put(kind: str, data: bytes, *, suffix: str) -> tuple[str, str]:
+        if kind == "models":
+            raise OSError("disk full")
+        return real_put(kind, data, suffix=suffix)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(store, "put", broken_put)
+    ds = client.upload_dataset(fortunes(40), display_name="store fails", epsilon_cap=5)
+    job = client.create_training_job(ds.name, target_epsilon=1.0, epochs=1, preset="tiny")
+    final = list(client.watch_training_job(job.name))[-1]
+    assert final.state == training_pb2.JOB_STATE_FAILED
+    assert "OSError" in final.error_message
+    assert "disk full" not in final.error_message
+    budget = client.get_budget(ds.name)
+    assert budget.epsilon_reserved == 0
+    assert budget.epsilon_spent_sum == pytest.approx(1.0)
