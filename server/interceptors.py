@@ -153,36 +153,29 @@ class ServerInterceptor(grpc.ServerInterceptor):
             m.grpc_handled.labels(**labels, grpc_code=code.name).inc()
             m.grpc_seconds.labels(**labels).observe(time.perf_counter() - started)
 
-        def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-            started = time.perf_counter()
+        def begin(request: Any) -> tuple[float, Any]:
             m.grpc_started.labels(**labels).inc()
             if streams_in:
-                request = count_in(request)
-            else:
-                m.grpc_msg_received.labels(**labels).inc()
+                return time.perf_counter(), count_in(request)
+            m.grpc_msg_received.labels(**labels).inc()
+            return time.perf_counter(), request
+
+        def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
+            started, request = begin(request)
             code = grpc.StatusCode.OK
             try:
                 response = behavior(request, authorized(context))
                 m.grpc_msg_sent.labels(**labels).inc()
                 return response
-            except PrivsynthError as exc:
-                code = exc.code
-                context.abort_with_status(rpc_status.to_status(to_status(exc)))
             except Exception as exc:
-                code = _code_of(context, exc)
-                if code is grpc.StatusCode.INTERNAL:
-                    _internal(context, exc, method)
+                code = _code_for(context, exc)
+                _abort(context, exc, code, method)
                 raise
             finally:
                 done(code, started)
 
         def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            started = time.perf_counter()
-            m.grpc_started.labels(**labels).inc()
-            if streams_in:
-                request = count_in(request)
-            else:
-                m.grpc_msg_received.labels(**labels).inc()
+            started, request = begin(request)
             code = grpc.StatusCode.OK
             try:
                 for response in behavior(request, authorized(context)):
@@ -190,13 +183,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     yield response
                 if not context.is_active():
                     code = grpc.StatusCode.CANCELLED
-            except PrivsynthError as exc:
-                code = exc.code
-                context.abort_with_status(rpc_status.to_status(to_status(exc)))
             except Exception as exc:
-                code = _code_of(context, exc)
-                if code is grpc.StatusCode.INTERNAL:
-                    _internal(context, exc, method)
+                code = _code_for(context, exc)
+                _abort(context, exc, code, method)
                 raise
             finally:
                 done(code, started)
@@ -208,8 +197,24 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
 
 
-def _code_of(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
-    """Status of an exception raised by ``context.abort`` itself, else INTERNAL."""
+def _abort(
+    context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode, method: str
+) -> None:
+    """End the call for ``exc``: domain errors with rich details, anything else as INTERNAL.
+
+    Returns only for the exception ``context.abort`` raises itself (already a status), which
+    the caller re-raises.
+    """
+    if isinstance(exc, PrivsynthError):
+        context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    if code is grpc.StatusCode.INTERNAL:
+        _internal(context, exc, method)
+
+
+def _code_for(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
+    """The status ``exc`` ends the call with (for metrics and for :func:`_abort`)."""
+    if isinstance(exc, PrivsynthError):
+        return exc.code
     code = context.code() if hasattr(context, "code") else None
     if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
         return code
