@@ -9,8 +9,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sys
 from collections.abc import Sequence
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -129,8 +129,12 @@ def test_unknown_format(tmp_path: Path) -> None:
         scrub_file(src, tmp_path / "o.jsonl", scrubber=FakeScrubber())
 
 
-@pytest.mark.skipif(find_spec("pyarrow") is not None, reason="pyarrow is installed")
-def test_parquet_without_pyarrow_names_the_package(tmp_path: Path) -> None:
+def test_parquet_without_pyarrow_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyarrow is in the server extra, so simulate an install without it.
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     src = tmp_path / "in.parquet"
     src.write_bytes(b"PAR1")
     with pytest.raises(FileSourceError, match="'pyarrow' package"):
