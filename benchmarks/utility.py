@@ -93,23 +93,13 @@ def train_generator(train: list[dict[str, str]], eps: float, args: argparse.Name
 
 def train_nonprivate(examples, args: argparse.Namespace):
     """Same model, data layout, batches and epochs, without clipping or noise (the ceiling)."""
-    import io
-
     import torch
-    from privsynth.models.dp_train import _per_record_loss, encode_example
-    from privsynth.models.presets import PRESETS, load_base
+    from privsynth.models.dp_train import _per_record_loss, encode_example, initial_model
     from privsynth.models.tokenizer import load_tokenizer
-    from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
     from torch import nn
 
     tok = load_tokenizer()
-    preset = PRESETS[args.preset]
-    if preset.base:
-        base = load_base(preset.base)
-        model = TinyTransformerLM(TransformerConfig(**base.model_config))
-        model.load_state_dict(torch.load(io.BytesIO(base.weights), weights_only=True))
-    else:
-        model = TinyTransformerLM(get_preset(preset.architecture, vocab_size=tok.vocab_size))
+    model, _ = initial_model(args.preset, tok)
     max_len = model.cfg.max_len
     label_ids = {e.label: tok.encode(e.label) for e in examples}
     seqs = [

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from privsynth.models.presets import PRESETS, load_base
+from privsynth.models.presets import PRESETS, Base, load_base
 from privsynth.models.tokenizer import PublicTokenizer
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
 from torch import nn
@@ -36,6 +36,7 @@ __all__ = [
     "TrainingInterrupted",
     "bound_user_contributions",
     "encode_example",
+    "initial_model",
     "train_dp",
 ]
 
@@ -242,6 +243,29 @@ def _per_record_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -
     return per_record.mean()
 
 
+def initial_model(
+    preset_name: str, tokenizer: PublicTokenizer
+) -> tuple[TinyTransformerLM, Base | None]:
+    """The model a run starts from: the preset's public base if it has one, else random.
+
+    Raises:
+        TrainingConfigError: The base was built with another tokenizer's vocabulary.
+    """
+    preset = PRESETS[preset_name]
+    if preset.base is None:
+        cfg = get_preset(preset.architecture, vocab_size=tokenizer.vocab_size)
+        return TinyTransformerLM(cfg), None
+    base = load_base(preset.base)
+    cfg = TransformerConfig(**base.model_config)
+    if cfg.vocab_size != tokenizer.vocab_size:
+        raise TrainingConfigError("preset", "base model and tokenizer vocabularies differ")
+    model = TinyTransformerLM(cfg)
+    model.load_state_dict(
+        torch.load(io.BytesIO(base.weights), map_location="cpu", weights_only=True)
+    )
+    return model, base
+
+
 def train_dp(
     examples: Sequence[Example],
     *,
@@ -302,14 +326,8 @@ def _train_dp(
     n = len(examples)
     config.validate(n)
     torch.manual_seed(config.seed)
-    preset = PRESETS[config.preset]
-    base = load_base(preset.base) if preset.base else None
-    if base is not None:
-        model_cfg = TransformerConfig(**base.model_config)
-        if model_cfg.vocab_size != tokenizer.vocab_size:
-            raise TrainingConfigError("preset", "base model and tokenizer vocabularies differ")
-    else:
-        model_cfg = get_preset(preset.architecture, vocab_size=tokenizer.vocab_size)
+    model, base = initial_model(config.preset, tokenizer)
+    model_cfg = model.cfg
     text_ids = tokenizer.encode_batch([e.text for e in examples])
     label_cache: dict[str, list[int]] = {}
     seqs = []
@@ -323,11 +341,6 @@ def _train_dp(
     loader = DataLoader(
         _TokenDataset(seqs), batch_size=batch_size, collate_fn=_collate(tokenizer.pad_id)
     )
-    model = TinyTransformerLM(model_cfg)
-    if base is not None:
-        model.load_state_dict(
-            torch.load(io.BytesIO(base.weights), map_location="cpu", weights_only=True)
-        )
     world_size = 1
     train_module: nn.Module = model
     if torch.distributed.is_available() and torch.distributed.is_initialized():
