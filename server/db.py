@@ -109,6 +109,10 @@ class JobRow(Base):
     steps_taken: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The dataset's tenant, copied so jobs can be listed per tenant without a join.
     tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")
+    # The label distribution's Gaussian release (σ over sensitivity; None: no DP release) and
+    # the request behind it (mode, ε share, threshold, declared weights); revision 0005.
+    label_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
+    label_release: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ModelRow(Base):
@@ -147,6 +151,8 @@ class LedgerRow(Base):
     noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
     sample_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The job's label-distribution release (Gaussian, q = 1, one event); revision 0005.
+    label_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditRow(Base):
