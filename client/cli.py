@@ -158,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             delta=args.delta,
             epochs=args.epochs,
             preset=args.preset or "",
+            label_distribution=args.label_distribution,
+            label_epsilon_share=args.label_epsilon_share,
         )
         print(
             f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
@@ -431,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=None, help="delta (default: cap delta / 10)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
     p.add_argument("--preset", default=None, help="model preset: tiny or small (default)")
+    p.add_argument(
+        "--label-distribution",
+        choices=("dp", "public"),
+        default=None,
+        help="label mix for unlabelled sampling: dp (default with labels: noisy counts, "
+        "charged to epsilon) or public (you declare the dataset's label mix public; no epsilon)",
+    )
+    p.add_argument(
+        "--label-epsilon-share",
+        type=float,
+        default=None,
+        help="with dp labels: share of epsilon for the label release (default 0.1)",
+    )
     p.add_argument("--no-watch", action="store_true", help="return after creating the job")
     p.set_defaults(func=cmd_train)
 

@@ -327,8 +327,16 @@ class PrivsynthClient:
         delta: float | None = None,
         epochs: int | None = None,
         preset: str = "",
+        label_distribution: str | None = None,
+        label_epsilon_share: float | None = None,
+        public_label_weights: dict[str, float] | None = None,
     ) -> training_pb2.TrainingJob:
-        """Reserve budget and start training a generator."""
+        """Reserve budget and start training a generator.
+
+        ``label_distribution`` is ``"dp"`` (default for labelled data: the label mix Generate
+        samples from is released with noise, ``label_epsilon_share`` of the ε) or ``"public"``
+        (the caller declares the mix public: ``public_label_weights`` or the data's frequencies).
+        """
         req = training_pb2.CreateTrainingJobRequest(
             dataset=dataset, target_epsilon=target_epsilon, preset=preset
         )
@@ -336,6 +344,18 @@ class PrivsynthClient:
             req.delta = delta
         if epochs is not None:
             req.epochs = epochs
+        if label_distribution is not None:
+            modes = {
+                "dp": training_pb2.LABEL_DISTRIBUTION_DP,
+                "public": training_pb2.LABEL_DISTRIBUTION_PUBLIC,
+            }
+            if label_distribution not in modes:
+                raise ValueError("label_distribution must be 'dp' or 'public'")
+            req.label_distribution = modes[label_distribution]
+        if label_epsilon_share is not None:
+            req.label_epsilon_share = label_epsilon_share
+        if public_label_weights:
+            req.public_label_weights.update(public_label_weights)
         result: training_pb2.TrainingJob = self.training.CreateTrainingJob(
             req, timeout=self.timeout
         )

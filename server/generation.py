@@ -1,16 +1,22 @@
 """Generation: validate a sampling request, load the model (cached) and stream records.
 
-Everything here reads only the trained model, so it is post-processing of the DP release and
-spends no budget. Each record is tagged with the model's provenance.
+Everything here reads only the trained model and its card, so it is post-processing of the DP
+release and spends no budget. Each record is tagged with the model's provenance.
+
+Asked for records without a label, a model whose card carries a label distribution (released
+with DP or declared public, see :mod:`privsynth.server.labels`) draws each record's label from
+that mix and conditions on it; the raw label counts are never read. Models without one write
+their own control code, as they learned it under DP.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from privsynth.models.sampling import Sample, SamplingParams, load_model, sample
@@ -19,7 +25,7 @@ from privsynth.server.db import ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
 from privsynth.server.runtime import Runtime
 
-__all__ = ["MAX_COUNT", "GenerationRequest", "ModelCache", "generate"]
+__all__ = ["MAX_COUNT", "GenerationRequest", "ModelCache", "generate", "sample_label_mix"]
 
 MAX_COUNT = 10_000
 
@@ -110,4 +116,30 @@ def generate(
         seed=request.seed,
         label=request.label,
     )
+    mix = (row.card.get("label_distribution") or {}).get("distribution") or {}
+    if request.label is None and mix:
+        return row, sample_label_mix(model, params, mix)
     return row, sample(model, load_tokenizer(), params)
+
+
+def sample_label_mix(
+    model: Any, params: SamplingParams, mix: Mapping[str, float]
+) -> Iterator[Sample]:
+    """``params.count`` records whose labels are drawn from ``mix`` (seeded by ``params.seed``).
+
+    Labels are drawn first, then each label's records are sampled conditioned on it, lazily and
+    interleaved in the drawn order (so a stream cut short still follows the mix).
+    """
+    names = sorted(mix)
+    drawn = random.Random(params.seed).choices(
+        names, weights=[mix[n] for n in names], k=params.count
+    )
+    tokenizer = load_tokenizer()
+    streams: dict[str, Iterator[Sample]] = {}
+    for i, name in enumerate(names):
+        k = drawn.count(name)
+        if k:
+            sub = replace(params, count=k, label=name, seed=(params.seed * 1_000_003 + i) % 2**63)
+            streams[name] = sample(model, tokenizer, sub)
+    for name in drawn:
+        yield next(streams[name])

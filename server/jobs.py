@@ -23,12 +23,21 @@ from privsynth.models.dp_train import (
     Progress,
     TrainingConfigError,
     TrainingInterrupted,
+    bound_user_contributions,
     train_dp,
 )
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.models.tokenizer import load_tokenizer
-from privsynth.server import audit, ledger
-from privsynth.server.accounting import DpSgdPlan, plan_dp_sgd
+from privsynth.server import audit, labels, ledger
+from privsynth.server.accounting import (
+    DEFAULT_LABEL_EPSILON_SHARE,
+    MAX_NOISE_MULTIPLIER,
+    DpSgdPlan,
+    UnreachableEpsilon,
+    expected_batch_size,
+    job_epsilon,
+    plan_dp_sgd,
+)
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import (
     FailedPrecondition,
@@ -61,6 +70,9 @@ class JobSpec:
         delta: float | None = None,
         epochs: int | None = None,
         preset: str = "",
+        label_distribution: str = "",
+        label_epsilon_share: float | None = None,
+        public_label_weights: dict[str, float] | None = None,
     ) -> None:
         if not (math.isfinite(target_epsilon) and target_epsilon > 0):
             raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
@@ -80,11 +92,53 @@ class JobSpec:
                 f"preset {preset!r} needs the base model {base!r}, which is not installed; "
                 "run `privsynth pretrain` or choose another preset"
             )
+        _check_label_request(label_distribution, label_epsilon_share, public_label_weights)
+        self.label_distribution = label_distribution
+        self.label_epsilon_share = label_epsilon_share
+        self.public_label_weights = dict(public_label_weights or {})
         self.dataset_id = dataset_id
         self.target_epsilon = target_epsilon
         self.delta = delta
         self.epochs = epochs
         self.preset = preset
+
+
+def _check_label_request(mode: str, share: float | None, weights: dict[str, float] | None) -> None:
+    """Validate how the label distribution is to be released (see :mod:`.labels`).
+
+    Raises:
+        InvalidArgument: Naming the field.
+    """
+    if mode not in {"", "dp", "public"}:
+        raise InvalidArgument("label_distribution must be dp or public", field="label_distribution")
+    if share is not None:
+        if mode == "public":
+            raise InvalidArgument(
+                "label_epsilon_share applies to a DP label distribution only",
+                field="label_epsilon_share",
+            )
+        if not (math.isfinite(share) and 0 < share <= 0.5):
+            raise InvalidArgument(
+                "label_epsilon_share must lie in (0, 0.5]", field="label_epsilon_share"
+            )
+    if weights:
+        if mode != "public":
+            raise InvalidArgument(
+                "public_label_weights need label_distribution public",
+                field="public_label_weights",
+            )
+        if len(weights) > labels.MAX_LABELS or any(not k.strip() or len(k) > 100 for k in weights):
+            raise InvalidArgument(
+                f"public_label_weights: at most {labels.MAX_LABELS} labels of 1..100 characters",
+                field="public_label_weights",
+            )
+        if not all(math.isfinite(v) and v >= 0 for v in weights.values()) or not any(
+            v > 0 for v in weights.values()
+        ):
+            raise InvalidArgument(
+                "public_label_weights must be finite, >= 0 and not all zero",
+                field="public_label_weights",
+            )
 
 
 def _live_dataset(runtime: Runtime, dataset_id: str) -> DatasetRow:
@@ -140,7 +194,8 @@ class JobRunner:
                     f"{MIN_RECORDS}"
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
-        plan = self._plan(config, dataset.record_count)
+        label_release = self._label_release(spec, dataset, actor)
+        plan = self._plan(config, dataset.record_count, label_release.get("epsilon_share"))
         job_id, model_id = new_id(), new_id()
         now = utcnow()
         job = JobRow(
@@ -164,6 +219,8 @@ class JobRunner:
             sample_rate=plan.sample_rate,
             planned_steps=plan.steps,
             tenant=dataset.tenant,
+            label_noise_multiplier=plan.label_noise_multiplier,
+            label_release=label_release,
         )
         try:
             with self.runtime.db.session() as s:
@@ -212,11 +269,33 @@ class JobRunner:
         return job
 
     @staticmethod
-    def _plan(config: DPConfig, n_records: int) -> DpSgdPlan:
+    def _label_release(spec: JobSpec, dataset: DatasetRow, actor: str) -> dict[str, Any]:
+        """How this job's label distribution will be released (stored on the job row).
+
+        DP by default when the dataset has labels; nothing when it has none.
+        """
+        if dataset.labelled_count == 0:
+            return {"mode": "none"}
+        if spec.label_distribution == "public":
+            return {
+                "mode": "public",
+                "declared_by": actor,
+                "declared_weights": spec.public_label_weights or None,
+            }
+        share = spec.label_epsilon_share
+        return {
+            "mode": "dp",
+            "epsilon_share": DEFAULT_LABEL_EPSILON_SHARE if share is None else share,
+            "sensitivity": 1.0,
+        }
+
+    @staticmethod
+    def _plan(config: DPConfig, n_records: int, label_share: float | None = None) -> DpSgdPlan:
         """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
 
         Raises:
-            InvalidArgument: ε so small that no finite noise reaches it.
+            FailedPrecondition: ε too small to reach with σ ≤ the cap for this data size and
+                schedule; says what is reachable.
         """
         try:
             return plan_dp_sgd(
@@ -226,11 +305,23 @@ class JobRunner:
                 target_epsilon=config.target_epsilon,
                 target_delta=config.target_delta,
                 accountant=config.accountant,
+                label_epsilon_share=label_share,
             )
+        except UnreachableEpsilon as exc:
+            raise FailedPrecondition(
+                f"target_epsilon {config.target_epsilon:g} is out of reach: with n={n_records} "
+                f"records, batch={expected_batch_size(n_records, config.batch_size)} (sample rate "
+                f"{exc.sample_rate:.3g}) and epochs={config.epochs} ({exc.steps} noisy steps), "
+                f"the smallest epsilon reachable at delta={config.target_delta:.3g} with noise "
+                f"multiplier <= {MAX_NOISE_MULTIPLIER:g} is {exc.smallest_epsilon:.3g}"
+                + (" (including the label distribution's release)" if label_share else "")
+                + "; raise target_epsilon to at least that, lower epochs or the batch size, "
+                "or train on more records"
+            ) from None
         except ValueError:
-            raise InvalidArgument(
-                "target_epsilon is too small to reach with any finite noise",
-                field="target_epsilon",
+            raise FailedPrecondition(
+                "target_epsilon is too small to reach with any finite noise; raise it, lower "
+                "epochs or the batch size, or train on more records"
             ) from None
 
     def cancel(self, job_id: str, *, actor: str = "anonymous") -> JobRow:
@@ -336,6 +427,7 @@ class JobRunner:
             steps=job.planned_steps,
             note=f"{error}; charged the full reservation",
             error=error,
+            label_released=True,
         )
 
     def _run_safely(self, job_id: str) -> None:
@@ -462,6 +554,7 @@ class JobRunner:
         card = dict(result.card)
         card["dataset"] = f"datasets/{dataset.id}"
         card["privacy_unit"] = dataset.privacy_unit
+        epsilon_total = self._release_labels(job, dataset, card, result.epsilon_spent)
         with runtime.db.session() as s:
             row = s.get(JobRow, job_id)
             model = s.get(ModelRow, job.model_id)
@@ -469,16 +562,18 @@ class JobRunner:
             assert model is not None
             model.state, model.card, model.model_config = "READY", card, result.model_config
             model.weights_path, model.weights_sha256 = path, digest
-            row.epsilon_spent = result.epsilon_spent
+            row.epsilon_spent = epsilon_total
             row.step = row.total_steps = int(card["steps"])
             self._check_event(row, card)
             self._finish(
                 s,
                 row,
                 state="SUCCEEDED",
-                epsilon=result.epsilon_spent,
+                epsilon=epsilon_total,
                 steps=int(card["steps"]),
-                note=f"trained {card['steps']} steps; accountant {card['accountant']}",
+                note=f"trained {card['steps']} steps; accountant {card['accountant']}"
+                + ("; label distribution released with DP" if row.label_noise_multiplier else ""),
+                label_released=True,
             )
 
     def _load_examples(self, dataset: DatasetRow) -> list[Example]:
@@ -491,6 +586,66 @@ class JobRunner:
                     Example(text=obj["text"], label=obj.get("label"), user=obj.get("user"))
                 )
         return examples
+
+    def _release_labels(
+        self, job: JobRow, dataset: DatasetRow, card: dict[str, Any], epsilon_sgd: float
+    ) -> float:
+        """Release the label distribution as the job planned; put it on ``card``.
+
+        Runs once training succeeded (a failed job releases no labels and is not charged for
+        them). Returns the job's ε: DP-SGD and, for a DP release, the Gaussian release composed.
+        """
+        release = job.label_release or {"mode": "none"}
+        mode = str(release.get("mode", "none"))
+        info: dict[str, Any] = {"source": mode, "distribution": {}}
+        epsilon = epsilon_sgd
+        if mode != "none":
+            examples = self._load_examples(dataset)
+            if any(e.user for e in examples):
+                # The records training used: the per-user bound is what sets the sensitivity.
+                examples = bound_user_contributions(examples, seed=DPConfig.seed)
+            names = [e.label for e in examples]
+            if mode == "dp" and job.label_noise_multiplier is not None:
+                sensitivity = float(release.get("sensitivity", 1.0))
+                released = labels.release_dp(
+                    names,
+                    noise_multiplier=job.label_noise_multiplier,
+                    sensitivity=sensitivity,
+                    delta=job.delta,
+                )
+                epsilon = job_epsilon(
+                    noise_multiplier=float(card.get("noise_multiplier", 0.0)),
+                    sample_rate=float(card.get("sample_rate", 0.0)),
+                    steps=int(card.get("steps", 0)),
+                    delta=job.delta,
+                    accountant=str(card.get("accountant", "prv")),
+                    label_noise_multiplier=job.label_noise_multiplier,
+                )
+                info.update(
+                    released,
+                    epsilon_share=release.get("epsilon_share"),
+                    noise_multiplier=job.label_noise_multiplier,
+                    sensitivity=sensitivity,
+                    note=(
+                        "released with DP: Gaussian noise on per-label counts (std "
+                        f"{released['noise_std']:.3g}), only labels with noisy count >= "
+                        f"{released['threshold']:.1f} released, clipped at 0 and normalised; "
+                        "charged to this model's epsilon"
+                    ),
+                )
+            elif mode == "public":
+                declared = release.get("declared_weights") or None
+                info["distribution"] = labels.public_distribution(names, declared=declared)
+                info["declared_by"] = release.get("declared_by", "")
+                info["note"] = (
+                    f"declared public by {release.get('declared_by', '')}"
+                    + (" (weights given)" if declared else " (the dataset's label frequencies)")
+                    + "; no epsilon spent on it"
+                )
+        card["label_distribution"] = info
+        card["epsilon_dp_sgd"] = epsilon_sgd
+        card["epsilon"] = epsilon
+        return epsilon
 
     @staticmethod
     def _check_event(job: JobRow, card: dict[str, Any]) -> None:
@@ -528,6 +683,7 @@ class JobRunner:
         steps: int | None,
         note: str,
         error: str = "",
+        label_released: bool = False,
     ) -> None:
         job.state = state
         job.ended_at = utcnow()
@@ -550,6 +706,7 @@ class JobRunner:
             noise_multiplier=job.noise_multiplier,
             sample_rate=job.sample_rate,
             outcome=state,
+            label_noise_multiplier=job.label_noise_multiplier if label_released else None,
         )
         self.runtime.metrics.training_jobs.labels(state=state.lower()).inc()
         self.runtime.metrics.epsilon_committed.inc(epsilon)

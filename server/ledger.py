@@ -89,6 +89,7 @@ def _charge(row: LedgerRow) -> JobCharge:
         noise_multiplier=row.noise_multiplier,
         sample_rate=row.sample_rate,
         steps=row.steps,
+        label_noise_multiplier=row.label_noise_multiplier,
     )
 
 
@@ -186,6 +187,7 @@ def reserve(
         noise_multiplier=plan.noise_multiplier if plan else None,
         sample_rate=plan.sample_rate if plan else None,
         steps=plan.steps if plan else None,
+        label_noise_multiplier=plan.label_noise_multiplier if plan else None,
     )
     after = _view(dataset, finished, [*pending, new])
     if after.epsilon_total > dataset.epsilon_cap + _EPS_SLACK:
@@ -214,6 +216,7 @@ def reserve(
             noise_multiplier=new.noise_multiplier,
             sample_rate=new.sample_rate,
             steps=new.steps,
+            label_noise_multiplier=new.label_noise_multiplier,
         )
     )
     audit.append(
@@ -228,6 +231,7 @@ def reserve(
             "noise_multiplier": new.noise_multiplier,
             "sample_rate": new.sample_rate,
             "planned_steps": new.steps,
+            "label_noise_multiplier": new.label_noise_multiplier,
             "epsilon_cap": dataset.epsilon_cap,
             "epsilon_composed_after": after.epsilon_total,
             "epsilon_sum_after": after.epsilon_spent_sum + after.epsilon_reserved_sum,
@@ -252,15 +256,17 @@ def commit(
     sample_rate: float | None = None,
     actor: str = "system",
     outcome: str = "",
+    label_noise_multiplier: float | None = None,
 ) -> None:
     """Charge what a job spent (with the steps it took) and release its reservation.
 
     A job that took no noisy step is charged nothing, δ included. ``outcome`` (the job's final
-    state) goes to the audit log with the charge.
+    state) goes to the audit log with the charge. ``label_noise_multiplier`` is set when the
+    job released its label distribution with DP (composed as one more Gaussian event).
     """
     lock_dataset(session, dataset_id)
     now = utcnow()
-    took_steps = epsilon_spent > 0 or (steps or 0) > 0
+    took_steps = epsilon_spent > 0 or (steps or 0) > 0 or label_noise_multiplier is not None
     session.add_all(
         [
             LedgerRow(
@@ -275,6 +281,7 @@ def commit(
                 noise_multiplier=noise_multiplier,
                 sample_rate=sample_rate,
                 steps=steps,
+                label_noise_multiplier=label_noise_multiplier,
             ),
             LedgerRow(
                 dataset_id=dataset_id,
@@ -301,6 +308,7 @@ def commit(
             "steps": steps,
             "noise_multiplier": noise_multiplier,
             "sample_rate": sample_rate,
+            "label_noise_multiplier": label_noise_multiplier,
             "released_epsilon": reserved_epsilon,
             "note": note,
         },

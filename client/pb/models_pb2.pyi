@@ -87,6 +87,26 @@ class ModelCard(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class LabelDistributionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     EPSILON_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     ACCOUNTANT_FIELD_NUMBER: _builtins.int
@@ -106,6 +126,13 @@ class ModelCard(_message.Message):
     EXPECTED_BATCH_SIZE_FIELD_NUMBER: _builtins.int
     SECURE_RNG_FIELD_NUMBER: _builtins.int
     BASE_MODEL_FIELD_NUMBER: _builtins.int
+    LABEL_DISTRIBUTION_SOURCE_FIELD_NUMBER: _builtins.int
+    LABEL_DISTRIBUTION_FIELD_NUMBER: _builtins.int
+    LABEL_DISTRIBUTION_NOTE_FIELD_NUMBER: _builtins.int
+    EPSILON_DP_SGD_FIELD_NUMBER: _builtins.int
+    LABEL_NOISE_MULTIPLIER_FIELD_NUMBER: _builtins.int
+    LABEL_THRESHOLD_FIELD_NUMBER: _builtins.int
+    LABEL_DISTRIBUTION_DECLARED_BY_FIELD_NUMBER: _builtins.int
     epsilon: _builtins.float
     delta: _builtins.float
     accountant: _builtins.str
@@ -124,6 +151,19 @@ class ModelCard(_message.Message):
     expected_batch_size: _builtins.int
     secure_rng: _builtins.bool
     """Whether the noise came from a cryptographically secure RNG."""
+    label_distribution_source: _builtins.str
+    """Where the label mix Generate samples from came from: "dp" (released with noise, charged to
+    `epsilon`), "public" (declared public by the caller, no epsilon) or "none".
+    """
+    label_distribution_note: _builtins.str
+    """How it was obtained, in words (threshold, noise, who declared it)."""
+    epsilon_dp_sgd: _builtins.float
+    """Epsilon of the DP-SGD steps alone; `epsilon` composes them with the label release."""
+    label_noise_multiplier: _builtins.float
+    """DP label release: noise multiplier (std over sensitivity) and the count threshold."""
+    label_threshold: _builtins.float
+    label_distribution_declared_by: _builtins.str
+    """PUBLIC label mix: the identity that declared it public."""
     @_builtins.property
     def tokenizer_provenance(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Where the tokenizer came from (never the private corpus)."""
@@ -133,6 +173,10 @@ class ModelCard(_message.Message):
         """The public base the run started from (empty when trained from scratch): source, licence,
         corpus hash. Never private data.
         """
+
+    @_builtins.property
+    def label_distribution(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The released (or declared) label mix, label -> frequency; empty when none passed."""
 
     def __init__(
         self,
@@ -156,10 +200,17 @@ class ModelCard(_message.Message):
         expected_batch_size: _builtins.int = ...,
         secure_rng: _builtins.bool = ...,
         base_model: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        label_distribution_source: _builtins.str = ...,
+        label_distribution: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        label_distribution_note: _builtins.str = ...,
+        epsilon_dp_sgd: _builtins.float = ...,
+        label_noise_multiplier: _builtins.float = ...,
+        label_threshold: _builtins.float = ...,
+        label_distribution_declared_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accountant", b"accountant", "base_model", b"base_model", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "epsilon", b"epsilon", "expected_batch_size", b"expected_batch_size", "grad_sample_mode", b"grad_sample_mode", "label_conditioning", b"label_conditioning", "max_grad_norm", b"max_grad_norm", "noise_multiplier", b"noise_multiplier", "parameters", b"parameters", "preset", b"preset", "privacy_unit", b"privacy_unit", "sample_rate", b"sample_rate", "secure_rng", b"secure_rng", "steps", b"steps", "target_epsilon", b"target_epsilon", "tokenizer_provenance", b"tokenizer_provenance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accountant", b"accountant", "base_model", b"base_model", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "epsilon", b"epsilon", "epsilon_dp_sgd", b"epsilon_dp_sgd", "expected_batch_size", b"expected_batch_size", "grad_sample_mode", b"grad_sample_mode", "label_conditioning", b"label_conditioning", "label_distribution", b"label_distribution", "label_distribution_declared_by", b"label_distribution_declared_by", "label_distribution_note", b"label_distribution_note", "label_distribution_source", b"label_distribution_source", "label_noise_multiplier", b"label_noise_multiplier", "label_threshold", b"label_threshold", "max_grad_norm", b"max_grad_norm", "noise_multiplier", b"noise_multiplier", "parameters", b"parameters", "preset", b"preset", "privacy_unit", b"privacy_unit", "sample_rate", b"sample_rate", "secure_rng", b"secure_rng", "steps", b"steps", "target_epsilon", b"target_epsilon", "tokenizer_provenance", b"tokenizer_provenance"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -43,6 +43,42 @@ JOB_STATE_FAILED: JobState.ValueType  # 4
 JOB_STATE_CANCELLED: JobState.ValueType  # 5
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
+class _LabelDistribution:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LabelDistributionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LabelDistribution.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LABEL_DISTRIBUTION_UNSPECIFIED: _LabelDistribution.ValueType  # 0
+    """DP when the dataset has labels."""
+    LABEL_DISTRIBUTION_DP: _LabelDistribution.ValueType  # 1
+    """Released with DP: Gaussian noise on per-label counts (L2 sensitivity: records per privacy
+    unit), only labels whose noisy count passes a threshold, normalised; charged to the job's
+    epsilon (composed with its DP-SGD steps).
+    """
+    LABEL_DISTRIBUTION_PUBLIC: _LabelDistribution.ValueType  # 2
+    """The caller declares the label set and mix public: `public_label_weights`, or else the
+    dataset's label frequencies. No epsilon is spent; the model card names who declared it.
+    """
+
+class LabelDistribution(_LabelDistribution, metaclass=_LabelDistributionEnumTypeWrapper):
+    """How the label distribution Generate samples labels from (when asked for no specific label)
+    is obtained. The raw label counts are private data.
+    """
+
+LABEL_DISTRIBUTION_UNSPECIFIED: LabelDistribution.ValueType  # 0
+"""DP when the dataset has labels."""
+LABEL_DISTRIBUTION_DP: LabelDistribution.ValueType  # 1
+"""Released with DP: Gaussian noise on per-label counts (L2 sensitivity: records per privacy
+unit), only labels whose noisy count passes a threshold, normalised; charged to the job's
+epsilon (composed with its DP-SGD steps).
+"""
+LABEL_DISTRIBUTION_PUBLIC: LabelDistribution.ValueType  # 2
+"""The caller declares the label set and mix public: `public_label_weights`, or else the
+dataset's label frequencies. No epsilon is spent; the model card names who declared it.
+"""
+Global___LabelDistribution: _TypeAlias = LabelDistribution  # noqa: Y015
+
 @_typing.final
 class TrainingProgress(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -95,6 +131,7 @@ class TrainingJob(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    LABEL_DISTRIBUTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"jobs/{id}"."""
     dataset: _builtins.str
@@ -108,6 +145,8 @@ class TrainingJob(_message.Message):
     """"models/{id}": the model this job produces."""
     error_message: _builtins.str
     """Why the job failed; never contains corpus text."""
+    label_distribution: Global___LabelDistribution.ValueType
+    """How the label distribution is released (UNSPECIFIED: the dataset has no labels)."""
     @_builtins.property
     def progress(self) -> Global___TrainingProgress: ...
     @_builtins.property
@@ -132,10 +171,11 @@ class TrainingJob(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         error_message: _builtins.str = ...,
+        label_distribution: Global___LabelDistribution.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "progress", b"progress", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "end_time", b"end_time", "epochs", b"epochs", "error_message", b"error_message", "model", b"model", "name", b"name", "preset", b"preset", "progress", b"progress", "start_time", b"start_time", "state", b"state", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "end_time", b"end_time", "epochs", b"epochs", "error_message", b"error_message", "label_distribution", b"label_distribution", "model", b"model", "name", b"name", "preset", b"preset", "progress", b"progress", "start_time", b"start_time", "state", b"state", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -145,11 +185,34 @@ Global___TrainingJob: _TypeAlias = TrainingJob  # noqa: Y015
 class CreateTrainingJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class PublicLabelWeightsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     DATASET_FIELD_NUMBER: _builtins.int
     TARGET_EPSILON_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     EPOCHS_FIELD_NUMBER: _builtins.int
     PRESET_FIELD_NUMBER: _builtins.int
+    LABEL_DISTRIBUTION_FIELD_NUMBER: _builtins.int
+    LABEL_EPSILON_SHARE_FIELD_NUMBER: _builtins.int
+    PUBLIC_LABEL_WEIGHTS_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     target_epsilon: _builtins.float
     delta: _builtins.float
@@ -158,6 +221,18 @@ class CreateTrainingJobRequest(_message.Message):
     """Unset means 3."""
     preset: _builtins.str
     """Unset means "small"."""
+    label_distribution: Global___LabelDistribution.ValueType
+    """Unset means DP when the dataset has labels."""
+    label_epsilon_share: _builtins.float
+    """DP only: share of target_epsilon for the label release (the release alone is
+    (share x epsilon)-DP; composition makes DP-SGD lose less). Unset means 0.1; at most 0.5.
+    """
+    @_builtins.property
+    def public_label_weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """PUBLIC only: the declared label mix (weights, normalised). Empty means the dataset's label
+        frequencies, declared public by the caller.
+        """
+
     def __init__(
         self,
         *,
@@ -166,19 +241,26 @@ class CreateTrainingJobRequest(_message.Message):
         delta: _builtins.float | None = ...,
         epochs: _builtins.int | None = ...,
         preset: _builtins.str = ...,
+        label_distribution: Global___LabelDistribution.ValueType = ...,
+        label_epsilon_share: _builtins.float | None = ...,
+        public_label_weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "delta", b"delta", "epochs", b"epochs"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "delta", b"delta", "epochs", b"epochs", "label_epsilon_share", b"label_epsilon_share"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "preset", b"preset", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
     _WhichOneofReturnType__epochs: _TypeAlias = _typing.Literal["epochs"]  # noqa: Y015
     _WhichOneofArgType__epochs: _TypeAlias = _typing.Literal["_epochs", b"_epochs"]  # noqa: Y015
+    _WhichOneofReturnType__label_epsilon_share: _TypeAlias = _typing.Literal["label_epsilon_share"]  # noqa: Y015
+    _WhichOneofArgType__label_epsilon_share: _TypeAlias = _typing.Literal["_label_epsilon_share", b"_label_epsilon_share"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__epochs) -> _WhichOneofReturnType__epochs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__label_epsilon_share) -> _WhichOneofReturnType__label_epsilon_share | None: ...
 
 Global___CreateTrainingJobRequest: _TypeAlias = CreateTrainingJobRequest  # noqa: Y015
 

@@ -84,7 +84,17 @@ def job_pb(row: JobRow) -> training_pb2.TrainingJob:
         start_time=timestamp(row.started_at),
         end_time=timestamp(row.ended_at),
         error_message=row.error_message,
+        label_distribution=_LABEL_MODES.get(
+            str((row.label_release or {}).get("mode", "none")),
+            training_pb2.LABEL_DISTRIBUTION_UNSPECIFIED,
+        ),
     )
+
+
+_LABEL_MODES = {
+    "dp": training_pb2.LABEL_DISTRIBUTION_DP,
+    "public": training_pb2.LABEL_DISTRIBUTION_PUBLIC,
+}
 
 
 _MODEL_STATES = {
@@ -98,6 +108,7 @@ _MODEL_STATES = {
 def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
     """A model with its card (empty until training succeeds) and, if asked, its ε curve."""
     c = row.card
+    labels = c.get("label_distribution") or {}
     card = models_pb2.ModelCard(
         epsilon=float(c.get("epsilon", 0.0)),
         delta=float(c.get("delta", 0.0)),
@@ -118,6 +129,15 @@ def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
         expected_batch_size=int(c.get("expected_batch_size", 0)),
         secure_rng=bool(c.get("secure_rng", False)),
         base_model={str(k): str(v) for k, v in (c.get("base_model") or {}).items()},
+        label_distribution_source=str(labels.get("source", "")),
+        label_distribution={
+            str(k): float(v) for k, v in (labels.get("distribution") or {}).items()
+        },
+        label_distribution_note=str(labels.get("note", "")),
+        epsilon_dp_sgd=float(c.get("epsilon_dp_sgd", c.get("epsilon", 0.0))),
+        label_noise_multiplier=float(labels.get("noise_multiplier") or 0.0),
+        label_threshold=float(labels.get("threshold") or 0.0),
+        label_distribution_declared_by=str(labels.get("declared_by", "")),
     )
     model = models_pb2.Model(
         name=f"models/{row.id}",

@@ -20,6 +20,12 @@ from sqlalchemy import select
 
 __all__ = ["TrainingServicer"]
 
+_LABEL_MODES = {
+    training_pb2.LABEL_DISTRIBUTION_UNSPECIFIED: "",
+    training_pb2.LABEL_DISTRIBUTION_DP: "dp",
+    training_pb2.LABEL_DISTRIBUTION_PUBLIC: "public",
+}
+
 WATCH_POLL_SECONDS = 0.25
 WATCH_HEARTBEAT_SECONDS = 5.0
 
@@ -55,6 +61,11 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             delta=request.delta if request.HasField("delta") else None,
             epochs=request.epochs if request.HasField("epochs") else None,
             preset=request.preset,
+            label_distribution=_LABEL_MODES.get(request.label_distribution, "unknown"),
+            label_epsilon_share=(
+                request.label_epsilon_share if request.HasField("label_epsilon_share") else None
+            ),
+            public_label_weights=dict(request.public_label_weights),
         )
         return job_pb(self.runner.create(spec, actor=identity.name))
 
