@@ -129,8 +129,16 @@ def _pg_address(url: str) -> tuple[str, int]:
 
 
 def _cap_for_exactly_three() -> tuple[float, float, float]:
-    """A cap between the composed spend of 3 and of 4 identical jobs (what the server computes)."""
-    from privsynth.server.accounting import JobCharge, compose_epsilon, plan_dp_sgd
+    """A cap between the composed spend of 3 and of 4 identical jobs (what the server computes).
+
+    The corpus is labelled, so each job also reserves its DP label release (default share).
+    """
+    from privsynth.server.accounting import (
+        DEFAULT_LABEL_EPSILON_SHARE,
+        JobCharge,
+        compose_epsilon,
+        plan_dp_sgd,
+    )
 
     plan = plan_dp_sgd(
         n_records=RECORDS,
@@ -138,8 +146,16 @@ def _cap_for_exactly_three() -> tuple[float, float, float]:
         epochs=EPOCHS,
         target_epsilon=EPSILON,
         target_delta=JOB_DELTA,
+        label_epsilon_share=DEFAULT_LABEL_EPSILON_SHARE,
     )
-    job = JobCharge(EPSILON, JOB_DELTA, plan.noise_multiplier, plan.sample_rate, plan.steps)
+    job = JobCharge(
+        EPSILON,
+        JOB_DELTA,
+        plan.noise_multiplier,
+        plan.sample_rate,
+        plan.steps,
+        label_noise_multiplier=plan.label_noise_multiplier,
+    )
     three = compose_epsilon([job] * 3)[0]
     four = compose_epsilon([job] * 4)[0]
     return (three + four) / 2, three, four
