@@ -286,7 +286,6 @@ class JobRunner:
         return {
             "mode": "dp",
             "epsilon_share": DEFAULT_LABEL_EPSILON_SHARE if share is None else share,
-            "sensitivity": 1.0,
         }
 
     @staticmethod
@@ -601,12 +600,14 @@ class JobRunner:
         epsilon = epsilon_sgd
         if mode != "none":
             examples = self._load_examples(dataset)
+            # The records training used: with user ids, the per-user bound training applied
+            # (on the card) is the L2 sensitivity of the count vector; else one record.
+            per_user = int(card.get("records_per_user_cap") or 1)
             if any(e.user for e in examples):
-                # The records training used: the per-user bound is what sets the sensitivity.
-                examples = bound_user_contributions(examples, seed=DPConfig.seed)
+                examples = bound_user_contributions(examples, per_user=per_user, seed=DPConfig.seed)
             names = [e.label for e in examples]
             if mode == "dp" and job.label_noise_multiplier is not None:
-                sensitivity = float(release.get("sensitivity", 1.0))
+                sensitivity = float(per_user)
                 released = labels.release_dp(
                     names,
                     noise_multiplier=job.label_noise_multiplier,
