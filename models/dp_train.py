@@ -9,12 +9,15 @@ only, so one record's length never changes another record's clipped gradient.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 __all__ = [
     "ACCOUNTANTS",
     "MIN_RECORDS",
+    "CheckpointError",
+    "Checkpointing",
     "DPConfig",
     "Example",
     "Progress",
@@ -70,6 +75,39 @@ class TrainingInterrupted(Exception):
         self.epsilon_spent = epsilon_spent
         self.steps = steps
         self.cancelled = cancelled
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be resumed: unreadable, or written by a different run.
+
+    Raised before any step of the resumed run, so nothing new was consumed.
+    """
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpointing:
+    """Where and how often a run saves the state it can resume from.
+
+    A checkpoint holds the trainable weights, the optimizer state, the accountant's state
+    (Opacus' ``history`` of (σ, q, steps)), the step counter, the elapsed time and the RNG
+    state that drives Poisson sampling and noise. A run resumed from step k therefore takes
+    exactly the remaining steps and reports the ε of the whole run: the steps before k are
+    neither forgotten nor counted twice. Steps taken after the last checkpoint by a run that
+    then died are discarded unreleased (their model state never left the process) and are
+    taken again. Under ``torchrun`` (world size > 1) no checkpoint is written.
+
+    Attributes:
+        path: The checkpoint file, written atomically (temporary file, fsync, rename). When
+            it exists at the start of ``train_dp`` the run resumes from it.
+        every_s: Save when this many seconds passed since the last save (0: never by time).
+        every_steps: Save every this many optimizer steps (0: never by count).
+        on_stop: Also save when ``should_stop`` ends the run, so it can be resumed.
+    """
+
+    path: Path
+    every_s: float = 60.0
+    every_steps: int = 0
+    on_stop: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +171,10 @@ class DPConfig:
             run agree). The run still stops at the planned steps; the card reports the ε the
             accountant computes.
         seed: Seed of the model initialisation.
+        max_physical_batch_size: Largest batch put through the model at once (0: no limit).
+            A larger Poisson batch is split by Opacus' ``BatchMemoryManager`` and its clipped
+            gradients accumulated into one noisy step, so the logical batch (and ε) is the
+            same and only memory changes.
     """
 
     target_epsilon: float
@@ -146,9 +188,22 @@ class DPConfig:
     grad_sample_mode: str = "auto"
     noise_multiplier: float | None = None
     seed: int = 0
+    max_physical_batch_size: int = 0
 
     def validate(self, n_records: int) -> None:
         """Reject parameters that cannot give a meaningful guarantee.
+
+        The rules, each naming its field in the error:
+
+        * ``target_epsilon`` finite and > 0; ``epochs`` ≥ 1.
+        * ``target_delta`` in (0, 1) and below 1/n: at δ ≥ 1/n a mechanism that publishes one
+          random record verbatim is (ε, δ)-DP, so such a δ promises nothing. The server's
+          default is far lower: a dataset's δ cap is ``min(1e-5, 1/(10 n))`` and a job takes a
+          tenth of it unless told otherwise.
+        * ``n_records`` ≥ :data:`MIN_RECORDS` (20) privacy units (field ``"dataset"``): below
+          it the sampling rate (at least 1/4 of the data per step) is so high that the noise
+          needed for any useful ε drowns the gradient. The server answers FAILED_PRECONDITION
+          for a too-small dataset and INVALID_ARGUMENT for the other rules.
 
         Raises:
             TrainingConfigError: Naming the offending field.
@@ -164,7 +219,11 @@ class DPConfig:
                 "records, or a single record could be released in the clear",
             )
         if self.epochs <= 0:
-            raise TrainingConfigError("epochs", "epochs must be > 0")
+            raise TrainingConfigError("epochs", "epochs must be a whole number ≥ 1")
+        if self.max_physical_batch_size < 0:
+            raise TrainingConfigError(
+                "max_physical_batch_size", "max_physical_batch_size must be ≥ 0 (0: no limit)"
+            )
         if self.preset not in PRESETS:
             raise TrainingConfigError("preset", f"unknown preset; choose one of {sorted(PRESETS)}")
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
@@ -266,6 +325,54 @@ def initial_model(
     return model, base
 
 
+_CHECKPOINT_FORMAT = 1
+_REPORT_COST_FACTOR = 4.0
+"""Progress reports are at least this many times the ε computation's own cost apart."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # make the rename itself durable where possible
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters training changes (a frozen base is rebuilt from its source instead)."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _sampler_generator(loader: DataLoader[Any]) -> torch.Generator | None:
+    """The Poisson sampler's own generator, if it has one (else it draws from torch's)."""
+    gen = getattr(loader.batch_sampler, "generator", None)
+    return gen if isinstance(gen, torch.Generator) else None
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint (tensors and plain containers only: never arbitrary pickles).
+
+    Raises:
+        CheckpointError: Unreadable or of an unknown format.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint is unreadable ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
+        raise CheckpointError("checkpoint has an unknown format")
+    return ckpt
+
+
 def train_dp(
     examples: Sequence[Example],
     *,
@@ -274,6 +381,7 @@ def train_dp(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress_every_s: float = 1.0,
+    checkpoint: Checkpointing | None = None,
 ) -> TrainResult:
     """Train a fresh generator on ``examples`` with DP-SGD.
 
@@ -283,7 +391,10 @@ def train_dp(
         tokenizer: The public tokenizer; never fitted on ``examples``.
         on_progress: Called with step, loss and ε so far, at most every ``progress_every_s``.
         should_stop: Polled every step; when it returns True training stops.
-        progress_every_s: Throttle for ``on_progress`` (ε accounting is not free).
+        progress_every_s: Throttle for ``on_progress``. ε accounting is not free, so reports
+            are also kept four times its measured cost apart (the last step always reports).
+        checkpoint: Save resumable state periodically (and on stop); resume from
+            ``checkpoint.path`` when it exists. See :class:`Checkpointing`.
 
     Returns:
         Weights, model config, ε actually spent and model-card fields.
@@ -291,6 +402,7 @@ def train_dp(
     Raises:
         TrainingConfigError: Invalid parameters.
         TrainingInterrupted: ``should_stop`` fired or a step failed; carries the ε consumed.
+        CheckpointError: The checkpoint to resume from is unreadable or from another run.
     """
     with warnings.catch_warnings():
         # Known, handled Opacus/torch notices: the secure-RNG advice (recorded on the card as
@@ -305,6 +417,7 @@ def train_dp(
             on_progress=on_progress,
             should_stop=should_stop,
             progress_every_s=progress_every_s,
+            checkpoint=checkpoint,
         )
 
 
@@ -316,6 +429,7 @@ def _train_dp(
     on_progress: Callable[[Progress], None] | None,
     should_stop: Callable[[], bool] | None,
     progress_every_s: float,
+    checkpoint: Checkpointing | None,
 ) -> TrainResult:
     from opacus import PrivacyEngine
     from opacus.data_loader import DPDataLoader
@@ -385,21 +499,123 @@ def _train_dp(
     steps_per_epoch = len(dp_loader)
     total_steps = steps_per_epoch * config.epochs
     pad_id = tokenizer.pad_id
+    memory = contextlib.ExitStack()
+    train_loader: DataLoader[Any] = dp_loader
+    if config.max_physical_batch_size > 0:
+        # Poisson batches larger than this are split into physical batches whose clipped
+        # gradients accumulate into one noisy step; an empty batch still yields one (empty)
+        # physical batch, which takes the noise-only step below.
+        from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+        train_loader = memory.enter_context(
+            BatchMemoryManager(
+                data_loader=dp_loader,
+                max_physical_batch_size=config.max_physical_batch_size,
+                optimizer=dp_optimizer,
+            )
+        )
 
     def spent() -> float:
         if not engine.accountant.history:
             return 0.0
         return float(engine.get_epsilon(config.target_delta))
 
+    def accounted_steps() -> int:
+        """Noisy steps the accountant counted (a split batch's partial passes are not)."""
+        return sum(int(entry[2]) for entry in engine.accountant.history)
+
     started = time.monotonic()
-    state = {"step": 0, "loss": math.nan, "last_report": -math.inf}
+    state = {
+        "step": 0,
+        "loss": math.nan,
+        "last_report": -math.inf,
+        "report_gap": progress_every_s,
+        "last_save": started,
+    }
+    # The run's identity: a checkpoint of any other run (other data size, σ, q, steps) is
+    # refused rather than resumed into a run whose accounting it would corrupt.
+    run_key: dict[str, Any] = {
+        "records": n,
+        "sample_rate": sample_rate,
+        "noise_multiplier": float(dp_optimizer.noise_multiplier),
+        "total_steps": total_steps,
+        "accountant": config.accountant,
+        "max_grad_norm": config.max_grad_norm,
+        "grad_sample_mode": mode,
+        "preset": config.preset,
+        "seed": config.seed,
+    }
+    ckpt_cfg = checkpoint if world_size == 1 else None
+    resume_rng: dict[str, Any] | None = None
+    if ckpt_cfg is not None and ckpt_cfg.path.exists():
+        ckpt = _read_checkpoint(ckpt_cfg.path)
+        if ckpt.get("run") != run_key:
+            raise CheckpointError("checkpoint was written by a run with other parameters")
+        saved = ckpt.get("model")
+        if not isinstance(saved, dict) or set(saved) != set(_trainable_state(model)):
+            raise CheckpointError("checkpoint does not hold this model's trainable parameters")
+        try:
+            model.load_state_dict(saved, strict=False)
+            dp_optimizer.load_state_dict(ckpt["optimizer"])
+            engine.accountant.load_state_dict(ckpt["accountant"])
+            state["step"] = int(ckpt["step"])
+            state["loss"] = float(ckpt["loss"])
+            state["last_report"] = -math.inf
+            started = time.monotonic() - float(ckpt["elapsed_s"])
+            resume_rng = {"torch": ckpt["torch_rng"], "sampler": ckpt["sampler_rng"]}
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint does not fit this run ({type(exc).__name__})"
+            ) from None
+        if accounted_steps() != int(state["step"]):
+            raise CheckpointError("checkpoint's accountant disagrees with its step count")
+
+    def save_checkpoint() -> None:
+        assert ckpt_cfg is not None
+        gen = _sampler_generator(dp_loader)
+        payload = {
+            "format": _CHECKPOINT_FORMAT,
+            "run": run_key,
+            "step": int(state["step"]),
+            "loss": float(state["loss"]),
+            "elapsed_s": time.monotonic() - started,
+            "model": _trainable_state(model),
+            "optimizer": dp_optimizer.state_dict(),
+            "accountant": engine.accountant.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "sampler_rng": gen.get_state() if gen is not None else None,
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        _write_atomically(ckpt_cfg.path, buffer.getvalue())
+        state["last_save"] = time.monotonic()
+
+    def stop_requested() -> None:
+        """Checked between logical steps only, so a saved state is never mid-batch."""
+        if should_stop is not None and should_stop():
+            if ckpt_cfg is not None and ckpt_cfg.on_stop:
+                save_checkpoint()
+            raise TrainingInterrupted(
+                epsilon_spent=spent(), steps=int(state["step"]), cancelled=True
+            )
 
     def run_epoch(epoch: int) -> None:
-        for batch in dp_loader:
-            if should_stop is not None and should_stop():
-                raise TrainingInterrupted(
-                    epsilon_spent=spent(), steps=int(state["step"]), cancelled=True
-                )
+        nonlocal resume_rng
+        end = (epoch + 1) * steps_per_epoch
+        if state["step"] >= end:
+            return
+        batches = iter(train_loader)
+        if resume_rng is not None:
+            # Creating the iterator draws the loader's base seed, as it did when the saved
+            # epoch began; the sampler draws lazily. Restoring the saved RNG state after it
+            # makes the remaining batches and noise those of the uninterrupted run.
+            torch.set_rng_state(resume_rng["torch"])
+            gen = _sampler_generator(dp_loader)
+            if gen is not None and resume_rng["sampler"] is not None:
+                gen.set_state(resume_rng["sampler"])
+            resume_rng = None
+        stop_requested()
+        for batch in batches:
             seq = batch[0] if isinstance(batch, list) else batch
             empty = seq.shape[0] == 0
             if empty:
@@ -424,27 +640,42 @@ def _train_dp(
                 ema = state["loss"]
                 state["loss"] = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
             dp_optimizer.step()
+            if accounted_steps() == state["step"]:
+                continue  # a physical part of a split Poisson batch: no noisy step yet
             state["step"] += 1
             step = int(state["step"])
             now = time.monotonic()
             if on_progress is not None and (
-                now - state["last_report"] >= progress_every_s or step == total_steps
+                now - state["last_report"] >= state["report_gap"] or step == total_steps
             ):
                 state["last_report"] = now
+                epsilon = spent()
+                # PRV accounting takes ~0.5-1 s on 2 cores: never let reporting ε eat more
+                # than a fifth of the training time.
+                cost = time.monotonic() - now
+                state["report_gap"] = max(progress_every_s, _REPORT_COST_FACTOR * cost)
                 on_progress(
                     Progress(
                         step=step,
                         total_steps=total_steps,
                         epoch=epoch + (step - epoch * steps_per_epoch) / steps_per_epoch,
                         loss=state["loss"],
-                        epsilon=spent(),
+                        epsilon=epsilon,
                         elapsed_s=now - started,
                     )
                 )
+            if step >= end:
+                break
+            if ckpt_cfg is not None and (
+                (ckpt_cfg.every_steps > 0 and step % ckpt_cfg.every_steps == 0)
+                or (ckpt_cfg.every_s > 0 and now - state["last_save"] >= ckpt_cfg.every_s)
+            ):
+                save_checkpoint()
+            stop_requested()
 
     dp_model.train()
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(int(state["step"]) // steps_per_epoch, config.epochs):
             run_epoch(epoch)
     except TrainingInterrupted:
         raise
@@ -452,6 +683,8 @@ def _train_dp(
         raise TrainingInterrupted(
             epsilon_spent=spent(), steps=int(state["step"]), cancelled=False
         ) from exc
+    finally:
+        memory.close()
     step = int(state["step"])
     loss_ema = state["loss"]
 
@@ -466,6 +699,7 @@ def _train_dp(
         "noise_multiplier": float(dp_optimizer.noise_multiplier),
         "sample_rate": sample_rate,
         "expected_batch_size": batch_size,
+        "max_physical_batch_size": config.max_physical_batch_size or None,
         "max_grad_norm": config.max_grad_norm,
         "steps": step,
         "epochs": config.epochs,

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
             replica: it accepts jobs (reserving budget) but trains none; they stay QUEUED
             until a process with workers starts and takes them up.
         torch_threads: Intra-op threads for torch.
+        checkpoint_every_s: A running job saves a resumable checkpoint (weights, optimizer,
+            accountant and RNG state) into its artifact dir at least this often; a job left
+            RUNNING by a crash or a shutdown resumes from it on restart instead of failing.
+        checkpoint_every_steps: Also save every this many noisy steps (0: by time only).
+            Checkpointing is off when both intervals are 0.
+        max_physical_batch_size: Largest batch put through the model at once; larger Poisson
+            batches are split (Opacus' BatchMemoryManager) without changing ε. 0: no limit.
         default_epsilon_cap: Budget cap of a dataset uploaded without one.
         max_record_bytes: Largest accepted record, in UTF-8 bytes.
         max_records: Largest accepted dataset, in records.
@@ -66,6 +73,10 @@ class Settings(BaseSettings):
     max_workers: int = Field(default=16, ge=1)
     training_workers: int = Field(default=1, ge=0)
     torch_threads: int = Field(default=2, ge=1)
+    # -- training checkpoints and memory (issue 5) --
+    checkpoint_every_s: float = Field(default=60.0, ge=0)
+    checkpoint_every_steps: int = Field(default=0, ge=0)
+    max_physical_batch_size: int = Field(default=0, ge=0)
     default_epsilon_cap: float = Field(default=10.0, gt=0)
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
     max_records: int = Field(default=1_000_000, ge=1)

@@ -7,6 +7,7 @@ each job charges the ledger exactly once when it ends, whatever the ending.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -14,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from privsynth.models.dp_train import (
     MIN_RECORDS,
+    Checkpointing,
     DPConfig,
     Example,
     Progress,
@@ -376,35 +379,66 @@ class JobRunner:
 
     # -- workers ----------------------------------------------------------------------------
 
-    def submit(self, job_id: str) -> None:
-        """Queue a job for a worker thread (an API-only process leaves it QUEUED)."""
+    def submit(self, job_id: str, *, resume: bool = False) -> None:
+        """Queue a job for a worker thread (an API-only process leaves it QUEUED).
+
+        ``resume`` takes up a RUNNING job from its checkpoint (see :meth:`recover`).
+        """
         if self._pool is None:
             return
         with self._lock:
             if self._closed:
                 return
             self._cancel[job_id] = threading.Event()
-        self._pool.submit(self._run_safely, job_id)
+        self._pool.submit(self._run_safely, job_id, resume)
 
     def recover(self) -> None:
-        """Resume after a restart: requeue QUEUED jobs; charge and fail jobs cut off mid-run.
+        """Resume after a restart: requeue QUEUED jobs; resume or fail jobs cut off mid-run.
 
-        A job that was RUNNING when the process died may have taken noisy steps after its last
-        progress report, so it is charged its full reservation (the safe upper bound). An
-        API-only process (no workers) runs no jobs, so it leaves them alone.
+        A job that was RUNNING when the process stopped resumes from its last checkpoint
+        under the reservation it already holds (nothing is reserved again, and the ledger is
+        charged once, when it ends). The checkpoint carries the accountant's state, so the
+        resumed run reports the ε of all its steps; steps taken after the checkpoint by the
+        dead process were never released (their weights died with it) and are taken again.
+        A RUNNING job without a checkpoint may have taken noisy steps after its last progress
+        report, so it is charged its full reservation (the safe upper bound). An API-only
+        process (no workers) runs no jobs, so it leaves them alone. Only one process with
+        workers may recover a database's jobs (it assumes every RUNNING job is orphaned).
         """
         if self._pool is None:
             return
+        resume: list[str] = []
         with self.runtime.db.session() as s:
             stale = s.execute(select(JobRow).where(JobRow.state == "RUNNING")).scalars().all()
             for job in stale:
-                self._charge_full_reservation(s, job, error="server stopped during training")
+                if self._checkpoint_path(job.id).exists():
+                    resume.append(job.id)
+                else:
+                    self._charge_full_reservation(s, job, error="server stopped during training")
             queued = s.execute(select(JobRow.id).where(JobRow.state == "QUEUED")).scalars().all()
+        for job_id in resume:
+            log.info("job %s: resuming from its checkpoint", job_id)
+            self.submit(job_id, resume=True)
         for job_id in queued:
             self.submit(job_id)
 
+    def _checkpoint_path(self, job_id: str) -> Path:
+        """The job's resumable checkpoint, in its artifact dir."""
+        return self.runtime.store.root / "jobs" / job_id / "checkpoint.pt"
+
+    def _drop_checkpoint(self, job_id: str) -> None:
+        """Remove an ended job's checkpoint (its final model, if any, is stored apart)."""
+        path = self._checkpoint_path(job_id)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty (a failed write's temp file) or gone
+            path.parent.rmdir()
+
     def shutdown(self) -> None:
-        """Stop running jobs (charging what they consumed) and wait for the workers."""
+        """Stop running jobs and wait for the workers.
+
+        A job that saved a checkpoint as it stopped stays RUNNING and resumes when a process
+        with workers starts (:meth:`recover`); one without is charged what it consumed.
+        """
         with self._lock:
             self._closed = True
             events = list(self._cancel.values())
@@ -429,9 +463,9 @@ class JobRunner:
             label_released=True,
         )
 
-    def _run_safely(self, job_id: str) -> None:
+    def _run_safely(self, job_id: str, resume: bool = False) -> None:
         try:
-            self._run(job_id)
+            self._run(job_id, resume=resume)
         except Exception as exc:
             # Training itself reports its own failures; this is the store or the database
             # failing around it. Never leave the job RUNNING with its reservation held.
@@ -442,6 +476,7 @@ class JobRunner:
                     self._charge_full_reservation(
                         s, job, error=f"job failed after training: {type(exc).__name__}"
                     )
+            self._drop_checkpoint(job_id)
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
@@ -464,23 +499,34 @@ class JobRunner:
 
         return should_stop
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, job_id: str, *, resume: bool = False) -> None:
         runtime = self.runtime
         with runtime.db.session() as s:
             job = s.execute(
                 select(JobRow).where(JobRow.id == job_id).with_for_update()
             ).scalar_one_or_none()
-            if job is None or job.state != "QUEUED":
+            if job is None or job.state != ("RUNNING" if resume else "QUEUED"):
                 return
-            if job.cancel_requested:
+            if job.cancel_requested and not resume:
                 self._finish(
                     s, job, state="CANCELLED", epsilon=0.0, steps=0, note="cancelled before start"
                 )
                 return
             dataset = s.get(DatasetRow, job.dataset_id)
-            job.state = "RUNNING"
-            job.started_at = utcnow()
+            if not resume:
+                job.state = "RUNNING"
+                job.started_at = utcnow()
         assert dataset is not None
+        if resume and job.cancel_requested:
+            # Cancelled while no process ran it: the resumed run stops at its first check and
+            # is charged the ε its checkpoint had reached.
+            with self._lock:
+                event = self._cancel.get(job_id)
+            if event is not None:
+                event.set()
+        checkpoint = self._checkpointing(job_id)
+        if not resume:
+            self._drop_checkpoint(job_id)  # a fresh run never resumes someone else's state
         # Train with exactly the σ the ledger reserved (its event is what the cap was checked
         # on). Jobs from before revision 0002 have none (None) and calibrate as they always did.
         config = DPConfig(
@@ -489,6 +535,7 @@ class JobRunner:
             epochs=job.epochs,
             preset=job.preset,
             noise_multiplier=job.noise_multiplier,
+            max_physical_batch_size=runtime.settings.max_physical_batch_size,
         )
         last_step = 0
 
@@ -514,8 +561,11 @@ class JobRunner:
                 tokenizer=load_tokenizer(),
                 on_progress=on_progress,
                 should_stop=should_stop,
+                checkpoint=checkpoint,
             )
         except TrainingInterrupted as exc:
+            if exc.cancelled and self._suspend(job_id, exc, checkpoint):
+                return
             state = "CANCELLED" if exc.cancelled else "FAILED"
             error = "" if exc.cancelled else f"training failed: {type(exc.__cause__).__name__}"
             if exc.__cause__ is not None:
@@ -533,12 +583,21 @@ class JobRunner:
                     note=f"{state.lower()} after {exc.steps} steps; charged the accountant's ε",
                     error=error,
                 )
+            self._drop_checkpoint(job_id)
             return
-        except Exception as exc:  # before the first noisy step: nothing was consumed
+        except Exception as exc:  # before the first noisy step of this run
             log.error("job %s failed before training: %s", job_id, type(exc).__name__)
             with runtime.db.session() as s:
                 row = s.get(JobRow, job_id)
                 assert row is not None
+                if resume:
+                    # The checkpoint could not be resumed (e.g. unreadable): what the dead run
+                    # took after it is unknown, so charge the safe upper bound.
+                    self._charge_full_reservation(
+                        s, row, error=f"could not resume training: {type(exc).__name__}"
+                    )
+                    self._drop_checkpoint(job_id)
+                    return
                 self._finish(
                     s,
                     row,
@@ -548,6 +607,7 @@ class JobRunner:
                     note="failed before any training step; nothing consumed",
                     error=f"training could not start: {type(exc).__name__}",
                 )
+            self._drop_checkpoint(job_id)
             return
         path, digest = runtime.store.put("models", result.weights, suffix=".pt")
         card = dict(result.card)
@@ -574,6 +634,39 @@ class JobRunner:
                 + ("; label distribution released with DP" if row.label_noise_multiplier else ""),
                 label_released=True,
             )
+        self._drop_checkpoint(job_id)
+
+    def _checkpointing(self, job_id: str) -> Checkpointing | None:
+        """The job's checkpoint policy from settings (None when both intervals are 0)."""
+        settings = self.runtime.settings
+        if settings.checkpoint_every_s <= 0 and settings.checkpoint_every_steps <= 0:
+            return None
+        return Checkpointing(
+            path=self._checkpoint_path(job_id),
+            every_s=settings.checkpoint_every_s,
+            every_steps=settings.checkpoint_every_steps,
+        )
+
+    def _suspend(
+        self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
+    ) -> bool:
+        """Leave a job stopped by server shutdown RUNNING, to resume from its checkpoint.
+
+        Only when the process is shutting down (not a user's cancel) and the stop saved a
+        checkpoint. Nothing is committed: the reservation stays held and the next process
+        with workers resumes the job (:meth:`recover`), which then charges it once.
+        """
+        with self._lock:
+            closing = self._closed
+        if not closing or checkpoint is None or not checkpoint.path.exists():
+            return False
+        with self.runtime.db.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.cancel_requested or row.state != "RUNNING":
+                return False
+            row.step, row.epsilon_spent = exc.steps, exc.epsilon_spent
+        log.info("job %s suspended at step %d for shutdown; resumes on restart", job_id, exc.steps)
+        return True
 
     def _load_examples(self, dataset: DatasetRow) -> list[Example]:
         data = self.runtime.store.get(dataset.shard_path, sha256=dataset.content_sha256)

@@ -1,0 +1,187 @@
+"""Jobs survive a restart: a job stopped mid-run resumes from its checkpoint, charged once.
+
+A :class:`JobRunner` over a real database and artifact store (no gRPC, no Presidio): the first
+runner is shut down mid-training, which leaves the job RUNNING with a checkpoint; a second one
+(the restarted server) recovers it. Unlabelled records keep the label release out of the way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from corpus import fortunes
+from opacus.accountants import PRVAccountant
+from privsynth.models.dp_train import MIN_RECORDS
+from privsynth.server.config import Settings
+from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
+from privsynth.server.errors import FailedPrecondition, InvalidArgument
+from privsynth.server.jobs import TERMINAL_STATES, JobRunner, JobSpec
+from privsynth.server.metrics import Metrics
+from privsynth.server.runtime import Runtime
+from privsynth.server.storage import ArtifactStore
+from sqlalchemy import select
+
+N_RECORDS = 40
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    settings = Settings(
+        data_dir=tmp_path,
+        grpc_port=0,
+        metrics_port=-1,
+        training_workers=1,
+        torch_threads=1,
+        checkpoint_every_s=0,
+        checkpoint_every_steps=1,
+    )
+    db = Database(settings.database_url)
+    db.migrate()
+    rt = Runtime(
+        settings=settings,
+        db=db,
+        store=ArtifactStore(tmp_path / "artifacts"),
+        scrubber=None,  # type: ignore[arg-type]  # nothing is uploaded here
+        metrics=Metrics(),
+        user_key=b"k" * 32,
+    )
+    yield rt
+    db.close()
+
+
+def _dataset(rt: Runtime, n: int = N_RECORDS) -> str:
+    shard = "".join(json.dumps({"text": str(r.text)}) + "\n" for r in fortunes(n))
+    path, digest = rt.store.put("shards", shard.encode(), suffix=".jsonl")
+    row = DatasetRow(
+        id=new_id(),
+        display_name="resume",
+        created_at=utcnow(),
+        record_count=n,
+        labelled_count=0,
+        user_count=0,
+        privacy_unit="record",
+        epsilon_cap=10.0,
+        delta=1.0 / (10 * n),
+        shard_path=path,
+        content_sha256=digest,
+        scrub_report={},
+        tenant="default",
+    )
+    with rt.db.session() as s:
+        s.add(row)
+    return row.id
+
+
+def _api_only(rt: Runtime) -> Runtime:
+    settings = rt.settings.model_copy(update={"training_workers": 0})
+    return dataclasses.replace(rt, settings=settings)
+
+
+def _ledger_kinds(rt: Runtime, job_id: str) -> list[str]:
+    with rt.db.session() as s:
+        rows = s.execute(select(LedgerRow.kind).where(LedgerRow.job_id == job_id)).scalars()
+        return sorted(rows)
+
+
+def _wait(rt: Runtime, job_id: str, timeout: float = 240.0) -> JobRow:
+    deadline = time.monotonic() + timeout
+    while True:
+        with rt.db.session() as s:
+            row = s.get(JobRow, job_id)
+            assert row is not None
+            if row.state in TERMINAL_STATES:
+                return row
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.1)
+
+
+def test_a_job_stopped_by_shutdown_resumes_and_is_charged_once(runtime: Runtime) -> None:
+    dataset_id = _dataset(runtime)
+    first = JobRunner(runtime)
+    job = first.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=5, preset="tiny"))
+    checkpoint = first._checkpoint_path(job.id)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():  # written after the first noisy step
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    first.shutdown()  # the server stops mid-run
+
+    suspended = first.get(job.id)
+    assert suspended.state == "RUNNING"
+    assert 0 < suspended.step < (suspended.planned_steps or 0)
+    assert checkpoint.exists()
+    assert _ledger_kinds(runtime, job.id) == ["reserve"]  # held, not charged
+
+    # An API-only replica starting meanwhile leaves the job alone.
+    JobRunner(_api_only(runtime)).recover()
+    assert first.get(job.id).state == "RUNNING"
+
+    second = JobRunner(runtime)  # the restarted server
+    second.recover()
+    try:
+        done = _wait(runtime, job.id)
+    finally:
+        second.shutdown()
+    assert done.state == "SUCCEEDED", done.error_message
+    assert done.noise_multiplier is not None and done.sample_rate is not None
+    # All planned steps, and exactly the ε an uninterrupted run of them reports.
+    assert done.steps_taken == done.planned_steps == 20
+    accountant = PRVAccountant()
+    accountant.history = [(done.noise_multiplier, done.sample_rate, done.planned_steps)]
+    assert done.epsilon_spent == pytest.approx(accountant.get_epsilon(done.delta), rel=1e-9)
+    # One reservation, one charge (and its release): nothing reserved or committed twice.
+    assert _ledger_kinds(runtime, job.id) == ["commit", "release", "reserve"]
+    with runtime.db.session() as s:
+        commit = s.execute(
+            select(LedgerRow).where(LedgerRow.job_id == job.id, LedgerRow.kind == "commit")
+        ).scalar_one()
+        assert commit.epsilon == pytest.approx(done.epsilon_spent)
+        assert commit.steps == 20
+    assert not checkpoint.exists()
+
+
+def test_a_running_job_without_checkpoint_is_charged_its_reservation(runtime: Runtime) -> None:
+    dataset_id = _dataset(runtime)
+    api = JobRunner(_api_only(runtime))
+    job = api.create(JobSpec(dataset_id=dataset_id, target_epsilon=2.0, epochs=1, preset="tiny"))
+    with runtime.db.session() as s:  # a worker took it and died before any checkpoint
+        row = s.get(JobRow, job.id)
+        assert row is not None
+        row.state = "RUNNING"
+    api.recover()
+    assert api.get(job.id).state == "RUNNING"  # API-only: not its business
+    runner = JobRunner(runtime)
+    runner.recover()
+    runner.shutdown()
+    failed = runner.get(job.id)
+    assert failed.state == "FAILED"
+    assert _ledger_kinds(runtime, job.id) == ["commit", "release", "reserve"]
+    with runtime.db.session() as s:
+        commit = s.execute(
+            select(LedgerRow).where(LedgerRow.job_id == job.id, LedgerRow.kind == "commit")
+        ).scalar_one()
+        assert commit.epsilon == 2.0
+
+
+@pytest.mark.parametrize("epochs", [0, -1, -1000])
+def test_epochs_below_one_are_invalid(epochs: int) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        JobSpec(dataset_id="x", target_epsilon=1.0, epochs=epochs, preset="tiny")
+    assert exc.value.field == "epochs"
+
+
+def test_a_corpus_below_the_minimum_fails_precondition_and_reserves_nothing(
+    runtime: Runtime,
+) -> None:
+    dataset_id = _dataset(runtime, n=MIN_RECORDS - 1)
+    runner = JobRunner(_api_only(runtime))
+    with pytest.raises(FailedPrecondition) as exc:
+        runner.create(JobSpec(dataset_id=dataset_id, target_epsilon=1.0, preset="tiny"))
+    assert f"at least {MIN_RECORDS}" in str(exc.value)
+    with runtime.db.session() as s:
+        assert not s.execute(select(LedgerRow).where(LedgerRow.kind == "reserve")).first()

@@ -1,0 +1,198 @@
+"""Resumable DP training (checkpoints carry the accountant) and physical-batch splitting.
+
+A fixed σ keeps these runs fast (no calibration); every run is the tiny preset on 40 records
+with an expected batch of 8 (q = 0.2, 5 steps per epoch).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from corpus import fortunes
+from privsynth.models.dp_train import (
+    CheckpointError,
+    Checkpointing,
+    DPConfig,
+    Example,
+    Progress,
+    TrainingConfigError,
+    TrainingInterrupted,
+    TrainResult,
+    train_dp,
+)
+from privsynth.models.tokenizer import load_tokenizer
+
+STEPS_PER_EPOCH = 5
+
+
+def _examples(n: int = 40) -> list[Example]:
+    return [Example(text=str(r.text), label=r.label) for r in fortunes(n)]
+
+
+def _cfg(**kw: object) -> DPConfig:
+    base: dict[str, object] = {
+        "target_epsilon": 4.0,
+        "target_delta": 1e-5,
+        "epochs": 2,
+        "preset": "tiny",
+        "batch_size": 8,
+        "noise_multiplier": 1.0,
+    }
+    base.update(kw)
+    return DPConfig(**base)  # type: ignore[arg-type]
+
+
+def _weights(res: TrainResult) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = torch.load(io.BytesIO(res.weights), weights_only=True)
+    return state
+
+
+def _same_weights(a: TrainResult, b: TrainResult, atol: float = 0.0) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=atol) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted() -> TrainResult:
+    return train_dp(_examples(), config=_cfg(), tokenizer=load_tokenizer())
+
+
+def test_resume_after_stop_equals_the_uninterrupted_run(
+    uninterrupted: TrainResult, tmp_path: Path
+) -> None:
+    ckpt = Checkpointing(path=tmp_path / "job" / "checkpoint.pt", every_s=0)
+    calls = {"n": 0}
+
+    def stop_after_three() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(TrainingInterrupted) as exc:
+        train_dp(
+            _examples(),
+            config=_cfg(),
+            tokenizer=load_tokenizer(),
+            should_stop=stop_after_three,
+            checkpoint=ckpt,
+        )
+    assert exc.value.cancelled and exc.value.steps == 3
+    assert 0 < exc.value.epsilon_spent < uninterrupted.epsilon_spent
+    assert ckpt.path.exists()
+    assert not list(ckpt.path.parent.glob(".*.tmp"))  # written atomically, nothing left over
+
+    events: list[Progress] = []
+    resumed = train_dp(
+        _examples(),
+        config=_cfg(),
+        tokenizer=load_tokenizer(),
+        checkpoint=ckpt,
+        on_progress=events.append,
+        progress_every_s=3600.0,  # the first step and the last
+    )
+    # Neither forgotten nor double-counted: the steps and ε of one uninterrupted run.
+    assert resumed.card["steps"] == uninterrupted.card["steps"] == 2 * STEPS_PER_EPOCH
+    assert resumed.epsilon_spent == uninterrupted.epsilon_spent
+    assert [e.step for e in events] == [4, 2 * STEPS_PER_EPOCH]
+    assert exc.value.epsilon_spent < events[0].epsilon < events[1].epsilon
+    # Model, optimizer and RNG state are restored too: the very same weights come out.
+    assert _same_weights(resumed, uninterrupted)
+
+
+def test_resume_after_a_crash_retakes_the_steps_after_the_checkpoint(
+    uninterrupted: TrainResult, tmp_path: Path
+) -> None:
+    # Checkpoints every 4 steps; the run dies after step 7 (an epoch boundary lies between).
+    ckpt = Checkpointing(path=tmp_path / "checkpoint.pt", every_s=0, every_steps=4)
+    calls = {"n": 0}
+
+    def crash_after_seven() -> bool:
+        calls["n"] += 1
+        if calls["n"] > 7:
+            raise OSError("disk gone")
+        return False
+
+    with pytest.raises(TrainingInterrupted) as exc:
+        train_dp(
+            _examples(),
+            config=_cfg(),
+            tokenizer=load_tokenizer(),
+            checkpoint=ckpt,
+            should_stop=crash_after_seven,
+        )
+    assert not exc.value.cancelled and exc.value.steps == 7
+    resumed = train_dp(_examples(), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt)
+    assert resumed.card["steps"] == uninterrupted.card["steps"]
+    assert resumed.epsilon_spent == uninterrupted.epsilon_spent
+    assert _same_weights(resumed, uninterrupted)
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
+    ckpt = Checkpointing(path=tmp_path / "checkpoint.pt", every_s=0)
+    with pytest.raises(TrainingInterrupted):
+        train_dp(
+            _examples(),
+            config=_cfg(),
+            tokenizer=load_tokenizer(),
+            should_stop=lambda: True,
+            checkpoint=ckpt,
+        )
+    with pytest.raises(CheckpointError):
+        train_dp(
+            _examples(),
+            config=_cfg(noise_multiplier=2.0),
+            tokenizer=load_tokenizer(),
+            checkpoint=ckpt,
+        )
+    ckpt.path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        train_dp(_examples(), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt)
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_physical_batch_splitting_keeps_steps_and_epsilon(
+    uninterrupted: TrainResult, mode: str
+) -> None:
+    # Poisson batches of ~8 put through the model at most 3 at a time: the clipped gradients
+    # of the parts add up to one noisy step, so steps, ε and (up to rounding) the weights match.
+    split = train_dp(
+        _examples(),
+        config=_cfg(max_physical_batch_size=3, grad_sample_mode=mode),
+        tokenizer=load_tokenizer(),
+    )
+    assert split.card["steps"] == uninterrupted.card["steps"]
+    assert split.card["max_physical_batch_size"] == 3
+    assert split.epsilon_spent == uninterrupted.epsilon_spent
+    if mode == "ghost":
+        assert _same_weights(split, uninterrupted, atol=1e-4)
+
+
+def test_physical_batch_splitting_keeps_empty_batch_noise_steps() -> None:
+    # An expected batch of 1 out of 20 records: about a third of the Poisson batches are
+    # empty, and each must still be a counted noise-only step when batches are split.
+    res = train_dp(
+        _examples(20),
+        config=_cfg(batch_size=1, epochs=1, max_physical_batch_size=1),
+        tokenizer=load_tokenizer(),
+    )
+    assert res.card["steps"] == 20
+
+
+@pytest.mark.parametrize(
+    ("kw", "n", "field"),
+    [
+        ({"epochs": 0}, 40, "epochs"),
+        ({"epochs": -3}, 40, "epochs"),
+        ({"max_physical_batch_size": -1}, 40, "max_physical_batch_size"),
+        ({}, 19, "dataset"),
+        ({}, 0, "dataset"),
+    ],
+)
+def test_bad_schedules_and_corpora_name_the_field(
+    kw: dict[str, object], n: int, field: str
+) -> None:
+    with pytest.raises(TrainingConfigError) as exc:
+        _cfg(target_delta=1e-6, **kw).validate(n)
+    assert exc.value.field == field
