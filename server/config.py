@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         scrub_policy: Replacement strategies per entity type (YAML); defaults to the packaged
             ``conf/scrub.yaml`` (typed placeholders).
         nlp_config: Presidio NLP engine YAML; defaults to the packaged ``conf/nlp.yaml``.
+        scrub_secret: Master secret (at least 16 bytes) for the ``hash`` and ``pseudonym``
+            scrub strategies: each dataset's key is HMAC-SHA256(secret, dataset id), derived
+            in memory and never stored. Required, at start-up, when ``scrub_policy`` uses
+            either strategy; keep it out of the data dir (a Kubernetes Secret).
+        scrub_secret_file: File holding ``scrub_secret`` (a mounted secret); read at
+            start-up, overrides ``scrub_secret``.
         user_id_key: Secret for hashing user ids; generated into the data dir when unset.
         auth_tokens_file: YAML or JSON file mapping bearer tokens (or their SHA-256) to
             identities with roles (format in :mod:`privsynth.server.auth`). Unset (the default)
@@ -84,6 +90,9 @@ class Settings(BaseSettings):
     scrub_workers: int = Field(default=2, ge=0)
     scrub_policy: Path | None = None
     nlp_config: Path | None = None
+    # -- scrub master secret (issue 3) --
+    scrub_secret: SecretStr = SecretStr("")
+    scrub_secret_file: Path | None = None
     user_id_key: str = ""
     admin_token: str = ""
     admin_token_file: Path | None = None
@@ -104,6 +113,30 @@ class Settings(BaseSettings):
     def _read_admin_token(self) -> Settings:
         if self.admin_token_file is not None:
             self.admin_token = self.admin_token_file.read_text(encoding="utf-8").strip()
+        return self
+
+    @model_validator(mode="after")
+    def _check_scrub_secret(self) -> Settings:
+        if self.scrub_secret_file is not None:
+            try:
+                raw = self.scrub_secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read PRIVSYNTH_SCRUB_SECRET_FILE ({type(exc).__name__})"
+                ) from None
+            self.scrub_secret = SecretStr(raw)
+        secret = self.scrub_secret.get_secret_value()
+        if secret and len(secret.encode("utf-8")) < 16:
+            raise ValueError("PRIVSYNTH_SCRUB_SECRET must be at least 16 bytes")
+        from privsynth.server.strategies import load_policy
+
+        policy = load_policy(self.scrub_policy)  # a bad policy raises StrategyConfigError
+        if policy.needs_key and not secret:
+            raise ValueError(
+                f"the scrub policy {policy.source} uses 'hash' or 'pseudonym', which need a "
+                "master secret: set PRIVSYNTH_SCRUB_SECRET or PRIVSYNTH_SCRUB_SECRET_FILE "
+                "(e.g. 32 random bytes from a Kubernetes Secret)"
+            )
         return self
 
     @model_validator(mode="after")

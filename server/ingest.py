@@ -3,6 +3,11 @@
 Raw text exists only in memory while a batch is scrubbed; only scrubbed text is written. An
 upload is all-or-nothing: a bad record aborts it with an error naming the record's position
 (never its content) and nothing is stored.
+
+Keyed strategies (``hash``, ``pseudonym``) use the dataset's own key, derived here from the
+server's master secret and the dataset id (:func:`~privsynth.server.strategies.dataset_key`),
+handed to the scrubber with every batch and dropped when the upload ends: the key is never
+written to the database, the shard or the report.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from privsynth.server.db import DatasetRow, new_id, utcnow
-from privsynth.server.errors import InvalidArgument
+from privsynth.server.errors import FailedPrecondition, InvalidArgument
 from privsynth.server.runtime import Runtime
+from privsynth.server.strategies import dataset_key
 
-__all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest"]
+__all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
 
 MAX_LABEL_CHARS = 100
 MAX_USER_ID_CHARS = 200
@@ -92,6 +98,24 @@ def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
     return text
 
 
+def scrub_key(runtime: Runtime, dataset_id: str) -> bytes | None:
+    """The dataset's key for keyed strategies, or None when the policy needs none.
+
+    Raises:
+        FailedPrecondition: The policy is keyed but no master secret is configured (the
+            settings refuse that at start-up; this guards runtimes built another way).
+    """
+    if not runtime.scrubber.policy.needs_key:
+        return None
+    secret = runtime.settings.scrub_secret.get_secret_value()
+    if not secret:
+        raise FailedPrecondition(
+            "the scrub policy uses 'hash' or 'pseudonym' but the server has no master "
+            "secret: set PRIVSYNTH_SCRUB_SECRET or PRIVSYNTH_SCRUB_SECRET_FILE"
+        )
+    return dataset_key(secret.encode("utf-8"), dataset_id)
+
+
 def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord]) -> DatasetRow:
     """Scrub and store an uploaded corpus.
 
@@ -105,9 +129,12 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
 
     Raises:
         InvalidArgument: Bad metadata, a bad record (by position), or an empty corpus.
+        FailedPrecondition: Keyed strategies without a master secret.
     """
     runtime.require_ready()
     _validate_spec(spec)
+    dataset_id = new_id()
+    key = scrub_key(runtime, dataset_id)
     settings = runtime.settings
     scrubber = runtime.scrubber
     metrics = runtime.metrics
@@ -126,7 +153,7 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         if not pending:
             return
         started = time.perf_counter()
-        results = scrubber.scrub_batch([text for text, _, _ in pending])
+        results = scrubber.scrub_batch([text for text, _, _ in pending], key=key)
         metrics.scrub_seconds.observe(time.perf_counter() - started)
         for (_, label, user), res in zip(pending, results, strict=True):
             if res.entity_counts:
@@ -178,7 +205,7 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         "residual_counts": dict(sorted(residual.items())),
     }
     row = DatasetRow(
-        id=new_id(),
+        id=dataset_id,
         display_name=spec.display_name,
         created_at=utcnow(),
         record_count=count,

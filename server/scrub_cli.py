@@ -39,6 +39,11 @@ def run_cli(args: argparse.Namespace) -> int:
         )
     except ScrubberConfigError as exc:
         raise SystemExit(f"scrub configuration error: {exc}") from None
+    if scrubber.policy.needs_key and key is None:
+        raise SystemExit(
+            "scrub configuration error: the policy uses 'hash' or 'pseudonym'; give the "
+            "file's key with --key-file or PRIVSYNTH_SCRUB_KEY (at least 16 bytes)"
+        )
     bar = ProgressBar("scrubbing", total=100)
     with scrubber:
         try:

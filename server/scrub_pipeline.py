@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -71,9 +72,13 @@ class ResidualChecker:
     def load(self) -> None:
         """Build a pattern-only analyzer on a blank English tokenizer."""
         import spacy
-        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer import RecognizerRegistry
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
-        from privsynth.server.recognizers import NER_RECOGNIZER, configure_registry
+        from privsynth.server.recognizers import (
+            NER_RECOGNIZER,
+            FastContextAnalyzerEngine,
+            configure_registry,
+        )
         from privsynth.server.scrubber import _offline_email_recognizer, lower_lemma_component
 
         nlp = spacy.blank("en")
@@ -93,7 +98,7 @@ class ResidualChecker:
             if wanted & set(r.supported_entities) and r.name != NER_RECOGNIZER
         ]
         logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-        self._analyzer = AnalyzerEngine(
+        self._analyzer = FastContextAnalyzerEngine(
             nlp_engine=engine, registry=registry, supported_languages=["en"]
         )
 
@@ -169,8 +174,10 @@ def _init_worker(kwargs: dict[str, Any]) -> None:
         scrubber = Scrubber(**kwargs)
         scrubber.load()
         # The first call pays lazy loads (phone metadata per region, spaCy buffers, Faker);
-        # pay them at start-up, not on the first chunk of real work.
-        scrubber.scrub_batch([_WARM_UP])
+        # pay them at start-up, not on the first chunk of real work. A keyed policy without
+        # a default key warms up under a throwaway key (datasets bring their own).
+        needs_key = scrubber.policy.needs_key and kwargs.get("key") is None
+        scrubber.scrub_batch([_WARM_UP], key=os.urandom(32) if needs_key else None)
         _worker_scrubber = scrubber
     except ScrubberConfigError as exc:
         _worker_error = str(exc)  # configuration messages name files and settings only
@@ -189,10 +196,12 @@ def _ping() -> tuple[str, str]:
     return s.description, s.strategy
 
 
-def _scrub_chunk(texts: list[str]) -> list[ScrubResult]:
+def _scrub_chunk(texts: list[str], key: bytes | None) -> list[ScrubResult]:
     scrubber = _worker()
     try:
-        return scrubber.scrub_batch(texts)
+        return scrubber.scrub_batch(texts, key=key)
+    except ScrubberConfigError:
+        raise  # configuration messages name settings only
     except Exception as exc:
         # The original message may quote input text; only the type crosses back.
         raise ScrubWorkerError(f"scrubbing failed in a worker ({type(exc).__name__})") from None
@@ -219,6 +228,8 @@ class ParallelScrubber:
         **scrubber_kwargs: Passed to :class:`Scrubber` in each worker (``nlp_config``,
             ``policy``, ``key``, ``residual_check``, ``score_threshold``, ...). They are
             pickled to the workers over a pipe, the key included, and never written to disk.
+            The server passes no ``key`` here but each dataset's key with its chunks
+            (:meth:`scrub_iter`), so one pool serves every dataset.
 
     Use as a context manager, or call :meth:`load` and :meth:`close`.
     """
@@ -239,6 +250,7 @@ class ParallelScrubber:
         scrubber_kwargs.setdefault("batch_size", chunk_size)
         # Validates the policy and key here, in the caller, before any process starts.
         probe = Scrubber(**scrubber_kwargs)
+        self._probe = probe
         self.policy = probe.policy
         self.residual_check = probe.residual_check
         self._kwargs = scrubber_kwargs
@@ -294,16 +306,22 @@ class ParallelScrubber:
         """Replacement strategies in use, value-free."""
         return self._strategy
 
-    def scrub_iter(self, texts: Iterable[str]) -> Iterator[ScrubResult]:
+    def scrub_iter(
+        self, texts: Iterable[str], *, key: bytes | None = None
+    ) -> Iterator[ScrubResult]:
         """Scrub a stream of texts, yielding results in input order.
 
         At most ``max_in_flight`` chunks of ``chunk_size`` texts are held at once, so the
         input may be far larger than memory. Closing the iterator early cancels the chunks
-        not yet started.
+        not yet started. ``key`` (the dataset's secret for keyed strategies; default: the
+        constructor's) travels with every chunk and stays in the workers' memory.
 
         Raises:
+            StrategyConfigError: The policy is keyed and there is no key (checked here,
+                before any text is sent).
             ScrubWorkerError: A worker failed (the message names the exception type only).
         """
+        self._probe.replacer(key)  # a missing or short key fails here, not in a worker
         if self._pool is None:
             self.load()
         pool = self._pool
@@ -312,7 +330,7 @@ class ParallelScrubber:
         it = iter(texts)
         try:
             while chunk := list(islice(it, self.chunk_size)):
-                pending.append(pool.submit(_scrub_chunk, chunk))
+                pending.append(pool.submit(_scrub_chunk, chunk, key))
                 while len(pending) >= self.max_in_flight:
                     yield from pending.popleft().result()
             while pending:
@@ -321,9 +339,9 @@ class ParallelScrubber:
             for f in pending:
                 f.cancel()
 
-    def scrub_batch(self, texts: Sequence[str]) -> list[ScrubResult]:
+    def scrub_batch(self, texts: Sequence[str], *, key: bytes | None = None) -> list[ScrubResult]:
         """Scrub several texts across the workers (same contract as ``Scrubber.scrub_batch``)."""
-        return list(self.scrub_iter(texts))
+        return list(self.scrub_iter(texts, key=key))
 
     def analyze_batch(self, texts: Sequence[str]) -> list[list[Any]]:
         """Detected spans per text, computed in the workers (as ``Scrubber.analyze_batch``)."""

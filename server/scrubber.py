@@ -22,7 +22,7 @@ re-analyses the output for structured identifiers the first pass left behind.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
-    from privsynth.server.strategies import ScrubPolicy
+    from privsynth.server.strategies import Replacer, ScrubPolicy
 
 __all__ = ["ScrubResult", "Scrubber", "ScrubberConfigError"]
 
@@ -84,7 +84,15 @@ def _offline_email_recognizer() -> Any:
     extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
     class OfflineEmailRecognizer(EmailRecognizer):
-        """Presidio's e-mail recognizer with tldextract's bundled suffix list (no fetch)."""
+        """Presidio's e-mail recognizer with tldextract's bundled suffix list (no fetch).
+
+        Its pattern needs a literal "@": texts without one (most) skip the regex.
+        """
+
+        def analyze(self, text: str, *args: Any, **kwargs: Any) -> Any:
+            if "@" not in text:
+                return []
+            return super().analyze(text, *args, **kwargs)
 
         def validate_result(self, pattern_text: str) -> bool:
             return bool(extractor(pattern_text).fqdn != "")
@@ -121,14 +129,19 @@ class Scrubber:
             :data:`DEFAULT_EXCLUDED_COMPONENTS`); ignored when ``analyzer`` is given.
         policy: Replacement strategy per entity type, or a path to such a YAML file;
             defaults to the packaged ``conf/scrub.yaml`` (typed placeholders).
-        key: Per-dataset secret for the ``hash`` and ``pseudonym`` strategies. Held in
-            memory only; never written, logged or reported.
+        key: Default per-dataset secret for the ``hash`` and ``pseudonym`` strategies (the
+            CLI's one file); the server instead passes each dataset's key to
+            :meth:`scrub_batch`. Held in memory only; never written, logged or reported.
         residual_check: Re-analyse every output for structured identifiers and report them
             in :attr:`ScrubResult.residual_counts` (costs a second, spaCy-free pass).
 
     Raises:
-        StrategyConfigError: The policy is invalid or needs a key that was not given.
+        StrategyConfigError: The policy is invalid, or ``key`` is too short. A keyed policy
+            without any key fails in :meth:`scrub_batch`, before anything is replaced.
     """
+
+    #: Replacers kept per worker (one per recently seen dataset key).
+    _MAX_REPLACERS = 8
 
     def __init__(
         self,
@@ -143,7 +156,7 @@ class Scrubber:
         key: bytes | None = None,
         residual_check: bool = False,
     ) -> None:
-        from privsynth.server.strategies import Replacer, ScrubPolicy, load_policy
+        from privsynth.server.strategies import ScrubPolicy, load_policy
 
         self._nlp_config = nlp_config
         self._analyzer = analyzer
@@ -154,10 +167,36 @@ class Scrubber:
             DEFAULT_EXCLUDED_COMPONENTS if exclude_components is None else exclude_components
         )
         self.policy = policy if isinstance(policy, ScrubPolicy) else load_policy(policy)
-        self._replacer = Replacer(self.policy, key)
+        self._key = key
+        self._replacers: OrderedDict[bytes | None, Replacer] = OrderedDict()
+        if key is not None or not self.policy.needs_key:
+            self.replacer(key)  # validates the key now
         self.residual_check = residual_check
         self._residual: Any = None
         self.pipeline_name = ""
+
+    def replacer(self, key: bytes | None = None) -> Replacer:
+        """The replacer for dataset ``key`` (default: the constructor's key), cached.
+
+        Raises:
+            StrategyConfigError: The policy uses ``hash`` or ``pseudonym`` and there is no
+                key, or the key is too short.
+        """
+        from privsynth.server.strategies import Replacer
+
+        if not self.policy.needs_key:
+            key = None  # one replacer serves every dataset
+        elif key is None:
+            key = self._key
+        found = self._replacers.get(key)
+        if found is not None:
+            self._replacers.move_to_end(key)
+            return found
+        made = Replacer(self.policy, key)
+        self._replacers[key] = made
+        while len(self._replacers) > self._MAX_REPLACERS:
+            self._replacers.popitem(last=False)
+        return made
 
     @property
     def strategy(self) -> str:
@@ -236,20 +275,22 @@ class Scrubber:
             )
         )
 
-    def scrub_batch(self, texts: Sequence[str]) -> list[ScrubResult]:
+    def scrub_batch(self, texts: Sequence[str], *, key: bytes | None = None) -> list[ScrubResult]:
         """Scrub several texts; spaCy processes them as one batch.
 
+        ``key`` is the dataset's secret for keyed strategies (default: the constructor's).
         Each span is replaced by its entity type's strategy. Overlaps are resolved by
         Presidio's anonymizer (contained spans dropped, the higher score wins), and the
         positions it reports in the output become :attr:`ScrubResult.surrogate_spans`.
         """
+        replacer = self.replacer(key)  # before any work: a missing key fails fast
         analyses = self.analyze_batch(texts)
         out = []
         for text, results in zip(texts, analyses, strict=True):
             if not results:
                 out.append(ScrubResult(text=text))
                 continue
-            operators = self._replacer.operators({r.entity_type for r in results})
+            operators = replacer.operators({r.entity_type for r in results})
             anonymized = self._anonymizer.anonymize(
                 text=text, analyzer_results=results, operators=operators
             )

@@ -16,13 +16,20 @@ Five strategies:
 
 The dataset key is passed in by the caller and only lives in memory; nothing here stores or
 logs it, and two sub-keys are derived from it so a published hash never reveals a pseudonym
-seed. Surrogates avoid real identifiers where a reserved range exists (``example.com`` /
+seed. On the server it comes from :func:`dataset_key`: an HMAC of the dataset id under the
+server's master secret (``PRIVSYNTH_SCRUB_SECRET``), recomputed whenever needed and never
+written next to the data, so a copy of the database and artifacts alone cannot reverse a
+hash or a pseudonym by trying candidate values.
+
+Surrogates avoid real identifiers where a reserved range exists (``example.com`` /
 ``.net`` / ``.org`` e-mails and URLs, 555-01xx US phone numbers, RFC 5737 / RFC 3849
 documentation IP addresses); the scrubber also records every span it wrote so the residual
 check never counts its own surrogates as leaked PII.
 
-Configuration errors (unknown strategy, unknown entity type, bad option, missing key) raise
-:class:`StrategyConfigError` at load time, never while scrubbing.
+Configuration errors (unknown strategy, unknown entity type, bad option) raise
+:class:`StrategyConfigError` at load time, never while scrubbing; a keyed policy without a
+master secret stops the server at start-up (``Settings``), and a scrub call without a key
+fails before it replaces anything.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import hashlib
 import hmac
 import random
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -47,6 +55,7 @@ __all__ = [
     "Replacer",
     "ScrubPolicy",
     "StrategyConfigError",
+    "dataset_key",
     "load_policy",
 ]
 
@@ -68,6 +77,23 @@ _OPTIONS: dict[str, dict[str, type]] = {
 
 class StrategyConfigError(ScrubberConfigError):
     """``scrub.yaml`` names an unknown strategy or entity type, or a keyed strategy lacks a key."""
+
+
+def dataset_key(master: bytes, dataset_id: str) -> bytes:
+    """The per-dataset key: HMAC-SHA256 of the dataset id under the server's master secret.
+
+    Deterministic, so every worker process and every later re-scrub of the same dataset
+    derives the same key without it ever being stored; different for every dataset, so
+    surrogates cannot be linked across datasets. The message carries a version label
+    (domain separation from any other use of the master secret).
+
+    Raises:
+        StrategyConfigError: The master secret is shorter than :data:`MIN_KEY_BYTES`.
+    """
+    if len(master) < MIN_KEY_BYTES:
+        raise StrategyConfigError(f"the scrub master secret must be at least {MIN_KEY_BYTES} bytes")
+    msg = b"privsynth/dataset-key/v1\0" + dataset_id.encode("utf-8")
+    return hmac.new(master, msg, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -293,7 +319,6 @@ class Replacer:
                 raise StrategyConfigError(f"the dataset key must be at least {MIN_KEY_BYTES} bytes")
         self._hash_key = hmac.new(key or b"", b"privsynth/hash/v1", hashlib.sha256).digest()
         self._seed_key = hmac.new(key or b"", b"privsynth/pseudonym/v1", hashlib.sha256).digest()
-        self._faker: Any = None
         self._operators: dict[str, Any] = {}
 
     # -- strategies ----------------------------------------------------------------------------
@@ -325,12 +350,12 @@ class Replacer:
         make = _PSEUDONYMS.get(entity_type)
         if make is None:
             return _shape(value, rnd)
-        if self._faker is None:
-            from faker import Faker
-
-            self._faker = Faker("en_US")
-        self._faker.seed_instance(seed)
-        return make(value, rnd, self._faker)
+        # One Faker per process (building one costs ~50 ms), reseeded per value; the lock
+        # keeps seed and draw together when gRPC threads scrub in the server process.
+        with _FAKER_LOCK:
+            fake = _faker()
+            fake.seed_instance(seed)
+            return make(value, rnd, fake)
 
     # -- Presidio ------------------------------------------------------------------------------
 
@@ -357,6 +382,19 @@ class Replacer:
         if s.name == "hash":
             return lambda v: self.keyed_hash(entity, v, s.length)
         return lambda v: self.pseudonym(entity, v)
+
+
+_FAKER_LOCK = threading.Lock()
+_FAKER: Any = None
+
+
+def _faker() -> Any:
+    global _FAKER
+    if _FAKER is None:
+        from faker import Faker
+
+        _FAKER = Faker("en_US")
+    return _FAKER
 
 
 # -- format-preserving surrogates, one per entity type ------------------------------------------

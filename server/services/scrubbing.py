@@ -1,6 +1,13 @@
-"""Scrubbing servicer: ad hoc analysis and scrubbing of one size-limited text."""
+"""Scrubbing servicer: ad hoc analysis and scrubbing of one size-limited text.
+
+ScrubText belongs to no dataset, so keyed strategies (``hash``, ``pseudonym``) use a fresh
+random key per request: the same value gets the same surrogate within one text, and nothing
+links two requests (no caller can use the service as an oracle for a dataset's surrogates).
+"""
 
 from __future__ import annotations
+
+import secrets
 
 import grpc
 from privsynth.client.pb import scrubbing_pb2, scrubbing_pb2_grpc
@@ -46,7 +53,9 @@ class ScrubbingServicer(scrubbing_pb2_grpc.ScrubbingServicer):
     ) -> scrubbing_pb2.ScrubTextResponse:
         """The scrubbed text and counts per entity type."""
         text = _checked(self.runtime, request.text)
-        result = self.runtime.scrubber.scrub_batch([text])[0]
+        scrubber = self.runtime.scrubber
+        key = secrets.token_bytes(32) if scrubber.policy.needs_key else None
+        result = scrubber.scrub_batch([text], key=key)[0]
         return scrubbing_pb2.ScrubTextResponse(
             text=result.text, entity_counts=dict(result.entity_counts)
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from privsynth.server.scrub_pipeline import ParallelScrubber, ResidualChecker
-from privsynth.server.scrubber import Scrubber, ScrubberConfigError
+from privsynth.server.scrubber import Scrubber, ScrubberConfigError, ScrubResult
 from privsynth.server.strategies import ScrubPolicy, StrategyConfigError
 
 KEY = b"dataset-key-0123456789abcdef"
@@ -96,9 +96,33 @@ def test_worker_load_errors_reach_the_caller(tmp_path: Path) -> None:
         ParallelScrubber(workers=1, nlp_config=conf).load()
 
 
-def test_bad_policy_fails_before_workers_start() -> None:
+def test_keyed_policy_without_key_fails_before_workers_start() -> None:
+    ps = ParallelScrubber(workers=2, policy=POLICY)  # the server passes keys per dataset
     with pytest.raises(StrategyConfigError, match="per-dataset key"):
-        ParallelScrubber(workers=2, policy=POLICY)
+        ps.scrub_batch(TEXTS[:1])
+    assert ps._pool is None  # refused in the parent: no worker started, no text sent
+    with pytest.raises(StrategyConfigError, match="at least 16 bytes"):
+        ps.scrub_batch(TEXTS[:1], key=b"short")
+
+
+def test_per_dataset_keys_across_workers(parallel: ParallelScrubber) -> None:
+    texts = [TEXTS[0], TEXTS[1], TEXTS[2], TEXTS[3], TEXTS[4]] * 2  # chunks of 2 on 2 workers
+
+    def names_and_emails(out: list[ScrubResult]) -> tuple[set[str], set[str]]:
+        names = {r.text.split("I am ")[1].split(",")[0] for r in out if "I am " in r.text}
+        mails = {m for r in out for m in re.findall(r"\S+@example\.(?:com|net|org)", r.text)}
+        return names, mails
+
+    a = parallel.scrub_batch(texts, key=b"A" * 32)
+    b = parallel.scrub_batch(texts, key=b"B" * 32)
+    names_a, mails_a = names_and_emails(a)
+    names_b, mails_b = names_and_emails(b)
+    # One surrogate per value within a dataset, whichever worker scrubbed the chunk ...
+    assert len(names_a) == 1 and len(mails_a) == 1 and len(names_b) == 1 and len(mails_b) == 1
+    assert all(r.text.startswith(next(iter(names_a))) for r in a[2::5])
+    # ... and another one in another dataset.
+    assert names_a != names_b and mails_a != mails_b
+    assert a == parallel.scrub_batch(texts, key=b"A" * 32)  # reproducible
 
 
 def test_scrub_file_through_workers(parallel: ParallelScrubber, tmp_path: Path) -> None:
