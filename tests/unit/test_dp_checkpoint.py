@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from corpus import fortunes
+from privsynth.models import dp_train
 from privsynth.models.dp_train import (
     CheckpointError,
     Checkpointing,
@@ -153,10 +155,19 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["ghost", "hooks"])
 def test_physical_batch_splitting_keeps_steps_and_epsilon(
-    uninterrupted: TrainResult, mode: str
+    uninterrupted: TrainResult, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Poisson batches of ~8 put through the model at most 3 at a time: the clipped gradients
     # of the parts add up to one noisy step, so steps, ε and (up to rounding) the weights match.
+    seen: list[int] = []
+    real_initial_model = dp_train.initial_model
+
+    def watched_initial_model(*args: Any, **kwargs: Any) -> Any:
+        model, base = real_initial_model(*args, **kwargs)
+        model.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].shape[0]))
+        return model, base
+
+    monkeypatch.setattr(dp_train, "initial_model", watched_initial_model)
     split = train_dp(
         _examples(),
         config=_cfg(max_physical_batch_size=3, grad_sample_mode=mode),
@@ -165,6 +176,7 @@ def test_physical_batch_splitting_keeps_steps_and_epsilon(
     assert split.card["steps"] == uninterrupted.card["steps"]
     assert split.card["max_physical_batch_size"] == 3
     assert split.epsilon_spent == uninterrupted.epsilon_spent
+    assert max(seen) <= 3 and len(seen) > split.card["steps"]  # batches were really split
     if mode == "ghost":
         assert _same_weights(split, uninterrupted, atol=1e-4)
 
