@@ -547,6 +547,7 @@ def _train_dp(
     }
     ckpt_cfg = checkpoint if world_size == 1 else None
     resume_rng: dict[str, Any] | None = None
+    resumed_from: int | None = None
     if ckpt_cfg is not None and ckpt_cfg.path.exists():
         ckpt = _read_checkpoint(ckpt_cfg.path)
         if ckpt.get("run") != run_key:
@@ -569,6 +570,7 @@ def _train_dp(
             ) from None
         if accounted_steps() != int(state["step"]):
             raise CheckpointError("checkpoint's accountant disagrees with its step count")
+        resumed_from = int(state["step"])
 
     def save_checkpoint() -> None:
         assert ckpt_cfg is not None
@@ -700,6 +702,7 @@ def _train_dp(
         "sample_rate": sample_rate,
         "expected_batch_size": batch_size,
         "max_physical_batch_size": config.max_physical_batch_size or None,
+        "resumed_from_step": resumed_from,
         "max_grad_norm": config.max_grad_norm,
         "steps": step,
         "epochs": config.epochs,

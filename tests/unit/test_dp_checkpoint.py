@@ -97,6 +97,8 @@ def test_resume_after_stop_equals_the_uninterrupted_run(
     # Neither forgotten nor double-counted: the steps and ε of one uninterrupted run.
     assert resumed.card["steps"] == uninterrupted.card["steps"] == 2 * STEPS_PER_EPOCH
     assert resumed.epsilon_spent == uninterrupted.epsilon_spent
+    assert resumed.card["resumed_from_step"] == 3
+    assert uninterrupted.card["resumed_from_step"] is None
     assert [e.step for e in events] == [4, 2 * STEPS_PER_EPOCH]
     assert exc.value.epsilon_spent < events[0].epsilon < events[1].epsilon
     # Model, optimizer and RNG state are restored too: the very same weights come out.
