@@ -524,7 +524,7 @@ class JobRunner:
                 event = self._cancel.get(job_id)
             if event is not None:
                 event.set()
-        checkpoint = self._checkpointing(job_id)
+        checkpoint = self._checkpointing(job_id, resume=resume)
         if not resume:
             self._drop_checkpoint(job_id)  # a fresh run never resumes someone else's state
         # Train with exactly the σ the ledger reserved (its event is what the cap was checked
@@ -636,10 +636,18 @@ class JobRunner:
             )
         self._drop_checkpoint(job_id)
 
-    def _checkpointing(self, job_id: str) -> Checkpointing | None:
-        """The job's checkpoint policy from settings (None when both intervals are 0)."""
+    def _checkpointing(self, job_id: str, *, resume: bool = False) -> Checkpointing | None:
+        """The job's checkpoint policy from settings (None when both intervals are 0).
+
+        A job being resumed always reads its checkpoint, even if this process has
+        checkpointing off: restarting from scratch would discard the state its ε covers.
+        """
         settings = self.runtime.settings
         if settings.checkpoint_every_s <= 0 and settings.checkpoint_every_steps <= 0:
+            if resume:
+                return Checkpointing(
+                    path=self._checkpoint_path(job_id), every_s=0, every_steps=0, on_stop=False
+                )
             return None
         return Checkpointing(
             path=self._checkpoint_path(job_id),

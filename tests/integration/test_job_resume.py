@@ -121,7 +121,9 @@ def test_a_job_stopped_by_shutdown_resumes_and_is_charged_once(runtime: Runtime)
     JobRunner(_api_only(runtime)).recover()
     assert first.get(job.id).state == "RUNNING"
 
-    second = JobRunner(runtime)  # the restarted server
+    # The restarted server, even with checkpointing turned off, resumes from the checkpoint.
+    settings = runtime.settings.model_copy(update={"checkpoint_every_steps": 0})
+    second = JobRunner(dataclasses.replace(runtime, settings=settings))
     second.recover()
     try:
         done = _wait(runtime, job.id)
