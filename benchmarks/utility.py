@@ -66,10 +66,9 @@ def accuracy(clf: object, rows: list[dict[str, str]]) -> float:
 def train_generator(train: list[dict[str, str]], eps: float, args: argparse.Namespace):
     import torch
     from privsynth.models.dp_train import DPConfig, Example, train_dp
-    from privsynth.models.sampling import load_model
-    from privsynth.models.tokenizer import load_tokenizer
+    from privsynth.models.family import load_generator, tokenizer_for_preset
 
-    tok = load_tokenizer()
+    tok = tokenizer_for_preset(args.preset)
     examples = [Example(text=r["text"], label=r["label"]) for r in train]
     if math.isinf(eps):
         return train_nonprivate(examples, args), None
@@ -84,21 +83,22 @@ def train_generator(train: list[dict[str, str]], eps: float, args: argparse.Name
             grad_sample_mode=args.mode,
             batch_size=args.batch_size,
             learning_rate=args.lr,
+            max_physical_batch_size=args.physical_batch,
         ),
         tokenizer=tok,
     )
     torch.manual_seed(0)
-    return load_model(res.weights, res.model_config), res.card
+    return load_generator(res.weights, res.model_config)[0], res.card
 
 
 def train_nonprivate(examples, args: argparse.Namespace):
     """Same model, data layout, batches and epochs, without clipping or noise (the ceiling)."""
     import torch
     from privsynth.models.dp_train import _per_record_loss, encode_example, initial_model
-    from privsynth.models.tokenizer import load_tokenizer
+    from privsynth.models.family import tokenizer_for_preset
     from torch import nn
 
-    tok = load_tokenizer()
+    tok = tokenizer_for_preset(args.preset)
     model, _ = initial_model(args.preset, tok)
     max_len = model.cfg.max_len
     label_ids = {e.label: tok.encode(e.label) for e in examples}
@@ -106,7 +106,7 @@ def train_nonprivate(examples, args: argparse.Namespace):
         torch.tensor(encode_example(tok, ids, label_ids[e.label], max_len))
         for e, ids in zip(examples, tok.encode_batch([e.text for e in examples]), strict=False)
     ]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     rng = random.Random(0)
     model.train()
     for _ in range(args.epochs):
@@ -116,7 +116,9 @@ def train_nonprivate(examples, args: argparse.Namespace):
             batch = nn.utils.rnn.pad_sequence(
                 [seqs[j] for j in order[i : i + 64]], batch_first=True, padding_value=tok.pad_id
             )
-            loss = _per_record_loss(model(batch[:, :-1]), batch[:, 1:], tok.pad_id)
+            logits, targets = model(batch[:, :-1]), batch[:, 1:]
+            targets = targets.masked_fill(targets >= logits.shape[-1], tok.pad_id)
+            loss = _per_record_loss(logits, targets, tok.pad_id)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -124,12 +126,12 @@ def train_nonprivate(examples, args: argparse.Namespace):
     return model
 
 
-def perplexity(model, rows: list[dict[str, str]]) -> float:
+def perplexity(model, rows: list[dict[str, str]], preset: str) -> float:
     from privsynth.models.dp_train import encode_example
+    from privsynth.models.family import tokenizer_for_preset
     from privsynth.models.pretrain import evaluate_perplexity
-    from privsynth.models.tokenizer import load_tokenizer
 
-    tok = load_tokenizer()
+    tok = tokenizer_for_preset(preset)
     seqs = [
         encode_example(tok, ids, tok.encode(r["label"]), model.cfg.max_len)
         for r, ids in zip(rows, tok.encode_batch([r["text"] for r in rows]), strict=False)
@@ -139,11 +141,13 @@ def perplexity(model, rows: list[dict[str, str]]) -> float:
     return ppl
 
 
-def synthesize(model, mix: Counter[str], seed: int, max_tokens: int) -> list[dict[str, str]]:
+def synthesize(
+    model, mix: Counter[str], seed: int, max_tokens: int, preset: str
+) -> list[dict[str, str]]:
+    from privsynth.models.family import tokenizer_for_preset
     from privsynth.models.sampling import SamplingParams, sample
-    from privsynth.models.tokenizer import load_tokenizer
 
-    tok = load_tokenizer()
+    tok = tokenizer_for_preset(preset)
     out = []
     for i, (label, n) in enumerate(sorted(mix.items())):
         params = SamplingParams(count=n, seed=seed + i, label=label, max_tokens=max_tokens)
@@ -159,6 +163,9 @@ def main() -> int:
     parser.add_argument("--mode", default="auto", help="grad_sample_mode")
     parser.add_argument("--batch-size", type=int, default=64, help="expected DP batch size")
     parser.add_argument("--lr", type=float, default=5e-3, help="DP learning rate")
+    parser.add_argument(
+        "--physical-batch", type=int, default=0, help="split DP batches (0: no limit)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--samples-out", default="", help="write 3 samples per eps here (JSON)")
@@ -184,8 +191,8 @@ def main() -> int:
         t0 = time.monotonic()
         model, card = train_generator(train, eps, args)
         train_s = time.monotonic() - t0
-        ppl = perplexity(model, test)
-        synth = synthesize(model, mix, seed=1, max_tokens=args.max_tokens)
+        ppl = perplexity(model, test, args.preset)
+        synth = synthesize(model, mix, seed=1, max_tokens=args.max_tokens, preset=args.preset)
         acc_syn = accuracy(
             classifier([r["text"] for r in synth], [r["label"] for r in synth]), test
         )

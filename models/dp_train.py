@@ -18,15 +18,18 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
-from privsynth.models.presets import PRESETS, Base, load_base
-from privsynth.models.tokenizer import PublicTokenizer
+from privsynth.models.family import Tokenizer
+from privsynth.models.presets import PRESETS, load_base
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset
+
+if TYPE_CHECKING:
+    from privsynth.models.hf_lm import HFLoRALM
 
 __all__ = [
     "ACCOUNTANTS",
@@ -267,7 +270,7 @@ class TrainResult:
 
 
 def encode_example(
-    tokenizer: PublicTokenizer, text_ids: Sequence[int], label_ids: Sequence[int], max_len: int
+    tokenizer: Tokenizer, text_ids: Sequence[int], label_ids: Sequence[int], max_len: int
 ) -> list[int]:
     """Lay out one record as ``BOS label SEP text EOS``, truncated to ``max_len + 1`` tokens."""
     seq = [tokenizer.bos_id, *label_ids, tokenizer.sep_id, *text_ids, tokenizer.eos_id]
@@ -303,14 +306,27 @@ def _per_record_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -
 
 
 def initial_model(
-    preset_name: str, tokenizer: PublicTokenizer
-) -> tuple[TinyTransformerLM, Base | None]:
+    preset_name: str, tokenizer: Tokenizer
+) -> tuple[TinyTransformerLM | HFLoRALM, dict[str, Any] | None]:
     """The model a run starts from: the preset's public base if it has one, else random.
 
+    Returns:
+        The model and the base's provenance (None when training from scratch).
+
     Raises:
-        TrainingConfigError: The base was built with another tokenizer's vocabulary.
+        TrainingConfigError: The base was built with another tokenizer's vocabulary, or a
+            Hugging Face base does not load.
     """
     preset = PRESETS[preset_name]
+    if preset.architecture == "hf-lora":
+        from privsynth.models.hf_lm import BaseLoadError, HFLoRAConfig, build_model
+
+        assert preset.base is not None
+        try:
+            hf_model, _, provenance = build_model(HFLoRAConfig(base=preset.base))
+        except BaseLoadError as exc:
+            raise TrainingConfigError("preset", str(exc)) from exc
+        return hf_model, provenance
     if preset.base is None:
         cfg = get_preset(preset.architecture, vocab_size=tokenizer.vocab_size)
         return TinyTransformerLM(cfg), None
@@ -322,7 +338,7 @@ def initial_model(
     model.load_state_dict(
         torch.load(io.BytesIO(base.weights), map_location="cpu", weights_only=True)
     )
-    return model, base
+    return model, base.provenance
 
 
 _CHECKPOINT_FORMAT = 1
@@ -345,6 +361,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _is_hf(model: nn.Module) -> TypeGuard[HFLoRALM]:
+    return getattr(model.cfg, "family", None) == "hf-lora"
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -377,7 +397,7 @@ def train_dp(
     examples: Sequence[Example],
     *,
     config: DPConfig,
-    tokenizer: PublicTokenizer,
+    tokenizer: Tokenizer,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress_every_s: float = 1.0,
@@ -425,7 +445,7 @@ def _train_dp(
     examples: Sequence[Example],
     *,
     config: DPConfig,
-    tokenizer: PublicTokenizer,
+    tokenizer: Tokenizer,
     on_progress: Callable[[Progress], None] | None,
     should_stop: Callable[[], bool] | None,
     progress_every_s: float,
@@ -629,6 +649,9 @@ def _train_dp(
             dp_optimizer.zero_grad(set_to_none=True)
             inputs, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
             logits = dp_model(inputs)
+            # Targets outside the model's output vocabulary (a public, data-independent cut;
+            # see hf_lm) are not learned: they are masked like padding.
+            targets = targets.masked_fill(targets >= logits.shape[-1], pad_id)
             if dp_criterion is not None:
                 b, t = targets.shape
                 loss = dp_criterion(logits.reshape(b * t, -1), targets.reshape(-1), shape=(b, t))
@@ -692,7 +715,8 @@ def _train_dp(
 
     epsilon = spent()
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    # A frozen Hugging Face base is rebuilt from its package or path: store the adapters only.
+    torch.save(model.adapter_state() if _is_hf(model) else model.state_dict(), buffer)
     card = {
         "epsilon": epsilon,
         "delta": config.target_delta,
@@ -714,7 +738,7 @@ def _train_dp(
         "world_size": world_size,
         "grad_sample_mode": mode,
         "preset": config.preset,
-        "base_model": base.provenance if base is not None else None,
+        "base_model": base,
         "parameters": model.num_parameters(),
         "final_train_loss": loss_ema,
         "train_seconds": time.monotonic() - started,

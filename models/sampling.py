@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from privsynth.models.tokenizer import PublicTokenizer
+from privsynth.models.family import Tokenizer
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig
+
+if TYPE_CHECKING:
+    from privsynth.models.hf_lm import HFLoRALM
 
 __all__ = ["Sample", "SamplingParams", "load_model", "sample"]
 
@@ -67,8 +70,8 @@ def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 @torch.inference_mode()
 def sample(
-    model: TinyTransformerLM,
-    tokenizer: PublicTokenizer,
+    model: TinyTransformerLM | HFLoRALM,
+    tokenizer: Tokenizer,
     params: SamplingParams,
     *,
     batch_size: int = 16,

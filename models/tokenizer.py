@@ -26,6 +26,7 @@ __all__ = [
     "PublicTokenizer",
     "build_tokenizer",
     "load_tokenizer",
+    "sha256_file",
 ]
 
 PAD = "<|pad|>"
@@ -101,7 +102,8 @@ class PublicTokenizer:
         return str(self.backend.decode(list(ids), skip_special_tokens=True))
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks (provenance records of public assets)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -154,11 +156,11 @@ def build_tokenizer(
         "kind": "byte-level BPE",
         "vocab_size": tok.get_vocab_size(),
         "trained_on": source_name,
-        "trained_on_sha256": _sha256_file(corpus),
+        "trained_on_sha256": sha256_file(corpus),
         "licence": licence,
         "private_data_used": False,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tokenizer_sha256": _sha256_file(path),
+        "tokenizer_sha256": sha256_file(path),
         "built_with": "python -m privsynth.models.tokenizer CORPUS",
     }
     (out_dir / _PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from privsynth.models.sampling import Sample, SamplingParams, load_model, sample
-from privsynth.models.tokenizer import load_tokenizer
+from privsynth.models.family import Tokenizer, load_generator
+from privsynth.models.sampling import Sample, SamplingParams, sample
 from privsynth.server.db import ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
 from privsynth.server.runtime import Runtime
@@ -71,13 +71,13 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def get(self, runtime: Runtime, row: ModelRow) -> Any:
-        """The loaded model for ``row``, loading (and hash-checking) it on first use."""
+        """Model and tokenizer for ``row``, loaded (and hash-checked) on first use."""
         with self._lock:
             if row.id in self._items:
                 self._items.move_to_end(row.id)
                 return self._items[row.id]
         weights = runtime.store.get(row.weights_path, sha256=row.weights_sha256)
-        model = load_model(weights, row.model_config)
+        model = load_generator(weights, row.model_config)
         with self._lock:
             self._items[row.id] = model
             while len(self._items) > self._size:
@@ -107,7 +107,7 @@ def generate(
         raise FailedPrecondition("model is still training; watch its job and retry when done")
     if row.state != "READY":
         raise FailedPrecondition("model has no weights: its training job did not succeed")
-    model = cache.get(runtime, row)
+    model, tokenizer = cache.get(runtime, row)
     params = SamplingParams(
         count=request.count,
         temperature=request.temperature,
@@ -118,12 +118,12 @@ def generate(
     )
     mix = (row.card.get("label_distribution") or {}).get("distribution") or {}
     if request.label is None and mix:
-        return row, sample_label_mix(model, params, mix)
-    return row, sample(model, load_tokenizer(), params)
+        return row, sample_label_mix(model, tokenizer, params, mix)
+    return row, sample(model, tokenizer, params)
 
 
 def sample_label_mix(
-    model: Any, params: SamplingParams, mix: Mapping[str, float]
+    model: Any, tokenizer: Tokenizer, params: SamplingParams, mix: Mapping[str, float]
 ) -> Iterator[Sample]:
     """``params.count`` records whose labels are drawn from ``mix`` (seeded by ``params.seed``).
 
@@ -134,7 +134,6 @@ def sample_label_mix(
     drawn = random.Random(params.seed).choices(
         names, weights=[mix[n] for n in names], k=params.count
     )
-    tokenizer = load_tokenizer()
     streams: dict[str, Iterator[Sample]] = {}
     for i, name in enumerate(names):
         k = drawn.count(name)

