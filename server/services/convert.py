@@ -58,8 +58,13 @@ _JOB_STATES = {
 }
 
 
-def job_pb(row: JobRow) -> training_pb2.TrainingJob:
-    """A training job with its latest progress and a simple ETA."""
+def job_pb(row: JobRow, *, show_loss: bool = True) -> training_pb2.TrainingJob:
+    """A training job with its latest progress and a simple ETA.
+
+    The training loss is computed on private batches without noise, so it is outside the DP
+    guarantee: only the data owner's tenant sees it (``show_loss``); auditors and admins,
+    who read every tenant but never text, get 0.
+    """
     eta = 0.0
     if row.state == "RUNNING" and 0 < row.step < row.total_steps:
         eta = row.elapsed_seconds / row.step * (row.total_steps - row.step)
@@ -75,7 +80,7 @@ def job_pb(row: JobRow) -> training_pb2.TrainingJob:
         progress=training_pb2.TrainingProgress(
             step=row.step,
             total_steps=row.total_steps,
-            loss=row.loss,
+            loss=row.loss if show_loss else 0.0,
             epsilon_spent=row.epsilon_spent,
             elapsed_seconds=row.elapsed_seconds,
             eta_seconds=eta,

@@ -73,7 +73,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         self, request: training_pb2.GetTrainingJobRequest, context: grpc.ServicerContext
     ) -> training_pb2.TrainingJob:
         """One job."""
-        return job_pb(self._visible_job(request.name, identity_of(context)))
+        identity = identity_of(context)
+        return job_pb(self._visible_job(request.name, identity), show_loss=_owner(identity))
 
     def ListTrainingJobs(  # noqa: N802
         self, request: training_pb2.ListTrainingJobsRequest, context: grpc.ServicerContext
@@ -81,7 +82,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         """Jobs, newest first, optionally of one dataset."""
         offset, limit = page_bounds(request.page_size, request.page_token)
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
-        scope = identity_of(context).tenant_scope
+        identity = identity_of(context)
+        scope = identity.tenant_scope
         if scope is not None:
             query = query.where(JobRow.tenant == scope)
         if request.dataset:
@@ -91,7 +93,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         with self.runtime.db.session() as s:
             rows = s.execute(query.offset(offset).limit(limit)).scalars().all()
         return training_pb2.ListTrainingJobsResponse(
-            jobs=[job_pb(r) for r in rows], next_page_token=next_token(offset, limit, len(rows))
+            jobs=[job_pb(r, show_loss=_owner(identity)) for r in rows],
+            next_page_token=next_token(offset, limit, len(rows)),
         )
 
     def CancelTrainingJob(  # noqa: N802
@@ -106,7 +109,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         self, request: training_pb2.WatchTrainingJobRequest, context: grpc.ServicerContext
     ) -> Iterator[training_pb2.TrainingJobEvent]:
         """Stream the job whenever it changes (and every few seconds) until it ends."""
-        job_id = self._visible_job(request.name, identity_of(context)).id
+        identity = identity_of(context)
+        job_id = self._visible_job(request.name, identity).id
         last: tuple[str, int] | None = None
         last_sent = 0.0
         while context.is_active():
@@ -114,8 +118,13 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             key = (row.state, row.step)
             now = time.monotonic()
             if key != last or now - last_sent >= WATCH_HEARTBEAT_SECONDS:
-                yield training_pb2.TrainingJobEvent(job=job_pb(row))
+                yield training_pb2.TrainingJobEvent(job=job_pb(row, show_loss=_owner(identity)))
                 last, last_sent = key, now
             if row.state in TERMINAL_STATES:
                 return
             time.sleep(WATCH_POLL_SECONDS)
+
+
+def _owner(identity: Identity) -> bool:
+    """Whether ``identity`` belongs to the tenant that owns the data (sees the raw loss)."""
+    return identity.tenant_scope is not None
