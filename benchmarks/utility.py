@@ -166,6 +166,12 @@ def main() -> int:
     parser.add_argument(
         "--physical-batch", type=int, default=0, help="split DP batches (0: no limit)"
     )
+    parser.add_argument(
+        "--synthetic-fraction",
+        type=float,
+        default=1.0,
+        help="synthesize this fraction of the training split's size (same label mix)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--samples-out", default="", help="write 3 samples per eps here (JSON)")
@@ -181,7 +187,7 @@ def main() -> int:
     acc_real = accuracy(real_clf, test)
     print(
         f"fortunes: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
-        f"preset={args.preset} epochs={args.epochs}",
+        f"preset={args.preset} epochs={args.epochs} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
     rows = []
@@ -192,7 +198,9 @@ def main() -> int:
         model, card = train_generator(train, eps, args)
         train_s = time.monotonic() - t0
         ppl = perplexity(model, test, args.preset)
-        synth = synthesize(model, mix, seed=1, max_tokens=args.max_tokens, preset=args.preset)
+        print(f"  eps={eps_s}: trained in {train_s:.0f}s, holdout ppl {ppl:.1f}", flush=True)
+        scaled = Counter({k: max(1, round(v * args.synthetic_fraction)) for k, v in mix.items()})
+        synth = synthesize(model, scaled, seed=1, max_tokens=args.max_tokens, preset=args.preset)
         acc_syn = accuracy(
             classifier([r["text"] for r in synth], [r["label"] for r in synth]), test
         )

@@ -405,8 +405,9 @@ class HFLoRALM(nn.Module):
             use_cache=True,
             position_ids=self._positions(input_ids.shape[0], input_ids.shape[1], start),
         )
-        logits = self._logits(out.last_hidden_state[:, -1:])[:, -1]
-        return logits, out.past_key_values
+        # The HF model already applied the final norm to last_hidden_state.
+        last = out.last_hidden_state[:, -1].float()
+        return F.linear(last, self.head_weight), out.past_key_values
 
     # -- weights --------------------------------------------------------------------------
 

@@ -64,7 +64,12 @@ def _tiny_llama_dir(path: Path) -> Path:
         tie_word_embeddings=True,
     )
     torch.manual_seed(0)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
+    model = transformers.LlamaForCausalLM(cfg)
+    with torch.no_grad():  # non-trivial norm weights: a norm applied twice must show
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 2.0)
+    model.save_pretrained(path)
     fast.save_pretrained(path)
     return path
 
@@ -95,6 +100,19 @@ def test_adapters_start_at_the_base_and_are_the_only_trainable_part(local_base: 
     # and the training and sampling paths agree.
     assert torch.allclose(ours, base, atol=5e-2)
     assert torch.allclose(cached, ours[:, -1], atol=1e-3)
+
+
+def test_incremental_decoding_matches_the_full_forward(local_base: Path) -> None:
+    model, tok, _ = build_model(HFLoRAConfig(base=str(local_base), trainable_layers=2))
+    model.eval()
+    ids = torch.tensor([[tok.bos_id, *tok.encode("the dog ran in the park"), tok.eos_id]])
+    with torch.no_grad():
+        full = model(ids)
+        logits, cache = model.forward_cached(ids[:, :3], None, 0)
+        assert torch.allclose(logits, full[:, 2], atol=1e-3)
+        for pos in range(3, ids.shape[1]):
+            logits, cache = model.forward_cached(ids[:, pos : pos + 1], cache, pos)
+            assert torch.allclose(logits, full[:, pos], atol=1e-3), pos
     names = set(model.adapter_state())
     assert names and all("lora_" in n for n in names)
     assert all(".layers.0." not in n for n in names)  # the bottom layer stays frozen
