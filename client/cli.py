@@ -432,7 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epsilon", type=float, required=True, help="target epsilon (> 0)")
     p.add_argument("--delta", type=float, default=None, help="delta (default: cap delta / 10)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
-    p.add_argument("--preset", default=None, help="model preset: tiny or small (default)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="model preset: small (default), small-scratch, tiny, "
+        "or smollm2 (DP-LoRA on SmolLM2-135M; slow)",
+    )
     p.add_argument(
         "--label-distribution",
         choices=("dp", "public"),
