@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 import torch
 from privsynth.models.family import Tokenizer
@@ -361,10 +361,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _is_hf(model: nn.Module) -> TypeGuard[HFLoRALM]:
-    return getattr(model.cfg, "family", None) == "hf-lora"
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -715,8 +711,9 @@ def _train_dp(
 
     epsilon = spent()
     buffer = io.BytesIO()
-    # A frozen Hugging Face base is rebuilt from its package or path: store the adapters only.
-    torch.save(model.adapter_state() if _is_hf(model) else model.state_dict(), buffer)
+    # A frozen Hugging Face base is rebuilt from its package or path: store the adapters only
+    # (for privsynth's own transformer every parameter trains, so this is its whole state).
+    torch.save(_trainable_state(model), buffer)
     card = {
         "epsilon": epsilon,
         "delta": config.target_delta,

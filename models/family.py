@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from privsynth.models.presets import PRESETS
 from privsynth.models.tokenizer import load_tokenizer
-from privsynth.models.transformer import TinyTransformerLM, TransformerConfig
+from privsynth.models.transformer import TinyTransformerLM
 
 if TYPE_CHECKING:
     from privsynth.models.hf_lm import HFLoRALM
@@ -57,11 +57,10 @@ def tokenizer_for_preset(preset: str) -> Tokenizer:
     """
     p = PRESETS[preset]
     if p.architecture == "hf-lora":
-        from privsynth.models.hf_lm import HFTokenizer, load_hf_base
+        from privsynth.models.hf_lm import base_tokenizer
 
         assert p.base is not None
-        loaded = load_hf_base(p.base)
-        return HFTokenizer(loaded.tokenizer, loaded.provenance)
+        return base_tokenizer(p.base)
     return load_tokenizer()
 
 
@@ -69,14 +68,14 @@ def load_generator(
     weights: bytes, model_config: dict[str, Any]
 ) -> tuple[TinyTransformerLM | HFLoRALM, Tokenizer]:
     """Rebuild a trained generator (eval mode) and its tokenizer from stored weights."""
-    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     if model_config.get("family") == "hf-lora":
         from privsynth.models.hf_lm import HFLoRAConfig, build_model
 
-        hf_model, hf_tok, _ = build_model(HFLoRAConfig(**model_config), adapters=state)
+        adapters = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        hf_model, hf_tok, _ = build_model(HFLoRAConfig(**model_config), adapters=adapters)
         hf_model.eval()
         return hf_model, hf_tok
-    model = TinyTransformerLM(TransformerConfig(**model_config))
-    model.load_state_dict(state)
-    model.eval()
-    return model, load_tokenizer()
+    # Imported here: sampling imports this module for the Tokenizer protocol.
+    from privsynth.models.sampling import load_model
+
+    return load_model(weights, model_config), load_tokenizer()

@@ -47,6 +47,7 @@ __all__ = [
     "HFLoRAConfig",
     "HFLoRALM",
     "HFTokenizer",
+    "base_tokenizer",
     "build_model",
     "hf_base_available",
     "load_hf_base",
@@ -420,6 +421,16 @@ class HFLoRALM(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
+def base_tokenizer(base: str) -> HFTokenizer:
+    """The tokenizer of ``base`` (loading the base once per process).
+
+    Raises:
+        BaseLoadError: The base does not load.
+    """
+    loaded = load_hf_base(base)
+    return HFTokenizer(loaded.tokenizer, loaded.provenance)
+
+
 def build_model(
     cfg: HFLoRAConfig, *, adapters: dict[str, torch.Tensor] | None = None
 ) -> tuple[HFLoRALM, HFTokenizer, dict[str, Any]]:
@@ -438,7 +449,7 @@ def build_model(
         hf_model = transformers.AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
     hf_model.load_state_dict(loaded.state, strict=False)
     hf_model.eval()
-    tokenizer = HFTokenizer(loaded.tokenizer, loaded.provenance)
+    tokenizer = base_tokenizer(cfg.base)
     model = HFLoRALM(hf_model, cfg, pad_id=tokenizer.pad_id)
     if adapters is not None:
         missing = set(model.adapter_state()) ^ set(adapters)

@@ -555,8 +555,9 @@ class JobRunner:
             import torch
 
             torch.set_num_threads(runtime.settings.torch_threads)
+            examples = self._load_examples(dataset)
             result = train_dp(
-                self._load_examples(dataset),
+                examples,
                 config=config,
                 tokenizer=tokenizer_for_preset(job.preset),
                 on_progress=on_progress,
@@ -613,7 +614,7 @@ class JobRunner:
         card = dict(result.card)
         card["dataset"] = f"datasets/{dataset.id}"
         card["privacy_unit"] = dataset.privacy_unit
-        epsilon_total = self._release_labels(job, dataset, card, result.epsilon_spent)
+        epsilon_total = self._release_labels(job, examples, card, result.epsilon_spent)
         with runtime.db.session() as s:
             row = s.get(JobRow, job_id)
             model = s.get(ModelRow, job.model_id)
@@ -687,11 +688,13 @@ class JobRunner:
                 )
         return examples
 
+    @staticmethod
     def _release_labels(
-        self, job: JobRow, dataset: DatasetRow, card: dict[str, Any], epsilon_sgd: float
+        job: JobRow, examples: list[Example], card: dict[str, Any], epsilon_sgd: float
     ) -> float:
         """Release the label distribution as the job planned; put it on ``card``.
 
+        ``examples`` are the records as loaded for training (the shard is not read again).
         Runs once training succeeded (a failed job releases no labels and is not charged for
         them). Returns the job's ε: DP-SGD and, for a DP release, the Gaussian release composed.
         """
@@ -700,7 +703,6 @@ class JobRunner:
         info: dict[str, Any] = {"source": mode, "distribution": {}}
         epsilon = epsilon_sgd
         if mode != "none":
-            examples = self._load_examples(dataset)
             # The records training used: with user ids, the per-user bound training applied
             # (on the card) is the L2 sensitivity of the count vector; else one record.
             per_user = int(card.get("records_per_user_cap") or 1)

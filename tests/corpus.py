@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from privsynth.client.client import RecordIn
+
+if TYPE_CHECKING:
+    from privsynth.models.dp_train import Example
 
 # Fake identities (no real people): the tests check these never come back out.
 SECRET_NAME = "Zebulon Quagmire"
@@ -23,6 +27,13 @@ def fortunes(n: int) -> list[RecordIn]:
             if len(out) == n:
                 break
     return out
+
+
+def fortune_examples(n: int) -> list[Example]:
+    """The first ``n`` fortunes as training examples (needs the server extra: torch)."""
+    from privsynth.models.dp_train import Example
+
+    return [Example(text=str(r.text), label=r.label) for r in fortunes(n)]
 
 
 def tickets(n: int) -> list[RecordIn]:

@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import torch
-from corpus import fortunes
+from corpus import fortune_examples
 from privsynth.models import dp_train
 from privsynth.models.dp_train import (
     CheckpointError,
     Checkpointing,
     DPConfig,
-    Example,
     Progress,
     TrainingConfigError,
     TrainingInterrupted,
@@ -28,10 +27,6 @@ from privsynth.models.dp_train import (
 from privsynth.models.tokenizer import load_tokenizer
 
 STEPS_PER_EPOCH = 5
-
-
-def _examples(n: int = 40) -> list[Example]:
-    return [Example(text=str(r.text), label=r.label) for r in fortunes(n)]
 
 
 def _cfg(**kw: object) -> DPConfig:
@@ -59,7 +54,7 @@ def _same_weights(a: TrainResult, b: TrainResult, atol: float = 0.0) -> bool:
 
 @pytest.fixture(scope="module")
 def uninterrupted() -> TrainResult:
-    return train_dp(_examples(), config=_cfg(), tokenizer=load_tokenizer())
+    return train_dp(fortune_examples(40), config=_cfg(), tokenizer=load_tokenizer())
 
 
 def test_resume_after_stop_equals_the_uninterrupted_run(
@@ -74,7 +69,7 @@ def test_resume_after_stop_equals_the_uninterrupted_run(
 
     with pytest.raises(TrainingInterrupted) as exc:
         train_dp(
-            _examples(),
+            fortune_examples(40),
             config=_cfg(),
             tokenizer=load_tokenizer(),
             should_stop=stop_after_three,
@@ -87,7 +82,7 @@ def test_resume_after_stop_equals_the_uninterrupted_run(
 
     events: list[Progress] = []
     resumed = train_dp(
-        _examples(),
+        fortune_examples(40),
         config=_cfg(),
         tokenizer=load_tokenizer(),
         checkpoint=ckpt,
@@ -120,14 +115,16 @@ def test_resume_after_a_crash_retakes_the_steps_after_the_checkpoint(
 
     with pytest.raises(TrainingInterrupted) as exc:
         train_dp(
-            _examples(),
+            fortune_examples(40),
             config=_cfg(),
             tokenizer=load_tokenizer(),
             checkpoint=ckpt,
             should_stop=crash_after_seven,
         )
     assert not exc.value.cancelled and exc.value.steps == 7
-    resumed = train_dp(_examples(), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt)
+    resumed = train_dp(
+        fortune_examples(40), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt
+    )
     assert resumed.card["steps"] == uninterrupted.card["steps"]
     assert resumed.epsilon_spent == uninterrupted.epsilon_spent
     assert _same_weights(resumed, uninterrupted)
@@ -137,7 +134,7 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
     ckpt = Checkpointing(path=tmp_path / "checkpoint.pt", every_s=0)
     with pytest.raises(TrainingInterrupted):
         train_dp(
-            _examples(),
+            fortune_examples(40),
             config=_cfg(),
             tokenizer=load_tokenizer(),
             should_stop=lambda: True,
@@ -145,14 +142,14 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
         )
     with pytest.raises(CheckpointError):
         train_dp(
-            _examples(),
+            fortune_examples(40),
             config=_cfg(noise_multiplier=2.0),
             tokenizer=load_tokenizer(),
             checkpoint=ckpt,
         )
     ckpt.path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
-        train_dp(_examples(), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt)
+        train_dp(fortune_examples(40), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt)
 
 
 @pytest.mark.parametrize("mode", ["ghost", "hooks"])
@@ -171,7 +168,7 @@ def test_physical_batch_splitting_keeps_steps_and_epsilon(
 
     monkeypatch.setattr(dp_train, "initial_model", watched_initial_model)
     split = train_dp(
-        _examples(),
+        fortune_examples(40),
         config=_cfg(max_physical_batch_size=3, grad_sample_mode=mode),
         tokenizer=load_tokenizer(),
     )
@@ -187,7 +184,7 @@ def test_physical_batch_splitting_keeps_empty_batch_noise_steps() -> None:
     # An expected batch of 1 out of 20 records: about a third of the Poisson batches are
     # empty, and each must still be a counted noise-only step when batches are split.
     res = train_dp(
-        _examples(20),
+        fortune_examples(20),
         config=_cfg(batch_size=1, epochs=1, max_physical_batch_size=1),
         tokenizer=load_tokenizer(),
     )

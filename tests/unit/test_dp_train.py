@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from corpus import fortunes
+from corpus import fortune_examples, fortunes
 from privsynth.models.dp_train import (
     MIN_RECORDS,
     DPConfig,
@@ -15,10 +15,6 @@ from privsynth.models.dp_train import (
 )
 from privsynth.models.sampling import SamplingParams, load_model, sample
 from privsynth.models.tokenizer import load_tokenizer
-
-
-def _examples(n: int) -> list[Example]:
-    return [Example(text=str(r.text), label=r.label) for r in fortunes(n)]
 
 
 def _cfg(**kw: object) -> DPConfig:
@@ -59,7 +55,7 @@ def test_corpus_below_minimum_is_refused() -> None:
 def test_training_reaches_target_epsilon_and_fills_the_card() -> None:
     events: list[Progress] = []
     res = train_dp(
-        _examples(60),
+        fortune_examples(60),
         config=_cfg(epochs=2),
         tokenizer=load_tokenizer(),
         on_progress=events.append,
@@ -80,8 +76,8 @@ def test_training_reaches_target_epsilon_and_fills_the_card() -> None:
 
 def test_lower_epsilon_means_more_noise() -> None:
     tok = load_tokenizer()
-    loose = train_dp(_examples(40), config=_cfg(target_epsilon=8.0), tokenizer=tok)
-    tight = train_dp(_examples(40), config=_cfg(target_epsilon=0.5), tokenizer=tok)
+    loose = train_dp(fortune_examples(40), config=_cfg(target_epsilon=8.0), tokenizer=tok)
+    tight = train_dp(fortune_examples(40), config=_cfg(target_epsilon=0.5), tokenizer=tok)
     assert tight.card["noise_multiplier"] > 2 * loose.card["noise_multiplier"]
 
 
@@ -94,7 +90,7 @@ def test_cancel_reports_the_epsilon_consumed() -> None:
 
     with pytest.raises(TrainingInterrupted) as exc:
         train_dp(
-            _examples(80),
+            fortune_examples(80),
             config=_cfg(epochs=50),
             tokenizer=load_tokenizer(),
             should_stop=stop_after_three,
@@ -106,7 +102,7 @@ def test_cancel_reports_the_epsilon_consumed() -> None:
 
 def test_sampling_is_seeded_and_honours_labels() -> None:
     tok = load_tokenizer()
-    res = train_dp(_examples(40), config=_cfg(), tokenizer=tok)
+    res = train_dp(fortune_examples(40), config=_cfg(), tokenizer=tok)
     model = load_model(res.weights, res.model_config)
     a = [s.text for s in sample(model, tok, SamplingParams(count=4, seed=3, max_tokens=12))]
     b = [s.text for s in sample(model, tok, SamplingParams(count=4, seed=3, max_tokens=12))]
@@ -123,7 +119,7 @@ def test_empty_poisson_batches_still_take_noise_steps(mode: str) -> None:
     # With an expected batch of 1 out of 20 records, about a third of the Poisson batches are
     # empty; each must still be a (noise-only) optimizer step counted by the accountant.
     res = train_dp(
-        _examples(20),
+        fortune_examples(20),
         config=_cfg(batch_size=1, grad_sample_mode=mode),
         tokenizer=load_tokenizer(),
     )
@@ -133,7 +129,9 @@ def test_empty_poisson_batches_still_take_noise_steps(mode: str) -> None:
 
 
 def test_fixed_noise_multiplier_is_used_as_given() -> None:
-    res = train_dp(_examples(40), config=_cfg(noise_multiplier=2.0), tokenizer=load_tokenizer())
+    res = train_dp(
+        fortune_examples(40), config=_cfg(noise_multiplier=2.0), tokenizer=load_tokenizer()
+    )
     assert res.card["noise_multiplier"] == 2.0
     # σ = 2 for 4 steps at q = 0.25 spends far less than the nominal target of 4.
     assert 0 < res.epsilon_spent < 2.0

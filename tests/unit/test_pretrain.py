@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from corpus import fortunes
-from privsynth.models.dp_train import DPConfig, Example, train_dp
+from corpus import fortune_examples
+from privsynth.models.dp_train import DPConfig, train_dp
 from privsynth.models.presets import PRESETS, base_available, load_base
 from privsynth.models.pretrain import chunk_corpus, pretrain, read_public_corpus, save_base
 from privsynth.models.tokenizer import load_tokenizer
@@ -54,7 +54,7 @@ def test_pretrain_then_dp_finetune_from_the_base(
     monkeypatch.setitem(
         PRESETS, "tiny-based", TrainingPreset("tiny-based", "tiny", str(tmp_path / "tiny-base"), "")
     )
-    examples = [Example(text=str(r.text), label=r.label) for r in fortunes(40)]
+    examples = fortune_examples(40)
     res = train_dp(
         examples,
         config=DPConfig(target_epsilon=2.0, target_delta=1e-5, epochs=1, preset="tiny-based"),
