@@ -107,6 +107,14 @@ Fail early on settings that cannot work.
 {{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled (has "ReadWriteOnce" .Values.persistence.accessModes) }}
 {{- fail "replicaCount > 1 needs a shared data volume: set persistence.accessModes to [ReadWriteMany]" }}
 {{- end }}
+{{- if .Values.localModels.enabled }}
+{{- if not .Values.localModels.existingClaim }}
+{{- fail "localModels.enabled needs localModels.existingClaim: the name of a PVC holding the Hugging Face model directories" }}
+{{- end }}
+{{- if has (clean .Values.localModels.mountPath) (list (clean .Values.config.dataDir) "/tmp") }}
+{{- fail "localModels.mountPath must differ from config.dataDir and /tmp" }}
+{{- end }}
+{{- end }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.config.shutdownGraceSeconds) }}
 {{- fail "terminationGracePeriodSeconds must be greater than config.shutdownGraceSeconds" }}
 {{- end }}
