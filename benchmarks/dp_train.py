@@ -40,7 +40,10 @@ def run_mode(
     model, _ = initial_model(preset, tok)
     max_len = model.cfg.max_len
     texts = load_texts()
-    seqs = [torch.tensor(encode_example(tok, ids, [], max_len)) for ids in tok.encode_batch(texts)]
+    seqs = [
+        torch.tensor(encode_example(tok, ids, tok.prompt(None), max_len))
+        for ids in tok.encode_batch(texts)
+    ]
     # A pretrained base (hf-lora) caches its frozen bottom per record across epochs; cycling
     # over `distinct` batches, all seen during warm-up, times the steady state of epochs >= 2.
     distinct = steps if distinct_batches <= 0 else distinct_batches

@@ -10,6 +10,9 @@ holdout and label fidelity (how often a classifier trained on real data agrees w
 a record was generated under).
 
     python benchmarks/utility.py [--epsilons 1 4 8 inf] [--epochs 5] [--preset small]
+
+ε = 0 is the preset's public starting point with no training at all (for a pretrained base:
+what prompting it with the label alone achieves), the floor DP training must beat.
 """
 
 from __future__ import annotations
@@ -70,6 +73,12 @@ def train_generator(train: list[dict[str, str]], eps: float, args: argparse.Name
 
     tok = tokenizer_for_preset(args.preset)
     examples = [Example(text=r["text"], label=r["label"]) for r in train]
+    if eps == 0:
+        from privsynth.models.dp_train import initial_model
+
+        model, _ = initial_model(args.preset, tok)
+        model.eval()
+        return model, None
     if math.isinf(eps):
         return train_nonprivate(examples, args), None
     delta = min(1e-5, 1 / (10 * len(examples)))
@@ -95,15 +104,15 @@ def train_nonprivate(examples, args: argparse.Namespace):
     """Same model, data layout, batches and epochs, without clipping or noise (the ceiling)."""
     import torch
     from privsynth.models.dp_train import _per_record_loss, encode_example, initial_model
-    from privsynth.models.family import tokenizer_for_preset
+    from privsynth.models.family import prompt_positions, tokenizer_for_preset
     from torch import nn
 
     tok = tokenizer_for_preset(args.preset)
     model, _ = initial_model(args.preset, tok)
     max_len = model.cfg.max_len
-    label_ids = {e.label: tok.encode(e.label) for e in examples}
+    prompts = {e.label: tok.prompt(e.label) for e in examples}
     seqs = [
-        torch.tensor(encode_example(tok, ids, label_ids[e.label], max_len))
+        torch.tensor(encode_example(tok, ids, prompts[e.label], max_len))
         for e, ids in zip(examples, tok.encode_batch([e.text for e in examples]), strict=False)
     ]
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
@@ -118,6 +127,7 @@ def train_nonprivate(examples, args: argparse.Namespace):
             )
             logits, targets = model(batch[:, :-1]), batch[:, 1:]
             targets = targets.masked_fill(targets >= logits.shape[-1], tok.pad_id)
+            targets = targets.masked_fill(prompt_positions(batch, tok.prompt_end), tok.pad_id)
             loss = _per_record_loss(logits, targets, tok.pad_id)
             opt.zero_grad()
             loss.backward()
@@ -133,16 +143,16 @@ def perplexity(model, rows: list[dict[str, str]], preset: str) -> float:
 
     tok = tokenizer_for_preset(preset)
     seqs = [
-        encode_example(tok, ids, tok.encode(r["label"]), model.cfg.max_len)
+        encode_example(tok, ids, tok.prompt(r["label"]), model.cfg.max_len)
         for r, ids in zip(rows, tok.encode_batch([r["text"] for r in rows]), strict=False)
     ]
-    ppl = evaluate_perplexity(model, seqs, tok.pad_id)
+    ppl = evaluate_perplexity(model, seqs, tok.pad_id, prompt_end=tok.prompt_end)
     model.eval()
     return ppl
 
 
 def synthesize(
-    model, mix: Counter[str], seed: int, max_tokens: int, preset: str
+    model, mix: Counter[str], seed: int, max_tokens: int, preset: str, temperature: float
 ) -> list[dict[str, str]]:
     from privsynth.models.family import tokenizer_for_preset
     from privsynth.models.sampling import SamplingParams, sample
@@ -150,7 +160,9 @@ def synthesize(
     tok = tokenizer_for_preset(preset)
     out = []
     for i, (label, n) in enumerate(sorted(mix.items())):
-        params = SamplingParams(count=n, seed=seed + i, label=label, max_tokens=max_tokens)
+        params = SamplingParams(
+            count=n, seed=seed + i, label=label, max_tokens=max_tokens, temperature=temperature
+        )
         out += [{"text": s.text, "label": label} for s in sample(model, tok, params, batch_size=64)]
     return out
 
@@ -174,6 +186,13 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="sampling temperatures (each trained model is sampled at each)",
+    )
     parser.add_argument("--samples-out", default="", help="write 3 samples per eps here (JSON)")
     args = parser.parse_args()
 
@@ -187,7 +206,8 @@ def main() -> int:
     acc_real = accuracy(real_clf, test)
     print(
         f"fortunes: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
-        f"preset={args.preset} epochs={args.epochs} synthetic={args.synthetic_fraction:g}x",
+        f"preset={args.preset} epochs={args.epochs} batch={args.batch_size} lr={args.lr:g} "
+        f"T={args.temperature} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
     rows = []
@@ -200,39 +220,38 @@ def main() -> int:
         ppl = perplexity(model, test, args.preset)
         print(f"  eps={eps_s}: trained in {train_s:.0f}s, holdout ppl {ppl:.1f}", flush=True)
         scaled = Counter({k: max(1, round(v * args.synthetic_fraction)) for k, v in mix.items()})
-        synth = synthesize(model, scaled, seed=1, max_tokens=args.max_tokens, preset=args.preset)
-        acc_syn = accuracy(
-            classifier([r["text"] for r in synth], [r["label"] for r in synth]), test
-        )
-        fidelity = accuracy(real_clf, synth)
-        retained = (acc_syn - majority) / (acc_real - majority)
-        rows.append(
-            (
-                eps_s,
-                acc_syn,
-                retained,
-                ppl,
-                fidelity,
-                train_s,
-                card["noise_multiplier"] if card else 0.0,
+        sigma = card["noise_multiplier"] if card else 0.0
+        for temperature in args.temperature:
+            synth = synthesize(
+                model,
+                scaled,
+                seed=1,
+                max_tokens=args.max_tokens,
+                preset=args.preset,
+                temperature=temperature,
             )
-        )
-        examples[eps_s] = [s for s in synth[:: max(1, len(synth) // 3)]][:3]
-        print(
-            f"  eps={eps_s}: acc {acc_syn:.3f}, retained {retained:.2f}, ppl {ppl:.0f}, "
-            f"fidelity {fidelity:.2f}, train {train_s:.0f}s",
-            flush=True,
-        )
+            acc_syn = accuracy(
+                classifier([r["text"] for r in synth], [r["label"] for r in synth]), test
+            )
+            fidelity = accuracy(real_clf, synth)
+            retained = (acc_syn - majority) / (acc_real - majority)
+            rows.append((eps_s, temperature, acc_syn, retained, ppl, fidelity, train_s, sigma))
+            examples[f"{eps_s}@T{temperature:g}"] = synth[:: max(1, len(synth) // 3)][:3]
+            print(
+                f"  eps={eps_s} T={temperature:g}: acc {acc_syn:.3f}, retained {retained:.2f}, "
+                f"ppl {ppl:.0f}, fidelity {fidelity:.2f}, train {train_s:.0f}s",
+                flush=True,
+            )
     print()
     print(f"real-data classifier accuracy {acc_real:.3f}; majority class {majority:.3f}")
     print(
-        f"{'epsilon':>8} {'acc_syn':>8} {'retained':>9} {'val_ppl':>8} {'label_fid':>10} "
-        f"{'train_s':>8} {'sigma':>6}"
+        f"{'epsilon':>8} {'T':>4} {'acc_syn':>8} {'retained':>9} {'val_ppl':>8} "
+        f"{'label_fid':>10} {'train_s':>8} {'sigma':>6}"
     )
-    for eps_s, acc_syn, retained, ppl, fid, train_s, sigma in rows:
+    for eps_s, temperature, acc_syn, retained, ppl, fid, train_s, sigma in rows:
         print(
-            f"{eps_s:>8} {acc_syn:8.3f} {retained:9.2f} {ppl:8.0f} {fid:10.2f} {train_s:8.0f} "
-            f"{sigma:6.2f}"
+            f"{eps_s:>8} {temperature:4g} {acc_syn:8.3f} {retained:9.2f} {ppl:8.0f} "
+            f"{fid:10.2f} {train_s:8.0f} {sigma:6.2f}"
         )
     if args.samples_out:
         Path(args.samples_out).write_text(json.dumps(examples, indent=2, ensure_ascii=False))

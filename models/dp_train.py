@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from privsynth.models.family import Tokenizer
+from privsynth.models.family import Tokenizer, prompt_positions
 from privsynth.models.presets import PRESETS, load_base
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
 from torch import nn
@@ -270,10 +270,13 @@ class TrainResult:
 
 
 def encode_example(
-    tokenizer: Tokenizer, text_ids: Sequence[int], label_ids: Sequence[int], max_len: int
+    tokenizer: Tokenizer, text_ids: Sequence[int], prompt_ids: Sequence[int], max_len: int
 ) -> list[int]:
-    """Lay out one record as ``BOS label SEP text EOS``, truncated to ``max_len + 1`` tokens."""
-    seq = [tokenizer.bos_id, *label_ids, tokenizer.sep_id, *text_ids, tokenizer.eos_id]
+    """Lay out one record as ``prompt text EOS``, truncated to ``max_len + 1`` tokens.
+
+    ``prompt_ids`` is ``tokenizer.prompt(label)``: the family's control-code layout.
+    """
+    seq = [*prompt_ids, *text_ids, tokenizer.eos_id]
     return seq[: max_len + 1]
 
 
@@ -459,13 +462,19 @@ def _train_dp(
     model, base = initial_model(config.preset, tokenizer)
     model_cfg = model.cfg
     text_ids = tokenizer.encode_batch([e.text for e in examples])
-    label_cache: dict[str, list[int]] = {}
+    prompts: dict[str | None, list[int]] = {}
     seqs = []
     for ex, ids in zip(examples, text_ids, strict=True):
-        label_ids: list[int] = []
-        if ex.label:
-            label_ids = label_cache.setdefault(ex.label, tokenizer.encode(ex.label))
-        seqs.append(encode_example(tokenizer, ids, label_ids, model_cfg.max_len))
+        label = ex.label or None
+        if label not in prompts:
+            prompts[label] = tokenizer.prompt(label)
+        seqs.append(encode_example(tokenizer, ids, prompts[label], model_cfg.max_len))
+    # Shortest records first. Poisson sampling ignores order (each record is drawn
+    # independently), but its batches list their indices in dataset order, and
+    # BatchMemoryManager cuts them into physical batches in that order, each padded to its
+    # own longest record: sorted, records of similar length share a physical batch and
+    # little compute goes to padding.
+    seqs.sort(key=len)
 
     batch_size = max(1, min(config.batch_size, n // 4))
     loader = DataLoader(
@@ -641,13 +650,14 @@ def _train_dp(
                 # the released trajectory depend on whether the batch was empty). A dummy
                 # record with zero weight contributes a zero clipped gradient; the optimizer
                 # normalises by the expected batch size, so only noise is added.
-                seq = torch.tensor([[tokenizer.bos_id, tokenizer.sep_id, tokenizer.eos_id]])
+                seq = torch.tensor([[*tokenizer.prompt(None), tokenizer.eos_id]])
             dp_optimizer.zero_grad(set_to_none=True)
             inputs, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
             logits = dp_model(inputs)
             # Targets outside the model's output vocabulary (a public, data-independent cut;
             # see hf_lm) are not learned: they are masked like padding.
             targets = targets.masked_fill(targets >= logits.shape[-1], pad_id)
+            targets = targets.masked_fill(prompt_positions(seq, tokenizer.prompt_end), pad_id)
             if dp_criterion is not None:
                 b, t = targets.shape
                 loss = dp_criterion(logits.reshape(b * t, -1), targets.reshape(-1), shape=(b, t))

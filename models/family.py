@@ -25,7 +25,7 @@ from privsynth.models.transformer import TinyTransformerLM
 if TYPE_CHECKING:
     from privsynth.models.hf_lm import HFLoRALM
 
-__all__ = ["Tokenizer", "load_generator", "tokenizer_for_preset"]
+__all__ = ["Tokenizer", "load_generator", "prompt_positions", "tokenizer_for_preset"]
 
 
 class Tokenizer(Protocol):
@@ -46,6 +46,33 @@ class Tokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...  # noqa: D102
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...  # noqa: D102
     def decode(self, ids: Sequence[int]) -> str: ...  # noqa: D102
+    def prompt(self, label: str | None) -> list[int]:
+        """Token ids written before a record's text: the control code in the family's layout."""
+        ...
+
+    @property
+    def prompt_end(self) -> tuple[int, int]:
+        """Where the prompt ends, as ``(marker, offset)``.
+
+        A record's text starts ``offset`` tokens after its first ``marker`` token; this is how
+        the loss finds the prompt in a padded batch.
+        """
+        ...
+
+
+def prompt_positions(seq: torch.Tensor, prompt_end: tuple[int, int]) -> torch.Tensor:
+    """Which next-token targets of ``seq`` (B, T) lie inside the prompt, as a (B, T-1) mask.
+
+    The prompt is fixed by the record's label, which is public metadata released separately
+    (see ``privsynth.server.labels``): predicting it teaches the model nothing the sampler
+    needs, and under DP its gradient would take a share of each record's clipping budget.
+    Training and perplexity therefore score the text (and its end) only.
+    """
+    marker, offset = prompt_end
+    start = (seq == marker).int().argmax(dim=1) + offset  # first marker; always in the prompt
+    positions = torch.arange(seq.shape[1] - 1, device=seq.device).unsqueeze(0)
+    mask: torch.Tensor = positions < (start - 1).unsqueeze(1)
+    return mask
 
 
 def tokenizer_for_preset(preset: str) -> Tokenizer:
@@ -67,12 +94,19 @@ def tokenizer_for_preset(preset: str) -> Tokenizer:
 def load_generator(
     weights: bytes, model_config: dict[str, Any]
 ) -> tuple[TinyTransformerLM | HFLoRALM, Tokenizer]:
-    """Rebuild a trained generator (eval mode) and its tokenizer from stored weights."""
+    """Rebuild a trained generator (eval mode) and its tokenizer from stored weights.
+
+    Raises:
+        privsynth.models.hf_lm.BaseLoadError: The base does not load, or the stored model
+            was trained with a record layout this version does not sample.
+    """
     if model_config.get("family") == "hf-lora":
         from privsynth.models.hf_lm import HFLoRAConfig, build_model
 
         adapters = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-        hf_model, hf_tok, _ = build_model(HFLoRAConfig(**model_config), adapters=adapters)
+        # A config stored before layouts were recorded used the first, role-as-label layout.
+        config = HFLoRAConfig(**{"layout": "role-label", **model_config})
+        hf_model, hf_tok, _ = build_model(config, adapters=adapters)
         hf_model.eval()
         return hf_model, hf_tok
     # Imported here: sampling imports this module for the Tokenizer protocol.

@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 FAMILY = "hf-lora"
+LAYOUT = "chat-request-v1"
 
 HF_BASES: dict[str, dict[str, str]] = {
     "smollm2-135m": {
@@ -80,18 +81,21 @@ class HFLoRAConfig:
         trainable_layers: Top decoder layers that get adapters; the rest is frozen and cached.
         rank: LoRA rank r.
         alpha: LoRA scaling numerator (the update is ``alpha / r · B A x``).
-        max_len: Longest record in tokens (prompt plus text); longer ones are truncated.
+        max_len: Longest record in tokens (prompt of ~16 plus text); longer ones are truncated.
         output_vocab: Token ids ``[0, output_vocab)`` form the softmax (see module docs).
         family: Always ``"hf-lora"``; stored so a model config names its loader.
+        layout: How records are laid out around the text (see :class:`HFTokenizer`); stored
+            so that adapters are never sampled with a layout they were not trained on.
     """
 
     base: str
     trainable_layers: int = 2
     rank: int = 8
     alpha: float = 16.0
-    max_len: int = 64
+    max_len: int = 80
     output_vocab: int = 16384
     family: str = FAMILY
+    layout: str = LAYOUT
 
     def to_dict(self) -> dict[str, Any]:
         """The config as stored with the model (JSON-serialisable)."""
@@ -208,9 +212,16 @@ def _load_uncached(base: str) -> _LoadedBase:
 class HFTokenizer:
     r"""The base's own tokenizer behind the interface the trainer and sampler use.
 
-    A record is laid out chat-style as ``<|im_start|>label\\ntext<|im_end|>``: the control code
-    sits where the base expects a role, and the newline is the separator. ``<|endoftext|>``
-    (never produced by encoding text, since special-token strings in text are split) pads.
+    A record is laid out as one chat turn of the instruction-tuned base::
+
+        <|im_start|>user\nWrite a short text about {label}.<|im_end|>\n
+        <|im_start|>assistant\n{text}<|im_end|>
+
+    so the control code reaches the model as the natural-language request it was tuned to
+    follow: before any private step the base already writes on-topic text for a label
+    (zero-shot), and DP fine-tuning only has to teach the corpus' style and content, not
+    what a label means. Label text is encoded with special-token strings split, so a label
+    cannot forge the template. ``<|endoftext|>`` (never produced by encoding text) pads.
     """
 
     def __init__(self, backend: Any, provenance: dict[str, Any]) -> None:
@@ -225,6 +236,17 @@ class HFTokenizer:
             raise BaseLoadError("base tokenizer has no single newline token")
         self.sep_id = int(newline[0])
         self.vocab_size = len(backend)
+        self._turn_end = [self.eos_id, self.sep_id, self.bos_id, *self.encode("assistant\n")]
+
+    def prompt(self, label: str | None) -> list[int]:
+        """The user turn asking for a text (about ``label``) and the assistant turn's header."""
+        request = f"Write a short text about {label}." if label else "Write a short text."
+        return [self.bos_id, *self.encode(f"user\n{request}"), *self._turn_end]
+
+    @property
+    def prompt_end(self) -> tuple[int, int]:
+        """The text starts where the assistant turn's header ends."""
+        return self.eos_id, len(self._turn_end)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, without special tokens."""
@@ -286,7 +308,7 @@ class HFLoRALM(nn.Module):
     attention is causal, so a record's real tokens never see its padding.
     """
 
-    head_weight: torch.Tensor
+    head_bf16: torch.Tensor
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30
@@ -317,8 +339,12 @@ class HFLoRALM(nn.Module):
         inner.norm.float()
         top[0].register_forward_pre_hook(_hidden_to_fp32, with_kwargs=True)
         self.output_vocab = min(cfg.output_vocab, int(hf_model.lm_head.weight.shape[0]))
-        head = hf_model.lm_head.weight[: self.output_vocab].detach().float().clone()
-        self.register_buffer("head_weight", head, persistent=False)
+        head = hf_model.lm_head.weight[: self.output_vocab].detach()
+        # The frozen head is the largest matmul of a training step (every token against the
+        # whole output vocabulary, forward and in both of ghost clipping's backward passes);
+        # in bf16 it runs ~2x faster on CPU. Its rounding (~0.4%) is far below the DP noise
+        # and changes nothing in the guarantee: clipping bounds whatever gradient comes out.
+        self.register_buffer("head_bf16", head.to(torch.bfloat16).clone(), persistent=False)
         self._cache: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
@@ -380,7 +406,10 @@ class HFLoRALM(nn.Module):
             self._cached -= old.numel() * old.element_size()
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.hf.model.norm(h.float()), self.head_weight)
+        return self._head(self.hf.model.norm(h.float()))
+
+    def _head(self, normed: torch.Tensor) -> torch.Tensor:
+        return F.linear(normed.to(torch.bfloat16), self.head_bf16).float()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T, output_vocab)`` for right-padded ``input_ids``."""
@@ -407,8 +436,7 @@ class HFLoRALM(nn.Module):
             position_ids=self._positions(input_ids.shape[0], input_ids.shape[1], start),
         )
         # The HF model already applied the final norm to last_hidden_state.
-        last = out.last_hidden_state[:, -1].float()
-        return F.linear(last, self.head_weight), out.past_key_values
+        return self._head(out.last_hidden_state[:, -1]), out.past_key_values
 
     # -- weights --------------------------------------------------------------------------
 
@@ -444,6 +472,11 @@ def build_model(
     """
     import transformers
 
+    if cfg.layout != LAYOUT:
+        raise BaseLoadError(
+            f"model was trained with record layout {cfg.layout!r}, this version samples "
+            f"{LAYOUT!r}: train it again"
+        )
     loaded = load_hf_base(cfg.base)
     with torch.device("cpu"):
         hf_model = transformers.AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from privsynth.models.family import prompt_positions
 from privsynth.models.tokenizer import PublicTokenizer
 from privsynth.models.transformer import TinyTransformerLM, get_preset
 from torch import nn
@@ -189,9 +190,18 @@ def pretrain(
 
 @torch.inference_mode()
 def evaluate_perplexity(
-    model: nn.Module, seqs: Sequence[list[int]], pad_id: int, batch_size: int = 64
+    model: nn.Module,
+    seqs: Sequence[list[int]],
+    pad_id: int,
+    batch_size: int = 64,
+    *,
+    prompt_end: tuple[int, int] | None = None,
 ) -> float:
-    """Token-level perplexity of ``model`` on ``seqs`` (targets it cannot emit are skipped)."""
+    """Token-level perplexity of ``model`` on ``seqs`` (targets it cannot emit are skipped).
+
+    With ``prompt_end`` (a tokenizer's), only the text after each record's prompt is scored,
+    as in DP training.
+    """
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(seqs), batch_size):
@@ -203,6 +213,8 @@ def evaluate_perplexity(
         logits = model(batch[:, :-1])
         # A model with a cut output vocabulary (hf_lm) is scored on the tokens it can emit.
         targets = batch[:, 1:].masked_fill(batch[:, 1:] >= logits.shape[-1], pad_id)
+        if prompt_end is not None:
+            targets = targets.masked_fill(prompt_positions(batch, prompt_end), pad_id)
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             targets.reshape(-1),

@@ -78,25 +78,23 @@ def sample(
 ) -> Iterator[Sample]:
     """Yield ``params.count`` records, ``batch_size`` sequences decoded at a time.
 
-    Without a label the model writes its own control code before the separator, so the label mix
-    it learned under DP is reproduced; with a label the prompt fixes it.
+    Each record starts from ``tokenizer.prompt(params.label)``: the control code for a label,
+    or the unlabelled prompt. A conditional model is asked for labels drawn from its released
+    label mix (``privsynth.server.generation``); it is never asked to write a label itself,
+    since training scores only the text after the prompt.
     """
     gen = torch.Generator().manual_seed(params.seed)
-    prompt = [tokenizer.bos_id]
-    if params.label is not None:
-        prompt += [*tokenizer.encode(params.label), tokenizer.sep_id]
+    prompt = tokenizer.prompt(params.label)
     max_len = model.cfg.max_len
     budget = max(1, min(params.max_tokens, max_len - len(prompt)))
-    eos, sep = tokenizer.eos_id, tokenizer.sep_id
+    eos = tokenizer.eos_id
     remaining = params.count
     while remaining > 0:
         b = min(batch_size, remaining)
         seq = torch.tensor([prompt] * b, dtype=torch.long)
         done = torch.zeros(b, dtype=torch.bool)
-        # Without a label the model first writes the label, which does not count as text.
-        extra = 0 if params.label is not None else 8
         logits, caches = model.forward_cached(seq, None, 0)
-        for _ in range(min(budget + extra, max_len - len(prompt))):
+        for _ in range(budget):
             probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
@@ -106,15 +104,8 @@ def sample(
                 break
             logits, caches = model.forward_cached(nxt.unsqueeze(1), caches, seq.shape[1] - 1)
         for row in seq.tolist():
-            body = row[1:]
+            body = row[len(prompt) :]
             if eos in body:
                 body = body[: body.index(eos)]
-            if params.label is not None:
-                yield Sample(text=tokenizer.decode(body[len(prompt) - 1 :]), label=params.label)
-            elif sep in body:
-                cut = body.index(sep)
-                label = tokenizer.decode(body[:cut]).strip() or None
-                yield Sample(text=tokenizer.decode(body[cut + 1 : cut + 1 + budget]), label=label)
-            else:
-                yield Sample(text=tokenizer.decode(body[:budget]), label=None)
+            yield Sample(text=tokenizer.decode(body), label=params.label)
         remaining -= b

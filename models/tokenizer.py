@@ -87,6 +87,15 @@ class PublicTokenizer:
         """Id of the token between a record's control code (label) and its text."""
         return self.token_id(SEP)
 
+    def prompt(self, label: str | None) -> list[int]:
+        """``BOS label SEP`` (``BOS SEP`` without a label): what precedes a record's text."""
+        return [self.bos_id, *(self.encode(label) if label else []), self.sep_id]
+
+    @property
+    def prompt_end(self) -> tuple[int, int]:
+        """The text starts right after the first SEP."""
+        return self.sep_id, 1
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
         return list(self.backend.encode(text, add_special_tokens=False).ids)

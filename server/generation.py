@@ -5,8 +5,8 @@ release and spends no budget. Each record is tagged with the model's provenance.
 
 Asked for records without a label, a model whose card carries a label distribution (released
 with DP or declared public, see :mod:`privsynth.server.labels`) draws each record's label from
-that mix and conditions on it; the raw label counts are never read. Models without one write
-their own control code, as they learned it under DP.
+that mix and conditions on it; the raw label counts are never read. Models without one are
+sampled from the unlabelled prompt.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from privsynth.models.family import Tokenizer, load_generator
+from privsynth.models.hf_lm import BaseLoadError
 from privsynth.models.sampling import Sample, SamplingParams, sample
 from privsynth.server.db import ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -77,7 +78,10 @@ class ModelCache:
                 self._items.move_to_end(row.id)
                 return self._items[row.id]
         weights = runtime.store.get(row.weights_path, sha256=row.weights_sha256)
-        model = load_generator(weights, row.model_config)
+        try:
+            model = load_generator(weights, row.model_config)
+        except BaseLoadError as exc:  # its message names the base, never corpus text
+            raise FailedPrecondition(f"model cannot be loaded: {exc}") from exc
         with self._lock:
             self._items[row.id] = model
             while len(self._items) > self._size:
