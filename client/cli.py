@@ -436,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default=None,
         help="model preset: small (default), small-scratch, tiny, "
-        "or smollm2 (DP-LoRA on SmolLM2-135M; slow)",
+        "smollm2 (DP-LoRA on SmolLM2-135M; slow), or hf:NAME for a local model the "
+        "operator installed under PRIVSYNTH_MODEL_DIR",
     )
     p.add_argument(
         "--label-distribution",

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 from privsynth.models.dp_train import DPConfig, Example, train_dp
-from privsynth.models.tokenizer import load_tokenizer
+from privsynth.models.family import tokenizer_for_preset
+from privsynth.models.presets import register_local_bases
 
 __all__ = ["main"]
 
@@ -43,10 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delta", type=float, required=True)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--preset", default="small")
+    parser.add_argument(
+        "--model-dir", default="", help="directory of local HF models (presets hf:<name>)"
+    )
     parser.add_argument("--noise-multiplier", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="directory for weights.pt and card.json")
     args = parser.parse_args(argv)
+    if args.model_dir:
+        register_local_bases(Path(args.model_dir))
 
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     torch.distributed.init_process_group(backend=backend)
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 preset=args.preset,
                 noise_multiplier=args.noise_multiplier,
             ),
-            tokenizer=load_tokenizer(),
+            tokenizer=tokenizer_for_preset(args.preset),
         )
         if torch.distributed.get_rank() == 0:
             out = Path(args.out)

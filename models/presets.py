@@ -15,7 +15,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PRESETS", "Base", "TrainingPreset", "base_available", "load_base"]
+__all__ = [
+    "LOCAL_PREFIX",
+    "PRESETS",
+    "Base",
+    "TrainingPreset",
+    "base_available",
+    "load_base",
+    "register_local_bases",
+]
+
+LOCAL_PREFIX = "hf:"
+"""Presets for operator-installed Hugging Face model directories are named ``hf:<directory>``."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,42 @@ PRESETS: dict[str, TrainingPreset] = {
         ),
     )
 }
+
+
+def register_local_bases(model_dir: Path) -> list[str]:
+    """Offer each Hugging Face model directory under ``model_dir`` as preset ``hf:<name>``.
+
+    The operator decides which local models may be fine-tuned (``PRIVSYNTH_MODEL_DIR``, a
+    mounted volume in Kubernetes); callers choose among them by name and never pass a path,
+    so a request cannot make the server read an arbitrary directory. Called once at start-up:
+    a model added later is offered after a restart. A directory whose ``config.json`` is not
+    a decoder config is skipped; whether the weights load is checked when a job starts.
+
+    Returns:
+        The preset names added, sorted.
+
+    Raises:
+        NotADirectoryError: ``model_dir`` is not a directory.
+    """
+    if not model_dir.is_dir():
+        raise NotADirectoryError(f"model directory {str(model_dir)!r} does not exist")
+    added = []
+    for sub in sorted(model_dir.iterdir()):
+        try:
+            config = json.loads((sub / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(config, dict) or "model_type" not in config:
+            continue
+        name = LOCAL_PREFIX + sub.name
+        PRESETS[name] = TrainingPreset(
+            name,
+            "hf-lora",
+            str(sub.resolve()),
+            f"operator-installed {config['model_type']} model {sub.name!r} with DP-LoRA",
+        )
+        added.append(name)
+    return added
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
 
     Attributes:
         data_dir: Artifacts (scrubbed shards, models) and the default SQLite database.
+        model_dir: Directory of local Hugging Face model directories the operator allows as
+            DP-LoRA bases; each ``<model_dir>/<name>`` becomes preset ``hf:<name>``.
         database_url: SQLAlchemy URL; defaults to ``sqlite:///{data_dir}/privsynth.db``.
         host: Interface the gRPC server binds.
         grpc_port: gRPC port; 0 picks a free port (tests).
@@ -89,6 +91,7 @@ class Settings(BaseSettings):
     scrub_batch_size: int = Field(default=64, ge=1)
     scrub_workers: int = Field(default=2, ge=0)
     scrub_policy: Path | None = None
+    model_dir: Path | None = None
     nlp_config: Path | None = None
     # -- scrub master secret (issue 3) --
     scrub_secret: SecretStr = SecretStr("")
@@ -107,6 +110,12 @@ class Settings(BaseSettings):
             raise ValueError("set both PRIVSYNTH_TLS_CERT_FILE and _KEY_FILE, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("PRIVSYNTH_TLS_CLIENT_CA_FILE (mutual TLS) needs a server certificate")
+        return self
+
+    @model_validator(mode="after")
+    def _check_model_dir(self) -> Settings:
+        if self.model_dir is not None and not self.model_dir.is_dir():
+            raise ValueError("PRIVSYNTH_MODEL_DIR must name an existing directory")
         return self
 
     @model_validator(mode="after")

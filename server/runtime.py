@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from privsynth.models.presets import register_local_bases
 from privsynth.server.config import Settings
 from privsynth.server.db import Database
 from privsynth.server.errors import Unavailable
@@ -15,6 +17,8 @@ from privsynth.server.metrics import Metrics
 from privsynth.server.scrub_pipeline import ParallelScrubber
 from privsynth.server.scrubber import Scrubber
 from privsynth.server.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Runtime"]
 
@@ -66,6 +70,9 @@ class Runtime:
     def create(cls, settings: Settings) -> Runtime:
         """Open the database (migrating it) and the artifact store."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.model_dir is not None:
+            names = register_local_bases(settings.model_dir)
+            log.info("local base models offered as presets: %s", ", ".join(names) or "none")
         db = Database(settings.database_url)
         db.migrate()
         return cls(

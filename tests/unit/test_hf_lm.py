@@ -225,3 +225,23 @@ def test_only_text_after_the_prompt_is_scored(local_base: Path) -> None:
             # Target j predicts token j + 1: the first scored target is the text's first token.
             assert int(masked[i].sum()) == len(tok.prompt(label)) - 1
             assert not bool(masked[i, len(tok.prompt(label)) - 1])
+
+
+def test_operator_model_directory_offers_each_model_as_a_preset(
+    local_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privsynth.server.config import Settings
+
+    # Registered under monkeypatch, so the preset is gone again after this test.
+    monkeypatch.setitem(presets.PRESETS, "hf:tiny", presets.PRESETS["tiny"])
+    (tmp_path / "tiny").symlink_to(local_base, target_is_directory=True)
+    (tmp_path / "notes").mkdir()  # not a model: skipped
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json", encoding="utf-8")
+    assert presets.register_local_bases(tmp_path) == ["hf:tiny"]
+    assert presets.PRESETS["hf:tiny"].architecture == "hf-lora"
+    assert (
+        tokenizer_for_preset("hf:tiny").prompt("pets")[0] == base_tokenizer(str(local_base)).bos_id
+    )
+    with pytest.raises(ValueError, match="PRIVSYNTH_MODEL_DIR"):
+        Settings(model_dir=tmp_path / "missing")
