@@ -152,7 +152,13 @@ def perplexity(model, rows: list[dict[str, str]], preset: str) -> float:
 
 
 def synthesize(
-    model, mix: Counter[str], seed: int, max_tokens: int, preset: str, temperature: float
+    model,
+    mix: Counter[str],
+    seed: int,
+    max_tokens: int,
+    preset: str,
+    temperature: float,
+    guidance: float = 0.0,
 ) -> list[dict[str, str]]:
     from privsynth.models.family import tokenizer_for_preset
     from privsynth.models.sampling import SamplingParams, sample
@@ -161,9 +167,16 @@ def synthesize(
     out = []
     for i, (label, n) in enumerate(sorted(mix.items())):
         params = SamplingParams(
-            count=n, seed=seed + i, label=label, max_tokens=max_tokens, temperature=temperature
+            count=n,
+            seed=seed + i,
+            label=label,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            guidance=guidance,
         )
-        out += [{"text": s.text, "label": label} for s in sample(model, tok, params, batch_size=64)]
+        out += [
+            {"text": s.text, "label": label} for s in sample(model, tok, params, batch_size=128)
+        ]
     return out
 
 
@@ -193,6 +206,13 @@ def main() -> int:
         default=[1.0],
         help="sampling temperatures (each trained model is sampled at each)",
     )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="classifier-free guidance weights on the label (sampled at each; 0: off)",
+    )
     parser.add_argument("--samples-out", default="", help="write 3 samples per eps here (JSON)")
     args = parser.parse_args()
 
@@ -207,7 +227,7 @@ def main() -> int:
     print(
         f"fortunes: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
         f"preset={args.preset} epochs={args.epochs} batch={args.batch_size} lr={args.lr:g} "
-        f"T={args.temperature} synthetic={args.synthetic_fraction:g}x",
+        f"T={args.temperature} w={args.guidance} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
     rows = []
@@ -221,7 +241,7 @@ def main() -> int:
         print(f"  eps={eps_s}: trained in {train_s:.0f}s, holdout ppl {ppl:.1f}", flush=True)
         scaled = Counter({k: max(1, round(v * args.synthetic_fraction)) for k, v in mix.items()})
         sigma = card["noise_multiplier"] if card else 0.0
-        for temperature in args.temperature:
+        for temperature, guidance in [(t, g) for t in args.temperature for g in args.guidance]:
             synth = synthesize(
                 model,
                 scaled,
@@ -229,28 +249,34 @@ def main() -> int:
                 max_tokens=args.max_tokens,
                 preset=args.preset,
                 temperature=temperature,
+                guidance=guidance,
             )
             acc_syn = accuracy(
                 classifier([r["text"] for r in synth], [r["label"] for r in synth]), test
             )
             fidelity = accuracy(real_clf, synth)
             retained = (acc_syn - majority) / (acc_real - majority)
-            rows.append((eps_s, temperature, acc_syn, retained, ppl, fidelity, train_s, sigma))
-            examples[f"{eps_s}@T{temperature:g}"] = synth[:: max(1, len(synth) // 3)][:3]
+            rows.append(
+                (eps_s, temperature, guidance, acc_syn, retained, ppl, fidelity, train_s, sigma)
+            )
+            examples[f"{eps_s}@T{temperature:g}w{guidance:g}"] = synth[:: max(1, len(synth) // 3)][
+                :3
+            ]
             print(
-                f"  eps={eps_s} T={temperature:g}: acc {acc_syn:.3f}, retained {retained:.2f}, "
-                f"ppl {ppl:.0f}, fidelity {fidelity:.2f}, train {train_s:.0f}s",
+                f"  eps={eps_s} T={temperature:g} w={guidance:g}: acc {acc_syn:.3f}, "
+                f"retained {retained:.2f}, ppl {ppl:.0f}, fidelity {fidelity:.2f}, "
+                f"train {train_s:.0f}s",
                 flush=True,
             )
     print()
     print(f"real-data classifier accuracy {acc_real:.3f}; majority class {majority:.3f}")
     print(
-        f"{'epsilon':>8} {'T':>4} {'acc_syn':>8} {'retained':>9} {'val_ppl':>8} "
+        f"{'epsilon':>8} {'T':>4} {'w':>4} {'acc_syn':>8} {'retained':>9} {'val_ppl':>8} "
         f"{'label_fid':>10} {'train_s':>8} {'sigma':>6}"
     )
-    for eps_s, temperature, acc_syn, retained, ppl, fid, train_s, sigma in rows:
+    for eps_s, temperature, guidance, acc_syn, retained, ppl, fid, train_s, sigma in rows:
         print(
-            f"{eps_s:>8} {temperature:4g} {acc_syn:8.3f} {retained:9.2f} {ppl:8.0f} "
+            f"{eps_s:>8} {temperature:4g} {guidance:4g} {acc_syn:8.3f} {retained:9.2f} {ppl:8.0f} "
             f"{fid:10.2f} {train_s:8.0f} {sigma:6.2f}"
         )
     if args.samples_out:
