@@ -245,3 +245,25 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
     )
     with pytest.raises(ValueError, match="PRIVSYNTH_MODEL_DIR"):
         Settings(model_dir=tmp_path / "missing")
+
+
+def test_guided_sampling_follows_the_guided_distribution_step_by_step(local_base: Path) -> None:
+    # Greedy decoding (tiny temperature) with guidance must pick, at every step, the argmax of
+    # log p(x|label) + w (log p(x|label) - log p(x)) computed from full forward passes: this
+    # checks both key/value caches and their positions.
+    model, tok, _ = build_model(HFLoRAConfig(base=str(local_base), trainable_layers=1))
+    model.eval()
+    w = 1.5
+    params = SamplingParams(count=2, label="pets", guidance=w, temperature=1e-4, max_tokens=6)
+    out = list(sample(model, tok, params, batch_size=2))
+    assert out[0].text == out[1].text and out[0].label == "pets"
+    seq, plain = tok.prompt("pets"), tok.prompt(None)
+    with torch.no_grad():
+        for _ in range(6):
+            cond = torch.log_softmax(model(torch.tensor([seq]))[0, -1], dim=-1)
+            uncond = torch.log_softmax(model(torch.tensor([plain]))[0, -1], dim=-1)
+            nxt = int(torch.argmax(cond + w * (cond - uncond)))
+            if nxt == tok.eos_id:
+                break
+            seq, plain = [*seq, nxt], [*plain, nxt]
+    assert out[0].text == tok.decode(seq[len(tok.prompt("pets")) :])
