@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 DEFAULT_EPOCHS = 3
-DEFAULT_PRESET = "small"
+DEFAULT_PRESET = "smollm2"
 MAX_EPOCHS = 1000
 
 
@@ -91,9 +91,14 @@ class JobSpec:
             )
         base = PRESETS[preset].base
         if base is not None and not base_available(base):
+            how = (
+                "install its package (make setup does) or ask the operator for it"
+                if PRESETS[preset].architecture == "hf-lora"
+                else "run `privsynth pretrain`"
+            )
             raise FailedPrecondition(
                 f"preset {preset!r} needs the base model {base!r}, which is not installed; "
-                "run `privsynth pretrain` or choose another preset"
+                f"{how}, or choose another preset"
             )
         _check_label_request(label_distribution, label_epsilon_share, public_label_weights)
         self.label_distribution = label_distribution
@@ -182,11 +187,14 @@ class JobRunner:
         # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
         # jobs fit under basic composition of δ.
         delta = spec.delta if spec.delta is not None else dataset.delta / 10.0
+        preset = PRESETS[spec.preset]
         config = DPConfig(
             target_epsilon=spec.target_epsilon,
             target_delta=delta,
             epochs=spec.epochs,
             preset=spec.preset,
+            batch_size=preset.batch_size,
+            learning_rate=preset.learning_rate,
         )
         try:
             config.validate(dataset.record_count)
@@ -529,13 +537,23 @@ class JobRunner:
             self._drop_checkpoint(job_id)  # a fresh run never resumes someone else's state
         # Train with exactly the σ the ledger reserved (its event is what the cap was checked
         # on). Jobs from before revision 0002 have none (None) and calibrate as they always did.
+        preset = PRESETS[job.preset]
+        batch_size = preset.batch_size
+        if job.sample_rate:
+            # The batch the ledger reserved for (q = batch / n), even if the preset's default
+            # changed since the job was submitted.
+            batch_size = max(1, round(job.sample_rate * dataset.record_count))
         config = DPConfig(
             target_epsilon=job.target_epsilon,
             target_delta=job.delta,
             epochs=job.epochs,
             preset=job.preset,
+            batch_size=batch_size,
+            learning_rate=preset.learning_rate,
             noise_multiplier=job.noise_multiplier,
-            max_physical_batch_size=runtime.settings.max_physical_batch_size,
+            max_physical_batch_size=(
+                runtime.settings.max_physical_batch_size or preset.physical_batch
+            ),
         )
         last_step = 0
 

@@ -187,3 +187,27 @@ def test_a_corpus_below_the_minimum_fails_precondition_and_reserves_nothing(
     assert f"at least {MIN_RECORDS}" in str(exc.value)
     with runtime.db.session() as s:
         assert not s.execute(select(LedgerRow).where(LedgerRow.kind == "reserve")).first()
+
+
+def test_a_job_runs_with_the_batch_it_reserved_even_if_the_preset_changed(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privsynth.models import presets
+
+    tiny = presets.PRESETS["tiny"]
+    monkeypatch.setitem(presets.PRESETS, "tiny", dataclasses.replace(tiny, batch_size=8))
+    dataset_id = _dataset(runtime)
+    api = JobRunner(_api_only(runtime))
+    job = api.create(JobSpec(dataset_id=dataset_id, target_epsilon=2.0, epochs=1, preset="tiny"))
+    assert job.sample_rate == pytest.approx(8 / N_RECORDS)  # the preset's batch was planned
+    # A new release changes the preset's default batch while the job waits in the queue.
+    monkeypatch.setitem(presets.PRESETS, "tiny", dataclasses.replace(tiny, batch_size=4))
+    runner = JobRunner(runtime)
+    runner.recover()
+    try:
+        done = _wait(runtime, job.id)
+    finally:
+        runner.shutdown()
+    assert done.state == "SUCCEEDED", done.error_message
+    assert done.sample_rate == pytest.approx(8 / N_RECORDS)
+    assert done.steps_taken == done.planned_steps == N_RECORDS // 8
