@@ -433,8 +433,14 @@ class PrivsynthClient:
         max_tokens: int | None = None,
         seed: int = 0,
         label: str | None = None,
+        guidance: float | None = None,
     ) -> Iterator[generation_pb2.SyntheticRecord]:
-        """Stream synthetic records, each with its provenance."""
+        """Stream synthetic records, each with its provenance.
+
+        ``guidance`` is the classifier-free guidance weight on the label, in [0, 10] (unset: 0,
+        off); it needs a label, given or drawn from the model's label mix, and doubles the
+        sampling cost.
+        """
         req = generation_pb2.GenerateRequest(model=model, count=count, seed=seed)
         if temperature is not None:
             req.temperature = temperature
@@ -444,6 +450,8 @@ class PrivsynthClient:
             req.max_tokens = max_tokens
         if label is not None:
             req.label = label
+        if guidance is not None:
+            req.guidance = guidance
         yield from self.generation.Generate(req, timeout=self.stream_timeout)
 
     # -- privacy ----------------------------------------------------------------------------

@@ -42,6 +42,9 @@ class GenerationRequest:
     max_tokens: int = 64
     seed: int = 0
     label: str | None = None
+    guidance: float = 0.0
+    """Classifier-free guidance weight on the label, in [0, 10] (0: off). It applies to a given
+    label or to labels drawn from the model's mix; with neither it has no effect."""
     tenant: str | None = None
     """Only a model of this tenant may be used (None: any; callers pass the member's tenant)."""
 
@@ -57,6 +60,8 @@ class GenerationRequest:
             raise InvalidArgument("temperature must lie in (0, 5]", field="temperature")
         if not (0 < self.top_p <= 1):
             raise InvalidArgument("top_p must lie in (0, 1]", field="top_p")
+        if not (math.isfinite(self.guidance) and 0 <= self.guidance <= 10):
+            raise InvalidArgument("guidance must lie in [0, 10]", field="guidance")
         if self.max_tokens < 1:
             raise InvalidArgument("max_tokens must be >= 1", field="max_tokens")
         if self.label is not None and (len(self.label) > 100 or not self.label.strip()):
@@ -119,6 +124,7 @@ def generate(
         max_tokens=request.max_tokens,
         seed=request.seed,
         label=request.label,
+        guidance=request.guidance,
     )
     mix = (row.card.get("label_distribution") or {}).get("distribution") or {}
     if request.label is None and mix:

@@ -28,6 +28,7 @@ class GenerateRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    GUIDANCE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """"models/{id}"."""
     count: _builtins.int
@@ -42,6 +43,10 @@ class GenerateRequest(_message.Message):
     """Same seed and parameters give the same records."""
     label: _builtins.str
     """Optional control code to condition on."""
+    guidance: _builtins.float
+    """Classifier-free guidance on the label: unset means 0 (off); must be in [0, 10]. Needs a label
+    (given, or drawn from the model's label mix).
+    """
     def __init__(
         self,
         *,
@@ -52,11 +57,14 @@ class GenerateRequest(_message.Message):
         max_tokens: _builtins.int | None = ...,
         seed: _builtins.int = ...,
         label: _builtins.str | None = ...,
+        guidance: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_label", b"_label", "_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "label", b"label", "max_tokens", b"max_tokens", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance", b"_guidance", "_label", b"_label", "_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "guidance", b"guidance", "label", b"label", "max_tokens", b"max_tokens", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_label", b"_label", "_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "count", b"count", "label", b"label", "max_tokens", b"max_tokens", "model", b"model", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance", b"_guidance", "_label", b"_label", "_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "count", b"count", "guidance", b"guidance", "label", b"label", "max_tokens", b"max_tokens", "model", b"model", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__guidance: _TypeAlias = _typing.Literal["guidance"]  # noqa: Y015
+    _WhichOneofArgType__guidance: _TypeAlias = _typing.Literal["_guidance", b"_guidance"]  # noqa: Y015
     _WhichOneofReturnType__label: _TypeAlias = _typing.Literal["label"]  # noqa: Y015
     _WhichOneofArgType__label: _TypeAlias = _typing.Literal["_label", b"_label"]  # noqa: Y015
     _WhichOneofReturnType__max_tokens: _TypeAlias = _typing.Literal["max_tokens"]  # noqa: Y015
@@ -65,6 +73,8 @@ class GenerateRequest(_message.Message):
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     _WhichOneofReturnType__top_p: _TypeAlias = _typing.Literal["top_p"]  # noqa: Y015
     _WhichOneofArgType__top_p: _TypeAlias = _typing.Literal["_top_p", b"_top_p"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance) -> _WhichOneofReturnType__guidance | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__label) -> _WhichOneofReturnType__label | None: ...
     @_typing.overload

@@ -33,6 +33,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
             max_tokens=request.max_tokens if request.HasField("max_tokens") else 64,
             seed=request.seed,
             label=request.label if request.HasField("label") else None,
+            guidance=request.guidance if request.HasField("guidance") else 0.0,
             tenant=identity_of(context).tenant_scope,
         )
         row, samples = generate(self.runtime, self.cache, req)
