@@ -17,7 +17,6 @@ pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not in
 from test_chart import (
     CHART_DIR,
     DATA_DIR,
-    KINDS_WITHOUT_SCHEMA,
     KUBE_VERSIONS,
     NAMESPACE,
     RELEASE,
@@ -25,11 +24,11 @@ from test_chart import (
     by_kind,
     container,
     helm,
-    kv,
     one,
     pod_spec,
     render,
     render_raw,
+    schema_failures,
     volume_for_mount,
 )
 
@@ -119,18 +118,7 @@ def test_enabled_manifests_match_kubernetes_schema(kube_version: str) -> None:
     """Every object rendered with localModels on validates strictly."""
     manifests = render(ENABLED)
     assert by_kind(manifests, "Job")
-    failures: list[str] = []
-    for manifest in manifests:
-        kind = manifest["kind"]
-        if (manifest["apiVersion"], kind) in KINDS_WITHOUT_SCHEMA:
-            continue
-        try:
-            kv.validate(manifest, kube_version, strict=True)
-        except kv.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.path)
-            failures.append(f"{kind}/{manifest['metadata']['name']}: {path}: {exc.message}")
-        except kv.SchemaNotFoundError as exc:
-            failures.append(f"{kind}: no schema ({exc.message})")
+    failures = schema_failures(manifests, kube_version)
     assert not failures, "\n".join(failures)
 
 
