@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train_dp(
             _examples(Path(args.data)),
-            config=DPConfig(
+            config=DPConfig.for_preset(
+                args.preset,
                 target_epsilon=args.epsilon,
                 target_delta=args.delta,
                 epochs=args.epochs,
-                preset=args.preset,
                 noise_multiplier=args.noise_multiplier,
             ),
             tokenizer=tokenizer_for_preset(args.preset),

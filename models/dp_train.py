@@ -193,6 +193,22 @@ class DPConfig:
     seed: int = 0
     max_physical_batch_size: int = 0
 
+    @classmethod
+    def for_preset(cls, preset: str, **kwargs: Any) -> DPConfig:
+        """A config with the preset's tuned batch size, learning rate and physical batch.
+
+        Every caller that trains a preset for real (the job runner, the torchrun entry
+        point) builds its config here, so a preset's hyperparameters live in one place
+        (``TrainingPreset``). Values given in ``kwargs`` win; an unknown preset keeps the
+        class defaults and is rejected by :meth:`validate`.
+        """
+        tuned = PRESETS.get(preset)
+        if tuned is not None:
+            kwargs.setdefault("batch_size", tuned.batch_size)
+            kwargs.setdefault("learning_rate", tuned.learning_rate)
+            kwargs.setdefault("max_physical_batch_size", tuned.physical_batch)
+        return cls(preset=preset, **kwargs)
+
     def validate(self, n_records: int) -> None:
         """Reject parameters that cannot give a meaningful guarantee.
 

@@ -92,7 +92,7 @@ def sample(
     gen = torch.Generator().manual_seed(params.seed)
     prompt = tokenizer.prompt(params.label)
     guided = params.label is not None and params.guidance > 0
-    plain = tokenizer.prompt(None)
+    plain = tokenizer.prompt(None) if guided else []
     max_len = model.cfg.max_len
     budget = max(1, min(params.max_tokens, max_len - max(len(prompt), len(plain))))
     eos = tokenizer.eos_id

@@ -187,14 +187,8 @@ class JobRunner:
         # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
         # jobs fit under basic composition of δ.
         delta = spec.delta if spec.delta is not None else dataset.delta / 10.0
-        preset = PRESETS[spec.preset]
-        config = DPConfig(
-            target_epsilon=spec.target_epsilon,
-            target_delta=delta,
-            epochs=spec.epochs,
-            preset=spec.preset,
-            batch_size=preset.batch_size,
-            learning_rate=preset.learning_rate,
+        config = DPConfig.for_preset(
+            spec.preset, target_epsilon=spec.target_epsilon, target_delta=delta, epochs=spec.epochs
         )
         try:
             config.validate(dataset.record_count)
@@ -537,23 +531,20 @@ class JobRunner:
             self._drop_checkpoint(job_id)  # a fresh run never resumes someone else's state
         # Train with exactly the σ the ledger reserved (its event is what the cap was checked
         # on). Jobs from before revision 0002 have none (None) and calibrate as they always did.
-        preset = PRESETS[job.preset]
-        batch_size = preset.batch_size
+        overrides: dict[str, Any] = {}
         if job.sample_rate:
             # The batch the ledger reserved for (q = batch / n), even if the preset's default
             # changed since the job was submitted.
-            batch_size = max(1, round(job.sample_rate * dataset.record_count))
-        config = DPConfig(
+            overrides["batch_size"] = max(1, round(job.sample_rate * dataset.record_count))
+        if runtime.settings.max_physical_batch_size:
+            overrides["max_physical_batch_size"] = runtime.settings.max_physical_batch_size
+        config = DPConfig.for_preset(
+            job.preset,
             target_epsilon=job.target_epsilon,
             target_delta=job.delta,
             epochs=job.epochs,
-            preset=job.preset,
-            batch_size=batch_size,
-            learning_rate=preset.learning_rate,
             noise_multiplier=job.noise_multiplier,
-            max_physical_batch_size=(
-                runtime.settings.max_physical_batch_size or preset.physical_batch
-            ),
+            **overrides,
         )
         last_step = 0
 
