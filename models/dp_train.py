@@ -97,7 +97,14 @@ class Checkpointing:
     exactly the remaining steps and reports the ε of the whole run: the steps before k are
     neither forgotten nor counted twice. Steps taken after the last checkpoint by a run that
     then died are discarded unreleased (their model state never left the process) and are
-    taken again. Under ``torchrun`` (world size > 1) no checkpoint is written.
+    taken again.
+
+    Under ``torchrun`` (world size W > 1) every rank saves its own file next to ``path``
+    (``<stem>.rank<r>-of-<W><suffix>``, its RNG state being its own), at the same step: the
+    ranks agree on when to save and when to stop through one small all-reduce per step. Each
+    rank keeps its previous file too (``….prev``), so a crash between two ranks' writes still
+    leaves a step every rank holds; a resumed run takes the latest such step, and starts afresh
+    when there is none.
 
     Attributes:
         path: The checkpoint file, written atomically (temporary file, fsync, rename). When
@@ -105,12 +112,26 @@ class Checkpointing:
         every_s: Save when this many seconds passed since the last save (0: never by time).
         every_steps: Save every this many optimizer steps (0: never by count).
         on_stop: Also save when ``should_stop`` ends the run, so it can be resumed.
+        stop_at_step: Save and stop, resumably, once the run reaches this step (0: never); for
+            time-sliced runs on preemptible capacity. Raises ``TrainingInterrupted`` like a
+            stop request.
     """
 
     path: Path
     every_s: float = 60.0
     every_steps: int = 0
     on_stop: bool = True
+    stop_at_step: int = 0
+
+    def files(self, rank: int, world_size: int) -> tuple[Path, Path | None]:
+        """This rank's latest checkpoint file and, under ``torchrun``, its previous one."""
+        if world_size == 1:
+            return self.path, None
+        stem = f"{self.path.stem}.rank{rank}-of-{world_size}"
+        return (
+            self.path.with_name(f"{stem}{self.path.suffix}"),
+            self.path.with_name(f"{stem}.prev{self.path.suffix}"),
+        )
 
 
 @dataclass(frozen=True)
@@ -408,6 +429,60 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+def _any_rank(flag: bool, world_size: int) -> bool:
+    """Whether ``flag`` holds on any rank (every rank must call this at the same point)."""
+    if world_size == 1:
+        return flag
+    value = torch.tensor([int(flag)])
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value[0])
+
+
+def _choose_checkpoint(
+    cfg: Checkpointing, run_key: dict[str, Any], rank: int, world_size: int
+) -> dict[str, Any] | None:
+    """The checkpoint this rank resumes from, or None to start afresh.
+
+    One process resumes from ``cfg.path`` if it exists. Under ``torchrun`` the ranks pick the
+    latest step that every rank holds a file of (latest or previous generation); with none
+    (e.g. the run died before every rank had saved once), all start afresh and drop their
+    stale files, so no later resume can mix them in.
+
+    Raises:
+        CheckpointError: A file is unreadable or from another run (on every rank together).
+    """
+    held: dict[int, dict[str, Any]] = {}
+    failure = ""
+    for path in cfg.files(rank, world_size):
+        if path is None or not path.exists():
+            continue
+        try:
+            ckpt = _read_checkpoint(path)
+        except CheckpointError as exc:
+            failure = str(exc)
+            continue
+        if ckpt.get("run") != run_key or ckpt.get("rank", 0) != rank:
+            failure = "checkpoint was written by a run with other parameters"
+            continue
+        held[int(ckpt["step"])] = ckpt
+    if world_size == 1:
+        if failure:
+            raise CheckpointError(failure)
+        return next(iter(held.values()), None)
+    gathered: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(gathered, (sorted(held), failure))
+    failures = [f for _, f in gathered if f]
+    if failures:
+        raise CheckpointError(failures[0])
+    common = set.intersection(*(set(steps) for steps, _ in gathered))
+    if not common:
+        for path in cfg.files(rank, world_size):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        return None
+    return held[max(common)]
+
+
 def train_dp(
     examples: Sequence[Example],
     *,
@@ -586,31 +661,35 @@ def _train_dp(
         "preset": config.preset,
         "seed": config.seed,
     }
-    ckpt_cfg = checkpoint if world_size == 1 else None
+    if world_size > 1:  # (absent for one process, so its older checkpoints still resume)
+        run_key["world_size"] = world_size
+    ckpt_cfg = checkpoint
+    rank = torch.distributed.get_rank() if world_size > 1 else 0
     resume_rng: dict[str, Any] | None = None
     resumed_from: int | None = None
-    if ckpt_cfg is not None and ckpt_cfg.path.exists():
-        ckpt = _read_checkpoint(ckpt_cfg.path)
-        if ckpt.get("run") != run_key:
-            raise CheckpointError("checkpoint was written by a run with other parameters")
+    ckpt = _choose_checkpoint(ckpt_cfg, run_key, rank, world_size) if ckpt_cfg else None
+    if ckpt is not None:
+        failure = ""
         saved = ckpt.get("model")
         if not isinstance(saved, dict) or set(saved) != set(_trainable_state(model)):
-            raise CheckpointError("checkpoint does not hold this model's trainable parameters")
-        try:
-            model.load_state_dict(saved, strict=False)
-            dp_optimizer.load_state_dict(ckpt["optimizer"])
-            engine.accountant.load_state_dict(ckpt["accountant"])
-            state["step"] = int(ckpt["step"])
-            state["loss"] = float(ckpt["loss"])
-            state["last_report"] = -math.inf
-            started = time.monotonic() - float(ckpt["elapsed_s"])
-            resume_rng = {"torch": ckpt["torch_rng"], "sampler": ckpt["sampler_rng"]}
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"checkpoint does not fit this run ({type(exc).__name__})"
-            ) from None
-        if accounted_steps() != int(state["step"]):
-            raise CheckpointError("checkpoint's accountant disagrees with its step count")
+            failure = "checkpoint does not hold this model's trainable parameters"
+        else:
+            try:
+                model.load_state_dict(saved, strict=False)
+                dp_optimizer.load_state_dict(ckpt["optimizer"])
+                engine.accountant.load_state_dict(ckpt["accountant"])
+                state["step"] = int(ckpt["step"])
+                state["loss"] = float(ckpt["loss"])
+                state["last_report"] = -math.inf
+                started = time.monotonic() - float(ckpt["elapsed_s"])
+                resume_rng = {"torch": ckpt["torch_rng"], "sampler": ckpt["sampler_rng"]}
+            except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+                failure = f"checkpoint does not fit this run ({type(exc).__name__})"
+            if not failure and accounted_steps() != int(state["step"]):
+                failure = "checkpoint's accountant disagrees with its step count"
+        # Every rank raises, or none does: a rank that trained on alone would hang the others.
+        if _any_rank(bool(failure), world_size):
+            raise CheckpointError(failure or "another rank's checkpoint does not fit this run")
         resumed_from = int(state["step"])
 
     def save_checkpoint() -> None:
@@ -619,6 +698,7 @@ def _train_dp(
         payload = {
             "format": _CHECKPOINT_FORMAT,
             "run": run_key,
+            "rank": rank,
             "step": int(state["step"]),
             "loss": float(state["loss"]),
             "elapsed_s": time.monotonic() - started,
@@ -630,17 +710,30 @@ def _train_dp(
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        _write_atomically(ckpt_cfg.path, buffer.getvalue())
+        latest, previous = ckpt_cfg.files(rank, world_size)
+        if previous is not None and latest.exists():
+            os.replace(latest, previous)
+        _write_atomically(latest, buffer.getvalue())
         state["last_save"] = time.monotonic()
 
-    def stop_requested() -> None:
-        """Checked between logical steps only, so a saved state is never mid-batch."""
-        if should_stop is not None and should_stop():
-            if ckpt_cfg is not None and ckpt_cfg.on_stop:
-                save_checkpoint()
-            raise TrainingInterrupted(
-                epsilon_spent=spent(), steps=int(state["step"]), cancelled=True
-            )
+    def checkpoint_and_stop(*, save_due: bool) -> None:
+        """Save if due, stop if asked.
+
+        Checked between logical steps only, so a saved state is never mid-batch; under
+        ``torchrun`` all ranks act together (one all-reduce).
+        """
+        step = int(state["step"])
+        stop = (should_stop is not None and should_stop()) or (
+            ckpt_cfg is not None and 0 < ckpt_cfg.stop_at_step <= step
+        )
+        if world_size > 1:
+            flags = torch.tensor([int(save_due), int(stop)])
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            save_due, stop = bool(flags[0]), bool(flags[1])
+        if ckpt_cfg is not None and (save_due or (stop and ckpt_cfg.on_stop)):
+            save_checkpoint()
+        if stop:
+            raise TrainingInterrupted(epsilon_spent=spent(), steps=step, cancelled=True)
 
     def run_epoch(epoch: int) -> None:
         nonlocal resume_rng
@@ -657,7 +750,7 @@ def _train_dp(
             if gen is not None and resume_rng["sampler"] is not None:
                 gen.set_state(resume_rng["sampler"])
             resume_rng = None
-        stop_requested()
+        checkpoint_and_stop(save_due=False)
         for batch in batches:
             seq = batch[0] if isinstance(batch, list) else batch
             empty = seq.shape[0] == 0
@@ -713,12 +806,13 @@ def _train_dp(
                 )
             if step >= end:
                 break
-            if ckpt_cfg is not None and (
-                (ckpt_cfg.every_steps > 0 and step % ckpt_cfg.every_steps == 0)
-                or (ckpt_cfg.every_s > 0 and now - state["last_save"] >= ckpt_cfg.every_s)
-            ):
-                save_checkpoint()
-            stop_requested()
+            checkpoint_and_stop(
+                save_due=ckpt_cfg is not None
+                and (
+                    (ckpt_cfg.every_steps > 0 and step % ckpt_cfg.every_steps == 0)
+                    or (ckpt_cfg.every_s > 0 and now - state["last_save"] >= ckpt_cfg.every_s)
+                )
+            )
 
     dp_model.train()
     try:

@@ -496,3 +496,15 @@ def test_training_job_runs_torchrun_on_the_data_volume() -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
     mounts = {m["mountPath"] for m in train["volumeMounts"]}
     assert DATA_DIR in mounts
+
+
+def test_training_job_survives_preemption_by_resuming_its_checkpoint() -> None:
+    job = one(scenario("training-job"), "Job")
+    (train,) = job["spec"]["template"]["spec"]["containers"]
+    # The ranks checkpoint as often as the server's jobs do, and on SIGTERM within the grace.
+    assert "--checkpoint-every-s=60" in train["args"]
+    assert job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
+    # An evicted or preempted pod is replaced (and resumes) without using up backoffLimit.
+    (rule,) = job["spec"]["podFailurePolicy"]["rules"]
+    disrupted = {"type": "DisruptionTarget", "status": "True"}
+    assert rule == {"action": "Ignore", "onPodConditions": [disrupted]}
