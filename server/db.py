@@ -113,6 +113,10 @@ class JobRow(Base):
     # the request behind it (mode, ε share, threshold, declared weights); revision 0005.
     label_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
     label_release: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The process running the job and the last renewal of its lease (revision 0006); None on
+    # jobs never run since, which a starting worker treats as cut off.
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ModelRow(Base):

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from privsynth.models.dp_train import (
     Progress,
     TrainingConfigError,
     TrainingInterrupted,
+    TrainResult,
     bound_user_contributions,
     train_dp,
 )
@@ -169,8 +171,13 @@ class JobRunner:
             else None
         )
         self._cancel: dict[str, threading.Event] = {}
+        self._training: set[str] = set()  # jobs this process claimed and is training
         self._lock = threading.Lock()
         self._closed = False
+        self._worker = runtime.settings.worker_id
+        self._lease = timedelta(seconds=runtime.settings.job_lease_s)
+        self._sweeping = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -389,40 +396,125 @@ class JobRunner:
         if self._pool is None:
             return
         with self._lock:
-            if self._closed:
+            if self._closed or job_id in self._cancel:  # already queued or running here
                 return
             self._cancel[job_id] = threading.Event()
         self._pool.submit(self._run_safely, job_id, resume)
 
     def recover(self) -> None:
-        """Resume after a restart: requeue QUEUED jobs; resume or fail jobs cut off mid-run.
+        """Take up jobs after a start: queued ones, and running ones whose worker died.
 
-        A job that was RUNNING when the process stopped resumes from its last checkpoint
-        under the reservation it already holds (nothing is reserved again, and the ledger is
-        charged once, when it ends). The checkpoint carries the accountant's state, so the
-        resumed run reports the ε of all its steps; steps taken after the checkpoint by the
-        dead process were never released (their weights died with it) and are taken again.
-        A RUNNING job without a checkpoint may have taken noisy steps after its last progress
-        report, so it is charged its full reservation (the safe upper bound). An API-only
-        process (no workers) runs no jobs, so it leaves them alone. Only one process with
-        workers may recover a database's jobs (it assumes every RUNNING job is orphaned).
+        Then keep doing so, and renew the leases of the jobs this process runs, every quarter
+        of ``job_lease_s`` (a background thread, until :meth:`shutdown`); see
+        :meth:`_take_up_jobs`. An API-only process (no workers) runs no jobs, so it leaves
+        them alone.
         """
         if self._pool is None:
             return
+        self._take_up_jobs()
+        with self._lock:
+            if self._closed or self._sweeper is not None:
+                return
+            self._sweeper = threading.Thread(
+                target=self._sweep_forever, name="job-leases", daemon=True
+            )
+            self._sweeper.start()
+
+    def _sweep_forever(self) -> None:
+        while not self._sweeping.wait(self._lease.total_seconds() / 4):
+            try:
+                self._renew_leases()
+                self._take_up_jobs()
+            except Exception as exc:  # the database may be briefly away; try next round
+                log.warning("job lease sweep failed: %s", type(exc).__name__)
+
+    def _orphaned(self, job: JobRow, now: datetime) -> bool:
+        """Whether a RUNNING job's worker is gone, so this process may take it over.
+
+        Its lease expired, or it ran under this process's own name (which a live process
+        only uses for jobs it trains: this one restarted), or it never had a lease (a row
+        from before leases).
+        """
+        with self._lock:
+            if job.id in self._training:
+                return False
+        if job.worker is None or job.heartbeat_at is None or job.worker == self._worker:
+            return True
+        beat = job.heartbeat_at
+        if beat.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
+            beat = beat.replace(tzinfo=UTC)
+        return beat < now - self._lease
+
+    def _take_up_jobs(self) -> None:
+        """Queue QUEUED jobs; resume or fail RUNNING jobs whose worker is gone.
+
+        A job whose worker died resumes from its last checkpoint under the reservation it
+        already holds (nothing is reserved again, and the ledger is charged once, when it
+        ends). The checkpoint carries the accountant's state, so the resumed run reports the
+        ε of all its steps; steps taken after the checkpoint by the dead process were never
+        released (their weights died with it) and are taken again. A job cut off without a
+        checkpoint may have taken noisy steps after its last progress report, so it is charged
+        its full reservation (the safe upper bound). A job whose lease is still being renewed
+        belongs to a live replica and is left alone. Queued jobs may sit in another replica's
+        queue too: whichever worker claims one first runs it (see :meth:`_run`).
+        """
         resume: list[str] = []
         with self.runtime.db.session() as s:
-            stale = s.execute(select(JobRow).where(JobRow.state == "RUNNING")).scalars().all()
-            for job in stale:
+            running = s.execute(select(JobRow.id).where(JobRow.state == "RUNNING")).scalars()
+            candidates = list(running)
+            queued = s.execute(select(JobRow.id).where(JobRow.state == "QUEUED")).scalars().all()
+        for job_id in candidates:
+            with self.runtime.db.session() as s:
+                # Locked and checked again: two replicas sweeping at once act on a job once.
+                job = s.execute(
+                    select(JobRow).where(JobRow.id == job_id).with_for_update()
+                ).scalar_one_or_none()
+                if job is None or job.state != "RUNNING" or not self._orphaned(job, utcnow()):
+                    continue
                 if self._checkpoint_path(job.id).exists():
                     resume.append(job.id)
                 else:
                     self._charge_full_reservation(s, job, error="server stopped during training")
-            queued = s.execute(select(JobRow.id).where(JobRow.state == "QUEUED")).scalars().all()
         for job_id in resume:
             log.info("job %s: resuming from its checkpoint", job_id)
             self.submit(job_id, resume=True)
         for job_id in queued:
             self.submit(job_id)
+
+    def _renew_leases(self) -> None:
+        """Renew the lease of every job this process trains; stop any it lost.
+
+        A job this process trains but another worker now holds was taken over (this process
+        missed renewals for a whole lease): it stops without charging or releasing anything,
+        since the job, its reservation and its checkpoint are the new worker's.
+        """
+        with self._lock:
+            mine = set(self._training)
+        if not mine:
+            return
+        lost: list[str] = []
+        with self.runtime.db.session() as s:
+            rows = s.execute(select(JobRow).where(JobRow.id.in_(mine))).scalars().all()
+            for row in rows:
+                if row.state != "RUNNING":
+                    continue
+                if row.worker == self._worker:
+                    row.heartbeat_at = utcnow()
+                else:
+                    lost.append(row.id)
+        for job_id in lost:
+            log.warning("job %s: lease taken over by another worker; stopping here", job_id)
+            with self._lock:
+                event = self._cancel.get(job_id)
+            if event is not None:
+                event.set()
+
+    def _owns(self, job: JobRow) -> bool:
+        """Whether this process still holds ``job``'s lease (else it must not end the job)."""
+        if job.worker == self._worker:
+            return True
+        log.warning("job %s: lease lost to another worker; leaving the job to it", job.id)
+        return False
 
     def _checkpoint_path(self, job_id: str) -> Path:
         """The job's resumable checkpoint, in its artifact dir."""
@@ -444,6 +536,10 @@ class JobRunner:
         with self._lock:
             self._closed = True
             events = list(self._cancel.values())
+            sweeper = self._sweeper
+        self._sweeping.set()
+        if sweeper is not None:
+            sweeper.join()
         for event in events:
             event.set()
         if self._pool is not None:
@@ -474,14 +570,16 @@ class JobRunner:
             log.error("training job %s crashed: %s", job_id, type(exc).__name__)
             with self.runtime.db.session() as s:
                 job = s.get(JobRow, job_id)
-                if job is not None and job.state not in TERMINAL_STATES:
-                    self._charge_full_reservation(
-                        s, job, error=f"job failed after training: {type(exc).__name__}"
-                    )
+                if job is None or job.state in TERMINAL_STATES or not self._owns(job):
+                    return
+                self._charge_full_reservation(
+                    s, job, error=f"job failed after training: {type(exc).__name__}"
+                )
             self._drop_checkpoint(job_id)
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
+                self._training.discard(job_id)
 
     def _should_stop(self, job_id: str) -> Callable[[], bool]:
         event = self._cancel.get(job_id) or threading.Event()
@@ -501,24 +599,42 @@ class JobRunner:
 
         return should_stop
 
-    def _run(self, job_id: str, *, resume: bool = False) -> None:
-        runtime = self.runtime
-        with runtime.db.session() as s:
+    def _claim(self, job_id: str, *, resume: bool) -> tuple[JobRow, DatasetRow] | None:
+        """Take the job's lease (QUEUED -> RUNNING, or a cut-off RUNNING job to resume).
+
+        Under a row lock, so of several workers given the same job exactly one claims it.
+        None: nothing to run (claimed elsewhere, ended, or cancelled before it started).
+        """
+        with self.runtime.db.session() as s:
             job = s.execute(
                 select(JobRow).where(JobRow.id == job_id).with_for_update()
             ).scalar_one_or_none()
+            now = utcnow()
             if job is None or job.state != ("RUNNING" if resume else "QUEUED"):
-                return
+                return None
+            if resume and not self._orphaned(job, now):
+                return None  # another worker took it over first, and renews its lease
             if job.cancel_requested and not resume:
                 self._finish(
                     s, job, state="CANCELLED", epsilon=0.0, steps=0, note="cancelled before start"
                 )
-                return
+                return None
             dataset = s.get(DatasetRow, job.dataset_id)
+            assert dataset is not None
             if not resume:
                 job.state = "RUNNING"
-                job.started_at = utcnow()
-        assert dataset is not None
+                job.started_at = now
+            job.worker, job.heartbeat_at = self._worker, now
+            with self._lock:
+                self._training.add(job_id)
+            return job, dataset
+
+    def _run(self, job_id: str, *, resume: bool = False) -> None:
+        runtime = self.runtime
+        claimed = self._claim(job_id, resume=resume)
+        if claimed is None:
+            return
+        job, dataset = claimed
         if resume and job.cancel_requested:
             # Cancelled while no process ran it: the resumed run stops at its first check and
             # is charged the ε its checkpoint had reached.
@@ -574,40 +690,55 @@ class JobRunner:
                 checkpoint=checkpoint,
             )
         except TrainingInterrupted as exc:
-            if exc.cancelled and self._suspend(job_id, exc, checkpoint):
-                return
-            state = "CANCELLED" if exc.cancelled else "FAILED"
-            error = "" if exc.cancelled else f"training failed: {type(exc.__cause__).__name__}"
-            if exc.__cause__ is not None:
-                log.error("job %s failed: %s", job_id, type(exc.__cause__).__name__)
-            with runtime.db.session() as s:
-                row = s.get(JobRow, job_id)
-                assert row is not None
-                row.step, row.epsilon_spent = exc.steps, exc.epsilon_spent
-                self._finish(
-                    s,
-                    row,
-                    state=state,
-                    epsilon=exc.epsilon_spent,
-                    steps=exc.steps,
-                    note=f"{state.lower()} after {exc.steps} steps; charged the accountant's ε",
-                    error=error,
-                )
-            self._drop_checkpoint(job_id)
+            self._end_interrupted(job_id, exc, checkpoint)
             return
         except Exception as exc:  # before the first noisy step of this run
-            log.error("job %s failed before training: %s", job_id, type(exc).__name__)
-            with runtime.db.session() as s:
-                row = s.get(JobRow, job_id)
-                assert row is not None
-                if resume:
-                    # The checkpoint could not be resumed (e.g. unreadable): what the dead run
-                    # took after it is unknown, so charge the safe upper bound.
-                    self._charge_full_reservation(
-                        s, row, error=f"could not resume training: {type(exc).__name__}"
-                    )
-                    self._drop_checkpoint(job_id)
-                    return
+            self._end_unstarted(job_id, exc, resume=resume)
+            return
+        self._end_succeeded(job, dataset, examples, result)
+
+    def _end_interrupted(
+        self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
+    ) -> None:
+        """Charge a stopped or failed run the accountant's ε (or suspend it for shutdown)."""
+        if exc.cancelled and self._suspend(job_id, exc, checkpoint):
+            return
+        state = "CANCELLED" if exc.cancelled else "FAILED"
+        error = "" if exc.cancelled else f"training failed: {type(exc.__cause__).__name__}"
+        if exc.__cause__ is not None:
+            log.error("job %s failed: %s", job_id, type(exc.__cause__).__name__)
+        with self.runtime.db.session() as s:
+            row = s.get(JobRow, job_id)
+            assert row is not None
+            if not self._owns(row):
+                return
+            row.step, row.epsilon_spent = exc.steps, exc.epsilon_spent
+            self._finish(
+                s,
+                row,
+                state=state,
+                epsilon=exc.epsilon_spent,
+                steps=exc.steps,
+                note=f"{state.lower()} after {exc.steps} steps; charged the accountant's ε",
+                error=error,
+            )
+        self._drop_checkpoint(job_id)
+
+    def _end_unstarted(self, job_id: str, exc: Exception, *, resume: bool) -> None:
+        """End a run that failed before its first noisy step."""
+        log.error("job %s failed before training: %s", job_id, type(exc).__name__)
+        with self.runtime.db.session() as s:
+            row = s.get(JobRow, job_id)
+            assert row is not None
+            if not self._owns(row):
+                return
+            if resume:
+                # The checkpoint could not be resumed (e.g. unreadable): what the dead run
+                # took after it is unknown, so charge the safe upper bound.
+                self._charge_full_reservation(
+                    s, row, error=f"could not resume training: {type(exc).__name__}"
+                )
+            else:
                 self._finish(
                     s,
                     row,
@@ -617,18 +748,27 @@ class JobRunner:
                     note="failed before any training step; nothing consumed",
                     error=f"training could not start: {type(exc).__name__}",
                 )
-            self._drop_checkpoint(job_id)
-            return
+        self._drop_checkpoint(job_id)
+
+    def _end_succeeded(
+        self, job: JobRow, dataset: DatasetRow, examples: list[Example], result: TrainResult
+    ) -> None:
+        """Store the model, release its label distribution and charge the ledger once."""
+        runtime = self.runtime
+        job_id = job.id
         path, digest = runtime.store.put("models", result.weights, suffix=".pt")
         card = dict(result.card)
         card["dataset"] = f"datasets/{dataset.id}"
         card["privacy_unit"] = dataset.privacy_unit
         epsilon_total = self._release_labels(job, examples, card, result.epsilon_spent)
         with runtime.db.session() as s:
-            row = s.get(JobRow, job_id)
+            row = s.execute(
+                select(JobRow).where(JobRow.id == job_id).with_for_update()
+            ).scalar_one()
             model = s.get(ModelRow, job.model_id)
-            assert row is not None
             assert model is not None
+            if not self._owns(row):
+                return  # (the stored weights stay unreferenced)
             model.state, model.card, model.model_config = "READY", card, result.model_config
             model.weights_path, model.weights_sha256 = path, digest
             row.epsilon_spent = epsilon_total

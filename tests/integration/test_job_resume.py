@@ -3,6 +3,8 @@
 A :class:`JobRunner` over a real database and artifact store (no gRPC, no Presidio): the first
 runner is shut down mid-training, which leaves the job RUNNING with a checkpoint; a second one
 (the restarted server) recovers it. Unlabelled records keep the label release out of the way.
+Leases let several replicas with workers share the database: a replica takes over only jobs
+whose worker stopped renewing its lease.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -211,3 +214,81 @@ def test_a_job_runs_with_the_batch_it_reserved_even_if_the_preset_changed(
     assert done.state == "SUCCEEDED", done.error_message
     assert done.sample_rate == pytest.approx(8 / N_RECORDS)
     assert done.steps_taken == done.planned_steps == N_RECORDS // 8
+
+
+def _replica(rt: Runtime, name: str, lease_s: float = 60.0) -> JobRunner:
+    settings = rt.settings.model_copy(update={"worker_id": name, "job_lease_s": lease_s})
+    return JobRunner(dataclasses.replace(rt, settings=settings))
+
+
+def _set_lease(rt: Runtime, job_id: str, worker: str, age_s: float) -> None:
+    with rt.db.session() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        row.state, row.worker = "RUNNING", worker
+        row.heartbeat_at = utcnow() - timedelta(seconds=age_s)
+
+
+def test_a_live_replicas_job_is_taken_over_only_when_its_lease_expires(runtime: Runtime) -> None:
+    dataset_id = _dataset(runtime)
+    job = JobRunner(_api_only(runtime)).create(
+        JobSpec(dataset_id=dataset_id, target_epsilon=2.0, epochs=1, preset="tiny")
+    )
+    _set_lease(runtime, job.id, "replica-a", age_s=5)  # replica A trains it, renewing
+    b = _replica(runtime, "replica-b")
+    b.recover()  # replica B starts: A's job is not orphaned, so B neither resumes nor charges
+    try:
+        assert b.get(job.id).state == "RUNNING"
+        assert _ledger_kinds(runtime, job.id) == ["reserve"]
+        _set_lease(runtime, job.id, "replica-a", age_s=61)  # A died a lease ago
+        b._take_up_jobs()  # (what B's sweeper does every quarter lease)
+        taken = b.get(job.id)
+    finally:
+        b.shutdown()
+    # No checkpoint: the dead run's progress is unknown, so the full reservation is charged.
+    assert taken.state == "FAILED"
+    assert _ledger_kinds(runtime, job.id) == ["commit", "release", "reserve"]
+
+
+def test_a_job_queued_by_an_api_replica_is_taken_up_without_a_restart(runtime: Runtime) -> None:
+    worker = _replica(runtime, "replica-b", lease_s=0.4)
+    worker.recover()  # nothing to do yet; its sweeper keeps looking
+    try:
+        job = JobRunner(_api_only(runtime)).create(
+            JobSpec(dataset_id=_dataset(runtime), target_epsilon=2.0, epochs=1, preset="tiny")
+        )
+        done = _wait(runtime, job.id)
+    finally:
+        worker.shutdown()
+    assert done.state == "SUCCEEDED", done.error_message
+    assert done.worker == "replica-b"
+
+
+def test_a_run_that_lost_its_lease_leaves_the_job_to_its_new_worker(runtime: Runtime) -> None:
+    dataset_id = _dataset(runtime)
+    b = _replica(runtime, "replica-b", lease_s=0.4)
+    job = b.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=60, preset="tiny"))
+    b.recover()  # starts the sweeper that renews B's leases
+    try:
+        deadline = time.monotonic() + 120
+        while (row := b.get(job.id)).step < 2:  # B is training (and renewing its lease)
+            assert row.state == "RUNNING", row.error_message
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.02)
+        assert row.worker == "replica-b" and row.heartbeat_at is not None
+        first_beat = row.heartbeat_at
+        while b.get(job.id).heartbeat_at == first_beat:  # renewed every 0.1 s
+            assert time.monotonic() < deadline, "the lease was not renewed"
+            time.sleep(0.02)
+        # B stalled past its lease and replica C took the job over.
+        _set_lease(runtime, job.id, "replica-c", age_s=0)
+        while job.id in b._training:  # B notices at its next renewal and stops
+            assert time.monotonic() < deadline, "the run did not stop"
+            time.sleep(0.02)
+    finally:
+        b.shutdown()
+    row = b.get(job.id)
+    # B ended nothing: the job, its reservation and its checkpoint are C's.
+    assert (row.state, row.worker) == ("RUNNING", "replica-c")
+    assert _ledger_kinds(runtime, job.id) == ["reserve"]
+    assert b._checkpoint_path(job.id).exists()
