@@ -451,15 +451,31 @@ def _pld_epsilon(events: Sequence[tuple[float, float, int, float, float]], delta
 
 
 def epsilon_curve(
-    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, points: int = 9
+    *,
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    label_noise_multiplier: float | None = None,
+    points: int = 9,
 ) -> list[tuple[int, float]]:
-    """ε (PLD, at ``delta``) after k of ``steps`` DP-SGD steps, for ``points`` values of k.
+    """ε (PLD, at ``delta``) of the model had training ended after k of ``steps`` steps.
 
-    Starts at (0, 0.0) and ends at ``steps``; evaluations are cached, so a card's curve costs
-    its PLD compositions once per process.
+    For ``points`` values of k from 0 to ``steps``. A model released with a DP label
+    distribution (``label_noise_multiplier``) carries that release at every k, composed at δ
+    less the threshold's share as the job's ε is, so the curve starts at the release's own ε
+    and ends at the card's ε; without one it starts at 0. Evaluations are cached, so a card's
+    curve costs its PLD compositions once per process.
     """
     if steps <= 0 or sample_rate <= 0 or noise_multiplier <= 0 or not 0 < delta < 1:
         return []
     ks = sorted({round(steps * i / (points - 1)) for i in range(points)} | {steps})
-    event = (noise_multiplier, sample_rate)
-    return [(k, _pld_epsilon(((*event, k, -1.0, -1.0),), delta) if k else 0.0) for k in ks]
+    release: tuple[tuple[float, float, int, float, float], ...] = ()
+    if label_noise_multiplier:
+        release = ((label_noise_multiplier, 1.0, 1, -1.0, -1.0),)
+        delta *= 1 - LABEL_THRESHOLD_DELTA_SHARE
+    curve = []
+    for k in ks:
+        events = ((noise_multiplier, sample_rate, k, -1.0, -1.0), *release) if k else release
+        curve.append((k, _pld_epsilon(tuple(sorted(events)), delta) if events else 0.0))
+    return curve

@@ -266,8 +266,11 @@ class Model(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def epsilon_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpsilonAtStep]:
-        """ε against training steps (PLD accountant, the ledger's method), from step 0 to the card's
-        steps. Filled by GetModel for models with a card; ListModels leaves it empty.
+        """ε of the model had training ended after each of several steps (PLD accountant, the
+        ledger's method), from step 0 to the card's steps. A model whose label distribution was
+        released with DP includes that release at every point, so the curve starts at the
+        release's ε and ends at the card's ε. Filled by GetModel for models with a card;
+        ListModels leaves it empty.
         """
 
     def __init__(

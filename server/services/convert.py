@@ -158,6 +158,7 @@ def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
             sample_rate=card.sample_rate,
             steps=card.steps,
             delta=card.delta,
+            label_noise_multiplier=card.label_noise_multiplier or None,
         )
         model.epsilon_curve.extend(models_pb2.EpsilonAtStep(step=k, epsilon=e) for k, e in curve)
         model.epsilon_curve_accountant = "pld" if curve else ""
