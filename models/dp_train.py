@@ -363,7 +363,9 @@ def initial_model(
 
         assert preset.base is not None
         try:
-            hf_model, _, provenance = build_model(HFLoRAConfig(base=preset.base))
+            hf_model, _, provenance = build_model(
+                HFLoRAConfig(base=preset.base, adaptation=preset.adaptation)
+            )
         except BaseLoadError as exc:
             raise TrainingConfigError("preset", str(exc)) from exc
         return hf_model, provenance
@@ -427,6 +429,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
         raise CheckpointError("checkpoint has an unknown format")
     return ckpt
+
+
+def _with_fine_tuning(base: dict[str, Any] | None, cfg: Any) -> dict[str, Any] | None:
+    """The card's base-model entry, naming how a Hugging Face base was fine-tuned."""
+    if base is None or not hasattr(cfg, "adaptation"):
+        return base
+    return {**base, "fine_tuning": f"{cfg.adaptation} (top {cfg.trainable_layers} layers)"}
 
 
 def _any_rank(flag: bool, world_size: int) -> bool:
@@ -855,7 +864,7 @@ def _train_dp(
         "world_size": world_size,
         "grad_sample_mode": mode,
         "preset": config.preset,
-        "base_model": base,
+        "base_model": _with_fine_tuning(base, model_cfg),
         "parameters": model.num_parameters(),
         "final_train_loss": loss_ema,
         "train_seconds": time.monotonic() - started,

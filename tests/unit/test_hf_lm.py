@@ -7,6 +7,8 @@ is installed (it is in CI).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 from pathlib import Path
 
@@ -232,14 +234,19 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
 ) -> None:
     from privsynth.server.config import Settings
 
-    # Registered under monkeypatch, so the preset is gone again after this test.
-    monkeypatch.setitem(presets.PRESETS, "hf:tiny", presets.PRESETS["tiny"])
+    # Registered under monkeypatch, so the presets are gone again after this test.
+    for name in ("hf:tiny", "hf:tiny:full"):
+        monkeypatch.setitem(presets.PRESETS, name, presets.PRESETS["tiny"])
     (tmp_path / "tiny").symlink_to(local_base, target_is_directory=True)
     (tmp_path / "notes").mkdir()  # not a model: skipped
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json", encoding="utf-8")
-    assert presets.register_local_bases(tmp_path) == ["hf:tiny"]
+    # A name the jobs table could not hold as a preset: skipped, not a database error later.
+    (tmp_path / ("x" * 30)).symlink_to(local_base, target_is_directory=True)
+    assert presets.register_local_bases(tmp_path) == ["hf:tiny", "hf:tiny:full"]
     assert presets.PRESETS["hf:tiny"].architecture == "hf-lora"
+    assert presets.PRESETS["hf:tiny"].adaptation == "lora"
+    assert presets.PRESETS["hf:tiny:full"].adaptation == "full"
     assert (
         tokenizer_for_preset("hf:tiny").prompt("pets")[0] == base_tokenizer(str(local_base)).bos_id
     )
@@ -267,3 +274,39 @@ def test_guided_sampling_follows_the_guided_distribution_step_by_step(local_base
                 break
             seq, plain = [*seq, nxt], [*plain, nxt]
     assert out[0].text == tok.decode(seq[len(tok.prompt("pets")) :])
+
+
+def test_full_fine_tuning_trains_the_top_layers_weights_and_round_trips(
+    local_preset: str, local_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok, _ = build_model(
+        HFLoRAConfig(base=str(local_base), trainable_layers=2, adaptation="full")
+    )
+    names = set(model.adapter_state())
+    # Exactly the top two layers' projections (no adapters, no norms, not the bottom layer).
+    assert len(names) == 2 * 7
+    assert all(".layers.1." in n or ".layers.2." in n for n in names)
+    assert not any("lora_" in n or "norm" in n for n in names)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(local_base)
+    ids = torch.tensor([[tok.bos_id, *tok.encode("the cat sat"), tok.sep_id]])
+    with torch.no_grad():  # untrained, it is the base
+        base = reference(input_ids=ids).logits[..., : model.output_vocab]
+        assert torch.allclose(model(ids), base, atol=5e-2)
+
+    full = dataclasses.replace(presets.PRESETS[local_preset], adaptation="full")
+    monkeypatch.setitem(presets.PRESETS, local_preset, full)
+    examples = [Example(text=" ".join(WORDS[i % 7 : i % 7 + 5])) for i in range(60)]
+    config = DPConfig(
+        target_epsilon=4.0, target_delta=1e-4, epochs=1, preset=local_preset, batch_size=16
+    )
+    result = train_dp(examples, config=config, tokenizer=tokenizer_for_preset(local_preset))
+    assert result.model_config["adaptation"] == "full"
+    assert result.card["base_model"]["fine_tuning"] == "full (top 2 layers)"
+    assert result.card["grad_sample_mode"] == "ghost"
+    trained, loaded_tok = load_generator(result.weights, result.model_config)
+    stored = torch.load(io.BytesIO(result.weights), weights_only=True)
+    assert set(stored) == set(trained.adapter_state())
+    assert all(torch.equal(stored[k], v) for k, v in trained.adapter_state().items())
+    assert not all(torch.equal(stored[k], v) for k, v in model.adapter_state().items())
+    out = list(sample(trained, loaded_tok, SamplingParams(count=2, max_tokens=6, seed=3)))
+    assert len(out) == 2
