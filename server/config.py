@@ -6,6 +6,7 @@ environment. The Helm chart's ConfigMap sets the same names.
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Settings(BaseSettings):
@@ -32,9 +37,10 @@ class Settings(BaseSettings):
         training_workers: Training jobs run at once in this process. 0 makes an API-only
             replica: it accepts jobs (reserving budget) but trains none; a replica with
             workers takes them up within a quarter of ``job_lease_s``.
-        worker_id: This process's name on the jobs it runs (default: the host name, i.e. the
-            pod name on Kubernetes). Must differ between live replicas: a process that starts
-            under a name takes over every job left RUNNING under it at once.
+        worker_id: This process's name on the jobs it runs (default ``<host name>:<pid>``;
+            on Kubernetes the pod name and, in a container, pid 1, so a restarted container
+            keeps its name). Must differ between live processes: a process that starts under
+            a name takes over every job left RUNNING under it at once.
         job_lease_s: A replica with workers renews a lease on each job it runs every quarter
             of this; a RUNNING job whose lease is older was cut off (its replica died) and
             another replica resumes it from its checkpoint, or charges its reservation.
@@ -87,7 +93,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_workers: int = Field(default=16, ge=1)
     training_workers: int = Field(default=1, ge=0)
-    worker_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=128)
     job_lease_s: float = Field(default=60.0, gt=0)
     torch_threads: int = Field(default=2, ge=1)
     # -- training checkpoints and memory (issue 5) --

@@ -411,7 +411,6 @@ class JobRunner:
         """
         if self._pool is None:
             return
-        self._take_up_jobs()
         with self._lock:
             if self._closed or self._sweeper is not None:
                 return
@@ -419,6 +418,7 @@ class JobRunner:
                 target=self._sweep_forever, name="job-leases", daemon=True
             )
             self._sweeper.start()
+        self._take_up_jobs()
 
     def _sweep_forever(self) -> None:
         while not self._sweeping.wait(self._lease.total_seconds() / 4):
@@ -474,6 +474,8 @@ class JobRunner:
                 if self._checkpoint_path(job.id).exists():
                     resume.append(job.id)
                 else:
+                    # Ours now: a stalled original worker that wakes up finds the job not its.
+                    job.worker, job.heartbeat_at = self._worker, utcnow()
                     self._charge_full_reservation(s, job, error="server stopped during training")
         for job_id in resume:
             log.info("job %s: resuming from its checkpoint", job_id)
@@ -484,9 +486,10 @@ class JobRunner:
     def _renew_leases(self) -> None:
         """Renew the lease of every job this process trains; stop any it lost.
 
-        A job this process trains but another worker now holds was taken over (this process
-        missed renewals for a whole lease): it stops without charging or releasing anything,
-        since the job, its reservation and its checkpoint are the new worker's.
+        A job this process trains but another worker now holds (or has already ended) was
+        taken over (this process missed renewals for a whole lease): it stops without charging
+        or releasing anything, since the job, its reservation and its checkpoint are the new
+        worker's.
         """
         with self._lock:
             mine = set(self._training)
@@ -496,11 +499,11 @@ class JobRunner:
         with self.runtime.db.session() as s:
             rows = s.execute(select(JobRow).where(JobRow.id.in_(mine))).scalars().all()
             for row in rows:
-                if row.state != "RUNNING":
-                    continue
-                if row.worker == self._worker:
+                if row.state == "RUNNING" and row.worker == self._worker:
                     row.heartbeat_at = utcnow()
-                else:
+                elif row.state == "RUNNING" or row.worker != self._worker:
+                    # Taken over, or ended by the replica that took it over (a job this
+                    # process ends itself leaves ``_training`` in the same worker thread).
                     lost.append(row.id)
         for job_id in lost:
             log.warning("job %s: lease taken over by another worker; stopping here", job_id)
@@ -510,11 +513,25 @@ class JobRunner:
                 event.set()
 
     def _owns(self, job: JobRow) -> bool:
-        """Whether this process still holds ``job``'s lease (else it must not end the job)."""
-        if job.worker == self._worker:
+        """Whether this process still holds ``job``'s lease (else it must not end the job).
+
+        Call with the row locked (:meth:`_locked`): a takeover commits either before the check
+        (and the job is not ours) or after this transaction (and finds it ended).
+        """
+        if job.state == "RUNNING" and job.worker == self._worker:
             return True
         log.warning("job %s: lease lost to another worker; leaving the job to it", job.id)
         return False
+
+    @staticmethod
+    def _locked(session: Session, job_id: str) -> JobRow | None:
+        """The job's row, locked until the transaction ends.
+
+        (A no-op lock on SQLite, whose writers are serialised by ``BEGIN IMMEDIATE``.)
+        """
+        return session.execute(
+            select(JobRow).where(JobRow.id == job_id).with_for_update()
+        ).scalar_one_or_none()
 
     def _checkpoint_path(self, job_id: str) -> Path:
         """The job's resumable checkpoint, in its artifact dir."""
@@ -537,13 +554,15 @@ class JobRunner:
             self._closed = True
             events = list(self._cancel.values())
             sweeper = self._sweeper
-        self._sweeping.set()
-        if sweeper is not None:
-            sweeper.join()
         for event in events:
             event.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        # Only now: the leases of jobs still finishing their last step (and saving their
+        # checkpoint) keep being renewed, so no replica takes one over mid-save.
+        self._sweeping.set()
+        if sweeper is not None:
+            sweeper.join(timeout=60)
 
     def _charge_full_reservation(self, session: Session, job: JobRow, *, error: str) -> None:
         """Fail a job whose progress after its last report is unknown, at the safe upper bound.
@@ -569,7 +588,7 @@ class JobRunner:
             # failing around it. Never leave the job RUNNING with its reservation held.
             log.error("training job %s crashed: %s", job_id, type(exc).__name__)
             with self.runtime.db.session() as s:
-                job = s.get(JobRow, job_id)
+                job = self._locked(s, job_id)
                 if job is None or job.state in TERMINAL_STATES or not self._owns(job):
                     return
                 self._charge_full_reservation(
@@ -708,9 +727,8 @@ class JobRunner:
         if exc.__cause__ is not None:
             log.error("job %s failed: %s", job_id, type(exc.__cause__).__name__)
         with self.runtime.db.session() as s:
-            row = s.get(JobRow, job_id)
-            assert row is not None
-            if not self._owns(row):
+            row = self._locked(s, job_id)
+            if row is None or not self._owns(row):
                 return
             row.step, row.epsilon_spent = exc.steps, exc.epsilon_spent
             self._finish(
@@ -728,9 +746,8 @@ class JobRunner:
         """End a run that failed before its first noisy step."""
         log.error("job %s failed before training: %s", job_id, type(exc).__name__)
         with self.runtime.db.session() as s:
-            row = s.get(JobRow, job_id)
-            assert row is not None
-            if not self._owns(row):
+            row = self._locked(s, job_id)
+            if row is None or not self._owns(row):
                 return
             if resume:
                 # The checkpoint could not be resumed (e.g. unreadable): what the dead run
@@ -762,12 +779,10 @@ class JobRunner:
         card["privacy_unit"] = dataset.privacy_unit
         epsilon_total = self._release_labels(job, examples, card, result.epsilon_spent)
         with runtime.db.session() as s:
-            row = s.execute(
-                select(JobRow).where(JobRow.id == job_id).with_for_update()
-            ).scalar_one()
+            row = self._locked(s, job_id)
             model = s.get(ModelRow, job.model_id)
             assert model is not None
-            if not self._owns(row):
+            if row is None or not self._owns(row):
                 return  # (the stored weights stay unreferenced)
             model.state, model.card, model.model_config = "READY", card, result.model_config
             model.weights_path, model.weights_sha256 = path, digest
@@ -819,8 +834,8 @@ class JobRunner:
         if not closing or checkpoint is None or not checkpoint.path.exists():
             return False
         with self.runtime.db.session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None or row.cancel_requested or row.state != "RUNNING":
+            row = self._locked(s, job_id)
+            if row is None or row.cancel_requested or not self._owns(row):
                 return False
             row.step, row.epsilon_spent = exc.steps, exc.epsilon_spent
         log.info("job %s suspended at step %d for shutdown; resumes on restart", job_id, exc.steps)

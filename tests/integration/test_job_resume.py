@@ -292,3 +292,32 @@ def test_a_run_that_lost_its_lease_leaves_the_job_to_its_new_worker(runtime: Run
     assert (row.state, row.worker) == ("RUNNING", "replica-c")
     assert _ledger_kinds(runtime, job.id) == ["reserve"]
     assert b._checkpoint_path(job.id).exists()
+
+
+def test_a_stalled_worker_does_not_end_a_job_another_replica_charged(runtime: Runtime) -> None:
+    dataset_id = _dataset(runtime)
+    no_checkpoints = {"checkpoint_every_steps": 0, "checkpoint_every_s": 0.0}
+    slow = dataclasses.replace(runtime, settings=runtime.settings.model_copy(update=no_checkpoints))
+    b = _replica(slow, "replica-b", lease_s=0.4)
+    job = b.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=60, preset="tiny"))
+    b.recover()
+    try:
+        deadline = time.monotonic() + 120
+        while b.get(job.id).step < 2:
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.02)
+        # Replica C judges B's lease expired (as after a long stall of B) and, with no
+        # checkpoint to resume, charges the full reservation.
+        c = _replica(slow, "replica-c", lease_s=0.001)
+        time.sleep(0.01)
+        c._take_up_jobs()
+        assert b.get(job.id).state == "FAILED"
+        while job.id in b._training:  # B finds the job ended by C and stops
+            assert time.monotonic() < deadline, "the run did not stop"
+            time.sleep(0.02)
+    finally:
+        b.shutdown()
+    row = b.get(job.id)
+    assert (row.state, row.worker) == ("FAILED", "replica-c")
+    # Charged once, by C: B's stopped run committed nothing on top.
+    assert _ledger_kinds(runtime, job.id) == ["commit", "release", "reserve"]
