@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         help="save and exit resumably once this step is reached (time-sliced runs)",
     )
     args = parser.parse_args(argv)
+    if (Path(args.out) / "card.json").exists():
+        # A replacement pod of a run that finished (its checkpoints are gone): training again
+        # would be a second, unaccounted release. Read the outputs instead.
+        print(f"{args.out} already holds a finished run; nothing to do", file=sys.stderr)
+        return 0
     if args.model_dir:
         register_local_bases(Path(args.model_dir))
 

@@ -461,19 +461,25 @@ def _choose_checkpoint(
         CheckpointError: A file is unreadable or from another run (on every rank together).
     """
     held: dict[int, dict[str, Any]] = {}
+    source: dict[int, Path] = {}
     failure = ""
     for path in cfg.files(rank, world_size):
         if path is None or not path.exists():
             continue
         try:
             ckpt = _read_checkpoint(path)
+            step = int(ckpt["step"])
         except CheckpointError as exc:
             failure = str(exc)
+            continue
+        except (KeyError, TypeError, ValueError):
+            failure = "checkpoint has no step"
             continue
         if ckpt.get("run") != run_key or ckpt.get("rank", 0) != rank:
             failure = "checkpoint was written by a run with other parameters"
             continue
-        held[int(ckpt["step"])] = ckpt
+        held[step] = ckpt
+        source[step] = path
     if world_size == 1:
         if failure:
             raise CheckpointError(failure)
@@ -489,7 +495,13 @@ def _choose_checkpoint(
             if path is not None:
                 path.unlink(missing_ok=True)
         return None
-    return held[max(common)]
+    chosen = max(common)
+    latest, _ = cfg.files(rank, world_size)
+    if source[chosen] != latest:
+        # Resuming from the previous generation: it becomes the latest again (the newer file,
+        # which not every rank reached, is dropped), so the next save keeps it as previous.
+        os.replace(source[chosen], latest)
+    return held[chosen]
 
 
 def train_dp(
@@ -580,7 +592,7 @@ def _train_dp(
     loader = DataLoader(
         _TokenDataset(seqs), batch_size=batch_size, collate_fn=_collate(tokenizer.pad_id)
     )
-    world_size = 1
+    world_size, rank = 1, 0
     train_module: nn.Module = model
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Data-parallel DP-SGD (torchrun): each rank Poisson-samples its shard at the same
@@ -591,7 +603,13 @@ def _train_dp(
         )
 
         world_size = torch.distributed.get_world_size()
-        train_module = DPDDP(model)
+        train_module = DPDDP(model)  # (broadcasts rank 0's initial weights)
+        rank = torch.distributed.get_rank()
+        if rank > 0:
+            # Each rank Poisson-samples its shard from the global RNG: ranks seeded alike
+            # would include the records at the same shard positions together. Rank 0 (which
+            # alone draws the noise) keeps the single-process stream.
+            torch.manual_seed(config.seed + 1_000_003 * rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     engine = PrivacyEngine(accountant=config.accountant)
     mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
@@ -673,7 +691,6 @@ def _train_dp(
     if world_size > 1:  # (absent for one process, so its older checkpoints still resume)
         run_key["world_size"] = world_size
     ckpt_cfg = checkpoint
-    rank = torch.distributed.get_rank() if world_size > 1 else 0
     resume_rng: dict[str, Any] | None = None
     resumed_from: int | None = None
     ckpt = _choose_checkpoint(ckpt_cfg, run_key, rank, world_size) if ckpt_cfg else None

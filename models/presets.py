@@ -125,9 +125,9 @@ def register_local_bases(model_dir: Path) -> list[str]:
     (``PRIVSYNTH_MODEL_DIR``, a mounted volume in Kubernetes); callers choose among them by
     name and never pass a path, so a request cannot make the server read an arbitrary
     directory. Called once at start-up: a model added later is offered after a restart. A
-    directory whose ``config.json`` is not a decoder config is skipped, and so is one whose
-    preset names would exceed :data:`MAX_PRESET_NAME` characters; whether the weights load is
-    checked when a job starts.
+    directory whose ``config.json`` is not a decoder config is skipped, and so is a preset name
+    over :data:`MAX_PRESET_NAME` characters; whether the weights load is checked when a job
+    starts.
 
     Returns:
         The preset names added, sorted.
@@ -146,15 +146,14 @@ def register_local_bases(model_dir: Path) -> list[str]:
         if not isinstance(config, dict) or "model_type" not in config:
             continue
         name = LOCAL_PREFIX + sub.name
-        if len(name + FULL_SUFFIX) > MAX_PRESET_NAME:
-            limit = MAX_PRESET_NAME - len(LOCAL_PREFIX + FULL_SUFFIX)
-            log.warning("model directory skipped: its name is over %d characters", limit)
-            continue
         kind = f"operator-installed {config['model_type']} model {sub.name!r}"
         for preset_name, how, training in (
             (name, "with DP-LoRA", HF_LORA_TRAINING),
             (name + FULL_SUFFIX, "with full DP fine-tuning of its top layers", HF_FULL_TRAINING),
         ):
+            if len(preset_name) > MAX_PRESET_NAME:
+                log.warning("a model directory's preset is skipped: its name is too long")
+                continue
             PRESETS[preset_name] = TrainingPreset(
                 preset_name, "hf-lora", str(sub.resolve()), f"{kind} {how}", **training
             )

@@ -106,8 +106,13 @@ def test_preempted_two_rank_run_resumes_to_the_uninterrupted_result(tmp_path: Pa
     got, want = _weights(sliced), _weights(whole)
     assert got.keys() == want.keys()
     assert all(torch.equal(got[k], want[k]) for k in want)
-    # A finished run leaves no checkpoint that a rerun could resume into.
+    # A finished run leaves no checkpoint that a rerun could resume into, and a rerun (a
+    # replacement pod) does not train again: that would be a second, unaccounted release.
     assert list((sliced / "checkpoint").iterdir()) == []
+    weights = (sliced / "weights.pt").read_bytes()
+    third = _torchrun(tmp_path, sliced)
+    assert third.returncode == 0 and "already holds a finished run" in third.stderr
+    assert (sliced / "weights.pt").read_bytes() == weights
 
 
 def _choose_on_rank(rank: int, init: str, root: str, key: dict[str, object]) -> None:
@@ -153,6 +158,11 @@ def test_ranks_resume_from_the_latest_step_all_of_them_saved(tmp_path: Path) -> 
         "checkpoint.rank1-of-2.prev.pt": 0,
     }
     assert _choose(tmp_path, held, key) == [3, 3]
+    # Rank 0's step 3 is its latest again (the unshared step 6 is dropped), so its next save
+    # keeps step 3 as the previous generation and a later crash still finds a common step.
+    promoted = torch.load(tmp_path / "checkpoint.rank0-of-2.pt", weights_only=True)
+    assert promoted["step"] == 3
+    assert not (tmp_path / "checkpoint.rank0-of-2.prev.pt").exists()
 
 
 def test_ranks_start_afresh_together_without_a_common_step(tmp_path: Path) -> None:

@@ -241,9 +241,11 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
     (tmp_path / "notes").mkdir()  # not a model: skipped
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json", encoding="utf-8")
-    # A name the jobs table could not hold as a preset: skipped, not a database error later.
+    # Names the jobs table could not hold as a preset: skipped, not a database error later.
     (tmp_path / ("x" * 30)).symlink_to(local_base, target_is_directory=True)
-    assert presets.register_local_bases(tmp_path) == ["hf:tiny", "hf:tiny:full"]
+    (tmp_path / ("y" * 29)).symlink_to(local_base, target_is_directory=True)  # LoRA name fits
+    monkeypatch.setitem(presets.PRESETS, "hf:" + "y" * 29, presets.PRESETS["tiny"])
+    assert presets.register_local_bases(tmp_path) == ["hf:tiny", "hf:tiny:full", "hf:" + "y" * 29]
     assert presets.PRESETS["hf:tiny"].architecture == "hf-lora"
     assert presets.PRESETS["hf:tiny"].adaptation == "lora"
     assert presets.PRESETS["hf:tiny:full"].adaptation == "full"
