@@ -1,6 +1,6 @@
 r"""Data-parallel DP training across processes: ``torchrun -m privsynth.models.distributed``.
 
-Each process (gloo on CPU, nccl on GPU) runs :func:`~privsynth.models.dp_train.train_dp` on
+Each process (gloo; training runs on the CPU) runs :func:`~privsynth.models.dp_train.train_dp` on
 the same examples; Opacus' distributed support shards Poisson sampling and noise so that the
 guarantee and its accounting equal a single process with the same sampling rate and steps.
 Rank 0 writes the weights and the model card. On Kubernetes this runs as an indexed Job (see
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_dir:
         register_local_bases(Path(args.model_dir))
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    # gloo even where CUDA is present: the generator trains on the CPU (nothing moves it to a
+    # GPU yet), and nccl cannot reduce CPU tensors.
+    backend = "gloo"
     torch.distributed.init_process_group(backend=backend)
     torch.set_num_threads(args.threads)
     world_size = torch.distributed.get_world_size()
