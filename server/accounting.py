@@ -36,6 +36,8 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "COMPOSITION",
     "DEFAULT_LABEL_EPSILON_SHARE",
@@ -286,9 +288,11 @@ def _accountant_epsilon(
 
     acc = create_accountant(mechanism=accountant)
     acc.history = list(history)
-    with warnings.catch_warnings():
-        # PRV takes log(1 - q): -inf at q = 1 (the label release), which it handles correctly.
-        warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
+    # PRV takes log(1 - q): -inf at q = 1 (the label release), which it handles correctly.
+    # numpy's errstate is per thread (a context variable), unlike the warnings filters: a
+    # training thread leaving its own ``catch_warnings`` restores the global filter list and
+    # could drop an ignore set here mid-computation (seen in CI, where warnings are errors).
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
         warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
         return float(acc.get_epsilon(delta=delta))
 

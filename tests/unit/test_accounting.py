@@ -184,3 +184,43 @@ def test_delta_cap_is_enforced_on_the_sum_of_job_deltas(tmp_path: Path) -> None:
     with db.session() as s, pytest.raises(ResourceExhausted, match="delta"):
         ledger.reserve(s, "d1", job_id="b", epsilon=1.0, delta=6e-6, actor="t")
     assert math.isfinite(compose_epsilon([JobCharge(1.0, 6e-6)])[0])
+
+
+def test_accounting_a_label_release_warns_nothing_while_other_threads_use_warnings() -> None:
+    """PRV's log(1 - q) at q = 1 must not surface as a RuntimeWarning (an INTERNAL error where
+    warnings are errors) when a training thread enters and leaves ``catch_warnings`` meanwhile:
+    the warnings filters are process-global, so ignoring it there was racy (seen in CI)."""
+    import threading
+    import time
+
+    from privsynth.server import accounting
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def training_thread() -> None:
+        while not stop.is_set():
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="unrelated")
+                time.sleep(0.002)
+
+    def plan_jobs(seed: int) -> None:
+        try:
+            for i in range(15):  # uncached: each history is new
+                sigma = 1.0 + 0.01 * (seed * 100 + i)
+                accounting._accountant_epsilon("prv", [(sigma, 0.05, 40), (3.0, 1.0, 1)], 1e-5)
+        except BaseException as exc:  # any escape is the failure under test
+            errors.append(exc)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        churn = threading.Thread(target=training_thread)
+        churn.start()
+        planners = [threading.Thread(target=plan_jobs, args=(k,)) for k in range(3)]
+        for t in planners:
+            t.start()
+        for t in planners:
+            t.join()
+        stop.set()
+        churn.join()
+    assert not errors, repr(errors[0])
