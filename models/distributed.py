@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             (out / "config.json").write_text(json.dumps(result.model_config))
         # The outputs are written: the run is done, and a rerun must not resume into it.
         torch.distributed.barrier()
-        for path in checkpoint.files(torch.distributed.get_rank(), world_size):
-            if path is not None:
-                path.unlink(missing_ok=True)
+        checkpoint.remove(torch.distributed.get_rank(), world_size)
     finally:
         torch.distributed.destroy_process_group()
     return 0

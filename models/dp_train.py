@@ -133,6 +133,12 @@ class Checkpointing:
             self.path.with_name(f"{stem}.prev{self.path.suffix}"),
         )
 
+    def remove(self, rank: int, world_size: int) -> None:
+        """Delete this rank's checkpoint files (a finished run, or a stale partial one)."""
+        for path in self.files(rank, world_size):
+            if path is not None:
+                path.unlink(missing_ok=True)
+
 
 @dataclass(frozen=True)
 class Example:
@@ -438,13 +444,16 @@ def _with_fine_tuning(base: dict[str, Any] | None, cfg: Any) -> dict[str, Any] |
     return {**base, "fine_tuning": f"{cfg.adaptation} (top {cfg.trainable_layers} layers)"}
 
 
-def _any_rank(flag: bool, world_size: int) -> bool:
-    """Whether ``flag`` holds on any rank (every rank must call this at the same point)."""
+def _any_rank(flags: Sequence[bool], world_size: int) -> list[bool]:
+    """For each flag, whether it holds on any rank, in one all-reduce.
+
+    Every rank must call this at the same point with as many flags.
+    """
     if world_size == 1:
-        return flag
-    value = torch.tensor([int(flag)])
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value[0])
+        return list(flags)
+    values = torch.tensor([int(f) for f in flags])
+    torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
+    return [bool(v) for v in values]
 
 
 def _choose_checkpoint(
@@ -491,9 +500,7 @@ def _choose_checkpoint(
         raise CheckpointError(failures[0])
     common = set.intersection(*(set(steps) for steps, _ in gathered))
     if not common:
-        for path in cfg.files(rank, world_size):
-            if path is not None:
-                path.unlink(missing_ok=True)
+        cfg.remove(rank, world_size)
         return None
     chosen = max(common)
     latest, _ = cfg.files(rank, world_size)
@@ -690,10 +697,9 @@ def _train_dp(
     }
     if world_size > 1:  # (absent for one process, so its older checkpoints still resume)
         run_key["world_size"] = world_size
-    ckpt_cfg = checkpoint
     resume_rng: dict[str, Any] | None = None
     resumed_from: int | None = None
-    ckpt = _choose_checkpoint(ckpt_cfg, run_key, rank, world_size) if ckpt_cfg else None
+    ckpt = _choose_checkpoint(checkpoint, run_key, rank, world_size) if checkpoint else None
     if ckpt is not None:
         failure = ""
         saved = ckpt.get("model")
@@ -714,12 +720,12 @@ def _train_dp(
             if not failure and accounted_steps() != int(state["step"]):
                 failure = "checkpoint's accountant disagrees with its step count"
         # Every rank raises, or none does: a rank that trained on alone would hang the others.
-        if _any_rank(bool(failure), world_size):
+        if _any_rank([bool(failure)], world_size)[0]:
             raise CheckpointError(failure or "another rank's checkpoint does not fit this run")
         resumed_from = int(state["step"])
 
     def save_checkpoint() -> None:
-        assert ckpt_cfg is not None
+        assert checkpoint is not None
         gen = _sampler_generator(dp_loader)
         payload = {
             "format": _CHECKPOINT_FORMAT,
@@ -736,7 +742,7 @@ def _train_dp(
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        latest, previous = ckpt_cfg.files(rank, world_size)
+        latest, previous = checkpoint.files(rank, world_size)
         if previous is not None and latest.exists():
             os.replace(latest, previous)
         _write_atomically(latest, buffer.getvalue())
@@ -750,13 +756,10 @@ def _train_dp(
         """
         step = int(state["step"])
         stop = (should_stop is not None and should_stop()) or (
-            ckpt_cfg is not None and 0 < ckpt_cfg.stop_at_step <= step
+            checkpoint is not None and 0 < checkpoint.stop_at_step <= step
         )
-        if world_size > 1:
-            flags = torch.tensor([int(save_due), int(stop)])
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-            save_due, stop = bool(flags[0]), bool(flags[1])
-        if ckpt_cfg is not None and (save_due or (stop and ckpt_cfg.on_stop)):
+        save_due, stop = _any_rank([save_due, stop], world_size)
+        if checkpoint is not None and (save_due or (stop and checkpoint.on_stop)):
             save_checkpoint()
         if stop:
             raise TrainingInterrupted(epsilon_spent=spent(), steps=step, cancelled=True)
@@ -833,10 +836,10 @@ def _train_dp(
             if step >= end:
                 break
             checkpoint_and_stop(
-                save_due=ckpt_cfg is not None
+                save_due=checkpoint is not None
                 and (
-                    (ckpt_cfg.every_steps > 0 and step % ckpt_cfg.every_steps == 0)
-                    or (ckpt_cfg.every_s > 0 and now - state["last_save"] >= ckpt_cfg.every_s)
+                    (checkpoint.every_steps > 0 and step % checkpoint.every_steps == 0)
+                    or (checkpoint.every_s > 0 and now - state["last_save"] >= checkpoint.every_s)
                 )
             )
 

@@ -79,7 +79,8 @@ HF_FULL_TRAINING: dict[str, Any] = {
 LM (Li et al. 2022 use 5e-4 at larger batches); not tuned on our benchmark."""
 
 MAX_PRESET_NAME = 32
-"""Longest preset name (the jobs table stores it in 32 characters)."""
+"""Longest preset name: the width of the jobs table's preset column (created so by migration
+0001; ``server.db`` sizes the column from this)."""
 
 PRESETS: dict[str, TrainingPreset] = {
     p.name: p

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from privsynth.models.presets import MAX_PRESET_NAME
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -90,7 +91,7 @@ class JobRow(Base):
     target_epsilon: Mapped[float] = mapped_column(Float)
     delta: Mapped[float] = mapped_column(Float)
     epochs: Mapped[int] = mapped_column(Integer)
-    preset: Mapped[str] = mapped_column(String(32))
+    preset: Mapped[str] = mapped_column(String(MAX_PRESET_NAME))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -344,9 +344,7 @@ class JobRunner:
             NotFound: Unknown job.
         """
         with self.runtime.db.session() as s:
-            job = s.execute(
-                select(JobRow).where(JobRow.id == job_id).with_for_update()
-            ).scalar_one_or_none()
+            job = self._locked(s, job_id)
             if job is None:
                 raise NotFound(f"job 'jobs/{job_id}' not found")
             previous = job.state
@@ -466,16 +464,15 @@ class JobRunner:
         for job_id in candidates:
             with self.runtime.db.session() as s:
                 # Locked and checked again: two replicas sweeping at once act on a job once.
-                job = s.execute(
-                    select(JobRow).where(JobRow.id == job_id).with_for_update()
-                ).scalar_one_or_none()
-                if job is None or job.state != "RUNNING" or not self._orphaned(job, utcnow()):
+                job = self._locked(s, job_id)
+                now = utcnow()
+                if job is None or job.state != "RUNNING" or not self._orphaned(job, now):
                     continue
                 if self._checkpoint_path(job.id).exists():
                     resume.append(job.id)
                 else:
                     # Ours now: a stalled original worker that wakes up finds the job not its.
-                    job.worker, job.heartbeat_at = self._worker, utcnow()
+                    job.worker, job.heartbeat_at = self._worker, now
                     self._charge_full_reservation(s, job, error="server stopped during training")
         for job_id in resume:
             log.info("job %s: resuming from its checkpoint", job_id)
@@ -625,9 +622,7 @@ class JobRunner:
         None: nothing to run (claimed elsewhere, ended, or cancelled before it started).
         """
         with self.runtime.db.session() as s:
-            job = s.execute(
-                select(JobRow).where(JobRow.id == job_id).with_for_update()
-            ).scalar_one_or_none()
+            job = self._locked(s, job_id)
             now = utcnow()
             if job is None or job.state != ("RUNNING" if resume else "QUEUED"):
                 return None

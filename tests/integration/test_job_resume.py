@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,15 +103,32 @@ def _wait(rt: Runtime, job_id: str, timeout: float = 240.0) -> JobRow:
         time.sleep(0.1)
 
 
+def _until(condition: Callable[[], bool], what: str, deadline: float) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` past ``deadline`` (monotonic)."""
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _training(runner: JobRunner, job_id: str, deadline: float) -> JobRow:
+    """The job's row once ``runner`` took 2 noisy steps of it (RUNNING throughout)."""
+
+    def past_two_steps() -> bool:
+        row = runner.get(job_id)
+        assert row.state == "RUNNING", row.error_message
+        return row.step >= 2
+
+    _until(past_two_steps, "training did not start", deadline)
+    return runner.get(job_id)
+
+
 def test_a_job_stopped_by_shutdown_resumes_and_is_charged_once(runtime: Runtime) -> None:
     dataset_id = _dataset(runtime)
     first = JobRunner(runtime)
     job = first.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=5, preset="tiny"))
     checkpoint = first._checkpoint_path(job.id)
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists():  # written after the first noisy step
-        assert time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.02)
+    # Written after the first noisy step.
+    _until(checkpoint.exists, "no checkpoint was written", time.monotonic() + 120)
     first.shutdown()  # the server stops mid-run
 
     suspended = first.get(job.id)
@@ -271,20 +288,15 @@ def test_a_run_that_lost_its_lease_leaves_the_job_to_its_new_worker(runtime: Run
     b.recover()  # starts the sweeper that renews B's leases
     try:
         deadline = time.monotonic() + 120
-        while (row := b.get(job.id)).step < 2:  # B is training (and renewing its lease)
-            assert row.state == "RUNNING", row.error_message
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.02)
+        row = _training(b, job.id, deadline)  # B is training (and renewing its lease)
         assert row.worker == "replica-b" and row.heartbeat_at is not None
         first_beat = row.heartbeat_at
-        while b.get(job.id).heartbeat_at == first_beat:  # renewed every 0.1 s
-            assert time.monotonic() < deadline, "the lease was not renewed"
-            time.sleep(0.02)
+        # Renewed every 0.1 s.
+        _until(lambda: b.get(job.id).heartbeat_at != first_beat, "lease not renewed", deadline)
         # B stalled past its lease and replica C took the job over.
         _set_lease(runtime, job.id, "replica-c", age_s=0)
-        while job.id in b._training:  # B notices at its next renewal and stops
-            assert time.monotonic() < deadline, "the run did not stop"
-            time.sleep(0.02)
+        # B notices at its next renewal and stops.
+        _until(lambda: job.id not in b._training, "the run did not stop", deadline)
     finally:
         b.shutdown()
     row = b.get(job.id)
@@ -303,18 +315,15 @@ def test_a_stalled_worker_does_not_end_a_job_another_replica_charged(runtime: Ru
     b.recover()
     try:
         deadline = time.monotonic() + 120
-        while b.get(job.id).step < 2:
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.02)
+        _training(b, job.id, deadline)
         # Replica C judges B's lease expired (as after a long stall of B) and, with no
         # checkpoint to resume, charges the full reservation.
         c = _replica(slow, "replica-c", lease_s=0.001)
         time.sleep(0.01)
         c._take_up_jobs()
         assert b.get(job.id).state == "FAILED"
-        while job.id in b._training:  # B finds the job ended by C and stops
-            assert time.monotonic() < deadline, "the run did not stop"
-            time.sleep(0.02)
+        # B finds the job ended by C and stops.
+        _until(lambda: job.id not in b._training, "the run did not stop", deadline)
     finally:
         b.shutdown()
     row = b.get(job.id)
