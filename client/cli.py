@@ -325,6 +325,60 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     return 0 if not audit["readable"] or audit["chain_intact"] else 1
 
 
+def _audit_row(result: Any) -> list[str]:
+    verdict = "REFUTED" if result.refuted else "not refuted"
+    return [
+        result.preset,
+        f"{result.epsilon_claimed:.3f}",
+        f"{result.epsilon_lower_bound:.3f}",
+        f"{result.delta:.2g}",
+        str(result.canaries),
+        f"{result.correct}/{result.guesses}",
+        f"{result.wall_seconds:.0f}",
+        verdict,
+    ]
+
+
+def cmd_audit_privacy(args: argparse.Namespace) -> int:
+    """Run the canary audit at each requested epsilon; print a table and write JSON."""
+    header = ["preset", "eps claimed", "eps lower bound", "delta", "canaries", "correct/guesses"]
+    header += ["wall s", "verdict"]
+    rows, results = [], []
+    with _client(args) as client:
+        for epsilon in args.epsilon:
+            bar = None if args.quiet else ProgressBar(f"audit eps={epsilon:g}")
+            result = None
+            for event in client.audit_privacy(
+                target_epsilon=epsilon,
+                preset=args.preset or "",
+                delta=args.delta,
+                epochs=args.epochs,
+                canaries=args.canaries,
+                public_records=args.public_records,
+            ):
+                if event.HasField("result"):
+                    result = event.result
+                elif bar is not None and event.progress.total_steps:
+                    bar.update(int(event.progress.step), total=int(event.progress.total_steps))
+            if bar is not None:
+                bar.close()
+            if result is None:
+                raise SystemExit("the audit ended without a result")
+            rows.append(_audit_row(result))
+            results.append(json.loads(result.json))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print("95% confidence; a lower bound above the claimed epsilon proves the claim false.")
+    text = json.dumps(results, indent=2, sort_keys=True) + "\n"
+    if args.json == "-":
+        sys.stdout.write(text)
+    elif args.json:
+        Path(args.json).write_text(text, encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 1 if any(r["refuted"] for r in results) else 0
+
+
 def _server_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -513,10 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "audit",
-        help="export or verify the hash-chained audit log",
+        help="export or verify the hash-chained audit log; audit the DP mechanism",
         description="The audit log records dataset creation, scrub reports, reservations, "
         "commits, refusals, cancellations, deletions and cap changes, each with actor and "
-        "time, in a SHA-256 hash chain.",
+        "time, in a SHA-256 hash chain. `audit privacy` audits the DP-SGD mechanism itself.",
     )
     audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     a = audit_sub.add_parser(
@@ -549,6 +603,40 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-o", "--out", default=None, help="HTML file (default: audit-report-<id>.html)")
     a.add_argument("--json", default=None, help="JSON file (default: the HTML path with .json)")
     a.set_defaults(func=cmd_audit_report)
+    a = audit_sub.add_parser(
+        "privacy",
+        help="audit the DP-SGD mechanism with canaries (empirical lower bound on epsilon)",
+        description="Ask the server to audit a preset's DP-SGD with the one-run method of "
+        "Steinke, Nasr and Jagielski (NeurIPS 2023): random canary records, each included "
+        "with probability 1/2, are trained with the job's exact mechanism on the public corpus "
+        "shipped with the server; each canary's inclusion is guessed from its loss and the "
+        "guesses give a 95%%-confidence lower bound on epsilon. Prints the claimed epsilon "
+        "beside the lower bound as a table (and JSON with --json). Spends no privacy budget. "
+        "One-run audits are loose: a bound below the claim does not prove the claim, a bound "
+        "above it proves it false. Exit code 1 when any claim is refuted.",
+    )
+    a.add_argument(
+        "--epsilon",
+        type=float,
+        nargs="+",
+        required=True,
+        help="target epsilon(s) to audit, e.g. --epsilon 1 4 8 (one training run each)",
+    )
+    a.add_argument("--preset", default=None, help="training preset (default small)")
+    a.add_argument(
+        "--canaries", type=int, default=None, help="canary records m, 100-10000 (default 1000)"
+    )
+    a.add_argument("--delta", type=float, default=None, help="delta (default: the job rule)")
+    a.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
+    a.add_argument(
+        "--public-records",
+        type=int,
+        default=None,
+        help="public corpus records trained on beside the canaries (default 1000)",
+    )
+    a.add_argument("--json", default=None, help="also write the results as JSON (- for stdout)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_audit_privacy)
 
     p = sub.add_parser(
         "serve",

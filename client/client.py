@@ -514,6 +514,34 @@ class PrivsynthClient:
         )
         return result
 
+    @_translate_stream
+    def audit_privacy(
+        self,
+        *,
+        target_epsilon: float,
+        preset: str = "",
+        delta: float | None = None,
+        epochs: int | None = None,
+        canaries: int | None = None,
+        public_records: int | None = None,
+    ) -> Iterator[privacy_pb2.AuditPrivacyEvent]:
+        """Run the canary audit of a preset's DP-SGD on the server's public corpus.
+
+        Yields progress events, then one event whose ``result`` holds the claimed ε beside
+        the 95%-confidence lower bound. Spends no budget. Closing the iterator cancels the
+        audit on the server.
+        """
+        req = privacy_pb2.AuditPrivacyRequest(preset=preset, target_epsilon=target_epsilon)
+        if delta is not None:
+            req.delta = delta
+        if epochs is not None:
+            req.epochs = epochs
+        if canaries is not None:
+            req.canaries = canaries
+        if public_records is not None:
+            req.public_records = public_records
+        yield from self.privacy.AuditPrivacy(req, timeout=self.stream_timeout)
+
     # -- ad hoc scrubbing -------------------------------------------------------------------
 
     @_translate

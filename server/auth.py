@@ -124,6 +124,8 @@ POLICY: Mapping[str, frozenset[Role]] = {
     "/privsynth.v1.Privacy/ListLedgerEntries": _READERS,
     "/privsynth.v1.Privacy/ExportAuditLog": _AUDIT,
     "/privsynth.v1.Privacy/UpdateBudgetCap": _ADMINS,
+    # The canary audit trains on the shipped public corpus only: no tenant's data, no budget.
+    "/privsynth.v1.Privacy/AuditPrivacy": _READERS,
     # Ad hoc scrubbing handles the caller's own text, which auditors and admins never send.
     "/privsynth.v1.Scrubbing/AnalyzeText": _MEMBERS,
     "/privsynth.v1.Scrubbing/ScrubText": _MEMBERS,

@@ -298,3 +298,203 @@ class UpdateBudgetCapRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
 
 Global___UpdateBudgetCapRequest: _TypeAlias = UpdateBudgetCapRequest  # noqa: Y015
+
+@_typing.final
+class AuditPrivacyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESET_FIELD_NUMBER: _builtins.int
+    TARGET_EPSILON_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    EPOCHS_FIELD_NUMBER: _builtins.int
+    CANARIES_FIELD_NUMBER: _builtins.int
+    PUBLIC_RECORDS_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
+    preset: _builtins.str
+    """Training preset to audit; default "small"."""
+    target_epsilon: _builtins.float
+    """Epsilon the audited run is calibrated to, as a training job would be (> 0)."""
+    delta: _builtins.float
+    """Delta of the run; default a tenth of min(1e-5, 1/(10 n)) for the largest training set n."""
+    epochs: _builtins.int
+    """Epochs, as for a training job; default 3."""
+    canaries: _builtins.int
+    """m, the number of canaries (100..10000); default 1000."""
+    public_records: _builtins.int
+    """Public corpus records trained on beside the canaries (20..9000); default 1000."""
+    dataset: _builtins.str
+    """Reserved for audits on a private dataset (charged like training); must be empty for now."""
+    def __init__(
+        self,
+        *,
+        preset: _builtins.str = ...,
+        target_epsilon: _builtins.float = ...,
+        delta: _builtins.float | None = ...,
+        epochs: _builtins.int | None = ...,
+        canaries: _builtins.int | None = ...,
+        public_records: _builtins.int | None = ...,
+        dataset: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_canaries", b"_canaries", "_delta", b"_delta", "_epochs", b"_epochs", "_public_records", b"_public_records", "canaries", b"canaries", "delta", b"delta", "epochs", b"epochs", "public_records", b"public_records"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_canaries", b"_canaries", "_delta", b"_delta", "_epochs", b"_epochs", "_public_records", b"_public_records", "canaries", b"canaries", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "preset", b"preset", "public_records", b"public_records", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__canaries: _TypeAlias = _typing.Literal["canaries"]  # noqa: Y015
+    _WhichOneofArgType__canaries: _TypeAlias = _typing.Literal["_canaries", b"_canaries"]  # noqa: Y015
+    _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
+    _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
+    _WhichOneofReturnType__epochs: _TypeAlias = _typing.Literal["epochs"]  # noqa: Y015
+    _WhichOneofArgType__epochs: _TypeAlias = _typing.Literal["_epochs", b"_epochs"]  # noqa: Y015
+    _WhichOneofReturnType__public_records: _TypeAlias = _typing.Literal["public_records"]  # noqa: Y015
+    _WhichOneofArgType__public_records: _TypeAlias = _typing.Literal["_public_records", b"_public_records"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__canaries) -> _WhichOneofReturnType__canaries | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__epochs) -> _WhichOneofReturnType__epochs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__public_records) -> _WhichOneofReturnType__public_records | None: ...
+
+Global___AuditPrivacyRequest: _TypeAlias = AuditPrivacyRequest  # noqa: Y015
+
+@_typing.final
+class AuditPrivacyProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """"training" or "scoring"."""
+    step: _builtins.int
+    total_steps: _builtins.int
+    elapsed_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        step: _builtins.int = ...,
+        total_steps: _builtins.int = ...,
+        elapsed_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_seconds", b"elapsed_seconds", "phase", b"phase", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditPrivacyProgress: _TypeAlias = AuditPrivacyProgress  # noqa: Y015
+
+@_typing.final
+class PrivacyAuditResult(_message.Message):
+    """The claim beside the bound. Numbers and names only: never canary or corpus text."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESET_FIELD_NUMBER: _builtins.int
+    TARGET_EPSILON_FIELD_NUMBER: _builtins.int
+    EPSILON_CLAIMED_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    EPSILON_LOWER_BOUND_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    REFUTED_FIELD_NUMBER: _builtins.int
+    CANARIES_FIELD_NUMBER: _builtins.int
+    CANARIES_INCLUDED_FIELD_NUMBER: _builtins.int
+    GUESSES_FIELD_NUMBER: _builtins.int
+    CORRECT_FIELD_NUMBER: _builtins.int
+    PUBLIC_RECORDS_FIELD_NUMBER: _builtins.int
+    EPOCHS_FIELD_NUMBER: _builtins.int
+    NOISE_MULTIPLIER_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    WALL_SECONDS_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
+    preset: _builtins.str
+    target_epsilon: _builtins.float
+    epsilon_claimed: _builtins.float
+    """The epsilon the trained model's card states (the accountant's value for what ran)."""
+    delta: _builtins.float
+    epsilon_lower_bound: _builtins.float
+    """With probability >= `confidence`, the mechanism is not (e, delta)-DP for any e below this."""
+    confidence: _builtins.float
+    refuted: _builtins.bool
+    """True when the lower bound exceeds the claimed epsilon: the claim is false."""
+    canaries: _builtins.int
+    canaries_included: _builtins.int
+    guesses: _builtins.int
+    """Guesses made (half "in" on the highest scores, half "out" on the lowest) and how many were
+    right, for the best point of the fixed guess grid (Bonferroni-corrected).
+    """
+    correct: _builtins.int
+    public_records: _builtins.int
+    epochs: _builtins.int
+    noise_multiplier: _builtins.float
+    sample_rate: _builtins.float
+    steps: _builtins.int
+    wall_seconds: _builtins.float
+    method: _builtins.str
+    """The bound's method and the membership score, in words."""
+    score: _builtins.str
+    json: _builtins.str
+    """The full result as a JSON object (includes every point of the guess grid)."""
+    def __init__(
+        self,
+        *,
+        preset: _builtins.str = ...,
+        target_epsilon: _builtins.float = ...,
+        epsilon_claimed: _builtins.float = ...,
+        delta: _builtins.float = ...,
+        epsilon_lower_bound: _builtins.float = ...,
+        confidence: _builtins.float = ...,
+        refuted: _builtins.bool = ...,
+        canaries: _builtins.int = ...,
+        canaries_included: _builtins.int = ...,
+        guesses: _builtins.int = ...,
+        correct: _builtins.int = ...,
+        public_records: _builtins.int = ...,
+        epochs: _builtins.int = ...,
+        noise_multiplier: _builtins.float = ...,
+        sample_rate: _builtins.float = ...,
+        steps: _builtins.int = ...,
+        wall_seconds: _builtins.float = ...,
+        method: _builtins.str = ...,
+        score: _builtins.str = ...,
+        json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canaries", b"canaries", "canaries_included", b"canaries_included", "confidence", b"confidence", "correct", b"correct", "delta", b"delta", "epochs", b"epochs", "epsilon_claimed", b"epsilon_claimed", "epsilon_lower_bound", b"epsilon_lower_bound", "guesses", b"guesses", "json", b"json", "method", b"method", "noise_multiplier", b"noise_multiplier", "preset", b"preset", "public_records", b"public_records", "refuted", b"refuted", "sample_rate", b"sample_rate", "score", b"score", "steps", b"steps", "target_epsilon", b"target_epsilon", "wall_seconds", b"wall_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivacyAuditResult: _TypeAlias = PrivacyAuditResult  # noqa: Y015
+
+@_typing.final
+class AuditPrivacyEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___AuditPrivacyProgress: ...
+    @_builtins.property
+    def result(self) -> Global___PrivacyAuditResult: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___AuditPrivacyProgress | None = ...,
+        result: Global___PrivacyAuditResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "result"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___AuditPrivacyEvent: _TypeAlias = AuditPrivacyEvent  # noqa: Y015

@@ -58,6 +58,11 @@ class PrivacyStub:
                 request_serializer=privsynth_dot_v1_dot_privacy__pb2.UpdateBudgetCapRequest.SerializeToString,
                 response_deserializer=privsynth_dot_v1_dot_privacy__pb2.Budget.FromString,
                 _registered_method=True)
+        self.AuditPrivacy = channel.unary_stream(
+                '/privsynth.v1.Privacy/AuditPrivacy',
+                request_serializer=privsynth_dot_v1_dot_privacy__pb2.AuditPrivacyRequest.SerializeToString,
+                response_deserializer=privsynth_dot_v1_dot_privacy__pb2.AuditPrivacyEvent.FromString,
+                _registered_method=True)
 
 
 class PrivacyServicer:
@@ -94,6 +99,22 @@ class PrivacyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AuditPrivacy(self, request, context):
+        """Empirical privacy audit of a preset's DP-SGD with the one-run method of Steinke, Nasr and
+        Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
+        trained with the job's exact mechanism on the public corpus shipped with the server, each
+        canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
+        bound on epsilon. Reads no private data and spends no budget. Streams progress events,
+        then one result; cancelling the call stops the training. Members, auditors and admins.
+        INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
+        epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
+        on private data are not offered: they would have to be charged like a training job).
+        UNAVAILABLE: another audit is running on this server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PrivacyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +137,11 @@ def add_PrivacyServicer_to_server(servicer, server):
                     servicer.UpdateBudgetCap,
                     request_deserializer=privsynth_dot_v1_dot_privacy__pb2.UpdateBudgetCapRequest.FromString,
                     response_serializer=privsynth_dot_v1_dot_privacy__pb2.Budget.SerializeToString,
+            ),
+            'AuditPrivacy': grpc.unary_stream_rpc_method_handler(
+                    servicer.AuditPrivacy,
+                    request_deserializer=privsynth_dot_v1_dot_privacy__pb2.AuditPrivacyRequest.FromString,
+                    response_serializer=privsynth_dot_v1_dot_privacy__pb2.AuditPrivacyEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +256,33 @@ class Privacy:
             '/privsynth.v1.Privacy/UpdateBudgetCap',
             privsynth_dot_v1_dot_privacy__pb2.UpdateBudgetCapRequest.SerializeToString,
             privsynth_dot_v1_dot_privacy__pb2.Budget.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuditPrivacy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/privsynth.v1.Privacy/AuditPrivacy',
+            privsynth_dot_v1_dot_privacy__pb2.AuditPrivacyRequest.SerializeToString,
+            privsynth_dot_v1_dot_privacy__pb2.AuditPrivacyEvent.FromString,
             options,
             channel_credentials,
             insecure,

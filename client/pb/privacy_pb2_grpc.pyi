@@ -45,6 +45,18 @@ class PrivacyStub:
     """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
     Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
     """
+    AuditPrivacy: _grpc.UnaryStreamMultiCallable[_privacy_pb2.AuditPrivacyRequest, _privacy_pb2.AuditPrivacyEvent]
+    """Empirical privacy audit of a preset's DP-SGD with the one-run method of Steinke, Nasr and
+    Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
+    trained with the job's exact mechanism on the public corpus shipped with the server, each
+    canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
+    bound on epsilon. Reads no private data and spends no budget. Streams progress events,
+    then one result; cancelling the call stops the training. Members, auditors and admins.
+    INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
+    epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
+    on private data are not offered: they would have to be charged like a training job).
+    UNAVAILABLE: another audit is running on this server.
+    """
 
 @_typing.type_check_only
 class PrivacyAsyncStub(PrivacyStub):
@@ -62,6 +74,18 @@ class PrivacyAsyncStub(PrivacyStub):
     UpdateBudgetCap: _aio.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]  # type: ignore[assignment]
     """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
     Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
+    """
+    AuditPrivacy: _aio.UnaryStreamMultiCallable[_privacy_pb2.AuditPrivacyRequest, _privacy_pb2.AuditPrivacyEvent]  # type: ignore[assignment]
+    """Empirical privacy audit of a preset's DP-SGD with the one-run method of Steinke, Nasr and
+    Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
+    trained with the job's exact mechanism on the public corpus shipped with the server, each
+    canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
+    bound on epsilon. Reads no private data and spends no budget. Streams progress events,
+    then one result; cancelling the call stops the training. Members, auditors and admins.
+    INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
+    epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
+    on private data are not offered: they would have to be charged like a training job).
+    UNAVAILABLE: another audit is running on this server.
     """
 
 class PrivacyServicer(metaclass=_abc_1.ABCMeta):
@@ -101,6 +125,24 @@ class PrivacyServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_privacy_pb2.Budget, _abc.Awaitable[_privacy_pb2.Budget]]:
         """Change a dataset's cap (role admin, e.g. the PRIVSYNTH_ADMIN_TOKEN identity).
         Writes a "cap" ledger entry and a "budget.cap_changed" audit entry.
+        """
+
+    @_abc_1.abstractmethod
+    def AuditPrivacy(
+        self,
+        request: _privacy_pb2.AuditPrivacyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_privacy_pb2.AuditPrivacyEvent], _abc.AsyncIterator[_privacy_pb2.AuditPrivacyEvent]]:
+        """Empirical privacy audit of a preset's DP-SGD with the one-run method of Steinke, Nasr and
+        Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
+        trained with the job's exact mechanism on the public corpus shipped with the server, each
+        canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
+        bound on epsilon. Reads no private data and spends no budget. Streams progress events,
+        then one result; cancelling the call stops the training. Members, auditors and admins.
+        INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
+        epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
+        on private data are not offered: they would have to be charged like a training job).
+        UNAVAILABLE: another audit is running on this server.
         """
 
 def add_PrivacyServicer_to_server(servicer: PrivacyServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,17 +1,24 @@
-"""Privacy servicer: budgets, ledger entries and the audit log; cap changes for admins.
+"""Privacy servicer: budgets, ledger, audit log, cap changes and the canary privacy audit.
+
+The audit's request checks and runner live in :mod:`privsynth.server.privacy_audit`.
 
 Who may call what is decided by :mod:`privsynth.server.auth` before these methods run.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
 from privsynth.client.pb import privacy_pb2, privacy_pb2_grpc
+from privsynth.models.dp_train import TrainingConfigError
+from privsynth.models.privacy_audit import AuditResult
 from privsynth.server import audit, ledger
 from privsynth.server.auth import identity_of
 from privsynth.server.db import LedgerRow
+from privsynth.server.errors import InvalidArgument
+from privsynth.server.privacy_audit import AuditRequest, PrivacyAuditor, audit_config
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import budget_pb, ledger_pb
 from privsynth.server.services.datasets import get_live_dataset
@@ -24,8 +31,9 @@ __all__ = ["PrivacyServicer"]
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
     """privsynth.v1.Privacy."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, auditor: PrivacyAuditor | None = None) -> None:
         self.runtime = runtime
+        self.auditor = auditor or PrivacyAuditor(torch_threads=runtime.settings.torch_threads)
 
     def GetBudget(  # noqa: N802
         self, request: privacy_pb2.GetBudgetRequest, context: grpc.ServicerContext
@@ -98,3 +106,66 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
                 actor=actor,
             )
         return budget_pb(view)
+
+    def AuditPrivacy(  # noqa: N802
+        self, request: privacy_pb2.AuditPrivacyRequest, context: grpc.ServicerContext
+    ) -> Iterator[privacy_pb2.AuditPrivacyEvent]:
+        """Canary audit on the public corpus: progress events, then the claim beside the bound.
+
+        Validated before anything runs; no dataset is read and the ledger is never touched.
+        """
+        config = audit_config(
+            AuditRequest(
+                preset=request.preset,
+                target_epsilon=request.target_epsilon,
+                delta=request.delta if request.HasField("delta") else None,
+                epochs=request.epochs if request.HasField("epochs") else None,
+                canaries=request.canaries if request.HasField("canaries") else None,
+                public_records=(
+                    request.public_records if request.HasField("public_records") else None
+                ),
+                dataset=request.dataset,
+            )
+        )
+        self.runtime.require_ready()
+        try:
+            for event in self.auditor.stream(config, is_active=context.is_active):
+                if isinstance(event, AuditResult):
+                    yield privacy_pb2.AuditPrivacyEvent(result=audit_result_pb(event))
+                else:
+                    yield privacy_pb2.AuditPrivacyEvent(
+                        progress=privacy_pb2.AuditPrivacyProgress(
+                            phase=event.phase,
+                            step=event.step,
+                            total_steps=event.total_steps,
+                            elapsed_seconds=event.elapsed_s,
+                        )
+                    )
+        except TrainingConfigError as exc:
+            raise InvalidArgument(str(exc), field=exc.field) from None
+
+
+def audit_result_pb(result: AuditResult) -> privacy_pb2.PrivacyAuditResult:
+    """The wire form of an audit result (numbers and names; no canary text)."""
+    return privacy_pb2.PrivacyAuditResult(
+        preset=result.preset,
+        target_epsilon=result.target_epsilon,
+        epsilon_claimed=result.epsilon_claimed,
+        delta=result.delta,
+        epsilon_lower_bound=result.epsilon_lower_bound,
+        confidence=1.0 - result.significance,
+        refuted=result.refuted,
+        canaries=result.canaries,
+        canaries_included=result.canaries_included,
+        guesses=result.guesses,
+        correct=result.correct,
+        public_records=result.public_records,
+        epochs=result.epochs,
+        noise_multiplier=result.noise_multiplier,
+        sample_rate=result.sample_rate,
+        steps=result.steps,
+        wall_seconds=result.wall_seconds,
+        method=result.method,
+        score=result.score,
+        json=json.dumps(result.to_dict(), sort_keys=True),
+    )

@@ -25,7 +25,8 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize(
-    "command", [None, *COMMANDS, "audit export", "audit verify", "audit report"]
+    "command",
+    [None, *COMMANDS, "audit export", "audit verify", "audit report", "audit privacy"],
 )
 def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--help"] if command is None else [*command.split(), "--help"]

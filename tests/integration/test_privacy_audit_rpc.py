@@ -1,0 +1,98 @@
+"""AuditPrivacy over gRPC and the CLI: bad input refused up front; public audits cost nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from corpus import fortunes
+from privsynth.client.cli import main
+from privsynth.client.client import PrivsynthClient
+from privsynth.client.errors import PrivsynthClientError
+from privsynth.server.db import LedgerRow
+from sqlalchemy import func, select
+
+
+def _refusal(client: PrivsynthClient, **kw: Any) -> PrivsynthClientError:
+    kw.setdefault("target_epsilon", 1.0)
+    with pytest.raises(PrivsynthClientError) as exc:
+        list(client.audit_privacy(**kw))
+    return exc.value
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"canaries": 99}, "canaries"),
+        ({"canaries": 0}, "canaries"),
+        ({"canaries": 10_001}, "canaries"),
+        ({"preset": "huge"}, "preset"),
+        ({"target_epsilon": 0.0}, "target_epsilon"),
+        ({"target_epsilon": float("nan")}, "target_epsilon"),
+        ({"epochs": 0}, "epochs"),
+        ({"delta": 0.5}, "delta"),
+    ],
+)
+def test_bad_audit_requests_are_invalid_argument(
+    client: PrivsynthClient, kw: dict[str, Any], field: str
+) -> None:
+    err = _refusal(client, **kw)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in err.field_violations
+
+
+def test_audit_on_a_private_dataset_is_refused(client: PrivsynthClient) -> None:
+    from privsynth.client.pb import privacy_pb2
+
+    ds = client.upload_dataset(fortunes(30), display_name="audit-private", epsilon_cap=5)
+    before = client.get_budget(ds.name)
+    request = privacy_pb2.AuditPrivacyRequest(target_epsilon=1.0, dataset=ds.name)
+    with pytest.raises(grpc.RpcError) as exc:
+        list(client.privacy.AuditPrivacy(request, timeout=30))
+    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "public corpus" in (exc.value.details() or "")
+    assert client.get_budget(ds.name) == before
+
+
+def _ledger_rows(server: Any) -> int:
+    with server.runtime.db.session() as s:
+        return int(s.execute(select(func.count()).select_from(LedgerRow)).scalar_one())
+
+
+def test_cli_audit_runs_on_the_public_corpus_and_touches_no_ledger(
+    server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _ledger_rows(server)
+    out = tmp_path / "audit.json"
+    code = main(
+        [
+            "--target",
+            f"127.0.0.1:{server.port}",
+            "audit",
+            "privacy",
+            "--epsilon",
+            "2",
+            "--preset",
+            "tiny",
+            "--canaries",
+            "100",
+            "--public-records",
+            "20",
+            "--epochs",
+            "1",
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "eps lower bound" in printed and "tiny" in printed
+    [result] = json.loads(out.read_text())
+    assert result["canaries"] == 100 and result["preset"] == "tiny"
+    assert 0 <= result["epsilon_lower_bound"] < result["epsilon_claimed"] <= 2.0 + 1e-6
+    assert result["refuted"] is False
+    assert _ledger_rows(server) == before
