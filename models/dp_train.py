@@ -13,6 +13,8 @@ import contextlib
 import io
 import math
 import os
+import random
+import secrets
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from privsynth.models.family import Tokenizer, prompt_positions
 from privsynth.models.presets import PRESETS, load_base
+from privsynth.models.secret_rng import NOISE_SOURCE, secret_generator, system_random
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -92,12 +95,16 @@ class Checkpointing:
     """Where and how often a run saves the state it can resume from.
 
     A checkpoint holds the trainable weights, the optimizer state, the accountant's state
-    (Opacus' ``history`` of (σ, q, steps)), the step counter, the elapsed time and the RNG
-    state that drives Poisson sampling and noise. A run resumed from step k therefore takes
-    exactly the remaining steps and reports the ε of the whole run: the steps before k are
-    neither forgotten nor counted twice. Steps taken after the last checkpoint by a run that
-    then died are discarded unreleased (their model state never left the process) and are
-    taken again.
+    (Opacus' ``history`` of (σ, q, steps)), the step counter, the elapsed time and the state
+    of the run's secret generators (Poisson sampling, noise) and the seed of its choice of one
+    record per user. That state is as secret as the noise itself: the file is private (0600 in
+    a 0700 directory) and whoever runs the job deletes it when the job ends. A run resumed
+    from step k therefore continues the very noise stream it left (it never draws fresh noise
+    for a step it already released, nor releases a step twice), takes exactly the remaining
+    steps and reports the ε of the whole run: the steps before k are neither forgotten nor
+    counted twice. Steps taken after the last checkpoint by a run that then died are discarded
+    unreleased (their model state never left the process) and are taken again, with the same
+    coin flips: a replay of the same run, not a second release.
 
     Under ``torchrun`` (world size W > 1) every rank saves its own file next to ``path``
     (``<stem>.rank<r>-of-<W><suffix>``, its RNG state being its own), at the same step: the
@@ -155,18 +162,23 @@ class Example:
 
 
 def bound_user_contributions(
-    examples: Sequence[Example], *, per_user: int = 1, seed: int = 0
+    examples: Sequence[Example], *, per_user: int = 1, rng: random.Random | None = None
 ) -> list[Example]:
     """Keep at most ``per_user`` records of each user, chosen at random.
 
     With one record per user, record-level DP-SGD on the result is user-level DP with the same
     (ε, δ): adding or removing a user changes at most one training record. Records without a
     user key count as users of their own. The choice is random (not, say, the longest record)
-    so that which record survives does not depend on content.
-    """
-    import random
+    so that which record survives does not depend on content, and secret (the OS's CSPRNG by
+    default): with a public seed, removing one user would shift every later user's choice
+    along a stream an attacker can replay. Bounding an already bounded list keeps it as is.
 
-    rng = random.Random(seed)
+    Args:
+        examples: The records.
+        per_user: Records kept per user.
+        rng: The coin flips; tests may pass a seeded one, production never does.
+    """
+    rng = rng if rng is not None else system_random()
     by_user: dict[str, list[int]] = {}
     keep: list[int] = []
     for i, ex in enumerate(examples):
@@ -200,7 +212,6 @@ class DPConfig:
             (the ledger calibrates at reservation time so that its composed budget and the
             run agree). The run still stops at the planned steps; the card reports the ε the
             accountant computes.
-        seed: Seed of the model initialisation.
         max_physical_batch_size: Largest batch put through the model at once (0: no limit).
             A larger Poisson batch is split by Opacus' ``BatchMemoryManager`` and its clipped
             gradients accumulated into one noisy step, so the logical batch (and ε) is the
@@ -217,7 +228,6 @@ class DPConfig:
     accountant: str = "prv"
     grad_sample_mode: str = "auto"
     noise_multiplier: float | None = None
-    seed: int = 0
     max_physical_batch_size: int = 0
 
     @classmethod
@@ -310,6 +320,9 @@ class TrainResult:
     model_config: dict[str, Any]
     epsilon_spent: float
     card: dict[str, Any] = field(default_factory=dict)
+    examples: list[Example] = field(default_factory=list)
+    """The records trained on: after user-contribution bounding, the secretly chosen ones
+    (a label release must count these, not choose again)."""
 
 
 def encode_example(
@@ -389,16 +402,25 @@ def initial_model(
     return model, base.provenance
 
 
-_CHECKPOINT_FORMAT = 1
+_CHECKPOINT_FORMAT = 2
+"""2: the secret noise generator's state is saved (format 1 drew noise from a public seed)."""
 _REPORT_COST_FACTOR = 4.0
 """Progress reports are at least this many times the ε computation's own cost apart."""
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a part.
+
+    The file is private (0600, in a 0700 directory) whatever the umask: a checkpoint holds the
+    state of the run's secret noise generator, and whoever read it could replay the noise.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # (a directory we do not own stays as it is)
+        path.parent.chmod(0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -442,6 +464,63 @@ def _with_fine_tuning(base: dict[str, Any] | None, cfg: Any) -> dict[str, Any] |
     if base is None or not hasattr(cfg, "adaptation"):
         return base
     return {**base, "fine_tuning": f"{cfg.adaptation} (top {cfg.trainable_layers} layers)"}
+
+
+def _bounding_seed(checkpoint: Checkpointing | None, rank: int, world_size: int) -> int:
+    """The secret seed of this run's choice of one record per user.
+
+    Drawn from the OS for a fresh run; a resumed run must train on the very records its first
+    part trained on (else a user could contribute one record before the resume and another
+    after), so it takes the seed from its checkpoint, a private file. Under ``torchrun`` every
+    rank must train on the same bounded corpus: rank 0's seed is broadcast.
+    """
+    seed: int | None = None
+    if checkpoint is not None:
+        for path in checkpoint.files(rank, world_size):
+            if seed is None and path is not None and path.exists():
+                with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError):
+                    saved = _read_checkpoint(path).get("bounding_seed")
+                    seed = None if saved is None else int(saved)
+    if seed is None:
+        seed = secrets.randbits(128)
+    if world_size > 1:
+        box: list[Any] = [seed]
+        torch.distributed.broadcast_object_list(box, src=0)
+        seed = int(box[0])
+    return seed
+
+
+def _mechanism_ran(
+    engine: Any, optimizer: Any, loader: Any, *, delta: float, world_size: int
+) -> dict[str, Any]:
+    """The card's mechanism fields, read back from the objects that ran.
+
+    σ, C and the expected batch from the optimizer, q from the Poisson loader, the noisy steps
+    from the accountant's history (the events ε is computed from), δ as passed to the
+    accountant. Nothing is copied from the config, so a card cannot state a mechanism other
+    than the one that ran; if the accountant's history disagrees with the optimizer or the
+    loader, the run's ε would describe another mechanism, and this raises instead.
+
+    Raises:
+        RuntimeError: The accountant's events differ from the optimizer's σ or the loader's q.
+    """
+    sigma = float(optimizer.noise_multiplier)
+    rate = float(loader.sample_rate)
+    history = list(engine.accountant.history)
+    for event_sigma, event_rate, _ in history:
+        if not (
+            math.isclose(float(event_sigma), sigma, rel_tol=1e-12)
+            and math.isclose(float(event_rate), rate, rel_tol=1e-12)
+        ):
+            raise RuntimeError("the accountant's events differ from the mechanism that ran")
+    return {
+        "noise_multiplier": sigma,
+        "sample_rate": rate,
+        "max_grad_norm": float(optimizer.max_grad_norm),
+        "steps": sum(int(steps) for _, _, steps in history),
+        "delta": float(delta),
+        "expected_batch_size": round(float(optimizer.expected_batch_size) * world_size),
+    }
 
 
 def _any_rank(flags: Sequence[bool], world_size: int) -> list[bool]:
@@ -572,12 +651,18 @@ def _train_dp(
     from opacus import PrivacyEngine
     from opacus.data_loader import DPDataLoader
 
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    world_size = torch.distributed.get_world_size() if distributed else 1
+    rank = torch.distributed.get_rank() if distributed else 0
     user_level = any(e.user for e in examples)
+    bounding_seed: int | None = None
     if user_level:
-        examples = bound_user_contributions(examples, seed=config.seed)
+        bounding_seed = _bounding_seed(checkpoint, rank, world_size)
+        examples = bound_user_contributions(examples, rng=random.Random(bounding_seed))
     n = len(examples)
     config.validate(n)
-    torch.manual_seed(config.seed)
+    # (The initial weights come from torch's global generator: they are public, no guarantee
+    # rests on them. Every draw one does rests on comes from the secret generators below.)
     model, base = initial_model(config.preset, tokenizer)
     model_cfg = model.cfg
     text_ids = tokenizer.encode_batch([e.text for e in examples])
@@ -599,9 +684,8 @@ def _train_dp(
     loader = DataLoader(
         _TokenDataset(seqs), batch_size=batch_size, collate_fn=_collate(tokenizer.pad_id)
     )
-    world_size, rank = 1, 0
     train_module: nn.Module = model
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if distributed:
         # Data-parallel DP-SGD (torchrun): each rank Poisson-samples its shard at the same
         # rate, clipped gradients are summed across ranks and only one rank adds noise, so
         # the run is accounted exactly like a single process with that rate and step count.
@@ -609,16 +693,16 @@ def _train_dp(
             DifferentiallyPrivateDistributedDataParallel as DPDDP,  # noqa: N817
         )
 
-        world_size = torch.distributed.get_world_size()
         train_module = DPDDP(model)  # (broadcasts rank 0's initial weights)
-        rank = torch.distributed.get_rank()
-        if rank > 0:
-            # Each rank Poisson-samples its shard from the global RNG: ranks seeded alike
-            # would include the records at the same shard positions together. Rank 0 (which
-            # alone draws the noise) keeps the single-process stream.
-            torch.manual_seed(config.seed + 1_000_003 * rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    # Secret coin flips (see secret_rng): Poisson sampling and Gaussian noise each draw from a
+    # generator seeded from the OS for this run and this rank (ranks sample their shards
+    # independently; only rank 0 adds noise). Opacus gives ``secure_rng`` to the Poisson
+    # sampler (without ``secure_mode``, which needs torchcsprng, its optimizer ignores it) and
+    # ``noise_generator`` to the optimizer.
+    sampler_rng, noise_rng = secret_generator(), secret_generator()
     engine = PrivacyEngine(accountant=config.accountant)
+    engine.secure_rng = sampler_rng
     mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
     criterion = nn.CrossEntropyLoss(ignore_index=tokenizer.pad_id)
     common: dict[str, Any] = {
@@ -629,6 +713,7 @@ def _train_dp(
         "max_grad_norm": config.max_grad_norm,
         "poisson_sampling": True,
         "grad_sample_mode": mode,
+        "noise_generator": noise_rng,
     }
     if config.noise_multiplier is not None:
         made = engine.make_private(noise_multiplier=config.noise_multiplier, **common)
@@ -645,6 +730,11 @@ def _train_dp(
         dp_model, dp_optimizer, dp_loader = made
         dp_criterion = None
     assert isinstance(dp_loader, DPDataLoader)
+    if _sampler_generator(dp_loader) is not sampler_rng:
+        raise RuntimeError("Poisson sampler does not draw from the run's secret generator")
+    # Floating-point-hardened noise (Opacus' secure-mode sampler: 2n draws summed), drawn from
+    # our secret generator; Opacus' own secure_mode switch would also demand torchcsprng.
+    dp_optimizer.secure_mode = True
     sample_rate = float(dp_loader.sample_rate)
     steps_per_epoch = len(dp_loader)
     total_steps = steps_per_epoch * config.epochs
@@ -693,7 +783,6 @@ def _train_dp(
         "max_grad_norm": config.max_grad_norm,
         "grad_sample_mode": mode,
         "preset": config.preset,
-        "seed": config.seed,
     }
     if world_size > 1:  # (absent for one process, so its older checkpoints still resume)
         run_key["world_size"] = world_size
@@ -714,11 +803,17 @@ def _train_dp(
                 state["loss"] = float(ckpt["loss"])
                 state["last_report"] = -math.inf
                 started = time.monotonic() - float(ckpt["elapsed_s"])
-                resume_rng = {"torch": ckpt["torch_rng"], "sampler": ckpt["sampler_rng"]}
+                resume_rng = {
+                    "torch": ckpt["torch_rng"],
+                    "sampler": ckpt["sampler_rng"],
+                    "noise": ckpt["noise_rng"],
+                }
             except (KeyError, RuntimeError, TypeError, ValueError) as exc:
                 failure = f"checkpoint does not fit this run ({type(exc).__name__})"
             if not failure and accounted_steps() != int(state["step"]):
                 failure = "checkpoint's accountant disagrees with its step count"
+            if not failure and ckpt.get("bounding_seed") != bounding_seed:
+                failure = "checkpoint was written for another choice of each user's record"
         # Every rank raises, or none does: a rank that trained on alone would hang the others.
         if _any_rank([bool(failure)], world_size)[0]:
             raise CheckpointError(failure or "another rank's checkpoint does not fit this run")
@@ -739,6 +834,9 @@ def _train_dp(
             "accountant": engine.accountant.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "sampler_rng": gen.get_state() if gen is not None else None,
+            # Secret state: the file is private (0600) and deleted when the job ends.
+            "noise_rng": noise_rng.get_state(),
+            "bounding_seed": bounding_seed,
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
@@ -778,6 +876,7 @@ def _train_dp(
             gen = _sampler_generator(dp_loader)
             if gen is not None and resume_rng["sampler"] is not None:
                 gen.set_state(resume_rng["sampler"])
+            noise_rng.set_state(resume_rng["noise"])
             resume_rng = None
         checkpoint_and_stop(save_due=False)
         for batch in batches:
@@ -859,28 +958,29 @@ def _train_dp(
     loss_ema = state["loss"]
 
     epsilon = spent()
+    mechanism = _mechanism_ran(
+        engine, dp_optimizer, dp_loader, delta=config.target_delta, world_size=world_size
+    )
+    if mechanism["steps"] != step:
+        raise RuntimeError("the accountant counted another number of noisy steps than ran")
     buffer = io.BytesIO()
     # A frozen Hugging Face base is rebuilt from its package or path: store the adapters only
     # (for privsynth's own transformer every parameter trains, so this is its whole state).
     torch.save(_trainable_state(model), buffer)
     card = {
         "epsilon": epsilon,
-        "delta": config.target_delta,
+        **mechanism,
         "target_epsilon": config.target_epsilon,
         "accountant": config.accountant,
-        "noise_multiplier": float(dp_optimizer.noise_multiplier),
-        "sample_rate": sample_rate,
-        "expected_batch_size": batch_size,
         "max_physical_batch_size": config.max_physical_batch_size or None,
         "resumed_from_step": resumed_from,
-        "max_grad_norm": config.max_grad_norm,
-        "steps": step,
         "epochs": config.epochs,
         "privacy_unit": "user" if user_level else "record",
         "records_per_user_cap": 1 if user_level else None,
         "training_records": n,
         "sampling": "poisson",
-        "secure_rng": False,
+        "secure_rng": True,
+        "noise_source": NOISE_SOURCE,
         "world_size": world_size,
         "grad_sample_mode": mode,
         "preset": config.preset,
@@ -896,4 +996,5 @@ def _train_dp(
         model_config=model_cfg.to_dict(),
         epsilon_spent=epsilon,
         card=card,
+        examples=list(examples),
     )

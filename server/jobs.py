@@ -28,7 +28,6 @@ from privsynth.models.dp_train import (
     TrainingConfigError,
     TrainingInterrupted,
     TrainResult,
-    bound_user_contributions,
     train_dp,
 )
 from privsynth.models.family import tokenizer_for_preset
@@ -709,7 +708,7 @@ class JobRunner:
         except Exception as exc:  # before the first noisy step of this run
             self._end_unstarted(job_id, exc, resume=resume)
             return
-        self._end_succeeded(job, dataset, examples, result)
+        self._end_succeeded(job, dataset, result)
 
     def _end_interrupted(
         self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
@@ -762,9 +761,7 @@ class JobRunner:
                 )
         self._drop_checkpoint(job_id)
 
-    def _end_succeeded(
-        self, job: JobRow, dataset: DatasetRow, examples: list[Example], result: TrainResult
-    ) -> None:
+    def _end_succeeded(self, job: JobRow, dataset: DatasetRow, result: TrainResult) -> None:
         """Store the model, release its label distribution and charge the ledger once."""
         runtime = self.runtime
         job_id = job.id
@@ -772,7 +769,7 @@ class JobRunner:
         card = dict(result.card)
         card["dataset"] = f"datasets/{dataset.id}"
         card["privacy_unit"] = dataset.privacy_unit
-        epsilon_total = self._release_labels(job, examples, card, result.epsilon_spent)
+        epsilon_total = self._release_labels(job, result.examples, card, result.epsilon_spent)
         with runtime.db.session() as s:
             row = self._locked(s, job_id)
             model = s.get(ModelRow, job.model_id)
@@ -853,7 +850,9 @@ class JobRunner:
     ) -> float:
         """Release the label distribution as the job planned; put it on ``card``.
 
-        ``examples`` are the records as loaded for training (the shard is not read again).
+        ``examples`` are the records training used (after its secret choice of one record per
+        user, so the counts have the per-user sensitivity the card states); the shard is not
+        read again.
         Runs once training succeeded (a failed job releases no labels and is not charged for
         them). Returns the job's ε: DP-SGD and, for a DP release, the Gaussian release composed.
         """
@@ -862,11 +861,9 @@ class JobRunner:
         info: dict[str, Any] = {"source": mode, "distribution": {}}
         epsilon = epsilon_sgd
         if mode != "none":
-            # The records training used: with user ids, the per-user bound training applied
-            # (on the card) is the L2 sensitivity of the count vector; else one record.
+            # With user ids, the per-user bound training applied (on the card) is the L2
+            # sensitivity of the count vector; else one record.
             per_user = int(card.get("records_per_user_cap") or 1)
-            if any(e.user for e in examples):
-                examples = bound_user_contributions(examples, per_user=per_user, seed=DPConfig.seed)
             names = [e.label for e in examples]
             if mode == "dp" and job.label_noise_multiplier is not None:
                 sensitivity = float(per_user)

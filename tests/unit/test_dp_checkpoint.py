@@ -2,11 +2,19 @@
 
 A fixed σ keeps these runs fast (no calibration); every run is the tiny preset on 40 records
 with an expected batch of 8 (q = 0.2, 5 steps per epoch).
+
+Every run draws its noise and batches from generators seeded secretly from the OS, so two runs
+never match. To compare a resumed run with an uninterrupted one bit for bit, this module (and
+only this test module) replaces the secret seeds with the same fixed ones in every run; that
+the production generators are secret is tested in test_secret_noise.py.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +60,35 @@ def _same_weights(a: TrainResult, b: TrainResult, atol: float = 0.0) -> bool:
     return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=atol) for k in wa)
 
 
+def _replayable_generator(seeds: Iterator[int]) -> Any:
+    def factory() -> torch.Generator:
+        generator = torch.Generator()
+        generator.manual_seed(next(seeds))
+        return generator
+
+    return factory
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replayable_secrets() -> Iterator[None]:
+    """Test-only: each run's (sampler, noise) generators get seeds 11 and 12.
+
+    The (public) initial weights come from torch's global generator, which is reset first too.
+    """
+    real_initial_model = dp_train.initial_model
+
+    def seeded_initial_model(*args: Any, **kwargs: Any) -> Any:
+        torch.manual_seed(0)
+        return real_initial_model(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            dp_train, "secret_generator", _replayable_generator(itertools.cycle([11, 12]))
+        )
+        patch.setattr(dp_train, "initial_model", seeded_initial_model)
+        yield
+
+
 @pytest.fixture(scope="module")
 def uninterrupted() -> TrainResult:
     return train_dp(fortune_examples(40), config=_cfg(), tokenizer=load_tokenizer())
@@ -79,6 +116,9 @@ def test_resume_after_stop_equals_the_uninterrupted_run(
     assert 0 < exc.value.epsilon_spent < uninterrupted.epsilon_spent
     assert ckpt.path.exists()
     assert not list(ckpt.path.parent.glob(".*.tmp"))  # written atomically, nothing left over
+    # It holds the secret generators' state: private to the server's user.
+    assert stat.S_IMODE(ckpt.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(ckpt.path.parent.stat().st_mode) == 0o700
 
     events: list[Progress] = []
     resumed = train_dp(
@@ -207,3 +247,47 @@ def test_bad_schedules_and_corpora_name_the_field(
     with pytest.raises(TrainingConfigError) as exc:
         _cfg(target_delta=1e-6, **kw).validate(n)
     assert exc.value.field == field
+
+
+def test_resume_continues_the_noise_stream_without_reuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every noise tensor each run draws, in order: the stopped run's and the resumed run's
+    # draws together are exactly the uninterrupted run's, none repeated.
+    from opacus.optimizers import optimizer as dp_optimizer
+    from opacus.optimizers import optimizer_fast_gradient_clipping as ghost_optimizer
+
+    draws: list[torch.Tensor] = []
+    real = dp_optimizer._generate_noise
+
+    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
+        noise: torch.Tensor = real(*args, **kwargs)
+        draws.append(noise.clone())
+        return noise
+
+    monkeypatch.setattr(dp_optimizer, "_generate_noise", recording)
+    monkeypatch.setattr(ghost_optimizer, "_generate_noise", recording)
+    train_dp(fortune_examples(40), config=_cfg(), tokenizer=load_tokenizer())
+    whole = list(draws)
+    draws.clear()
+    ckpt = Checkpointing(path=tmp_path / "checkpoint.pt", every_s=0)
+    calls = {"n": 0}
+
+    def stop_after_three() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(TrainingInterrupted):
+        train_dp(
+            fortune_examples(40),
+            config=_cfg(),
+            tokenizer=load_tokenizer(),
+            should_stop=stop_after_three,
+            checkpoint=ckpt,
+        )
+    before = len(draws)
+    train_dp(fortune_examples(40), config=_cfg(), tokenizer=load_tokenizer(), checkpoint=ckpt)
+    assert 0 < before < len(draws) == len(whole)
+    assert all(torch.equal(a, b) for a, b in zip(draws, whole, strict=True))
+    flat = [d.flatten()[:8].tolist() for d in draws if d.numel() >= 8]
+    assert len({tuple(x) for x in flat}) == len(flat)  # no noise drawn twice
