@@ -33,6 +33,7 @@ from privsynth.client.pb import (
     training_pb2,
     training_pb2_grpc,
 )
+from privsynth.server.admission import Admission, default_max_streams
 from privsynth.server.auth import Authenticator
 from privsynth.server.config import Settings
 from privsynth.server.interceptors import ServerInterceptor
@@ -84,6 +85,23 @@ def _warm_up_models() -> None:
         model(torch.tensor([[tok.bos_id]]))
 
 
+class HealthServicer(health.HealthServicer):  # type: ignore[misc]
+    """grpcio's health servicer plus ``List`` (a snapshot of every service's status)."""
+
+    def List(  # noqa: N802  (gRPC method name)
+        self, request: health_pb2.HealthListRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthListResponse:
+        """Every registered service's status, the overall one under ``""``."""
+        with self._lock:
+            statuses = dict(self._server_status)
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in statuses.items()
+            }
+        )
+
+
 class PrivsynthServer:
     """One server process: gRPC, health, metrics and training workers."""
 
@@ -92,8 +110,12 @@ class PrivsynthServer:
         self.runtime = Runtime.create(settings)
         self.runner = JobRunner(self.runtime)
         self.auth = Authenticator.from_settings(settings)
-        self.interceptor = ServerInterceptor(self.runtime.metrics, self.auth)
-        self.health = health.HealthServicer()
+        self.admission = Admission(
+            max_streams=settings.max_streams or default_max_streams(settings.max_workers),
+            max_watch_streams=settings.max_watch_streams,
+        )
+        self.interceptor = ServerInterceptor(self.runtime.metrics, self.auth, self.admission)
+        self.health = HealthServicer()
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
             interceptors=[self.interceptor],
@@ -180,6 +202,7 @@ class PrivsynthServer:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self.health.enter_graceful_shutdown()
         self.grpc.stop(grace).wait()
+        self.admission.shutdown()
         self.runner.shutdown()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()

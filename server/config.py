@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         log_level: Python logging level name.
         shutdown_grace_seconds: How long in-flight RPCs may finish after SIGTERM.
         max_workers: gRPC thread-pool size.
+        max_streams: privsynth streaming calls (UploadDataset, Generate, WatchTrainingJob) open
+            at once; each holds a thread of the pool. 0 (default) leaves a quarter of
+            ``max_workers`` (at least 2 threads) to unary calls. Over it: RESOURCE_EXHAUSTED.
+        max_watch_streams: WatchTrainingJob calls open at once (they may idle for hours).
         training_workers: Training jobs run at once in this process. 0 makes an API-only
             replica: it accepts jobs (reserving budget) but trains none; a replica with
             workers takes them up within a quarter of ``job_lease_s``.
@@ -92,6 +96,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_workers: int = Field(default=16, ge=1)
+    max_streams: int = Field(default=0, ge=0)
+    max_watch_streams: int = Field(default=4, ge=1)
     training_workers: int = Field(default=1, ge=0)
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=128)
     job_lease_s: float = Field(default=60.0, gt=0)

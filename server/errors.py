@@ -12,6 +12,7 @@ never contain corpus text or PII: say which record or field, never what it held.
     ├── AlreadyExists          ALREADY_EXISTS
     ├── FailedPrecondition     FAILED_PRECONDITION
     ├── ResourceExhausted      RESOURCE_EXHAUSTED (carries the remaining budget)
+    ├── Overloaded             RESOURCE_EXHAUSTED (too many concurrent calls; carries RetryInfo)
     ├── PermissionDenied       PERMISSION_DENIED
     ├── Unauthenticated        UNAUTHENTICATED
     └── Unavailable            UNAVAILABLE
@@ -26,6 +27,7 @@ __all__ = [
     "FailedPrecondition",
     "InvalidArgument",
     "NotFound",
+    "Overloaded",
     "PermissionDenied",
     "PrivsynthError",
     "ResourceExhausted",
@@ -80,6 +82,20 @@ class ResourceExhausted(PrivsynthError):
     def __init__(self, message: str, *, remaining: float) -> None:
         super().__init__(message)
         self.remaining = remaining
+
+
+class Overloaded(PrivsynthError):
+    """Too many calls of one class are running; ``retry_after_s`` becomes a ``RetryInfo``.
+
+    ``subject`` names the class (e.g. ``concurrent_calls/watch``) in a ``QuotaFailure`` detail.
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, subject: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.retry_after_s = retry_after_s
 
 
 class PermissionDenied(PrivsynthError):

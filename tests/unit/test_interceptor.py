@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -27,6 +30,21 @@ def _stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
     raise RuntimeError(SECRET)
 
 
+_upload_reading = threading.Event()
+_upload_done = threading.Event()
+
+
+def _upload(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+    total = b""
+    try:
+        for chunk in requests:
+            total += chunk
+            _upload_reading.set()
+    finally:
+        _upload_done.set()
+    return total
+
+
 @pytest.fixture
 def channel() -> Iterator[tuple[grpc.Channel, Metrics]]:
     metrics = Metrics()
@@ -36,6 +54,7 @@ def channel() -> Iterator[tuple[grpc.Channel, Metrics]]:
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(_behaviour),
         "Stream": grpc.unary_stream_rpc_method_handler(_stream),
+        "Upload": grpc.stream_unary_rpc_method_handler(_upload),
     }
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.Svc", handlers)])
     port = server.add_insecure_port("127.0.0.1:0")
@@ -85,3 +104,38 @@ def test_unexpected_error_is_internal_without_its_message(
     assert sexc.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
     assert SECRET not in caplog.text
     assert "RuntimeError" in caplog.text
+
+
+def test_client_cancellation_is_cancelled_not_internal(
+    channel: tuple[grpc.Channel, Metrics], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves mid-upload is no server error: CANCELLED, nothing at ERROR."""
+    ch, metrics = channel
+    _upload_reading.clear()
+    _upload_done.clear()
+    gate = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"first"
+        gate.wait(10)
+
+    future = ch.stream_unary("/t.Svc/Upload").future(chunks(), timeout=10)
+    assert _upload_reading.wait(5)
+    future.cancel()
+    gate.set()
+    assert _upload_done.wait(5)
+    labels = {"grpc_type": "client_stream", "grpc_service": "t.Svc", "grpc_method": "Upload"}
+    deadline = time.monotonic() + 5
+    while (
+        metrics.registry.get_sample_value(
+            "grpc_server_handled_total", {**labels, "grpc_code": "CANCELLED"}
+        )
+        != 1
+    ):
+        assert time.monotonic() < deadline, "cancellation not counted as CANCELLED"
+        time.sleep(0.05)
+    internal = metrics.registry.get_sample_value(
+        "grpc_server_handled_total", {**labels, "grpc_code": "INTERNAL"}
+    )
+    assert not internal
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

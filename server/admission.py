@@ -1,0 +1,161 @@
+"""Admission control for long-lived calls, and the small pools health and reflection run on.
+
+gRPC's synchronous server runs every call on one thread pool (``max_workers`` threads) and a
+streaming call holds its thread for as long as the stream is open. Unbounded, a handful of idle
+streams (16 health ``Watch`` calls, needing no token) starve every other call, health ``Check``
+included. So:
+
+* **Health** ``Check`` and ``List`` run on their own pool of :data:`HEALTH_POOL_THREADS`
+  threads, so probes answer however busy the main pool is. Health ``Watch`` stays
+  non-blocking (grpcio's health servicer pushes updates through a callback and holds no
+  thread), and at most :data:`HEALTH_WATCH_LIMIT` are open at once.
+* **Reflection** (a bidirectional stream that holds a thread) runs on its own pool: one thread
+  per allowed stream (:data:`REFLECTION_LIMIT`) plus two, so a call over the limit finds a
+  thread to be refused on instead of queueing behind the open streams.
+* **privsynth streams** (UploadDataset, Generate, WatchTrainingJob) together hold at most
+  ``max_streams`` threads of the main pool, so unary calls (and refusals) always find a free
+  thread, and WatchTrainingJob, which may idle for hours, at most ``max_watch_streams``.
+
+The check runs on the call's own pool thread (gRPC gives an interceptor no way to end a call
+before then), which is why every bounded pool keeps threads beyond its bound.
+
+A call over a bound is refused at once with RESOURCE_EXHAUSTED, a ``QuotaFailure`` naming the
+class and a ``RetryInfo`` (:class:`~privsynth.server.errors.Overloaded`); nothing queues.
+Unary privsynth calls are not bounded here: they queue for the main pool's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent import futures
+
+from privsynth.server.errors import Overloaded
+
+__all__ = [
+    "HEALTH_POOL_THREADS",
+    "HEALTH_SERVICE",
+    "HEALTH_WATCH_LIMIT",
+    "REFLECTION_LIMIT",
+    "REFLECTION_SERVICES",
+    "Admission",
+    "Slot",
+    "default_max_streams",
+]
+
+HEALTH_SERVICE = "grpc.health.v1.Health"
+REFLECTION_SERVICES = frozenset(
+    {"grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
+)
+HEALTH_POOL_THREADS = 2
+"""Threads serving health Check and List (each answers in well under a millisecond)."""
+HEALTH_WATCH_LIMIT = 32
+"""Open health Watch streams at once (they hold no thread, only a callback each)."""
+REFLECTION_LIMIT = 4
+"""Open reflection streams at once, each on its own thread of the reflection pool."""
+_WATCH_METHODS = frozenset({"/privsynth.v1.Training/WatchTrainingJob"})
+_RETRY_AFTER_S = 1.0
+
+
+def default_max_streams(max_workers: int) -> int:
+    """Streams the main pool may hold: all but a quarter of it (at least 2 threads stay free)."""
+    return max(1, max_workers - max(2, max_workers // 4))
+
+
+class Slot:
+    """A taken place in one or more classes; :meth:`release` is idempotent."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        """Give the place back (only the first call counts)."""
+        with self._lock:
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+class Admission:
+    """Counts open calls per class and refuses those over the class's bound.
+
+    Args:
+        max_streams: privsynth streaming calls (any of the three) open at once.
+        max_watch_streams: WatchTrainingJob calls open at once (also counted in
+            ``max_streams``).
+    """
+
+    def __init__(self, *, max_streams: int, max_watch_streams: int) -> None:
+        self.limits = {
+            "health_watch": HEALTH_WATCH_LIMIT,
+            "reflection": REFLECTION_LIMIT,
+            "streams": max_streams,
+            "watch": max_watch_streams,
+        }
+        self._open = dict.fromkeys(self.limits, 0)
+        self._lock = threading.Lock()
+        self.health_pool = futures.ThreadPoolExecutor(
+            max_workers=HEALTH_POOL_THREADS, thread_name_prefix="grpc-health"
+        )
+        self.reflection_pool = futures.ThreadPoolExecutor(
+            max_workers=REFLECTION_LIMIT + 2, thread_name_prefix="grpc-reflection"
+        )
+
+    @staticmethod
+    def classes(method: str, *, streaming: bool) -> tuple[str, ...]:
+        """The bounded classes a call of ``method`` counts in (empty: unbounded)."""
+        service = method.strip("/").split("/", 1)[0]
+        if service == HEALTH_SERVICE:
+            return ("health_watch",) if method.endswith("/Watch") else ()
+        if service in REFLECTION_SERVICES:
+            return ("reflection",)
+        if not streaming:
+            return ()
+        if method in _WATCH_METHODS:
+            return ("streams", "watch")
+        return ("streams",)
+
+    def pool_for(self, method: str) -> futures.ThreadPoolExecutor | None:
+        """The dedicated pool ``method`` runs on, or None for the server's main pool."""
+        service = method.strip("/").split("/", 1)[0]
+        if service == HEALTH_SERVICE:
+            return self.health_pool
+        if service in REFLECTION_SERVICES:
+            return self.reflection_pool
+        return None
+
+    def open_count(self, name: str) -> int:
+        """Calls of class ``name`` open now."""
+        with self._lock:
+            return self._open[name]
+
+    def acquire(self, classes: tuple[str, ...]) -> Slot:
+        """Take a place in every class of ``classes``, or none.
+
+        Raises:
+            Overloaded: One of the classes is full.
+        """
+        with self._lock:
+            for name in classes:
+                if self._open[name] >= self.limits[name]:
+                    raise Overloaded(
+                        f"too many concurrent {name.replace('_', ' ')} calls "
+                        f"(limit {self.limits[name]}); retry later",
+                        subject=f"concurrent_calls/{name}",
+                        retry_after_s=_RETRY_AFTER_S,
+                    )
+            for name in classes:
+                self._open[name] += 1
+
+        def release() -> None:
+            with self._lock:
+                for name in classes:
+                    self._open[name] -= 1
+
+        return Slot(release)
+
+    def shutdown(self) -> None:
+        """Stop the dedicated pools (after the server stopped)."""
+        self.health_pool.shutdown(wait=False, cancel_futures=True)
+        self.reflection_pool.shutdown(wait=False, cancel_futures=True)
