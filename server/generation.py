@@ -29,6 +29,9 @@ from privsynth.server.runtime import Runtime
 __all__ = ["MAX_COUNT", "GenerationRequest", "ModelCache", "generate", "sample_label_mix"]
 
 MAX_COUNT = 10_000
+MIN_TEMPERATURE = 0.01
+"""Below this, logits / temperature overflows to inf (NaN probabilities); 0.01 is already
+greedy decoding in all but name."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,10 @@ class GenerationRequest:
         """
         if not (1 <= self.count <= MAX_COUNT):
             raise InvalidArgument(f"count must lie in 1..{MAX_COUNT}", field="count")
-        if not (math.isfinite(self.temperature) and 0 < self.temperature <= 5):
-            raise InvalidArgument("temperature must lie in (0, 5]", field="temperature")
+        if not (math.isfinite(self.temperature) and MIN_TEMPERATURE <= self.temperature <= 5):
+            raise InvalidArgument(
+                f"temperature must lie in [{MIN_TEMPERATURE}, 5]", field="temperature"
+            )
         if not (0 < self.top_p <= 1):
             raise InvalidArgument("top_p must lie in (0, 1]", field="top_p")
         if not (math.isfinite(self.guidance) and 0 <= self.guidance <= 10):

@@ -34,7 +34,7 @@ class GenerateRequest(_message.Message):
     count: _builtins.int
     """Number of records, 1..10000."""
     temperature: _builtins.float
-    """Unset means 1.0; must be in (0, 5]."""
+    """Unset means 1.0; must be in [0.01, 5]."""
     top_p: _builtins.float
     """Unset means 0.95; must be in (0, 1]."""
     max_tokens: _builtins.int
