@@ -223,14 +223,21 @@ class Authenticator:
         """The caller's identity from its ``authorization: Bearer …`` metadata.
 
         Raises:
-            Unauthenticated: No token (outside open mode), a malformed header or an unknown token.
+            Unauthenticated: No token (outside open mode), a malformed header, more than one
+                ``authorization`` header (ambiguous: a proxy might act on another one than we
+                do), or an unknown token.
         """
         header: str | None = None
         for key, value in metadata or ():
-            if key == "authorization":
-                header = value if isinstance(value, str) else None
-                if header is None:
-                    raise Unauthenticated("malformed authorization metadata")
+            if key.lower() != "authorization":
+                continue
+            if header is not None:
+                raise Unauthenticated(
+                    "more than one authorization header: send exactly one 'Bearer <token>'"
+                )
+            header = value if isinstance(value, str) else None
+            if header is None:
+                raise Unauthenticated("malformed authorization metadata")
         if header is None:
             if self.open_mode:
                 return ANONYMOUS

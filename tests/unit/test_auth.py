@@ -117,3 +117,26 @@ def test_tls_settings_must_come_in_pairs(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, tls_cert_file=tmp_path / "c.pem")
     with pytest.raises(ValueError, match="server certificate"):
         Settings(data_dir=tmp_path, tls_client_ca_file=tmp_path / "ca.pem")
+
+
+@pytest.mark.parametrize("open_mode", [True, False])
+def test_two_authorization_headers_are_refused(tmp_path: Path, open_mode: bool) -> None:
+    """Ambiguous credentials are refused, whichever header a proxy would have kept."""
+    path = tmp_path / "tokens.yaml"
+    path.write_text(
+        "tokens:\n"
+        "  - {identity: bob, role: member, tenant: g, token: t-bob}\n"
+        "  - {identity: root, role: admin, token: t-root}\n"
+    )
+    settings = Settings(data_dir=tmp_path, auth_tokens_file=None if open_mode else path)
+    auth = Authenticator.from_settings(settings)
+    if open_mode:
+        auth = Authenticator(load_tokens(path), open_mode=True)
+    for headers in (
+        [*_bearer("t-bob"), *_bearer("t-root")],
+        [*_bearer("t-bob"), *_bearer("t-bob")],
+        [*_bearer("t-bob"), ("authorization", "")],
+    ):
+        with pytest.raises(Unauthenticated, match="more than one") as exc:
+            auth.authorize("/privsynth.v1.Datasets/ListDatasets", headers)
+        assert "t-bob" not in str(exc.value) and "t-root" not in str(exc.value)
