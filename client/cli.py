@@ -222,7 +222,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
         print(
             f"{b.dataset}: cap eps={b.epsilon_cap:g} delta={b.delta:.3g}; spent "
             f"{b.epsilon_spent:.4f}, reserved {b.epsilon_reserved:.4f}, remaining "
-            f"{b.epsilon_remaining:.4f} at delta={b.delta_used:.3g}"
+            f"{b.epsilon_remaining:.4f} at delta={max(b.delta, b.delta_used):.3g}"
         )
         print(
             f"  plain sum: spent {b.epsilon_spent_sum:.4f}, reserved "

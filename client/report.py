@@ -41,10 +41,15 @@ def _dict(message: Any) -> dict[str, Any]:
 
 
 def _spend_series(ledger: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Running plain-sum spend, outstanding reservations and cap after each ledger entry."""
+    """Running plain-sum spend, outstanding reservations and cap after each ledger instant.
+
+    Entries written in one transaction share their time (a commit and the release of its
+    reservation): they are one instant and give one point, so a charge never shows up counted
+    twice, once as spent and once as still reserved.
+    """
     spent = reserved = 0.0
     cap: float | None = None
-    out = []
+    out: list[dict[str, Any]] = []
     for e in ledger:
         eps = float(e.get("epsilon", 0.0))
         kind = e.get("kind", "")
@@ -56,14 +61,68 @@ def _spend_series(ledger: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             spent += eps
         elif kind == "cap":
             cap = eps
+        point = {
+            "time": e.get("create_time", ""),
+            "kind": kind,
+            "job": e.get("job", ""),
+            "epsilon_spent_sum": spent,
+            "epsilon_reserved_sum": reserved,
+            "epsilon_cap": cap,
+        }
+        if out and point["time"] and out[-1]["time"] == point["time"]:
+            point["kind"] = f"{out[-1]['kind']}+{kind}"
+            out[-1] = point
+        else:
+            out.append(point)
+    return out
+
+
+_BUDGET_CHANGES = frozenset({"budget.reserved", "budget.committed", "budget.cap_changed"})
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _composed_series(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The composed spend and spend-plus-reserved after each budget change, as the ledger saw it.
+
+    The server writes them into the audit entry of every reservation, commit (with the release
+    of its reservation: one entry, one instant) and cap change, computed in the transaction that
+    made the change. They are the figures the cap is enforced on, so plotted against the cap
+    they cross it only if the ledger let them; recomputing from ledger entries could not do
+    that (plain sums over-count, and the client has no accountant). Entries written before the
+    totals were recorded are left out.
+
+    Args:
+        entries: Audit entries of one dataset, in chain order (``AuditEntry.to_json`` form).
+
+    Returns:
+        One point per budget change: time, action, job, ``epsilon_spent``, ``epsilon_total``
+        (spent + reserved) and ``epsilon_cap``.
+    """
+    out = []
+    for e in entries:
+        if e.get("action") not in _BUDGET_CHANGES:
+            continue
+        try:
+            details = json.loads(e.get("details") or "{}")
+        except ValueError:
+            continue
+        if not isinstance(details, dict):
+            continue
+        spent = _number(details.get("epsilon_spent_after"))
+        total = _number(details.get("epsilon_composed_after"))
+        if spent is None or total is None:
+            continue
         out.append(
             {
-                "time": e.get("create_time", ""),
-                "kind": kind,
+                "time": e.get("time", ""),
+                "action": e.get("action", ""),
                 "job": e.get("job", ""),
-                "epsilon_spent_sum": spent,
-                "epsilon_reserved_sum": reserved,
-                "epsilon_cap": cap,
+                "epsilon_spent": spent,
+                "epsilon_total": total,
+                "epsilon_cap": _number(details.get("epsilon_cap")),
             }
         )
     return out
@@ -130,6 +189,7 @@ def collect(client: PrivsynthClient, dataset: str) -> dict[str, Any]:
         "budget": _dict(budget),
         "ledger": ledger,
         "spend_over_time": _spend_series(ledger),
+        "composed_over_time": _composed_series(audit["entries"]),
         "models": models,
         "audit_log": audit,
     }
@@ -267,25 +327,45 @@ dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weig
 """
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page (inline CSS, SVG and the JSON data)."""
-    ds, budget = data["dataset"], data["budget"]
-    name = str(ds.get("name", ""))
+def _spend_plot(data: dict[str, Any]) -> tuple[str, str]:
+    """The budget-over-time chart and its caption.
+
+    The composed totals recorded in the audit log are plotted against the cap. Without them
+    (an audit log this caller cannot read, or one from before they were recorded) the ledger's
+    plain sums are plotted without a cap line: they over-state the composed spend, and drawn
+    against the cap they would show crossings that never happened.
+    """
+    budget_cap = float(data["budget"].get("epsilon_cap", 0))
+    composed = data.get("composed_over_time") or []
+    if composed:
+        chart = svg_chart(
+            [
+                ("spent (composed)", [(_time(p["time"]), p["epsilon_spent"]) for p in composed]),
+                (
+                    "spent + reserved (composed)",
+                    [(_time(p["time"]), p["epsilon_total"]) for p in composed],
+                ),
+                ("cap", [(_time(p["time"]), p["epsilon_cap"] or budget_cap) for p in composed]),
+            ],
+            x_label="time (UTC)",
+            y_label="epsilon",
+            x_format=_time_label,
+            step=True,
+        )
+        return chart, (
+            "The composed spend, and spend plus reservations, as the ledger computed them at "
+            "each reservation, charge and cap change (recorded in the audit log), against the "
+            "cap they are enforced on. A charge and the release of its reservation are one "
+            "instant."
+        )
     series = data["spend_over_time"]
-    spend_plot = svg_chart(
+    chart = svg_chart(
         [
             ("spent (plain sum)", [(_time(p["time"]), p["epsilon_spent_sum"]) for p in series]),
             (
-                "spent + reserved",
+                "spent + reserved (plain sum)",
                 [
                     (_time(p["time"]), p["epsilon_spent_sum"] + p["epsilon_reserved_sum"])
-                    for p in series
-                ],
-            ),
-            (
-                "cap",
-                [
-                    (_time(p["time"]), p["epsilon_cap"] or float(budget.get("epsilon_cap", 0)))
                     for p in series
                 ],
             ),
@@ -295,6 +375,18 @@ def render_html(data: dict[str, Any]) -> str:
         x_format=_time_label,
         step=True,
     )
+    return chart, (
+        "The audit log holds no composed totals for this dataset (or is not readable here), so "
+        "these are running plain sums of the ledger. They over-state the composed spend the cap "
+        "is enforced on, so no cap line is drawn against them."
+    )
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page (inline CSS, SVG and the JSON data)."""
+    ds, budget = data["dataset"], data["budget"]
+    name = str(ds.get("name", ""))
+    spend_plot, spend_note = _spend_plot(data)
     curves = [
         (m["name"], [(float(p["step"]), float(p["epsilon"])) for p in m["epsilon_curve"]])
         for m in data["models"]
@@ -363,8 +455,7 @@ def render_html(data: dict[str, Any]) -> str:
 It holds counts, parameters and hashes only, never corpus or synthetic text.</p>
 <h2>Budget</h2><dl>{dl}</dl>
 <h2>Budget spent over time</h2>
-<p>Running totals of the ledger (plain sum of committed epsilon, plus outstanding reservations)
-against the cap. The composed value above is what the cap is enforced on.</p>
+<p>{spend_note}</p>
 {spend_plot}
 <h2>Epsilon against training steps</h2>
 <p>Each model's DP-SGD event (noise multiplier, sample rate) under the PLD accountant, at the

@@ -10,11 +10,30 @@ stored σ instead of calibrating again.
 Composition across a dataset's jobs uses the privacy loss distribution (PLD) accountant of
 Google's ``dp-accounting``: tight for these events, unlike summing per-job ε. PLD discretisation
 is pessimistic, so the composed ε is an upper bound; we also never report more than the plain
-sum (basic composition is a valid bound too, and a single job then costs exactly its own ε).
+sum (basic composition is a valid bound too, so a single job costs at most its own ε).
 
-δ is accounted by addition: every job holds its own δ_j of the dataset's δ cap, and the
-composed ε is evaluated at δ = Σ δ_j. Both figures shown to users (the PLD composition and the
-plain sum) are therefore bounds at the same δ, which never exceeds the cap.
+**Accounting δ.** Every job holds its own δ_j of the dataset's δ cap (Σ δ_j ≤ cap, checked at
+reservation), but the dataset's composed ε is stated at one *fixed* δ per dataset, the
+*accounting δ*: the δ cap (:func:`accounting_delta`). Composing at Σ δ_j instead let the
+composed spend *fall* when a job was charged, because the new δ_j loosened the δ at which every
+earlier job was evaluated by more than the new job's steps cost (7.98 → 5.57 for an ε = 8 job
+at δ = 1e-8 followed by an ε = 0.5 job at δ = 5e-6, 60 records, one epoch each), and it made a
+running job look free. At a fixed δ the composed ε only grows with each charge: composing one
+more mechanism never lowers the optimal δ(ε) (dropping its output is post-processing), and the
+PLD's discretisation rounds pessimistically either way (tests check the sequence above). Each
+label-release threshold holds ``LABEL_THRESHOLD_DELTA_SHARE × δ_j`` outright, outside the PLD,
+so the PLD is evaluated at the accounting δ less those shares: that δ only shrinks, and ε only
+grows, as jobs are added. The plain sum Σ ε_j is a valid bound at Σ δ_j ≤ the accounting δ
+(basic composition; a guarantee at some δ holds at every larger δ) and never decreases either,
+so min(composed, plain sum) is valid at the accounting δ and never decreases after a charge
+(the minimum of two non-decreasing sequences). A job's own ε (on its card) is stated at its own
+δ_j; restated at the larger accounting δ it is a little smaller.
+
+Only a cap change moves the accounting δ. Raising the δ cap lowers the composed figures (a
+weaker guarantee is stated), lowering it raises them (a stricter one). A δ cap lowered below the
+δ the jobs already hold cannot be stated for them, so the accounting δ is then Σ δ_j (the
+smallest δ at which their guarantees add up) until it fits again; new reservations are refused
+meanwhile, so the only later change is a release of unused δ, which raises ε.
 
 **Label distribution.** A job on a labelled dataset may release its label mix with DP (the mix
 Generate samples labels from): per-label counts plus Gaussian noise of standard deviation
@@ -47,6 +66,7 @@ __all__ = [
     "DpSgdPlan",
     "JobCharge",
     "UnreachableEpsilon",
+    "accounting_delta",
     "compose_epsilon",
     "epsilon_curve",
     "gaussian_sigma",
@@ -73,9 +93,11 @@ PLD_DISCRETIZATION = 1e-3
 at 1e-3 the composed ε moved by < 0.2% against 1e-4 on our presets, for a tenth of the time."""
 
 COMPOSITION = (
-    "PLD composition (dp-accounting) of each job's Poisson-subsampled Gaussian DP-SGD steps, "
-    "at delta = sum of job deltas; never above the plain sum"
+    "PLD composition (dp-accounting) of each job's Poisson-subsampled Gaussian DP-SGD steps "
+    "and DP label releases, at a fixed accounting delta: the dataset's delta cap (less the "
+    "label thresholds' share); never above the plain sum; jobs' deltas add up to at most the cap"
 )
+"""How budgets combine jobs, named in every budget (see the module docstring for why)."""
 
 
 @dataclass(frozen=True)
@@ -388,30 +410,66 @@ def job_epsilon(
     return _accountant_epsilon(accountant, history, delta)
 
 
-def compose_epsilon(charges: Iterable[JobCharge]) -> tuple[float, float, float]:
-    """Compose a dataset's jobs: ``(composed ε, plain-sum ε, δ)``.
+def _active(charges: Iterable[JobCharge]) -> list[JobCharge]:
+    """Jobs that cost something: jobs that took no noisy step contribute nothing, δ included."""
+    return [c for c in charges if c.epsilon > 0 or (c.steps or 0) > 0]
 
-    The composed ε is the PLD accountant's ε at δ = Σ δ_j, capped by the plain sum Σ ε_j
-    (both are valid bounds at that δ). Jobs that took no noisy step contribute nothing.
+
+def accounting_delta(*, delta_cap: float, charges: Iterable[JobCharge]) -> float:
+    """The fixed δ at which a dataset's composed ε is stated.
+
+    The δ cap, so that the composed spend never decreases after a charge; only if the cap was
+    lowered below the δ its jobs already hold, Σ δ_j (no guarantee holds at a smaller δ). Pass
+    every job that counts, finished and reserved, so the spent and the reserved figures of one
+    budget are stated at the same δ.
+
+    Args:
+        delta_cap: The dataset's δ cap.
+        charges: The dataset's finished and reserved jobs.
+
+    Returns:
+        ``max(delta_cap, Σ δ_j)``.
+    """
+    return max(delta_cap, math.fsum(c.delta for c in _active(charges)))
+
+
+def compose_epsilon(charges: Iterable[JobCharge], *, delta: float) -> tuple[float, float, float]:
+    """Compose a dataset's jobs at the accounting δ: ``(composed ε, plain-sum ε, Σ δ_j)``.
+
+    The composed ε is the PLD accountant's ε for (ε, ``delta``)-DP of all the jobs together,
+    capped by the plain sum Σ ε_j. Both are valid there: the PLD events are evaluated at
+    ``delta`` less the label thresholds' δ (held outright), and basic composition holds at
+    Σ δ_j ≤ ``delta``. At a fixed ``delta`` both grow with every job added, so their minimum
+    never decreases after a charge (see the module docstring). Jobs that took no noisy step
+    contribute nothing.
 
     Args:
         charges: One entry per job.
+        delta: The accounting δ (:func:`accounting_delta`); at least Σ δ_j.
 
     Returns:
-        The composed ε, the plain sum of ε, and the total δ at which both hold.
+        The composed ε at ``delta``, the plain sum of ε, and Σ δ_j (what the δ cap limits).
+
+    Raises:
+        ValueError: ``delta`` is below Σ δ_j, where the jobs' own guarantees do not add up.
     """
-    active = [c for c in charges if c.epsilon > 0 or (c.steps or 0) > 0]
+    active = _active(charges)
     total_delta = math.fsum(c.delta for c in active)
     plain = math.fsum(c.epsilon for c in active)
     if not active:
         return 0.0, 0.0, 0.0
+    if total_delta > delta * (1 + 1e-9):
+        raise ValueError(
+            f"accounting delta {delta:.3g} is below the jobs' total delta {total_delta:.3g}; "
+            "compose at accounting_delta(...)"
+        )
     keys: list[tuple[float, float, int, float, float]] = []
     for c in active:
         keys.append(_charge_key(c))
         if c.label_noise_multiplier is not None:
             # The label release: one Gaussian event with sampling probability 1.
             keys.append((c.label_noise_multiplier, 1.0, 1, -1.0, -1.0))
-    pld_delta = total_delta - math.fsum(c.threshold_delta for c in active)
+    pld_delta = max(delta, total_delta) - math.fsum(c.threshold_delta for c in active)
     composed = _pld_epsilon(tuple(sorted(keys)), pld_delta)
     return min(composed, plain), plain, total_delta
 

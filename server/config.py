@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     checkpoint_every_s: float = Field(default=60.0, ge=0)
     checkpoint_every_steps: int = Field(default=0, ge=0)
     max_physical_batch_size: int = Field(default=0, ge=0)
-    default_epsilon_cap: float = Field(default=10.0, gt=0)
+    default_epsilon_cap: float = Field(default=10.0, gt=0, le=1000)  # caps.MAX_EPSILON_CAP
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
     max_records: int = Field(default=1_000_000, ge=1)
     scrub_batch_size: int = Field(default=64, ge=1)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from privsynth.server.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.db import DatasetRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument
 from privsynth.server.runtime import Runtime
@@ -63,12 +63,10 @@ class IncomingRecord:
 def _validate_spec(spec: DatasetSpec) -> None:
     if len(spec.display_name) > 200:
         raise InvalidArgument("display_name is over 200 characters", field="display_name")
-    if spec.epsilon_cap is not None and not (
-        math.isfinite(spec.epsilon_cap) and spec.epsilon_cap > 0
-    ):
-        raise InvalidArgument("epsilon_cap must be a number > 0", field="epsilon_cap")
-    if spec.delta is not None and not (0.0 < spec.delta < 1.0):
-        raise InvalidArgument("delta must lie in (0, 1)", field="delta")
+    if spec.epsilon_cap is not None:
+        check_epsilon_cap(spec.epsilon_cap)
+    if spec.delta is not None:
+        check_delta_cap(spec.delta, 1)  # (0, 1) now; (0, 1/n) once the records are counted
 
 
 def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
@@ -188,6 +186,8 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
     flush()
     if count == 0:
         raise InvalidArgument("the dataset is empty: upload at least one record", field="records")
+    if spec.delta is not None:
+        check_delta_cap(spec.delta, count)  # as UpdateBudgetCap: before anything is stored
 
     units = len(users) + anonymous if users else count
     for entity, n in totals.items():

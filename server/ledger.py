@@ -10,8 +10,13 @@ processes, cannot overspend.
 
 The cap is enforced on the *composed* spend (:mod:`privsynth.server.accounting`): PLD composition
 of every job's event — finished jobs with the steps they took, reserved ones with their planned
-steps — at δ = Σ δ_j, never above the plain sum. The plain sum is reported beside it, and the
-method is named in every budget.
+steps — at the dataset's fixed accounting δ (its δ cap), never above the plain sum; the jobs' own
+δ_j add up to at most the δ cap. Reserved jobs count from the moment they reserve: a budget's
+``epsilon_reserved`` is what they add to the composed spend, and ``epsilon_remaining`` is the cap
+less both. Because the accounting δ does not move with the jobs, the composed spend never
+decreases after a charge (only a δ-cap change restates it). The plain sum is reported beside it,
+the method is named in every budget, and the composed totals the ledger computed go into the
+audit entry of every reservation, commit and cap change, so a report can replay them exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from privsynth.server import audit
-from privsynth.server.accounting import COMPOSITION, DpSgdPlan, JobCharge, compose_epsilon
+from privsynth.server.accounting import (
+    COMPOSITION,
+    DpSgdPlan,
+    JobCharge,
+    accounting_delta,
+    compose_epsilon,
+)
 from privsynth.server.db import DatasetRow, LedgerRow, utcnow
 from privsynth.server.errors import InvalidArgument, ResourceExhausted
 from sqlalchemy import select
@@ -49,11 +60,14 @@ class BudgetView:
         dataset_id: The dataset.
         epsilon_cap: ε the composed spend may reach.
         delta_cap: δ the jobs' δ may add up to.
-        epsilon_spent: Composed ε of finished jobs.
-        epsilon_reserved: What reserved (queued or running) jobs add to the composed ε.
+        epsilon_spent: Composed ε of finished jobs, at ``accounting_delta``.
+        epsilon_reserved: What reserved (queued or running) jobs add to the composed ε, at
+            ``accounting_delta``: positive while any job holds a reservation.
         epsilon_spent_sum: Plain sum of finished jobs' ε (basic composition), for comparison.
         epsilon_reserved_sum: Plain sum of reserved jobs' target ε.
         delta_used: Σ δ_j of finished (and charged) and reserved jobs.
+        accounting_delta: δ at which the composed figures hold: the δ cap (Σ δ_j if the cap
+            was lowered below it).
         composition: How spends are combined.
     """
 
@@ -65,6 +79,7 @@ class BudgetView:
     epsilon_spent_sum: float
     epsilon_reserved_sum: float
     delta_used: float
+    accounting_delta: float
     composition: str = COMPOSITION
 
     @property
@@ -120,8 +135,17 @@ def charges(session: Session, dataset_id: str) -> tuple[list[JobCharge], list[Jo
 def _view(
     dataset: DatasetRow, finished: Sequence[JobCharge], pending: Sequence[JobCharge]
 ) -> BudgetView:
-    spent, spent_sum, _ = compose_epsilon(finished)
-    total, _, delta_used = compose_epsilon([*finished, *pending])
+    """The budget of ``dataset`` with these jobs.
+
+    Spent and spent-plus-reserved are composed at one accounting δ, computed from all the jobs:
+    adding the reserved jobs' events to the finished ones at a fixed δ can only raise the
+    composed ε, so ``epsilon_reserved`` is what the reservations really take from the cap (at
+    Σ δ_j the added δ could hide it entirely).
+    """
+    everything = [*finished, *pending]
+    delta = accounting_delta(delta_cap=dataset.delta, charges=everything)
+    spent, spent_sum, _ = compose_epsilon(finished, delta=delta)
+    total, _, delta_used = compose_epsilon(everything, delta=delta)
     return BudgetView(
         dataset_id=dataset.id,
         epsilon_cap=dataset.epsilon_cap,
@@ -129,9 +153,27 @@ def _view(
         epsilon_spent=spent,
         epsilon_reserved=max(0.0, total - spent),
         epsilon_spent_sum=spent_sum,
-        epsilon_reserved_sum=sum(c.epsilon for c in pending),
+        epsilon_reserved_sum=math.fsum(c.epsilon for c in pending),
         delta_used=delta_used,
+        accounting_delta=delta,
     )
+
+
+def _composed_details(view: BudgetView) -> dict[str, float]:
+    """The composed totals as the ledger computed them, for the audit entry of a change.
+
+    Recorded at every reservation, commit and cap change, so that a report plots what the
+    ledger saw at that instant instead of recomputing it (a client has no accountant, and plain
+    sums are not what the cap is enforced on).
+    """
+    return {
+        "epsilon_cap": view.epsilon_cap,
+        "epsilon_spent_after": view.epsilon_spent,
+        "epsilon_composed_after": view.epsilon_total,
+        "epsilon_sum_after": view.epsilon_spent_sum + view.epsilon_reserved_sum,
+        "delta_used_after": view.delta_used,
+        "accounting_delta": view.accounting_delta,
+    }
 
 
 def get_budget(session: Session, dataset: DatasetRow) -> BudgetView:
@@ -190,17 +232,18 @@ def reserve(
         label_noise_multiplier=plan.label_noise_multiplier if plan else None,
     )
     after = _view(dataset, finished, [*pending, new])
+    # δ first: over the δ cap the composed figures are stated at Σ δ_j, not at the cap.
+    if after.delta_used > dataset.delta * (1 + 1e-9):
+        raise ResourceExhausted(
+            f"privacy budget exhausted: requested delta {delta:g}, remaining "
+            f"{max(0.0, dataset.delta - before.delta_used):g} of cap {dataset.delta:g}",
+            remaining=before.epsilon_remaining,
+        )
     if after.epsilon_total > dataset.epsilon_cap + _EPS_SLACK:
         raise ResourceExhausted(
             f"privacy budget exhausted: requested epsilon {epsilon:g} would bring the composed "
             f"spend to {after.epsilon_total:.4g}, over the cap {dataset.epsilon_cap:g} "
             f"(remaining {before.epsilon_remaining:.4g})",
-            remaining=before.epsilon_remaining,
-        )
-    if after.delta_used > dataset.delta * (1 + 1e-9):
-        raise ResourceExhausted(
-            f"privacy budget exhausted: requested delta {delta:g}, remaining "
-            f"{max(0.0, dataset.delta - before.delta_used):g} of cap {dataset.delta:g}",
             remaining=before.epsilon_remaining,
         )
     session.add(
@@ -232,10 +275,7 @@ def reserve(
             "sample_rate": new.sample_rate,
             "planned_steps": new.steps,
             "label_noise_multiplier": new.label_noise_multiplier,
-            "epsilon_cap": dataset.epsilon_cap,
-            "epsilon_composed_after": after.epsilon_total,
-            "epsilon_sum_after": after.epsilon_spent_sum + after.epsilon_reserved_sum,
-            "delta_used_after": after.delta_used,
+            **_composed_details(after),
         },
     )
     return after
@@ -261,10 +301,12 @@ def commit(
     """Charge what a job spent (with the steps it took) and release its reservation.
 
     A job that took no noisy step is charged nothing, δ included. ``outcome`` (the job's final
-    state) goes to the audit log with the charge. ``label_noise_multiplier`` is set when the
-    job released its label distribution with DP (composed as one more Gaussian event).
+    state) goes to the audit log with the charge, together with the composed totals after it:
+    the charge and the release are one instant, in one transaction and one audit entry.
+    ``label_noise_multiplier`` is set when the job released its label distribution with DP
+    (composed as one more Gaussian event).
     """
-    lock_dataset(session, dataset_id)
+    dataset = lock_dataset(session, dataset_id)
     now = utcnow()
     took_steps = epsilon_spent > 0 or (steps or 0) > 0 or label_noise_multiplier is not None
     session.add_all(
@@ -295,6 +337,8 @@ def commit(
             ),
         ]
     )
+    session.flush()
+    after = get_budget(session, dataset)
     audit.append(
         session,
         action="budget.committed",
@@ -311,6 +355,7 @@ def commit(
             "label_noise_multiplier": label_noise_multiplier,
             "released_epsilon": reserved_epsilon,
             "note": note,
+            **_composed_details(after),
         },
     )
 
@@ -327,7 +372,10 @@ def change_cap(
 
     Lowering the cap below what is already spent or reserved is allowed: nothing is refunded or
     cancelled, further reservations are simply refused. The ``cap`` ledger entry holds the new
-    (ε, δ) cap and is not a charge.
+    (ε, δ) cap and is not a charge. A new δ cap is a new accounting δ, so the composed figures
+    are restated at it: a lower δ cap (a stricter guarantee) raises them, a higher one lowers
+    them. This is the only change that can lower the composed spend; the audit entry records
+    the figures after it.
 
     Raises:
         InvalidArgument: A cap that is not positive, or a δ cap at or above 1/n.
@@ -342,6 +390,7 @@ def change_cap(
         )
     old_epsilon, old_delta = dataset.epsilon_cap, dataset.delta
     dataset.epsilon_cap, dataset.delta = epsilon_cap, new_delta
+    after = get_budget(session, dataset)
     note = f"cap changed from epsilon {old_epsilon:g}, delta {old_delta:.3g}"
     session.add(
         LedgerRow(
@@ -365,6 +414,7 @@ def change_cap(
             "new_epsilon_cap": epsilon_cap,
             "old_delta": old_delta,
             "new_delta": new_delta,
+            **_composed_details(after),
         },
     )
-    return get_budget(session, dataset)
+    return after

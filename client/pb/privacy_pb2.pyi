@@ -36,11 +36,17 @@ class Budget(_message.Message):
     dataset: _builtins.str
     epsilon_cap: _builtins.float
     delta: _builtins.float
-    """The delta cap: the jobs' deltas add up to at most this."""
+    """The delta cap: the jobs' deltas add up to at most this. It is also the fixed accounting
+    delta at which every composed epsilon below holds (the deltas' sum instead, only if the cap
+    was lowered below it), so the composed spend never decreases after a charge; only a change
+    of this cap restates it (a lower delta cap, a stricter guarantee, raises it).
+    """
     epsilon_spent: _builtins.float
     """Composed spend of finished (or stopped) jobs, by the method named in `composition`."""
     epsilon_reserved: _builtins.float
-    """What jobs still queued or running add to the composed spend (at their planned steps)."""
+    """What jobs still queued or running add to the composed spend (at their planned steps):
+    above zero while any job holds a reservation.
+    """
     epsilon_remaining: _builtins.float
     """cap - composed(spent and reserved), never below zero. Composition is sub-additive, so a
     job asking for more may still fit; the reservation check decides.
@@ -52,7 +58,9 @@ class Budget(_message.Message):
     epsilon_reserved_sum: _builtins.float
     """Plain sum of the reserved jobs' target epsilon."""
     delta_used: _builtins.float
-    """Sum of the deltas of charged and reserved jobs; every epsilon above holds at this delta."""
+    """Sum of the deltas of charged and reserved jobs, limited by `delta`. The plain sums hold at
+    this delta; the composed figures are stated at `delta` (see there).
+    """
     def __init__(
         self,
         *,

@@ -11,6 +11,7 @@ import pytest
 from corpus import SECRET_EMAIL, SECRET_NAME, fortunes, tickets
 from privsynth.client.cli import main
 from privsynth.client.client import PrivsynthClient
+from privsynth.client.report import collect, render_html
 
 
 def test_report_has_plots_runs_and_json(
@@ -69,3 +70,71 @@ def test_report_has_plots_runs_and_json(
     }
     for text in (page, json.dumps(data)):
         assert SECRET_NAME not in text and SECRET_EMAIL not in text and "reported" not in text
+
+
+def _series_tops(page: str) -> dict[str, float]:
+    """The highest point (smallest SVG y) of each series of the page's first chart."""
+    chart = page[page.index("<svg") : page.index("</svg>")]
+    lines = re.findall(
+        r'<polyline fill="none" stroke="[^"]+" stroke-width="2" points="([^"]*)"', chart
+    )
+    labels = re.findall(
+        r'stroke-width="2"/><text x="[^"]+" y="[^"]+" font-size="11">([^<]*)</text>', chart
+    )
+    assert len(lines) == len(labels) > 0
+    return {
+        label: min(float(xy.split(",")[1]) for xy in points.split())
+        for label, points in zip(labels, lines, strict=True)
+    }
+
+
+def test_budget_chart_crosses_the_cap_only_if_the_ledger_did(
+    server: object, client: PrivsynthClient
+) -> None:
+    """A job that reserves 8 of a cap of 10 and is charged 8 never showed above the cap in the
+    ledger, but the chart summed plain spent and plain reserved at the commit instant (16)."""
+    from privsynth.server import ledger
+
+    db = server.runtime.db  # type: ignore[attr-defined]
+    ds = client.upload_dataset(fortunes(60), display_name="charted", epsilon_cap=10)
+    dataset_id = ds.name.split("/")[1]
+    delta = client.get_budget(ds.name).delta / 10  # a job's default share of the δ cap
+    idle = client.get_budget(ds.name)
+    for job, eps in (("chart-j1", 8.0), ("chart-j2", 1.5)):
+        with db.session() as s:
+            ledger.reserve(s, dataset_id, job_id=job, epsilon=eps, delta=delta, actor="t")
+        # GetBudget while the job holds its reservation: it counts against the remaining ε.
+        running = client.get_budget(ds.name)
+        assert running.epsilon_reserved > 0
+        assert running.epsilon_remaining == pytest.approx(
+            running.epsilon_cap - running.epsilon_spent - running.epsilon_reserved
+        )
+        assert running.epsilon_remaining < idle.epsilon_remaining
+        with db.session() as s:
+            ledger.commit(
+                s,
+                dataset_id,
+                job_id=job,
+                epsilon_spent=eps,
+                delta=delta,
+                reserved_epsilon=eps,
+                reserved_delta=delta,
+                note="done",
+            )
+        idle = client.get_budget(ds.name)
+        assert idle.epsilon_reserved == 0 and idle.epsilon_spent <= 10
+    data = collect(client, ds.name)
+    page = render_html(data)
+    tops = _series_tops(page)
+    cap_y = tops.pop("cap")
+    assert tops and all(y >= cap_y - 0.05 for y in tops.values()), (tops, cap_y)
+    # The plotted figures are the ledger's own, one point per reservation and per charge.
+    composed = data["composed_over_time"]
+    assert [p["action"] for p in composed] == ["budget.reserved", "budget.committed"] * 2
+    assert all(p["epsilon_total"] <= p["epsilon_cap"] == 10 for p in composed)
+    spent = [p["epsilon_spent"] for p in composed]
+    assert spent == sorted(spent) and spent[-1] == pytest.approx(idle.epsilon_spent)
+    # In the ledger's plain sums too, a charge and its release are one instant.
+    points = data["spend_over_time"]
+    assert len({p["time"] for p in points}) == len(points)
+    assert [p["kind"] for p in points].count("commit+release") == 2

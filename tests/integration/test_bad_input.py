@@ -60,6 +60,32 @@ def test_bad_epsilon_cap_is_invalid(client: PrivsynthClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("records", "kwargs", "field"),
+    [
+        (1, {"epsilon_cap": 1e308}, "epsilon_cap"),
+        (1, {"epsilon_cap": 1000.5}, "epsilon_cap"),
+        (1, {"delta": 1.0}, "delta"),
+        (3, {"delta": 0.5}, "delta"),  # 1/n = 1/3: UpdateBudgetCap refuses it too
+        (3, {"delta": 1 / 3}, "delta"),
+    ],
+)
+def test_upload_caps_are_bounded_like_cap_changes(
+    client: PrivsynthClient, records: int, kwargs: dict[str, float], field: str
+) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset(fortunes(records), display_name="caps", **kwargs)  # type: ignore[arg-type]
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.field_violations.keys() == {field}
+    names = [d.display_name for d in client.list_datasets().datasets]
+    assert "caps" not in names  # refused before anything was stored
+
+
+def test_upload_caps_at_the_bounds_are_accepted(client: PrivsynthClient) -> None:
+    ds = client.upload_dataset(fortunes(3), display_name="caps ok", epsilon_cap=1000, delta=0.3)
+    assert ds.epsilon_cap == 1000 and ds.delta == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "field"),
     [
         ({"target_epsilon": 0.0}, "target_epsilon"),

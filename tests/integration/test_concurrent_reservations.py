@@ -156,8 +156,8 @@ def _cap_for_exactly_three() -> tuple[float, float, float]:
         plan.steps,
         label_noise_multiplier=plan.label_noise_multiplier,
     )
-    three = compose_epsilon([job] * 3)[0]
-    four = compose_epsilon([job] * 4)[0]
+    three = compose_epsilon([job] * 3, delta=DELTA_CAP)[0]
+    four = compose_epsilon([job] * 4, delta=DELTA_CAP)[0]
     return (three + four) / 2, three, four
 
 

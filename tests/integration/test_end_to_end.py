@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from privsynth.client.client import PrivsynthClient
 from privsynth.client.pb import models_pb2, training_pb2
+from privsynth.server.accounting import JobCharge, compose_epsilon
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +96,20 @@ def test_budget_and_ledger_record_the_spend(
     final = trained["events"][-1]  # type: ignore[index]
     budget = client.get_budget(ds.name)  # type: ignore[attr-defined]
     assert budget.epsilon_cap == 10
-    # One job: the plain sum is its own ε; PLD composition agrees within its discretisation.
+    # One job: the plain sum is its own ε (at its own δ, a tenth of the cap). The composed spend
+    # is that job's event restated at the dataset's accounting δ, the cap: less.
     assert budget.epsilon_spent_sum == pytest.approx(final.progress.epsilon_spent)
-    assert budget.epsilon_spent == pytest.approx(final.progress.epsilon_spent, abs=0.05)
-    assert budget.epsilon_spent <= budget.epsilon_spent_sum
+    card = client.get_model(final.model).card  # type: ignore[attr-defined]
+    job = JobCharge(
+        final.progress.epsilon_spent,
+        card.delta,
+        card.noise_multiplier,
+        card.sample_rate,
+        card.steps,
+        label_noise_multiplier=card.label_noise_multiplier or None,
+    )
+    assert budget.epsilon_spent == pytest.approx(compose_epsilon([job], delta=budget.delta)[0])
+    assert 0.5 * budget.epsilon_spent_sum < budget.epsilon_spent < budget.epsilon_spent_sum
     assert budget.epsilon_reserved == 0
     assert budget.epsilon_remaining == pytest.approx(10 - budget.epsilon_spent)
     assert "PLD composition" in budget.composition

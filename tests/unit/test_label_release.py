@@ -81,10 +81,14 @@ def test_ledger_composes_the_release_as_one_more_gaussian_event() -> None:
     without = JobCharge(**base)  # type: ignore[arg-type]
     with_labels = JobCharge(**base, label_noise_multiplier=p.label_noise_multiplier)  # type: ignore[arg-type]
     assert with_labels.threshold_delta == pytest.approx(DELTA * LABEL_THRESHOLD_DELTA_SHARE)
-    e_without, _, d1 = compose_epsilon([without, without])
-    e_with, plain, d2 = compose_epsilon([with_labels, with_labels])
+    e_without, _, d1 = compose_epsilon([without, without], delta=2 * DELTA)
+    e_with, plain, d2 = compose_epsilon([with_labels, with_labels], delta=2 * DELTA)
     assert d1 == d2 == pytest.approx(2 * DELTA)
     assert e_without < e_with <= plain
+    # The thresholds hold their δ outright: at a fixed accounting δ, each job with a release
+    # leaves less δ to the PLD, so adding one never lowers the composed ε.
+    one, _, _ = compose_epsilon([with_labels], delta=2 * DELTA)
+    assert one < e_with
 
 
 def test_unreachable_epsilon_names_the_smallest_reachable() -> None:
