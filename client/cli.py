@@ -23,6 +23,8 @@ from privsynth.client.client import PrivsynthClient, RecordIn, TlsConfig
 from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
 from privsynth.client.pb import training_pb2
 from privsynth.client.progress import ProgressBar
+from privsynth.client.sources import FORMATS, FileSourceError, SourceRecord, SourceStats
+from privsynth.client.sources import read_records as read_source
 
 __all__ = ["main"]
 
@@ -39,34 +41,95 @@ def _open_text(path: Path) -> TextIO:
     return path.open(encoding="utf-8")
 
 
+EXIT_DATAERR = 65
+"""Exit code for a corpus file that cannot be uploaded as it is (sysexits' EX_DATAERR)."""
+EXIT_NOINPUT = 66
+"""Exit code for a corpus file that is missing or unreadable (sysexits' EX_NOINPUT)."""
+_SHOWN_ISSUES = 10
+
+
+class CorpusFileError(Exception):
+    """A corpus file that cannot be uploaded; the message names lines, never their content."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_DATAERR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _record(rec: SourceRecord, label_field: str, user_field: str) -> RecordIn:
+    return RecordIn(
+        text=rec.text,
+        label=str(rec.fields.get(label_field) or ""),
+        user_id=str(rec.fields.get(user_field) or ""),
+    )
+
+
+def _source(
+    path: Path, stats: SourceStats, *, fmt: str | None, text_field: str, keep: Sequence[str]
+) -> Iterator[SourceRecord]:
+    """The shared reader, with a missing file or an unknown format as :class:`CorpusFileError`."""
+    try:
+        yield from read_source(path, stats, fmt=fmt, text_field=text_field, keep_fields=keep)
+    except FileSourceError as exc:
+        raise CorpusFileError(f"{path}: {exc}") from None
+    except OSError as exc:  # missing, a directory, no permission: the reason, not the data
+        reason = exc.strerror or type(exc).__name__
+        raise CorpusFileError(f"cannot read {path}: {reason}", exit_code=EXIT_NOINPUT) from None
+
+
+def _issues(path: Path, stats: SourceStats) -> str:
+    lines = [f"{path}:{issue.line}: {issue.reason}" for issue in stats.malformed[:_SHOWN_ISSUES]]
+    if stats.malformed_count > len(lines):
+        lines.append(f"... and {stats.malformed_count - len(lines)} more malformed lines")
+    return "\n".join(lines)
+
+
 def read_records(
-    path: Path, *, text_field: str, label_field: str, user_field: str
+    path: Path,
+    *,
+    text_field: str,
+    label_field: str,
+    user_field: str,
+    fmt: str | None = None,
 ) -> Iterator[RecordIn]:
-    """Records from JSON lines (one object per line) or plain text (one record per line).
+    """Records of a JSONL, CSV, Parquet or text file (gzip too), through the shared reader.
+
+    JSONL and CSV carry ``text_field``, ``label_field`` and ``user_field``; plain text is one
+    record per line. The format comes from the name unless ``fmt`` is given.
 
     Raises:
-        SystemExit: A JSON line is malformed or lacks the text field (line number given).
+        CorpusFileError: A malformed line (by number, never its content), a missing file, an
+            unknown format or a missing text column.
     """
-    is_jsonl = path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson"))
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            if not is_jsonl:
-                yield RecordIn(text=line.rstrip("\n"))
-                continue
-            try:
-                obj = json.loads(line)
-                text = obj[text_field]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise SystemExit(
-                    f"{path}:{lineno}: not a JSON object with a {text_field!r} field"
-                ) from None
-            yield RecordIn(
-                text=str(text),
-                label=str(obj.get(label_field) or ""),
-                user_id=str(obj.get(user_field) or ""),
-            )
+    stats = SourceStats()
+    for rec in _source(path, stats, fmt=fmt, text_field=text_field, keep=(label_field, user_field)):
+        if stats.malformed_count:
+            raise CorpusFileError(_issues(path, stats))
+        yield _record(rec, label_field, user_field)
+    if stats.malformed_count:
+        raise CorpusFileError(_issues(path, stats))
+
+
+def check_corpus(
+    path: Path, *, text_field: str, label_field: str, user_field: str, fmt: str | None = None
+) -> int:
+    """Read the whole file once, before anything is sent; returns its record count.
+
+    Raises:
+        CorpusFileError: As :func:`read_records`, listing up to ten malformed lines, or an
+            empty file.
+    """
+    stats = SourceStats()
+    keep = (label_field, user_field)
+    count = sum(1 for _ in _source(path, stats, fmt=fmt, text_field=text_field, keep=keep))
+    if stats.malformed_count:
+        raise CorpusFileError(
+            f"{stats.malformed_count} malformed line(s); nothing was uploaded\n"
+            + _issues(path, stats)
+        )
+    if count == 0:
+        raise CorpusFileError(f"{path}: no records (empty file, or only blank lines)")
+    return count
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -118,22 +181,40 @@ def watch_job(client: PrivsynthClient, name: str, *, quiet: bool = False) -> Any
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    """Upload a corpus file."""
-    records = read_records(
-        Path(args.file),
-        text_field=args.text_field,
-        label_field=args.label_field,
-        user_field=args.user_field,
-    )
-    bar = ProgressBar("uploading")
+    """Upload a corpus file: read and check it whole first, then stream it."""
+    path = Path(args.file)
+    fields = {
+        "text_field": args.text_field,
+        "label_field": args.label_field,
+        "user_field": args.user_field,
+        "fmt": args.format,
+    }
+    total = check_corpus(path, **fields)
+    # The second read streams. Should the file change in between, the reader's error is kept
+    # here: gRPC only reports "Exception iterating requests!" for it.
+    failed: list[CorpusFileError] = []
+
+    def records() -> Iterator[RecordIn]:
+        try:
+            yield from read_records(path, **fields)
+        except CorpusFileError as exc:
+            failed.append(exc)
+            raise
+
+    bar = ProgressBar("uploading", total=total)
     with _client(args) as client:
-        ds = client.upload_dataset(
-            records,
-            display_name=args.name or Path(args.file).name,
-            epsilon_cap=args.epsilon_cap,
-            delta=args.delta,
-            on_sent=bar.update,
-        )
+        try:
+            ds = client.upload_dataset(
+                records(),
+                display_name=args.name or path.name,
+                epsilon_cap=args.epsilon_cap,
+                delta=args.delta,
+                on_sent=bar.update,
+            )
+        except PrivsynthClientError:
+            if failed:
+                raise failed[0] from None
+            raise
     bar.close()
     rep = ds.scrub_report
     print(
@@ -464,11 +545,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "upload",
         help="upload a corpus (scrubbed by the server)",
-        description="Upload a JSONL (text/label/user_id fields) or plain-text "
-        "file (one record per line, .gz accepted). The server scrubs PII before "
-        "storing anything.",
+        description="Upload a JSONL or CSV file (text/label/user_id fields or columns), a "
+        "Parquet file (needs privsynth[server]) or plain text (one record per line); .gz "
+        "accepted. The whole file is read and checked before anything is sent: malformed "
+        f"lines are listed by number (exit {EXIT_DATAERR}), a missing file exits "
+        f"{EXIT_NOINPUT}. The server scrubs PII before storing anything.",
     )
-    p.add_argument("file", help="corpus file: .jsonl, .jsonl.gz, .txt or .txt.gz")
+    p.add_argument("file", help="corpus file: .jsonl, .csv, .parquet or .txt (optionally .gz)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="file format (default: from the file name)",
+    )
     p.add_argument("--name", default="", help="display name (default: file name)")
     p.add_argument("--epsilon-cap", type=float, default=None, help="privacy budget cap")
     p.add_argument("--delta", type=float, default=None, help="delta of the cap")
@@ -736,6 +825,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for field, why in exc.field_violations.items():
             print(f"  {field}: {why}", file=sys.stderr)
         return 2
+    except CorpusFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -1,0 +1,318 @@
+"""Read local corpus files (JSONL, CSV, Parquet, plain text; optionally gzip) one record at a time.
+
+Shared by the ``privsynth upload`` command (client) and ``privsynth scrub`` (server, through
+:mod:`privsynth.server.file_sources`), so both read a file the same way. Pure Python: only
+Parquet needs an extra package (``pyarrow``, installed with ``privsynth[server]``), imported when
+a Parquet file is read.
+
+Bad input never reaches a message: a malformed JSONL or CSV line is counted in
+:class:`SourceStats` and reported by line number and reason only ("not valid JSON").
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+__all__ = [
+    "FORMATS",
+    "MAX_LINE_BYTES",
+    "MAX_LISTED_ISSUES",
+    "FileSourceError",
+    "LineIssue",
+    "SourceRecord",
+    "SourceStats",
+    "detect_format",
+    "read_records",
+]
+
+FORMATS = ("jsonl", "csv", "parquet", "text")
+#: Physical lines longer than this are not parsed at all (JSONL/CSV/text) - the bound on what
+#: one bad line can make us hold in memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Malformed/refused lines listed individually in a report; the rest are only counted.
+MAX_LISTED_ISSUES = 1000
+
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "text",
+    ".text": "text",
+}
+
+
+class FileSourceError(ValueError):
+    """The file cannot be read as a corpus at all (unknown format, missing column, no pyarrow)."""
+
+
+@dataclass(frozen=True)
+class LineIssue:
+    """A line (row, for Parquet) that was skipped or refused, and why. Never its content."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One document read from a file.
+
+    Attributes:
+        line: 1-based line number (for CSV the line the row ends on; for Parquet the row).
+        text: The document.
+        fields: The other requested columns (``keep_fields``) present in the record.
+    """
+
+    line: int
+    text: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceStats:
+    """Counters a reader fills in as it goes (the caller owns it)."""
+
+    records: int = 0
+    malformed_count: int = 0
+    malformed: list[LineIssue] = field(default_factory=list)
+    bytes_read: int = 0
+    total_bytes: int = 0
+
+    def bad(self, line: int, reason: str) -> None:
+        """Record a malformed line (listed up to :data:`MAX_LISTED_ISSUES`)."""
+        self.malformed_count += 1
+        if len(self.malformed) < MAX_LISTED_ISSUES:
+            self.malformed.append(LineIssue(line, reason))
+
+
+def detect_format(path: Path) -> tuple[str, bool]:
+    """(format, gzipped) from the file name, e.g. ``tickets.jsonl.gz`` -> ("jsonl", True).
+
+    Gzip is also recognised by its magic bytes, whatever the name.
+
+    Raises:
+        FileSourceError: The suffix names no supported format.
+    """
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] in (".gz", ".gzip")
+    if gz:
+        suffixes = suffixes[:-1]
+    else:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+    fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        raise FileSourceError(
+            f"cannot tell the format of {path.name}: name it .jsonl, .csv, .parquet or .txt "
+            "(optionally .gz), or pass the format"
+        )
+    return fmt, gz
+
+
+class _Counting(io.RawIOBase):
+    """A read-only wrapper that counts bytes read from the file on disk (for progress)."""
+
+    def __init__(self, raw: IO[bytes], stats: SourceStats) -> None:
+        self._raw = raw
+        self._stats = stats
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)  # type: ignore[attr-defined]
+        self._stats.bytes_read += n or 0
+        return int(n or 0)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_binary(path: Path, gz: bool, stats: SourceStats) -> IO[bytes]:
+    stats.total_bytes = path.stat().st_size
+    raw = io.BufferedReader(_Counting(open(path, "rb"), stats))  # noqa: SIM115
+    if gz:
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw
+
+
+def _lines(f: IO[bytes], stats: SourceStats) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) per physical line; text None (and counted) if unreadable."""
+    n = 0
+    while True:
+        line = f.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):  # skip the rest of the giant line
+                line = f.readline(MAX_LINE_BYTES)
+            stats.bad(n, f"line over {MAX_LINE_BYTES} bytes")
+            yield n, None
+            continue
+        try:
+            yield n, line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            stats.bad(n, "not valid UTF-8")
+            yield n, None
+
+
+def _jsonl(
+    f: IO[bytes], stats: SourceStats, text_field: str, keep: Sequence[str]
+) -> Iterator[SourceRecord]:
+    for n, line in _lines(f, stats):
+        if line is None or not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            stats.bad(n, "not valid JSON")
+            continue
+        if not isinstance(obj, dict):
+            stats.bad(n, "not a JSON object")
+            continue
+        text = obj.get(text_field)
+        if not isinstance(text, str):
+            stats.bad(n, f"no string field {text_field!r}")
+            continue
+        yield SourceRecord(n, text, {k: obj[k] for k in keep if k in obj})
+
+
+def _csv(
+    f: IO[bytes], stats: SourceStats, text_field: str, keep: Sequence[str]
+) -> Iterator[SourceRecord]:
+    # Physical lines are decoded one by one so a bad byte costs one row, not the file; the
+    # csv module then joins quoted multi-line fields itself.
+    def decoded() -> Iterator[str]:
+        for _, line in _lines(f, stats):
+            yield "" if line is None else line + "\n"
+
+    reader = csv.reader(decoded())
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error:
+        raise FileSourceError("the CSV header line cannot be parsed") from None
+    if text_field not in header:
+        raise FileSourceError(f"the CSV header has no column {text_field!r}")
+    idx = header.index(text_field)
+    keep_idx = {k: header.index(k) for k in keep if k in header}
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            stats.bad(reader.line_num, "not valid CSV")
+            continue
+        if not row or row == [""]:
+            continue
+        if len(row) != len(header):
+            stats.bad(reader.line_num, f"expected {len(header)} fields, found {len(row)}")
+            continue
+        yield SourceRecord(reader.line_num, row[idx], {k: row[i] for k, i in keep_idx.items()})
+
+
+def _text(f: IO[bytes], stats: SourceStats) -> Iterator[SourceRecord]:
+    for n, line in _lines(f, stats):
+        if line is not None and line.strip():
+            yield SourceRecord(n, line)
+
+
+def _parquet(
+    path: Path, stats: SourceStats, text_field: str, keep: Sequence[str]
+) -> Iterator[SourceRecord]:
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise FileSourceError(
+            "reading Parquet needs the 'pyarrow' package: install privsynth[server] "
+            "(or pip install pyarrow), or convert the file to JSONL or CSV"
+        ) from None
+    pf = pq.ParquetFile(str(path))
+    names = set(pf.schema_arrow.names)
+    if text_field not in names:
+        raise FileSourceError(f"the Parquet file has no column {text_field!r}")
+    columns = [text_field, *[k for k in keep if k in names and k != text_field]]
+    stats.total_bytes = path.stat().st_size
+    total_rows = max(int(pf.metadata.num_rows), 1)
+    row = 0
+    for batch in pf.iter_batches(batch_size=1024, columns=columns):
+        data = batch.to_pydict()
+        for i in range(batch.num_rows):
+            row += 1
+            text = data[text_field][i]
+            if not isinstance(text, str):
+                stats.bad(row, f"column {text_field!r} is not a string")
+                continue
+            yield SourceRecord(row, text, {k: data[k][i] for k in columns[1:]})
+        stats.bytes_read = stats.total_bytes * row // total_rows
+
+
+def read_records(
+    path: Path,
+    stats: SourceStats,
+    *,
+    fmt: str | None = None,
+    text_field: str = "text",
+    keep_fields: Sequence[str] = ("label",),
+) -> Iterator[SourceRecord]:
+    """Stream the documents of a corpus file, counting bad lines in ``stats``.
+
+    Args:
+        path: The file; the format comes from its name unless ``fmt`` is given.
+        stats: Filled in while iterating (records, malformed lines, bytes read).
+        fmt: One of :data:`FORMATS`, overriding the name.
+        text_field: Column / JSON key holding the text (ignored for plain text).
+        keep_fields: Other columns to carry along.
+
+    Raises:
+        FileSourceError: Unknown format, missing text column, or Parquet without pyarrow.
+    """
+    detected, gz = detect_format(path) if fmt is None else (fmt, _is_gzip(path))
+    if detected not in FORMATS:
+        raise FileSourceError(f"unknown format {detected!r}; choose one of {', '.join(FORMATS)}")
+    if detected == "parquet":
+        if gz:
+            raise FileSourceError("gzipped Parquet is not supported: Parquet compresses itself")
+        records = _parquet(path, stats, text_field, keep_fields)
+    else:
+        f = _open_binary(path, gz, stats)
+        records = _with_close(
+            f,
+            _text(f, stats)
+            if detected == "text"
+            else (_jsonl if detected == "jsonl" else _csv)(f, stats, text_field, keep_fields),
+        )
+    for rec in records:
+        stats.records += 1
+        yield rec
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _with_close(f: IO[bytes], it: Iterator[SourceRecord]) -> Iterator[SourceRecord]:
+    try:
+        yield from it
+    except (OSError, EOFError) as exc:
+        # A truncated gzip member, say: report the type, the position is in the stats.
+        raise FileSourceError(
+            f"the file could not be read to the end ({type(exc).__name__})"
+        ) from None
+    finally:
+        f.close()
