@@ -241,11 +241,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             preset=args.preset or "",
             label_distribution=args.label_distribution,
             label_epsilon_share=args.label_epsilon_share,
+            distributed=args.distributed,
         )
         print(
             f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
             f"delta={job.delta:.3g})"
         )
+        if args.distributed:
+            print(
+                "reserved; launch it with: torchrun --nproc_per_node N -m "
+                f"privsynth.server.distributed_job --job {job.name} "
+                "(on Kubernetes: the chart's trainingJob with trainingJob.job set)"
+            )
         if args.no_watch:
             return 0
         final = watch_job(client, job.name)
@@ -595,6 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="with dp labels: share of epsilon for the label release (default 0.1)",
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="reserve the epsilon now and leave the job for a torchrun launch across processes "
+        "(privsynth.server.distributed_job; the chart's trainingJob) instead of a server worker",
     )
     p.add_argument("--no-watch", action="store_true", help="return after creating the job")
     p.set_defaults(func=cmd_train)

@@ -330,15 +330,18 @@ class PrivsynthClient:
         label_distribution: str | None = None,
         label_epsilon_share: float | None = None,
         public_label_weights: dict[str, float] | None = None,
+        distributed: bool = False,
     ) -> training_pb2.TrainingJob:
         """Reserve budget and start training a generator.
 
         ``label_distribution`` is ``"dp"`` (default for labelled data: the label mix Generate
         samples from is released with noise, ``label_epsilon_share`` of the ε) or ``"public"``
         (the caller declares the mix public: ``public_label_weights`` or the data's frequencies).
+        ``distributed`` reserves the ε now and leaves the job QUEUED for
+        ``torchrun -m privsynth.server.distributed_job --job <name>`` (the chart's training Job).
         """
         req = training_pb2.CreateTrainingJobRequest(
-            dataset=dataset, target_epsilon=target_epsilon, preset=preset
+            dataset=dataset, target_epsilon=target_epsilon, preset=preset, distributed=distributed
         )
         if delta is not None:
             req.delta = delta

@@ -118,6 +118,9 @@ class JobRow(Base):
     # jobs never run since, which a starting worker treats as cut off.
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # "worker" (a server replica's worker thread) or "torchrun" (privsynth.server.distributed_job
+    # under the same ledger; replicas never take those up); revision 0007.
+    runner: Mapped[str] = mapped_column(String(16), default="worker", server_default="worker")
 
 
 class ModelRow(Base):

@@ -61,6 +61,11 @@ TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 DEFAULT_EPOCHS = 3
 DEFAULT_PRESET = "smollm2"
 MAX_EPOCHS = 1000
+WORKER = "worker"
+"""Runner of a job trained by a server replica's worker thread."""
+TORCHRUN = "torchrun"
+"""Runner of a job trained by ``torchrun -m privsynth.server.distributed_job`` (never taken up
+by a replica's workers; it claims, trains and commits under the same ledger)."""
 
 
 class JobSpec:
@@ -77,6 +82,7 @@ class JobSpec:
         label_distribution: str = "",
         label_epsilon_share: float | None = None,
         public_label_weights: dict[str, float] | None = None,
+        distributed: bool = False,
     ) -> None:
         if not (math.isfinite(target_epsilon) and target_epsilon > 0):
             raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
@@ -102,6 +108,7 @@ class JobSpec:
                 f"{how}, or choose another preset"
             )
         _check_label_request(label_distribution, label_epsilon_share, public_label_weights)
+        self.distributed = distributed
         self.label_distribution = label_distribution
         self.label_epsilon_share = label_epsilon_share
         self.public_label_weights = dict(public_label_weights or {})
@@ -232,6 +239,7 @@ class JobRunner:
             tenant=dataset.tenant,
             label_noise_multiplier=plan.label_noise_multiplier,
             label_release=label_release,
+            runner=TORCHRUN if spec.distributed else WORKER,
         )
         try:
             with self.runtime.db.session() as s:
@@ -276,7 +284,8 @@ class JobRunner:
                     },
                 )
             raise
-        self.submit(job_id)
+        if not spec.distributed:  # (a torchrun job waits for its launch; see distributed_job)
+            self.submit(job_id)
         return job
 
     @staticmethod
@@ -356,6 +365,11 @@ class JobRunner:
                 )
             elif job.state not in TERMINAL_STATES:
                 job.cancel_requested = True
+                if job.runner == TORCHRUN and self._lease_expired(job, utcnow()):
+                    # Its launcher is gone (no lease renewal for a whole lease) and no replica
+                    # resumes a torchrun job: end it now, at the safe upper bound, so that its
+                    # reservation is not held forever.
+                    self._charge_full_reservation(s, job, error="distributed run stopped")
             if previous not in TERMINAL_STATES:
                 audit.append(
                     s,
@@ -420,7 +434,7 @@ class JobRunner:
     def _sweep_forever(self) -> None:
         while not self._sweeping.wait(self._lease.total_seconds() / 4):
             try:
-                self._renew_leases()
+                self.renew_leases()
                 self._take_up_jobs()
             except Exception as exc:  # the database may be briefly away; try next round
                 log.warning("job lease sweep failed: %s", type(exc).__name__)
@@ -437,7 +451,13 @@ class JobRunner:
                 return False
         if job.worker is None or job.heartbeat_at is None or job.worker == self._worker:
             return True
+        return self._lease_expired(job, now)
+
+    def _lease_expired(self, job: JobRow, now: datetime) -> bool:
+        """Whether ``job``'s worker missed renewing its lease for a whole lease."""
         beat = job.heartbeat_at
+        if beat is None:
+            return True
         if beat.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
             beat = beat.replace(tzinfo=UTC)
         return beat < now - self._lease
@@ -457,9 +477,12 @@ class JobRunner:
         """
         resume: list[str] = []
         with self.runtime.db.session() as s:
-            running = s.execute(select(JobRow.id).where(JobRow.state == "RUNNING")).scalars()
-            candidates = list(running)
-            queued = s.execute(select(JobRow.id).where(JobRow.state == "QUEUED")).scalars().all()
+            mine = JobRow.runner == WORKER  # (torchrun jobs are their launcher's to run)
+            running = s.execute(select(JobRow.id).where(JobRow.state == "RUNNING", mine))
+            candidates = list(running.scalars())
+            queued = (
+                s.execute(select(JobRow.id).where(JobRow.state == "QUEUED", mine)).scalars().all()
+            )
         for job_id in candidates:
             with self.runtime.db.session() as s:
                 # Locked and checked again: two replicas sweeping at once act on a job once.
@@ -467,7 +490,7 @@ class JobRunner:
                 now = utcnow()
                 if job is None or job.state != "RUNNING" or not self._orphaned(job, now):
                     continue
-                if self._checkpoint_path(job.id).exists():
+                if self.checkpoint_path(job.id).exists():
                     resume.append(job.id)
                 else:
                     # Ours now: a stalled original worker that wakes up finds the job not its.
@@ -479,7 +502,7 @@ class JobRunner:
         for job_id in queued:
             self.submit(job_id)
 
-    def _renew_leases(self) -> None:
+    def renew_leases(self) -> None:
         """Renew the lease of every job this process trains; stop any it lost.
 
         A job this process trains but another worker now holds (or has already ended) was
@@ -529,13 +552,13 @@ class JobRunner:
             select(JobRow).where(JobRow.id == job_id).with_for_update()
         ).scalar_one_or_none()
 
-    def _checkpoint_path(self, job_id: str) -> Path:
+    def checkpoint_path(self, job_id: str) -> Path:
         """The job's resumable checkpoint, in its artifact dir."""
         return self.runtime.store.root / "jobs" / job_id / "checkpoint.pt"
 
     def _drop_checkpoint(self, job_id: str) -> None:
         """Remove an ended job's checkpoint (its final model, if any, is stored apart)."""
-        path = self._checkpoint_path(job_id)
+        path = self.checkpoint_path(job_id)
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty (a failed write's temp file) or gone
             path.parent.rmdir()
@@ -596,7 +619,16 @@ class JobRunner:
                 self._cancel.pop(job_id, None)
                 self._training.discard(job_id)
 
-    def _should_stop(self, job_id: str) -> Callable[[], bool]:
+    def stop_event(self, job_id: str) -> threading.Event:
+        """The event that stops ``job_id``'s run in this process (set on cancel or lost lease)."""
+        with self._lock:
+            return self._cancel.setdefault(job_id, threading.Event())
+
+    def should_stop(self, job_id: str) -> Callable[[], bool]:
+        """A ``should_stop`` for ``train_dp``: this process's stop event or a cancel request.
+
+        A cancel may come from another replica: the job's row is checked every 2 s.
+        """
         event = self._cancel.get(job_id) or threading.Event()
         last_db_check = [time.monotonic()]
 
@@ -614,7 +646,7 @@ class JobRunner:
 
         return should_stop
 
-    def _claim(self, job_id: str, *, resume: bool) -> tuple[JobRow, DatasetRow] | None:
+    def claim(self, job_id: str, *, resume: bool) -> tuple[JobRow, DatasetRow] | None:
         """Take the job's lease (QUEUED -> RUNNING, or a cut-off RUNNING job to resume).
 
         Under a row lock, so of several workers given the same job exactly one claims it.
@@ -644,7 +676,7 @@ class JobRunner:
 
     def _run(self, job_id: str, *, resume: bool = False) -> None:
         runtime = self.runtime
-        claimed = self._claim(job_id, resume=resume)
+        claimed = self.claim(job_id, resume=resume)
         if claimed is None:
             return
         job, dataset = claimed
@@ -658,16 +690,44 @@ class JobRunner:
         checkpoint = self._checkpointing(job_id, resume=resume)
         if not resume:
             self._drop_checkpoint(job_id)  # a fresh run never resumes someone else's state
-        # Train with exactly the σ the ledger reserved (its event is what the cap was checked
-        # on). Jobs from before revision 0002 have none (None) and calibrate as they always did.
+        config = self.training_config(job, dataset)
+        on_progress = self.progress_recorder(job_id)
+        should_stop = self.should_stop(job_id)
+        try:
+            import torch
+
+            torch.set_num_threads(runtime.settings.torch_threads)
+            examples = self.load_examples(dataset)
+            result = train_dp(
+                examples,
+                config=config,
+                tokenizer=tokenizer_for_preset(job.preset),
+                on_progress=on_progress,
+                should_stop=should_stop,
+                checkpoint=checkpoint,
+            )
+        except TrainingInterrupted as exc:
+            self.end_interrupted(job_id, exc, checkpoint)
+            return
+        except Exception as exc:  # before the first noisy step of this run
+            self.end_unstarted(job_id, exc, resume=resume)
+            return
+        self.end_succeeded(job, dataset, result)
+
+    def training_config(self, job: JobRow, dataset: DatasetRow) -> DPConfig:
+        """The DP-SGD run a job's reservation stands for.
+
+        Exactly the σ the ledger reserved (its event is what the cap was checked on); jobs from
+        before revision 0002 have none (None) and calibrate as they always did.
+        """
         overrides: dict[str, Any] = {}
         if job.sample_rate:
             # The batch the ledger reserved for (q = batch / n), even if the preset's default
             # changed since the job was submitted.
             overrides["batch_size"] = max(1, round(job.sample_rate * dataset.record_count))
-        if runtime.settings.max_physical_batch_size:
-            overrides["max_physical_batch_size"] = runtime.settings.max_physical_batch_size
-        config = DPConfig.for_preset(
+        if self.runtime.settings.max_physical_batch_size:
+            overrides["max_physical_batch_size"] = self.runtime.settings.max_physical_batch_size
+        return DPConfig.for_preset(
             job.preset,
             target_epsilon=job.target_epsilon,
             target_delta=job.delta,
@@ -675,6 +735,10 @@ class JobRunner:
             noise_multiplier=job.noise_multiplier,
             **overrides,
         )
+
+    def progress_recorder(self, job_id: str) -> Callable[[Progress], None]:
+        """A training progress callback that writes step, loss and ε to the job's row."""
+        runtime = self.runtime
         last_step = 0
 
         def on_progress(p: Progress) -> None:
@@ -688,29 +752,9 @@ class JobRunner:
                     row.loss = p.loss if math.isfinite(p.loss) else 0.0
                     row.epsilon_spent, row.elapsed_seconds = p.epsilon, p.elapsed_s
 
-        should_stop = self._should_stop(job_id)
-        try:
-            import torch
+        return on_progress
 
-            torch.set_num_threads(runtime.settings.torch_threads)
-            examples = self._load_examples(dataset)
-            result = train_dp(
-                examples,
-                config=config,
-                tokenizer=tokenizer_for_preset(job.preset),
-                on_progress=on_progress,
-                should_stop=should_stop,
-                checkpoint=checkpoint,
-            )
-        except TrainingInterrupted as exc:
-            self._end_interrupted(job_id, exc, checkpoint)
-            return
-        except Exception as exc:  # before the first noisy step of this run
-            self._end_unstarted(job_id, exc, resume=resume)
-            return
-        self._end_succeeded(job, dataset, result)
-
-    def _end_interrupted(
+    def end_interrupted(
         self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
     ) -> None:
         """Charge a stopped or failed run the accountant's ε (or suspend it for shutdown)."""
@@ -736,7 +780,7 @@ class JobRunner:
             )
         self._drop_checkpoint(job_id)
 
-    def _end_unstarted(self, job_id: str, exc: Exception, *, resume: bool) -> None:
+    def end_unstarted(self, job_id: str, exc: Exception, *, resume: bool) -> None:
         """End a run that failed before its first noisy step."""
         log.error("job %s failed before training: %s", job_id, type(exc).__name__)
         with self.runtime.db.session() as s:
@@ -761,7 +805,7 @@ class JobRunner:
                 )
         self._drop_checkpoint(job_id)
 
-    def _end_succeeded(self, job: JobRow, dataset: DatasetRow, result: TrainResult) -> None:
+    def end_succeeded(self, job: JobRow, dataset: DatasetRow, result: TrainResult) -> None:
         """Store the model, release its label distribution and charge the ledger once."""
         runtime = self.runtime
         job_id = job.id
@@ -803,11 +847,11 @@ class JobRunner:
         if settings.checkpoint_every_s <= 0 and settings.checkpoint_every_steps <= 0:
             if resume:
                 return Checkpointing(
-                    path=self._checkpoint_path(job_id), every_s=0, every_steps=0, on_stop=False
+                    path=self.checkpoint_path(job_id), every_s=0, every_steps=0, on_stop=False
                 )
             return None
         return Checkpointing(
-            path=self._checkpoint_path(job_id),
+            path=self.checkpoint_path(job_id),
             every_s=settings.checkpoint_every_s,
             every_steps=settings.checkpoint_every_steps,
         )
@@ -833,7 +877,8 @@ class JobRunner:
         log.info("job %s suspended at step %d for shutdown; resumes on restart", job_id, exc.steps)
         return True
 
-    def _load_examples(self, dataset: DatasetRow) -> list[Example]:
+    def load_examples(self, dataset: DatasetRow) -> list[Example]:
+        """The dataset's scrubbed records, checked against the shard's content hash."""
         data = self.runtime.store.get(dataset.shard_path, sha256=dataset.content_sha256)
         examples = []
         for line in data.splitlines():

@@ -132,6 +132,7 @@ class TrainingJob(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     LABEL_DISTRIBUTION_FIELD_NUMBER: _builtins.int
+    DISTRIBUTED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"jobs/{id}"."""
     dataset: _builtins.str
@@ -147,6 +148,10 @@ class TrainingJob(_message.Message):
     """Why the job failed; never contains corpus text."""
     label_distribution: Global___LabelDistribution.ValueType
     """How the label distribution is released (UNSPECIFIED: the dataset has no labels)."""
+    distributed: _builtins.bool
+    """Trained across processes by `torchrun -m privsynth.server.distributed_job --job <name>`
+    (see CreateTrainingJobRequest.distributed) rather than by a server worker.
+    """
     @_builtins.property
     def progress(self) -> Global___TrainingProgress: ...
     @_builtins.property
@@ -172,10 +177,11 @@ class TrainingJob(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         error_message: _builtins.str = ...,
         label_distribution: Global___LabelDistribution.ValueType = ...,
+        distributed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "progress", b"progress", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "end_time", b"end_time", "epochs", b"epochs", "error_message", b"error_message", "label_distribution", b"label_distribution", "model", b"model", "name", b"name", "preset", b"preset", "progress", b"progress", "start_time", b"start_time", "state", b"state", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "end_time", b"end_time", "epochs", b"epochs", "error_message", b"error_message", "label_distribution", b"label_distribution", "model", b"model", "name", b"name", "preset", b"preset", "progress", b"progress", "start_time", b"start_time", "state", b"state", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -213,6 +219,7 @@ class CreateTrainingJobRequest(_message.Message):
     LABEL_DISTRIBUTION_FIELD_NUMBER: _builtins.int
     LABEL_EPSILON_SHARE_FIELD_NUMBER: _builtins.int
     PUBLIC_LABEL_WEIGHTS_FIELD_NUMBER: _builtins.int
+    DISTRIBUTED_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     target_epsilon: _builtins.float
     delta: _builtins.float
@@ -226,6 +233,12 @@ class CreateTrainingJobRequest(_message.Message):
     label_epsilon_share: _builtins.float
     """DP only: share of target_epsilon for the label release (the release alone is
     (share x epsilon)-DP; composition makes DP-SGD lose less). Unset means 0.1; at most 0.5.
+    """
+    distributed: _builtins.bool
+    """Train across processes: the epsilon is reserved now, exactly as for any job, and the job
+    stays QUEUED until `torchrun -m privsynth.server.distributed_job --job <name>` (the
+    chart's training Job) claims it, trains on every rank and commits what it spent. Server
+    workers never run such a job. The model is served like any other.
     """
     @_builtins.property
     def public_label_weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
@@ -244,10 +257,11 @@ class CreateTrainingJobRequest(_message.Message):
         label_distribution: Global___LabelDistribution.ValueType = ...,
         label_epsilon_share: _builtins.float | None = ...,
         public_label_weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        distributed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "delta", b"delta", "epochs", b"epochs", "label_epsilon_share", b"label_epsilon_share"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015

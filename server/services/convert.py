@@ -89,6 +89,7 @@ def job_pb(row: JobRow, *, show_loss: bool = True) -> training_pb2.TrainingJob:
         start_time=timestamp(row.started_at),
         end_time=timestamp(row.ended_at),
         error_message=row.error_message,
+        distributed=row.runner == "torchrun",
         label_distribution=_LABEL_MODES.get(
             str((row.label_release or {}).get("mode", "none")),
             training_pb2.LABEL_DISTRIBUTION_UNSPECIFIED,

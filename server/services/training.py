@@ -66,6 +66,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
                 request.label_epsilon_share if request.HasField("label_epsilon_share") else None
             ),
             public_label_weights=dict(request.public_label_weights),
+            distributed=request.distributed,
         )
         return job_pb(self.runner.create(spec, actor=identity.name))
 

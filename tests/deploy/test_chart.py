@@ -56,7 +56,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "auth": {"existingSecret": "privsynth-auth"},
         "persistence": {"accessModes": ["ReadWriteMany"], "storageClass": "nfs"},
     },
-    "training-job": {"trainingJob": {"enabled": True, "nprocPerNode": 2}},
+    "training-job": {"trainingJob": {"enabled": True, "nprocPerNode": 2, "job": "jobs/abc"}},
     "ephemeral-no-sa": {
         "persistence": {"enabled": False},
         "serviceAccount": {"create": False},
@@ -492,7 +492,10 @@ def test_training_job_runs_torchrun_on_the_data_volume() -> None:
     (train,) = spec["containers"]
     assert train["command"] == ["torchrun"]
     assert "--nproc_per_node=2" in train["args"]
-    assert "privsynth.models.distributed" in train["args"]
+    assert "privsynth.server.distributed_job" in train["args"]
+    assert "--job=jobs/abc" in train["args"]
+    # The server's configuration: the same ConfigMap (data dir, database, checkpoints).
+    assert train["envFrom"][0]["configMapRef"]["name"].endswith("-config")
     assert spec["restartPolicy"] == "Never"
     assert spec["securityContext"]["runAsNonRoot"] is True
     mounts = {m["mountPath"] for m in train["volumeMounts"]}
@@ -502,8 +505,9 @@ def test_training_job_runs_torchrun_on_the_data_volume() -> None:
 def test_training_job_survives_preemption_by_resuming_its_checkpoint() -> None:
     job = one(scenario("training-job"), "Job")
     (train,) = job["spec"]["template"]["spec"]["containers"]
-    # The ranks checkpoint as often as the server's jobs do, and on SIGTERM within the grace.
-    assert "--checkpoint-every-s=60" in train["args"]
+    # The ranks checkpoint as often as the server's jobs do (the same ConfigMap), and on
+    # SIGTERM within the grace.
+    assert train["envFrom"][0]["configMapRef"]["name"]
     assert job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
     # An evicted or preempted pod is replaced (and resumes) without using up backoffLimit.
     (rule,) = job["spec"]["podFailurePolicy"]["rules"]

@@ -1,7 +1,7 @@
 """The chart mounts operator-installed Hugging Face models (localModels) read-only.
 
 Each ``<mountPath>/<name>`` becomes training preset ``hf:<name>``: the server reads
-``PRIVSYNTH_MODEL_DIR`` and the distributed training Job gets ``--model-dir``.
+``PRIVSYNTH_MODEL_DIR``, which the distributed training Job reads from the same ConfigMap.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ MOUNT_PATH = "/models"
 
 ENABLED: dict[str, Any] = {
     "localModels": {"enabled": True, "existingClaim": MODELS_CLAIM},
-    "trainingJob": {"enabled": True},
+    "trainingJob": {"enabled": True, "job": "jobs/abc"},
 }
 
 
@@ -55,15 +55,13 @@ def _models_volumes(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_default_render_has_no_model_dir() -> None:
-    """Off by default: no PRIVSYNTH_MODEL_DIR, no models volume, no --model-dir."""
-    manifests = render({"trainingJob": {"enabled": True}})
+    """Off by default: no PRIVSYNTH_MODEL_DIR, no models volume."""
+    manifests = render({"trainingJob": {"enabled": True, "job": "jobs/abc"}})
     assert "PRIVSYNTH_MODEL_DIR" not in one(manifests, "ConfigMap")["data"]
     for spec in (pod_spec(manifests), _job_pod(manifests)):
         assert "models" not in {v["name"] for v in spec["volumes"]}
         mounts = {m["mountPath"] for c in spec["containers"] for m in c["volumeMounts"]}
         assert MOUNT_PATH not in mounts
-    (train,) = _job_pod(manifests)["containers"]
-    assert not [a for a in train["args"] if a.startswith("--model-dir")]
 
 
 def test_server_gets_model_dir_and_read_only_mount() -> None:
@@ -79,11 +77,11 @@ def test_server_gets_model_dir_and_read_only_mount() -> None:
     assert "persistentVolumeClaim" in volume_for_mount(manifests, DATA_DIR)
 
 
-def test_training_job_gets_model_dir_arg_and_read_only_mount() -> None:
-    """The distributed training Job mounts the same claim and passes --model-dir."""
+def test_training_job_gets_model_dir_and_read_only_mount() -> None:
+    """The distributed training Job mounts the same claim and reads the server's ConfigMap."""
     spec = _job_pod(render(ENABLED))
     (train,) = spec["containers"]
-    assert f"--model-dir={MOUNT_PATH}" in train["args"]
+    assert train["envFrom"][0]["configMapRef"]["name"].endswith("-config")
     (mount,) = [m for m in train["volumeMounts"] if m["mountPath"] == MOUNT_PATH]
     assert mount["readOnly"] is True
     (volume,) = _models_volumes(spec)
@@ -92,13 +90,12 @@ def test_training_job_gets_model_dir_arg_and_read_only_mount() -> None:
 
 
 def test_mount_path_override() -> None:
-    """mountPath moves the env var, both mounts and the Job arg together."""
+    """mountPath moves the env var and both mounts together."""
     values = {**ENABLED, "localModels": {**ENABLED["localModels"], "mountPath": "/opt/hf"}}
     manifests = render(values)
     assert one(manifests, "ConfigMap")["data"]["PRIVSYNTH_MODEL_DIR"] == "/opt/hf"
     assert volume_for_mount(manifests, "/opt/hf")["persistentVolumeClaim"]["readOnly"] is True
     (train,) = _job_pod(manifests)["containers"]
-    assert "--model-dir=/opt/hf" in train["args"]
     assert "/opt/hf" in {m["mountPath"] for m in train["volumeMounts"]}
 
 
@@ -126,7 +123,7 @@ def test_enabled_manifests_match_kubernetes_schema(kube_version: str) -> None:
     "values",
     [
         {"localModels": {"enabled": True}},
-        {"localModels": {"enabled": True}, "trainingJob": {"enabled": True}},
+        {"localModels": {"enabled": True}, "trainingJob": {"enabled": True, "job": "jobs/abc"}},
     ],
 )
 def test_enabled_without_claim_fails(values: dict[str, Any]) -> None:

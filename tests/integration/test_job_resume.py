@@ -126,7 +126,7 @@ def test_a_job_stopped_by_shutdown_resumes_and_is_charged_once(runtime: Runtime)
     dataset_id = _dataset(runtime)
     first = JobRunner(runtime)
     job = first.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=5, preset="tiny"))
-    checkpoint = first._checkpoint_path(job.id)
+    checkpoint = first.checkpoint_path(job.id)
     # Written after the first noisy step.
     _until(checkpoint.exists, "no checkpoint was written", time.monotonic() + 120)
     first.shutdown()  # the server stops mid-run
@@ -303,7 +303,7 @@ def test_a_run_that_lost_its_lease_leaves_the_job_to_its_new_worker(runtime: Run
     # B ended nothing: the job, its reservation and its checkpoint are C's.
     assert (row.state, row.worker) == ("RUNNING", "replica-c")
     assert _ledger_kinds(runtime, job.id) == ["reserve"]
-    assert b._checkpoint_path(job.id).exists()
+    assert b.checkpoint_path(job.id).exists()
 
 
 def test_a_stalled_worker_does_not_end_a_job_another_replica_charged(runtime: Runtime) -> None:
