@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from privsynth.server.normalize import normalize_for_analysis
 
 if TYPE_CHECKING:
     from privsynth.server.strategies import Replacer, ScrubPolicy
@@ -260,20 +261,29 @@ class Scrubber:
         """Detect PII spans (Presidio ``RecognizerResult`` lists), one list per text.
 
         This is what ``scrub_batch`` replaces; the quality benchmark scores it directly.
+        The analyzer sees each text normalised (:mod:`privsynth.server.normalize`: NFKC, no
+        zero-width or bidi controls); the spans returned are offsets into the original text.
         """
         from presidio_analyzer import BatchAnalyzerEngine
 
         if self._analyzer is None or self._anonymizer is None:
             self.load()
         batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
-        return list(
+        normalized = [normalize_for_analysis(t) for t in texts]
+        analyses = list(
             batch.analyze_iterator(
-                list(texts),
+                [n.text for n in normalized],
                 language="en",
                 batch_size=self.batch_size,
                 score_threshold=self.score_threshold,
             )
         )
+        for norm, results in zip(normalized, analyses, strict=True):
+            if norm.identity:
+                continue
+            for r in results:
+                r.start, r.end = norm.span(r.start, r.end)
+        return analyses
 
     def scrub_batch(self, texts: Sequence[str], *, key: bytes | None = None) -> list[ScrubResult]:
         """Scrub several texts; spaCy processes them as one batch.

@@ -95,3 +95,26 @@ def test_mask_and_surrogate_spans(scrubber: Scrubber) -> None:
         "**** **** **** 1111",
         "<EMAIL_ADDRESS>",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden", "placeholder"),
+    [
+        ("Yesterday J\u200bohn Smith called about his order.", "ohn", "<PERSON>"),
+        ("Yesterday Zebu\u200dlon Quag\u2060mire called.", "lon", "<PERSON>"),
+        ("Write to ｚｑ@ｅｘａｍｐｌｅ.ｏｒｇ today.", "ｚｑ", "<EMAIL_ADDRESS>"),
+        ("Write to zq@exa\u202emple.org today.", "zq@", "<EMAIL_ADDRESS>"),
+    ],
+    ids=["zero-width-space", "joiners", "full-width", "bidi-override"],
+)
+def test_invisible_and_lookalike_characters_do_not_hide_pii(
+    scrubber: Scrubber, text: str, hidden: str, placeholder: str
+) -> None:
+    out = scrubber.scrub_batch([text])[0]
+    assert placeholder in out.text, out.text
+    assert hidden not in out.text
+    # The replacement covers the original span, invisible characters inside it included.
+    assert "\u200b" not in out.text and "\u200d" not in out.text and "\u202e" not in out.text
+    spans = scrubber.analyze_batch([text])[0]
+    for r in spans:
+        assert 0 <= r.start < r.end <= len(text)

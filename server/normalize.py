@@ -1,0 +1,86 @@
+r"""Text normalisation before PII detection, with offsets mapped back to the original text.
+
+Detection runs on a normalised copy of each text, so invisible or look-alike characters cannot
+hide an identifier from it: zero-width characters (``J\u200bohn``), bidirectional controls and
+soft hyphens are removed, and NFKC folds compatibility forms (full-width letters, ligatures,
+superscript digits) into the characters the recognizers know. Replacement then
+happens on the *original* text: :class:`Normalized` maps every span found in the copy back to
+the original characters it came from, so a replaced span also covers the invisible characters
+inside it and no fragment of the identifier survives.
+
+NFKC is applied per cluster (a character plus the combining marks after it), which keeps the
+offset map exact; it equals whole-string NFKC except for rare cross-cluster compositions.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = ["INVISIBLE", "Normalized", "normalize_for_analysis"]
+
+INVISIBLE = frozenset(
+    "\u00ad"  # soft hyphen
+    "\u180e"  # Mongolian vowel separator
+    "\u200b\u200c\u200d"  # zero-width space, non-joiner, joiner
+    "\u2060\u2061\u2062\u2063\u2064"  # word joiner, invisible operators
+    "\ufeff"  # zero-width no-break space (BOM)
+    "\u061c\u200e\u200f"  # Arabic letter mark, left-to-right and right-to-left marks
+    "\u202a\u202b\u202c\u202d\u202e"  # bidi embeddings and overrides
+    "\u2066\u2067\u2068\u2069"  # bidi isolates
+)
+"""Characters removed before analysis: zero-width, bidi controls, soft hyphen."""
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A normalised text and, per character of it, the original span it came from.
+
+    Attributes:
+        text: What the analyzer sees.
+        starts: ``starts[i]`` is where the original cluster behind ``text[i]`` starts.
+        ends: ``ends[i]`` is where that cluster ends (exclusive).
+        identity: The text needed no change (then the maps are empty and offsets are kept).
+    """
+
+    text: str
+    starts: tuple[int, ...] = ()
+    ends: tuple[int, ...] = ()
+    identity: bool = True
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span of the normalised span ``[start, end)``."""
+        if self.identity:
+            return start, end
+        if not self.starts:  # the whole text was invisible characters
+            return 0, 0
+        last = len(self.starts) - 1
+        if end <= start:
+            pos = self.starts[min(start, last)] if start <= last else self.ends[last]
+            return pos, pos
+        return self.starts[min(start, last)], self.ends[min(end - 1, last)]
+
+
+def normalize_for_analysis(text: str) -> Normalized:
+    """Remove :data:`INVISIBLE` characters and apply NFKC, keeping an offset map."""
+    if text.isascii() or (
+        unicodedata.is_normalized("NFKC", text) and not any(c in INVISIBLE for c in text)
+    ):
+        return Normalized(text)
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in INVISIBLE:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and unicodedata.combining(text[j]) and text[j] not in INVISIBLE:
+            j += 1
+        folded = unicodedata.normalize("NFKC", text[i:j])
+        out.append(folded)
+        starts.extend([i] * len(folded))
+        ends.extend([j] * len(folded))
+        i = j
+    return Normalized("".join(out), tuple(starts), tuple(ends), identity=False)
