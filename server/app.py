@@ -10,6 +10,7 @@ consumed).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -215,7 +216,12 @@ class PrivsynthServer:
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; returns a process exit code."""
+    """Run until SIGTERM or SIGINT; returns a process exit code.
+
+    The process umask becomes 077 first: every file the server writes (database, artifacts,
+    training checkpoints) is readable by its own user only.
+    """
+    os.umask(0o077)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

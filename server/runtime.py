@@ -16,7 +16,7 @@ from privsynth.server.errors import Unavailable
 from privsynth.server.metrics import Metrics
 from privsynth.server.scrub_pipeline import ParallelScrubber
 from privsynth.server.scrubber import Scrubber
-from privsynth.server.storage import ArtifactStore
+from privsynth.server.storage import ArtifactStore, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,31 @@ def _user_id_key(settings: Settings) -> bytes:
         return settings.user_id_key.encode()
     path = Path(settings.data_dir) / "secrets" / "user_id.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def _private_sqlite(url: str) -> None:
+    """Create the SQLite file 0600 (and make an existing one, -wal and -shm 0600).
+
+    SQLite creates its -wal and -shm files with the database file's permissions, so a
+    private database file keeps them private too.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    db = Path(parsed.database)
+    if not db.parent.exists():
+        return
+    os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")):
+        if path.exists():
+            os.chmod(path, 0o600)
 
 
 def _scrubber(settings: Settings) -> Scrubber | ParallelScrubber:
@@ -68,8 +88,13 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
-        """Open the database (migrating it) and the artifact store."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        """Open the database (migrating it) and the artifact store.
+
+        The data directory is made 0700 and the SQLite file 0600: they hold scrubbed corpora,
+        models and the ledger.
+        """
+        private_dir(settings.data_dir)
+        _private_sqlite(settings.database_url)
         if settings.model_dir is not None:
             names = register_local_bases(settings.model_dir)
             log.info("local base models offered as presets: %s", ", ".join(names) or "none")

@@ -3,6 +3,9 @@
 A reader never sees a half-written file: bytes go to a temporary file in the same directory,
 are fsynced, and the file is renamed into place. Names carry the SHA-256 of the content, so a
 stored artifact can be verified and is never overwritten with different bytes.
+
+Artifacts hold scrubbed text and models trained on it: directories are 0700 and files 0600
+(:func:`private_dir`), whatever the process umask.
 """
 
 from __future__ import annotations
@@ -12,15 +15,24 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["ArtifactStore"]
+__all__ = ["ArtifactStore", "private_dir"]
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) and make it 0700; returns it."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+    return path
 
 
 class ArtifactStore:
     """Files under ``root``, addressed by kind and content hash."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)
 
     def put(self, kind: str, data: bytes, *, suffix: str) -> tuple[str, str]:
         """Store ``data`` atomically.
@@ -34,8 +46,7 @@ class ArtifactStore:
             The path relative to the root, and the SHA-256 hex digest of the content.
         """
         digest = hashlib.sha256(data).hexdigest()
-        directory = self.root / kind
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = private_dir(self.root / kind)
         final = directory / f"{digest}{suffix}"
         if not final.exists():
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -44,6 +55,7 @@ class ArtifactStore:
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
+                os.chmod(tmp, FILE_MODE)  # mkstemp's default, said explicitly
                 os.replace(tmp, final)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
