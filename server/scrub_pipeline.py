@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -168,8 +170,34 @@ _worker_scrubber: Scrubber | None = None
 _worker_error: str = ""
 
 
-def _init_worker(kwargs: dict[str, Any]) -> None:
+_PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Exit this worker as soon as ``parent_pid`` is gone (e.g. the server got ``kill -9``).
+
+    A pool's workers otherwise outlive a killed server (each holding its spaCy pipeline,
+    hundreds of MB), and so does multiprocessing's resource tracker, which exits once no
+    process holds its pipe. A daemon thread polls the parent pid: ``PR_SET_PDEATHSIG`` would
+    be immediate but fires when the *thread* that spawned the worker ends (the server's
+    loader thread does, right after start-up), and it is Linux-only.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(_PARENT_POLL_S)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _init_worker(kwargs: dict[str, Any], parent_pid: int | None = None) -> None:
     global _worker_scrubber, _worker_error
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     try:
         scrubber = Scrubber(**kwargs)
         scrubber.load()
@@ -270,7 +298,7 @@ class ParallelScrubber:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._kwargs,),
+            initargs=(self._kwargs, os.getpid()),
         )
         try:
             # Submitted together, the pings make the pool start every worker at once.
