@@ -14,7 +14,7 @@ from privsynth.server.ingest import DatasetSpec, IncomingRecord, ingest
 from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import dataset_pb
-from privsynth.server.services.paging import next_token, page_bounds
+from privsynth.server.services.paging import paginate
 from sqlalchemy import select
 
 __all__ = ["DatasetsServicer", "get_live_dataset"]
@@ -120,23 +120,20 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     ) -> datasets_pb2.ListDatasetsResponse:
         """Datasets (the caller's tenant's, or every tenant's for auditors), newest first."""
         scope = identity_of(context).tenant_scope
-        offset, limit = page_bounds(request.page_size, request.page_token)
         query = select(DatasetRow).where(DatasetRow.deleted_at.is_(None))
         if scope is not None:
             query = query.where(DatasetRow.tenant == scope)
         with self.runtime.db.session() as s:
-            rows = (
-                s.execute(
-                    query.order_by(DatasetRow.created_at.desc(), DatasetRow.id)
-                    .offset(offset)
-                    .limit(limit)
-                )
-                .scalars()
-                .all()
+            rows, token = paginate(
+                s,
+                query,
+                order=[(DatasetRow.created_at, True), (DatasetRow.id, False)],
+                page_size=request.page_size,
+                page_token=request.page_token,
+                scope=f"ListDatasets|{scope}",
             )
         return datasets_pb2.ListDatasetsResponse(
-            datasets=[dataset_pb(r) for r in rows],
-            next_page_token=next_token(offset, limit, len(rows)),
+            datasets=[dataset_pb(r) for r in rows], next_page_token=token
         )
 
     def DeleteDataset(  # noqa: N802

@@ -11,7 +11,7 @@ from privsynth.server.errors import FailedPrecondition, NotFound
 from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import model_pb
-from privsynth.server.services.paging import next_token, page_bounds
+from privsynth.server.services.paging import paginate
 from sqlalchemy import select
 
 __all__ = ["ModelsServicer"]
@@ -64,8 +64,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         self, request: models_pb2.ListModelsRequest, context: grpc.ServicerContext
     ) -> models_pb2.ListModelsResponse:
         """Models, newest first, optionally of one dataset."""
-        offset, limit = page_bounds(request.page_size, request.page_token)
-        query = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+        query = select(ModelRow)
         scope = identity_of(context).tenant_scope
         if scope is not None:
             query = query.where(ModelRow.tenant == scope)
@@ -74,7 +73,14 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
                 ModelRow.dataset_id == parse_name("datasets", request.dataset, field="dataset")
             )
         with self.runtime.db.session() as s:
-            rows = s.execute(query.offset(offset).limit(limit)).scalars().all()
+            rows, token = paginate(
+                s,
+                query,
+                order=[(ModelRow.created_at, True), (ModelRow.id, False)],
+                page_size=request.page_size,
+                page_token=request.page_token,
+                scope=f"ListModels|{scope}|{request.dataset}",
+            )
         return models_pb2.ListModelsResponse(
-            models=[model_pb(r) for r in rows], next_page_token=next_token(offset, limit, len(rows))
+            models=[model_pb(r) for r in rows], next_page_token=token
         )

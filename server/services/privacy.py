@@ -22,7 +22,7 @@ from privsynth.server.privacy_audit import AuditRequest, PrivacyAuditor, audit_c
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import budget_pb, ledger_pb
 from privsynth.server.services.datasets import get_live_dataset
-from privsynth.server.services.paging import next_token, page_bounds
+from privsynth.server.services.paging import paginate
 from sqlalchemy import select
 
 __all__ = ["PrivacyServicer"]
@@ -52,22 +52,17 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
         dataset = get_live_dataset(
             self.runtime, request.dataset, identity=identity_of(context), field="dataset"
         )
-        offset, limit = page_bounds(request.page_size, request.page_token)
         with self.runtime.db.session() as s:
-            rows = (
-                s.execute(
-                    select(LedgerRow)
-                    .where(LedgerRow.dataset_id == dataset.id)
-                    .order_by(LedgerRow.id)
-                    .offset(offset)
-                    .limit(limit)
-                )
-                .scalars()
-                .all()
+            rows, token = paginate(
+                s,
+                select(LedgerRow).where(LedgerRow.dataset_id == dataset.id),
+                order=[(LedgerRow.id, False)],
+                page_size=request.page_size,
+                page_token=request.page_token,
+                scope=f"ListLedgerEntries|{dataset.id}",
             )
         return privacy_pb2.ListLedgerEntriesResponse(
-            entries=[ledger_pb(r) for r in rows],
-            next_page_token=next_token(offset, limit, len(rows)),
+            entries=[ledger_pb(r) for r in rows], next_page_token=token
         )
 
     def ExportAuditLog(  # noqa: N802

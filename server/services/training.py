@@ -15,7 +15,7 @@ from privsynth.server.names import parse_name
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import job_pb
 from privsynth.server.services.datasets import get_live_dataset
-from privsynth.server.services.paging import next_token, page_bounds
+from privsynth.server.services.paging import paginate
 from sqlalchemy import select
 
 __all__ = ["TrainingServicer"]
@@ -81,8 +81,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         self, request: training_pb2.ListTrainingJobsRequest, context: grpc.ServicerContext
     ) -> training_pb2.ListTrainingJobsResponse:
         """Jobs, newest first, optionally of one dataset."""
-        offset, limit = page_bounds(request.page_size, request.page_token)
-        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
+        query = select(JobRow)
         identity = identity_of(context)
         scope = identity.tenant_scope
         if scope is not None:
@@ -92,10 +91,16 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
                 JobRow.dataset_id == parse_name("datasets", request.dataset, field="dataset")
             )
         with self.runtime.db.session() as s:
-            rows = s.execute(query.offset(offset).limit(limit)).scalars().all()
+            rows, token = paginate(
+                s,
+                query,
+                order=[(JobRow.created_at, True), (JobRow.id, False)],
+                page_size=request.page_size,
+                page_token=request.page_token,
+                scope=f"ListTrainingJobs|{scope}|{request.dataset}",
+            )
         return training_pb2.ListTrainingJobsResponse(
-            jobs=[job_pb(r, show_loss=_owner(identity)) for r in rows],
-            next_page_token=next_token(offset, limit, len(rows)),
+            jobs=[job_pb(r, show_loss=_owner(identity)) for r in rows], next_page_token=token
         )
 
     def CancelTrainingJob(  # noqa: N802
