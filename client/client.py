@@ -7,6 +7,8 @@ and decoded details, never as raw ``grpc.RpcError``.
 from __future__ import annotations
 
 import functools
+import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -149,8 +151,48 @@ def _translate_stream(fn: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
     return wrapper
 
 
+_RETRY_POLICY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": f"privsynth.v1.{name}"}
+                    for name in (
+                        "Datasets",
+                        "Training",
+                        "Models",
+                        "Generation",
+                        "Privacy",
+                        "Scrubbing",
+                    )
+                ]
+                + [{"service": "grpc.health.v1.Health"}],
+                "retryPolicy": _RETRY_POLICY,
+            }
+        ]
+    }
+)
+"""gRPC's own retries: UNAVAILABLE (server restarting, connection reset) is retried up to 5
+times with exponential backoff. Safe for every method: reads are idempotent, and the calls that
+create or spend (UploadDataset, CreateTrainingJob) carry a request_id the server deduplicates."""
+
+WATCH_RECONNECTS = 10
+"""How often a watch reconnects after losing its stream (UNAVAILABLE) before giving up."""
+
+
 def _open_channel(target: str, tls: TlsConfig | None) -> grpc.Channel:
-    options: list[tuple[str, Any]] = [("grpc.max_send_message_length", 32 * 1024 * 1024)]
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", 32 * 1024 * 1024),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", SERVICE_CONFIG),
+    ]
     if tls is None:
         return grpc.insecure_channel(target, options=options)
     if tls.server_name:
@@ -250,8 +292,12 @@ class PrivsynthClient:
         epsilon_cap: float | None = None,
         delta: float | None = None,
         on_sent: Callable[[int], None] | None = None,
+        request_id: str | None = None,
     ) -> datasets_pb2.Dataset:
         """Stream records to the server, which scrubs and stores them.
+
+        Retrying is safe: the upload carries a request id (drawn here unless given), so a retry
+        of an upload that reached the server returns its dataset instead of a second copy.
 
         Args:
             records: The corpus; consumed lazily, so it may be a generator over a large file.
@@ -259,8 +305,11 @@ class PrivsynthClient:
             epsilon_cap: Budget cap (server default when None).
             delta: δ of the cap (server default when None).
             on_sent: Called with the running count of records sent (progress bars).
+            request_id: The id of this logical upload (AIP-155); reuse it only to retry.
         """
-        meta = datasets_pb2.DatasetMetadata(display_name=display_name)
+        meta = datasets_pb2.DatasetMetadata(
+            display_name=display_name, request_id=request_id or uuid.uuid4().hex
+        )
         if epsilon_cap is not None:
             meta.epsilon_cap = epsilon_cap
         if delta is not None:
@@ -331,6 +380,7 @@ class PrivsynthClient:
         label_epsilon_share: float | None = None,
         public_label_weights: dict[str, float] | None = None,
         distributed: bool = False,
+        request_id: str | None = None,
     ) -> training_pb2.TrainingJob:
         """Reserve budget and start training a generator.
 
@@ -339,9 +389,15 @@ class PrivsynthClient:
         (the caller declares the mix public: ``public_label_weights`` or the data's frequencies).
         ``distributed`` reserves the ε now and leaves the job QUEUED for
         ``torchrun -m privsynth.server.distributed_job --job <name>`` (the chart's training Job).
+        ``request_id`` (drawn here unless given) makes retries safe: a retry returns the job the
+        first attempt created and reserves nothing twice.
         """
         req = training_pb2.CreateTrainingJobRequest(
-            dataset=dataset, target_epsilon=target_epsilon, preset=preset, distributed=distributed
+            dataset=dataset,
+            target_epsilon=target_epsilon,
+            preset=preset,
+            distributed=distributed,
+            request_id=request_id or uuid.uuid4().hex,
         )
         if delta is not None:
             req.delta = delta
@@ -394,11 +450,35 @@ class PrivsynthClient:
 
     @_translate_stream
     def watch_training_job(self, name: str) -> Iterator[training_pb2.TrainingJob]:
-        """Job snapshots as it progresses, ending when it reaches a terminal state."""
-        for event in self.training.WatchTrainingJob(
-            training_pb2.WatchTrainingJobRequest(name=name), timeout=self.stream_timeout
-        ):
-            yield event.job
+        """Job snapshots as it progresses, ending when it reaches a terminal state.
+
+        A stream lost to UNAVAILABLE (a server restart, a dropped connection) is reopened with
+        backoff, up to :data:`WATCH_RECONNECTS` times within ``stream_timeout``; the first
+        snapshot after a reconnect may repeat the last one seen.
+        """
+        import time
+
+        deadline = time.monotonic() + self.stream_timeout
+        reconnects = 0
+        while True:
+            try:
+                for event in self.training.WatchTrainingJob(
+                    training_pb2.WatchTrainingJobRequest(name=name),
+                    timeout=max(1.0, deadline - time.monotonic()),
+                ):
+                    reconnects = 0
+                    yield event.job
+                return
+            except grpc.RpcError as err:
+                code = getattr(err, "code", lambda: None)()
+                if (
+                    code != grpc.StatusCode.UNAVAILABLE
+                    or reconnects >= WATCH_RECONNECTS
+                    or time.monotonic() >= deadline
+                ):
+                    raise
+                time.sleep(min(5.0, 0.2 * 2**reconnects))
+                reconnects += 1
 
     # -- models and generation --------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -77,6 +78,12 @@ class DatasetRow(Base):
     scrub_report: Mapped[dict[str, Any]] = mapped_column(JSON)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")
+    # The caller's id for the upload and a digest of its metadata: a retried upload returns
+    # this dataset instead of storing a second one (revision 0008; see request_ids).
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_datasets_tenant_request_id", "tenant", "request_id", unique=True),)
 
 
 class JobRow(Base):
@@ -121,6 +128,12 @@ class JobRow(Base):
     # "worker" (a server replica's worker thread) or "torchrun" (privsynth.server.distributed_job
     # under the same ledger; replicas never take those up); revision 0007.
     runner: Mapped[str] = mapped_column(String(16), default="worker", server_default="worker")
+    # The caller's id for the create and a digest of its parameters: a retried create returns
+    # this job and reserves nothing twice (revision 0008; see request_ids).
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_jobs_tenant_request_id", "tenant", "request_id", unique=True),)
 
 
 class ModelRow(Base):

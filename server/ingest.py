@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from privsynth.server.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.db import DatasetRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument
+from privsynth.server.request_ids import request_digest, same_request
 from privsynth.server.runtime import Runtime
 from privsynth.server.strategies import dataset_key
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 __all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
 
@@ -49,6 +52,45 @@ class DatasetSpec:
     epsilon_cap: float | None = None
     delta: float | None = None
     tenant: str = "default"
+    request_id: str | None = None
+    """The caller's id for this upload (AIP-155): a retry returns the first upload's dataset."""
+
+    def digest(self) -> str:
+        """A digest of the metadata, to tell a retried upload from a reused request id."""
+        return request_digest(
+            {
+                "display_name": self.display_name,
+                "epsilon_cap": self.epsilon_cap,
+                "delta": self.delta,
+            }
+        )
+
+
+class DuplicateUpload(Exception):
+    """A retried upload finished second: ``dataset`` is the one the first attempt stored."""
+
+    def __init__(self, dataset: DatasetRow) -> None:
+        super().__init__("upload retried with the same request_id")
+        self.dataset = dataset
+
+
+def earlier_upload(runtime: Runtime, spec: DatasetSpec) -> DatasetRow | None:
+    """The dataset an earlier upload with ``spec.request_id`` created, if any.
+
+    Raises:
+        InvalidArgument: The id was used for an upload with other metadata.
+    """
+    if spec.request_id is None:
+        return None
+    with runtime.db.session() as s:
+        row = s.execute(
+            select(DatasetRow).where(
+                DatasetRow.tenant == spec.tenant, DatasetRow.request_id == spec.request_id
+            )
+        ).scalar_one_or_none()
+    if row is not None:
+        same_request(row.request_hash, spec.digest())
+    return row
 
 
 @dataclass(frozen=True)
@@ -219,7 +261,20 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
         content_sha256=digest,
         scrub_report=report,
         tenant=spec.tenant,
+        request_id=spec.request_id,
+        request_hash=spec.digest() if spec.request_id else None,
     )
-    with runtime.db.session() as s:
-        s.add(row)
+    try:
+        with runtime.db.session() as s:
+            s.add(row)
+    except IntegrityError:
+        # The same upload, retried while the first was still scrubbing: the first one stored
+        # its dataset (the unique request id). Drop this copy's shard unless it is the first's
+        # too (shards are content-addressed).
+        earlier = earlier_upload(runtime, spec)
+        if earlier is None:
+            raise
+        if earlier.shard_path != path:
+            runtime.store.delete(path)
+        raise DuplicateUpload(earlier) from None
     return row

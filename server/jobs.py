@@ -49,8 +49,10 @@ from privsynth.server.errors import (
     NotFound,
     ResourceExhausted,
 )
+from privsynth.server.request_ids import check_request_id, request_digest, same_request
 from privsynth.server.runtime import Runtime
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 __all__ = ["TERMINAL_STATES", "JobRunner", "JobSpec"]
@@ -83,6 +85,7 @@ class JobSpec:
         label_epsilon_share: float | None = None,
         public_label_weights: dict[str, float] | None = None,
         distributed: bool = False,
+        request_id: str = "",
     ) -> None:
         if not (math.isfinite(target_epsilon) and target_epsilon > 0):
             raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
@@ -109,6 +112,7 @@ class JobSpec:
             )
         _check_label_request(label_distribution, label_epsilon_share, public_label_weights)
         self.distributed = distributed
+        self.request_id = check_request_id(request_id)
         self.label_distribution = label_distribution
         self.label_epsilon_share = label_epsilon_share
         self.public_label_weights = dict(public_label_weights or {})
@@ -117,6 +121,22 @@ class JobSpec:
         self.delta = delta
         self.epochs = epochs
         self.preset = preset
+
+    def digest(self) -> str:
+        """A digest of the parameters, to tell a retry (same id) from a reused id."""
+        return request_digest(
+            {
+                "dataset": self.dataset_id,
+                "target_epsilon": self.target_epsilon,
+                "delta": self.delta,
+                "epochs": self.epochs,
+                "preset": self.preset,
+                "label_distribution": self.label_distribution,
+                "label_epsilon_share": self.label_epsilon_share,
+                "public_label_weights": sorted(self.public_label_weights.items()),
+                "distributed": self.distributed,
+            }
+        )
 
 
 def _check_label_request(mode: str, share: float | None, weights: dict[str, float] | None) -> None:
@@ -190,6 +210,9 @@ class JobRunner:
     def create(self, spec: JobSpec, *, actor: str = "anonymous") -> JobRow:
         """Create a job, reserving its ε before any data is read.
 
+        With a ``request_id`` already used by this tenant, the job that request created is
+        returned and nothing is reserved again (a retry after a network error).
+
         Raises:
             NotFound: Unknown dataset.
             InvalidArgument: Parameters that cannot give a guarantee (e.g. δ ≥ 1/n).
@@ -197,6 +220,11 @@ class JobRunner:
             ResourceExhausted: Over budget; nothing is reserved.
         """
         dataset = _live_dataset(self.runtime, spec.dataset_id)
+        digest = spec.digest() if spec.request_id else None
+        if spec.request_id is not None:
+            earlier = self._by_request(dataset.tenant, spec.request_id, digest)
+            if earlier is not None:
+                return earlier
         # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
         # jobs fit under basic composition of δ.
         delta = spec.delta if spec.delta is not None else dataset.delta / 10.0
@@ -240,6 +268,8 @@ class JobRunner:
             label_noise_multiplier=plan.label_noise_multiplier,
             label_release=label_release,
             runner=TORCHRUN if spec.distributed else WORKER,
+            request_id=spec.request_id,
+            request_hash=digest,
         )
         try:
             with self.runtime.db.session() as s:
@@ -267,6 +297,17 @@ class JobRunner:
                         tenant=dataset.tenant,
                     )
                 )
+        except IntegrityError:
+            # The same request, retried while the first attempt was creating its job: that
+            # transaction won (the unique request id), this one rolled back its reservation.
+            earlier = (
+                self._by_request(dataset.tenant, spec.request_id, digest)
+                if spec.request_id is not None
+                else None
+            )
+            if earlier is None:
+                raise
+            return earlier
         except ResourceExhausted as exc:
             self.runtime.metrics.budget_refusals.inc()
             # The refused transaction rolled back; the refusal itself is still on the record.
@@ -286,6 +327,20 @@ class JobRunner:
             raise
         if not spec.distributed:  # (a torchrun job waits for its launch; see distributed_job)
             self.submit(job_id)
+        return job
+
+    def _by_request(self, tenant: str, request_id: str, digest: str | None) -> JobRow | None:
+        """The job an earlier request with this id created, if any.
+
+        Raises:
+            InvalidArgument: The id was used for a request with other parameters.
+        """
+        with self.runtime.db.session() as s:
+            job = s.execute(
+                select(JobRow).where(JobRow.tenant == tenant, JobRow.request_id == request_id)
+            ).scalar_one_or_none()
+        if job is not None:
+            same_request(job.request_hash, digest or "")
         return job
 
     @staticmethod

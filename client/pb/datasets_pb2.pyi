@@ -195,21 +195,28 @@ class DatasetMetadata(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     EPSILON_CAP_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     display_name: _builtins.str
     epsilon_cap: _builtins.float
     """Privacy budget cap for the dataset; unset means the server default."""
     delta: _builtins.float
     """delta of the cap; unset means min(1e-5, 1/(10 n)) with n the number of records."""
+    request_id: _builtins.str
+    """AIP-155: the caller's id for this upload (e.g. a UUID, up to 128 of A-Z a-z 0-9 . _ : -).
+    A retry with the same id returns the dataset the first attempt created and stores nothing
+    twice; the same id with other metadata is INVALID_ARGUMENT. The client library sets one.
+    """
     def __init__(
         self,
         *,
         display_name: _builtins.str = ...,
         epsilon_cap: _builtins.float | None = ...,
         delta: _builtins.float | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epsilon_cap", b"_epsilon_cap", "delta", b"delta", "epsilon_cap", b"epsilon_cap"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epsilon_cap", b"_epsilon_cap", "delta", b"delta", "display_name", b"display_name", "epsilon_cap", b"epsilon_cap"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epsilon_cap", b"_epsilon_cap", "delta", b"delta", "display_name", b"display_name", "epsilon_cap", b"epsilon_cap", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015

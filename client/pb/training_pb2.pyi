@@ -220,6 +220,7 @@ class CreateTrainingJobRequest(_message.Message):
     LABEL_EPSILON_SHARE_FIELD_NUMBER: _builtins.int
     PUBLIC_LABEL_WEIGHTS_FIELD_NUMBER: _builtins.int
     DISTRIBUTED_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     target_epsilon: _builtins.float
     delta: _builtins.float
@@ -240,6 +241,11 @@ class CreateTrainingJobRequest(_message.Message):
     chart's training Job) claims it, trains on every rank and commits what it spent. Server
     workers never run such a job. The model is served like any other.
     """
+    request_id: _builtins.str
+    """AIP-155: the caller's id for this request (e.g. a UUID, up to 128 of A-Z a-z 0-9 . _ : -).
+    A retry with the same id returns the job the first attempt created and reserves nothing
+    twice; the same id with other parameters is INVALID_ARGUMENT. The client library sets one.
+    """
     @_builtins.property
     def public_label_weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """PUBLIC only: the declared label mix (weights, normalised). Empty means the dataset's label
@@ -258,10 +264,11 @@ class CreateTrainingJobRequest(_message.Message):
         label_epsilon_share: _builtins.float | None = ...,
         public_label_weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         distributed: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "delta", b"delta", "epochs", b"epochs", "label_epsilon_share", b"label_epsilon_share"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "request_id", b"request_id", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015

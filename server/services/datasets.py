@@ -10,8 +10,15 @@ from privsynth.server import audit
 from privsynth.server.auth import Identity, identity_of
 from privsynth.server.db import DatasetRow, utcnow
 from privsynth.server.errors import InvalidArgument, NotFound
-from privsynth.server.ingest import DatasetSpec, IncomingRecord, ingest
+from privsynth.server.ingest import (
+    DatasetSpec,
+    DuplicateUpload,
+    IncomingRecord,
+    earlier_upload,
+    ingest,
+)
 from privsynth.server.names import parse_name
+from privsynth.server.request_ids import check_request_id
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import dataset_pb
 from privsynth.server.services.paging import paginate
@@ -59,7 +66,12 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             epsilon_cap=meta.epsilon_cap if meta.HasField("epsilon_cap") else None,
             delta=meta.delta if meta.HasField("delta") else None,
             tenant=identity.tenant,
+            request_id=check_request_id(meta.request_id),
         )
+        earlier = earlier_upload(self.runtime, spec)
+        if earlier is not None:
+            # A retry of an upload that completed: answer with its dataset, read nothing more.
+            return dataset_pb(earlier)
 
         def records() -> Iterator[IncomingRecord]:
             for msg in request_iterator:
@@ -70,7 +82,10 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 for r in msg.records.records:
                     yield IncomingRecord(text=r.text, label=r.label, user_id=r.user_id)
 
-        row = ingest(self.runtime, spec, records())
+        try:
+            row = ingest(self.runtime, spec, records())
+        except DuplicateUpload as dup:
+            return dataset_pb(dup.dataset)
         # ingest commits the dataset row; its two audit entries follow at once. They hold
         # counts and hashes only: no display name, no text.
         report = row.scrub_report

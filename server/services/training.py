@@ -67,6 +67,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             ),
             public_label_weights=dict(request.public_label_weights),
             distributed=request.distributed,
+            request_id=request.request_id,
         )
         return job_pb(self.runner.create(spec, actor=identity.name))
 
