@@ -33,8 +33,9 @@ from privsynth.server.accounting import (
     accounting_delta,
     compose_epsilon,
 )
+from privsynth.server.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.db import DatasetRow, LedgerRow, utcnow
-from privsynth.server.errors import InvalidArgument, ResourceExhausted
+from privsynth.server.errors import ResourceExhausted
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -381,13 +382,9 @@ def change_cap(
         InvalidArgument: A cap that is not positive, or a δ cap at or above 1/n.
     """
     dataset = lock_dataset(session, dataset_id)
-    if not (math.isfinite(epsilon_cap) and epsilon_cap > 0):
-        raise InvalidArgument("epsilon_cap must be a number > 0", field="epsilon_cap")
+    check_epsilon_cap(epsilon_cap)
     new_delta = dataset.delta if delta_cap is None else delta_cap
-    if not (0.0 < new_delta < 1.0 / max(dataset.record_count, 1)):
-        raise InvalidArgument(
-            f"delta must lie in (0, 1/n) for n = {dataset.record_count} records", field="delta"
-        )
+    check_delta_cap(new_delta, dataset.record_count)
     old_epsilon, old_delta = dataset.epsilon_cap, dataset.delta
     dataset.epsilon_cap, dataset.delta = epsilon_cap, new_delta
     after = get_budget(session, dataset)

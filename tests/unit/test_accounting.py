@@ -335,3 +335,13 @@ def test_accounting_a_label_release_warns_nothing_while_other_threads_use_warnin
         stop.set()
         churn.join()
     assert not errors, repr(errors[0])
+
+
+@pytest.mark.parametrize("cap", [1e308, float("inf"), 0.0, -1.0])
+def test_a_cap_change_bounds_epsilon_like_an_upload(tmp_path: Path, cap: float) -> None:
+    from privsynth.server.errors import InvalidArgument
+
+    db = _db(tmp_path, cap=20.0)
+    with db.session() as s, pytest.raises(InvalidArgument) as exc:
+        ledger.change_cap(s, "d1", epsilon_cap=cap, delta_cap=None, actor="admin")
+    assert exc.value.field == "epsilon_cap"
