@@ -5,6 +5,13 @@ server or the models, so teams can install it without torch or Presidio.
 """
 
 from privsynth.client.client import PrivsynthClient, RecordIn, TlsConfig
-from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
+from privsynth.client.errors import BudgetExhausted, Overloaded, PrivsynthClientError
 
-__all__ = ["BudgetExhausted", "PrivsynthClient", "PrivsynthClientError", "RecordIn", "TlsConfig"]
+__all__ = [
+    "BudgetExhausted",
+    "Overloaded",
+    "PrivsynthClient",
+    "PrivsynthClientError",
+    "RecordIn",
+    "TlsConfig",
+]

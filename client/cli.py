@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from privsynth.client.audit import AuditEntry, verify_chain
 from privsynth.client.client import PrivsynthClient, RecordIn, TlsConfig
-from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
+from privsynth.client.errors import BudgetExhausted, Overloaded, PrivsynthClientError
 from privsynth.client.pb import training_pb2
 from privsynth.client.progress import ProgressBar
 from privsynth.client.sources import FORMATS, FileSourceError, SourceRecord, SourceStats
@@ -833,6 +833,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: {exc.message} (remaining epsilon {exc.epsilon_remaining:g})", file=sys.stderr
         )
         return 3
+    except Overloaded as exc:
+        print(
+            f"error: the server is busy: {exc.message}\n"
+            f"  nothing was done; retry in {exc.retry_after_s or 1.0:g} s or later",
+            file=sys.stderr,
+        )
+        return 75  # EX_TEMPFAIL
     except PrivsynthClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         for field, why in exc.field_violations.items():

@@ -15,13 +15,17 @@ included. So:
 * **privsynth streams** (UploadDataset, Generate, WatchTrainingJob) together hold at most
   ``max_streams`` threads of the main pool, so unary calls (and refusals) always find a free
   thread, and WatchTrainingJob, which may idle for hours, at most ``max_watch_streams``.
+* **CPU-bound work** is bounded per class, so a crowd of callers gets refusals instead of
+  sharing the cores (and the GIL) ever more thinly, health included: ``Generate`` at most
+  ``max_generate_calls`` at once (``generation``), ``AnalyzeText`` and ``ScrubText`` together
+  at most ``max_scrub_calls`` (``scrubbing``).
 
 The check runs on the call's own pool thread (gRPC gives an interceptor no way to end a call
 before then), which is why every bounded pool keeps threads beyond its bound.
 
 A call over a bound is refused at once with RESOURCE_EXHAUSTED, a ``QuotaFailure`` naming the
 class and a ``RetryInfo`` (:class:`~privsynth.server.errors.Overloaded`); nothing queues.
-Unary privsynth calls are not bounded here: they queue for the main pool's threads.
+Other unary privsynth calls are not bounded here: they queue for the main pool's threads.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from concurrent import futures
 from privsynth.server.errors import Overloaded
 
 __all__ = [
+    "DEFAULT_MAX_GENERATE_CALLS",
+    "DEFAULT_MAX_SCRUB_CALLS",
     "HEALTH_POOL_THREADS",
     "HEALTH_SERVICE",
     "HEALTH_WATCH_LIMIT",
@@ -54,6 +60,16 @@ HEALTH_WATCH_LIMIT = 32
 REFLECTION_LIMIT = 4
 """Open reflection streams at once, each on its own thread of the reflection pool."""
 _WATCH_METHODS = frozenset({"/privsynth.v1.Training/WatchTrainingJob"})
+_WORK_CLASSES = {
+    "/privsynth.v1.Generation/Generate": "generation",
+    "/privsynth.v1.Scrubbing/AnalyzeText": "scrubbing",
+    "/privsynth.v1.Scrubbing/ScrubText": "scrubbing",
+}
+"""CPU-bound methods and the class each is bounded in."""
+DEFAULT_MAX_GENERATE_CALLS = 2
+"""Generate calls at once: one per core of the 2-core machines this was measured on."""
+DEFAULT_MAX_SCRUB_CALLS = 4
+"""AnalyzeText/ScrubText calls at once: enough to keep two scrub workers busy."""
 _RETRY_AFTER_S = 1.0
 
 
@@ -84,14 +100,25 @@ class Admission:
         max_streams: privsynth streaming calls (any of the three) open at once.
         max_watch_streams: WatchTrainingJob calls open at once (also counted in
             ``max_streams``).
+        max_generate_calls: Generate calls open at once (also counted in ``max_streams``).
+        max_scrub_calls: AnalyzeText and ScrubText calls running at once.
     """
 
-    def __init__(self, *, max_streams: int, max_watch_streams: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_streams: int,
+        max_watch_streams: int,
+        max_generate_calls: int = DEFAULT_MAX_GENERATE_CALLS,
+        max_scrub_calls: int = DEFAULT_MAX_SCRUB_CALLS,
+    ) -> None:
         self.limits = {
             "health_watch": HEALTH_WATCH_LIMIT,
             "reflection": REFLECTION_LIMIT,
             "streams": max_streams,
             "watch": max_watch_streams,
+            "generation": max_generate_calls,
+            "scrubbing": max_scrub_calls,
         }
         self._open = dict.fromkeys(self.limits, 0)
         self._lock = threading.Lock()
@@ -110,11 +137,12 @@ class Admission:
             return ("health_watch",) if method.endswith("/Watch") else ()
         if service in REFLECTION_SERVICES:
             return ("reflection",)
+        work = (_WORK_CLASSES[method],) if method in _WORK_CLASSES else ()
         if not streaming:
-            return ()
+            return work
         if method in _WATCH_METHODS:
             return ("streams", "watch")
-        return ("streams",)
+        return ("streams", *work)
 
     def pool_for(self, method: str) -> futures.ThreadPoolExecutor | None:
         """The dedicated pool ``method`` runs on, or None for the server's main pool."""

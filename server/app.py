@@ -114,6 +114,8 @@ class PrivsynthServer:
         self.admission = Admission(
             max_streams=settings.max_streams or default_max_streams(settings.max_workers),
             max_watch_streams=settings.max_watch_streams,
+            max_generate_calls=settings.max_generate_calls,
+            max_scrub_calls=settings.max_scrub_calls,
         )
         self.interceptor = ServerInterceptor(self.runtime.metrics, self.auth, self.admission)
         self.health = HealthServicer()

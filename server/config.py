@@ -38,6 +38,10 @@ class Settings(BaseSettings):
             at once; each holds a thread of the pool. 0 (default) leaves a quarter of
             ``max_workers`` (at least 2 threads) to unary calls. Over it: RESOURCE_EXHAUSTED.
         max_watch_streams: WatchTrainingJob calls open at once (they may idle for hours).
+        max_generate_calls: Generate calls running at once (each keeps a core busy); more
+            are refused at once with RESOURCE_EXHAUSTED and a RetryInfo.
+        max_scrub_calls: AnalyzeText and ScrubText calls running at once; more are refused
+            the same way.
         training_workers: Training jobs run at once in this process. 0 makes an API-only
             replica: it accepts jobs (reserving budget) but trains none; a replica with
             workers takes them up within a quarter of ``job_lease_s``.
@@ -98,6 +102,8 @@ class Settings(BaseSettings):
     max_workers: int = Field(default=16, ge=1)
     max_streams: int = Field(default=0, ge=0)
     max_watch_streams: int = Field(default=4, ge=1)
+    max_generate_calls: int = Field(default=2, ge=1)  # admission.DEFAULT_MAX_GENERATE_CALLS
+    max_scrub_calls: int = Field(default=4, ge=1)  # admission.DEFAULT_MAX_SCRUB_CALLS
     training_workers: int = Field(default=1, ge=0)
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=128)
     job_lease_s: float = Field(default=60.0, gt=0)

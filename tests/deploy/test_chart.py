@@ -77,6 +77,10 @@ EXPECTED_DEFAULT_CONFIG = {
     "PRIVSYNTH_CHECKPOINT_EVERY_S": "60",
     "PRIVSYNTH_MAX_PHYSICAL_BATCH_SIZE": "0",
     "PRIVSYNTH_DEFAULT_EPSILON_CAP": "10.0",
+    "PRIVSYNTH_MAX_STREAMS": "0",
+    "PRIVSYNTH_MAX_WATCH_STREAMS": "4",
+    "PRIVSYNTH_MAX_GENERATE_CALLS": "2",
+    "PRIVSYNTH_MAX_SCRUB_CALLS": "4",
 }
 
 
@@ -318,6 +322,8 @@ def test_config_values_map_to_env_vars() -> None:
             "trainingWorkers": 3,
             "torchThreads": 1,
             "defaultEpsilonCap": 2.5,
+            "maxGenerateCalls": 4,
+            "maxScrubCalls": 8,
             "extra": {"PRIVSYNTH_FEATURE_X": True},
         },
         "terminationGracePeriodSeconds": 45,
@@ -330,6 +336,8 @@ def test_config_values_map_to_env_vars() -> None:
     assert data["PRIVSYNTH_TRAINING_WORKERS"] == "3"
     assert data["PRIVSYNTH_TORCH_THREADS"] == "1"
     assert data["PRIVSYNTH_DEFAULT_EPSILON_CAP"] == "2.5"
+    assert data["PRIVSYNTH_MAX_GENERATE_CALLS"] == "4"
+    assert data["PRIVSYNTH_MAX_SCRUB_CALLS"] == "8"
     assert data["PRIVSYNTH_FEATURE_X"] == "true"
     assert pod_spec(manifests)["terminationGracePeriodSeconds"] == 45
 
