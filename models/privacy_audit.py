@@ -24,9 +24,9 @@ The number of guesses r is not tuned on the result: a fixed grid (:data:`GUESS_F
 is tried and the significance is split evenly over it (Bonferroni), so reporting the best of
 the grid still holds with 95% confidence. A bound above the claimed ε means the claim is false
 (with 95% confidence); a bound below it proves nothing more than that this attack did not
-break it: one-run audits of DP-SGD's last iterate are far from tight (the paper's own figures
-reach ε_lb ≈ 1.7 at ε = 8 in the white-box gradient-canary setting), and with m canaries the
-bound can never exceed logit(0.05^(1/m)) even if every guess is right.
+break it: one-run audits of DP-SGD's last iterate with input-space canaries are far from tight
+(the paper reports the same), and with m canaries the bound can never exceed
+logit((significance / 6)^(1/m)) even if every guess is right (5.3 at m = 1,000).
 """
 
 from __future__ import annotations
@@ -232,7 +232,8 @@ def audit_bound(
             canaries=m, guesses=r, correct=hits, delta=delta, significance=level
         )
         outcomes.append(GuessOutcome(r, k_in, hits, bound))
-    best = max(outcomes, key=lambda o: (o.epsilon_lower_bound, -o.guesses))
+    # On a tie (typically every bound 0) report the most guesses: the plainest summary.
+    best = max(outcomes, key=lambda o: (o.epsilon_lower_bound, o.guesses))
     return best, outcomes
 
 
@@ -380,7 +381,6 @@ def _record_losses(model: Any, tokenizer: Any, texts: Sequence[str]) -> list[flo
 def run_privacy_audit(
     config: AuditConfig,
     *,
-    public_texts: Sequence[str] | None = None,
     on_progress: Callable[[AuditProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     rng: Any = None,
@@ -388,10 +388,9 @@ def run_privacy_audit(
     """Train once with canaries on public data and bound ε from membership guesses.
 
     Args:
-        config: The mechanism to audit and the audit's size.
-        public_texts: Public records to train on beside the canaries (default: the Austen
-            paragraphs shipped with the package). Never private data: this path charges no
-            ledger.
+        config: The mechanism to audit and the audit's size. The records beside the canaries
+            are always the Austen paragraphs shipped with the package: no argument can route
+            private data into this run, which is why it never needs the ledger.
         on_progress: Called with the phase and, while training, the step.
         should_stop: Polled during training; when True the audit ends with
             ``TrainingInterrupted`` (nothing private was spent).
@@ -412,8 +411,7 @@ def run_privacy_audit(
 
     started = time.monotonic()
     rng = rng if rng is not None else secrets.SystemRandom()
-    if public_texts is None:
-        public_texts = read_public_corpus()[0]
+    public_texts = read_public_corpus()[0]
     public = list(public_texts[: config.public_records])
     words = canary_vocabulary(public_texts)
     canaries = make_canaries(config.canaries, words=words, length=config.canary_words, rng=rng)

@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 MIN_CANARIES = 100
-"""Fewest canaries a request may ask for: with fewer, even all-correct guesses bound ε below
-~3.5, so the audit could not refute any claim worth making."""
+"""Fewest canaries a request may ask for: at 100, even all-correct guesses bound ε only up to
+about 3 (95%, over the guess grid), and fewer could not refute any claim worth making."""
 MAX_CANARIES = 10_000
 DEFAULT_CANARIES = 1000
 DEFAULT_AUDIT_PRESET = "small"
