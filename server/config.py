@@ -66,6 +66,8 @@ class Settings(BaseSettings):
         scrub_batch_size: Records per Presidio batch.
         scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
             ~370 MB); 0 scrubs in the server process.
+        scrub_worker_max_rss_mb: A scrub worker holding more than this many MiB after a task
+            is replaced by a fresh one (0: never).
         scrub_policy: Replacement strategies per entity type (YAML); defaults to the packaged
             ``conf/scrub.yaml`` (typed placeholders).
         nlp_config: Presidio NLP engine YAML; defaults to the packaged ``conf/nlp.yaml``.
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
     max_records: int = Field(default=1_000_000, ge=1)
     scrub_batch_size: int = Field(default=64, ge=1)
     scrub_workers: int = Field(default=2, ge=0)
+    scrub_worker_max_rss_mb: int = Field(default=1536, ge=0)
     scrub_policy: Path | None = None
     model_dir: Path | None = None
     nlp_config: Path | None = None
