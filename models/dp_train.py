@@ -19,10 +19,18 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from privsynth.models.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    Checkpointing,
+    any_rank,
+    choose_checkpoint,
+    read_checkpoint,
+    write_atomically,
+)
 from privsynth.models.family import Tokenizer, prompt_positions
 from privsynth.models.presets import PRESETS, load_base
 from privsynth.models.secret_rng import NOISE_SOURCE, secret_generator, system_random
@@ -40,6 +48,7 @@ __all__ = [
     "CheckpointError",
     "Checkpointing",
     "DPConfig",
+    "DPTrainingRun",
     "Example",
     "Progress",
     "TrainResult",
@@ -81,70 +90,6 @@ class TrainingInterrupted(Exception):
         self.epsilon_spent = epsilon_spent
         self.steps = steps
         self.cancelled = cancelled
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be resumed: unreadable, or written by a different run.
-
-    Raised before any step of the resumed run, so nothing new was consumed.
-    """
-
-
-@dataclass(frozen=True, kw_only=True)
-class Checkpointing:
-    """Where and how often a run saves the state it can resume from.
-
-    A checkpoint holds the trainable weights, the optimizer state, the accountant's state
-    (Opacus' ``history`` of (σ, q, steps)), the step counter, the elapsed time and the state
-    of the run's secret generators (Poisson sampling, noise) and the seed of its choice of one
-    record per user. That state is as secret as the noise itself: the file is private (0600 in
-    a 0700 directory) and whoever runs the job deletes it when the job ends. A run resumed
-    from step k therefore continues the very noise stream it left (it never draws fresh noise
-    for a step it already released, nor releases a step twice), takes exactly the remaining
-    steps and reports the ε of the whole run: the steps before k are neither forgotten nor
-    counted twice. Steps taken after the last checkpoint by a run that then died are discarded
-    unreleased (their model state never left the process) and are taken again, with the same
-    coin flips: a replay of the same run, not a second release.
-
-    Under ``torchrun`` (world size W > 1) every rank saves its own file next to ``path``
-    (``<stem>.rank<r>-of-<W><suffix>``, its RNG state being its own), at the same step: the
-    ranks agree on when to save and when to stop through one small all-reduce per step. Each
-    rank keeps its previous file too (``….prev``), so a crash between two ranks' writes still
-    leaves a step every rank holds; a resumed run takes the latest such step, and starts afresh
-    when there is none.
-
-    Attributes:
-        path: The checkpoint file, written atomically (temporary file, fsync, rename). When
-            it exists at the start of ``train_dp`` the run resumes from it.
-        every_s: Save when this many seconds passed since the last save (0: never by time).
-        every_steps: Save every this many optimizer steps (0: never by count).
-        on_stop: Also save when ``should_stop`` ends the run, so it can be resumed.
-        stop_at_step: Save and stop, resumably, once the run reaches this step (0: never); for
-            time-sliced runs on preemptible capacity. Raises ``TrainingInterrupted`` like a
-            stop request.
-    """
-
-    path: Path
-    every_s: float = 60.0
-    every_steps: int = 0
-    on_stop: bool = True
-    stop_at_step: int = 0
-
-    def files(self, rank: int, world_size: int) -> tuple[Path, Path | None]:
-        """This rank's latest checkpoint file and, under ``torchrun``, its previous one."""
-        if world_size == 1:
-            return self.path, None
-        stem = f"{self.path.stem}.rank{rank}-of-{world_size}"
-        return (
-            self.path.with_name(f"{stem}{self.path.suffix}"),
-            self.path.with_name(f"{stem}.prev{self.path.suffix}"),
-        )
-
-    def remove(self, rank: int, world_size: int) -> None:
-        """Delete this rank's checkpoint files (a finished run, or a stale partial one)."""
-        for path in self.files(rank, world_size):
-            if path is not None:
-                path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -402,35 +347,8 @@ def initial_model(
     return model, base.provenance
 
 
-_CHECKPOINT_FORMAT = 2
-"""2: the secret noise generator's state is saved (format 1 drew noise from a public seed)."""
 _REPORT_COST_FACTOR = 4.0
 """Progress reports are at least this many times the ε computation's own cost apart."""
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a part.
-
-    The file is private (0600, in a 0700 directory) whatever the umask: a checkpoint holds the
-    state of the run's secret noise generator, and whoever read it could replay the noise.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # (a directory we do not own stays as it is)
-        path.parent.chmod(0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):  # make the rename itself durable where possible
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -444,50 +362,11 @@ def _sampler_generator(loader: DataLoader[Any]) -> torch.Generator | None:
     return gen if isinstance(gen, torch.Generator) else None
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint (tensors and plain containers only: never arbitrary pickles).
-
-    Raises:
-        CheckpointError: Unreadable or of an unknown format.
-    """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint is unreadable ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
-        raise CheckpointError("checkpoint has an unknown format")
-    return ckpt
-
-
 def _with_fine_tuning(base: dict[str, Any] | None, cfg: Any) -> dict[str, Any] | None:
     """The card's base-model entry, naming how a Hugging Face base was fine-tuned."""
     if base is None or not hasattr(cfg, "adaptation"):
         return base
     return {**base, "fine_tuning": f"{cfg.adaptation} (top {cfg.trainable_layers} layers)"}
-
-
-def _bounding_seed(checkpoint: Checkpointing | None, rank: int, world_size: int) -> int:
-    """The secret seed of this run's choice of one record per user.
-
-    Drawn from the OS for a fresh run; a resumed run must train on the very records its first
-    part trained on (else a user could contribute one record before the resume and another
-    after), so it takes the seed from its checkpoint, a private file. Under ``torchrun`` every
-    rank must train on the same bounded corpus: rank 0's seed is broadcast.
-    """
-    seed: int | None = None
-    if checkpoint is not None:
-        for path in checkpoint.files(rank, world_size):
-            if seed is None and path is not None and path.exists():
-                with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError):
-                    saved = _read_checkpoint(path).get("bounding_seed")
-                    seed = None if saved is None else int(saved)
-    if seed is None:
-        seed = secrets.randbits(128)
-    if world_size > 1:
-        box: list[Any] = [seed]
-        torch.distributed.broadcast_object_list(box, src=0)
-        seed = int(box[0])
-    return seed
 
 
 def _mechanism_ran(
@@ -521,73 +400,6 @@ def _mechanism_ran(
         "delta": float(delta),
         "expected_batch_size": round(float(optimizer.expected_batch_size) * world_size),
     }
-
-
-def _any_rank(flags: Sequence[bool], world_size: int) -> list[bool]:
-    """For each flag, whether it holds on any rank, in one all-reduce.
-
-    Every rank must call this at the same point with as many flags.
-    """
-    if world_size == 1:
-        return list(flags)
-    values = torch.tensor([int(f) for f in flags])
-    torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
-    return [bool(v) for v in values]
-
-
-def _choose_checkpoint(
-    cfg: Checkpointing, run_key: dict[str, Any], rank: int, world_size: int
-) -> dict[str, Any] | None:
-    """The checkpoint this rank resumes from, or None to start afresh.
-
-    One process resumes from ``cfg.path`` if it exists. Under ``torchrun`` the ranks pick the
-    latest step that every rank holds a file of (latest or previous generation); with none
-    (e.g. the run died before every rank had saved once), all start afresh and drop their
-    stale files, so no later resume can mix them in.
-
-    Raises:
-        CheckpointError: A file is unreadable or from another run (on every rank together).
-    """
-    held: dict[int, dict[str, Any]] = {}
-    source: dict[int, Path] = {}
-    failure = ""
-    for path in cfg.files(rank, world_size):
-        if path is None or not path.exists():
-            continue
-        try:
-            ckpt = _read_checkpoint(path)
-            step = int(ckpt["step"])
-        except CheckpointError as exc:
-            failure = str(exc)
-            continue
-        except (KeyError, TypeError, ValueError):
-            failure = "checkpoint has no step"
-            continue
-        if ckpt.get("run") != run_key or ckpt.get("rank", 0) != rank:
-            failure = "checkpoint was written by a run with other parameters"
-            continue
-        held[step] = ckpt
-        source[step] = path
-    if world_size == 1:
-        if failure:
-            raise CheckpointError(failure)
-        return next(iter(held.values()), None)
-    gathered: list[Any] = [None] * world_size
-    torch.distributed.all_gather_object(gathered, (sorted(held), failure))
-    failures = [f for _, f in gathered if f]
-    if failures:
-        raise CheckpointError(failures[0])
-    common = set.intersection(*(set(steps) for steps, _ in gathered))
-    if not common:
-        cfg.remove(rank, world_size)
-        return None
-    chosen = max(common)
-    latest, _ = cfg.files(rank, world_size)
-    if source[chosen] != latest:
-        # Resuming from the previous generation: it becomes the latest again (the newer file,
-        # which not every rank reached, is dropped), so the next save keeps it as previous.
-        os.replace(source[chosen], latest)
-    return held[chosen]
 
 
 def train_dp(
@@ -627,7 +439,7 @@ def train_dp(
         warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
         warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
         warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
-        return _train_dp(
+        return DPTrainingRun(
             examples,
             config=config,
             tokenizer=tokenizer,
@@ -635,366 +447,488 @@ def train_dp(
             should_stop=should_stop,
             progress_every_s=progress_every_s,
             checkpoint=checkpoint,
-        )
+        ).run()
 
 
-def _train_dp(
-    examples: Sequence[Example],
-    *,
-    config: DPConfig,
-    tokenizer: Tokenizer,
-    on_progress: Callable[[Progress], None] | None,
-    should_stop: Callable[[], bool] | None,
-    progress_every_s: float,
-    checkpoint: Checkpointing | None,
-) -> TrainResult:
-    from opacus import PrivacyEngine
-    from opacus.data_loader import DPDataLoader
+class DPTrainingRun:
+    """One DP-SGD run: the objects that hold its state, and one method per thing it does.
 
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    world_size = torch.distributed.get_world_size() if distributed else 1
-    rank = torch.distributed.get_rank() if distributed else 0
-    user_level = any(e.user for e in examples)
-    bounding_seed: int | None = None
-    if user_level:
-        bounding_seed = _bounding_seed(checkpoint, rank, world_size)
-        examples = bound_user_contributions(examples, rng=random.Random(bounding_seed))
-    n = len(examples)
-    config.validate(n)
-    # (The initial weights come from torch's global generator: they are public, no guarantee
-    # rests on them. Every draw one does rests on comes from the secret generators below.)
-    model, base = initial_model(config.preset, tokenizer)
-    model_cfg = model.cfg
-    text_ids = tokenizer.encode_batch([e.text for e in examples])
-    prompts: dict[str | None, list[int]] = {}
-    seqs = []
-    for ex, ids in zip(examples, text_ids, strict=True):
-        label = ex.label or None
-        if label not in prompts:
-            prompts[label] = tokenizer.prompt(label)
-        seqs.append(encode_example(tokenizer, ids, prompts[label], model_cfg.max_len))
-    # Shortest records first. Poisson sampling ignores order (each record is drawn
-    # independently), but its batches list their indices in dataset order, and
-    # BatchMemoryManager cuts them into physical batches in that order, each padded to its
-    # own longest record: sorted, records of similar length share a physical batch and
-    # little compute goes to padding.
-    seqs.sort(key=len)
+    The state is explicit: the model and its DP wrappers (module, optimizer, Poisson loader,
+    criterion), the accountant (``engine.accountant``), the run's secret generators
+    (``sampler_rng``, ``noise_rng``; see :mod:`privsynth.models.secret_rng`), the seed of its
+    secret choice of one record per user, the checkpoint policy, and the counters (``step``,
+    ``loss_ema``, report and save times). The rules that a stated ε rests on have one home
+    each here:
 
-    batch_size = max(1, min(config.batch_size, n // 4))
-    loader = DataLoader(
-        _TokenDataset(seqs), batch_size=batch_size, collate_fn=_collate(tokenizer.pad_id)
-    )
-    train_module: nn.Module = model
-    if distributed:
-        # Data-parallel DP-SGD (torchrun): each rank Poisson-samples its shard at the same
-        # rate, clipped gradients are summed across ranks and only one rank adds noise, so
-        # the run is accounted exactly like a single process with that rate and step count.
-        from opacus.distributed import (
-            DifferentiallyPrivateDistributedDataParallel as DPDDP,  # noqa: N817
-        )
+    * secret randomness: :meth:`_make_private` (generators) and :meth:`_agree_bounding_seed`;
+    * resume: :meth:`_resume` restores weights, optimizer, accountant and counters before the
+      first step and the generators' state as the first resumed epoch starts
+      (:meth:`_restore_generators`), so the run continues its own noise stream;
+    * what the card states: :meth:`result` reads the mechanism back from the objects that ran;
+    * distributed agreement: every rank saves and stops at the same step
+      (:meth:`_checkpoint_and_stop`, one all-reduce per step).
 
-        train_module = DPDDP(model)  # (broadcasts rank 0's initial weights)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    # Secret coin flips (see secret_rng): Poisson sampling and Gaussian noise each draw from a
-    # generator seeded from the OS for this run and this rank (ranks sample their shards
-    # independently; only rank 0 adds noise). Opacus gives ``secure_rng`` to the Poisson
-    # sampler (without ``secure_mode``, which needs torchcsprng, its optimizer ignores it) and
-    # ``noise_generator`` to the optimizer.
-    sampler_rng, noise_rng = secret_generator(), secret_generator()
-    engine = PrivacyEngine(accountant=config.accountant)
-    engine.secure_rng = sampler_rng
-    mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
-    criterion = nn.CrossEntropyLoss(ignore_index=tokenizer.pad_id)
-    common: dict[str, Any] = {
-        "module": train_module,
-        "optimizer": optimizer,
-        "data_loader": loader,
-        "criterion": criterion,
-        "max_grad_norm": config.max_grad_norm,
-        "poisson_sampling": True,
-        "grad_sample_mode": mode,
-        "noise_generator": noise_rng,
-    }
-    if config.noise_multiplier is not None:
-        made = engine.make_private(noise_multiplier=config.noise_multiplier, **common)
-    else:
-        made = engine.make_private_with_epsilon(
-            target_epsilon=config.target_epsilon,
-            target_delta=config.target_delta,
-            epochs=config.epochs,
-            **common,
-        )
-    if mode == "ghost":
-        dp_model, dp_optimizer, dp_criterion, dp_loader = made
-    else:
-        dp_model, dp_optimizer, dp_loader = made
-        dp_criterion = None
-    assert isinstance(dp_loader, DPDataLoader)
-    if _sampler_generator(dp_loader) is not sampler_rng:
-        raise RuntimeError("Poisson sampler does not draw from the run's secret generator")
-    # Floating-point-hardened noise (Opacus' secure-mode sampler: 2n draws summed), drawn from
-    # our secret generator; Opacus' own secure_mode switch would also demand torchcsprng.
-    dp_optimizer.secure_mode = True
-    sample_rate = float(dp_loader.sample_rate)
-    steps_per_epoch = len(dp_loader)
-    total_steps = steps_per_epoch * config.epochs
-    pad_id = tokenizer.pad_id
-    memory = contextlib.ExitStack()
-    train_loader: DataLoader[Any] = dp_loader
-    if config.max_physical_batch_size > 0:
-        # Poisson batches larger than this are split into physical batches whose clipped
-        # gradients accumulate into one noisy step; an empty batch still yields one (empty)
-        # physical batch, which takes the noise-only step below.
-        from opacus.utils.batch_memory_manager import BatchMemoryManager
+    Use :func:`train_dp`; a run is single-use.
+    """
 
-        train_loader = memory.enter_context(
-            BatchMemoryManager(
-                data_loader=dp_loader,
-                max_physical_batch_size=config.max_physical_batch_size,
-                optimizer=dp_optimizer,
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        *,
+        config: DPConfig,
+        tokenizer: Tokenizer,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        progress_every_s: float = 1.0,
+        checkpoint: Checkpointing | None = None,
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+        self.progress_every_s = progress_every_s
+        self.checkpoint = checkpoint
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.world_size = torch.distributed.get_world_size() if distributed else 1
+        self.rank = torch.distributed.get_rank() if distributed else 0
+        self.user_level = any(e.user for e in examples)
+        self.bounding_seed: int | None = None
+        if self.user_level:
+            self.bounding_seed = self._agree_bounding_seed()
+            examples = bound_user_contributions(examples, rng=random.Random(self.bounding_seed))
+        self.examples = list(examples)
+        self.n = len(self.examples)
+        config.validate(self.n)
+        # (The initial weights come from torch's global generator: they are public, no
+        # guarantee rests on them. Every draw one does rests on comes from the secret
+        # generators made in _make_private.)
+        self.model, self.base = initial_model(config.preset, tokenizer)
+        self.batch_size = max(1, min(config.batch_size, self.n // 4))
+        self.mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
+        self._make_private(self._loader(), distributed=distributed)
+        self.steps_per_epoch = len(self.dp_loader)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.memory = contextlib.ExitStack()
+        self.train_loader: DataLoader[Any] = self.dp_loader
+        if config.max_physical_batch_size > 0:
+            # Poisson batches larger than this are split into physical batches whose clipped
+            # gradients accumulate into one noisy step; an empty batch still yields one
+            # (empty) physical batch, which takes the noise-only step.
+            from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+            self.train_loader = self.memory.enter_context(
+                BatchMemoryManager(
+                    data_loader=self.dp_loader,
+                    max_physical_batch_size=config.max_physical_batch_size,
+                    optimizer=self.optimizer,
+                )
             )
+        self.started = time.monotonic()
+        self.step = 0
+        self.loss_ema = math.nan
+        self.last_report = -math.inf
+        self.report_gap = progress_every_s
+        self.last_save = self.started
+        self.resumed_from: int | None = None
+        self._resume_rng: dict[str, Any] | None = None
+        # The run's identity: a checkpoint of any other run (other data size, σ, q, steps) is
+        # refused rather than resumed into a run whose accounting it would corrupt.
+        self.run_key: dict[str, Any] = {
+            "records": self.n,
+            "sample_rate": self.sample_rate,
+            "noise_multiplier": float(self.optimizer.noise_multiplier),
+            "total_steps": self.total_steps,
+            "accountant": config.accountant,
+            "max_grad_norm": config.max_grad_norm,
+            "grad_sample_mode": self.mode,
+            "preset": config.preset,
+        }
+        if self.world_size > 1:  # (absent for one process, so its older checkpoints resume)
+            self.run_key["world_size"] = self.world_size
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _loader(self) -> DataLoader[torch.Tensor]:
+        """The records as token sequences, shortest first, in a plain loader for Opacus."""
+        tokenizer = self.tokenizer
+        text_ids = tokenizer.encode_batch([e.text for e in self.examples])
+        prompts: dict[str | None, list[int]] = {}
+        seqs = []
+        for ex, ids in zip(self.examples, text_ids, strict=True):
+            label = ex.label or None
+            if label not in prompts:
+                prompts[label] = tokenizer.prompt(label)
+            seqs.append(encode_example(tokenizer, ids, prompts[label], self.model.cfg.max_len))
+        # Shortest records first. Poisson sampling ignores order (each record is drawn
+        # independently), but its batches list their indices in dataset order, and
+        # BatchMemoryManager cuts them into physical batches in that order, each padded to its
+        # own longest record: sorted, records of similar length share a physical batch and
+        # little compute goes to padding.
+        seqs.sort(key=len)
+        return DataLoader(
+            _TokenDataset(seqs), batch_size=self.batch_size, collate_fn=_collate(tokenizer.pad_id)
         )
 
-    def spent() -> float:
-        if not engine.accountant.history:
+    def _make_private(self, loader: DataLoader[torch.Tensor], *, distributed: bool) -> None:
+        """Wrap model, optimizer and loader with Opacus, drawing from secret generators."""
+        from opacus import PrivacyEngine
+        from opacus.data_loader import DPDataLoader
+
+        config = self.config
+        train_module: nn.Module = self.model
+        if distributed:
+            # Data-parallel DP-SGD (torchrun): each rank Poisson-samples its shard at the same
+            # rate, clipped gradients are summed across ranks and only one rank adds noise, so
+            # the run is accounted exactly like a single process with that rate and step count.
+            from opacus.distributed import (
+                DifferentiallyPrivateDistributedDataParallel as DPDDP,  # noqa: N817
+            )
+
+            train_module = DPDDP(self.model)  # (broadcasts rank 0's initial weights)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        # Secret coin flips (see secret_rng): Poisson sampling and Gaussian noise each draw
+        # from a generator seeded from the OS for this run and this rank (ranks sample their
+        # shards independently; only rank 0 adds noise). Opacus gives ``secure_rng`` to the
+        # Poisson sampler (without ``secure_mode``, which needs torchcsprng, its optimizer
+        # ignores it) and ``noise_generator`` to the optimizer.
+        self.sampler_rng, self.noise_rng = secret_generator(), secret_generator()
+        self.engine = PrivacyEngine(accountant=config.accountant)
+        self.engine.secure_rng = self.sampler_rng
+        common: dict[str, Any] = {
+            "module": train_module,
+            "optimizer": optimizer,
+            "data_loader": loader,
+            "criterion": nn.CrossEntropyLoss(ignore_index=self.tokenizer.pad_id),
+            "max_grad_norm": config.max_grad_norm,
+            "poisson_sampling": True,
+            "grad_sample_mode": self.mode,
+            "noise_generator": self.noise_rng,
+        }
+        if config.noise_multiplier is not None:
+            made = self.engine.make_private(noise_multiplier=config.noise_multiplier, **common)
+        else:
+            made = self.engine.make_private_with_epsilon(
+                target_epsilon=config.target_epsilon,
+                target_delta=config.target_delta,
+                epochs=config.epochs,
+                **common,
+            )
+        self.dp_criterion: Any = None
+        if self.mode == "ghost":
+            self.dp_model, self.optimizer, self.dp_criterion, dp_loader = made
+        else:
+            self.dp_model, self.optimizer, dp_loader = made
+        assert isinstance(dp_loader, DPDataLoader)
+        self.dp_loader: DataLoader[Any] = dp_loader
+        if _sampler_generator(dp_loader) is not self.sampler_rng:
+            raise RuntimeError("Poisson sampler does not draw from the run's secret generator")
+        # Floating-point-hardened noise (Opacus' secure-mode sampler: 2n draws summed), drawn
+        # from our secret generator; Opacus' own secure_mode switch would also demand
+        # torchcsprng.
+        self.optimizer.secure_mode = True
+        self.sample_rate = float(dp_loader.sample_rate)
+
+    def _agree_bounding_seed(self) -> int:
+        """The secret seed of this run's choice of one record per user.
+
+        Drawn from the OS for a fresh run; a resumed run must train on the very records its
+        first part trained on (else a user could contribute one record before the resume and
+        another after), so it takes the seed from its checkpoint, a private file. Under
+        ``torchrun`` every rank must train on the same bounded corpus: rank 0's seed is
+        broadcast.
+        """
+        seed: int | None = None
+        if self.checkpoint is not None:
+            for path in self.checkpoint.files(self.rank, self.world_size):
+                if seed is None and path is not None and path.exists():
+                    with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError):
+                        saved = read_checkpoint(path).get("bounding_seed")
+                        seed = None if saved is None else int(saved)
+        if seed is None:
+            seed = secrets.randbits(128)
+        if self.world_size > 1:
+            box: list[Any] = [seed]
+            torch.distributed.broadcast_object_list(box, src=0)
+            seed = int(box[0])
+        return seed
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def spent(self) -> float:
+        """ε the accountant reports for the noisy steps taken so far."""
+        if not self.engine.accountant.history:
             return 0.0
-        return float(engine.get_epsilon(config.target_delta))
+        return float(self.engine.get_epsilon(self.config.target_delta))
 
-    def accounted_steps() -> int:
+    def accounted_steps(self) -> int:
         """Noisy steps the accountant counted (a split batch's partial passes are not)."""
-        return sum(int(entry[2]) for entry in engine.accountant.history)
+        return sum(int(entry[2]) for entry in self.engine.accountant.history)
 
-    started = time.monotonic()
-    state = {
-        "step": 0,
-        "loss": math.nan,
-        "last_report": -math.inf,
-        "report_gap": progress_every_s,
-        "last_save": started,
-    }
-    # The run's identity: a checkpoint of any other run (other data size, σ, q, steps) is
-    # refused rather than resumed into a run whose accounting it would corrupt.
-    run_key: dict[str, Any] = {
-        "records": n,
-        "sample_rate": sample_rate,
-        "noise_multiplier": float(dp_optimizer.noise_multiplier),
-        "total_steps": total_steps,
-        "accountant": config.accountant,
-        "max_grad_norm": config.max_grad_norm,
-        "grad_sample_mode": mode,
-        "preset": config.preset,
-    }
-    if world_size > 1:  # (absent for one process, so its older checkpoints still resume)
-        run_key["world_size"] = world_size
-    resume_rng: dict[str, Any] | None = None
-    resumed_from: int | None = None
-    ckpt = _choose_checkpoint(checkpoint, run_key, rank, world_size) if checkpoint else None
-    if ckpt is not None:
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        """Restore the chosen checkpoint (every rank together), or start afresh.
+
+        Raises:
+            CheckpointError: Unreadable, from another run, or not fitting this one.
+        """
+        if self.checkpoint is None:
+            return
+        ckpt = choose_checkpoint(self.checkpoint, self.run_key, self.rank, self.world_size)
+        if ckpt is None:
+            return
         failure = ""
         saved = ckpt.get("model")
-        if not isinstance(saved, dict) or set(saved) != set(_trainable_state(model)):
+        if not isinstance(saved, dict) or set(saved) != set(_trainable_state(self.model)):
             failure = "checkpoint does not hold this model's trainable parameters"
         else:
             try:
-                model.load_state_dict(saved, strict=False)
-                dp_optimizer.load_state_dict(ckpt["optimizer"])
-                engine.accountant.load_state_dict(ckpt["accountant"])
-                state["step"] = int(ckpt["step"])
-                state["loss"] = float(ckpt["loss"])
-                state["last_report"] = -math.inf
-                started = time.monotonic() - float(ckpt["elapsed_s"])
-                resume_rng = {
+                self.model.load_state_dict(saved, strict=False)
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+                self.engine.accountant.load_state_dict(ckpt["accountant"])
+                self.step = int(ckpt["step"])
+                self.loss_ema = float(ckpt["loss"])
+                self.last_report = -math.inf
+                self.started = time.monotonic() - float(ckpt["elapsed_s"])
+                self._resume_rng = {
                     "torch": ckpt["torch_rng"],
                     "sampler": ckpt["sampler_rng"],
                     "noise": ckpt["noise_rng"],
                 }
             except (KeyError, RuntimeError, TypeError, ValueError) as exc:
                 failure = f"checkpoint does not fit this run ({type(exc).__name__})"
-            if not failure and accounted_steps() != int(state["step"]):
+            if not failure and self.accounted_steps() != self.step:
                 failure = "checkpoint's accountant disagrees with its step count"
-            if not failure and ckpt.get("bounding_seed") != bounding_seed:
+            if not failure and ckpt.get("bounding_seed") != self.bounding_seed:
                 failure = "checkpoint was written for another choice of each user's record"
         # Every rank raises, or none does: a rank that trained on alone would hang the others.
-        if _any_rank([bool(failure)], world_size)[0]:
+        if any_rank([bool(failure)], self.world_size)[0]:
             raise CheckpointError(failure or "another rank's checkpoint does not fit this run")
-        resumed_from = int(state["step"])
+        self.resumed_from = self.step
 
-    def save_checkpoint() -> None:
+    def _restore_generators(self) -> None:
+        """Continue the saved noise and sampling streams (called as the resumed epoch starts).
+
+        Creating the epoch's iterator draws the loader's base seed, as it did when the saved
+        epoch began; the sampler draws lazily. Restoring the saved state after it makes the
+        remaining batches and noise those the interrupted run would have drawn: no draw is
+        repeated and none is skipped.
+        """
+        saved = self._resume_rng
+        if saved is None:
+            return
+        torch.set_rng_state(saved["torch"])
+        gen = _sampler_generator(self.dp_loader)
+        if gen is not None and saved["sampler"] is not None:
+            gen.set_state(saved["sampler"])
+        self.noise_rng.set_state(saved["noise"])
+        self._resume_rng = None
+
+    def save_checkpoint(self) -> None:
+        """Write this rank's resumable state (a private file; see :class:`Checkpointing`)."""
+        checkpoint = self.checkpoint
         assert checkpoint is not None
-        gen = _sampler_generator(dp_loader)
+        gen = _sampler_generator(self.dp_loader)
         payload = {
-            "format": _CHECKPOINT_FORMAT,
-            "run": run_key,
-            "rank": rank,
-            "step": int(state["step"]),
-            "loss": float(state["loss"]),
-            "elapsed_s": time.monotonic() - started,
-            "model": _trainable_state(model),
-            "optimizer": dp_optimizer.state_dict(),
-            "accountant": engine.accountant.state_dict(),
+            "format": CHECKPOINT_FORMAT,
+            "run": self.run_key,
+            "rank": self.rank,
+            "step": self.step,
+            "loss": float(self.loss_ema),
+            "elapsed_s": time.monotonic() - self.started,
+            "model": _trainable_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "accountant": self.engine.accountant.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "sampler_rng": gen.get_state() if gen is not None else None,
             # Secret state: the file is private (0600) and deleted when the job ends.
-            "noise_rng": noise_rng.get_state(),
-            "bounding_seed": bounding_seed,
+            "noise_rng": self.noise_rng.get_state(),
+            "bounding_seed": self.bounding_seed,
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        latest, previous = checkpoint.files(rank, world_size)
+        latest, previous = checkpoint.files(self.rank, self.world_size)
         if previous is not None and latest.exists():
             os.replace(latest, previous)
-        _write_atomically(latest, buffer.getvalue())
-        state["last_save"] = time.monotonic()
+        write_atomically(latest, buffer.getvalue())
+        self.last_save = time.monotonic()
 
-    def checkpoint_and_stop(*, save_due: bool) -> None:
+    def _checkpoint_and_stop(self, *, save_due: bool) -> None:
         """Save if due, stop if asked.
 
         Checked between logical steps only, so a saved state is never mid-batch; under
         ``torchrun`` all ranks act together (one all-reduce).
+
+        Raises:
+            TrainingInterrupted: Asked to stop (``cancelled``), after saving if configured.
         """
-        step = int(state["step"])
-        stop = (should_stop is not None and should_stop()) or (
-            checkpoint is not None and 0 < checkpoint.stop_at_step <= step
+        checkpoint = self.checkpoint
+        stop = (self.should_stop is not None and self.should_stop()) or (
+            checkpoint is not None and 0 < checkpoint.stop_at_step <= self.step
         )
-        save_due, stop = _any_rank([save_due, stop], world_size)
+        save_due, stop = any_rank([save_due, stop], self.world_size)
         if checkpoint is not None and (save_due or (stop and checkpoint.on_stop)):
-            save_checkpoint()
+            self.save_checkpoint()
         if stop:
-            raise TrainingInterrupted(epsilon_spent=spent(), steps=step, cancelled=True)
+            raise TrainingInterrupted(epsilon_spent=self.spent(), steps=self.step, cancelled=True)
 
-    def run_epoch(epoch: int) -> None:
-        nonlocal resume_rng
-        end = (epoch + 1) * steps_per_epoch
-        if state["step"] >= end:
+    def _save_due(self, now: float) -> bool:
+        checkpoint = self.checkpoint
+        return checkpoint is not None and (
+            (checkpoint.every_steps > 0 and self.step % checkpoint.every_steps == 0)
+            or (checkpoint.every_s > 0 and now - self.last_save >= checkpoint.every_s)
+        )
+
+    # -- training -----------------------------------------------------------------------------
+
+    def _train_step(self, batch: Any) -> bool:
+        """Put one (physical) batch through the model; True when it completed a noisy step."""
+        tokenizer = self.tokenizer
+        pad_id = tokenizer.pad_id
+        seq = batch[0] if isinstance(batch, list) else batch
+        empty = seq.shape[0] == 0
+        if empty:
+            # An empty Poisson batch still takes a pure-noise step (skipping it would make the
+            # released trajectory depend on whether the batch was empty). A dummy record with
+            # zero weight contributes a zero clipped gradient; the optimizer normalises by the
+            # expected batch size, so only noise is added.
+            seq = torch.tensor([[*tokenizer.prompt(None), tokenizer.eos_id]])
+        self.optimizer.zero_grad(set_to_none=True)
+        inputs, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
+        logits = self.dp_model(inputs)
+        # Targets outside the model's output vocabulary (a public, data-independent cut; see
+        # hf_lm) are not learned: they are masked like padding.
+        targets = targets.masked_fill(targets >= logits.shape[-1], pad_id)
+        targets = targets.masked_fill(prompt_positions(seq, tokenizer.prompt_end), pad_id)
+        if self.dp_criterion is not None:
+            b, t = targets.shape
+            loss = self.dp_criterion(logits.reshape(b * t, -1), targets.reshape(-1), shape=(b, t))
+        else:
+            loss = _per_record_loss(logits, targets, pad_id)
+        if empty:
+            loss = loss * 0.0
+        loss.backward()
+        if not empty:
+            value = float(loss.detach())
+            ema = self.loss_ema
+            self.loss_ema = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
+        self.optimizer.step()
+        if self.accounted_steps() == self.step:
+            return False  # a physical part of a split Poisson batch: no noisy step yet
+        self.step += 1
+        return True
+
+    def _report(self, epoch: int, now: float) -> None:
+        """Tell ``on_progress`` (throttled: ε accounting is not free)."""
+        if self.on_progress is None or not (
+            now - self.last_report >= self.report_gap or self.step == self.total_steps
+        ):
             return
-        batches = iter(train_loader)
-        if resume_rng is not None:
-            # Creating the iterator draws the loader's base seed, as it did when the saved
-            # epoch began; the sampler draws lazily. Restoring the saved RNG state after it
-            # makes the remaining batches and noise those of the uninterrupted run.
-            torch.set_rng_state(resume_rng["torch"])
-            gen = _sampler_generator(dp_loader)
-            if gen is not None and resume_rng["sampler"] is not None:
-                gen.set_state(resume_rng["sampler"])
-            noise_rng.set_state(resume_rng["noise"])
-            resume_rng = None
-        checkpoint_and_stop(save_due=False)
-        for batch in batches:
-            seq = batch[0] if isinstance(batch, list) else batch
-            empty = seq.shape[0] == 0
-            if empty:
-                # An empty Poisson batch still takes a pure-noise step (skipping it would make
-                # the released trajectory depend on whether the batch was empty). A dummy
-                # record with zero weight contributes a zero clipped gradient; the optimizer
-                # normalises by the expected batch size, so only noise is added.
-                seq = torch.tensor([[*tokenizer.prompt(None), tokenizer.eos_id]])
-            dp_optimizer.zero_grad(set_to_none=True)
-            inputs, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
-            logits = dp_model(inputs)
-            # Targets outside the model's output vocabulary (a public, data-independent cut;
-            # see hf_lm) are not learned: they are masked like padding.
-            targets = targets.masked_fill(targets >= logits.shape[-1], pad_id)
-            targets = targets.masked_fill(prompt_positions(seq, tokenizer.prompt_end), pad_id)
-            if dp_criterion is not None:
-                b, t = targets.shape
-                loss = dp_criterion(logits.reshape(b * t, -1), targets.reshape(-1), shape=(b, t))
-            else:
-                loss = _per_record_loss(logits, targets, pad_id)
-            if empty:
-                loss = loss * 0.0
-            loss.backward()
-            if not empty:
-                value = float(loss.detach())
-                ema = state["loss"]
-                state["loss"] = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
-            dp_optimizer.step()
-            if accounted_steps() == state["step"]:
-                continue  # a physical part of a split Poisson batch: no noisy step yet
-            state["step"] += 1
-            step = int(state["step"])
-            now = time.monotonic()
-            if on_progress is not None and (
-                now - state["last_report"] >= state["report_gap"] or step == total_steps
-            ):
-                state["last_report"] = now
-                epsilon = spent()
-                # PRV accounting takes ~0.5-1 s on 2 cores: never let reporting ε eat more
-                # than a fifth of the training time.
-                cost = time.monotonic() - now
-                state["report_gap"] = max(progress_every_s, _REPORT_COST_FACTOR * cost)
-                on_progress(
-                    Progress(
-                        step=step,
-                        total_steps=total_steps,
-                        epoch=epoch + (step - epoch * steps_per_epoch) / steps_per_epoch,
-                        loss=state["loss"],
-                        epsilon=epsilon,
-                        elapsed_s=now - started,
-                    )
-                )
-            if step >= end:
-                break
-            checkpoint_and_stop(
-                save_due=checkpoint is not None
-                and (
-                    (checkpoint.every_steps > 0 and step % checkpoint.every_steps == 0)
-                    or (checkpoint.every_s > 0 and now - state["last_save"] >= checkpoint.every_s)
-                )
+        self.last_report = now
+        epsilon = self.spent()
+        # PRV accounting takes ~0.5-1 s on 2 cores: never let reporting ε eat more than a
+        # fifth of the training time.
+        cost = time.monotonic() - now
+        self.report_gap = max(self.progress_every_s, _REPORT_COST_FACTOR * cost)
+        spe = self.steps_per_epoch
+        self.on_progress(
+            Progress(
+                step=self.step,
+                total_steps=self.total_steps,
+                epoch=epoch + (self.step - epoch * spe) / spe,
+                loss=self.loss_ema,
+                epsilon=epsilon,
+                elapsed_s=now - self.started,
             )
+        )
 
-    dp_model.train()
-    try:
-        for epoch in range(int(state["step"]) // steps_per_epoch, config.epochs):
-            run_epoch(epoch)
-    except TrainingInterrupted:
-        raise
-    except Exception as exc:
-        raise TrainingInterrupted(
-            epsilon_spent=spent(), steps=int(state["step"]), cancelled=False
-        ) from exc
-    finally:
-        memory.close()
-    step = int(state["step"])
-    loss_ema = state["loss"]
+    def _run_epoch(self, epoch: int) -> None:
+        end = (epoch + 1) * self.steps_per_epoch
+        if self.step >= end:
+            return
+        batches = iter(self.train_loader)
+        self._restore_generators()
+        self._checkpoint_and_stop(save_due=False)
+        for batch in batches:
+            if not self._train_step(batch):
+                continue
+            now = time.monotonic()
+            self._report(epoch, now)
+            if self.step >= end:
+                break
+            self._checkpoint_and_stop(save_due=self._save_due(now))
 
-    epsilon = spent()
-    mechanism = _mechanism_ran(
-        engine, dp_optimizer, dp_loader, delta=config.target_delta, world_size=world_size
-    )
-    if mechanism["steps"] != step:
-        raise RuntimeError("the accountant counted another number of noisy steps than ran")
-    buffer = io.BytesIO()
-    # A frozen Hugging Face base is rebuilt from its package or path: store the adapters only
-    # (for privsynth's own transformer every parameter trains, so this is its whole state).
-    torch.save(_trainable_state(model), buffer)
-    card = {
-        "epsilon": epsilon,
-        **mechanism,
-        "target_epsilon": config.target_epsilon,
-        "accountant": config.accountant,
-        "max_physical_batch_size": config.max_physical_batch_size or None,
-        "resumed_from_step": resumed_from,
-        "epochs": config.epochs,
-        "privacy_unit": "user" if user_level else "record",
-        "records_per_user_cap": 1 if user_level else None,
-        "training_records": n,
-        "sampling": "poisson",
-        "secure_rng": True,
-        "noise_source": NOISE_SOURCE,
-        "world_size": world_size,
-        "grad_sample_mode": mode,
-        "preset": config.preset,
-        "base_model": _with_fine_tuning(base, model_cfg),
-        "parameters": model.num_parameters(),
-        "final_train_loss": loss_ema,
-        "train_seconds": time.monotonic() - started,
-        "label_conditioning": any(e.label for e in examples),
-        "tokenizer": tokenizer.provenance,
-    }
-    return TrainResult(
-        weights=buffer.getvalue(),
-        model_config=model_cfg.to_dict(),
-        epsilon_spent=epsilon,
-        card=card,
-        examples=list(examples),
-    )
+    def run(self) -> TrainResult:
+        """Resume if there is a checkpoint, train the remaining steps, return the result.
+
+        Raises:
+            CheckpointError: The checkpoint cannot be resumed (before any step).
+            TrainingInterrupted: Stopped or failed; carries the ε consumed.
+        """
+        self._resume()
+        self.dp_model.train()
+        try:
+            for epoch in range(self.step // self.steps_per_epoch, self.config.epochs):
+                self._run_epoch(epoch)
+        except TrainingInterrupted:
+            raise
+        except Exception as exc:
+            raise TrainingInterrupted(
+                epsilon_spent=self.spent(), steps=self.step, cancelled=False
+            ) from exc
+        finally:
+            self.memory.close()
+        return self.result()
+
+    def result(self) -> TrainResult:
+        """Weights, model config, ε and the card, the mechanism read back from what ran.
+
+        Raises:
+            RuntimeError: The accountant's events disagree with the optimizer or the loader.
+        """
+        config = self.config
+        epsilon = self.spent()
+        mechanism = _mechanism_ran(
+            self.engine,
+            self.optimizer,
+            self.dp_loader,
+            delta=config.target_delta,
+            world_size=self.world_size,
+        )
+        if mechanism["steps"] != self.step:
+            raise RuntimeError("the accountant counted another number of noisy steps than ran")
+        buffer = io.BytesIO()
+        # A frozen Hugging Face base is rebuilt from its package or path: store the adapters
+        # only (for privsynth's own transformer every parameter trains: its whole state).
+        torch.save(_trainable_state(self.model), buffer)
+        card = {
+            "epsilon": epsilon,
+            **mechanism,
+            "target_epsilon": config.target_epsilon,
+            "accountant": config.accountant,
+            "max_physical_batch_size": config.max_physical_batch_size or None,
+            "resumed_from_step": self.resumed_from,
+            "epochs": config.epochs,
+            "privacy_unit": "user" if self.user_level else "record",
+            "records_per_user_cap": 1 if self.user_level else None,
+            "training_records": self.n,
+            "sampling": "poisson",
+            "secure_rng": True,
+            "noise_source": NOISE_SOURCE,
+            "world_size": self.world_size,
+            "grad_sample_mode": self.mode,
+            "preset": config.preset,
+            "base_model": _with_fine_tuning(self.base, self.model.cfg),
+            "parameters": self.model.num_parameters(),
+            "final_train_loss": self.loss_ema,
+            "train_seconds": time.monotonic() - self.started,
+            "label_conditioning": any(e.label for e in self.examples),
+            "tokenizer": self.tokenizer.provenance,
+        }
+        return TrainResult(
+            weights=buffer.getvalue(),
+            model_config=self.model.cfg.to_dict(),
+            epsilon_spent=epsilon,
+            card=card,
+            examples=list(self.examples),
+        )

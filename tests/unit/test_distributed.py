@@ -13,13 +13,13 @@ import torch
 
 
 def _choose_on_rank(rank: int, init: str, root: str, key: dict[str, object]) -> None:
-    from privsynth.models.dp_train import CheckpointError, Checkpointing, _choose_checkpoint
+    from privsynth.models.checkpoints import CheckpointError, Checkpointing, choose_checkpoint
 
     torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
         cfg = Checkpointing(path=Path(root) / "checkpoint.pt")
         try:
-            chosen = _choose_checkpoint(cfg, key, rank, 2)
+            chosen = choose_checkpoint(cfg, key, rank, 2)
             outcome = "fresh" if chosen is None else int(chosen["step"])
         except CheckpointError as exc:
             outcome = f"error: {exc}"
@@ -30,7 +30,7 @@ def _choose_on_rank(rank: int, init: str, root: str, key: dict[str, object]) -> 
 
 def _choose(tmp_path: Path, held: dict[str, int | str], key: dict[str, object]) -> list[object]:
     """Write checkpoint files (name -> step, or "junk"), let two ranks choose, return choices."""
-    from privsynth.models import dp_train
+    from privsynth.models import checkpoints
 
     for name, step in held.items():
         rank = int(name.split(".rank")[1][0])
@@ -38,7 +38,7 @@ def _choose(tmp_path: Path, held: dict[str, int | str], key: dict[str, object]) 
         if step == "junk":
             path.write_bytes(b"not a checkpoint")
         else:
-            run = {"format": dp_train._CHECKPOINT_FORMAT, "run": key, "rank": rank, "step": step}
+            run = {"format": checkpoints.CHECKPOINT_FORMAT, "run": key, "rank": rank, "step": step}
             torch.save(run, path)
     init = f"file://{tmp_path / 'rendezvous'}"
     torch.multiprocessing.spawn(_choose_on_rank, args=(init, str(tmp_path), key), nprocs=2)
