@@ -443,6 +443,7 @@ def cmd_audit_privacy(args: argparse.Namespace) -> int:
                 epochs=args.epochs,
                 canaries=args.canaries,
                 public_records=args.public_records,
+                dataset=args.dataset,
             ):
                 if event.HasField("result"):
                     result = event.result
@@ -735,6 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="public corpus records trained on beside the canaries (default 1000)",
+    )
+    a.add_argument(
+        "--dataset",
+        default="",
+        help="audit on this dataset's records (datasets/<id>) instead of the public corpus: "
+        "charged to its budget like a training job (members of its tenant only)",
     )
     a.add_argument("--json", default=None, help="also write the results as JSON (- for stdout)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

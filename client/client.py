@@ -607,14 +607,19 @@ class PrivsynthClient:
         epochs: int | None = None,
         canaries: int | None = None,
         public_records: int | None = None,
+        dataset: str = "",
     ) -> Iterator[privacy_pb2.AuditPrivacyEvent]:
         """Run the canary audit of a preset's DP-SGD on the server's public corpus.
 
         Yields progress events, then one event whose ``result`` holds the claimed ε beside
-        the 95%-confidence lower bound. Spends no budget. Closing the iterator cancels the
+        the 95%-confidence lower bound. Spends no budget, unless ``dataset`` names a dataset
+        to audit on instead of the public corpus: that run trains on private records and is
+        charged to the dataset's budget like a training job. Closing the iterator cancels the
         audit on the server.
         """
-        req = privacy_pb2.AuditPrivacyRequest(preset=preset, target_epsilon=target_epsilon)
+        req = privacy_pb2.AuditPrivacyRequest(
+            preset=preset, target_epsilon=target_epsilon, dataset=dataset
+        )
         if delta is not None:
             req.delta = delta
         if epochs is not None:

@@ -37,7 +37,10 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from privsynth.models.dp_train import Example
 
 __all__ = [
     "GUESS_FRACTIONS",
@@ -384,18 +387,25 @@ def run_privacy_audit(
     on_progress: Callable[[AuditProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     rng: Any = None,
+    records: Sequence[Example] | None = None,
 ) -> AuditResult:
     """Train once with canaries on public data and bound ε from membership guesses.
 
     Args:
-        config: The mechanism to audit and the audit's size. The records beside the canaries
-            are always the Austen paragraphs shipped with the package: no argument can route
-            private data into this run, which is why it never needs the ledger.
+        config: The mechanism to audit and the audit's size. Unless ``records`` are given,
+            the records beside the canaries are ``config.public_records`` of the Austen
+            paragraphs shipped with the package, and nothing private is spent.
         on_progress: Called with the phase and, while training, the step.
         should_stop: Polled during training; when True the audit ends with
             ``TrainingInterrupted`` (nothing private was spent).
         rng: Source of canary words and inclusion coins; ``secrets.SystemRandom()`` unless a
             test passes a seeded one. The coins must stay unknown to the training run.
+        records: A private dataset's scrubbed records to train on beside the canaries instead
+            of the public corpus (user keys kept, so a user-level dataset keeps one record per
+            user, as training does). Training on them releases a DP model of them: only a caller
+            that reserved the run's ε in the dataset's ledger (and commits what the run spent,
+            as :mod:`privsynth.server.privacy_audit` does) may pass them. The canary words
+            still come from the public corpus.
 
     Returns:
         The claimed ε beside the lower bound.
@@ -412,11 +422,14 @@ def run_privacy_audit(
     started = time.monotonic()
     rng = rng if rng is not None else secrets.SystemRandom()
     public_texts = read_public_corpus()[0]
-    public = list(public_texts[: config.public_records])
+    if records is None:
+        base_records = [Example(text=t) for t in public_texts[: config.public_records]]
+    else:
+        base_records = list(records)
     words = canary_vocabulary(public_texts)
     canaries = make_canaries(config.canaries, words=words, length=config.canary_words, rng=rng)
     included = [rng.random() < 0.5 for _ in canaries]
-    examples = [Example(text=t) for t in public]
+    examples = list(base_records)
     examples += [Example(text=c) for c, keep in zip(canaries, included, strict=True) if keep]
     delta = config.delta()
     dp_config = DPConfig.for_preset(
@@ -465,7 +478,7 @@ def run_privacy_audit(
         canaries_included=sum(included),
         guesses=best.guesses,
         correct=best.correct,
-        public_records=len(public),
+        public_records=len(base_records),
         epochs=config.epochs,
         noise_multiplier=float(card.get("noise_multiplier", 0.0)),
         sample_rate=float(card.get("sample_rate", 0.0)),

@@ -5,33 +5,52 @@ The audit itself (canaries, coins, training, scoring, the one-run bound) lives i
 one audit at a time on a background thread so the RPC can stream progress and stop the
 training when the caller goes away.
 
-Audits train on the public corpus shipped with the package only. They read no dataset and
-never touch the ledger: nothing private is released, so nothing is charged. An audit on a
-private dataset would be a training run on private data and would have to reserve and commit
-budget like any job; it is refused (FAILED_PRECONDITION) until it is built that way.
+By default an audit trains on the public corpus shipped with the package: it reads no dataset
+and never touches the ledger, since nothing private is released. An audit on a private dataset
+(``dataset`` set) is a training run on private data, so it is charged like any training job
+(:class:`AuditCharge`): its ε is reserved in the dataset's ledger before any record is read
+(RESOURCE_EXHAUSTED over the remaining budget, nothing spent), and what the run actually spent
+is committed when it ends, however it ends — the accountant's ε for a finished or stopped run,
+the full reservation when it failed in a way that leaves its progress unknown.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.models.privacy_audit import AuditConfig, AuditProgress, AuditResult
-from privsynth.server.errors import FailedPrecondition, InvalidArgument, Unavailable
+from privsynth.server import audit, ledger
+from privsynth.server.db import new_id
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from privsynth.server.runtime import Runtime
+
+if TYPE_CHECKING:
+    from privsynth.models.dp_train import Example
 
 __all__ = [
     "DEFAULT_AUDIT_PRESET",
     "DEFAULT_CANARIES",
     "MAX_CANARIES",
     "MIN_CANARIES",
+    "AuditCharge",
     "AuditRequest",
     "PrivacyAuditor",
     "audit_config",
 ]
+
+log = logging.getLogger(__name__)
 
 MIN_CANARIES = 100
 """Fewest canaries a request may ask for: at 100, even all-correct guesses bound ε only up to
@@ -60,19 +79,18 @@ class AuditRequest:
     dataset: str = ""
 
 
-def audit_config(request: AuditRequest) -> AuditConfig:
+def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -> AuditConfig:
     """Check a request and turn it into the models-level config.
+
+    Args:
+        request: The request as sent.
+        dataset_records: Size of the private dataset the audit trains on (None: the public
+            corpus); the run's δ must stay below 1/n for the records plus the canaries.
 
     Raises:
         InvalidArgument: A field out of range or an unknown preset (naming the field).
-        FailedPrecondition: A private dataset was named, or the preset's base is not installed.
+        FailedPrecondition: The preset's base is not installed.
     """
-    if request.dataset:
-        raise FailedPrecondition(
-            "privacy audits run on the public corpus shipped with the server; audits on a "
-            "private dataset are not offered (they would be charged like a training job). "
-            "Leave dataset empty",
-        )
     preset = request.preset or DEFAULT_AUDIT_PRESET
     if preset not in PRESETS:
         raise InvalidArgument(
@@ -94,9 +112,10 @@ def audit_config(request: AuditRequest) -> AuditConfig:
             f"public_records must lie in {MIN_PUBLIC_RECORDS}..{MAX_PUBLIC_RECORDS}",
             field="public_records",
         )
-    if request.delta is not None and not (0.0 < request.delta < 1.0 / (public + canaries)):
+    records = public if dataset_records is None else dataset_records
+    if request.delta is not None and not (0.0 < request.delta < 1.0 / (records + canaries)):
         raise InvalidArgument(
-            f"delta must lie in (0, 1/n) for up to n = {public + canaries} training records",
+            f"delta must lie in (0, 1/n) for up to n = {records + canaries} training records",
             field="delta",
         )
     base = PRESETS[preset].base
@@ -138,20 +157,42 @@ class PrivacyAuditor:
         self._busy = threading.Lock()
 
     def stream(
-        self, config: AuditConfig, *, is_active: Callable[[], bool]
+        self,
+        config: AuditConfig,
+        *,
+        is_active: Callable[[], bool],
+        load_records: Callable[[], Sequence[Example]] | None = None,
+        charge: AuditCharge | None = None,
     ) -> Iterator[AuditProgress | AuditResult]:
         """Run ``config`` and yield progress, then the result.
 
         Training stops at its next step once ``is_active`` turns False (the caller cancelled
         or its deadline passed); the generator then ends without a result.
 
+        Args:
+            config: The audit.
+            is_active: Whether the caller is still there.
+            load_records: Reads a private dataset's records to train on, called on the run's
+                thread once ``charge`` has reserved (then ``charge`` is required).
+            charge: Reserves before the run starts and commits when it ends, from the run's
+                own thread, whether or not the caller is still listening.
+
         Raises:
             Unavailable: Another audit is running on this server.
+            privsynth.server.errors.ResourceExhausted: The dataset's budget cannot pay.
             privsynth.models.dp_train.TrainingConfigError: Parameters train_dp refuses.
             privsynth.models.dp_train.TrainingInterrupted: Training failed.
         """
+        if load_records is not None and charge is None:
+            raise ValueError("an audit on private records must be charged")
         if not self._busy.acquire(blocking=False):
             raise Unavailable("another privacy audit is running on this server; retry later")
+        if charge is not None:
+            try:
+                charge.reserve()
+            except BaseException:
+                self._busy.release()
+                raise
         events: queue.Queue[_Event] = queue.Queue()
         stop = threading.Event()
 
@@ -162,17 +203,26 @@ class PrivacyAuditor:
 
                 torch.set_num_threads(self._torch_threads)
                 run = self._run or run_privacy_audit
-                events.put(
-                    run(
-                        config,
-                        on_progress=events.put,
-                        should_stop=lambda: stop.is_set() or not is_active(),
-                    )
+                extra: dict[str, Any] = {}
+                if load_records is not None:  # (after the reservation: see charge)
+                    extra["records"] = load_records()
+                result = run(
+                    config,
+                    on_progress=events.put,
+                    should_stop=lambda: stop.is_set() or not is_active(),
+                    **extra,
                 )
+                outcome: AuditResult | BaseException = result
+                events.put(result)
             except BaseException as exc:  # handed to the RPC thread, re-raised there
+                outcome = exc
                 events.put(exc)
             finally:
-                self._busy.release()
+                try:
+                    if charge is not None:
+                        charge.settle(outcome)
+                finally:
+                    self._busy.release()
 
         thread = threading.Thread(target=work, name="privacy-audit", daemon=True)
         thread.start()
@@ -191,3 +241,99 @@ class PrivacyAuditor:
                     return
         finally:
             stop.set()
+
+
+class AuditCharge:
+    """The ledger side of an audit on a private dataset: reserve before, commit after.
+
+    The audit's DP-SGD run is charged as one generic (ε, δ) mechanism at reservation (its
+    sampling rate depends on the secret number of included canaries, so its exact event is
+    known only once it ran) and committed with the event that ran: σ, q and the noisy steps.
+    """
+
+    def __init__(
+        self, runtime: Runtime, dataset_id: str, *, epsilon: float, delta: float, actor: str
+    ) -> None:
+        self.runtime = runtime
+        self.dataset_id = dataset_id
+        self.epsilon = epsilon
+        self.delta = delta
+        self.actor = actor
+        self.job_id = f"audit-{new_id()}"
+        """The ledger's name for the audit run (no job row: an audit produces no model)."""
+
+    def reserve(self) -> None:
+        """Reserve the audit's ε, or refuse at no cost (recorded in the audit log).
+
+        Raises:
+            ResourceExhausted: Over the dataset's remaining budget.
+        """
+        try:
+            with self.runtime.db.session() as s:
+                ledger.reserve(
+                    s,
+                    self.dataset_id,
+                    job_id=self.job_id,
+                    epsilon=self.epsilon,
+                    delta=self.delta,
+                    actor=self.actor,
+                )
+        except ResourceExhausted as exc:
+            self.runtime.metrics.budget_refusals.inc()
+            with self.runtime.db.session() as s:
+                audit.append(
+                    s,
+                    action="budget.refused",
+                    actor=self.actor,
+                    dataset_id=self.dataset_id,
+                    details={
+                        "epsilon": self.epsilon,
+                        "delta": self.delta,
+                        "purpose": "privacy audit",
+                        "epsilon_remaining": exc.remaining,
+                    },
+                )
+            raise
+
+    def settle(self, outcome: AuditResult | BaseException) -> None:
+        """Commit what the run spent (once), whatever ended it."""
+        from privsynth.models.dp_train import TrainingConfigError, TrainingInterrupted
+
+        sigma: float | None = None
+        rate: float | None = None
+        if isinstance(outcome, AuditResult):
+            epsilon, steps, state = outcome.epsilon_claimed, outcome.steps, "SUCCEEDED"
+            sigma, rate = outcome.noise_multiplier, outcome.sample_rate
+            note = f"privacy audit trained {steps} steps; charged the accountant's epsilon"
+        elif isinstance(outcome, TrainingInterrupted):
+            epsilon, steps = outcome.epsilon_spent, outcome.steps
+            state = "CANCELLED" if outcome.cancelled else "FAILED"
+            note = f"privacy audit {state.lower()} after {steps} steps; charged what it spent"
+        elif isinstance(outcome, TrainingConfigError):
+            epsilon, steps, state = 0.0, 0, "FAILED"
+            note = "privacy audit refused its parameters before training; nothing consumed"
+        else:
+            # Failed outside training (e.g. while scoring): the run may have finished, so
+            # charge the safe upper bound.
+            epsilon, steps, state = self.epsilon, None, "FAILED"
+            note = f"privacy audit failed ({type(outcome).__name__}); charged the reservation"
+        try:
+            with self.runtime.db.session() as s:
+                ledger.commit(
+                    s,
+                    self.dataset_id,
+                    job_id=self.job_id,
+                    epsilon_spent=epsilon,
+                    delta=self.delta,
+                    reserved_epsilon=self.epsilon,
+                    reserved_delta=self.delta,
+                    note=note,
+                    steps=steps,
+                    noise_multiplier=sigma,
+                    sample_rate=rate,
+                    actor=self.actor,
+                    outcome=state,
+                )
+            self.runtime.metrics.epsilon_committed.inc(epsilon)
+        except Exception as exc:  # the reservation stays held: safe, and visible in the ledger
+            log.error("privacy audit %s: commit failed: %s", self.job_id, type(exc).__name__)

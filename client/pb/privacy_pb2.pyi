@@ -331,7 +331,9 @@ class AuditPrivacyRequest(_message.Message):
     public_records: _builtins.int
     """Public corpus records trained on beside the canaries (20..9000); default 1000."""
     dataset: _builtins.str
-    """Reserved for audits on a private dataset (charged like training); must be empty for now."""
+    """Audit on this dataset ("datasets/{id}") instead of the public corpus: charged to its
+    budget like a training job. Delta then defaults to a tenth of the dataset's delta cap.
+    """
     def __init__(
         self,
         *,

@@ -50,12 +50,15 @@ class PrivacyStub:
     Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
     trained with the job's exact mechanism on the public corpus shipped with the server, each
     canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
-    bound on epsilon. Reads no private data and spends no budget. Streams progress events,
-    then one result; cancelling the call stops the training. Members, auditors and admins.
+    bound on epsilon. On the public corpus it reads no private data and spends no budget.
+    With `dataset` it trains on that dataset's records instead and is charged like a training
+    job: its epsilon is reserved before any record is read and what the run spent is committed
+    when it ends (members of the dataset's tenant only). Streams progress events, then one
+    result; cancelling the call stops the training. Members, auditors and admins.
     INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
-    epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
-    on private data are not offered: they would have to be charged like a training job).
-    UNAVAILABLE: another audit is running on this server.
+    epochs. FAILED_PRECONDITION: a preset whose base is not installed. RESOURCE_EXHAUSTED: a
+    dataset audit over the dataset's remaining budget (nothing reserved). PERMISSION_DENIED: a
+    dataset audit by an auditor or admin. UNAVAILABLE: another audit is running on this server.
     """
 
 @_typing.type_check_only
@@ -80,12 +83,15 @@ class PrivacyAsyncStub(PrivacyStub):
     Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
     trained with the job's exact mechanism on the public corpus shipped with the server, each
     canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
-    bound on epsilon. Reads no private data and spends no budget. Streams progress events,
-    then one result; cancelling the call stops the training. Members, auditors and admins.
+    bound on epsilon. On the public corpus it reads no private data and spends no budget.
+    With `dataset` it trains on that dataset's records instead and is charged like a training
+    job: its epsilon is reserved before any record is read and what the run spent is committed
+    when it ends (members of the dataset's tenant only). Streams progress events, then one
+    result; cancelling the call stops the training. Members, auditors and admins.
     INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
-    epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
-    on private data are not offered: they would have to be charged like a training job).
-    UNAVAILABLE: another audit is running on this server.
+    epochs. FAILED_PRECONDITION: a preset whose base is not installed. RESOURCE_EXHAUSTED: a
+    dataset audit over the dataset's remaining budget (nothing reserved). PERMISSION_DENIED: a
+    dataset audit by an auditor or admin. UNAVAILABLE: another audit is running on this server.
     """
 
 class PrivacyServicer(metaclass=_abc_1.ABCMeta):
@@ -137,12 +143,15 @@ class PrivacyServicer(metaclass=_abc_1.ABCMeta):
         Jagielski (NeurIPS 2023): m random canaries, each included with probability 1/2, are
         trained with the job's exact mechanism on the public corpus shipped with the server, each
         canary's inclusion is guessed from its loss, and the guesses give a 95%-confidence lower
-        bound on epsilon. Reads no private data and spends no budget. Streams progress events,
-        then one result; cancelling the call stops the training. Members, auditors and admins.
+        bound on epsilon. On the public corpus it reads no private data and spends no budget.
+        With `dataset` it trains on that dataset's records instead and is charged like a training
+        job: its epsilon is reserved before any record is read and what the run spent is committed
+        when it ends (members of the dataset's tenant only). Streams progress events, then one
+        result; cancelling the call stops the training. Members, auditors and admins.
         INVALID_ARGUMENT: canaries < 100 (or > 10000), unknown preset, epsilon <= 0, bad delta or
-        epochs. FAILED_PRECONDITION: a preset whose base is not installed, or a `dataset` (audits
-        on private data are not offered: they would have to be charged like a training job).
-        UNAVAILABLE: another audit is running on this server.
+        epochs. FAILED_PRECONDITION: a preset whose base is not installed. RESOURCE_EXHAUSTED: a
+        dataset audit over the dataset's remaining budget (nothing reserved). PERMISSION_DENIED: a
+        dataset audit by an auditor or admin. UNAVAILABLE: another audit is running on this server.
         """
 
 def add_PrivacyServicer_to_server(servicer: PrivacyServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

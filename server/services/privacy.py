@@ -8,21 +8,27 @@ Who may call what is decided by :mod:`privsynth.server.auth` before these method
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 from privsynth.client.pb import privacy_pb2, privacy_pb2_grpc
-from privsynth.models.dp_train import TrainingConfigError
+from privsynth.models.dp_train import Example, TrainingConfigError
 from privsynth.models.privacy_audit import AuditResult
 from privsynth.server import audit, ledger
-from privsynth.server.auth import identity_of
-from privsynth.server.db import LedgerRow
-from privsynth.server.errors import InvalidArgument
-from privsynth.server.privacy_audit import AuditRequest, PrivacyAuditor, audit_config
+from privsynth.server.auth import Role, identity_of
+from privsynth.server.db import DatasetRow, LedgerRow
+from privsynth.server.errors import InvalidArgument, PermissionDenied
+from privsynth.server.privacy_audit import (
+    AuditCharge,
+    AuditRequest,
+    PrivacyAuditor,
+    audit_config,
+)
 from privsynth.server.runtime import Runtime
 from privsynth.server.services.convert import budget_pb, ledger_pb
 from privsynth.server.services.datasets import get_live_dataset
 from privsynth.server.services.paging import paginate
+from privsynth.server.shards import read_examples
 from sqlalchemy import select
 
 __all__ = ["PrivacyServicer"]
@@ -105,26 +111,58 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
     def AuditPrivacy(  # noqa: N802
         self, request: privacy_pb2.AuditPrivacyRequest, context: grpc.ServicerContext
     ) -> Iterator[privacy_pb2.AuditPrivacyEvent]:
-        """Canary audit on the public corpus: progress events, then the claim beside the bound.
+        """Canary audit: progress events, then the claim beside the bound.
 
-        Validated before anything runs; no dataset is read and the ledger is never touched.
+        On the public corpus by default (no dataset read, the ledger untouched). With
+        ``dataset`` the audit trains on that dataset's records and is charged like a training
+        job: only members of its tenant may ask (it spends the tenant's budget), its ε is
+        reserved before any record is read and what the run spent is committed when it ends.
         """
+        delta = request.delta if request.HasField("delta") else None
+        dataset: DatasetRow | None = None
+        if request.dataset:
+            identity = identity_of(context)
+            if identity.role is not Role.MEMBER:
+                raise PermissionDenied(
+                    "an audit on a dataset trains on it and spends its budget: only members of "
+                    "its tenant may run one"
+                )
+            dataset = get_live_dataset(
+                self.runtime, request.dataset, identity=identity, field="dataset"
+            )
+            if delta is None:
+                delta = dataset.delta / 10.0  # what a training job takes by default
         config = audit_config(
             AuditRequest(
                 preset=request.preset,
                 target_epsilon=request.target_epsilon,
-                delta=request.delta if request.HasField("delta") else None,
+                delta=delta,
                 epochs=request.epochs if request.HasField("epochs") else None,
                 canaries=request.canaries if request.HasField("canaries") else None,
                 public_records=(
                     request.public_records if request.HasField("public_records") else None
                 ),
                 dataset=request.dataset,
-            )
+            ),
+            dataset_records=None if dataset is None else dataset.record_count,
         )
         self.runtime.require_ready()
+        load_records: Callable[[], list[Example]] | None = None
+        charge = None
+        if dataset is not None:
+            shard_of = dataset
+            load_records = lambda: read_examples(self.runtime.store, shard_of)  # noqa: E731
+            charge = AuditCharge(
+                self.runtime,
+                dataset.id,
+                epsilon=config.target_epsilon,
+                delta=config.delta(),
+                actor=identity_of(context).name,
+            )
         try:
-            for event in self.auditor.stream(config, is_active=context.is_active):
+            for event in self.auditor.stream(
+                config, is_active=context.is_active, load_records=load_records, charge=charge
+            ):
                 if isinstance(event, AuditResult):
                     yield privacy_pb2.AuditPrivacyEvent(result=audit_result_pb(event))
                 else:

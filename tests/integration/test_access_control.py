@@ -225,6 +225,8 @@ def test_auditor_reads_every_tenant_but_no_text(
         assert _code(c.cancel_training_job, acme["job"]) == denied
         assert _code(c.delete_dataset, acme["dataset"]) == denied
         assert _code(c.update_budget_cap, acme["dataset"], epsilon_cap=9) == denied
+        # An audit on a dataset trains on it and spends its budget: members only.
+        assert _code(c.audit_privacy, target_epsilon=1.0, dataset=acme["dataset"]) == denied
 
 
 def test_admin_changes_caps_and_is_recorded_by_name(

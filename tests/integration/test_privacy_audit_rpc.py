@@ -44,17 +44,35 @@ def test_bad_audit_requests_are_invalid_argument(
     assert field in err.field_violations
 
 
-def test_audit_on_a_private_dataset_is_refused(client: PrivsynthClient) -> None:
-    from privsynth.client.pb import privacy_pb2
-
+def test_audit_on_a_private_dataset_is_charged_like_training(
+    server: Any, client: PrivsynthClient
+) -> None:
     ds = client.upload_dataset(fortunes(30), display_name="audit-private", epsilon_cap=5)
     before = client.get_budget(ds.name)
-    request = privacy_pb2.AuditPrivacyRequest(target_epsilon=1.0, dataset=ds.name)
-    with pytest.raises(grpc.RpcError) as exc:
-        list(client.privacy.AuditPrivacy(request, timeout=30))
-    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "public corpus" in (exc.value.details() or "")
+    # Over the remaining budget: refused before anything is read, nothing reserved.
+    err = _refusal(client, target_epsilon=8.0, dataset=ds.name, preset="tiny", canaries=100)
+    assert err.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert client.get_budget(ds.name) == before
+    events = list(
+        client.audit_privacy(
+            target_epsilon=2.0, dataset=ds.name, preset="tiny", canaries=100, epochs=1
+        )
+    )
+    result = events[-1].result
+    assert result.canaries == 100 and result.public_records == 30  # the dataset's records
+    assert 0 < result.epsilon_claimed <= 2.0 + 1e-6
+    # Reserved before, committed after: the ledger holds the run's own event.
+    with server.runtime.db.session() as s:
+        rows = s.execute(
+            select(LedgerRow).where(LedgerRow.dataset_id == ds.name.split("/")[1])
+        ).scalars()
+        entries = [(r.kind, r.job_id, r.epsilon, r.steps) for r in rows if r.kind != "cap"]
+    kinds = [k for k, *_ in entries]
+    assert kinds == ["reserve", "commit", "release"]
+    assert entries[0][1].startswith("audit-") and entries[0][2] == 2.0
+    assert entries[1][2] == pytest.approx(result.epsilon_claimed) and entries[1][3] == result.steps
+    after = client.get_budget(ds.name)
+    assert after.epsilon_spent > before.epsilon_spent and after.epsilon_reserved == 0
 
 
 def _ledger_rows(server: Any) -> int:
