@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 
 from privsynth.server.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.db import DatasetRow, new_id, utcnow
-from privsynth.server.errors import FailedPrecondition, InvalidArgument
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, Unavailable
 from privsynth.server.request_ids import request_digest, same_request
 from privsynth.server.runtime import Runtime
+from privsynth.server.scrub_pool import ScrubPoolClosed, WorkerLost
+from privsynth.server.scrubber import ScrubCancelled
 from privsynth.server.strategies import dataset_key
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -156,13 +159,25 @@ def scrub_key(runtime: Runtime, dataset_id: str) -> bytes | None:
     return dataset_key(secret.encode("utf-8"), dataset_id)
 
 
-def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord]) -> DatasetRow:
+#: Characters of raw text an upload gathers before it hands them to the scrubber.
+FLUSH_CHARS = 4 * 1024 * 1024
+
+
+def ingest(
+    runtime: Runtime,
+    spec: DatasetSpec,
+    records: Iterable[IncomingRecord],
+    *,
+    cancel: threading.Event | None = None,
+) -> DatasetRow:
     """Scrub and store an uploaded corpus.
 
     Args:
         runtime: Server state (scrubber, store, database, metrics).
         spec: Name and optional budget cap.
         records: Records in upload order.
+        cancel: Set when the caller has gone (cancelled, past its deadline): scrubbing stops
+            within a fraction of a second, its queued work is dropped and nothing is stored.
 
     Returns:
         The stored dataset.
@@ -170,6 +185,8 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
     Raises:
         InvalidArgument: Bad metadata, a bad record (by position), or an empty corpus.
         FailedPrecondition: Keyed strategies without a master secret.
+        ScrubCancelled: ``cancel`` was set.
+        Unavailable: The scrub workers shut down (the server is stopping).
     """
     runtime.require_ready()
     _validate_spec(spec)
@@ -187,13 +204,19 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
     anonymous = 0
     users: set[str] = set()
     pending: list[tuple[str, str, str]] = []
+    pending_chars = 0
 
     def flush() -> None:
-        nonlocal with_pii
+        nonlocal with_pii, pending_chars
         if not pending:
             return
         started = time.perf_counter()
-        results = scrubber.scrub_batch([text for text, _, _ in pending], key=key)
+        try:
+            results = scrubber.scrub_batch([text for text, _, _ in pending], key=key, cancel=cancel)
+        except ScrubPoolClosed:
+            raise Unavailable("the server is shutting down: retry the upload") from None
+        except WorkerLost:
+            raise Unavailable("a scrub worker stopped: retry the upload") from None
         metrics.scrub_seconds.observe(time.perf_counter() - started)
         for (_, label, user), res in zip(pending, results, strict=True):
             if res.entity_counts:
@@ -205,9 +228,12 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
             lines.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
         metrics.records_scrubbed.inc(len(pending))
         pending.clear()
+        pending_chars = 0
 
     count = 0
     for i, rec in enumerate(records):
+        if cancel is not None and cancel.is_set():
+            raise ScrubCancelled("the upload was cancelled")
         if count >= settings.max_records:
             raise InvalidArgument(
                 f"dataset has more than {settings.max_records} records", field="records"
@@ -221,9 +247,14 @@ def ingest(runtime: Runtime, spec: DatasetSpec, records: Iterable[IncomingRecord
             anonymous += 1
         labelled += bool(rec.label)
         pending.append((text, rec.label, user))
+        pending_chars += len(text)
         count += 1
-        # Large enough that every scrub worker gets chunks of every flush.
-        if len(pending) >= settings.scrub_batch_size * max(1, settings.scrub_workers) * 2:
+        # Large enough that every scrub worker gets chunks of every flush; bounded in
+        # characters too, so records of 64 KB are not gathered 256 at a time.
+        if (
+            len(pending) >= settings.scrub_batch_size * max(1, settings.scrub_workers) * 2
+            or pending_chars >= FLUSH_CHARS
+        ):
             flush()
     flush()
     if count == 0:

@@ -61,6 +61,7 @@ def _scrubber(settings: Settings) -> Scrubber | ParallelScrubber:
     if settings.scrub_workers > 0:
         return ParallelScrubber(
             workers=settings.scrub_workers,
+            max_worker_rss=settings.scrub_worker_max_rss_mb * 1024 * 1024,
             nlp_config=settings.nlp_config,
             batch_size=settings.scrub_batch_size,
             policy=settings.scrub_policy,

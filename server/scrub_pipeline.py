@@ -5,8 +5,11 @@ refinement, replacement and residual check) in worker processes, each holding it
 :class:`~privsynth.server.scrubber.Scrubber`. Threads would not help: the recognizers and the
 anonymizer are pure Python under the GIL, and spaCy's own ``n_process`` parallelises only the
 spaCy part (measured at ~83 % of plain Presidio's time, less once the parser is excluded).
-Chunks of texts go to the workers and come back in input order; at most ``max_in_flight``
-chunks are outstanding, so memory stays flat however long the input stream is.
+Chunks of texts (bounded in count and characters) go to the workers and come back in input
+order; at most ``max_in_flight`` chunks per call are outstanding, so memory stays flat however
+long the input stream is. Calls take turns in the pool (:mod:`privsynth.server.scrub_pool`:
+interactive calls first, uploads round robin), can be cancelled, and a worker whose memory
+grew past a limit is replaced.
 
 Workers are started with ``spawn``: forking a process that already runs gRPC threads (the
 server) is unsafe, and a spawned worker loads its own pipeline exactly as the server does.
@@ -21,22 +24,30 @@ the scrubber wrote itself (placeholders, pseudonyms) are not counted.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from itertools import islice
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from privsynth.server.scrubber import Scrubber, ScrubberConfigError, ScrubResult
+from privsynth.server.scrub_pool import ScrubPoolClosed, WorkerPool
+from privsynth.server.scrubber import (
+    Scrubber,
+    ScrubberConfigError,
+    ScrubCancelled,
+    ScrubResult,
+    analyze_windowed,
+)
 
 __all__ = [
     "RESIDUAL_ENTITIES",
     "ParallelScrubber",
     "ResidualChecker",
+    "ScrubCancelled",
+    "ScrubPoolClosed",
     "ScrubWorkerError",
 ]
 
@@ -105,20 +116,20 @@ class ResidualChecker:
         )
 
     def find(self, texts: Sequence[str]) -> list[list[Any]]:
-        """Structured-identifier findings (Presidio results) per text."""
-        from presidio_analyzer import BatchAnalyzerEngine
+        """Structured-identifier findings (Presidio results) per text.
 
+        Long texts go in overlapping windows, as in the first pass
+        (:func:`~privsynth.server.scrubber.analyze_windowed`).
+        """
         if self._analyzer is None:
             self.load()
-        batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
-        return list(
-            batch.analyze_iterator(
-                list(texts),
-                language="en",
-                entities=self.entities,
-                batch_size=64,
-                score_threshold=self.score_threshold,
-            )
+        return analyze_windowed(
+            self._analyzer,
+            list(texts),
+            language="en",
+            entities=self.entities,
+            batch_size=64,
+            score_threshold=self.score_threshold,
         )
 
     def count_batch(
@@ -219,11 +230,6 @@ def _worker() -> Scrubber:
     return _worker_scrubber
 
 
-def _ping() -> tuple[str, str]:
-    s = _worker()
-    return s.description, s.strategy
-
-
 def _scrub_chunk(texts: list[str], key: bytes | None) -> list[ScrubResult]:
     scrubber = _worker()
     try:
@@ -243,16 +249,47 @@ def _analyze_chunk(texts: list[str]) -> list[list[Any]]:
         raise ScrubWorkerError(f"analysis failed in a worker ({type(exc).__name__})") from None
 
 
+def _start_worker(kwargs: dict[str, Any], parent_pid: int) -> tuple[bool, str, str]:
+    """Pool initializer: load the scrubber; (ok, description, strategy) or (False, error, "")."""
+    _init_worker(kwargs, parent_pid)
+    if _worker_scrubber is None:
+        return False, _worker_error or "scrubber worker not initialised", ""
+    return True, _worker_scrubber.description, _worker_scrubber.strategy
+
+
+def _check_started(value: Any) -> None:
+    if isinstance(value, BaseException):
+        raise ScrubberConfigError(str(value))
+    ok, message, _ = value
+    if not ok:
+        raise ScrubberConfigError(message)
+
+
+#: Characters per task: a task is the unit a small request may have to wait for (about a
+#: second of one worker's time), and what a cancelled request may still finish.
+DEFAULT_CHUNK_CHARS = 64 * 1024
+#: A worker holding more than this after a task is replaced by a fresh one.
+DEFAULT_MAX_WORKER_RSS = 1536 * 1024 * 1024
+
+
 class ParallelScrubber:
     """A :class:`Scrubber` spread over worker processes, with the same ``scrub_batch``.
+
+    Each call gets its own lane in the :class:`~privsynth.server.scrub_pool.WorkerPool`:
+    calls take turns task by task, interactive ones (``interactive=True``: ScrubText,
+    AnalyzeText) first, so a short request never waits behind an upload's backlog.
 
     Args:
         workers: Worker processes, each with a fully loaded Scrubber (~250 MB each with the
             small spaCy model). One per core is right; more only adds memory.
-        chunk_size: Texts per task; also each worker's spaCy batch.
-        max_in_flight: Chunks submitted but not yet returned (default ``2 * workers``):
-            enough to keep every worker busy while the caller consumes results, and the bound
-            on memory held for a stream.
+        chunk_size: Most texts per task; also each worker's spaCy batch.
+        chunk_chars: Most characters per task (a longer text is a task of its own).
+        max_in_flight: Tasks one call may have queued or running (default ``2 * workers``):
+            enough to keep every worker busy, and the bound on the memory one call holds.
+        max_worker_rss: Bytes of resident memory after which a worker is replaced (0: never).
+        reserved: Workers kept free for interactive calls (default: 1 when there are two or
+            more workers, else 0). Uploads then use the others only; a one-worker pool lets a
+            short call wait for the running task (one long record at most).
         **scrubber_kwargs: Passed to :class:`Scrubber` in each worker (``nlp_config``,
             ``policy``, ``key``, ``residual_check``, ``score_threshold``, ...). They are
             pickled to the workers over a pipe, the key included, and never written to disk.
@@ -267,14 +304,20 @@ class ParallelScrubber:
         workers: int = 2,
         *,
         chunk_size: int = 64,
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
         max_in_flight: int | None = None,
+        max_worker_rss: int = DEFAULT_MAX_WORKER_RSS,
+        reserved: int | None = None,
         **scrubber_kwargs: Any,
     ) -> None:
-        if workers < 1 or chunk_size < 1:
-            raise ValueError("workers and chunk_size must be >= 1")
+        if workers < 1 or chunk_size < 1 or chunk_chars < 1:
+            raise ValueError("workers, chunk_size and chunk_chars must be >= 1")
         self.workers = workers
         self.chunk_size = chunk_size
+        self.chunk_chars = chunk_chars
         self.max_in_flight = max_in_flight or 2 * workers
+        self.max_worker_rss = max_worker_rss
+        self.reserved = (1 if workers >= 2 else 0) if reserved is None else reserved
         scrubber_kwargs.setdefault("batch_size", chunk_size)
         # Validates the policy and key here, in the caller, before any process starts.
         probe = Scrubber(**scrubber_kwargs)
@@ -282,7 +325,8 @@ class ParallelScrubber:
         self.policy = probe.policy
         self.residual_check = probe.residual_check
         self._kwargs = scrubber_kwargs
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
+        self._load_lock = threading.Lock()
         self._description = ""
         self._strategy = probe.strategy
 
@@ -292,30 +336,26 @@ class ParallelScrubber:
         Raises:
             ScrubberConfigError: A worker could not load (missing pipeline, bad policy).
         """
-        if self._pool is not None:
-            return
-        pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._kwargs, os.getpid()),
-        )
-        try:
-            # Submitted together, the pings make the pool start every worker at once.
-            pings = [pool.submit(_ping) for _ in range(self.workers)]
-            self._description, self._strategy = pings[0].result()
-            for p in pings[1:]:
-                p.result()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        self._pool = pool
+        with self._load_lock:
+            if self._pool is not None:
+                return
+            pool = WorkerPool(
+                self.workers,
+                _start_worker,
+                (self._kwargs, os.getpid()),
+                max_rss_bytes=self.max_worker_rss,
+                reserved=self.reserved,
+            )
+            values = pool.start(check=_check_started)
+            _, self._description, self._strategy = values[0]
+            self._pool = pool
 
     def close(self) -> None:
-        """Stop the workers."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers now: queued and running calls fail with ``ScrubPoolClosed``."""
+        with self._load_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def __enter__(self) -> ParallelScrubber:
         self.load()
@@ -334,50 +374,116 @@ class ParallelScrubber:
         """Replacement strategies in use, value-free."""
         return self._strategy
 
+    @property
+    def pool(self) -> WorkerPool | None:
+        """The worker pool (None before :meth:`load` and after :meth:`close`)."""
+        return self._pool
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers."""
+        return self._pool.pids() if self._pool is not None else []
+
+    def _chunks(self, texts: Iterable[str]) -> Iterator[list[str]]:
+        chunk: list[str] = []
+        chars = 0
+        for text in texts:
+            if chunk and (len(chunk) >= self.chunk_size or chars + len(text) > self.chunk_chars):
+                yield chunk
+                chunk, chars = [], 0
+            chunk.append(text)
+            chars += len(text)
+        if chunk:
+            yield chunk
+
+    def _run(
+        self,
+        fn: Callable[..., list[Any]],
+        texts: Iterable[str],
+        args: tuple[Any, ...],
+        cancel: threading.Event | None,
+        interactive: bool,
+    ) -> Iterator[Any]:
+        if self._pool is None:
+            self.load()
+        pool = self._pool
+        if pool is None:
+            raise ScrubPoolClosed("the scrub workers are shut down")
+        lane = pool.lane(interactive=interactive)
+        pending: deque[Future[list[Any]]] = deque()
+
+        def next_result() -> list[Any]:
+            head = pending.popleft()
+            while True:
+                if cancel is not None and cancel.is_set():
+                    head.cancel()
+                    raise ScrubCancelled("scrubbing was cancelled")
+                try:
+                    return head.result(timeout=_CANCEL_POLL_S)
+                except FutureTimeout:
+                    continue
+                except CancelledError:
+                    raise ScrubCancelled("scrubbing was cancelled") from None
+
+        try:
+            for chunk in self._chunks(texts):
+                if cancel is not None and cancel.is_set():
+                    raise ScrubCancelled("scrubbing was cancelled")
+                pending.append(lane.submit(fn, chunk, *args))
+                while len(pending) >= self.max_in_flight:
+                    yield from next_result()
+            while pending:
+                yield from next_result()
+        finally:
+            lane.cancel()  # drops queued tasks; a running one finishes and is discarded
+
     def scrub_iter(
-        self, texts: Iterable[str], *, key: bytes | None = None
+        self,
+        texts: Iterable[str],
+        *,
+        key: bytes | None = None,
+        cancel: threading.Event | None = None,
+        interactive: bool = False,
     ) -> Iterator[ScrubResult]:
         """Scrub a stream of texts, yielding results in input order.
 
-        At most ``max_in_flight`` chunks of ``chunk_size`` texts are held at once, so the
-        input may be far larger than memory. Closing the iterator early cancels the chunks
-        not yet started. ``key`` (the dataset's secret for keyed strategies; default: the
-        constructor's) travels with every chunk and stays in the workers' memory.
+        At most ``max_in_flight`` tasks of at most ``chunk_size`` texts and ``chunk_chars``
+        characters are held at once, so the input may be far larger than memory. Closing
+        the iterator early, or setting ``cancel``, drops the tasks not yet started (within
+        :data:`_CANCEL_POLL_S`). ``key`` (the dataset's secret for keyed strategies;
+        default: the constructor's) travels with every chunk and stays in the workers'
+        memory.
 
         Raises:
             StrategyConfigError: The policy is keyed and there is no key (checked here,
                 before any text is sent).
+            ScrubCancelled: ``cancel`` was set.
+            ScrubPoolClosed: The workers shut down (server stopping).
             ScrubWorkerError: A worker failed (the message names the exception type only).
         """
         self._probe.replacer(key)  # a missing or short key fails here, not in a worker
-        if self._pool is None:
-            self.load()
-        pool = self._pool
-        assert pool is not None
-        pending: deque[Future[list[ScrubResult]]] = deque()
-        it = iter(texts)
-        try:
-            while chunk := list(islice(it, self.chunk_size)):
-                pending.append(pool.submit(_scrub_chunk, chunk, key))
-                while len(pending) >= self.max_in_flight:
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
+        return self._run(_scrub_chunk, texts, (key,), cancel, interactive)
 
-    def scrub_batch(self, texts: Sequence[str], *, key: bytes | None = None) -> list[ScrubResult]:
+    def scrub_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        key: bytes | None = None,
+        cancel: threading.Event | None = None,
+        interactive: bool = False,
+    ) -> list[ScrubResult]:
         """Scrub several texts across the workers (same contract as ``Scrubber.scrub_batch``)."""
-        return list(self.scrub_iter(texts, key=key))
+        return list(self.scrub_iter(texts, key=key, cancel=cancel, interactive=interactive))
 
-    def analyze_batch(self, texts: Sequence[str]) -> list[list[Any]]:
+    def analyze_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+        interactive: bool = False,
+    ) -> list[list[Any]]:
         """Detected spans per text, computed in the workers (as ``Scrubber.analyze_batch``)."""
-        if self._pool is None:
-            self.load()
-        pool = self._pool
-        assert pool is not None
-        chunks = [
-            list(texts[i : i + self.chunk_size]) for i in range(0, len(texts), self.chunk_size)
-        ]
-        return [r for chunk in pool.map(_analyze_chunk, chunks) for r in chunk]
+        return list(self._run(_analyze_chunk, texts, (), cancel, interactive))
+
+
+#: How often a caller waiting for a worker checks its cancel event.
+_CANCEL_POLL_S = 0.1

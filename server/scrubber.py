@@ -22,8 +22,9 @@ re-analyses the output for structured identifiers the first pass left behind.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -35,7 +36,17 @@ from privsynth.server.normalize import normalize_for_analysis
 if TYPE_CHECKING:
     from privsynth.server.strategies import Replacer, ScrubPolicy
 
-__all__ = ["ScrubResult", "Scrubber", "ScrubberConfigError"]
+__all__ = [
+    "DEFAULT_WINDOW_CHARS",
+    "DEFAULT_WINDOW_OVERLAP",
+    "ScrubCancelled",
+    "ScrubResult",
+    "Scrubber",
+    "ScrubberConfigError",
+    "Window",
+    "analyze_windowed",
+    "windows",
+]
 
 _DEFAULT_CONFIG = "nlp.yaml"
 
@@ -60,6 +71,10 @@ DEFAULT_EXCLUDED_COMPONENTS: tuple[str, ...] = (
 
 class ScrubberConfigError(RuntimeError):
     """The NLP configuration names a pipeline that is not installed, or is malformed."""
+
+
+class ScrubCancelled(RuntimeError):
+    """Scrubbing stopped before it finished: its caller cancelled, or the workers shut down."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,134 @@ def _check_pipelines(conf: dict[str, Any], path: str) -> None:
             )
 
 
+# ----------------------------------------------------------------------------------------------
+# Bounded analysis: long texts in overlapping windows, spaCy batches bounded in characters
+# ----------------------------------------------------------------------------------------------
+
+#: Longest piece of text spaCy and the recognizers see at once. spaCy's memory grows with the
+#: tokens of a whole batch: 64 records of 64 KB in one ``nlp.pipe`` batch grew a worker from
+#: 0.6 GB to 3.7 GB (issue 12). Longer texts are analysed in overlapping windows.
+DEFAULT_WINDOW_CHARS = 8192
+#: Characters two neighbouring windows share. Each window keeps the spans that *start* in its
+#: own part (cut at the middle of the overlaps), so a span is kept once, whole, with at least
+#: ``overlap / 4`` characters of context on each side, if it is at most ``overlap / 4`` long.
+DEFAULT_WINDOW_OVERLAP = 800
+#: Characters per spaCy batch (at most ``batch_size`` texts too).
+DEFAULT_BATCH_CHARS = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Window:
+    """A piece ``[start, end)`` of a text, keeping spans that start in ``[own_start, own_end)``."""
+
+    start: int
+    end: int
+    own_start: int
+    own_end: int
+
+
+def _space_at_or_before(text: str, pos: int, floor: int) -> int:
+    """The largest index in ``(floor, pos]`` just after a whitespace character, else ``pos``."""
+    for i in range(pos, floor, -1):
+        if text[i - 1].isspace():
+            return i
+    return pos
+
+
+def windows(text: str, size: int, overlap: int) -> list[Window]:
+    """Overlapping windows covering ``text``, cut after whitespace where there is some nearby.
+
+    Args:
+        text: The text.
+        size: Longest window; texts no longer than this are one window.
+        overlap: Characters neighbouring windows share (at least ``overlap / 2`` when a cut
+            moves to whitespace); must be under ``size / 2``.
+    """
+    n = len(text)
+    if not 0 <= 2 * overlap < size:
+        raise ValueError("window overlap must be under half the window size")
+    if n <= size:
+        return [Window(0, n, 0, n)]
+    out: list[Window] = []
+    start = 0
+    own_start = 0
+    while True:
+        end = min(start + size, n)
+        if end == n:
+            out.append(Window(start, end, own_start, n))
+            return out
+        end = _space_at_or_before(text, end, end - overlap // 4)
+        nxt = end - overlap
+        nxt = _space_at_or_before(text, nxt, nxt - overlap // 4)
+        own_end = (nxt + end) // 2
+        out.append(Window(start, end, own_start, own_end))
+        start, own_start = nxt, own_end
+
+
+def analyze_windowed(
+    engine: Any,
+    texts: Sequence[str],
+    *,
+    window_chars: int = DEFAULT_WINDOW_CHARS,
+    window_overlap: int = DEFAULT_WINDOW_OVERLAP,
+    batch_size: int = 64,
+    batch_chars: int = DEFAULT_BATCH_CHARS,
+    cancel: Callable[[], bool] | None = None,
+    **kwargs: Any,
+) -> list[list[Any]]:
+    """``BatchAnalyzerEngine.analyze_iterator`` over ``texts`` in bounded memory.
+
+    Each text is cut into :func:`windows`; spaCy gets batches of at most ``batch_size``
+    windows and ``batch_chars`` characters; every span is mapped back to its text and kept by
+    the one window that owns its start, and spans of one type contained in another are
+    dropped (Presidio's own de-duplication, across the windows' results).
+
+    Raises:
+        ScrubCancelled: ``cancel()`` turned true (checked between batches).
+    """
+    from presidio_analyzer import BatchAnalyzerEngine, EntityRecognizer
+
+    batch = BatchAnalyzerEngine(analyzer_engine=engine)
+    pieces: list[tuple[int, Window]] = [
+        (i, w) for i, t in enumerate(texts) for w in windows(t, window_chars, window_overlap)
+    ]
+    found: list[list[Any]] = [[] for _ in texts]
+    split = [False] * len(texts)
+    at = 0
+    while at < len(pieces):
+        if cancel is not None and cancel():
+            raise ScrubCancelled("scrubbing was cancelled")
+        group = [pieces[at]]
+        chars = pieces[at][1].end - pieces[at][1].start
+        at += 1
+        while at < len(pieces) and len(group) < batch_size:
+            size = pieces[at][1].end - pieces[at][1].start
+            if chars + size > batch_chars:
+                break
+            group.append(pieces[at])
+            chars += size
+            at += 1
+        results = batch.analyze_iterator(
+            [texts[i][w.start : w.end] for i, w in group],
+            batch_size=len(group),
+            **kwargs,
+        )
+        for (i, w), spans in zip(group, results, strict=True):
+            if w.start == 0 and w.end == len(texts[i]):
+                found[i].extend(spans)
+                continue
+            split[i] = True
+            for r in spans:
+                r.start += w.start
+                r.end += w.start
+                if w.own_start <= r.start < w.own_end:
+                    found[i].append(r)
+    return [
+        sorted(EntityRecognizer.remove_duplicates(f), key=lambda r: (r.start, r.end)) if cut else f
+        for f, cut in zip(found, split, strict=True)
+    ]
+
+
 class Scrubber:
     """Presidio analyzer plus anonymizer with placeholder replacement.
 
@@ -135,6 +278,9 @@ class Scrubber:
             :meth:`scrub_batch`. Held in memory only; never written, logged or reported.
         residual_check: Re-analyse every output for structured identifiers and report them
             in :attr:`ScrubResult.residual_counts` (costs a second, spaCy-free pass).
+        window_chars: Longest text analysed at once; longer ones go in overlapping windows.
+        window_overlap: Characters neighbouring windows share.
+        batch_chars: Most characters in one spaCy batch.
 
     Raises:
         StrategyConfigError: The policy is invalid, or ``key`` is too short. A keyed policy
@@ -156,8 +302,17 @@ class Scrubber:
         policy: ScrubPolicy | Path | None = None,
         key: bytes | None = None,
         residual_check: bool = False,
+        window_chars: int = DEFAULT_WINDOW_CHARS,
+        window_overlap: int = DEFAULT_WINDOW_OVERLAP,
+        batch_chars: int = DEFAULT_BATCH_CHARS,
     ) -> None:
         from privsynth.server.strategies import ScrubPolicy, load_policy
+
+        if not 0 <= 2 * window_overlap < window_chars:
+            raise ValueError("window_overlap must be under half of window_chars")
+        self.window_chars = window_chars
+        self.window_overlap = window_overlap
+        self.batch_chars = batch_chars
 
         self._nlp_config = nlp_config
         self._analyzer = analyzer
@@ -257,26 +412,39 @@ class Scrubber:
             f"{RECOGNIZERS_VERSION} / {self.pipeline_name}"
         )
 
-    def analyze_batch(self, texts: Sequence[str]) -> list[list[Any]]:
+    def analyze_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+        interactive: bool = False,
+    ) -> list[list[Any]]:
         """Detect PII spans (Presidio ``RecognizerResult`` lists), one list per text.
 
         This is what ``scrub_batch`` replaces; the quality benchmark scores it directly.
         The analyzer sees each text normalised (:mod:`privsynth.server.normalize`: NFKC, no
         zero-width or bidi controls); the spans returned are offsets into the original text.
-        """
-        from presidio_analyzer import BatchAnalyzerEngine
+        Texts longer than ``window_chars`` are analysed in overlapping windows and spaCy's
+        batches hold at most ``batch_chars`` characters (:func:`analyze_windowed`), so memory
+        does not grow with the length of a record.
 
+        Raises:
+            ScrubCancelled: ``cancel`` was set (checked between spaCy batches).
+        """
+        del interactive  # the worker pool's fast lane; one process has none
         if self._analyzer is None or self._anonymizer is None:
             self.load()
-        batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
         normalized = [normalize_for_analysis(t) for t in texts]
-        analyses = list(
-            batch.analyze_iterator(
-                [n.text for n in normalized],
-                language="en",
-                batch_size=self.batch_size,
-                score_threshold=self.score_threshold,
-            )
+        analyses = analyze_windowed(
+            self._analyzer,
+            [n.text for n in normalized],
+            window_chars=self.window_chars,
+            window_overlap=self.window_overlap,
+            batch_size=self.batch_size,
+            batch_chars=self.batch_chars,
+            cancel=cancel.is_set if cancel is not None else None,
+            language="en",
+            score_threshold=self.score_threshold,
         )
         for norm, results in zip(normalized, analyses, strict=True):
             if norm.identity:
@@ -285,16 +453,27 @@ class Scrubber:
                 r.start, r.end = norm.span(r.start, r.end)
         return analyses
 
-    def scrub_batch(self, texts: Sequence[str], *, key: bytes | None = None) -> list[ScrubResult]:
-        """Scrub several texts; spaCy processes them as one batch.
+    def scrub_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        key: bytes | None = None,
+        cancel: threading.Event | None = None,
+        interactive: bool = False,
+    ) -> list[ScrubResult]:
+        """Scrub several texts; spaCy processes them in bounded batches.
 
         ``key`` is the dataset's secret for keyed strategies (default: the constructor's).
+        ``cancel`` is polled between spaCy batches (:class:`ScrubCancelled` once it is
+        set); ``interactive`` means nothing in one process (it is the worker pool's fast
+        lane, accepted here so the two scrubbers are interchangeable).
         Each span is replaced by its entity type's strategy. Overlaps are resolved by
         Presidio's anonymizer (contained spans dropped, the higher score wins), and the
         positions it reports in the output become :attr:`ScrubResult.surrogate_spans`.
         """
         replacer = self.replacer(key)  # before any work: a missing key fails fast
-        analyses = self.analyze_batch(texts)
+        del interactive
+        analyses = self.analyze_batch(texts, cancel=cancel)
         out = []
         for text, results in zip(texts, analyses, strict=True):
             if not results:

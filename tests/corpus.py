@@ -44,3 +44,24 @@ def tickets(n: int) -> list[RecordIn]:
         "The app crashes when I open the settings page on my tablet.",
     ]
     return [RecordIn(text=base[i % len(base)], label="support") for i in range(n)]
+
+
+_LONG_PII = (
+    f"Write to {SECRET_NAME} at {SECRET_EMAIL} or call {SECRET_PHONE}.",
+    "Ottoline Farquharson paid with 4111 1111 1111 1111 from 192.0.2.7 on March 3, 2021.",
+)
+
+
+def long_text(i: int, size: int = 64 * 1024) -> str:
+    """About ``size`` bytes of public fortunes with synthetic PII every few sentences."""
+    ref = resources.files("privsynth.server") / "assets" / "demo_fortunes.jsonl"
+    texts = [json.loads(line)["text"] for line in ref.read_text(encoding="utf-8").splitlines()]
+    parts: list[str] = []
+    n = 0
+    j = i * 37
+    while n < size - 200:
+        piece = texts[j % len(texts)] if j % 5 else _LONG_PII[j % len(_LONG_PII)]
+        parts.append(piece)
+        n += len(piece.encode("utf-8")) + 1
+        j += 1
+    return " ".join(parts).encode("utf-8")[: size - 8].decode("utf-8", "ignore")

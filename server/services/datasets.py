@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -20,6 +21,7 @@ from privsynth.server.ingest import (
 from privsynth.server.names import parse_name
 from privsynth.server.request_ids import check_request_id
 from privsynth.server.runtime import Runtime
+from privsynth.server.scrubber import ScrubCancelled
 from privsynth.server.services.convert import dataset_pb
 from privsynth.server.services.paging import paginate
 from sqlalchemy import select
@@ -82,10 +84,18 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 for r in msg.records.records:
                     yield IncomingRecord(text=r.text, label=r.label, user_id=r.user_id)
 
+        # Set when the call ends for any reason: a client that cancels or runs past its
+        # deadline (or a server stopping after its grace) stops the scrubbing at once.
+        gone = threading.Event()
+        if not context.add_callback(gone.set):
+            gone.set()
         try:
-            row = ingest(self.runtime, spec, records())
+            row = ingest(self.runtime, spec, records(), cancel=gone)
         except DuplicateUpload as dup:
             return dataset_pb(dup.dataset)
+        except ScrubCancelled:
+            # The caller has gone; nothing was stored. (Aborting marks it as no server fault.)
+            context.abort(grpc.StatusCode.CANCELLED, "the upload was cancelled")
         # ingest commits the dataset row; its two audit entries follow at once. They hold
         # counts and hashes only: no display name, no text.
         report = row.scrub_report

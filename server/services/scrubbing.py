@@ -8,13 +8,32 @@ links two requests (no caller can use the service as an oracle for a dataset's s
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 from privsynth.client.pb import scrubbing_pb2, scrubbing_pb2_grpc
-from privsynth.server.errors import InvalidArgument
+from privsynth.server.errors import InvalidArgument, Unavailable
 from privsynth.server.runtime import Runtime
+from privsynth.server.scrub_pool import ScrubPoolClosed, WorkerLost
+from privsynth.server.scrubber import ScrubCancelled
 
 __all__ = ["ScrubbingServicer"]
+
+
+@contextmanager
+def _scrubbing(context: grpc.ServicerContext) -> Iterator[threading.Event]:
+    """An event set when the call ends (client gone, deadline); pool shutdown as UNAVAILABLE."""
+    gone = threading.Event()
+    if not context.add_callback(gone.set):
+        gone.set()
+    try:
+        yield gone
+    except (ScrubPoolClosed, WorkerLost):
+        raise Unavailable("the scrub workers are restarting or shutting down: retry") from None
+    except ScrubCancelled:
+        context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled")
 
 
 def _checked(runtime: Runtime, text: str) -> str:
@@ -39,7 +58,9 @@ class ScrubbingServicer(scrubbing_pb2_grpc.ScrubbingServicer):
     ) -> scrubbing_pb2.AnalyzeTextResponse:
         """Spans of detected PII, ordered by position."""
         text = _checked(self.runtime, request.text)
-        results = self.runtime.scrubber.analyze_batch([text])[0]
+        with _scrubbing(context) as gone:
+            # The fast lane: a short text never waits behind an upload's backlog.
+            results = self.runtime.scrubber.analyze_batch([text], cancel=gone, interactive=True)[0]
         spans = [
             scrubbing_pb2.PiiSpan(
                 entity_type=r.entity_type, start=r.start, end=r.end, score=float(r.score)
@@ -55,7 +76,8 @@ class ScrubbingServicer(scrubbing_pb2_grpc.ScrubbingServicer):
         text = _checked(self.runtime, request.text)
         scrubber = self.runtime.scrubber
         key = secrets.token_bytes(32) if scrubber.policy.needs_key else None
-        result = scrubber.scrub_batch([text], key=key)[0]
+        with _scrubbing(context) as gone:
+            result = scrubber.scrub_batch([text], key=key, cancel=gone, interactive=True)[0]
         return scrubbing_pb2.ScrubTextResponse(
             text=result.text, entity_counts=dict(result.entity_counts)
         )

@@ -56,7 +56,7 @@ def test_workers_exit_when_the_server_is_killed() -> None:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         children |= _children(proc.pid)
-        assert len(children) >= 2  # the worker and multiprocessing's resource tracker
+        assert children  # the worker (and a resource tracker, if one started)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         deadline = time.monotonic() + 10
