@@ -52,7 +52,8 @@ import functools
 import math
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,7 @@ __all__ = [
     "PLD_DISCRETIZATION",
     "DpSgdPlan",
     "JobCharge",
+    "PlanningAbandoned",
     "UnreachableEpsilon",
     "accounting_delta",
     "compose_epsilon",
@@ -133,6 +135,14 @@ class UnreachableEpsilon(ValueError):
         self.steps = steps
 
 
+class PlanningAbandoned(Exception):
+    """Calibration stopped because its caller has gone (``keep_going`` returned False).
+
+    Deliberately not a :class:`ValueError`: the request ended, nothing about its parameters is
+    wrong.
+    """
+
+
 @dataclass(frozen=True)
 class JobCharge:
     """One job's contribution to a dataset's spend.
@@ -181,8 +191,17 @@ def expected_batch_size(n_records: int, batch_size: int) -> int:
     return max(1, min(batch_size, n_records // 4))
 
 
+_PLAN_CACHE_SIZE = 256
+_plans: OrderedDict[tuple[object, ...], DpSgdPlan] = OrderedDict()
 _plan_locks: dict[tuple[object, ...], threading.Lock] = {}
 _plan_locks_guard = threading.Lock()
+
+CALIBRATION_RELATIVE_TOLERANCE = 1e-3
+"""σ is calibrated until its ε lies within ``max(0.01, this × target)`` below the target.
+
+Up to ε = 10 that is Opacus' absolute 0.01 (the same σ as ``make_private_with_epsilon``); above,
+an absolute 0.01 cost ~4 more accountant evaluations per decade of ε, each of them the slowest
+of the search (small σ), for a precision nobody can use."""
 
 
 def plan_dp_sgd(
@@ -194,15 +213,18 @@ def plan_dp_sgd(
     target_delta: float,
     accountant: str = "prv",
     label_epsilon_share: float | None = None,
+    keep_going: Callable[[], bool] | None = None,
 ) -> DpSgdPlan:
     """Calibrate σ for a run before it starts, the way ``make_private_with_epsilon`` does.
 
     Opacus' ``DPDataLoader`` samples with rate ``1 / len(data_loader)``, where the original
     loader has ``ceil(n / b)`` batches, and takes ``int(1 / q)`` steps per epoch; the noise
-    multiplier comes from ``get_noise_multiplier`` with the same accountant and tolerance. Doing
-    the identical computation here is what makes the ledger's event the event that runs.
+    multiplier comes from the bisection of ``get_noise_multiplier`` with the same accountant (and,
+    up to ε = 10, the same tolerance: :data:`CALIBRATION_RELATIVE_TOLERANCE`). The training run
+    is then told to use the planned σ, so the ledger's event is the event that runs.
     Calibration takes seconds, so results are cached and concurrent identical requests wait for
-    one computation rather than racing.
+    one computation rather than racing. Its cost grows as σ shrinks (a larger target): callers
+    bound the target first (:data:`privsynth.server.caps.MAX_TARGET_EPSILON`).
 
     Args:
         n_records: Privacy units in the dataset.
@@ -215,12 +237,15 @@ def plan_dp_sgd(
             that Gaussian release gets σ_L so that alone it is (share × ε)-DP, and σ for DP-SGD
             is calibrated so that both events composed (at δ less the threshold's share) stay
             within ``target_epsilon``.
+        keep_going: Asked between accountant evaluations (each well under a second to a few
+            seconds); once it returns False calibration stops (e.g. the client has gone).
 
     Returns:
         σ, q, planned steps, the expected batch size and the label release's σ_L.
 
     Raises:
         UnreachableEpsilon: Reaching the target would need σ > :data:`MAX_NOISE_MULTIPLIER`.
+        PlanningAbandoned: ``keep_going`` returned False.
     """
     key = (
         n_records,
@@ -234,11 +259,29 @@ def plan_dp_sgd(
     with _plan_locks_guard:
         lock = _plan_locks.setdefault(key, threading.Lock())
     with lock:
-        return _plan_cached(*key)
+        with _plan_locks_guard:
+            if key in _plans:
+                _plans.move_to_end(key)
+                return _plans[key]
+        plan = _plan(
+            n_records,
+            batch_size,
+            epochs,
+            target_epsilon,
+            target_delta,
+            accountant,
+            label_epsilon_share,
+            keep_going or (lambda: True),
+        )
+        with _plan_locks_guard:
+            _plans[key] = plan
+            while len(_plans) > _PLAN_CACHE_SIZE:
+                old, _ = _plans.popitem(last=False)
+                _plan_locks.pop(old, None)
+        return plan
 
 
-@functools.lru_cache(maxsize=256)
-def _plan_cached(  # noqa: PLR0917 - positional so that lru_cache keys match plan_dp_sgd's
+def _plan(  # noqa: PLR0917
     n_records: int,
     batch_size: int,
     epochs: int,
@@ -246,9 +289,8 @@ def _plan_cached(  # noqa: PLR0917 - positional so that lru_cache keys match pla
     target_delta: float,
     accountant: str,
     label_epsilon_share: float | None,
+    keep_going: Callable[[], bool],
 ) -> DpSgdPlan:
-    from opacus.accountants.utils import get_noise_multiplier
-
     b = expected_batch_size(n_records, batch_size)
     loader_len = math.ceil(n_records / b)
     sample_rate = 1 / loader_len
@@ -261,38 +303,58 @@ def _plan_cached(  # noqa: PLR0917 - positional so that lru_cache keys match pla
         delta = target_delta * (1 - LABEL_THRESHOLD_DELTA_SHARE)
         label_sigma = gaussian_sigma(epsilon=label_epsilon_share * target_epsilon, delta=delta)
         extra = [(label_sigma, 1.0, 1)]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
-        floor = _accountant_epsilon(
-            accountant, [(MAX_NOISE_MULTIPLIER, sample_rate, steps), *extra], delta
+    floor = _accountant_epsilon(
+        accountant, [(MAX_NOISE_MULTIPLIER, sample_rate, steps), *extra], delta
+    )
+    if floor > target_epsilon:
+        smallest = floor
+        if label_epsilon_share is not None:
+            # σ at the cap for DP-SGD alone, plus the label share on top: an upper bound on
+            # the smallest target a labelled job can reach (composition is sub-additive).
+            sgd = _accountant_epsilon(
+                accountant, [(MAX_NOISE_MULTIPLIER, sample_rate, steps)], delta
+            )
+            smallest = sgd / (1 - label_epsilon_share)
+        raise UnreachableEpsilon(smallest_epsilon=smallest, sample_rate=sample_rate, steps=steps)
+    tolerance = max(0.01, CALIBRATION_RELATIVE_TOLERANCE * target_epsilon)
+    if not extra:
+        # Opacus' get_noise_multiplier, step for step (its step count, its doubling from 10,
+        # its bisection from 0), so that up to ε = 10 σ is the one make_private_with_epsilon
+        # finds; but stoppable between evaluations, with a relative tolerance above ε = 10,
+        # and never searched above the cap (known to reach the target).
+        opacus_steps = int(epochs / sample_rate)
+        high, eps_high = 10.0, math.inf
+        while eps_high > target_epsilon:
+            high *= 2
+            if high > 1e6:  # (Opacus' MAX_SIGMA)
+                raise ValueError("the privacy budget is too low")
+            _check(keep_going)
+            eps_high = _accountant_epsilon(
+                accountant, [(high, sample_rate, opacus_steps)], target_delta
+            )
+        sigma = _bisect(
+            lambda s: _accountant_epsilon(
+                accountant, [(s, sample_rate, opacus_steps)], target_delta
+            ),
+            target_epsilon,
+            high=high,
+            eps_high=eps_high,
+            tolerance=tolerance,
+            keep_going=keep_going,
         )
-        if floor > target_epsilon:
-            smallest = floor
-            if label_epsilon_share is not None:
-                # σ at the cap for DP-SGD alone, plus the label share on top: an upper bound on
-                # the smallest target a labelled job can reach (composition is sub-additive).
-                sgd = _accountant_epsilon(
-                    accountant, [(MAX_NOISE_MULTIPLIER, sample_rate, steps)], delta
-                )
-                smallest = sgd / (1 - label_epsilon_share)
-            raise UnreachableEpsilon(
-                smallest_epsilon=smallest, sample_rate=sample_rate, steps=steps
-            )
-        if not extra:
-            sigma = float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=target_delta,
-                    sample_rate=sample_rate,
-                    epochs=epochs,
-                    accountant=accountant,
-                )
-            )
-            # Opacus' bisection stops within an absolute 0.01 of the target, which for a tiny
-            # target can leave σ above the cap although the cap is known to reach it.
-            sigma = min(sigma, MAX_NOISE_MULTIPLIER)
-        else:
-            sigma = _calibrate(accountant, target_epsilon, delta, sample_rate, steps, extra)
+        # The bisection stops within the tolerance of the target, which for a tiny target can
+        # leave σ above the cap although the cap is known to reach it.
+        sigma = min(sigma, MAX_NOISE_MULTIPLIER)
+    else:
+        history = [(MAX_NOISE_MULTIPLIER, sample_rate, steps), *extra]
+        sigma = _bisect(
+            lambda s: _accountant_epsilon(accountant, [(s, sample_rate, steps), *extra], delta),
+            target_epsilon,
+            high=MAX_NOISE_MULTIPLIER,
+            eps_high=_accountant_epsilon(accountant, history, delta),
+            tolerance=tolerance,
+            keep_going=keep_going,
+        )
     return DpSgdPlan(
         noise_multiplier=sigma,
         sample_rate=sample_rate,
@@ -300,6 +362,37 @@ def _plan_cached(  # noqa: PLR0917 - positional so that lru_cache keys match pla
         expected_batch_size=b,
         label_noise_multiplier=label_sigma,
     )
+
+
+def _check(keep_going: Callable[[], bool]) -> None:
+    if not keep_going():
+        raise PlanningAbandoned("noise calibration abandoned: its caller has gone")
+
+
+def _bisect(
+    epsilon_of: Callable[[float], float],
+    target_epsilon: float,
+    *,
+    high: float,
+    eps_high: float,
+    tolerance: float,
+    keep_going: Callable[[], bool],
+) -> float:
+    """Opacus' bisection of σ on ``[0, high]``: the smallest σ found with ε ≤ the target.
+
+    ``eps_high`` (ε at ``high``) is at most the target. Stops once ε lies within ``tolerance``
+    below the target (or σ is known to 1e-9 relative, where ε no longer moves).
+    """
+    low = 0.0
+    while target_epsilon - eps_high > tolerance and high - low > 1e-9 * high:
+        _check(keep_going)
+        mid = (low + high) / 2
+        eps = epsilon_of(mid)
+        if eps < target_epsilon:
+            high, eps_high = mid, eps
+        else:
+            low = mid
+    return high
 
 
 def _accountant_epsilon(
@@ -317,31 +410,6 @@ def _accountant_epsilon(
     with warnings.catch_warnings(), np.errstate(divide="ignore"):
         warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
         return float(acc.get_epsilon(delta=delta))
-
-
-def _calibrate(  # noqa: PLR0917
-    accountant: str,
-    target_epsilon: float,
-    delta: float,
-    sample_rate: float,
-    steps: int,
-    extra: Sequence[tuple[float, float, int]],
-    tolerance: float = 0.01,
-) -> float:
-    """Opacus' ``get_noise_multiplier`` bisection, with ``extra`` events in the history.
-
-    Called only once σ = :data:`MAX_NOISE_MULTIPLIER` is known to reach the target.
-    """
-    low, high = 0.0, MAX_NOISE_MULTIPLIER
-    eps_high = _accountant_epsilon(accountant, [(high, sample_rate, steps), *extra], delta)
-    while target_epsilon - eps_high > tolerance and high - low > 1e-6:
-        mid = (low + high) / 2
-        eps = _accountant_epsilon(accountant, [(mid, sample_rate, steps), *extra], delta)
-        if eps < target_epsilon:
-            high, eps_high = mid, eps
-        else:
-            low = mid
-    return high
 
 
 def _normal_cdf(x: float) -> float:

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         job_lease_s: A replica with workers renews a lease on each job it runs every quarter
             of this; a RUNNING job whose lease is older was cut off (its replica died) and
             another replica resumes it from its checkpoint, or charges its reservation.
+        max_queued_jobs_per_tenant: QUEUED training jobs one tenant may have (all replicas,
+            distributed jobs awaiting their launch included); CreateTrainingJob beyond it is
+            RESOURCE_EXHAUSTED (QuotaFailure ``jobs/queued_per_tenant``, RetryInfo) and reserves
+            nothing. 0: no limit.
+        max_running_jobs_per_tenant: RUNNING training jobs one tenant may have at once (all
+            replicas); workers leave its further jobs QUEUED meanwhile and take other tenants'
+            jobs. 0: no limit.
+        max_job_seconds: Wall-clock seconds a job may train (summed over resumes); a run past
+            it stops as a cancel does, is charged the ε it consumed and ends FAILED with
+            "stopped: exceeded the maximum job duration of N s". 0: no limit.
         torch_threads: Intra-op threads for torch.
         checkpoint_every_s: A running job saves a resumable checkpoint (weights, optimizer,
             accountant and RNG state) into its artifact dir at least this often; a job left
@@ -109,6 +119,10 @@ class Settings(BaseSettings):
     training_workers: int = Field(default=1, ge=0)
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=128)
     job_lease_s: float = Field(default=60.0, gt=0)
+    # -- per-tenant job limits and job duration (issue 12) --
+    max_queued_jobs_per_tenant: int = Field(default=8, ge=0)
+    max_running_jobs_per_tenant: int = Field(default=1, ge=0)
+    max_job_seconds: float = Field(default=24 * 3600.0, ge=0)
     torch_threads: int = Field(default=2, ge=1)
     # -- training checkpoints and memory (issue 5) --
     checkpoint_every_s: float = Field(default=60.0, ge=0)

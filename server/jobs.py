@@ -3,11 +3,20 @@
 A job is a database row, so it outlives the request that created it and the client that
 watches it. Workers are threads of the server process (torch releases the GIL in its kernels);
 each job charges the ledger exactly once when it ends, whatever the ending.
+
+Admission, cheapest check first (issue 12): the target ε against
+:data:`~privsynth.server.caps.MAX_TARGET_EPSILON` (in :class:`JobSpec`) and against the
+dataset's ε cap, then the tenant's queued-job limit, and only then the noise calibration (seconds)
+and the reservation, which checks the limit again under a lock. A free worker takes the oldest
+QUEUED job of the tenant with the fewest RUNNING jobs, skipping tenants at their running limit
+(:meth:`JobRunner.claim_next`); a run past ``max_job_seconds`` stops and ends FAILED, charged
+what it consumed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -17,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from privsynth.models.dp_train import (
     MIN_RECORDS,
@@ -37,21 +46,24 @@ from privsynth.server.accounting import (
     DEFAULT_LABEL_EPSILON_SHARE,
     MAX_NOISE_MULTIPLIER,
     DpSgdPlan,
+    PlanningAbandoned,
     UnreachableEpsilon,
     expected_batch_size,
     job_epsilon,
     plan_dp_sgd,
 )
+from privsynth.server.caps import check_target_epsilon
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    Overloaded,
     ResourceExhausted,
 )
 from privsynth.server.request_ids import check_request_id, request_digest, same_request
 from privsynth.server.runtime import Runtime
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,6 +80,13 @@ WORKER = "worker"
 TORCHRUN = "torchrun"
 """Runner of a job trained by ``torchrun -m privsynth.server.distributed_job`` (never taken up
 by a replica's workers; it claims, trains and commits under the same ledger)."""
+PLANNING_TIME_LIMIT_S = 30.0
+"""Longest a CreateTrainingJob may spend calibrating σ (measured: 1-8 s for ε ≤ 100 on small
+corpora on 2 busy cores; tens of seconds for ε = 100 with thousands of steps, where each PRV
+evaluation takes ~10 s). Past it the request is refused as FAILED_PRECONDITION, and a request
+whose client has gone stops calibrating at the next accountant evaluation."""
+QUEUED_LIMIT_RETRY_S = 30.0
+"""RetryInfo of a refusal at the queued-job limit: a queued job waits minutes, not seconds."""
 
 
 class JobSpec:
@@ -87,8 +106,7 @@ class JobSpec:
         distributed: bool = False,
         request_id: str = "",
     ) -> None:
-        if not (math.isfinite(target_epsilon) and target_epsilon > 0):
-            raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
+        check_target_epsilon(target_epsilon)
         if delta is not None and not (0.0 < delta < 1.0):
             raise InvalidArgument("delta must lie in (0, 1)", field="delta")
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
@@ -177,6 +195,11 @@ def _check_label_request(mode: str, share: float | None, weights: dict[str, floa
             )
 
 
+def _aware(moment: datetime) -> datetime:
+    """``moment`` in UTC (SQLite returns naive datetimes, stored as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _live_dataset(runtime: Runtime, dataset_id: str) -> DatasetRow:
     with runtime.db.session() as s:
         row = s.get(DatasetRow, dataset_id)
@@ -196,8 +219,13 @@ class JobRunner:
             if workers > 0
             else None
         )
+        self._workers = workers
+        self._takers = 0  # pool tasks taking QUEUED jobs one after another (<= workers)
+        self._more_queued = False  # a job was queued since a taker last looked
         self._cancel: dict[str, threading.Event] = {}
         self._training: set[str] = set()  # jobs this process claimed and is training
+        self._timed_out: set[str] = set()  # jobs stopped for running past max_job_seconds
+        self._run_base_s: dict[str, float] = {}  # seconds a resumed job had trained before
         self._lock = threading.Lock()
         self._closed = False
         self._worker = runtime.settings.worker_id
@@ -207,17 +235,33 @@ class JobRunner:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def create(self, spec: JobSpec, *, actor: str = "anonymous") -> JobRow:
+    def create(
+        self,
+        spec: JobSpec,
+        *,
+        actor: str = "anonymous",
+        is_active: Callable[[], bool] | None = None,
+    ) -> JobRow:
         """Create a job, reserving its ε before any data is read.
 
         With a ``request_id`` already used by this tenant, the job that request created is
-        returned and nothing is reserved again (a retry after a network error).
+        returned and nothing is reserved again (a retry after a network error). Cheap checks
+        come first (the ε cap, the tenant's queued-job limit), the noise calibration after.
+
+        Args:
+            spec: The validated request.
+            actor: Who asks (for the audit log).
+            is_active: Whether the caller still waits (e.g. ``context.is_active``); once False,
+                calibration stops and :class:`PlanningAbandoned` is raised.
 
         Raises:
             NotFound: Unknown dataset.
             InvalidArgument: Parameters that cannot give a guarantee (e.g. δ ≥ 1/n).
-            FailedPrecondition: Dataset too small to train with DP.
+            FailedPrecondition: Dataset too small to train with DP; target out of reach; or
+                calibration took over :data:`PLANNING_TIME_LIMIT_S`.
             ResourceExhausted: Over budget; nothing is reserved.
+            Overloaded: The tenant has ``max_queued_jobs_per_tenant`` jobs queued already.
+            PlanningAbandoned: ``is_active`` turned False during calibration.
         """
         dataset = _live_dataset(self.runtime, spec.dataset_id)
         digest = spec.digest() if spec.request_id else None
@@ -228,6 +272,25 @@ class JobRunner:
         # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
         # jobs fit under basic composition of δ.
         delta = spec.delta if spec.delta is not None else dataset.delta / 10.0
+        if spec.target_epsilon > dataset.epsilon_cap:
+            # No job's own guarantee may be weaker than its dataset's whole cap: refused before
+            # any calibration (which costs seconds, and more the larger the target).
+            with self.runtime.db.session() as s:
+                remaining = ledger.get_budget(s, dataset).epsilon_remaining
+            self._refused(
+                ResourceExhausted(
+                    f"privacy budget exhausted: requested epsilon {spec.target_epsilon:g} "
+                    f"exceeds the dataset's cap {dataset.epsilon_cap:g} on its own "
+                    f"(remaining {remaining:.4g})",
+                    remaining=remaining,
+                ),
+                spec,
+                dataset,
+                delta,
+                actor,
+            )
+        with self.runtime.db.session() as s:
+            self._check_queued_limit(s, dataset.tenant)
         config = DPConfig.for_preset(
             spec.preset, target_epsilon=spec.target_epsilon, target_delta=delta, epochs=spec.epochs
         )
@@ -241,7 +304,9 @@ class JobRunner:
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
         label_release = self._label_release(spec, dataset, actor)
-        plan = self._plan(config, dataset.record_count, label_release.get("epsilon_share"))
+        plan = self._plan(
+            config, dataset.record_count, label_release.get("epsilon_share"), is_active=is_active
+        )
         job_id, model_id = new_id(), new_id()
         now = utcnow()
         job = JobRow(
@@ -273,6 +338,9 @@ class JobRunner:
         )
         try:
             with self.runtime.db.session() as s:
+                # Again, under the tenant's lock: concurrent creates may have queued meanwhile.
+                self._lock_tenant(s, dataset.tenant)
+                self._check_queued_limit(s, dataset.tenant)
                 ledger.reserve(
                     s,
                     dataset.id,
@@ -309,25 +377,70 @@ class JobRunner:
                 raise
             return earlier
         except ResourceExhausted as exc:
-            self.runtime.metrics.budget_refusals.inc()
-            # The refused transaction rolled back; the refusal itself is still on the record.
-            with self.runtime.db.session() as s:
-                audit.append(
-                    s,
-                    action="budget.refused",
-                    actor=actor,
-                    dataset_id=dataset.id,
-                    details={
-                        "epsilon": spec.target_epsilon,
-                        "delta": delta,
-                        "epochs": spec.epochs,
-                        "epsilon_remaining": exc.remaining,
-                    },
-                )
-            raise
+            self._refused(exc, spec, dataset, delta, actor)
         if not spec.distributed:  # (a torchrun job waits for its launch; see distributed_job)
             self.submit(job_id)
         return job
+
+    def _refused(
+        self,
+        exc: ResourceExhausted,
+        spec: JobSpec,
+        dataset: DatasetRow,
+        delta: float,
+        actor: str,
+    ) -> NoReturn:
+        """Record a budget refusal (metric and audit log) and raise it."""
+        self.runtime.metrics.budget_refusals.inc()
+        # The refused transaction rolled back; the refusal itself is still on the record.
+        with self.runtime.db.session() as s:
+            audit.append(
+                s,
+                action="budget.refused",
+                actor=actor,
+                dataset_id=dataset.id,
+                details={
+                    "epsilon": spec.target_epsilon,
+                    "delta": delta,
+                    "epochs": spec.epochs,
+                    "epsilon_remaining": exc.remaining,
+                },
+            )
+        raise exc
+
+    def _check_queued_limit(self, session: Session, tenant: str) -> None:
+        """Refuse a new job while ``tenant`` has ``max_queued_jobs_per_tenant`` queued.
+
+        Raises:
+            Overloaded: With subject ``jobs/queued_per_tenant`` and a RetryInfo.
+        """
+        limit = self.runtime.settings.max_queued_jobs_per_tenant
+        if limit <= 0:
+            return
+        queued = session.execute(
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.tenant == tenant, JobRow.state == "QUEUED")
+        ).scalar_one()
+        if queued >= limit:
+            raise Overloaded(
+                f"too many queued training jobs: this tenant has {queued} waiting, the limit is "
+                f"{limit}; retry when one has started, or cancel one",
+                subject="jobs/queued_per_tenant",
+                retry_after_s=QUEUED_LIMIT_RETRY_S,
+            )
+
+    @staticmethod
+    def _lock_tenant(session: Session, tenant: str) -> None:
+        """Serialise job admission and claims of one tenant until the transaction ends.
+
+        A transaction-scoped advisory lock on PostgreSQL (replicas share the limits); on
+        SQLite every write transaction is serialised already (``BEGIN IMMEDIATE``).
+        """
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        key = int.from_bytes(hashlib.sha256(f"jobs/{tenant}".encode()).digest()[:8], "big")
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
 
     def _by_request(self, tenant: str, request_id: str, digest: str | None) -> JobRow | None:
         """The job an earlier request with this id created, if any.
@@ -364,13 +477,26 @@ class JobRunner:
         }
 
     @staticmethod
-    def _plan(config: DPConfig, n_records: int, label_share: float | None = None) -> DpSgdPlan:
+    def _plan(
+        config: DPConfig,
+        n_records: int,
+        label_share: float | None = None,
+        *,
+        is_active: Callable[[], bool] | None = None,
+    ) -> DpSgdPlan:
         """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
 
         Raises:
             FailedPrecondition: ε too small to reach with σ ≤ the cap for this data size and
-                schedule; says what is reachable.
+                schedule (says what is reachable), or calibration took over
+                :data:`PLANNING_TIME_LIMIT_S`.
+            PlanningAbandoned: ``is_active`` turned False.
         """
+        give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S
+
+        def keep_going() -> bool:
+            return (is_active is None or is_active()) and time.monotonic() < give_up_at
+
         try:
             return plan_dp_sgd(
                 n_records=n_records,
@@ -380,7 +506,16 @@ class JobRunner:
                 target_delta=config.target_delta,
                 accountant=config.accountant,
                 label_epsilon_share=label_share,
+                keep_going=keep_going,
             )
+        except PlanningAbandoned:
+            if is_active is not None and not is_active():
+                raise  # (nobody waits for an answer)
+            raise FailedPrecondition(
+                f"calibrating the noise for target_epsilon {config.target_epsilon:g} over "
+                f"{config.epochs} epochs of {n_records} records took over "
+                f"{PLANNING_TIME_LIMIT_S:g} s; lower target_epsilon or epochs"
+            ) from None
         except UnreachableEpsilon as exc:
             raise FailedPrecondition(
                 f"target_epsilon {config.target_epsilon:g} is out of reach: with n={n_records} "
@@ -455,17 +590,104 @@ class JobRunner:
     # -- workers ----------------------------------------------------------------------------
 
     def submit(self, job_id: str, *, resume: bool = False) -> None:
-        """Queue a job for a worker thread (an API-only process leaves it QUEUED).
+        """Have a worker thread run a job (an API-only process leaves it QUEUED).
 
-        ``resume`` takes up a RUNNING job from its checkpoint (see :meth:`recover`).
+        ``resume`` takes up this RUNNING job from its checkpoint (see :meth:`recover`). A
+        QUEUED job is not run in order of submission: a free worker takes whichever queued job
+        is fairest next (:meth:`claim_next`), which may be this one.
         """
         if self._pool is None:
+            return
+        if not resume:
+            self._wake_takers()
             return
         with self._lock:
             if self._closed or job_id in self._cancel:  # already queued or running here
                 return
             self._cancel[job_id] = threading.Event()
         self._pool.submit(self._run_safely, job_id, resume)
+
+    def _wake_takers(self) -> None:
+        """Make sure a pool task will look for queued jobs (at most one per worker thread)."""
+        assert self._pool is not None
+        with self._lock:
+            if self._closed:
+                return
+            self._more_queued = True
+            if self._takers >= self._workers:
+                return  # (each loops until it finds nothing, and sees the flag first)
+            self._takers += 1
+        self._pool.submit(self._take_queued)
+
+    def _take_queued(self) -> None:
+        """A worker's loop: claim the fairest queued job and train it, until none is left."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    self._takers -= 1
+                    return
+                self._more_queued = False
+            try:
+                claimed = self.claim_next()
+            except Exception as exc:  # the database may be briefly away; the sweep retries
+                log.warning("taking a queued job failed: %s", type(exc).__name__)
+                claimed = None
+            if claimed is None:
+                with self._lock:
+                    if not self._more_queued or self._closed:
+                        self._takers -= 1
+                        return
+                continue
+            self._run_safely(claimed[0].id, claimed=claimed)
+
+    def claim_next(self) -> tuple[JobRow, DatasetRow] | None:
+        """Claim the fairest QUEUED job for this process, or None when none may start.
+
+        Fair across tenants: the oldest queued job of the tenant with the fewest RUNNING jobs
+        (on every replica), ties going to the tenant whose last job started longest ago (round
+        robin: a tenant with ten queued jobs does not keep another's one job waiting behind
+        them), then to the oldest job; tenants at ``max_running_jobs_per_tenant`` are skipped.
+        Each candidate is claimed as :meth:`claim` does (under its row lock, so of several
+        workers exactly one gets it), the running limit checked again in the same transaction.
+        """
+        limit = self.runtime.settings.max_running_jobs_per_tenant
+        with self.runtime.db.session() as s:
+            running = dict(
+                s.execute(
+                    select(JobRow.tenant, func.count())
+                    .where(JobRow.state == "RUNNING")
+                    .group_by(JobRow.tenant)
+                ).all()
+            )
+            queued = s.execute(
+                select(JobRow.id, JobRow.tenant)
+                .where(JobRow.state == "QUEUED", JobRow.runner == WORKER)
+                .order_by(JobRow.created_at, JobRow.id)
+            ).all()
+            oldest: dict[str, tuple[int, str]] = {}  # tenant -> (position in queue, job id)
+            for position, (job_id, tenant) in enumerate(queued):
+                oldest.setdefault(tenant, (position, job_id))
+            last_start = {
+                tenant: _aware(started)
+                for tenant, started in s.execute(
+                    select(JobRow.tenant, func.max(JobRow.started_at))
+                    .where(JobRow.tenant.in_(list(oldest)))
+                    .group_by(JobRow.tenant)
+                ).all()
+                if started is not None
+            }
+        never = datetime.min.replace(tzinfo=UTC)
+        order = sorted(
+            oldest,
+            key=lambda t: (running.get(t, 0), last_start.get(t, never), oldest[t][0]),
+        )
+        for tenant in order:
+            if limit > 0 and running.get(tenant, 0) >= limit:
+                continue
+            claimed = self.claim(oldest[tenant][1], resume=False, running_limit=limit)
+            if claimed is not None:
+                return claimed
+        return None
 
     def recover(self) -> None:
         """Take up jobs after a start: queued ones, and running ones whose worker died.
@@ -513,9 +735,7 @@ class JobRunner:
         beat = job.heartbeat_at
         if beat is None:
             return True
-        if beat.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
-            beat = beat.replace(tzinfo=UTC)
-        return beat < now - self._lease
+        return _aware(beat) < now - self._lease
 
     def _take_up_jobs(self) -> None:
         """Queue QUEUED jobs; resume or fail RUNNING jobs whose worker is gone.
@@ -554,8 +774,8 @@ class JobRunner:
         for job_id in resume:
             log.info("job %s: resuming from its checkpoint", job_id)
             self.submit(job_id, resume=True)
-        for job_id in queued:
-            self.submit(job_id)
+        if queued:
+            self._wake_takers()
 
     def renew_leases(self) -> None:
         """Renew the lease of every job this process trains; stop any it lost.
@@ -654,9 +874,15 @@ class JobRunner:
             label_released=True,
         )
 
-    def _run_safely(self, job_id: str, resume: bool = False) -> None:
+    def _run_safely(
+        self,
+        job_id: str,
+        resume: bool = False,
+        *,
+        claimed: tuple[JobRow, DatasetRow] | None = None,
+    ) -> None:
         try:
-            self._run(job_id, resume=resume)
+            self._run(job_id, resume=resume, claimed=claimed)
         except Exception as exc:
             # Training itself reports its own failures; this is the store or the database
             # failing around it. Never leave the job RUNNING with its reservation held.
@@ -673,6 +899,13 @@ class JobRunner:
             with self._lock:
                 self._cancel.pop(job_id, None)
                 self._training.discard(job_id)
+                self._timed_out.discard(job_id)
+                self._run_base_s.pop(job_id, None)
+                closed = self._closed
+            if not closed and self._pool is not None:
+                # A worker is free, and the tenant of this job may have dropped below its
+                # running limit: look at the queue again.
+                self._wake_takers()
 
     def stop_event(self, job_id: str) -> threading.Event:
         """The event that stops ``job_id``'s run in this process (set on cancel or lost lease)."""
@@ -680,17 +913,28 @@ class JobRunner:
             return self._cancel.setdefault(job_id, threading.Event())
 
     def should_stop(self, job_id: str) -> Callable[[], bool]:
-        """A ``should_stop`` for ``train_dp``: this process's stop event or a cancel request.
+        """A ``should_stop`` for ``train_dp``: a stop event, a cancel, or the duration limit.
 
-        A cancel may come from another replica: the job's row is checked every 2 s.
+        Stops on this process's stop event, a cancel request, or the run passing
+        ``max_job_seconds``. A cancel may come from another replica: the job's row is checked
+        every 2 s. The duration counts from this call (the start of the run) plus what a
+        resumed job had trained before.
         """
         event = self._cancel.get(job_id) or threading.Event()
         last_db_check = [time.monotonic()]
+        limit_s = self.runtime.settings.max_job_seconds
+        with self._lock:
+            stop_at = time.monotonic() + limit_s - self._run_base_s.get(job_id, 0.0)
 
         def should_stop() -> bool:
             if event.is_set():
                 return True
             now = time.monotonic()
+            if limit_s > 0 and now >= stop_at:
+                with self._lock:
+                    self._timed_out.add(job_id)
+                event.set()
+                return True
             if now - last_db_check[0] > 2.0:  # a cancel may come from another replica
                 last_db_check[0] = now
                 with self.runtime.db.session() as s:
@@ -701,13 +945,25 @@ class JobRunner:
 
         return should_stop
 
-    def claim(self, job_id: str, *, resume: bool) -> tuple[JobRow, DatasetRow] | None:
+    def claim(
+        self, job_id: str, *, resume: bool, running_limit: int = 0
+    ) -> tuple[JobRow, DatasetRow] | None:
         """Take the job's lease (QUEUED -> RUNNING, or a cut-off RUNNING job to resume).
 
         Under a row lock, so of several workers given the same job exactly one claims it.
-        None: nothing to run (claimed elsewhere, ended, or cancelled before it started).
+        With ``running_limit`` (> 0), a QUEUED job is left queued while its tenant has that
+        many RUNNING jobs (checked under the tenant's lock).
+        None: nothing to run (claimed elsewhere, ended, cancelled before it started, or its
+        tenant at the running limit).
         """
         with self.runtime.db.session() as s:
+            if running_limit > 0 and not resume:
+                tenant = s.execute(
+                    select(JobRow.tenant).where(JobRow.id == job_id)
+                ).scalar_one_or_none()
+                if tenant is None:
+                    return None
+                self._lock_tenant(s, tenant)  # (before the row lock, as create takes it)
             job = self._locked(s, job_id)
             now = utcnow()
             if job is None or job.state != ("RUNNING" if resume else "QUEUED"):
@@ -719,6 +975,14 @@ class JobRunner:
                     s, job, state="CANCELLED", epsilon=0.0, steps=0, note="cancelled before start"
                 )
                 return None
+            if running_limit > 0 and not resume:
+                running = s.execute(
+                    select(func.count())
+                    .select_from(JobRow)
+                    .where(JobRow.tenant == job.tenant, JobRow.state == "RUNNING")
+                ).scalar_one()
+                if running >= running_limit:
+                    return None
             dataset = s.get(DatasetRow, job.dataset_id)
             assert dataset is not None
             if not resume:
@@ -727,11 +991,20 @@ class JobRunner:
             job.worker, job.heartbeat_at = self._worker, now
             with self._lock:
                 self._training.add(job_id)
+                self._cancel.setdefault(job_id, threading.Event())
+                self._run_base_s[job_id] = float(job.elapsed_seconds or 0.0) if resume else 0.0
             return job, dataset
 
-    def _run(self, job_id: str, *, resume: bool = False) -> None:
+    def _run(
+        self,
+        job_id: str,
+        *,
+        resume: bool = False,
+        claimed: tuple[JobRow, DatasetRow] | None = None,
+    ) -> None:
         runtime = self.runtime
-        claimed = self.claim(job_id, resume=resume)
+        if claimed is None:
+            claimed = self.claim(job_id, resume=resume)
         if claimed is None:
             return
         job, dataset = claimed
@@ -812,11 +1085,21 @@ class JobRunner:
     def end_interrupted(
         self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
     ) -> None:
-        """Charge a stopped or failed run the accountant's ε (or suspend it for shutdown)."""
-        if exc.cancelled and self._suspend(job_id, exc, checkpoint):
+        """Charge a stopped or failed run the accountant's ε (or suspend it for shutdown).
+
+        A run stopped for passing ``max_job_seconds`` ends FAILED (nobody cancelled it, and it
+        did not finish what was asked) with an error saying so; like a cancelled run it is
+        charged the ε its steps consumed and keeps no model.
+        """
+        with self._lock:
+            timed_out = job_id in self._timed_out
+        if exc.cancelled and not timed_out and self._suspend(job_id, exc, checkpoint):
             return
-        state = "CANCELLED" if exc.cancelled else "FAILED"
+        state = "CANCELLED" if exc.cancelled and not timed_out else "FAILED"
         error = "" if exc.cancelled else f"training failed: {type(exc.__cause__).__name__}"
+        if timed_out:
+            limit = self.runtime.settings.max_job_seconds
+            error = f"stopped: exceeded the maximum job duration of {limit:g} s"
         if exc.__cause__ is not None:
             log.error("job %s failed: %s", job_id, type(exc.__cause__).__name__)
         with self.runtime.db.session() as s:

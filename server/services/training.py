@@ -69,7 +69,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             distributed=request.distributed,
             request_id=request.request_id,
         )
-        return job_pb(self.runner.create(spec, actor=identity.name))
+        # Calibration stops once the caller has gone (cancelled, or past its deadline).
+        job = self.runner.create(spec, actor=identity.name, is_active=context.is_active)
+        return job_pb(job)
 
     def GetTrainingJob(  # noqa: N802
         self, request: training_pb2.GetTrainingJobRequest, context: grpc.ServicerContext
