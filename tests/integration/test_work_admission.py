@@ -44,11 +44,11 @@ class _BlockingScrubber:
         self.entered.release()
         assert self.gate.wait(30)
 
-    def analyze_batch(self, texts: list[str]) -> list[list[Any]]:
+    def analyze_batch(self, texts: list[str], **_: Any) -> list[list[Any]]:
         self._wait()
         return [[] for _ in texts]
 
-    def scrub_batch(self, texts: list[str], *, key: bytes | None = None) -> list[Any]:
+    def scrub_batch(self, texts: list[str], *, key: bytes | None = None, **_: Any) -> list[Any]:
         self._wait()
         return [SimpleNamespace(text=t, entity_counts={}) for t in texts]
 
