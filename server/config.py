@@ -75,7 +75,9 @@ class Settings(BaseSettings):
         max_records: Largest accepted dataset, in records.
         scrub_batch_size: Records per Presidio batch.
         scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
-            ~370 MB); 0 scrubs in the server process.
+            ~370-500 MB); 0 scrubs in the server process. With two or more, one is kept for
+            interactive ScrubText/AnalyzeText calls, so the default 3 gives uploads two workers
+            (both cores of the reference machine) and ad hoc calls never wait behind an upload.
         scrub_worker_max_rss_mb: A scrub worker holding more than this many MiB after a task
             is replaced by a fresh one (0: never).
         scrub_policy: Replacement strategies per entity type (YAML); defaults to the packaged
@@ -132,7 +134,7 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
     max_records: int = Field(default=1_000_000, ge=1)
     scrub_batch_size: int = Field(default=64, ge=1)
-    scrub_workers: int = Field(default=2, ge=0)
+    scrub_workers: int = Field(default=3, ge=0)
     scrub_worker_max_rss_mb: int = Field(default=1536, ge=0)
     scrub_policy: Path | None = None
     model_dir: Path | None = None
