@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     max_streams: int = Field(default=0, ge=0)
     max_watch_streams: int = Field(default=4, ge=1)
     max_generate_calls: int = Field(default=2, ge=1)  # admission.DEFAULT_MAX_GENERATE_CALLS
-    max_scrub_calls: int = Field(default=4, ge=1)  # admission.DEFAULT_MAX_SCRUB_CALLS
+    max_scrub_calls: int = Field(default=8, ge=1)  # admission.DEFAULT_MAX_SCRUB_CALLS
     training_workers: int = Field(default=1, ge=0)
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=128)
     job_lease_s: float = Field(default=60.0, gt=0)
