@@ -206,23 +206,21 @@ class PrivacyAuditor:
                 extra: dict[str, Any] = {}
                 if load_records is not None:  # (after the reservation: see charge)
                     extra["records"] = load_records()
-                result = run(
+                outcome: AuditResult | BaseException = run(
                     config,
                     on_progress=events.put,
                     should_stop=lambda: stop.is_set() or not is_active(),
                     **extra,
                 )
-                outcome: AuditResult | BaseException = result
-                events.put(result)
             except BaseException as exc:  # handed to the RPC thread, re-raised there
                 outcome = exc
-                events.put(exc)
+            try:
+                # Charged before the caller hears the outcome: a result it holds is paid for.
+                if charge is not None:
+                    charge.settle(outcome)
             finally:
-                try:
-                    if charge is not None:
-                        charge.settle(outcome)
-                finally:
-                    self._busy.release()
+                events.put(outcome)
+                self._busy.release()
 
         thread = threading.Thread(target=work, name="privacy-audit", daemon=True)
         thread.start()
