@@ -122,6 +122,8 @@ def generate(
     if row.state != "READY":
         raise FailedPrecondition("model has no weights: its training job did not succeed")
     model, tokenizer = cache.get(runtime, row)
+    if request.label is not None:
+        _check_prompt_fits(model, tokenizer, request.label)
     params = SamplingParams(
         count=request.count,
         temperature=request.temperature,
@@ -135,6 +137,23 @@ def generate(
     if request.label is None and mix:
         return row, sample_label_mix(model, tokenizer, params, mix)
     return row, sample(model, tokenizer, params)
+
+
+def _check_prompt_fits(model: Any, tokenizer: Tokenizer, label: str) -> None:
+    """Refuse a label whose prompt leaves the model no room to write (it would not fit at all).
+
+    Raises:
+        InvalidArgument: On field ``label``; says how long the model's context is, never the
+            label itself.
+    """
+    max_len = int(model.cfg.max_len)
+    tokens = len(tokenizer.prompt(label))
+    if tokens >= max_len:
+        raise InvalidArgument(
+            f"label takes {tokens} tokens, more than this model's context of {max_len} "
+            "leaves room for; use a shorter label",
+            field="label",
+        )
 
 
 def sample_label_mix(
