@@ -242,6 +242,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 request = request if streams_in else _well_formed(request)
                 slot = admit(context)
                 response = behavior(request, authorized(context))
+                if not context.is_active():  # the client left (a request stream just ends)
+                    code = _gone(context)
+                    return response
                 m.grpc_msg_sent.labels(**labels).inc()
                 return response
             except Exception as exc:
@@ -344,11 +347,16 @@ def _code_for(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
     if isinstance(exc, PrivsynthError):
         return exc.code
     if not context.is_active():
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return grpc.StatusCode.DEADLINE_EXCEEDED
-        return grpc.StatusCode.CANCELLED
+        return _gone(context)
     code = context.code() if hasattr(context, "code") else None
     if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
         return code
     return grpc.StatusCode.INTERNAL
+
+
+def _gone(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """The status of a call whose client has left: DEADLINE_EXCEEDED or CANCELLED."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
