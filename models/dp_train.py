@@ -607,12 +607,19 @@ class DPTrainingRun:
         if config.noise_multiplier is not None:
             made = self.engine.make_private(noise_multiplier=config.noise_multiplier, **common)
         else:
-            made = self.engine.make_private_with_epsilon(
-                target_epsilon=config.target_epsilon,
-                target_delta=config.target_delta,
-                epochs=config.epochs,
-                **common,
-            )
+            try:
+                made = self.engine.make_private_with_epsilon(
+                    target_epsilon=config.target_epsilon,
+                    target_delta=config.target_delta,
+                    epochs=config.epochs,
+                    **common,
+                )
+            except ValueError:  # Opacus: "The privacy budget is too low."
+                raise TrainingConfigError(
+                    "target_epsilon",
+                    "target_epsilon is too small to reach with any noise for this data size "
+                    "and schedule; raise it, lower epochs or train on more records",
+                ) from None
         self.dp_criterion: Any = None
         if self.mode == "ghost":
             self.dp_model, self.optimizer, self.dp_criterion, dp_loader = made

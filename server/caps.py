@@ -7,9 +7,11 @@
   against its dataset, :meth:`privsynth.server.jobs.JobRunner.create`) at most the dataset's
   ε cap. Both are checked before σ is calibrated, which costs seconds and grows as the target
   does (σ shrinks): ε = 1000 took ~98 s, ε = 1e300 never ended.
-* ``delta`` must lie in (0, 1/n) for n records: at δ ≥ 1/n a mechanism that publishes one
-  random record in the clear would satisfy (ε, δ)-DP. The default sits far lower
-  (:func:`privsynth.server.ingest.default_delta`).
+* ``delta`` must lie in [:data:`MIN_DELTA_CAP`, 1/n) for n records: at δ ≥ 1/n a mechanism
+  that publishes one random record in the clear would satisfy (ε, δ)-DP. The default sits far
+  lower (:func:`privsynth.server.ingest.default_delta`). A job's δ must lie in
+  [:data:`MIN_DELTA`, 1): below it the accountants' numerics break down (Opacus' PRV overflows
+  and fails near 1e-12), so such a δ could only end in an error, never in a guarantee.
 """
 
 from __future__ import annotations
@@ -21,13 +23,22 @@ from privsynth.server.errors import InvalidArgument
 __all__ = [
     "MAX_EPSILON_CAP",
     "MAX_TARGET_EPSILON",
+    "MIN_DELTA",
+    "MIN_DELTA_CAP",
     "check_delta_cap",
     "check_epsilon_cap",
+    "check_job_delta",
     "check_target_epsilon",
 ]
 
 MAX_EPSILON_CAP = 1000.0
 """Largest ε cap a dataset may have."""
+
+MIN_DELTA = 1e-10
+"""Smallest δ a training job (or audit) may run at: the accountants stay accurate down to it."""
+
+MIN_DELTA_CAP = 1e-9
+"""Smallest δ cap: ten times :data:`MIN_DELTA`, so a job's default share (a tenth) still runs."""
 
 MAX_TARGET_EPSILON = 100.0
 """Largest ε one training job may target.
@@ -71,7 +82,17 @@ def check_delta_cap(delta: float, records: int) -> None:
     Raises:
         InvalidArgument: On field ``delta``.
     """
-    if not (0.0 < delta < 1.0 / max(records, 1)):
+    if not (MIN_DELTA_CAP <= delta < 1.0 / max(records, 1)):
         raise InvalidArgument(
-            f"delta must lie in (0, 1/n) for n = {records} records", field="delta"
+            f"delta must lie in [{MIN_DELTA_CAP:g}, 1/n) for n = {records} records", field="delta"
         )
+
+
+def check_job_delta(delta: float) -> None:
+    """Refuse a job's δ outside [:data:`MIN_DELTA`, 1) (the 1/n bound is checked with n).
+
+    Raises:
+        InvalidArgument: On field ``delta``.
+    """
+    if not (MIN_DELTA <= delta < 1.0):
+        raise InvalidArgument(f"delta must lie in [{MIN_DELTA:g}, 1)", field="delta")

@@ -52,7 +52,7 @@ from privsynth.server.accounting import (
     job_epsilon,
     plan_dp_sgd,
 )
-from privsynth.server.caps import check_target_epsilon
+from privsynth.server.caps import check_job_delta, check_target_epsilon
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import (
     FailedPrecondition,
@@ -107,8 +107,8 @@ class JobSpec:
         request_id: str = "",
     ) -> None:
         check_target_epsilon(target_epsilon)
-        if delta is not None and not (0.0 < delta < 1.0):
-            raise InvalidArgument("delta must lie in (0, 1)", field="delta")
+        if delta is not None:
+            check_job_delta(delta)
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
         if not (0 < epochs <= MAX_EPOCHS):
             raise InvalidArgument(f"epochs must lie in 1..{MAX_EPOCHS}", field="epochs")

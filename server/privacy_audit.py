@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.models.privacy_audit import AuditConfig, AuditProgress, AuditResult
 from privsynth.server import audit, ledger
+from privsynth.server.caps import MIN_DELTA
 from privsynth.server.db import new_id
 from privsynth.server.errors import (
     FailedPrecondition,
@@ -113,9 +114,10 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
             field="public_records",
         )
     records = public if dataset_records is None else dataset_records
-    if request.delta is not None and not (0.0 < request.delta < 1.0 / (records + canaries)):
+    if request.delta is not None and not (MIN_DELTA <= request.delta < 1.0 / (records + canaries)):
         raise InvalidArgument(
-            f"delta must lie in (0, 1/n) for up to n = {records + canaries} training records",
+            f"delta must lie in [{MIN_DELTA:g}, 1/n) for up to n = {records + canaries} "
+            "training records",
             field="delta",
         )
     base = PRESETS[preset].base

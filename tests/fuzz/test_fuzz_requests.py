@@ -56,29 +56,6 @@ STREAM_READ = 5
 BAD = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 
 
-def _known_fault(path: str, requests: list[bytes]) -> str:
-    """The open issue an INTERNAL belongs to ("" if none): counted, reported, not failed.
-
-    Each entry has a strict-xfail regression test below; when its fix lands that test
-    XPASSes (a failure under ``strict``), and the entry goes.
-    """
-    if path.endswith("/CreateTrainingJob") and requests:
-        try:
-            msg = training_pb2.CreateTrainingJobRequest.FromString(requests[0])
-        except Exception:
-            return ""
-        if msg.HasField("delta") and 0 < msg.delta < 1e-8:
-            return "tiny-delta: PRV accountant raises for delta < ~1e-12 (server/accounting.py)"
-    if path.endswith("/AuditPrivacy") and requests:
-        try:
-            audit = privacy_pb2.AuditPrivacyRequest.FromString(requests[0])
-        except Exception:
-            return ""
-        if 0 < audit.target_epsilon < 0.01:
-            return "tiny-audit-epsilon: Opacus 'privacy budget is too low' (privacy_audit)"
-    return ""
-
-
 SERVICES: list[ServiceDescriptor] = [
     module.DESCRIPTOR.services_by_name[name]
     for module, name in (
@@ -401,9 +378,6 @@ def payloads(draw: st.DrawFn, descriptor: Descriptor) -> tuple[str, bytes]:
     return kind, base + _tag(number, wire) + body
 
 
-KNOWN_SEEN: Counter[str] = Counter()
-"""Server faults of known, reported issues the fuzz met (see :func:`_known_fault`)."""
-
 TEMPLATES: dict[str, list[Any]] = {}
 """Valid requests per request type (a stream's messages in order), filled in by the fixture:
 the ``seeded`` payloads change one or two fields of one of them, so fuzzed values also reach
@@ -608,20 +582,12 @@ def _fuzz_method(
         counts[(service, name, code.name)] += 1
         for k, _ in requests:
             by_kind[k] += 1
-        known = _known_fault(path, [b for _, b in requests]) if code in BAD else ""
-        if known:
-            KNOWN_SEEN[known] += 1
-        elif code in BAD or code is grpc.StatusCode.UNAVAILABLE:
+        if code in BAD or code is grpc.StatusCode.UNAVAILABLE:
             examples.setdefault((name, code.name), repr([(k, b[:300]) for k, b in requests]))
 
     send()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: PRV accountant's ValueError for tiny delta is INTERNAL; fix in "
-    "server/accounting.py or the job's delta check (server/jobs.py), then drop _known_fault",
-)
 def test_tiny_job_delta_is_invalid_argument_not_internal(fuzz_server: Any) -> None:
     """Found by the fuzz: CreateTrainingJob with delta 2.2e-308 (or 1e-15) was INTERNAL."""
     request = training_pb2.CreateTrainingJobRequest(
@@ -638,11 +604,6 @@ def test_tiny_job_delta_is_invalid_argument_not_internal(fuzz_server: Any) -> No
     assert code is grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: AuditPrivacy accepts any target_epsilon > 0 and Opacus' ValueError for a "
-    "tiny one is INTERNAL; fix in server/privacy_audit.py, then drop _known_fault",
-)
 def test_tiny_audit_epsilon_is_invalid_argument_not_internal(fuzz_server: Any) -> None:
     """Found by the fuzz: AuditPrivacy with target_epsilon 5e-324 was INTERNAL."""
     request = privacy_pb2.AuditPrivacyRequest(target_epsilon=5e-324)
@@ -738,8 +699,6 @@ def test_fuzz_every_request_message(fuzz_server: Any) -> None:
         f"{total} requests in {elapsed:.0f} s; by service {dict(per_service)}; "
         f"codes {dict(codes)}; payload kinds {dict(by_kind)}"
     )
-    if KNOWN_SEEN:
-        summary += f"; known open faults {dict(KNOWN_SEEN)}"
     print(summary)
     print("\n".join(f"  {m} {c}: {n}" for (_, m, c), n in sorted(counts.items())))
     for (method, code), ex in sorted(examples.items()):
@@ -762,5 +721,4 @@ def test_fuzz_every_request_message(fuzz_server: Any) -> None:
     assert worst < 0.1, f"health took {worst * 1000:.0f} ms after fuzzing"
     handled = _handled_codes(fuzz_server)
     handled.subtract(handled_before)
-    known = sum(KNOWN_SEEN.values())
-    assert handled["INTERNAL"] == known and handled["UNKNOWN"] == 0, (dict(handled), KNOWN_SEEN)
+    assert handled["INTERNAL"] == 0 and handled["UNKNOWN"] == 0, dict(handled)
