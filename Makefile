@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint format typecheck proto proto-check clean
+.PHONY: setup demo test check lint format typecheck layers proto proto-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,7 +26,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
-check: lint typecheck proto-check
+check: lint typecheck layers proto-check
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -44,6 +44,10 @@ typecheck: setup
 	ln -s ../../../server build/typecheck/privsynth/server
 	ln -s ../../../models build/typecheck/privsynth/models
 	MYPYPATH=build/typecheck $(VENV)/bin/mypy --strict -p privsynth.client -p privsynth.server -p privsynth.models
+
+# The layering contracts in pyproject.toml ([tool.importlinter]); a violation fails CI.
+layers: setup
+	$(VENV)/bin/lint-imports
 
 proto: setup
 	$(PY) proto/generate.py

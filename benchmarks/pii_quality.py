@@ -196,7 +196,7 @@ def print_table(title: str, tallies: dict[str, Tally]) -> None:
 def _plain_presidio(conf: dict[str, Any]) -> Callable[[list[str]], list[list[Pred]]]:
     from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
-    from privsynth.server.scrubber import _offline_email_recognizer
+    from privsynth.server.scrubbing.scrubber import _offline_email_recognizer
 
     nlp_engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
     analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
@@ -212,7 +212,7 @@ def _plain_presidio(conf: dict[str, Any]) -> Callable[[list[str]], list[list[Pre
 
 
 def _privsynth() -> Callable[[list[str]], list[list[Pred]]]:
-    from privsynth.server.scrubber import Scrubber
+    from privsynth.server.scrubbing.scrubber import Scrubber
 
     scrubber = Scrubber(score_threshold=THRESHOLD)
     scrubber.load()
@@ -233,12 +233,12 @@ def _privsynth_names_unseen(examples: Sequence[Example]) -> Callable[[list[str]]
     """
     import re
 
-    from privsynth.server.recognizers import (
+    from privsynth.server.scrubbing.recognizers import (
         NameLexiconRecognizer,
         PersonCueRecognizer,
         name_lexicon,
     )
-    from privsynth.server.scrubber import Scrubber
+    from privsynth.server.scrubbing.scrubber import Scrubber
 
     gold_words = {
         w.casefold()

@@ -69,7 +69,7 @@ def _plain_engines() -> tuple[Any, Any]:
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_anonymizer import AnonymizerEngine
-    from privsynth.server.scrubber import _offline_email_recognizer
+    from privsynth.server.scrubbing.scrubber import _offline_email_recognizer
 
     conf_path = resources.files("privsynth.server") / "conf" / "nlp.yaml"
     conf = yaml.safe_load(conf_path.read_text(encoding="utf-8"))
@@ -101,7 +101,7 @@ def _hwm_kib(pid: int) -> int:
 
 def memory_child(docs: int, repeat: int, workers: int) -> None:
     """Stream the corpus ``repeat`` times through ParallelScrubber; print peak RSS as JSON."""
-    from privsynth.server.scrub_pipeline import ParallelScrubber
+    from privsynth.server.scrubbing.pipeline import ParallelScrubber
 
     texts, _ = _corpus(docs)
 
@@ -138,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_child(args.mem_docs, args.memory_child, args.workers)
         return 0
 
-    from privsynth.server.scrub_pipeline import ParallelScrubber
-    from privsynth.server.scrubber import Scrubber
+    from privsynth.server.scrubbing.pipeline import ParallelScrubber
+    from privsynth.server.scrubbing.scrubber import Scrubber
 
     texts, gold = _corpus(args.docs)
     n_gold = sum(len(g) for g in gold)

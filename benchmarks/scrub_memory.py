@@ -1,7 +1,7 @@
 """Scrub worker memory and latency under large records (issue 12).
 
 Scrubs N records of about 64 KB (public fortunes with synthetic PII mixed in) through
-:class:`~privsynth.server.scrub_pipeline.ParallelScrubber` and prints each worker's RSS before
+:class:`~privsynth.server.scrubbing.pipeline.ParallelScrubber` and prints each worker's RSS before
 and after (current and peak), the throughput, and the latency of a 30-character scrub sent
 while the large records are being scrubbed.
 
@@ -17,7 +17,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from privsynth.server.scrub_pipeline import ParallelScrubber
+from privsynth.server.scrubbing.pipeline import ParallelScrubber
 
 _PII = [
     "Write to Zebulon Quagmire at zebulon.quagmire@example.org or call (415) 555-0134.",

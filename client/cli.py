@@ -250,7 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.distributed:
             print(
                 "reserved; launch it with: torchrun --nproc_per_node N -m "
-                f"privsynth.server.distributed_job --job {job.name} "
+                f"privsynth.server.jobs.distributed --job {job.name} "
                 "(on Kubernetes: the chart's trainingJob with trainingJob.job set)"
             )
         if args.no_watch:
@@ -485,7 +485,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_scrub(args: argparse.Namespace) -> int:
     """Scrub a local file with the server's engine (no server needed)."""
-    return int(_server_module("privsynth.server.scrub_cli").run_cli(args))
+    return int(_server_module("privsynth.server.scrubbing.cli").run_cli(args))
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--distributed",
         action="store_true",
         help="reserve the epsilon now and leave the job for a torchrun launch across processes "
-        "(privsynth.server.distributed_job; the chart's trainingJob) instead of a server worker",
+        "(privsynth.server.jobs.distributed; the chart's trainingJob) instead of a server worker",
     )
     p.add_argument("--no-watch", action="store_true", help="return after creating the job")
     p.set_defaults(func=cmd_train)

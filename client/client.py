@@ -388,7 +388,7 @@ class PrivsynthClient:
         samples from is released with noise, ``label_epsilon_share`` of the ε) or ``"public"``
         (the caller declares the mix public: ``public_label_weights`` or the data's frequencies).
         ``distributed`` reserves the ε now and leaves the job QUEUED for
-        ``torchrun -m privsynth.server.distributed_job --job <name>`` (the chart's training Job).
+        ``torchrun -m privsynth.server.jobs.distributed --job <name>`` (the chart's training Job).
         ``request_id`` (drawn here unless given) makes retries safe: a retry returns the job the
         first attempt created and reserves nothing twice.
         """

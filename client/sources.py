@@ -1,7 +1,7 @@
 """Read local corpus files (JSONL, CSV, Parquet, plain text; optionally gzip) one record at a time.
 
 Shared by the ``privsynth upload`` command (client) and ``privsynth scrub`` (server, through
-:mod:`privsynth.server.file_sources`), so both read a file the same way. Pure Python: only
+:mod:`privsynth.server.scrubbing.file_sources`), so both read a file the same way. Pure Python: only
 Parquet needs an extra package (``pyarrow``, installed with ``privsynth[server]``), imported when
 a Parquet file is read.
 

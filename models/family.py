@@ -64,7 +64,7 @@ def prompt_positions(seq: torch.Tensor, prompt_end: tuple[int, int]) -> torch.Te
     """Which next-token targets of ``seq`` (B, T) lie inside the prompt, as a (B, T-1) mask.
 
     The prompt is fixed by the record's label, which is public metadata released separately
-    (see ``privsynth.server.labels``): predicting it teaches the model nothing the sampler
+    (see ``privsynth.server.privacy.labels``): predicting it teaches the model nothing the sampler
     needs, and under DP its gradient would take a share of each record's clipping budget.
     Training and perplexity therefore score the text (and its end) only.
     """

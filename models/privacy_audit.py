@@ -404,7 +404,7 @@ def run_privacy_audit(
             of the public corpus (user keys kept, so a user-level dataset keeps one record per
             user, as training does). Training on them releases a DP model of them: only a caller
             that reserved the run's ε in the dataset's ledger (and commits what the run spent,
-            as :mod:`privsynth.server.privacy_audit` does) may pass them. The canary words
+            as :mod:`privsynth.server.privacy.empirical_audit` does) may pass them. The canary words
             still come from the public corpus.
 
     Returns:

@@ -86,7 +86,7 @@ def sample(
 
     Each record starts from ``tokenizer.prompt(params.label)``: the control code for a label,
     or the unlabelled prompt. A conditional model is asked for labels drawn from its released
-    label mix (``privsynth.server.generation``); it is never asked to write a label itself,
+    label mix (``privsynth.server.serving.generation``); it is never asked to write a label itself,
     since training scores only the text after the prompt.
     """
     gen = torch.Generator().manual_seed(params.seed)

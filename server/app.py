@@ -34,18 +34,18 @@ from privsynth.client.pb import (
     training_pb2,
     training_pb2_grpc,
 )
-from privsynth.server.admission import Admission, default_max_streams
-from privsynth.server.auth import Authenticator
+from privsynth.server.api.admission import Admission, default_max_streams
+from privsynth.server.api.auth import Authenticator
+from privsynth.server.api.interceptors import ServerInterceptor
+from privsynth.server.api.services.datasets import DatasetsServicer
+from privsynth.server.api.services.generation import GenerationServicer
+from privsynth.server.api.services.models import ModelsServicer
+from privsynth.server.api.services.privacy import PrivacyServicer
+from privsynth.server.api.services.scrubbing import ScrubbingServicer
+from privsynth.server.api.services.training import TrainingServicer
 from privsynth.server.config import Settings
-from privsynth.server.interceptors import ServerInterceptor
-from privsynth.server.jobs import JobRunner
+from privsynth.server.jobs.runner import JobRunner
 from privsynth.server.runtime import Runtime
-from privsynth.server.services.datasets import DatasetsServicer
-from privsynth.server.services.generation import GenerationServicer
-from privsynth.server.services.models import ModelsServicer
-from privsynth.server.services.privacy import PrivacyServicer
-from privsynth.server.services.scrubbing import ScrubbingServicer
-from privsynth.server.services.training import TrainingServicer
 
 __all__ = ["PrivsynthServer", "serve", "server_credentials"]
 

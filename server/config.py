@@ -91,7 +91,7 @@ class Settings(BaseSettings):
             start-up, overrides ``scrub_secret``.
         user_id_key: Secret for hashing user ids; generated into the data dir when unset.
         auth_tokens_file: YAML or JSON file mapping bearer tokens (or their SHA-256) to
-            identities with roles (format in :mod:`privsynth.server.auth`). Unset (the default)
+            identities with roles (format in :mod:`privsynth.server.api.auth`). Unset (the default)
             runs the server in open mode: tokenless callers are members of tenant ``default``.
         admin_token: Legacy bearer token of one identity ``admin`` with role admin (budget-cap
             changes); works in open mode and beside a tokens file. Empty adds no admin.
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         secret = self.scrub_secret.get_secret_value()
         if secret and len(secret.encode("utf-8")) < 16:
             raise ValueError("PRIVSYNTH_SCRUB_SECRET must be at least 16 bytes")
-        from privsynth.server.strategies import load_policy
+        from privsynth.server.scrubbing.strategies import load_policy
 
         policy = load_policy(self.scrub_policy)  # a bad policy raises StrategyConfigError
         if policy.needs_key and not secret:

@@ -125,7 +125,7 @@ class JobRow(Base):
     # jobs never run since, which a starting worker treats as cut off.
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # "worker" (a server replica's worker thread) or "torchrun" (privsynth.server.distributed_job
+    # "worker" (a server replica's worker thread) or "torchrun" (privsynth.server.jobs.distributed
     # under the same ledger; replicas never take those up); revision 0007.
     runner: Mapped[str] = mapped_column(String(16), default="worker", server_default="worker")
     # The caller's id for the create and a digest of its parameters: a retried create returns
@@ -177,7 +177,7 @@ class LedgerRow(Base):
 
 
 class AuditRow(Base):
-    """One entry of the append-only, hash-chained audit log (see ``privsynth.server.audit``).
+    """One entry of the append-only, hash-chained audit log (``privsynth.server.privacy.audit``).
 
     The database refuses UPDATE and DELETE on this table (triggers from revision 0003); the
     hash chain makes any change made around that refusal detectable.

@@ -1,6 +1,6 @@
 """The server's exception hierarchy, one class per gRPC status code.
 
-Domain code raises these; :mod:`privsynth.server.interceptors` is the one place that turns them
+Domain code raises these; :mod:`privsynth.server.api.interceptors` is the one place that turns them
 into gRPC statuses with ``google.rpc`` rich details. Messages are written for the caller and must
 never contain corpus text or PII: say which record or field, never what it held.
 

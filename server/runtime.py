@@ -14,8 +14,8 @@ from privsynth.server.config import Settings
 from privsynth.server.db import Database
 from privsynth.server.errors import Unavailable
 from privsynth.server.metrics import Metrics
-from privsynth.server.scrub_pipeline import ParallelScrubber
-from privsynth.server.scrubber import Scrubber
+from privsynth.server.scrubbing.pipeline import ParallelScrubber
+from privsynth.server.scrubbing.scrubber import Scrubber
 from privsynth.server.storage import ArtifactStore, private_dir
 
 log = logging.getLogger(__name__)

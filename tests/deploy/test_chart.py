@@ -503,7 +503,7 @@ def test_training_job_runs_torchrun_on_the_data_volume() -> None:
     (train,) = spec["containers"]
     assert train["command"] == ["torchrun"]
     assert "--nproc_per_node=2" in train["args"]
-    assert "privsynth.server.distributed_job" in train["args"]
+    assert "privsynth.server.jobs.distributed" in train["args"]
     assert "--job=jobs/abc" in train["args"]
     # The server's configuration: the same ConfigMap (data dir, database, checkpoints).
     assert train["envFrom"][0]["configMapRef"]["name"].endswith("-config")

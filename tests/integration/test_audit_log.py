@@ -12,7 +12,7 @@ from privsynth.client.audit import verify_chain
 from privsynth.client.cli import main
 from privsynth.client.client import PrivsynthClient
 from privsynth.client.errors import BudgetExhausted, PrivsynthClientError
-from privsynth.server.auth import Authenticator
+from privsynth.server.api.auth import Authenticator
 
 
 @pytest.fixture(scope="module")

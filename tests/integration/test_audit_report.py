@@ -93,7 +93,7 @@ def test_budget_chart_crosses_the_cap_only_if_the_ledger_did(
 ) -> None:
     """A job that reserves 8 of a cap of 10 and is charged 8 never showed above the cap in the
     ledger, but the chart summed plain spent and plain reserved at the commit instant (16)."""
-    from privsynth.server import ledger
+    from privsynth.server.privacy import ledger
 
     db = server.runtime.db  # type: ignore[attr-defined]
     ds = client.upload_dataset(fortunes(60), display_name="charted", epsilon_cap=10)

@@ -133,7 +133,7 @@ def _cap_for_exactly_three() -> tuple[float, float, float]:
 
     The corpus is labelled, so each job also reserves its DP label release (default share).
     """
-    from privsynth.server.accounting import (
+    from privsynth.server.privacy.accounting import (
         DEFAULT_LABEL_EPSILON_SHARE,
         JobCharge,
         compose_epsilon,

@@ -1,7 +1,7 @@
 """Distributed training runs under the ledger: reserve first, torchrun trains, commit after.
 
 A job created with ``distributed=True`` reserves its ε like any job and waits; ``torchrun -m
-privsynth.server.distributed_job --job jobs/<id>`` (two ranks, gloo) claims it, trains with
+privsynth.server.jobs.distributed --job jobs/<id>`` (two ranks, gloo) claims it, trains with
 the reserved mechanism on the dataset's shard and commits what the ranks spent; the model is
 registered READY like any other. Real database and artifact store, no gRPC.
 """
@@ -22,8 +22,8 @@ from corpus import fortunes
 from opacus.accountants import PRVAccountant
 from privsynth.server.config import Settings
 from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, ModelRow, new_id, utcnow
-from privsynth.server.distributed_job import EXIT_RESUMABLE
-from privsynth.server.jobs import JobRunner, JobSpec
+from privsynth.server.jobs.distributed import EXIT_RESUMABLE
+from privsynth.server.jobs.runner import JobRunner, JobSpec
 from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
 from privsynth.server.storage import ArtifactStore
@@ -112,7 +112,7 @@ def _torchrun(rt: Runtime, job: str, *extra: str) -> subprocess.CompletedProcess
             "--master_port",
             port,
             "-m",
-            "privsynth.server.distributed_job",
+            "privsynth.server.jobs.distributed",
             "--job",
             job,
             *extra,

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from privsynth.client.client import PrivsynthClient
 from privsynth.client.pb import models_pb2, training_pb2
-from privsynth.server.accounting import JobCharge, compose_epsilon
+from privsynth.server.privacy.accounting import JobCharge, compose_epsilon
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_delete_dataset_removes_text_but_keeps_name_unusable(client: PrivsynthCl
 
 
 def test_delete_model_keeps_card_ledger_and_audit(server: object, client: PrivsynthClient) -> None:
-    from privsynth.server import audit
+    from privsynth.server.privacy import audit
 
     ds = client.upload_dataset(fortunes(40), display_name="model to delete", epsilon_cap=5)
     job = client.create_training_job(ds.name, target_epsilon=1.0, epochs=1, preset="tiny")

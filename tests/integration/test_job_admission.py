@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from corpus import fortunes
-from privsynth.server.caps import MAX_TARGET_EPSILON
 from privsynth.server.config import Settings
 from privsynth.server.db import AuditRow, Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
 from privsynth.server.errors import InvalidArgument, Overloaded, ResourceExhausted
-from privsynth.server.jobs import TERMINAL_STATES, JobRunner, JobSpec
+from privsynth.server.jobs.runner import TERMINAL_STATES, JobRunner, JobSpec
 from privsynth.server.metrics import Metrics
+from privsynth.server.privacy.caps import MAX_TARGET_EPSILON
 from privsynth.server.runtime import Runtime
 from privsynth.server.storage import ArtifactStore
 from sqlalchemy import select

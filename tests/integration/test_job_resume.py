@@ -23,7 +23,7 @@ from privsynth.models.dp_train import MIN_RECORDS
 from privsynth.server.config import Settings
 from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument
-from privsynth.server.jobs import TERMINAL_STATES, JobRunner, JobSpec
+from privsynth.server.jobs.runner import TERMINAL_STATES, JobRunner, JobSpec
 from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
 from privsynth.server.storage import ArtifactStore

@@ -143,7 +143,7 @@ def test_unknown_label_distribution_value_is_invalid(client: PrivsynthClient, da
 def test_missing_base_model_fails_precondition_and_costs_nothing(
     client: PrivsynthClient, dataset: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from privsynth.server import jobs
+    from privsynth.server.jobs import requests as jobs
 
     monkeypatch.setattr(jobs, "base_available", lambda _name: False)
     before = _spend(client, dataset)

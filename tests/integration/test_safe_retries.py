@@ -23,7 +23,7 @@ from privsynth.client.pb import datasets_pb2, training_pb2
 from privsynth.server.config import Settings
 from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
 from privsynth.server.errors import InvalidArgument
-from privsynth.server.jobs import JobRunner, JobSpec
+from privsynth.server.jobs.runner import JobRunner, JobSpec
 from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
 from privsynth.server.storage import ArtifactStore

@@ -104,7 +104,7 @@ def test_health_check_answers_with_many_watch_streams_open(
 
 def test_watch_streams_are_capped_with_resource_exhausted(bare_server: object) -> None:
     port = bare_server.port  # type: ignore[attr-defined]
-    from privsynth.server.admission import HEALTH_WATCH_LIMIT
+    from privsynth.server.api.admission import HEALTH_WATCH_LIMIT
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
@@ -145,7 +145,7 @@ def test_reflection_streams_are_capped_and_say_when_to_retry(bare_server: object
 
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
-    from privsynth.server.admission import REFLECTION_LIMIT
+    from privsynth.server.api.admission import REFLECTION_LIMIT
 
     port = bare_server.port  # type: ignore[attr-defined]
     held: list[tuple[grpc.Channel, object, queue.Queue[None]]] = []

@@ -155,7 +155,7 @@ def test_scrubbing_calls_over_the_bound_are_refused_with_retry_info(busy_server:
 def test_generate_calls_over_the_bound_are_refused(
     busy_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from privsynth.server.services import generation as service
+    from privsynth.server.api.services import generation as service
 
     gate = threading.Event()
     entered = threading.Semaphore(0)
@@ -198,8 +198,8 @@ def test_generate_calls_over_the_bound_are_refused(
 def test_cli_reports_an_overload_as_retry_later(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from privsynth.server.api.interceptors import to_status
     from privsynth.server.errors import Overloaded as ServerOverloaded
-    from privsynth.server.interceptors import to_status
 
     # The CLI's message for the status the server sends when a class is full.
     status = to_status(

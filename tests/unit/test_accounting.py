@@ -9,10 +9,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from privsynth.server import ledger
-from privsynth.server.accounting import DpSgdPlan, JobCharge, compose_epsilon, plan_dp_sgd
 from privsynth.server.db import Database, DatasetRow, LedgerRow, utcnow
 from privsynth.server.errors import ResourceExhausted
+from privsynth.server.privacy import ledger
+from privsynth.server.privacy.accounting import DpSgdPlan, JobCharge, compose_epsilon, plan_dp_sgd
 from sqlalchemy import func, select
 
 N, EPOCHS, EPS, DELTA = 60, 1, 1.0, 1e-6
@@ -244,7 +244,7 @@ def test_a_reserved_job_counts_against_the_composed_budget_while_it_runs(tmp_pat
 
 
 def test_the_composed_spend_never_decreases_after_a_charge(tmp_path: Path) -> None:
-    from privsynth.server import audit
+    from privsynth.server.privacy import audit
 
     db = _db(tmp_path, cap=20.0)
     spent, budgets = [0.0], []
@@ -304,7 +304,7 @@ def test_accounting_a_label_release_warns_nothing_while_other_threads_use_warnin
     import threading
     import time
 
-    from privsynth.server import accounting
+    from privsynth.server.privacy import accounting
 
     errors: list[BaseException] = []
     stop = threading.Event()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from privsynth.client.audit import GENESIS_HASH, AuditEntry, verify_chain
-from privsynth.server import audit
 from privsynth.server.db import Database
+from privsynth.server.privacy import audit
 from sqlalchemy import exc, text
 
 

@@ -15,7 +15,7 @@ from privsynth.client.pb import (
     scrubbing_pb2,
     training_pb2,
 )
-from privsynth.server.auth import (
+from privsynth.server.api.auth import (
     ANONYMOUS,
     POLICY,
     Authenticator,

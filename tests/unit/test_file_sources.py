@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from privsynth.server.file_sources import (
+from privsynth.server.scrubbing.file_sources import (
     FileSourceError,
     SourceStats,
     read_records,
     scrub_file,
     split_text,
 )
-from privsynth.server.scrubber import ScrubResult
-from privsynth.server.strategies import ScrubPolicy
+from privsynth.server.scrubbing.scrubber import ScrubResult
+from privsynth.server.scrubbing.strategies import ScrubPolicy
 
 SECRET = "Zebulon-4242"
 
@@ -178,7 +178,7 @@ def test_streams_in_bounded_chunks(tmp_path: Path) -> None:
 def test_parquet_streams_by_row_group(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
-    from privsynth.server.file_sources import SourceStats, read_records
+    from privsynth.server.scrubbing.file_sources import SourceStats, read_records
 
     table = pa.table({"text": [f"row {i}" for i in range(250)], "label": ["a"] * 250})
     src = tmp_path / "in.parquet"

@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("sqlalchemy")
 
-from privsynth.server.auth import Identity, Role
+from privsynth.server.api.auth import Identity, Role
+from privsynth.server.api.services.convert import job_pb
+from privsynth.server.api.services.training import _owner
 from privsynth.server.db import JobRow
-from privsynth.server.services.convert import job_pb
-from privsynth.server.services.training import _owner
 
 
 def _row() -> JobRow:

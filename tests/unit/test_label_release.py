@@ -7,7 +7,7 @@ import random
 from collections import Counter
 
 import pytest
-from privsynth.server.accounting import (
+from privsynth.server.privacy.accounting import (
     LABEL_THRESHOLD_DELTA_SHARE,
     MAX_NOISE_MULTIPLIER,
     JobCharge,
@@ -18,7 +18,7 @@ from privsynth.server.accounting import (
     label_threshold,
     plan_dp_sgd,
 )
-from privsynth.server.labels import public_distribution, release_dp
+from privsynth.server.privacy.labels import public_distribution, release_dp
 
 N, EPOCHS, EPS, DELTA = 400, 2, 4.0, 1e-6
 

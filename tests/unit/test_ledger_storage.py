@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from privsynth.server import ledger
 from privsynth.server.db import Base, Database, DatasetRow, utcnow
 from privsynth.server.errors import ResourceExhausted
+from privsynth.server.privacy import ledger
 from privsynth.server.storage import ArtifactStore
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from privsynth.server import ledger
 from privsynth.server.db import AuditRow, Base, Database, DatasetRow, JobRow
+from privsynth.server.privacy import ledger
 from sqlalchemy import func, select
 
 LEDGER_0001 = [

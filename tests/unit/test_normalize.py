@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from privsynth.server.normalize import normalize_for_analysis
+from privsynth.server.scrubbing.normalize import normalize_for_analysis
 
 
 def test_ascii_and_normalised_text_are_left_alone() -> None:

@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from privsynth.server.api.services.paging import paginate
 from privsynth.server.db import Database, DatasetRow, new_id, utcnow
 from privsynth.server.errors import InvalidArgument
-from privsynth.server.services.paging import paginate
 from sqlalchemy import select
 
 ORDER = [(DatasetRow.created_at, True), (DatasetRow.id, False)]

@@ -8,13 +8,13 @@ from __future__ import annotations
 from importlib.util import find_spec
 
 import pytest
-from privsynth.server.recognizers import (
+from privsynth.server.scrubbing.recognizers import (
     LuhnCardRecognizer,
     StreetAddressRecognizer,
     is_explicit_date,
     luhn_valid,
 )
-from privsynth.server.scrubber import Scrubber
+from privsynth.server.scrubbing.scrubber import Scrubber
 
 # The name lexicon is read from Faker's lists; without Faker only cue words and spaCy find
 # names, and the lower-case cases below cannot pass.

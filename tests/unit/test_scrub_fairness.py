@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from corpus import long_text
-from privsynth.server.scrub_pipeline import ParallelScrubber, ScrubCancelled
+from privsynth.server.scrubbing.pipeline import ParallelScrubber, ScrubCancelled
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,15 @@ from types import SimpleNamespace
 
 import pytest
 from privsynth.client.pb import scrubbing_pb2
+from privsynth.server.api.services.scrubbing import ScrubbingServicer
 from privsynth.server.config import Settings
 from privsynth.server.db import DatasetRow
 from privsynth.server.errors import FailedPrecondition
-from privsynth.server.ingest import DatasetSpec, IncomingRecord, ingest, scrub_key
-from privsynth.server.recognizers import luhn_valid
 from privsynth.server.runtime import Runtime
-from privsynth.server.scrubber import Scrubber
-from privsynth.server.services.scrubbing import ScrubbingServicer
-from privsynth.server.strategies import ScrubPolicy, StrategyConfigError, dataset_key
+from privsynth.server.scrubbing.ingest import DatasetSpec, IncomingRecord, ingest, scrub_key
+from privsynth.server.scrubbing.recognizers import luhn_valid
+from privsynth.server.scrubbing.scrubber import Scrubber
+from privsynth.server.scrubbing.strategies import ScrubPolicy, StrategyConfigError, dataset_key
 from pydantic import SecretStr, ValidationError
 
 MASTER = "test-master-secret-0123456789abcdef"
@@ -103,7 +103,7 @@ def test_secret_from_environment(
 
 
 def test_surrogates_keep_their_format(keyed_policy: Path) -> None:
-    from privsynth.server.strategies import load_policy
+    from privsynth.server.scrubbing.strategies import load_policy
 
     scrubber = Scrubber(policy=load_policy(keyed_policy), residual_check=True)
     scrubber.load()

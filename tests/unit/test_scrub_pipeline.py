@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from privsynth.server.scrub_pipeline import ParallelScrubber, ResidualChecker
-from privsynth.server.scrubber import Scrubber, ScrubberConfigError, ScrubResult
-from privsynth.server.strategies import ScrubPolicy, StrategyConfigError
+from privsynth.server.scrubbing.pipeline import ParallelScrubber, ResidualChecker
+from privsynth.server.scrubbing.scrubber import Scrubber, ScrubberConfigError, ScrubResult
+from privsynth.server.scrubbing.strategies import ScrubPolicy, StrategyConfigError
 
 KEY = b"dataset-key-0123456789abcdef"
 POLICY = ScrubPolicy.from_mapping(
@@ -129,7 +129,7 @@ def test_scrub_file_through_workers(parallel: ParallelScrubber, tmp_path: Path) 
     import gzip
     import json
 
-    from privsynth.server.file_sources import scrub_file
+    from privsynth.server.scrubbing.file_sources import scrub_file
 
     src = tmp_path / "tickets.jsonl.gz"
     lines = [json.dumps({"text": t, "label": "x", "user_id": "u"}) for t in TEXTS]

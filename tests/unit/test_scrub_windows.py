@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from corpus import long_text
-from privsynth.server.scrubber import Scrubber, windows
+from privsynth.server.scrubbing.scrubber import Scrubber, windows
 
 #: Structured identifiers found by patterns: the same with or without windows.
 PLANTED = [

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc"
 SCRIPT = textwrap.dedent(
     """
     import os, sys, time
-    from privsynth.server.scrub_pipeline import ParallelScrubber
+    from privsynth.server.scrubbing.pipeline import ParallelScrubber
 
     scrubber = ParallelScrubber(workers=1)
     scrubber.load()

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from privsynth.server.scrubber import Scrubber, ScrubberConfigError
+from privsynth.server.scrubbing.scrubber import Scrubber, ScrubberConfigError
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_only_ner_is_loaded_and_context_words_still_work(scrubber: Scrubber) -> 
 
 
 def test_policy_with_unknown_entity_fails_at_load(scrubber: Scrubber) -> None:
-    from privsynth.server.strategies import ScrubPolicy, StrategyConfigError
+    from privsynth.server.scrubbing.strategies import ScrubPolicy, StrategyConfigError
 
     policy = ScrubPolicy.from_mapping({"entities": {"EMAIL": "redact"}}, "scrub.yaml")
     s = Scrubber(analyzer=scrubber._analyzer, policy=policy)
@@ -82,7 +82,7 @@ def test_policy_with_unknown_entity_fails_at_load(scrubber: Scrubber) -> None:
 
 
 def test_mask_and_surrogate_spans(scrubber: Scrubber) -> None:
-    from privsynth.server.strategies import ScrubPolicy
+    from privsynth.server.scrubbing.strategies import ScrubPolicy
 
     policy = ScrubPolicy.from_mapping(
         {"entities": {"CREDIT_CARD": {"strategy": "mask", "keep_last": 4}}}

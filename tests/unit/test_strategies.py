@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from privsynth.server.recognizers import luhn_valid
-from privsynth.server.strategies import (
+from privsynth.server.scrubbing.recognizers import luhn_valid
+from privsynth.server.scrubbing.strategies import (
     Replacer,
     ScrubPolicy,
     StrategyConfigError,

@@ -1,7 +1,7 @@
 """Who runs a job: the server's own workers, or a torchrun Job under the server's ledger.
 
 ``runner`` is ``"worker"`` (a worker thread of a server replica, as every job before) or
-``"torchrun"`` (distributed training launched as ``torchrun -m privsynth.server.distributed_job
+``"torchrun"`` (distributed training launched as ``torchrun -m privsynth.server.jobs.distributed
 --job jobs/<id>``, which claims the reserved job, trains on every rank and commits what it
 spent). Replicas' workers never take up a torchrun job. Existing rows read as ``"worker"``.
 

@@ -1,0 +1,1 @@
+"""The gRPC layer: servicers (services/), interceptors, admission control, auth, names."""

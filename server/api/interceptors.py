@@ -1,0 +1,362 @@
+"""The one place where exceptions become gRPC statuses, plus standard gRPC server metrics.
+
+Domain code raises :class:`~privsynth.server.errors.PrivsynthError` subclasses; this interceptor
+turns them into statuses with ``google.rpc`` rich details (``BadRequest`` field violations,
+``QuotaFailure``/``ErrorInfo`` with the remaining budget). Any other exception becomes INTERNAL
+with an opaque reference: its message may hold input text, so it is neither returned nor logged,
+only its type and where it happened.
+
+It is also where access is decided: with an :class:`~privsynth.server.api.auth.Authenticator`, every
+privsynth RPC is authorised (UNAUTHENTICATED / PERMISSION_DENIED through the same error path)
+before its handler runs, and the handler receives a context carrying the caller's identity.
+Health and reflection are not privsynth RPCs and stay open.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from privsynth.server.api.admission import Admission, Slot
+from privsynth.server.api.auth import AuthContext, Authenticator
+from privsynth.server.errors import InvalidArgument, Overloaded, PrivsynthError, ResourceExhausted
+from privsynth.server.metrics import Metrics
+
+__all__ = ["MALFORMED", "ServerInterceptor", "to_status"]
+
+log = logging.getLogger(__name__)
+_DOMAIN = "privsynth.v1"
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status(exc: PrivsynthError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` for a domain error, with rich details."""
+    status = status_pb2.Status(code=exc.code.value[0], message=exc.message)
+    info = error_details_pb2.ErrorInfo(reason=type(exc).__name__.upper(), domain=_DOMAIN)
+    if isinstance(exc, InvalidArgument) and exc.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=exc.field, description=exc.message
+        )
+        status.details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(exc, ResourceExhausted):
+        info.metadata["epsilon_remaining"] = f"{exc.remaining:.6g}"
+        status.details.append(
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject="privacy_budget", description=exc.message
+                        )
+                    ]
+                )
+            )
+        )
+    if isinstance(exc, Overloaded):
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=exc.subject, description=exc.message
+        )
+        status.details.append(_pack(error_details_pb2.QuotaFailure(violations=[violation])))
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(round(exc.retry_after_s * 1000))
+        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    status.details.append(_pack(info))
+    return status
+
+
+def _internal(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
+    ref = uuid.uuid4().hex[:12]
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    site = f"{where[0].filename}:{where[0].lineno}" if where else "?"
+    log.error("internal error ref=%s in %s: %s at %s", ref, method, type(exc).__name__, site)
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL, message=f"internal error (reference {ref}); see server logs"
+    )
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+def _split(method: str) -> tuple[str, str]:
+    _, service, name = method.split("/", 2) if method.count("/") == 2 else ("", "?", method)
+    return service, name
+
+
+class _Malformed:
+    """Stands for a request whose bytes did not parse (see :func:`_tolerant`)."""
+
+    def __repr__(self) -> str:
+        return "<malformed request>"
+
+
+MALFORMED = _Malformed()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` that returns :data:`MALFORMED` instead of raising.
+
+    grpcio answers a request that fails to deserialize with INTERNAL ("Exception deserializing
+    request!") and logs a traceback; a malformed protobuf or invalid UTF-8 in a string field is
+    the caller's fault, so the handler sees the marker and answers INVALID_ARGUMENT instead.
+    """
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # protobuf's DecodeError and friends: nothing in it is ours to log
+            return MALFORMED
+
+    return deserialize
+
+
+def _well_formed(request: Any) -> Any:
+    """``request`` unchanged, or INVALID_ARGUMENT for :data:`MALFORMED`.
+
+    Raises:
+        InvalidArgument: The request bytes did not parse.
+    """
+    if request is MALFORMED:
+        raise InvalidArgument(
+            "the request is not a valid protobuf message of the method's request type "
+            "(malformed bytes, or invalid UTF-8 in a string field)"
+        )
+    return request
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    """Maps exceptions to statuses and records ``grpc_server_*`` metrics for every RPC.
+
+    With an :class:`~privsynth.server.api.admission.Admission`, it also bounds concurrent streams
+    per class (RESOURCE_EXHAUSTED when full) and runs health and reflection on their own pools.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        authenticator: Authenticator | None = None,
+        admission: Admission | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.authenticator = authenticator
+        self.admission = admission
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        """Wrap the handler's behaviour, whichever of the four RPC shapes it has."""
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        service, name = _split(method)
+        behavior: Callable[..., Any]
+        factory: Callable[..., grpc.RpcMethodHandler[Any, Any]]
+        if handler.unary_unary is not None:
+            kind, factory, behavior = (
+                "unary",
+                grpc.unary_unary_rpc_method_handler,
+                handler.unary_unary,
+            )
+        elif handler.unary_stream is not None:
+            kind, factory, behavior = (
+                "server_stream",
+                grpc.unary_stream_rpc_method_handler,
+                handler.unary_stream,
+            )
+        elif handler.stream_unary is not None:
+            kind, factory, behavior = (
+                "client_stream",
+                grpc.stream_unary_rpc_method_handler,
+                handler.stream_unary,
+            )
+        elif handler.stream_stream is not None:
+            kind, factory, behavior = (
+                "bidi_stream",
+                grpc.stream_stream_rpc_method_handler,
+                handler.stream_stream,
+            )
+        else:
+            return handler
+        labels = {"grpc_type": kind, "grpc_service": service, "grpc_method": name}
+        streams_out = kind in {"server_stream", "bidi_stream"}
+        streams_in = kind in {"client_stream", "bidi_stream"}
+        m = self.metrics
+        auth = self.authenticator
+        if auth is not None and not auth.protects(method):
+            auth = None
+        metadata = handler_call_details.invocation_metadata
+        admission = self.admission
+        classes = (
+            admission.classes(method, streaming=streams_in or streams_out) if admission else ()
+        )
+
+        def authorized(context: grpc.ServicerContext) -> grpc.ServicerContext:
+            if auth is None:
+                return context
+            identity = auth.authorize(method, metadata)
+            return AuthContext(context, identity)  # type: ignore[return-value]
+
+        def admit(context: grpc.ServicerContext) -> Slot | None:
+            if admission is None or not classes:
+                return None
+            slot = admission.acquire(classes)
+            if not context.add_callback(slot.release):
+                slot.release()  # the call has ended already
+            return slot
+
+        def count_in(iterator: Iterator[Any]) -> Iterator[Any]:
+            for item in iterator:
+                m.grpc_msg_received.labels(**labels).inc()
+                yield _well_formed(item)
+
+        def done(code: grpc.StatusCode, started: float) -> None:
+            m.grpc_handled.labels(**labels, grpc_code=code.name).inc()
+            m.grpc_seconds.labels(**labels).observe(time.perf_counter() - started)
+
+        def begin(request: Any) -> tuple[float, Any]:
+            m.grpc_started.labels(**labels).inc()
+            if streams_in:
+                return time.perf_counter(), count_in(request)
+            m.grpc_msg_received.labels(**labels).inc()
+            return time.perf_counter(), request
+
+        def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
+            started, request = begin(request)
+            code = grpc.StatusCode.OK
+            slot: Slot | None = None
+            try:
+                request = request if streams_in else _well_formed(request)
+                slot = admit(context)
+                response = behavior(request, authorized(context))
+                if not context.is_active():  # the client left (a request stream just ends)
+                    code = _gone(context)
+                    return response
+                m.grpc_msg_sent.labels(**labels).inc()
+                return response
+            except Exception as exc:
+                code = _code_for(context, exc)
+                _abort(context, exc, code, method)
+                raise
+            finally:
+                if slot is not None:
+                    slot.release()
+                done(code, started)
+
+        def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            started, request = begin(request)
+            code = grpc.StatusCode.OK
+            slot: Slot | None = None
+            try:
+                request = request if streams_in else _well_formed(request)
+                slot = admit(context)
+                for response in behavior(request, authorized(context)):
+                    m.grpc_msg_sent.labels(**labels).inc()
+                    yield response
+                if not context.is_active():
+                    code = grpc.StatusCode.CANCELLED
+            except GeneratorExit:  # grpc dropped the stream: the client went away
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                code = _code_for(context, exc)
+                _abort(context, exc, code, method)
+                raise
+            finally:
+                if slot is not None:
+                    slot.release()
+                done(code, started)
+
+        def callback_stream(
+            request: Any, context: grpc.ServicerContext, send: Callable[[Any], None]
+        ) -> None:
+            """A non-blocking stream (health Watch): pushes through ``send``, holds no thread."""
+            started, request = begin(request)
+            try:
+                request = _well_formed(request)
+                slot = admit(context)
+                pushing: Callable[..., Any] = behavior
+                pushing(request, authorized(context), send)
+            except Exception as exc:
+                code = _code_for(context, exc)
+                done(code, started)
+                _abort(context, exc, code, method)
+                raise
+
+            def ended() -> None:
+                if slot is not None:
+                    slot.release()
+                done(grpc.StatusCode.CANCELLED, started)  # it ends when the client leaves
+
+            if not context.add_callback(ended):
+                ended()
+
+        wrapped: Any
+        if streams_out and not streams_in and getattr(behavior, "experimental_non_blocking", False):
+            wrapped = callback_stream
+            wrapped.experimental_non_blocking = True  # grpcio passes it a send callback
+        else:
+            wrapped = stream_response if streams_out else unary_response
+        pool = admission.pool_for(method) if admission is not None else None
+        if pool is not None:
+            wrapped.experimental_thread_pool = pool  # grpcio runs the call on this pool
+        return factory(
+            wrapped,
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _abort(
+    context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode, method: str
+) -> None:
+    """End the call for ``exc``: domain errors with rich details, anything else as INTERNAL.
+
+    Returns only for the exception ``context.abort`` raises itself (already a status), which
+    the caller re-raises.
+    """
+    if isinstance(exc, PrivsynthError):
+        context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    if code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
+        log.info("%s ended by the client (%s)", method, code.name)
+        return
+    if code is grpc.StatusCode.INTERNAL:
+        _internal(context, exc, method)
+
+
+def _code_for(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
+    """The status ``exc`` ends the call with (for metrics and for :func:`_abort`).
+
+    A call whose client has gone (cancelled, or past its deadline) ends CANCELLED or
+    DEADLINE_EXCEEDED whatever was raised: grpcio raises a bare ``RpcError`` from the request
+    iterator and from sends once the client left, which is no server fault.
+    """
+    if isinstance(exc, PrivsynthError):
+        return exc.code
+    if not context.is_active():
+        return _gone(context)
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
+        return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _gone(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """The status of a call whose client has left: DEADLINE_EXCEEDED or CANCELLED."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED

@@ -1,0 +1,1 @@
+"""Training jobs: the runner (queue, execution, ledger endings) and the torchrun entry point."""

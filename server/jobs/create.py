@@ -1,0 +1,346 @@
+"""Creating a job: checks cheapest first, σ planning, the reservation."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from privsynth.models.dp_train import (
+    MIN_RECORDS,
+    DPConfig,
+    TrainingConfigError,
+)
+from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    Overloaded,
+    ResourceExhausted,
+)
+from privsynth.server.jobs.base import RunnerState
+from privsynth.server.jobs.requests import (
+    PLANNING_TIME_LIMIT_S,
+    QUEUED_LIMIT_RETRY_S,
+    TORCHRUN,
+    WORKER,
+    JobSpec,
+    _live_dataset,
+)
+from privsynth.server.privacy import audit, ledger
+from privsynth.server.privacy.accounting import (
+    DEFAULT_LABEL_EPSILON_SHARE,
+    MAX_NOISE_MULTIPLIER,
+    DpSgdPlan,
+    PlanningAbandoned,
+    UnreachableEpsilon,
+    expected_batch_size,
+    plan_dp_sgd,
+)
+from privsynth.server.request_ids import same_request
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+
+class JobCreation(RunnerState):
+    """Creating a job: checks cheapest first, σ planning, the reservation."""
+
+    def create(
+        self,
+        spec: JobSpec,
+        *,
+        actor: str = "anonymous",
+        is_active: Callable[[], bool] | None = None,
+    ) -> JobRow:
+        """Create a job, reserving its ε before any data is read.
+
+        With a ``request_id`` already used by this tenant, the job that request created is
+        returned and nothing is reserved again (a retry after a network error). Cheap checks
+        come first (the ε cap, the tenant's queued-job limit), the noise calibration after.
+
+        Args:
+            spec: The validated request.
+            actor: Who asks (for the audit log).
+            is_active: Whether the caller still waits (e.g. ``context.is_active``); once False,
+                calibration stops and :class:`PlanningAbandoned` is raised.
+
+        Raises:
+            NotFound: Unknown dataset.
+            InvalidArgument: Parameters that cannot give a guarantee (e.g. δ ≥ 1/n).
+            FailedPrecondition: Dataset too small to train with DP; target out of reach; or
+                calibration took over :data:`PLANNING_TIME_LIMIT_S`.
+            ResourceExhausted: Over budget; nothing is reserved.
+            Overloaded: The tenant has ``max_queued_jobs_per_tenant`` jobs queued already.
+            PlanningAbandoned: ``is_active`` turned False during calibration.
+        """
+        dataset = _live_dataset(self.runtime, spec.dataset_id)
+        digest = spec.digest() if spec.request_id else None
+        if spec.request_id is not None:
+            earlier = self._by_request(dataset.tenant, spec.request_id, digest)
+            if earlier is not None:
+                return earlier
+        # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
+        # jobs fit under basic composition of δ.
+        delta = spec.delta if spec.delta is not None else dataset.delta / 10.0
+        if spec.target_epsilon > dataset.epsilon_cap:
+            # No job's own guarantee may be weaker than its dataset's whole cap: refused before
+            # any calibration (which costs seconds, and more the larger the target).
+            with self.runtime.db.session() as s:
+                remaining = ledger.get_budget(s, dataset).epsilon_remaining
+            self._refused(
+                ResourceExhausted(
+                    f"privacy budget exhausted: requested epsilon {spec.target_epsilon:g} "
+                    f"exceeds the dataset's cap {dataset.epsilon_cap:g} on its own "
+                    f"(remaining {remaining:.4g})",
+                    remaining=remaining,
+                ),
+                spec,
+                dataset,
+                delta,
+                actor,
+            )
+        with self.runtime.db.session() as s:
+            self._check_queued_limit(s, dataset.tenant)
+        config = DPConfig.for_preset(
+            spec.preset, target_epsilon=spec.target_epsilon, target_delta=delta, epochs=spec.epochs
+        )
+        try:
+            config.validate(dataset.record_count)
+        except TrainingConfigError as exc:
+            if exc.field == "dataset":
+                raise FailedPrecondition(
+                    f"dataset has {dataset.record_count} records; DP training needs at least "
+                    f"{MIN_RECORDS}"
+                ) from None
+            raise InvalidArgument(str(exc), field=exc.field) from None
+        label_release = self._label_release(spec, dataset, actor)
+        plan = self._plan(
+            config, dataset.record_count, label_release.get("epsilon_share"), is_active=is_active
+        )
+        job_id, model_id = new_id(), new_id()
+        now = utcnow()
+        job = JobRow(
+            id=job_id,
+            dataset_id=dataset.id,
+            model_id=model_id,
+            state="QUEUED",
+            target_epsilon=spec.target_epsilon,
+            delta=delta,
+            epochs=spec.epochs,
+            preset=spec.preset,
+            created_at=now,
+            step=0,
+            total_steps=0,
+            loss=0.0,
+            epsilon_spent=0.0,
+            elapsed_seconds=0.0,
+            cancel_requested=False,
+            error_message="",
+            noise_multiplier=plan.noise_multiplier,
+            sample_rate=plan.sample_rate,
+            planned_steps=plan.steps,
+            tenant=dataset.tenant,
+            label_noise_multiplier=plan.label_noise_multiplier,
+            label_release=label_release,
+            runner=TORCHRUN if spec.distributed else WORKER,
+            request_id=spec.request_id,
+            request_hash=digest,
+        )
+        try:
+            with self.runtime.db.session() as s:
+                # Again, under the tenant's lock: concurrent creates may have queued meanwhile.
+                self._lock_tenant(s, dataset.tenant)
+                self._check_queued_limit(s, dataset.tenant)
+                ledger.reserve(
+                    s,
+                    dataset.id,
+                    job_id=job_id,
+                    epsilon=spec.target_epsilon,
+                    delta=delta,
+                    actor=actor,
+                    plan=plan,
+                )
+                s.add(job)
+                s.add(
+                    ModelRow(
+                        id=model_id,
+                        dataset_id=dataset.id,
+                        job_id=job_id,
+                        state="TRAINING",
+                        created_at=now,
+                        card={},
+                        model_config={},
+                        weights_path="",
+                        weights_sha256="",
+                        tenant=dataset.tenant,
+                    )
+                )
+        except IntegrityError:
+            # The same request, retried while the first attempt was creating its job: that
+            # transaction won (the unique request id), this one rolled back its reservation.
+            earlier = (
+                self._by_request(dataset.tenant, spec.request_id, digest)
+                if spec.request_id is not None
+                else None
+            )
+            if earlier is None:
+                raise
+            return earlier
+        except ResourceExhausted as exc:
+            self._refused(exc, spec, dataset, delta, actor)
+        if not spec.distributed:  # (a torchrun job waits for its launch; see distributed_job)
+            self.submit(job_id)
+        return job
+
+    def _refused(
+        self,
+        exc: ResourceExhausted,
+        spec: JobSpec,
+        dataset: DatasetRow,
+        delta: float,
+        actor: str,
+    ) -> NoReturn:
+        """Record a budget refusal (metric and audit log) and raise it."""
+        self.runtime.metrics.budget_refusals.inc()
+        # The refused transaction rolled back; the refusal itself is still on the record.
+        with self.runtime.db.session() as s:
+            audit.append(
+                s,
+                action="budget.refused",
+                actor=actor,
+                dataset_id=dataset.id,
+                details={
+                    "epsilon": spec.target_epsilon,
+                    "delta": delta,
+                    "epochs": spec.epochs,
+                    "epsilon_remaining": exc.remaining,
+                },
+            )
+        raise exc
+
+    def _check_queued_limit(self, session: Session, tenant: str) -> None:
+        """Refuse a new job while ``tenant`` has ``max_queued_jobs_per_tenant`` queued.
+
+        Raises:
+            Overloaded: With subject ``jobs/queued_per_tenant`` and a RetryInfo.
+        """
+        limit = self.runtime.settings.max_queued_jobs_per_tenant
+        if limit <= 0:
+            return
+        queued = session.execute(
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.tenant == tenant, JobRow.state == "QUEUED")
+        ).scalar_one()
+        if queued >= limit:
+            raise Overloaded(
+                f"too many queued training jobs: this tenant has {queued} waiting, the limit is "
+                f"{limit}; retry when one has started, or cancel one",
+                subject="jobs/queued_per_tenant",
+                retry_after_s=QUEUED_LIMIT_RETRY_S,
+            )
+
+    @staticmethod
+    def _lock_tenant(session: Session, tenant: str) -> None:
+        """Serialise job admission and claims of one tenant until the transaction ends.
+
+        A transaction-scoped advisory lock on PostgreSQL (replicas share the limits); on
+        SQLite every write transaction is serialised already (``BEGIN IMMEDIATE``).
+        """
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        key = int.from_bytes(hashlib.sha256(f"jobs/{tenant}".encode()).digest()[:8], "big")
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
+
+    def _by_request(self, tenant: str, request_id: str, digest: str | None) -> JobRow | None:
+        """The job an earlier request with this id created, if any.
+
+        Raises:
+            InvalidArgument: The id was used for a request with other parameters.
+        """
+        with self.runtime.db.session() as s:
+            job = s.execute(
+                select(JobRow).where(JobRow.tenant == tenant, JobRow.request_id == request_id)
+            ).scalar_one_or_none()
+        if job is not None:
+            same_request(job.request_hash, digest or "")
+        return job
+
+    @staticmethod
+    def _label_release(spec: JobSpec, dataset: DatasetRow, actor: str) -> dict[str, Any]:
+        """How this job's label distribution will be released (stored on the job row).
+
+        DP by default when the dataset has labels; nothing when it has none.
+        """
+        if dataset.labelled_count == 0:
+            return {"mode": "none"}
+        if spec.label_distribution == "public":
+            return {
+                "mode": "public",
+                "declared_by": actor,
+                "declared_weights": spec.public_label_weights or None,
+            }
+        share = spec.label_epsilon_share
+        return {
+            "mode": "dp",
+            "epsilon_share": DEFAULT_LABEL_EPSILON_SHARE if share is None else share,
+        }
+
+    @staticmethod
+    def _plan(
+        config: DPConfig,
+        n_records: int,
+        label_share: float | None = None,
+        *,
+        is_active: Callable[[], bool] | None = None,
+    ) -> DpSgdPlan:
+        """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
+
+        Raises:
+            FailedPrecondition: ε too small to reach with σ ≤ the cap for this data size and
+                schedule (says what is reachable), or calibration took over
+                :data:`PLANNING_TIME_LIMIT_S`.
+            PlanningAbandoned: ``is_active`` turned False.
+        """
+        give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S
+
+        def keep_going() -> bool:
+            return (is_active is None or is_active()) and time.monotonic() < give_up_at
+
+        try:
+            return plan_dp_sgd(
+                n_records=n_records,
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                target_epsilon=config.target_epsilon,
+                target_delta=config.target_delta,
+                accountant=config.accountant,
+                label_epsilon_share=label_share,
+                keep_going=keep_going,
+            )
+        except PlanningAbandoned:
+            if is_active is not None and not is_active():
+                raise  # (nobody waits for an answer)
+            raise FailedPrecondition(
+                f"calibrating the noise for target_epsilon {config.target_epsilon:g} over "
+                f"{config.epochs} epochs of {n_records} records took over "
+                f"{PLANNING_TIME_LIMIT_S:g} s; lower target_epsilon or epochs"
+            ) from None
+        except UnreachableEpsilon as exc:
+            raise FailedPrecondition(
+                f"target_epsilon {config.target_epsilon:g} is out of reach: with n={n_records} "
+                f"records, batch={expected_batch_size(n_records, config.batch_size)} (sample rate "
+                f"{exc.sample_rate:.3g}) and epochs={config.epochs} ({exc.steps} noisy steps), "
+                f"the smallest epsilon reachable at delta={config.target_delta:.3g} with noise "
+                f"multiplier <= {MAX_NOISE_MULTIPLIER:g} is {exc.smallest_epsilon:.3g}"
+                + (" (including the label distribution's release)" if label_share else "")
+                + "; raise target_epsilon to at least that, lower epochs or the batch size, "
+                "or train on more records"
+            ) from None
+        except ValueError:
+            raise FailedPrecondition(
+                "target_epsilon is too small to reach with any finite noise; raise it, lower "
+                "epochs or the batch size, or train on more records"
+            ) from None

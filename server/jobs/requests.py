@@ -1,0 +1,191 @@
+"""What a training job asks for: the validated request (:class:`JobSpec`) and the job constants."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime
+
+from privsynth.models.presets import PRESETS, base_available
+from privsynth.server.db import DatasetRow
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from privsynth.server.privacy import labels
+from privsynth.server.privacy.caps import check_job_delta, check_target_epsilon
+from privsynth.server.request_ids import check_request_id, request_digest
+from privsynth.server.runtime import Runtime
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_PRESET",
+    "MAX_EPOCHS",
+    "TERMINAL_STATES",
+    "TORCHRUN",
+    "WORKER",
+    "JobSpec",
+]
+
+
+log = logging.getLogger(__name__)
+
+
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+DEFAULT_EPOCHS = 3
+
+
+DEFAULT_PRESET = "smollm2"
+
+
+MAX_EPOCHS = 1000
+
+
+WORKER = "worker"
+
+
+"""Runner of a job trained by a server replica's worker thread."""
+
+
+TORCHRUN = "torchrun"
+
+
+"""Runner of a job trained by ``torchrun -m privsynth.server.jobs.distributed`` (never taken up
+by a replica's workers; it claims, trains and commits under the same ledger)."""
+
+
+PLANNING_TIME_LIMIT_S = 30.0
+
+
+"""Longest a CreateTrainingJob may spend calibrating σ (measured: 1-8 s for ε ≤ 100 on small
+corpora on 2 busy cores; tens of seconds for ε = 100 with thousands of steps, where each PRV
+evaluation takes ~10 s). Past it the request is refused as FAILED_PRECONDITION, and a request
+whose client has gone stops calibrating at the next accountant evaluation."""
+
+
+QUEUED_LIMIT_RETRY_S = 30.0
+
+
+"""RetryInfo of a refusal at the queued-job limit: a queued job waits minutes, not seconds."""
+
+
+class JobSpec:
+    """A validated training request (keyword-only privacy parameters)."""
+
+    def __init__(
+        self,
+        *,
+        dataset_id: str,
+        target_epsilon: float,
+        delta: float | None = None,
+        epochs: int | None = None,
+        preset: str = "",
+        label_distribution: str = "",
+        label_epsilon_share: float | None = None,
+        public_label_weights: dict[str, float] | None = None,
+        distributed: bool = False,
+        request_id: str = "",
+    ) -> None:
+        check_target_epsilon(target_epsilon)
+        if delta is not None:
+            check_job_delta(delta)
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+        if not (0 < epochs <= MAX_EPOCHS):
+            raise InvalidArgument(f"epochs must lie in 1..{MAX_EPOCHS}", field="epochs")
+        preset = preset or DEFAULT_PRESET
+        if preset not in PRESETS:
+            raise InvalidArgument(
+                f"unknown preset; choose one of {', '.join(sorted(PRESETS))}", field="preset"
+            )
+        base = PRESETS[preset].base
+        if base is not None and not base_available(base):
+            how = (
+                "install its package (make setup does) or ask the operator for it"
+                if PRESETS[preset].architecture == "hf-lora"
+                else "run `privsynth pretrain`"
+            )
+            raise FailedPrecondition(
+                f"preset {preset!r} needs the base model {base!r}, which is not installed; "
+                f"{how}, or choose another preset"
+            )
+        _check_label_request(label_distribution, label_epsilon_share, public_label_weights)
+        self.distributed = distributed
+        self.request_id = check_request_id(request_id)
+        self.label_distribution = label_distribution
+        self.label_epsilon_share = label_epsilon_share
+        self.public_label_weights = dict(public_label_weights or {})
+        self.dataset_id = dataset_id
+        self.target_epsilon = target_epsilon
+        self.delta = delta
+        self.epochs = epochs
+        self.preset = preset
+
+    def digest(self) -> str:
+        """A digest of the parameters, to tell a retry (same id) from a reused id."""
+        return request_digest(
+            {
+                "dataset": self.dataset_id,
+                "target_epsilon": self.target_epsilon,
+                "delta": self.delta,
+                "epochs": self.epochs,
+                "preset": self.preset,
+                "label_distribution": self.label_distribution,
+                "label_epsilon_share": self.label_epsilon_share,
+                "public_label_weights": sorted(self.public_label_weights.items()),
+                "distributed": self.distributed,
+            }
+        )
+
+
+def _check_label_request(mode: str, share: float | None, weights: dict[str, float] | None) -> None:
+    """Validate how the label distribution is to be released (see :mod:`.labels`).
+
+    Raises:
+        InvalidArgument: Naming the field.
+    """
+    if mode not in {"", "dp", "public"}:
+        raise InvalidArgument("label_distribution must be dp or public", field="label_distribution")
+    if share is not None:
+        if mode == "public":
+            raise InvalidArgument(
+                "label_epsilon_share applies to a DP label distribution only",
+                field="label_epsilon_share",
+            )
+        if not (math.isfinite(share) and 0 < share <= 0.5):
+            raise InvalidArgument(
+                "label_epsilon_share must lie in (0, 0.5]", field="label_epsilon_share"
+            )
+    if weights:
+        if mode != "public":
+            raise InvalidArgument(
+                "public_label_weights need label_distribution public",
+                field="public_label_weights",
+            )
+        if len(weights) > labels.MAX_LABELS or any(not k.strip() or len(k) > 100 for k in weights):
+            raise InvalidArgument(
+                f"public_label_weights: at most {labels.MAX_LABELS} labels of 1..100 characters",
+                field="public_label_weights",
+            )
+        if not all(math.isfinite(v) and v >= 0 for v in weights.values()) or not any(
+            v > 0 for v in weights.values()
+        ):
+            raise InvalidArgument(
+                "public_label_weights must be finite, >= 0 and not all zero",
+                field="public_label_weights",
+            )
+
+
+def _aware(moment: datetime) -> datetime:
+    """``moment`` in UTC (SQLite returns naive datetimes, stored as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _live_dataset(runtime: Runtime, dataset_id: str) -> DatasetRow:
+    with runtime.db.session() as s:
+        row = s.get(DatasetRow, dataset_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"dataset 'datasets/{dataset_id}' not found")
+        return row

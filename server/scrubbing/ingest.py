@@ -1,0 +1,312 @@
+"""Dataset upload: validate, scrub in batches, store the scrubbed shard, record the dataset.
+
+Raw text exists only in memory while a batch is scrubbed; only scrubbed text is written. An
+upload is all-or-nothing: a bad record aborts it with an error naming the record's position
+(never its content) and nothing is stored.
+
+Keyed strategies (``hash``, ``pseudonym``) use the dataset's own key, derived here from the
+server's master secret and the dataset id
+(:func:`~privsynth.server.scrubbing.strategies.dataset_key`), handed to the scrubber with every
+batch and dropped when the upload ends: the key is never written to the database, the shard or the
+report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from privsynth.server.db import DatasetRow, new_id, utcnow
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, Unavailable
+from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
+from privsynth.server.request_ids import request_digest, same_request
+from privsynth.server.runtime import Runtime
+from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
+from privsynth.server.scrubbing.scrubber import ScrubCancelled
+from privsynth.server.scrubbing.strategies import dataset_key
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+__all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
+
+MAX_LABEL_CHARS = 100
+MAX_USER_ID_CHARS = 200
+
+
+def default_delta(n: int) -> float:
+    """Default δ cap: ``min(1e-5, 1/(10 n))`` for ``n`` privacy units.
+
+    δ bounds the probability that the ε guarantee fails outright; at δ ≥ 1/n a mechanism that
+    publishes one random record in the clear would qualify, so δ must sit well below 1/n.
+    """
+    return min(1e-5, 1.0 / (10.0 * max(n, 1)))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Upload metadata."""
+
+    display_name: str
+    epsilon_cap: float | None = None
+    delta: float | None = None
+    tenant: str = "default"
+    request_id: str | None = None
+    """The caller's id for this upload (AIP-155): a retry returns the first upload's dataset."""
+
+    def digest(self) -> str:
+        """A digest of the metadata, to tell a retried upload from a reused request id."""
+        return request_digest(
+            {
+                "display_name": self.display_name,
+                "epsilon_cap": self.epsilon_cap,
+                "delta": self.delta,
+            }
+        )
+
+
+class DuplicateUpload(Exception):
+    """A retried upload finished second: ``dataset`` is the one the first attempt stored."""
+
+    def __init__(self, dataset: DatasetRow) -> None:
+        super().__init__("upload retried with the same request_id")
+        self.dataset = dataset
+
+
+def earlier_upload(runtime: Runtime, spec: DatasetSpec) -> DatasetRow | None:
+    """The dataset an earlier upload with ``spec.request_id`` created, if any.
+
+    Raises:
+        InvalidArgument: The id was used for an upload with other metadata.
+    """
+    if spec.request_id is None:
+        return None
+    with runtime.db.session() as s:
+        row = s.execute(
+            select(DatasetRow).where(
+                DatasetRow.tenant == spec.tenant, DatasetRow.request_id == spec.request_id
+            )
+        ).scalar_one_or_none()
+    if row is not None:
+        same_request(row.request_hash, spec.digest())
+    return row
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    """A record as received: raw bytes that must be UTF-8."""
+
+    text: bytes
+    label: str = ""
+    user_id: str = ""
+
+
+def _validate_spec(spec: DatasetSpec) -> None:
+    if len(spec.display_name) > 200:
+        raise InvalidArgument("display_name is over 200 characters", field="display_name")
+    if spec.epsilon_cap is not None:
+        check_epsilon_cap(spec.epsilon_cap)
+    if spec.delta is not None:
+        check_delta_cap(spec.delta, 1)  # (0, 1) now; (0, 1/n) once the records are counted
+
+
+def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
+    if len(rec.text) > max_bytes:
+        raise InvalidArgument(
+            f"record {i}: text is {len(rec.text)} bytes, over the limit of {max_bytes}",
+            field=f"records[{i}].text",
+        )
+    try:
+        text = rec.text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument(
+            f"record {i}: text is not valid UTF-8", field=f"records[{i}].text"
+        ) from None
+    if not text.strip():
+        raise InvalidArgument(f"record {i}: text is empty", field=f"records[{i}].text")
+    if len(rec.label) > MAX_LABEL_CHARS or "\n" in rec.label:
+        raise InvalidArgument(
+            f"record {i}: label must be one line of at most {MAX_LABEL_CHARS} characters",
+            field=f"records[{i}].label",
+        )
+    if len(rec.user_id) > MAX_USER_ID_CHARS:
+        raise InvalidArgument(
+            f"record {i}: user_id is over {MAX_USER_ID_CHARS} characters",
+            field=f"records[{i}].user_id",
+        )
+    return text
+
+
+def scrub_key(runtime: Runtime, dataset_id: str) -> bytes | None:
+    """The dataset's key for keyed strategies, or None when the policy needs none.
+
+    Raises:
+        FailedPrecondition: The policy is keyed but no master secret is configured (the
+            settings refuse that at start-up; this guards runtimes built another way).
+    """
+    if not runtime.scrubber.policy.needs_key:
+        return None
+    secret = runtime.settings.scrub_secret.get_secret_value()
+    if not secret:
+        raise FailedPrecondition(
+            "the scrub policy uses 'hash' or 'pseudonym' but the server has no master "
+            "secret: set PRIVSYNTH_SCRUB_SECRET or PRIVSYNTH_SCRUB_SECRET_FILE"
+        )
+    return dataset_key(secret.encode("utf-8"), dataset_id)
+
+
+#: Characters of raw text an upload gathers before it hands them to the scrubber.
+FLUSH_CHARS = 4 * 1024 * 1024
+
+
+def ingest(
+    runtime: Runtime,
+    spec: DatasetSpec,
+    records: Iterable[IncomingRecord],
+    *,
+    cancel: threading.Event | None = None,
+) -> DatasetRow:
+    """Scrub and store an uploaded corpus.
+
+    Args:
+        runtime: Server state (scrubber, store, database, metrics).
+        spec: Name and optional budget cap.
+        records: Records in upload order.
+        cancel: Set when the caller has gone (cancelled, past its deadline): scrubbing stops
+            within a fraction of a second, its queued work is dropped and nothing is stored.
+
+    Returns:
+        The stored dataset.
+
+    Raises:
+        InvalidArgument: Bad metadata, a bad record (by position), or an empty corpus.
+        FailedPrecondition: Keyed strategies without a master secret.
+        ScrubCancelled: ``cancel`` was set.
+        Unavailable: The scrub workers shut down (the server is stopping).
+    """
+    runtime.require_ready()
+    _validate_spec(spec)
+    dataset_id = new_id()
+    key = scrub_key(runtime, dataset_id)
+    settings = runtime.settings
+    scrubber = runtime.scrubber
+    metrics = runtime.metrics
+    lines: list[bytes] = []
+    totals: Counter[str] = Counter()
+    strategies: Counter[str] = Counter()
+    residual: Counter[str] = Counter()
+    with_pii = 0
+    labelled = 0
+    anonymous = 0
+    users: set[str] = set()
+    pending: list[tuple[str, str, str]] = []
+    pending_chars = 0
+
+    def flush() -> None:
+        nonlocal with_pii, pending_chars
+        if not pending:
+            return
+        started = time.perf_counter()
+        try:
+            results = scrubber.scrub_batch([text for text, _, _ in pending], key=key, cancel=cancel)
+        except ScrubPoolClosed:
+            raise Unavailable("the server is shutting down: retry the upload") from None
+        except WorkerLost:
+            raise Unavailable("a scrub worker stopped: retry the upload") from None
+        metrics.scrub_seconds.observe(time.perf_counter() - started)
+        for (_, label, user), res in zip(pending, results, strict=True):
+            if res.entity_counts:
+                with_pii += 1
+                totals.update(res.entity_counts)
+                strategies.update(res.strategy_counts)
+            residual.update(res.residual_counts)
+            row = {"text": res.text, "label": label or None, "user": user or None}
+            lines.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        metrics.records_scrubbed.inc(len(pending))
+        pending.clear()
+        pending_chars = 0
+
+    count = 0
+    for i, rec in enumerate(records):
+        if cancel is not None and cancel.is_set():
+            raise ScrubCancelled("the upload was cancelled")
+        if count >= settings.max_records:
+            raise InvalidArgument(
+                f"dataset has more than {settings.max_records} records", field="records"
+            )
+        text = _decode(i, rec, settings.max_record_bytes)
+        user = ""
+        if rec.user_id:
+            user = hmac.new(runtime.user_key, rec.user_id.encode(), hashlib.sha256).hexdigest()
+            users.add(user)
+        else:
+            anonymous += 1
+        labelled += bool(rec.label)
+        pending.append((text, rec.label, user))
+        pending_chars += len(text)
+        count += 1
+        # Large enough that every scrub worker gets chunks of every flush; bounded in
+        # characters too, so records of 64 KB are not gathered 256 at a time.
+        if (
+            len(pending) >= settings.scrub_batch_size * max(1, settings.scrub_workers) * 2
+            or pending_chars >= FLUSH_CHARS
+        ):
+            flush()
+    flush()
+    if count == 0:
+        raise InvalidArgument("the dataset is empty: upload at least one record", field="records")
+    if spec.delta is not None:
+        check_delta_cap(spec.delta, count)  # as UpdateBudgetCap: before anything is stored
+
+    units = len(users) + anonymous if users else count
+    for entity, n in totals.items():
+        metrics.pii_entities.labels(entity_type=entity).inc(n)
+    path, digest = runtime.store.put("shards", b"\n".join(lines) + b"\n", suffix=".jsonl")
+    report = {
+        "records_scrubbed": count,
+        "records_with_pii": with_pii,
+        "entity_counts": dict(sorted(totals.items())),
+        "analyzer": scrubber.description,
+        "strategy": scrubber.strategy,
+        "strategy_counts": dict(sorted(strategies.items())),
+        # Structured identifiers a second, pattern-only pass still finds in the output.
+        "residual_count": sum(residual.values()),
+        "residual_counts": dict(sorted(residual.items())),
+    }
+    row = DatasetRow(
+        id=dataset_id,
+        display_name=spec.display_name,
+        created_at=utcnow(),
+        record_count=count,
+        labelled_count=labelled,
+        user_count=len(users),
+        # Naming any user makes the user the unit: training then keeps one record per user.
+        privacy_unit="user" if users else "record",
+        epsilon_cap=spec.epsilon_cap or settings.default_epsilon_cap,
+        delta=spec.delta if spec.delta is not None else default_delta(units),
+        shard_path=path,
+        content_sha256=digest,
+        scrub_report=report,
+        tenant=spec.tenant,
+        request_id=spec.request_id,
+        request_hash=spec.digest() if spec.request_id else None,
+    )
+    try:
+        with runtime.db.session() as s:
+            s.add(row)
+    except IntegrityError:
+        # The same upload, retried while the first was still scrubbing: the first one stored
+        # its dataset (the unique request id). Drop this copy's shard unless it is the first's
+        # too (shards are content-addressed).
+        earlier = earlier_upload(runtime, spec)
+        if earlier is None:
+            raise
+        if earlier.shard_path != path:
+            runtime.store.delete(path)
+        raise DuplicateUpload(earlier) from None
+    return row

@@ -1,0 +1,1 @@
+"""Serving a finished model: generation (and, later, evaluation)."""
