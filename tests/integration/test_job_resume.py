@@ -111,12 +111,15 @@ def _until(condition: Callable[[], bool], what: str, deadline: float) -> None:
 
 
 def _training(runner: JobRunner, job_id: str, deadline: float) -> JobRow:
-    """The job's row once ``runner`` took 2 noisy steps of it (RUNNING throughout)."""
+    """The job's row once ``runner`` took 2 noisy steps of it (never ended on the way).
+
+    A job may still be QUEUED for a moment after ``recover``: a worker takes it asynchronously.
+    """
 
     def past_two_steps() -> bool:
         row = runner.get(job_id)
-        assert row.state == "RUNNING", row.error_message
-        return row.step >= 2
+        assert row.state in ("QUEUED", "RUNNING"), row.error_message
+        return row.state == "RUNNING" and row.step >= 2
 
     _until(past_two_steps, "training did not start", deadline)
     return runner.get(job_id)
