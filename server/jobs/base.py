@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,12 +18,12 @@ from privsynth.server.runtime import Runtime
 from sqlalchemy.orm import Session
 
 
-class RunnerState:
+class RunnerState(ABC):
     """The state every part of the runner shares, and the parts' signatures.
 
     :class:`~privsynth.server.jobs.runner.JobRunner` combines one mixin per concern (create,
-    queue, execution, endings) over this state; the stubs below name what one part calls in
-    another, so each module type-checks alone.
+    queue, execution, endings) over this state; the abstract methods below name what one part
+    calls in another (each implemented by its own part), so each module type-checks alone.
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -47,14 +48,15 @@ class RunnerState:
         self._sweeping = threading.Event()
         self._sweeper: threading.Thread | None = None
 
+    @abstractmethod
     def _charge_full_reservation(self, session: Session, job: JobRow, *, error: str) -> None:
         """Defined in :mod:`privsynth.server.jobs.endings`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _drop_checkpoint(self, job_id: str) -> None:
         """Defined in :mod:`privsynth.server.jobs.execution`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _finish(
         self,
         session: Session,
@@ -68,26 +70,26 @@ class RunnerState:
         label_released: bool = False,
     ) -> None:
         """Defined in :mod:`privsynth.server.jobs.endings`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _lease_expired(self, job: JobRow, now: datetime) -> bool:
         """Defined in :mod:`privsynth.server.jobs.queue`."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def _lock_tenant(session: Session, tenant: str) -> None:
         """Defined in :mod:`privsynth.server.jobs.create`."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def _locked(session: Session, job_id: str) -> JobRow | None:
         """Defined in :mod:`privsynth.server.jobs.queue`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _owns(self, job: JobRow) -> bool:
         """Defined in :mod:`privsynth.server.jobs.queue`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _run_safely(
         self,
         job_id: str,
@@ -96,42 +98,41 @@ class RunnerState:
         claimed: tuple[JobRow, DatasetRow] | None = None,
     ) -> None:
         """Defined in :mod:`privsynth.server.jobs.execution`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _suspend(
         self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
     ) -> bool:
         """Defined in :mod:`privsynth.server.jobs.execution`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _wake_takers(self) -> None:
         """Defined in :mod:`privsynth.server.jobs.queue`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def checkpoint_path(self, job_id: str) -> Path:
         """Defined in :mod:`privsynth.server.jobs.execution`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def claim(
         self, job_id: str, *, resume: bool, running_limit: int = 0
     ) -> tuple[JobRow, DatasetRow] | None:
         """Defined in :mod:`privsynth.server.jobs.queue`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end_interrupted(
         self, job_id: str, exc: TrainingInterrupted, checkpoint: Checkpointing | None
     ) -> None:
         """Defined in :mod:`privsynth.server.jobs.endings`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end_succeeded(self, job: JobRow, dataset: DatasetRow, result: TrainResult) -> None:
         """Defined in :mod:`privsynth.server.jobs.endings`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end_unstarted(self, job_id: str, exc: Exception, *, resume: bool) -> None:
         """Defined in :mod:`privsynth.server.jobs.endings`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def submit(self, job_id: str, *, resume: bool = False) -> None:
         """Defined in :mod:`privsynth.server.jobs.queue`."""
-        raise NotImplementedError
