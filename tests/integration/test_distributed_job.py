@@ -8,7 +8,6 @@ registered READY like any other. Real database and artifact store, no gRPC.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
@@ -18,15 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from corpus import fortunes
+from job_runtime import add_dataset, job_runtime
 from opacus.accountants import PRVAccountant
-from privsynth.server.config import Settings
-from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, ModelRow, new_id, utcnow
+from privsynth.server.db import JobRow, LedgerRow, ModelRow
 from privsynth.server.jobs.distributed import EXIT_RESUMABLE
 from privsynth.server.jobs.runner import JobRunner, JobSpec
-from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
-from privsynth.server.storage import ArtifactStore
 from sqlalchemy import select
 
 N_RECORDS = 80
@@ -34,49 +30,9 @@ N_RECORDS = 80
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(
-        data_dir=tmp_path,
-        grpc_port=0,
-        metrics_port=-1,
-        training_workers=1,  # a replica with workers: it must leave torchrun jobs alone
-        torch_threads=1,
-    )
-    db = Database(settings.database_url)
-    db.migrate()
-    rt = Runtime(
-        settings=settings,
-        db=db,
-        store=ArtifactStore(tmp_path / "artifacts"),
-        scrubber=None,  # type: ignore[arg-type]  # nothing is uploaded here
-        metrics=Metrics(),
-        user_key=b"k" * 32,
-    )
-    yield rt
-    db.close()
-
-
-def _dataset(rt: Runtime) -> str:
-    records = fortunes(N_RECORDS)
-    shard = "".join(json.dumps({"text": r.text, "label": r.label}) + "\n" for r in records)
-    path, digest = rt.store.put("shards", shard.encode(), suffix=".jsonl")
-    row = DatasetRow(
-        id=new_id(),
-        display_name="distributed",
-        created_at=utcnow(),
-        record_count=N_RECORDS,
-        labelled_count=N_RECORDS,
-        user_count=0,
-        privacy_unit="record",
-        epsilon_cap=10.0,
-        delta=1.0 / (10 * N_RECORDS),
-        shard_path=path,
-        content_sha256=digest,
-        scrub_report={},
-        tenant="default",
-    )
-    with rt.db.session() as s:
-        s.add(row)
-    return row.id
+    # A replica with workers: it must leave torchrun jobs alone.
+    with job_runtime(tmp_path, training_workers=1, torch_threads=1) as rt:
+        yield rt
 
 
 def _spec(dataset_id: str, **kw: object) -> JobSpec:
@@ -136,7 +92,7 @@ def test_a_distributed_job_reserves_waits_trains_on_two_ranks_and_commits(
 ) -> None:
     runner = JobRunner(runtime)
     try:
-        job = runner.create(_spec(_dataset(runtime)))
+        job = runner.create(_spec(add_dataset(runtime, N_RECORDS, labelled=True)))
         assert [r.kind for r in _ledger(runtime, job.id)] == ["reserve"]  # before any data
         runner.recover()  # a replica's workers do not take it up
         assert runner.get(job.id).state == "QUEUED"
@@ -170,7 +126,7 @@ def test_a_distributed_job_reserves_waits_trains_on_two_ranks_and_commits(
 
 def test_a_preempted_distributed_job_resumes_and_is_charged_once(runtime: Runtime) -> None:
     runner = JobRunner(runtime)
-    job = runner.create(_spec(_dataset(runtime)))
+    job = runner.create(_spec(add_dataset(runtime, N_RECORDS, labelled=True)))
     first = _torchrun(runtime, f"jobs/{job.id}", "--stop-at-step", "3")
     assert first.returncode != 0  # torchrun reports its workers' EXIT_RESUMABLE as a failure
     assert f"exitcode  : {EXIT_RESUMABLE}" in first.stderr or "stopped at step 3" in first.stderr
@@ -193,7 +149,7 @@ def test_a_preempted_distributed_job_resumes_and_is_charged_once(runtime: Runtim
 
 def test_a_cancelled_distributed_job_costs_nothing_and_is_not_trained(runtime: Runtime) -> None:
     runner = JobRunner(runtime)
-    job = runner.create(_spec(_dataset(runtime)))
+    job = runner.create(_spec(add_dataset(runtime, N_RECORDS, labelled=True)))
     assert runner.cancel(job.id).state == "CANCELLED"
     commit = [r for r in _ledger(runtime, job.id) if r.kind == "commit"]
     assert len(commit) == 1 and commit[0].epsilon == 0.0

@@ -7,7 +7,6 @@ preset "tiny", 40 unlabelled records, jobs of seconds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus import fortunes
-from privsynth.server.config import Settings
-from privsynth.server.db import AuditRow, Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
+from job_runtime import add_dataset, job_runtime
+from privsynth.server.db import AuditRow, JobRow, LedgerRow
 from privsynth.server.errors import InvalidArgument, Overloaded, ResourceExhausted
 from privsynth.server.jobs.runner import TERMINAL_STATES, JobRunner, JobSpec
-from privsynth.server.metrics import Metrics
 from privsynth.server.privacy.caps import MAX_TARGET_EPSILON
 from privsynth.server.runtime import Runtime
-from privsynth.server.storage import ArtifactStore
 from sqlalchemy import select
 
 N_RECORDS = 40
@@ -31,53 +27,12 @@ N_RECORDS = 40
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(
-        data_dir=tmp_path,
-        grpc_port=0,
-        metrics_port=-1,
-        training_workers=1,
-        torch_threads=1,
-        checkpoint_every_s=0,
-    )
-    db = Database(settings.database_url)
-    db.migrate()
-    rt = Runtime(
-        settings=settings,
-        db=db,
-        store=ArtifactStore(tmp_path / "artifacts"),
-        scrubber=None,  # type: ignore[arg-type]  # nothing is uploaded here
-        metrics=Metrics(),
-        user_key=b"k" * 32,
-    )
-    yield rt
-    db.close()
+    with job_runtime(tmp_path, training_workers=1, torch_threads=1, checkpoint_every_s=0) as rt:
+        yield rt
 
 
 def _with(rt: Runtime, **settings: Any) -> Runtime:
     return dataclasses.replace(rt, settings=rt.settings.model_copy(update=settings))
-
-
-def _dataset(rt: Runtime, *, tenant: str = "default", epsilon_cap: float = 10.0) -> str:
-    shard = "".join(json.dumps({"text": str(r.text)}) + "\n" for r in fortunes(N_RECORDS))
-    path, digest = rt.store.put("shards", shard.encode(), suffix=".jsonl")
-    row = DatasetRow(
-        id=new_id(),
-        display_name="admission",
-        created_at=utcnow(),
-        record_count=N_RECORDS,
-        labelled_count=0,
-        user_count=0,
-        privacy_unit="record",
-        epsilon_cap=epsilon_cap,
-        delta=1.0 / (10 * N_RECORDS),
-        shard_path=path,
-        content_sha256=digest,
-        scrub_report={},
-        tenant=tenant,
-    )
-    with rt.db.session() as s:
-        s.add(row)
-    return row.id
 
 
 def _spec(dataset_id: str, epsilon: float = 2.0, epochs: int = 1) -> JobSpec:
@@ -129,7 +84,7 @@ def _wait(rt: Runtime, job_id: str, timeout: float = 240.0) -> JobRow:
 
 @pytest.mark.parametrize("epsilon", [1e300, 1000.0, MAX_TARGET_EPSILON * 1.01])
 def test_a_target_over_the_maximum_is_refused_at_once(runtime: Runtime, epsilon: float) -> None:
-    dataset_id = _dataset(runtime, epsilon_cap=1000.0)
+    dataset_id = add_dataset(runtime, N_RECORDS, epsilon_cap=1000.0)
     runner = JobRunner(_with(runtime, training_workers=0))
     started = time.monotonic()
     exc = _within(5.0, lambda: runner.create(_spec(dataset_id, epsilon)))
@@ -141,7 +96,7 @@ def test_a_target_over_the_maximum_is_refused_at_once(runtime: Runtime, epsilon:
 
 
 def test_a_target_over_the_datasets_cap_is_refused_before_calibration(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime, epsilon_cap=10.0)
+    dataset_id = add_dataset(runtime, N_RECORDS, epsilon_cap=10.0)
     runner = JobRunner(_with(runtime, training_workers=0))
     started = time.monotonic()
     # (Calibrating σ for ε = 50 takes seconds: the refusal must come before.)
@@ -158,7 +113,7 @@ def test_a_target_over_the_datasets_cap_is_refused_before_calibration(runtime: R
 
 
 def test_the_ledger_still_refuses_what_only_composition_exceeds(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime, epsilon_cap=4.0)
+    dataset_id = add_dataset(runtime, N_RECORDS, epsilon_cap=4.0)
     runner = JobRunner(_with(runtime, training_workers=0, max_queued_jobs_per_tenant=0))
     accepted = 0
     refusal: BaseException | None = None
@@ -181,7 +136,10 @@ def test_the_ledger_still_refuses_what_only_composition_exceeds(runtime: Runtime
 def test_the_queued_job_limit_refuses_with_quota_details_and_reserves_nothing(
     runtime: Runtime,
 ) -> None:
-    ours, theirs = _dataset(runtime, tenant="alpha"), _dataset(runtime, tenant="beta")
+    ours, theirs = (
+        add_dataset(runtime, N_RECORDS, tenant="alpha"),
+        add_dataset(runtime, N_RECORDS, tenant="beta"),
+    )
     runner = JobRunner(_with(runtime, training_workers=0, max_queued_jobs_per_tenant=2))
     first = runner.create(
         JobSpec(dataset_id=ours, target_epsilon=1.0, epochs=1, preset="tiny", request_id="r-1")
@@ -229,7 +187,10 @@ def _when_running(rt: Runtime, job_id: str, deadline: float) -> None:
 def test_a_free_worker_takes_the_next_tenants_job_before_a_busy_tenants_next(
     runtime: Runtime,
 ) -> None:
-    alpha, beta = _dataset(runtime, tenant="alpha"), _dataset(runtime, tenant="beta")
+    alpha, beta = (
+        add_dataset(runtime, N_RECORDS, tenant="alpha"),
+        add_dataset(runtime, N_RECORDS, tenant="beta"),
+    )
     api = JobRunner(_with(runtime, training_workers=0))
     long_a = api.create(_spec(alpha, 4.0, epochs=60))
     next_a = api.create(_spec(alpha))
@@ -255,7 +216,10 @@ def test_a_free_worker_takes_the_next_tenants_job_before_a_busy_tenants_next(
 
 
 def test_a_tenant_at_its_running_limit_waits_while_a_worker_is_free(runtime: Runtime) -> None:
-    alpha, beta = _dataset(runtime, tenant="alpha"), _dataset(runtime, tenant="beta")
+    alpha, beta = (
+        add_dataset(runtime, N_RECORDS, tenant="alpha"),
+        add_dataset(runtime, N_RECORDS, tenant="beta"),
+    )
     api = JobRunner(_with(runtime, training_workers=0))
     long_a = api.create(_spec(alpha, 4.0, epochs=60))
     next_a = api.create(_spec(alpha))
@@ -282,7 +246,7 @@ def test_a_tenant_at_its_running_limit_waits_while_a_worker_is_free(runtime: Run
 def test_a_job_past_the_maximum_duration_stops_failed_and_is_charged_what_it_used(
     runtime: Runtime,
 ) -> None:
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     runner = JobRunner(_with(runtime, max_job_seconds=1.5))
     job = runner.create(_spec(dataset_id, 4.0, epochs=200))
     runner.recover()

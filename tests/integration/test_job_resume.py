@@ -10,23 +10,19 @@ whose worker stopped renewing its lease.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from corpus import fortunes
+from job_runtime import add_dataset, job_runtime
 from opacus.accountants import PRVAccountant
 from privsynth.models.dp_train import MIN_RECORDS
-from privsynth.server.config import Settings
-from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
+from privsynth.server.db import JobRow, LedgerRow, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument
 from privsynth.server.jobs.runner import TERMINAL_STATES, JobRunner, JobSpec
-from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
-from privsynth.server.storage import ArtifactStore
 from sqlalchemy import select
 
 N_RECORDS = 40
@@ -34,50 +30,14 @@ N_RECORDS = 40
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(
-        data_dir=tmp_path,
-        grpc_port=0,
-        metrics_port=-1,
+    with job_runtime(
+        tmp_path,
         training_workers=1,
         torch_threads=1,
         checkpoint_every_s=0,
         checkpoint_every_steps=1,
-    )
-    db = Database(settings.database_url)
-    db.migrate()
-    rt = Runtime(
-        settings=settings,
-        db=db,
-        store=ArtifactStore(tmp_path / "artifacts"),
-        scrubber=None,  # type: ignore[arg-type]  # nothing is uploaded here
-        metrics=Metrics(),
-        user_key=b"k" * 32,
-    )
-    yield rt
-    db.close()
-
-
-def _dataset(rt: Runtime, n: int = N_RECORDS) -> str:
-    shard = "".join(json.dumps({"text": str(r.text)}) + "\n" for r in fortunes(n))
-    path, digest = rt.store.put("shards", shard.encode(), suffix=".jsonl")
-    row = DatasetRow(
-        id=new_id(),
-        display_name="resume",
-        created_at=utcnow(),
-        record_count=n,
-        labelled_count=0,
-        user_count=0,
-        privacy_unit="record",
-        epsilon_cap=10.0,
-        delta=1.0 / (10 * n),
-        shard_path=path,
-        content_sha256=digest,
-        scrub_report={},
-        tenant="default",
-    )
-    with rt.db.session() as s:
-        s.add(row)
-    return row.id
+    ) as rt:
+        yield rt
 
 
 def _api_only(rt: Runtime) -> Runtime:
@@ -126,7 +86,7 @@ def _training(runner: JobRunner, job_id: str, deadline: float) -> JobRow:
 
 
 def test_a_job_stopped_by_shutdown_resumes_and_is_charged_once(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     first = JobRunner(runtime)
     job = first.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=5, preset="tiny"))
     checkpoint = first.checkpoint_path(job.id)
@@ -171,7 +131,7 @@ def test_a_job_stopped_by_shutdown_resumes_and_is_charged_once(runtime: Runtime)
 
 
 def test_a_running_job_without_checkpoint_is_charged_its_reservation(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     api = JobRunner(_api_only(runtime))
     job = api.create(JobSpec(dataset_id=dataset_id, target_epsilon=2.0, epochs=1, preset="tiny"))
     with runtime.db.session() as s:  # a worker took it and died before any checkpoint
@@ -203,7 +163,7 @@ def test_epochs_below_one_are_invalid(epochs: int) -> None:
 def test_a_corpus_below_the_minimum_fails_precondition_and_reserves_nothing(
     runtime: Runtime,
 ) -> None:
-    dataset_id = _dataset(runtime, n=MIN_RECORDS - 1)
+    dataset_id = add_dataset(runtime, MIN_RECORDS - 1)
     runner = JobRunner(_api_only(runtime))
     with pytest.raises(FailedPrecondition) as exc:
         runner.create(JobSpec(dataset_id=dataset_id, target_epsilon=1.0, preset="tiny"))
@@ -219,7 +179,7 @@ def test_a_job_runs_with_the_batch_it_reserved_even_if_the_preset_changed(
 
     tiny = presets.PRESETS["tiny"]
     monkeypatch.setitem(presets.PRESETS, "tiny", dataclasses.replace(tiny, batch_size=8))
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     api = JobRunner(_api_only(runtime))
     job = api.create(JobSpec(dataset_id=dataset_id, target_epsilon=2.0, epochs=1, preset="tiny"))
     assert job.sample_rate == pytest.approx(8 / N_RECORDS)  # the preset's batch was planned
@@ -250,7 +210,7 @@ def _set_lease(rt: Runtime, job_id: str, worker: str, age_s: float) -> None:
 
 
 def test_a_live_replicas_job_is_taken_over_only_when_its_lease_expires(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     job = JobRunner(_api_only(runtime)).create(
         JobSpec(dataset_id=dataset_id, target_epsilon=2.0, epochs=1, preset="tiny")
     )
@@ -275,7 +235,12 @@ def test_a_job_queued_by_an_api_replica_is_taken_up_without_a_restart(runtime: R
     worker.recover()  # nothing to do yet; its sweeper keeps looking
     try:
         job = JobRunner(_api_only(runtime)).create(
-            JobSpec(dataset_id=_dataset(runtime), target_epsilon=2.0, epochs=1, preset="tiny")
+            JobSpec(
+                dataset_id=add_dataset(runtime, N_RECORDS),
+                target_epsilon=2.0,
+                epochs=1,
+                preset="tiny",
+            )
         )
         done = _wait(runtime, job.id)
     finally:
@@ -285,7 +250,7 @@ def test_a_job_queued_by_an_api_replica_is_taken_up_without_a_restart(runtime: R
 
 
 def test_a_run_that_lost_its_lease_leaves_the_job_to_its_new_worker(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     b = _replica(runtime, "replica-b", lease_s=0.4)
     job = b.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, epochs=60, preset="tiny"))
     b.recover()  # starts the sweeper that renews B's leases
@@ -310,7 +275,7 @@ def test_a_run_that_lost_its_lease_leaves_the_job_to_its_new_worker(runtime: Run
 
 
 def test_a_stalled_worker_does_not_end_a_job_another_replica_charged(runtime: Runtime) -> None:
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime, N_RECORDS)
     no_checkpoints = {"checkpoint_every_steps": 0, "checkpoint_every_s": 0.0}
     slow = dataclasses.replace(runtime, settings=runtime.settings.model_copy(update=no_checkpoints))
     b = _replica(slow, "replica-b", lease_s=0.4)

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -17,57 +16,21 @@ from pathlib import Path
 import grpc
 import pytest
 from corpus import fortunes
+from job_runtime import add_dataset, job_runtime
 from privsynth.client.client import PrivsynthClient
 from privsynth.client.errors import PrivsynthClientError
 from privsynth.client.pb import datasets_pb2, training_pb2
-from privsynth.server.config import Settings
-from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, new_id, utcnow
+from privsynth.server.db import JobRow, LedgerRow
 from privsynth.server.errors import InvalidArgument
 from privsynth.server.jobs.runner import JobRunner, JobSpec
-from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
-from privsynth.server.storage import ArtifactStore
 from sqlalchemy import func, select
 
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(data_dir=tmp_path, grpc_port=0, metrics_port=-1, training_workers=0)
-    db = Database(settings.database_url)
-    db.migrate()
-    rt = Runtime(
-        settings=settings,
-        db=db,
-        store=ArtifactStore(tmp_path / "artifacts"),
-        scrubber=None,  # type: ignore[arg-type]
-        metrics=Metrics(),
-        user_key=b"k" * 32,
-    )
-    yield rt
-    db.close()
-
-
-def _dataset(rt: Runtime, n: int = 40) -> str:
-    shard = "".join(json.dumps({"text": r.text}) + "\n" for r in fortunes(n))
-    path, digest = rt.store.put("shards", shard.encode(), suffix=".jsonl")
-    row = DatasetRow(
-        id=new_id(),
-        display_name="retries",
-        created_at=utcnow(),
-        record_count=n,
-        labelled_count=0,
-        user_count=0,
-        privacy_unit="record",
-        epsilon_cap=10.0,
-        delta=1.0 / (10 * n),
-        shard_path=path,
-        content_sha256=digest,
-        scrub_report={},
-        tenant="default",
-    )
-    with rt.db.session() as s:
-        s.add(row)
-    return row.id
+    with job_runtime(tmp_path, training_workers=0) as rt:
+        yield rt
 
 
 def _reservations(rt: Runtime) -> int:
@@ -77,7 +40,7 @@ def _reservations(rt: Runtime) -> int:
 
 def test_a_retried_create_returns_the_first_job_and_reserves_once(runtime: Runtime) -> None:
     runner = JobRunner(runtime)
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime)
 
     def spec(**kw: object) -> JobSpec:
         base: dict[str, object] = {
@@ -103,7 +66,7 @@ def test_a_retried_create_returns_the_first_job_and_reserves_once(runtime: Runti
 
 def test_racing_retries_create_one_job(runtime: Runtime) -> None:
     runner = JobRunner(runtime)
-    dataset_id = _dataset(runtime)
+    dataset_id = add_dataset(runtime)
     barrier = threading.Barrier(4)
 
     def create() -> str:

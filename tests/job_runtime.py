@@ -1,0 +1,76 @@
+"""A job runner's world without gRPC or Presidio: settings, a migrated database, a store.
+
+Shared by the job tests (resume, admission, distributed, safe retries): each builds its runtime
+with its own settings through :func:`job_runtime` and its datasets through :func:`add_dataset`,
+which writes a scrubbed shard of public fortunes straight to the store (no upload, no scrubbing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from corpus import fortunes
+from privsynth.server.config import Settings
+from privsynth.server.db import Database, DatasetRow, new_id, utcnow
+from privsynth.server.metrics import Metrics
+from privsynth.server.runtime import Runtime
+from privsynth.server.storage import ArtifactStore
+
+
+@contextmanager
+def job_runtime(tmp_path: Path, **settings: Any) -> Iterator[Runtime]:
+    """A runtime over a fresh SQLite database in ``tmp_path``; ``settings`` override defaults."""
+    config = Settings(data_dir=tmp_path, grpc_port=0, metrics_port=-1, **settings)
+    db = Database(config.database_url)
+    db.migrate()
+    try:
+        yield Runtime(
+            settings=config,
+            db=db,
+            store=ArtifactStore(tmp_path / "artifacts"),
+            scrubber=None,  # type: ignore[arg-type]  # nothing is uploaded here
+            metrics=Metrics(),
+            user_key=b"k" * 32,
+        )
+    finally:
+        db.close()
+
+
+def add_dataset(
+    rt: Runtime,
+    n: int = 40,
+    *,
+    labelled: bool = False,
+    tenant: str = "default",
+    epsilon_cap: float = 10.0,
+    display_name: str = "jobs",
+) -> str:
+    """Store ``n`` fortunes as a scrubbed dataset (with their topic labels if ``labelled``)."""
+    records = fortunes(n)
+    shard = "".join(
+        json.dumps({"text": str(r.text), **({"label": r.label} if labelled else {})}) + "\n"
+        for r in records
+    )
+    path, digest = rt.store.put("shards", shard.encode(), suffix=".jsonl")
+    row = DatasetRow(
+        id=new_id(),
+        display_name=display_name,
+        created_at=utcnow(),
+        record_count=n,
+        labelled_count=n if labelled else 0,
+        user_count=0,
+        privacy_unit="record",
+        epsilon_cap=epsilon_cap,
+        delta=1.0 / (10 * n),
+        shard_path=path,
+        content_sha256=digest,
+        scrub_report={},
+        tenant=tenant,
+    )
+    with rt.db.session() as s:
+        s.add(row)
+    return row.id
