@@ -14,11 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, TypeVar
 
+from privsynth.server.db import Database, DatasetRow, JobRow
 from privsynth.server.errors import InvalidArgument
+from sqlalchemy import select
 
-__all__ = ["MAX_REQUEST_ID", "check_request_id", "request_digest", "same_request"]
+__all__ = [
+    "MAX_REQUEST_ID",
+    "check_request_id",
+    "earlier_resource",
+    "request_digest",
+    "same_request",
+]
+
+RowT = TypeVar("RowT", DatasetRow, JobRow)
 
 MAX_REQUEST_ID = 128
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -59,3 +69,20 @@ def same_request(stored_digest: str | None, digest: str) -> None:
             "request_id was already used for a request with other parameters; use a new id",
             field="request_id",
         )
+
+
+def earlier_resource(
+    db: Database, row_type: type[RowT], *, tenant: str, request_id: str, digest: str
+) -> RowT | None:
+    """The row an earlier request with this id created in ``tenant``, if any.
+
+    Raises:
+        InvalidArgument: The id was used for a request with other parameters.
+    """
+    with db.session() as s:
+        row = s.execute(
+            select(row_type).where(row_type.tenant == tenant, row_type.request_id == request_id)
+        ).scalar_one_or_none()
+    if row is not None:
+        same_request(row.request_hash, digest)
+    return row

@@ -38,7 +38,7 @@ from privsynth.server.privacy.accounting import (
     expected_batch_size,
     plan_dp_sgd,
 )
-from privsynth.server.request_ids import same_request
+from privsynth.server.request_ids import earlier_resource
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -78,7 +78,13 @@ class JobCreation(RunnerState):
         dataset = _live_dataset(self.runtime, spec.dataset_id)
         digest = spec.digest() if spec.request_id else None
         if spec.request_id is not None:
-            earlier = self._by_request(dataset.tenant, spec.request_id, digest)
+            earlier = earlier_resource(
+                self.runtime.db,
+                JobRow,
+                tenant=dataset.tenant,
+                request_id=spec.request_id,
+                digest=digest or "",
+            )
             if earlier is not None:
                 return earlier
         # Each job takes a tenth of the dataset's δ cap unless told otherwise, so that about ten
@@ -181,7 +187,13 @@ class JobCreation(RunnerState):
             # The same request, retried while the first attempt was creating its job: that
             # transaction won (the unique request id), this one rolled back its reservation.
             earlier = (
-                self._by_request(dataset.tenant, spec.request_id, digest)
+                earlier_resource(
+                    self.runtime.db,
+                    JobRow,
+                    tenant=dataset.tenant,
+                    request_id=spec.request_id,
+                    digest=digest or "",
+                )
                 if spec.request_id is not None
                 else None
             )
@@ -253,20 +265,6 @@ class JobCreation(RunnerState):
             return
         key = int.from_bytes(hashlib.sha256(f"jobs/{tenant}".encode()).digest()[:8], "big")
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
-
-    def _by_request(self, tenant: str, request_id: str, digest: str | None) -> JobRow | None:
-        """The job an earlier request with this id created, if any.
-
-        Raises:
-            InvalidArgument: The id was used for a request with other parameters.
-        """
-        with self.runtime.db.session() as s:
-            job = s.execute(
-                select(JobRow).where(JobRow.tenant == tenant, JobRow.request_id == request_id)
-            ).scalar_one_or_none()
-        if job is not None:
-            same_request(job.request_hash, digest or "")
-        return job
 
     @staticmethod
     def _label_release(spec: JobSpec, dataset: DatasetRow, actor: str) -> dict[str, Any]:

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from privsynth.server.db import DatasetRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, Unavailable
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
-from privsynth.server.request_ids import request_digest, same_request
+from privsynth.server.request_ids import earlier_resource, request_digest
 from privsynth.server.runtime import Runtime
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
 from privsynth.server.scrubbing.scrubber import ScrubCancelled
 from privsynth.server.scrubbing.strategies import dataset_key
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 __all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
@@ -86,15 +85,13 @@ def earlier_upload(runtime: Runtime, spec: DatasetSpec) -> DatasetRow | None:
     """
     if spec.request_id is None:
         return None
-    with runtime.db.session() as s:
-        row = s.execute(
-            select(DatasetRow).where(
-                DatasetRow.tenant == spec.tenant, DatasetRow.request_id == spec.request_id
-            )
-        ).scalar_one_or_none()
-    if row is not None:
-        same_request(row.request_hash, spec.digest())
-    return row
+    return earlier_resource(
+        runtime.db,
+        DatasetRow,
+        tenant=spec.tenant,
+        request_id=spec.request_id,
+        digest=spec.digest(),
+    )
 
 
 @dataclass(frozen=True)
