@@ -38,12 +38,15 @@ format: setup
 
 # mypy cannot follow setuptools' mapping of client/, server/, models/ into `privsynth`, so it
 # checks a symlinked view of the package with the same layout as the installed one.
+# TYPECHECK_DIR lets two checks run side by side (each needs its own view and cache).
+TYPECHECK_DIR ?= build/typecheck
 typecheck: setup
-	rm -rf build/typecheck && mkdir -p build/typecheck/privsynth
-	ln -s ../../../client build/typecheck/privsynth/client
-	ln -s ../../../server build/typecheck/privsynth/server
-	ln -s ../../../models build/typecheck/privsynth/models
-	MYPYPATH=build/typecheck $(VENV)/bin/mypy --strict -p privsynth.client -p privsynth.server -p privsynth.models
+	rm -rf $(TYPECHECK_DIR) && mkdir -p $(TYPECHECK_DIR)/privsynth
+	ln -s $(CURDIR)/client $(TYPECHECK_DIR)/privsynth/client
+	ln -s $(CURDIR)/server $(TYPECHECK_DIR)/privsynth/server
+	ln -s $(CURDIR)/models $(TYPECHECK_DIR)/privsynth/models
+	MYPYPATH=$(TYPECHECK_DIR) $(VENV)/bin/mypy --strict --cache-dir $(TYPECHECK_DIR)/.mypy_cache \
+		-p privsynth.client -p privsynth.server -p privsynth.models
 
 # The layering contracts in pyproject.toml ([tool.importlinter]); a violation fails CI.
 layers: setup
