@@ -18,23 +18,27 @@ record (``pii_real_label.py`` holds that reading as data). Rules, from
 * A unit longer than ``MAX_CHARS`` is cut at a line boundary and ``cut`` is recorded; text is
   otherwise kept as found (files that are not valid UTF-8 are skipped, never re-encoded).
 * Sampling is grouped by package (Debian *source* package, so ``libfoo1`` and ``libfoo-dev``
-  count as one; one wheel distribution): the sorted list of packages is shuffled with a fixed
-  seed, and from each package in that order up to ``PER_PACKAGE`` of its distinct units are drawn
-  at random, until the register's target is reached. Identical unit texts are kept once.
+  count as one; one wheel distribution): packages are put in a seeded random order, and from each
+  package in that order up to ``PER_PACKAGE`` of its distinct units are drawn at random, until
+  the register's target is reached. Identical unit texts are kept once.
 
-The output depends only on the packages installed here (Debian 12, the venv), and each record
-names its package version, so a different machine gives a different but equally drawn set.
-Run ``python benchmarks/pii_real_extract.py --out DIR`` to (re)write the unlabelled files.
+The package set (Debian packages and venv wheels installed when the set was drawn) is frozen in
+``data/pii_real/packages.txt``, because others install packages on these machines while one
+works, so the draw repeats here; each record names its package version. A different machine gives
+a different but equally drawn set. ``python benchmarks/pii_real_extract.py --out DIR`` (re)writes
+the unlabelled files; ``--freeze`` first records the packages installed now.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import random
 import re
 import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,7 @@ SEED = 13
 MAX_CHARS = 1500
 PER_PACKAGE = 2
 DOC = Path("/usr/share/doc")
+PACKAGES = Path(__file__).resolve().parent / "data" / "pii_real" / "packages.txt"
 SITE_PACKAGES = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"
 TARGETS = {"debian-copyright": 100, "debian-changelog": 100}
 AUTHORS_FILES_TARGET = 50  # sections of AUTHORS-like files, Debian and wheels together
@@ -157,7 +162,7 @@ def dpkg_owners(paths: list[Path]) -> dict[Path, str]:
 
 
 def dpkg_versions() -> dict[str, tuple[str, str]]:
-    """Installed binary package -> (version, source package)."""
+    """Installed binary package -> (version, source package), as ``dpkg-query`` lists them now."""
     out = subprocess.run(
         ["dpkg-query", "-W", "-f=${Package}\t${Version}\t${source:Package}\n"],
         capture_output=True,
@@ -169,6 +174,60 @@ def dpkg_versions() -> dict[str, tuple[str, str]]:
         pkg, version, source = line.split("\t")
         table[pkg] = (version, source or pkg)
     return table
+
+
+def wheel_name_version(metadata: str) -> tuple[str, str] | None:
+    """A wheel's distribution name and version, from its METADATA."""
+    name = re.search(r"^Name:[ \t]*(.+)$", metadata, re.MULTILINE)
+    version = re.search(r"^Version:[ \t]*(.+)$", metadata, re.MULTILINE)
+    if not name or not version:
+        return None
+    return name.group(1).strip(), version.group(1).strip()
+
+
+def installed() -> dict[tuple[str, str], tuple[str, str]]:
+    """(``debian`` or ``wheel``, name) -> (version, sampling group) of everything installed now."""
+    table = {("debian", pkg): row for pkg, row in dpkg_versions().items()}
+    for dist_info in sorted(SITE_PACKAGES.glob("*.dist-info")):
+        meta = read_text(dist_info / "METADATA")
+        found = wheel_name_version(meta) if meta is not None else None
+        if found:
+            table["wheel", found[0]] = (found[1], found[0])
+    return table
+
+
+def frozen() -> dict[tuple[str, str], tuple[str, str]]:
+    """The package set the committed records were drawn from, where installed at that version.
+
+    Other work on these machines installs Debian packages and wheels, and a new package changes
+    the draw, so the set is frozen in ``PACKAGES`` (``--freeze`` rewrites it). Packages missing
+    now or at another version are left out and counted on stderr: the draw then differs from the
+    committed records.
+    """
+    now = installed()
+    table: dict[tuple[str, str], tuple[str, str]] = {}
+    changed: list[str] = []
+    for line in PACKAGES.read_text(encoding="utf-8").splitlines():
+        kind, name, version, group = line.split("\t")
+        if now.get((kind, name), ("", ""))[0] == version:
+            table[kind, name] = (version, group)
+        else:
+            changed.append(name)
+    if changed:
+        print(
+            f"warning: {len(changed)} frozen packages missing or changed ({', '.join(changed[:5])}"
+            "...); the draw will differ from the committed records",
+            file=sys.stderr,
+        )
+    return table
+
+
+def freeze() -> None:
+    """Write what is installed now to ``PACKAGES`` (kind, name, version, group; sorted)."""
+    rows = sorted(installed().items())
+    PACKAGES.write_text(
+        "".join(f"{k}\t{n}\t{v}\t{g}\n" for (k, n), (v, g) in rows), encoding="utf-8"
+    )
 
 
 def dep5_licence(copyright_text: str, files: str) -> str | None:
@@ -203,16 +262,17 @@ def doc_dirs() -> list[Path]:
     return sorted(p for p in DOC.iterdir() if p.is_dir() and not p.is_symlink())
 
 
-def debian_units(files: list[Path], register: str) -> Iterator[Unit]:
-    """Every unit of the given Debian files, with its package, version and licence."""
+def debian_units(
+    files: list[Path], register: str, packages: dict[tuple[str, str], tuple[str, str]]
+) -> Iterator[Unit]:
+    """Every unit of the given files of the frozen Debian packages, with version and licence."""
     owners = dpkg_owners(files)
-    versions = dpkg_versions()
     for path in files:
         pkg = owners.get(path)
         text = read_text(path)
-        if pkg is None or pkg not in versions or text is None:
+        if pkg is None or ("debian", pkg) not in packages or text is None:
             continue
-        version, source = versions[pkg]
+        version, source = packages["debian", pkg]
         where = f"Debian package {pkg} {version}, {path}"
         if register == "debian-copyright":
             licence = debian_licence(path.parent, packaging=True)
@@ -243,17 +303,16 @@ def wheel_licence(metadata: str) -> str:
     return "as the wheel (its METADATA states none)"
 
 
-def wheel_units(*, metadata: bool) -> Iterator[Unit]:
-    """AUTHORS-like files in the venv's wheels, or their METADATA header blocks."""
+def wheel_units(
+    packages: dict[tuple[str, str], tuple[str, str]], *, metadata: bool
+) -> Iterator[Unit]:
+    """AUTHORS-like files in the frozen wheels of the venv, or their METADATA header blocks."""
     for dist_info in sorted(SITE_PACKAGES.glob("*.dist-info")):
         meta = read_text(dist_info / "METADATA")
-        if meta is None:
+        found = wheel_name_version(meta) if meta is not None else None
+        if meta is None or found is None or packages.get(("wheel", found[0]), ("",))[0] != found[1]:
             continue
-        name = re.search(r"^Name:[ \t]*(.+)$", meta, re.MULTILINE)
-        version = re.search(r"^Version:[ \t]*(.+)$", meta, re.MULTILINE)
-        if not name or not version:
-            continue
-        dist = f"{name.group(1).strip()} {version.group(1).strip()}"
+        dist = f"{found[0]} {found[1]}"
         licence = wheel_licence(meta)
         if metadata:
             header = meta.split("\n\n", 1)[0]
@@ -273,6 +332,8 @@ def wheel_units(*, metadata: bool) -> Iterator[Unit]:
 def sample(units: Iterable[Unit], target: int, seed: str) -> list[Unit]:
     """Up to ``PER_PACKAGE`` distinct units from each package, packages in seeded random order.
 
+    The order of packages is a seeded hash of each name, and the draw within a package is seeded
+    by its name, so which records a package gives does not depend on what else is installed.
     Units are drawn at random within their package; identical texts (one file shipped by several
     binary packages, one licence stanza in many files) are kept once, where first met in sorted
     order, so the draw does not depend on which binary package shipped them.
@@ -283,12 +344,11 @@ def sample(units: Iterable[Unit], target: int, seed: str) -> list[Unit]:
         if unit.text.strip() and unit.text not in seen:
             seen.add(unit.text)
             groups.setdefault(unit.group, []).append(unit)
-    rng = random.Random(seed)
-    order = sorted(groups)
-    rng.shuffle(order)
+    order = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
     chosen: list[Unit] = []
     for group in order:
         pool = groups[group]
+        rng = random.Random(f"{seed}:{group}")
         chosen.extend(rng.sample(pool, min(PER_PACKAGE, len(pool)))[: target - len(chosen)])
         if len(chosen) >= target:
             break
@@ -316,20 +376,22 @@ def records(register: str, units: list[Unit]) -> list[dict[str, object]]:
 
 
 def build() -> dict[str, list[dict[str, object]]]:
-    """The three Debian registers' sampled records, unlabelled."""
+    """The three Debian registers' sampled records, unlabelled, from the frozen package set."""
+    packages = frozen()
     dirs = doc_dirs()
     copyrights = [d / "copyright" for d in dirs if (d / "copyright").is_file()]
     changelogs = [d / "changelog.Debian.gz" for d in dirs if (d / "changelog.Debian.gz").is_file()]
     authors = sorted(p for d in dirs for p in d.iterdir() if AUTHORS_NAMES.match(p.name))
-    out = {
-        register: records(
-            register, sample(debian_units(files, register), TARGETS[register], f"{SEED}:{register}")
-        )
-        for register, files in (("debian-copyright", copyrights), ("debian-changelog", changelogs))
-    }
-    author_units = [*debian_units(authors, "authors"), *wheel_units(metadata=False)]
+    out: dict[str, list[dict[str, object]]] = {}
+    for register, files in (("debian-copyright", copyrights), ("debian-changelog", changelogs)):
+        units = debian_units(files, register, packages)
+        out[register] = records(register, sample(units, TARGETS[register], f"{SEED}:{register}"))
+    author_units = [
+        *debian_units(authors, "authors", packages),
+        *wheel_units(packages, metadata=False),
+    ]
     picked = sample(author_units, AUTHORS_FILES_TARGET, f"{SEED}:authors")
-    picked += sample(wheel_units(metadata=True), METADATA_TARGET, f"{SEED}:metadata")
+    picked += sample(wheel_units(packages, metadata=True), METADATA_TARGET, f"{SEED}:metadata")
     out["authors"] = records("authors", picked)
     return out
 
@@ -338,7 +400,12 @@ def main() -> None:
     """Write ``<register>.jsonl`` files with empty spans into ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for the .jsonl files")
+    parser.add_argument(
+        "--freeze", action="store_true", help=f"first record the installed packages in {PACKAGES}"
+    )
     args = parser.parse_args()
+    if args.freeze:
+        freeze()
     args.out.mkdir(parents=True, exist_ok=True)
     for register, recs in build().items():
         path = args.out / f"{register}.jsonl"
