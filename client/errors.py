@@ -1,16 +1,31 @@
-"""Client-side errors: one exception carrying the gRPC status and its rich details.
+"""Client-side errors: one exception class per gRPC status, with the server's rich details.
 
 ::
 
-    PrivsynthClientError
-    ├── BudgetExhausted    (RESOURCE_EXHAUSTED for a privacy budget; .epsilon_remaining)
-    └── Overloaded         (RESOURCE_EXHAUSTED for too many concurrent calls; .retry_after_s)
+    PrivsynthClientError          any failed call (.code, .message, .reason, .metadata)
+    ├── InvalidArgument           INVALID_ARGUMENT   (.field_violations: field -> why)
+    ├── NotFound                  NOT_FOUND          (DATASET_NOT_FOUND, JOB_NOT_FOUND, ...)
+    ├── AlreadyExists             ALREADY_EXISTS
+    ├── FailedPrecondition        FAILED_PRECONDITION (EPSILON_UNREACHABLE, MODEL_TRAINING, ...)
+    ├── ResourceExhausted         RESOURCE_EXHAUSTED
+    │   ├── BudgetExhausted       a privacy budget cannot cover the request (.epsilon_remaining)
+    │   └── Overloaded            too many concurrent calls or queued jobs (.retry_after_s)
+    ├── PermissionDenied          PERMISSION_DENIED
+    ├── Unauthenticated           UNAUTHENTICATED
+    ├── Unavailable               UNAVAILABLE (already retried by the channel)
+    ├── DeadlineExceeded          DEADLINE_EXCEEDED
+    ├── Cancelled                 CANCELLED
+    └── ServerError               INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED
 
-A RESOURCE_EXHAUSTED status is told apart by its details: the server's budget refusals carry a
-``QuotaFailure`` with subject ``privacy_budget`` and the remaining ε in ``ErrorInfo``; its
-admission refusals carry a ``QuotaFailure`` with subject ``concurrent_calls/<class>`` and a
-``RetryInfo``. Anything else (e.g. grpcio's own message-size limit) stays a plain
-:class:`PrivsynthClientError`.
+Catch a class for the kind of failure; branch on ``reason`` (the server's
+``google.rpc.ErrorInfo.reason``, e.g. ``BUDGET_EXCEEDED`` or ``EPSILON_UNREACHABLE``) for which
+one. The reasons are listed in the server's ``privsynth.server.errors.Reason``; they are part of
+the API and never renamed.
+
+A RESOURCE_EXHAUSTED status is told apart by its reason, or for older servers by its details: a
+budget refusal carries a ``QuotaFailure`` with subject ``privacy_budget`` and the remaining ε in
+``ErrorInfo``, an admission refusal a ``RetryInfo``. Anything else (e.g. grpcio's own
+message-size limit) is a plain :class:`ResourceExhausted`.
 """
 
 from __future__ import annotations
@@ -19,20 +34,39 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-__all__ = ["BudgetExhausted", "Overloaded", "PrivsynthClientError", "from_rpc_error"]
+__all__ = [
+    "AlreadyExists",
+    "BudgetExhausted",
+    "Cancelled",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "Overloaded",
+    "PermissionDenied",
+    "PrivsynthClientError",
+    "ResourceExhausted",
+    "ServerError",
+    "Unauthenticated",
+    "Unavailable",
+    "from_rpc_error",
+]
 
 _BUDGET_SUBJECT = "privacy_budget"
 _OVERLOAD_PREFIX = "concurrent_calls/"
+_BUDGET_REASONS = frozenset({"BUDGET_EXCEEDED"})
+_OVERLOAD_REASONS = frozenset({"TOO_MANY_CONCURRENT_CALLS", "TOO_MANY_QUEUED_JOBS"})
 
 
 class PrivsynthClientError(Exception):
-    """A call failed; ``code`` is the gRPC status, ``field_violations`` maps field to reason."""
+    """A call failed; ``code`` is the gRPC status, ``reason`` the server's name for the cause."""
 
     def __init__(
         self,
         code: grpc.StatusCode,
         message: str,
         *,
+        reason: str = "",
         field_violations: dict[str, str] | None = None,
         metadata: dict[str, str] | None = None,
         quota_subjects: tuple[str, ...] = (),
@@ -41,6 +75,8 @@ class PrivsynthClientError(Exception):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+        self.reason = reason
+        """``ErrorInfo.reason`` (e.g. ``DATASET_NOT_FOUND``); empty when the server sent none."""
         self.field_violations = field_violations or {}
         self.metadata = metadata or {}
         self.quota_subjects = quota_subjects
@@ -49,7 +85,27 @@ class PrivsynthClientError(Exception):
         """The server's ``RetryInfo`` delay in seconds, if it sent one."""
 
 
-class BudgetExhausted(PrivsynthClientError):
+class InvalidArgument(PrivsynthClientError):
+    """A request field is malformed or out of range; ``field_violations`` names it."""
+
+
+class NotFound(PrivsynthClientError):
+    """The named resource does not exist, or belongs to another tenant."""
+
+
+class AlreadyExists(PrivsynthClientError):
+    """The resource to create exists already."""
+
+
+class FailedPrecondition(PrivsynthClientError):
+    """The server's state does not allow the request now (``reason`` says which state)."""
+
+
+class ResourceExhausted(PrivsynthClientError):
+    """A limit was reached: a privacy budget, the server's capacity, or a message size."""
+
+
+class BudgetExhausted(ResourceExhausted):
     """The dataset's privacy budget cannot cover the request."""
 
     @property
@@ -58,7 +114,7 @@ class BudgetExhausted(PrivsynthClientError):
         return float(self.metadata.get("epsilon_remaining", "0"))
 
 
-class Overloaded(PrivsynthClientError):
+class Overloaded(ResourceExhausted):
     """The server is running as many calls of this kind as it allows; retry later.
 
     ``retry_after_s`` is the server's suggested delay (1 s when it sent none), ``work_class``
@@ -74,23 +130,70 @@ class Overloaded(PrivsynthClientError):
         return ""
 
 
+class PermissionDenied(PrivsynthClientError):
+    """The caller is known but its role may not do this."""
+
+
+class Unauthenticated(PrivsynthClientError):
+    """The call carried no valid bearer token (or client certificate)."""
+
+
+class Unavailable(PrivsynthClientError):
+    """The server could not be reached, or is starting or stopping; the channel has retried."""
+
+
+class DeadlineExceeded(PrivsynthClientError):
+    """The call's deadline (the client's ``timeout`` or the call's own) passed."""
+
+
+class Cancelled(PrivsynthClientError):
+    """The call was cancelled (by the caller, or by the server while shutting down)."""
+
+
+class ServerError(PrivsynthClientError):
+    """A fault of the server (INTERNAL, UNKNOWN, DATA_LOSS) or a method it does not have."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[PrivsynthClientError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.INTERNAL: ServerError,
+    grpc.StatusCode.UNKNOWN: ServerError,
+    grpc.StatusCode.DATA_LOSS: ServerError,
+    grpc.StatusCode.UNIMPLEMENTED: ServerError,
+}
+
+
 def _resource_exhausted_class(
-    subjects: tuple[str, ...], metadata: dict[str, str], retry_after_s: float | None
+    reason: str, subjects: tuple[str, ...], metadata: dict[str, str], retry_after_s: float | None
 ) -> type[PrivsynthClientError]:
-    if _BUDGET_SUBJECT in subjects or "epsilon_remaining" in metadata:
+    if reason in _BUDGET_REASONS or _BUDGET_SUBJECT in subjects or "epsilon_remaining" in metadata:
         return BudgetExhausted
-    if retry_after_s is not None or any(s.startswith(_OVERLOAD_PREFIX) for s in subjects):
+    if (
+        reason in _OVERLOAD_REASONS
+        or retry_after_s is not None
+        or any(s.startswith(_OVERLOAD_PREFIX) for s in subjects)
+    ):
         return Overloaded
-    return PrivsynthClientError
+    return ResourceExhausted
 
 
 def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
-    """Decode a ``grpc.RpcError`` with its ``google.rpc.Status`` details."""
+    """Decode a ``grpc.RpcError`` (sync or ``grpc.aio``) with its ``google.rpc.Status`` details."""
     code: grpc.StatusCode = err.code()
     message: str = err.details() or ""
     violations: dict[str, str] = {}
     metadata: dict[str, str] = {}
     subjects: list[str] = []
+    reason = ""
     retry_after_s: float | None = None
     try:
         status = rpc_status.from_call(err)
@@ -105,6 +208,7 @@ def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
             elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
+                reason = info.reason
                 metadata.update(dict(info.metadata))
             elif detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
                 quota = error_details_pb2.QuotaFailure()
@@ -114,12 +218,13 @@ def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
                 retry = error_details_pb2.RetryInfo()
                 detail.Unpack(retry)
                 retry_after_s = retry.retry_delay.ToMilliseconds() / 1000
-    cls = PrivsynthClientError
+    cls = _BY_CODE.get(code, PrivsynthClientError)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        cls = _resource_exhausted_class(tuple(subjects), metadata, retry_after_s)
+        cls = _resource_exhausted_class(reason, tuple(subjects), metadata, retry_after_s)
     error = cls(
         code,
         message,
+        reason=reason,
         field_violations=violations,
         metadata=metadata,
         quota_subjects=tuple(subjects),

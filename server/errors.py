@@ -16,9 +16,17 @@ never contain corpus text or PII: say which record or field, never what it held.
     ├── PermissionDenied       PERMISSION_DENIED
     ├── Unauthenticated        UNAUTHENTICATED
     └── Unavailable            UNAVAILABLE
+
+Each error also carries a :class:`Reason`, sent as ``google.rpc.ErrorInfo.reason``: the status
+code says what kind of failure it was, the reason says which one (``DATASET_NOT_FOUND`` rather
+than a second ``NOT_FOUND``), so that callers can branch on it without parsing messages. Every
+class has a default reason; raise sites that know more pass ``reason=``. Reasons are part of the
+API: add new ones freely, never rename one.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum, auto
 
 import grpc
 
@@ -30,29 +38,121 @@ __all__ = [
     "Overloaded",
     "PermissionDenied",
     "PrivsynthError",
+    "Reason",
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
 ]
 
 
+class Reason(StrEnum):
+    """What went wrong, as ``ErrorInfo.reason`` (domain ``privsynth.v1``): one catalogue."""
+
+    @staticmethod
+    def _generate_next_value_(name: str, start: int, count: int, last_values: list[str]) -> str:
+        return name  # each value is its own name, as ErrorInfo wants UPPER_SNAKE_CASE
+
+    INTERNAL_ERROR = auto()
+    """A fault of the server; the message carries a reference to its log."""
+
+    # INVALID_ARGUMENT
+    INVALID_FIELD = auto()
+    """A request field is out of range or malformed; ``BadRequest`` names the field."""
+    MALFORMED_REQUEST = auto()
+    """The request bytes are not a message of the method's request type."""
+    UNKNOWN_PRESET = auto()
+    """The training preset is not one the server knows."""
+    RECORD_INVALID = auto()
+    """An uploaded record is empty, too long or not UTF-8; the field names the record."""
+    DATASET_EMPTY = auto()
+    """An upload carried no records."""
+    DATASET_TOO_LARGE = auto()
+    """An upload carried more records than the server accepts."""
+    REQUEST_ID_REUSED = auto()
+    """A request_id was sent again with other parameters."""
+    PAGE_TOKEN_INVALID = auto()
+    """A page_token is malformed or belongs to another listing."""
+    # NOT_FOUND (also for resources of another tenant: existence is not disclosed)
+    RESOURCE_NOT_FOUND = auto()
+    """A named resource does not exist (when no more specific reason applies)."""
+    DATASET_NOT_FOUND = auto()
+    """No such dataset, or it belongs to another tenant."""
+    JOB_NOT_FOUND = auto()
+    """No such training job, or it belongs to another tenant."""
+    MODEL_NOT_FOUND = auto()
+    """No such model (or its weights were deleted), or it belongs to another tenant."""
+    # ALREADY_EXISTS
+    RESOURCE_EXISTS = auto()
+    """The resource to create exists already."""
+    # FAILED_PRECONDITION
+    PRECONDITION_UNMET = auto()
+    """The system's state does not allow the request (when no more specific reason applies)."""
+    EPSILON_UNREACHABLE = auto()
+    """No finite noise reaches target_epsilon with this data, batch and epochs."""
+    NOISE_PLANNING_TIMEOUT = auto()
+    """Calibrating the noise for the request took too long."""
+    DATASET_TOO_SMALL = auto()
+    """The dataset has too few records for DP training."""
+    BASE_MODEL_MISSING = auto()
+    """The preset's public base model is not installed on the server."""
+    MODEL_TRAINING = auto()
+    """The model is still training."""
+    MODEL_NOT_READY = auto()
+    """The model has no usable weights (its job failed or was cancelled)."""
+    SCRUB_SECRET_MISSING = auto()
+    """The scrub policy needs the server's master secret, which is not configured."""
+    # RESOURCE_EXHAUSTED
+    BUDGET_EXCEEDED = auto()
+    """The dataset's privacy budget cannot cover the request; metadata has the remaining ε."""
+    TOO_MANY_CONCURRENT_CALLS = auto()
+    """The server runs as many calls of this class as it allows; ``RetryInfo`` says when."""
+    TOO_MANY_QUEUED_JOBS = auto()
+    """The tenant has as many queued training jobs as it may."""
+    # PERMISSION_DENIED
+    ROLE_NOT_ALLOWED = auto()
+    """The caller's role may not call this method."""
+    NOT_TENANT_MEMBER = auto()
+    """Only members of the dataset's tenant may do this."""
+    ADMIN_DISABLED = auto()
+    """Admin-only calls are disabled: the server has no admin identity."""
+    # UNAUTHENTICATED
+    TOKEN_MISSING = auto()
+    """The server requires a bearer token and the call carried none."""
+    TOKEN_MALFORMED = auto()
+    """The authorization metadata is not exactly one ``Bearer <token>``."""
+    TOKEN_UNKNOWN = auto()
+    """The bearer token is not one the server knows."""
+    # UNAVAILABLE
+    SERVER_STARTING = auto()
+    """Models are still loading; retry shortly."""
+    SERVER_SHUTTING_DOWN = auto()
+    """The server is stopping; retry against another replica or later."""
+    SCRUB_WORKER_LOST = auto()
+    """A scrub worker stopped or is restarting; retry."""
+    AUDIT_IN_PROGRESS = auto()
+    """Another privacy audit is running on this server; retry later."""
+
+
 class PrivsynthError(Exception):
     """Base of every error the server reports to a caller."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    default_reason: Reason = Reason.INTERNAL_ERROR
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, reason: Reason | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason: Reason = reason or self.default_reason
 
 
 class InvalidArgument(PrivsynthError):
     """A request field is malformed; ``field`` names it for a ``BadRequest`` detail."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = Reason.INVALID_FIELD
 
-    def __init__(self, message: str, *, field: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, field: str = "", reason: Reason | None = None) -> None:
+        super().__init__(message, reason=reason)
         self.field = field
 
 
@@ -60,27 +160,31 @@ class NotFound(PrivsynthError):
     """The named resource does not exist (or is not visible to the caller)."""
 
     code = grpc.StatusCode.NOT_FOUND
+    default_reason = Reason.RESOURCE_NOT_FOUND
 
 
 class AlreadyExists(PrivsynthError):
     """The resource to create exists already."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = Reason.RESOURCE_EXISTS
 
 
 class FailedPrecondition(PrivsynthError):
     """The system is not in a state that allows the request (e.g. model still training)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = Reason.PRECONDITION_UNMET
 
 
 class ResourceExhausted(PrivsynthError):
     """A privacy budget would be exceeded; ``remaining`` is the ε still available."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = Reason.BUDGET_EXCEEDED
 
-    def __init__(self, message: str, *, remaining: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, remaining: float, reason: Reason | None = None) -> None:
+        super().__init__(message, reason=reason)
         self.remaining = remaining
 
 
@@ -91,9 +195,17 @@ class Overloaded(PrivsynthError):
     """
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = Reason.TOO_MANY_CONCURRENT_CALLS
 
-    def __init__(self, message: str, *, subject: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str,
+        retry_after_s: float = 1.0,
+        reason: Reason | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
         self.subject = subject
         self.retry_after_s = retry_after_s
 
@@ -102,15 +214,18 @@ class PermissionDenied(PrivsynthError):
     """The caller is known but may not do this."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = Reason.ROLE_NOT_ALLOWED
 
 
 class Unauthenticated(PrivsynthError):
     """The caller presented no valid credentials."""
 
     code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = Reason.TOKEN_UNKNOWN
 
 
 class Unavailable(PrivsynthError):
     """The server is starting or shutting down."""
 
     code = grpc.StatusCode.UNAVAILABLE
+    default_reason = Reason.SERVER_SHUTTING_DOWN

@@ -17,7 +17,7 @@ import re
 from typing import Any, TypeVar
 
 from privsynth.server.db import Database, DatasetRow, JobRow
-from privsynth.server.errors import InvalidArgument
+from privsynth.server.errors import InvalidArgument, Reason
 from sqlalchemy import select
 
 __all__ = [
@@ -68,6 +68,7 @@ def same_request(stored_digest: str | None, digest: str) -> None:
         raise InvalidArgument(
             "request_id was already used for a request with other parameters; use a new id",
             field="request_id",
+            reason=Reason.REQUEST_ID_REUSED,
         )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from privsynth.models.presets import register_local_bases
 from privsynth.server.config import Settings
 from privsynth.server.db import Database
-from privsynth.server.errors import Unavailable
+from privsynth.server.errors import Reason, Unavailable
 from privsynth.server.metrics import Metrics
 from privsynth.server.scrubbing.pipeline import ParallelScrubber
 from privsynth.server.scrubbing.scrubber import Scrubber
@@ -123,4 +123,7 @@ class Runtime:
             Unavailable: Still starting.
         """
         if not self.ready.is_set():
-            raise Unavailable("server is starting: models are still loading, retry shortly")
+            raise Unavailable(
+                "server is starting: models are still loading, retry shortly",
+                reason=Reason.SERVER_STARTING,
+            )

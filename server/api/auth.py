@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from privsynth.server.errors import NotFound, PermissionDenied, Unauthenticated
+from privsynth.server.errors import NotFound, PermissionDenied, Reason, Unauthenticated
 
 __all__ = [
     "ANONYMOUS",
@@ -233,19 +233,26 @@ class Authenticator:
                 continue
             if header is not None:
                 raise Unauthenticated(
-                    "more than one authorization header: send exactly one 'Bearer <token>'"
+                    "more than one authorization header: send exactly one 'Bearer <token>'",
+                    reason=Reason.TOKEN_MALFORMED,
                 )
             header = value if isinstance(value, str) else None
             if header is None:
-                raise Unauthenticated("malformed authorization metadata")
+                raise Unauthenticated(
+                    "malformed authorization metadata", reason=Reason.TOKEN_MALFORMED
+                )
         if header is None:
             if self.open_mode:
                 return ANONYMOUS
-            raise Unauthenticated("this server requires a bearer token")
+            raise Unauthenticated(
+                "this server requires a bearer token", reason=Reason.TOKEN_MISSING
+            )
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("authorization must be 'Bearer <token>'")
+            raise Unauthenticated(
+                "authorization must be 'Bearer <token>'", reason=Reason.TOKEN_MALFORMED
+            )
         identity = self._tokens.get(_sha256(token))
         if identity is None:
             raise Unauthenticated("unknown bearer token")
@@ -267,7 +274,10 @@ class Authenticator:
         if method == "/privsynth.v1.Privacy/UpdateBudgetCap" and not any(
             i.role is Role.ADMIN for i in self._tokens.values()
         ):
-            raise PermissionDenied("cap changes are disabled: the server has no admin identity")
+            raise PermissionDenied(
+                "cap changes are disabled: the server has no admin identity",
+                reason=Reason.ADMIN_DISABLED,
+            )
         rpc = method.rsplit("/", 1)[-1]
         raise PermissionDenied(f"role {identity.role.value} may not call {rpc}")
 
@@ -296,5 +306,7 @@ def identity_of(context: Any) -> Identity:
     """
     identity = getattr(context, "identity", None)
     if not isinstance(identity, Identity):
-        raise Unauthenticated("no authenticated identity on this call")
+        raise Unauthenticated(
+            "no authenticated identity on this call", reason=Reason.TOKEN_MISSING
+        )
     return identity

@@ -2,7 +2,8 @@
 
 Domain code raises :class:`~privsynth.server.errors.PrivsynthError` subclasses; this interceptor
 turns them into statuses with ``google.rpc`` rich details (``BadRequest`` field violations,
-``QuotaFailure``/``ErrorInfo`` with the remaining budget). Any other exception becomes INTERNAL
+``QuotaFailure``/``ErrorInfo`` with the remaining budget, ``ErrorInfo.reason`` from the
+error's :class:`~privsynth.server.errors.Reason`). Any other exception becomes INTERNAL
 with an opaque reference: its message may hold input text, so it is neither returned nor logged,
 only its type and where it happened.
 
@@ -27,7 +28,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from privsynth.server.api.admission import Admission, Slot
 from privsynth.server.api.auth import AuthContext, Authenticator
-from privsynth.server.errors import InvalidArgument, Overloaded, PrivsynthError, ResourceExhausted
+from privsynth.server.errors import (
+    InvalidArgument,
+    Overloaded,
+    PrivsynthError,
+    Reason,
+    ResourceExhausted,
+)
 from privsynth.server.metrics import Metrics
 
 __all__ = ["MALFORMED", "ServerInterceptor", "to_status"]
@@ -45,7 +52,7 @@ def _pack(message: Any) -> any_pb2.Any:
 def to_status(exc: PrivsynthError) -> status_pb2.Status:
     """The ``google.rpc.Status`` for a domain error, with rich details."""
     status = status_pb2.Status(code=exc.code.value[0], message=exc.message)
-    info = error_details_pb2.ErrorInfo(reason=type(exc).__name__.upper(), domain=_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason=exc.reason.value, domain=_DOMAIN)
     if isinstance(exc, InvalidArgument) and exc.field:
         violation = error_details_pb2.BadRequest.FieldViolation(
             field=exc.field, description=exc.message
@@ -130,7 +137,8 @@ def _well_formed(request: Any) -> Any:
     if request is MALFORMED:
         raise InvalidArgument(
             "the request is not a valid protobuf message of the method's request type "
-            "(malformed bytes, or invalid UTF-8 in a string field)"
+            "(malformed bytes, or invalid UTF-8 in a string field)",
+            reason=Reason.MALFORMED_REQUEST,
         )
     return request
 

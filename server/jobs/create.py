@@ -17,6 +17,7 @@ from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
     Overloaded,
+    Reason,
     ResourceExhausted,
 )
 from privsynth.server.jobs.base import RunnerState
@@ -118,7 +119,8 @@ class JobCreation(RunnerState):
             if exc.field == "dataset":
                 raise FailedPrecondition(
                     f"dataset has {dataset.record_count} records; DP training needs at least "
-                    f"{MIN_RECORDS}"
+                    f"{MIN_RECORDS}",
+                    reason=Reason.DATASET_TOO_SMALL,
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
         label_release = self._label_release(spec, dataset, actor)
@@ -251,6 +253,7 @@ class JobCreation(RunnerState):
                 f"too many queued training jobs: this tenant has {queued} waiting, the limit is "
                 f"{limit}; retry when one has started, or cancel one",
                 subject="jobs/queued_per_tenant",
+                reason=Reason.TOO_MANY_QUEUED_JOBS,
                 retry_after_s=QUEUED_LIMIT_RETRY_S,
             )
 
@@ -324,7 +327,8 @@ class JobCreation(RunnerState):
             raise FailedPrecondition(
                 f"calibrating the noise for target_epsilon {config.target_epsilon:g} over "
                 f"{config.epochs} epochs of {n_records} records took over "
-                f"{PLANNING_TIME_LIMIT_S:g} s; lower target_epsilon or epochs"
+                f"{PLANNING_TIME_LIMIT_S:g} s; lower target_epsilon or epochs",
+                reason=Reason.NOISE_PLANNING_TIMEOUT,
             ) from None
         except UnreachableEpsilon as exc:
             raise FailedPrecondition(
@@ -335,10 +339,12 @@ class JobCreation(RunnerState):
                 f"multiplier <= {MAX_NOISE_MULTIPLIER:g} is {exc.smallest_epsilon:.3g}"
                 + (" (including the label distribution's release)" if label_share else "")
                 + "; raise target_epsilon to at least that, lower epochs or the batch size, "
-                "or train on more records"
+                "or train on more records",
+                reason=Reason.EPSILON_UNREACHABLE,
             ) from None
         except ValueError:
             raise FailedPrecondition(
                 "target_epsilon is too small to reach with any finite noise; raise it, lower "
-                "epochs or the batch size, or train on more records"
+                "epochs or the batch size, or train on more records",
+                reason=Reason.EPSILON_UNREACHABLE,
             ) from None

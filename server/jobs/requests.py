@@ -8,11 +8,7 @@ from datetime import UTC, datetime
 
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.server.db import DatasetRow
-from privsynth.server.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-)
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from privsynth.server.privacy import labels
 from privsynth.server.privacy.caps import check_job_delta, check_target_epsilon
 from privsynth.server.request_ids import check_request_id, request_digest
@@ -98,7 +94,9 @@ class JobSpec:
         preset = preset or DEFAULT_PRESET
         if preset not in PRESETS:
             raise InvalidArgument(
-                f"unknown preset; choose one of {', '.join(sorted(PRESETS))}", field="preset"
+                f"unknown preset; choose one of {', '.join(sorted(PRESETS))}",
+                field="preset",
+                reason=Reason.UNKNOWN_PRESET,
             )
         base = PRESETS[preset].base
         if base is not None and not base_available(base):
@@ -109,7 +107,8 @@ class JobSpec:
             )
             raise FailedPrecondition(
                 f"preset {preset!r} needs the base model {base!r}, which is not installed; "
-                f"{how}, or choose another preset"
+                f"{how}, or choose another preset",
+                reason=Reason.BASE_MODEL_MISSING,
             )
         _check_label_request(label_distribution, label_epsilon_share, public_label_weights)
         self.distributed = distributed
@@ -187,5 +186,7 @@ def _live_dataset(runtime: Runtime, dataset_id: str) -> DatasetRow:
     with runtime.db.session() as s:
         row = s.get(DatasetRow, dataset_id)
         if row is None or row.deleted_at is not None:
-            raise NotFound(f"dataset 'datasets/{dataset_id}' not found")
+            raise NotFound(
+                f"dataset 'datasets/{dataset_id}' not found", reason=Reason.DATASET_NOT_FOUND
+            )
         return row

@@ -16,9 +16,7 @@ what it consumed.
 from __future__ import annotations
 
 from privsynth.server.db import JobRow, utcnow
-from privsynth.server.errors import (
-    NotFound,
-)
+from privsynth.server.errors import NotFound, Reason
 from privsynth.server.jobs.create import JobCreation
 from privsynth.server.jobs.endings import JobEndings
 from privsynth.server.jobs.execution import JobExecution
@@ -50,7 +48,7 @@ class JobRunner(JobCreation, JobQueue, JobExecution, JobEndings):
         with self.runtime.db.session() as s:
             job = self._locked(s, job_id)
             if job is None:
-                raise NotFound(f"job 'jobs/{job_id}' not found")
+                raise NotFound(f"job 'jobs/{job_id}' not found", reason=Reason.JOB_NOT_FOUND)
             previous = job.state
             if job.state == "QUEUED":
                 # No worker has read data yet (starting one takes this row lock), so the
@@ -90,5 +88,5 @@ class JobRunner(JobCreation, JobQueue, JobExecution, JobEndings):
         with self.runtime.db.session() as s:
             job = s.get(JobRow, job_id)
             if job is None:
-                raise NotFound(f"job 'jobs/{job_id}' not found")
+                raise NotFound(f"job 'jobs/{job_id}' not found", reason=Reason.JOB_NOT_FOUND)
             return job

@@ -30,6 +30,7 @@ from privsynth.server.db import new_id
 from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
+    Reason,
     ResourceExhausted,
     Unavailable,
 )
@@ -95,7 +96,9 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
     preset = request.preset or DEFAULT_AUDIT_PRESET
     if preset not in PRESETS:
         raise InvalidArgument(
-            f"unknown preset; choose one of {', '.join(sorted(PRESETS))}", field="preset"
+            f"unknown preset; choose one of {', '.join(sorted(PRESETS))}",
+            field="preset",
+            reason=Reason.UNKNOWN_PRESET,
         )
     if not (math.isfinite(request.target_epsilon) and request.target_epsilon > 0):
         raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
@@ -124,7 +127,8 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
     if base is not None and not base_available(base):
         raise FailedPrecondition(
             f"preset {preset!r} needs the base model {base!r}, which is not installed; "
-            "choose another preset"
+            "choose another preset",
+            reason=Reason.BASE_MODEL_MISSING,
         )
     return AuditConfig(
         preset=preset,
@@ -188,7 +192,10 @@ class PrivacyAuditor:
         if load_records is not None and charge is None:
             raise ValueError("an audit on private records must be charged")
         if not self._busy.acquire(blocking=False):
-            raise Unavailable("another privacy audit is running on this server; retry later")
+            raise Unavailable(
+                "another privacy audit is running on this server; retry later",
+                reason=Reason.AUDIT_IN_PROGRESS,
+            )
         if charge is not None:
             try:
                 charge.reserve()

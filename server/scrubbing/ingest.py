@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from privsynth.server.db import DatasetRow, new_id, utcnow
-from privsynth.server.errors import FailedPrecondition, InvalidArgument, Unavailable
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason, Unavailable
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.request_ids import earlier_resource, request_digest
 from privsynth.server.runtime import Runtime
@@ -117,24 +117,31 @@ def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
         raise InvalidArgument(
             f"record {i}: text is {len(rec.text)} bytes, over the limit of {max_bytes}",
             field=f"records[{i}].text",
+            reason=Reason.RECORD_INVALID,
         )
     try:
         text = rec.text.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidArgument(
-            f"record {i}: text is not valid UTF-8", field=f"records[{i}].text"
+            f"record {i}: text is not valid UTF-8",
+            field=f"records[{i}].text",
+            reason=Reason.RECORD_INVALID,
         ) from None
     if not text.strip():
-        raise InvalidArgument(f"record {i}: text is empty", field=f"records[{i}].text")
+        raise InvalidArgument(
+            f"record {i}: text is empty", field=f"records[{i}].text", reason=Reason.RECORD_INVALID
+        )
     if len(rec.label) > MAX_LABEL_CHARS or "\n" in rec.label:
         raise InvalidArgument(
             f"record {i}: label must be one line of at most {MAX_LABEL_CHARS} characters",
             field=f"records[{i}].label",
+            reason=Reason.RECORD_INVALID,
         )
     if len(rec.user_id) > MAX_USER_ID_CHARS:
         raise InvalidArgument(
             f"record {i}: user_id is over {MAX_USER_ID_CHARS} characters",
             field=f"records[{i}].user_id",
+            reason=Reason.RECORD_INVALID,
         )
     return text
 
@@ -152,7 +159,8 @@ def scrub_key(runtime: Runtime, dataset_id: str) -> bytes | None:
     if not secret:
         raise FailedPrecondition(
             "the scrub policy uses 'hash' or 'pseudonym' but the server has no master "
-            "secret: set PRIVSYNTH_SCRUB_SECRET or PRIVSYNTH_SCRUB_SECRET_FILE"
+            "secret: set PRIVSYNTH_SCRUB_SECRET or PRIVSYNTH_SCRUB_SECRET_FILE",
+            reason=Reason.SCRUB_SECRET_MISSING,
         )
     return dataset_key(secret.encode("utf-8"), dataset_id)
 
@@ -214,7 +222,9 @@ def ingest(
         except ScrubPoolClosed:
             raise Unavailable("the server is shutting down: retry the upload") from None
         except WorkerLost:
-            raise Unavailable("a scrub worker stopped: retry the upload") from None
+            raise Unavailable(
+                "a scrub worker stopped: retry the upload", reason=Reason.SCRUB_WORKER_LOST
+            ) from None
         metrics.scrub_seconds.observe(time.perf_counter() - started)
         for (_, label, user), res in zip(pending, results, strict=True):
             if res.entity_counts:
@@ -234,7 +244,9 @@ def ingest(
             raise ScrubCancelled("the upload was cancelled")
         if count >= settings.max_records:
             raise InvalidArgument(
-                f"dataset has more than {settings.max_records} records", field="records"
+                f"dataset has more than {settings.max_records} records",
+                field="records",
+                reason=Reason.DATASET_TOO_LARGE,
             )
         text = _decode(i, rec, settings.max_record_bytes)
         user = ""
@@ -256,7 +268,11 @@ def ingest(
             flush()
     flush()
     if count == 0:
-        raise InvalidArgument("the dataset is empty: upload at least one record", field="records")
+        raise InvalidArgument(
+            "the dataset is empty: upload at least one record",
+            field="records",
+            reason=Reason.DATASET_EMPTY,
+        )
     if spec.delta is not None:
         check_delta_cap(spec.delta, count)  # as UpdateBudgetCap: before anything is stored
 

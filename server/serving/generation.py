@@ -23,7 +23,7 @@ from privsynth.models.family import Tokenizer, load_generator
 from privsynth.models.hf_lm import BaseLoadError
 from privsynth.models.sampling import Sample, SamplingParams, sample
 from privsynth.server.db import ModelRow
-from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from privsynth.server.runtime import Runtime
 
 __all__ = ["MAX_COUNT", "GenerationRequest", "ModelCache", "generate", "sample_label_mix"]
@@ -91,7 +91,9 @@ class ModelCache:
         try:
             model = load_generator(weights, row.model_config)
         except BaseLoadError as exc:  # its message names the base, never corpus text
-            raise FailedPrecondition(f"model cannot be loaded: {exc}") from exc
+            raise FailedPrecondition(
+                f"model cannot be loaded: {exc}", reason=Reason.MODEL_NOT_READY
+            ) from exc
         with self._lock:
             self._items[row.id] = model
             while len(self._items) > self._size:
@@ -114,13 +116,23 @@ def generate(
     with runtime.db.session() as s:
         row = s.get(ModelRow, request.model_id)
         if row is None or (request.tenant is not None and row.tenant != request.tenant):
-            raise NotFound(f"model 'models/{request.model_id}' not found")
+            raise NotFound(
+            f"model 'models/{request.model_id}' not found", reason=Reason.MODEL_NOT_FOUND
+        )
     if row.state == "DELETED":
-        raise NotFound(f"model 'models/{request.model_id}' not found")
+        raise NotFound(
+            f"model 'models/{request.model_id}' not found", reason=Reason.MODEL_NOT_FOUND
+        )
     if row.state == "TRAINING":
-        raise FailedPrecondition("model is still training; watch its job and retry when done")
+        raise FailedPrecondition(
+            "model is still training; watch its job and retry when done",
+            reason=Reason.MODEL_TRAINING,
+        )
     if row.state != "READY":
-        raise FailedPrecondition("model has no weights: its training job did not succeed")
+        raise FailedPrecondition(
+            "model has no weights: its training job did not succeed",
+            reason=Reason.MODEL_NOT_READY,
+        )
     model, tokenizer = cache.get(runtime, row)
     if request.label is not None:
         _check_prompt_fits(model, tokenizer, request.label)

@@ -10,16 +10,33 @@ from concurrent import futures
 
 import grpc
 import pytest
+from privsynth.client import errors as client_errors
 from privsynth.server.api.interceptors import ServerInterceptor
-from privsynth.server.errors import InvalidArgument
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PrivsynthError,
+    Reason,
+    ResourceExhausted,
+)
 from privsynth.server.metrics import Metrics
 
 SECRET = "patient Zebulon Quagmire"
 
 
+_DOMAIN_ERRORS: dict[bytes, PrivsynthError] = {
+    b"missing": NotFound("dataset 'datasets/ab' not found", reason=Reason.DATASET_NOT_FOUND),
+    b"unreachable": FailedPrecondition("out of reach", reason=Reason.EPSILON_UNREACHABLE),
+    b"budget": ResourceExhausted("privacy budget exhausted", remaining=0.25),
+}
+
+
 def _behaviour(request: bytes, context: grpc.ServicerContext) -> bytes:
     if request == b"invalid":
         raise InvalidArgument("record 3: text is empty", field="records[3].text")
+    if request in _DOMAIN_ERRORS:
+        raise _DOMAIN_ERRORS[request]
     if request == b"crash":
         raise RuntimeError(SECRET)
     return b"ok"
@@ -75,6 +92,8 @@ def test_domain_error_becomes_status_with_details(
         call(b"invalid", timeout=5)
     err = from_rpc_error(exc.value)
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert isinstance(err, client_errors.InvalidArgument)
+    assert err.reason == "INVALID_FIELD"
     assert err.field_violations == {"records[3].text": "record 3: text is empty"}
     assert call(b"fine", timeout=5) == b"ok"
     value = metrics.registry.get_sample_value(
@@ -89,6 +108,30 @@ def test_domain_error_becomes_status_with_details(
     assert value == 1
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "client_class", "reason"),
+    [
+        (b"missing", client_errors.NotFound, "DATASET_NOT_FOUND"),
+        (b"unreachable", client_errors.FailedPrecondition, "EPSILON_UNREACHABLE"),
+        (b"budget", client_errors.BudgetExhausted, "BUDGET_EXCEEDED"),
+    ],
+)
+def test_error_reason_names_the_cause_and_picks_the_client_class(
+    channel: tuple[grpc.Channel, Metrics],
+    request_bytes: bytes,
+    client_class: type[client_errors.PrivsynthClientError],
+    reason: str,
+) -> None:
+    ch, _metrics = channel
+    with pytest.raises(grpc.RpcError) as exc:
+        ch.unary_unary("/t.Svc/Unary")(request_bytes, timeout=5)
+    err = client_errors.from_rpc_error(exc.value)
+    assert type(err) is client_class
+    assert err.reason == reason
+    if isinstance(err, client_errors.BudgetExhausted):
+        assert err.epsilon_remaining == 0.25
+
+
 def test_unexpected_error_is_internal_without_its_message(
     channel: tuple[grpc.Channel, Metrics], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -96,6 +139,7 @@ def test_unexpected_error_is_internal_without_its_message(
     with pytest.raises(grpc.RpcError) as exc:
         ch.unary_unary("/t.Svc/Unary")(b"crash", timeout=5)
     assert exc.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    assert isinstance(client_errors.from_rpc_error(exc.value), client_errors.ServerError)
     assert SECRET not in (exc.value.details() or "")  # type: ignore[attr-defined]
     assert "reference" in (exc.value.details() or "")  # type: ignore[attr-defined]
     stream = ch.unary_stream("/t.Svc/Stream")(b"", timeout=5)

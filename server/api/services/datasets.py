@@ -15,7 +15,7 @@ from privsynth.server.api.names import parse_name
 from privsynth.server.api.services.convert import dataset_pb
 from privsynth.server.api.services.paging import paginate
 from privsynth.server.db import DatasetRow, utcnow
-from privsynth.server.errors import InvalidArgument, NotFound
+from privsynth.server.errors import InvalidArgument, NotFound, Reason
 from privsynth.server.privacy import audit
 from privsynth.server.request_ids import check_request_id
 from privsynth.server.runtime import Runtime
@@ -45,7 +45,7 @@ def get_live_dataset(
     with runtime.db.session() as s:
         row = s.get(DatasetRow, dataset_id)
     if row is None or row.deleted_at is not None or not identity.sees(row.tenant):
-        raise NotFound(f"dataset '{name}' not found")
+        raise NotFound(f"dataset '{name}' not found", reason=Reason.DATASET_NOT_FOUND)
     return row
 
 

@@ -9,7 +9,7 @@ from privsynth.server.api.names import parse_name
 from privsynth.server.api.services.convert import model_pb
 from privsynth.server.api.services.paging import paginate
 from privsynth.server.db import ModelRow
-from privsynth.server.errors import FailedPrecondition, NotFound
+from privsynth.server.errors import FailedPrecondition, NotFound, Reason
 from privsynth.server.privacy import audit
 from privsynth.server.runtime import Runtime
 from sqlalchemy import select
@@ -31,7 +31,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         with self.runtime.db.session() as s:
             row = s.get(ModelRow, model_id)
         if row is None or not identity_of(context).sees(row.tenant):
-            raise NotFound(f"model '{request.name}' not found")
+            raise NotFound(f"model '{request.name}' not found", reason=Reason.MODEL_NOT_FOUND)
         return model_pb(row, with_curve=True)
 
     def DeleteModel(  # noqa: N802
@@ -43,9 +43,11 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         with self.runtime.db.session() as s:
             row = s.get(ModelRow, model_id, with_for_update=True)
             if row is None or row.state == "DELETED" or not identity.sees(row.tenant):
-                raise NotFound(f"model '{request.name}' not found")
+                raise NotFound(f"model '{request.name}' not found", reason=Reason.MODEL_NOT_FOUND)
             if row.state == "TRAINING":
-                raise FailedPrecondition("model is still training; cancel its job first")
+                raise FailedPrecondition(
+                    "model is still training; cancel its job first", reason=Reason.MODEL_TRAINING
+                )
             weights = row.weights_path
             row.state = "DELETED"
             row.weights_path = ""

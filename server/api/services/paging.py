@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from privsynth.server.errors import InvalidArgument
+from privsynth.server.errors import InvalidArgument, Reason
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -90,6 +90,7 @@ def _decode(token: str, scope: str, width: int) -> list[Any]:
         raise InvalidArgument(
             "page_token belongs to a listing with another filter; start again without it",
             field="page_token",
+            reason=Reason.PAGE_TOKEN_INVALID,
         )
     keys = doc.get("k")
     if not isinstance(keys, list) or len(keys) != width:

@@ -19,7 +19,7 @@ from privsynth.server.api.services.convert import budget_pb, ledger_pb
 from privsynth.server.api.services.datasets import get_live_dataset
 from privsynth.server.api.services.paging import paginate
 from privsynth.server.db import DatasetRow, LedgerRow
-from privsynth.server.errors import InvalidArgument, PermissionDenied
+from privsynth.server.errors import InvalidArgument, PermissionDenied, Reason
 from privsynth.server.privacy import audit, ledger
 from privsynth.server.privacy.empirical_audit import (
     AuditCharge,
@@ -125,7 +125,8 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
             if identity.role is not Role.MEMBER:
                 raise PermissionDenied(
                     "an audit on a dataset trains on it and spends its budget: only members of "
-                    "its tenant may run one"
+                    "its tenant may run one",
+                    reason=Reason.NOT_TENANT_MEMBER,
                 )
             dataset = get_live_dataset(
                 self.runtime, request.dataset, identity=identity, field="dataset"

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import grpc
 from privsynth.client.pb import scrubbing_pb2, scrubbing_pb2_grpc
-from privsynth.server.errors import InvalidArgument, Unavailable
+from privsynth.server.errors import InvalidArgument, Reason, Unavailable
 from privsynth.server.runtime import Runtime
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
 from privsynth.server.scrubbing.scrubber import ScrubCancelled
@@ -31,7 +31,10 @@ def _scrubbing(context: grpc.ServicerContext) -> Iterator[threading.Event]:
     try:
         yield gone
     except (ScrubPoolClosed, WorkerLost):
-        raise Unavailable("the scrub workers are restarting or shutting down: retry") from None
+        raise Unavailable(
+            "the scrub workers are restarting or shutting down: retry",
+            reason=Reason.SCRUB_WORKER_LOST,
+        ) from None
     except ScrubCancelled:
         context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled")
 

@@ -13,7 +13,7 @@ from privsynth.server.api.services.convert import job_pb
 from privsynth.server.api.services.datasets import get_live_dataset
 from privsynth.server.api.services.paging import paginate
 from privsynth.server.db import JobRow
-from privsynth.server.errors import NotFound
+from privsynth.server.errors import NotFound, Reason
 from privsynth.server.jobs.runner import TERMINAL_STATES, JobRunner, JobSpec
 from privsynth.server.runtime import Runtime
 from sqlalchemy import select
@@ -45,7 +45,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         except NotFound:
             row = None
         if row is None or not identity.sees(row.tenant):
-            raise NotFound(f"job 'jobs/{job_id}' not found")
+            raise NotFound(f"job 'jobs/{job_id}' not found", reason=Reason.JOB_NOT_FOUND)
         return row
 
     def CreateTrainingJob(  # noqa: N802
