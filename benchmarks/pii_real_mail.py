@@ -17,8 +17,10 @@ What a record is (the guideline's "one e-mail message"):
   (HTML alternatives, attachments, attached messages, signatures) are dropped and named in
   ``source.dropped``. A message with no text/plain body (only HTML, only an image) yields no
   record: it is counts and counted, and the next message of the shuffled list is taken;
-* cut at a line boundary so that it is at most ``MAX_CHARS`` characters; ``source.cut`` says so
-  and ``source.chars_before_cut`` keeps the full length.
+* cut at a line boundary so that it is at most ``MAX_CHARS`` characters; ``source.cut`` says so,
+  ``source.cut_at`` says where, and ``source.chars_before_cut`` keeps the full length. A body
+  written as one long line (some spam) is cut at a space inside that line instead, since a
+  line-boundary cut would drop the whole body (see :func:`cut`).
 
 Selection never looks at what a scrubber does: the corpus files of each class (ham: the
 ``easy-ham-*`` and ``hard-ham-*`` folders; spam: ``spam-*``), sorted by path, are shuffled with
@@ -164,14 +166,23 @@ def render(msg: Message) -> Rendered | None:
     return Rendered(text="\n".join(lines) + "\n\n" + body, dropped=dropped, charset=charset)
 
 
-def cut(text: str, limit: int = MAX_CHARS) -> tuple[str, bool]:
-    """``text`` cut at the last line boundary within ``limit`` characters (mid-line if none)."""
+def cut(text: str, limit: int = MAX_CHARS) -> tuple[str, str | None]:
+    """``text`` cut to at most ``limit`` characters, and where it was cut (None: not cut).
+
+    The cut is at the last line boundary within the limit. Where that would keep less than
+    two thirds of the limit (a body written as one long line: a line-boundary cut would drop
+    all of it), the cut is at the last space within the limit instead, so the record keeps its
+    body; failing that, at the limit itself.
+    """
     if len(text) <= limit:
-        return text, False
+        return text, None
     end = text.rfind("\n", 0, limit + 1)
-    if end <= 0:
-        return text[:limit], True
-    return text[:end], True
+    if end >= limit * 2 // 3:
+        return text[:end], "line boundary"
+    space = text.rfind(" ", 0, limit + 1)
+    if space >= limit * 2 // 3:
+        return text[:space], "space inside a long line"
+    return text[:limit], "mid-word inside a long line"
 
 
 def licence_statement(package: Path) -> str:
@@ -209,7 +220,7 @@ def draw(
                 counts[f"{label}: duplicate of a message already taken"] += 1
                 continue
             seen.add(rendered.text)
-            text, was_cut = cut(rendered.text)
+            text, cut_at = cut(rendered.text)
             rel = path.relative_to(package).as_posix()
             group, number = path.parent.name, path.name.split(".")[0]
             records.append(
@@ -224,7 +235,8 @@ def draw(
                         "licence": f"as the package states in LICENSE: {licence}",
                         "body_charset": rendered.charset,
                         "dropped": rendered.dropped,
-                        "cut": was_cut,
+                        "cut": cut_at is not None,
+                        "cut_at": cut_at,
                         "chars_before_cut": len(rendered.text),
                     },
                     "text": text,
@@ -233,7 +245,7 @@ def draw(
             )
             taken += 1
             counts[f"taken: {label}"] += 1
-            counts["cut"] += was_cut
+            counts["cut"] += cut_at is not None
         if taken < quota:
             raise SystemExit(f"only {taken} usable {label} messages for a quota of {quota}")
     return records, counts
