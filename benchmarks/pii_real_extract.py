@@ -201,8 +201,8 @@ def frozen() -> dict[tuple[str, str], tuple[str, str]]:
 
     Other work on these machines installs Debian packages and wheels, and a new package changes
     the draw, so the set is frozen in ``PACKAGES`` (``--freeze`` rewrites it). Packages missing
-    now or at another version are left out and counted on stderr: the draw then differs from the
-    committed records.
+    now or at another version are left out and counted on stderr: the draw may then differ from
+    the committed records.
     """
     now = installed()
     table: dict[tuple[str, str], tuple[str, str]] = {}
@@ -216,7 +216,7 @@ def frozen() -> dict[tuple[str, str], tuple[str, str]]:
     if changed:
         print(
             f"warning: {len(changed)} frozen packages missing or changed ({', '.join(changed[:5])}"
-            "...); the draw will differ from the committed records",
+            "...); the draw may differ from the committed records",
             file=sys.stderr,
         )
     return table
