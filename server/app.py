@@ -153,11 +153,30 @@ class PrivsynthServer:
             )
         if self.port == 0:
             raise RuntimeError(f"could not bind {settings.host}:{settings.grpc_port}")
+        self.health_port, self._health_grpc = self._health_only_server(settings)
         self.metrics_port = -1
         self._metrics_http: Any = None
         self._loader: threading.Thread | None = None
         self.load_error: BaseException | None = None
         self._set_health(serving=False)
+
+    def _health_only_server(self, settings: Settings) -> tuple[int, grpc.Server | None]:
+        """A plaintext port serving ``grpc.health.v1`` alone (no data), for TLS-blind probes.
+
+        Kubernetes' native gRPC probes cannot speak TLS; with TLS on the main port they check
+        this one instead. It shares the health servicer, so both ports report the same status.
+        """
+        if settings.health_port < 0:
+            return -1, None
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+            options=[("grpc.so_reuseport", 0)],
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        port = server.add_insecure_port(f"{settings.host}:{settings.health_port}")
+        if port == 0:
+            raise RuntimeError(f"could not bind {settings.host}:{settings.health_port}")
+        return port, server
 
     def _set_health(self, *, serving: bool) -> None:
         status = (
@@ -176,6 +195,8 @@ class PrivsynthServer:
             self.load_error = exc
             log.error("start-up failed, stopping: %s", exc)
             self.grpc.stop(0)
+            if self._health_grpc is not None:
+                self._health_grpc.stop(0)
             return
         self.runtime.ready.set()
         self.runtime.metrics.ready.set(1)
@@ -190,6 +211,8 @@ class PrivsynthServer:
                 self.settings.host, self.settings.metrics_port
             )
         self.grpc.start()
+        if self._health_grpc is not None:
+            self._health_grpc.start()
         log.info("privsynth listening on %s:%d (loading models)", self.settings.host, self.port)
         self._loader = threading.Thread(target=self._load, name="loader", daemon=True)
         self._loader.start()
@@ -205,6 +228,8 @@ class PrivsynthServer:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self.health.enter_graceful_shutdown()
         self.grpc.stop(grace).wait()
+        if self._health_grpc is not None:
+            self._health_grpc.stop(0).wait()
         self.admission.shutdown()
         self.runner.shutdown()
         if self._metrics_http is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,6 +103,19 @@ class Settings(BaseSettings):
         tls_key_file: PEM private key of ``tls_cert_file``.
         tls_client_ca_file: PEM CA bundle; when set, clients must present a certificate it
             signed (mutual TLS).
+        health_port: A second, plaintext gRPC port serving only ``grpc.health.v1`` (no data, no
+            other service), for probes that cannot speak TLS (Kubernetes' native gRPC probes);
+            -1 (default) opens none. Only useful beside TLS on ``grpc_port``.
+        artifact_store_url: Object store prefix for artifacts (scrubbed shards, models), e.g.
+            ``s3://bucket/privsynth`` (needs ``privsynth[s3]``), so that replicas share them
+            without a ReadWriteMany volume; empty (default) keeps them under ``data_dir``.
+            Training checkpoints stay under ``data_dir`` either way.
+        artifact_store_options: fsspec filesystem options as JSON, e.g.
+            ``{"endpoint_url": "http://minio:9000"}``; credentials come from the backend's own
+            environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, workload identity).
+        migrate_on_start: Upgrade the database schema at start-up (default). Turn it off where
+            a separate step migrates before the servers start (the Helm chart's pre-install /
+            pre-upgrade Job); the server then refuses to start on a schema that is not current.
     """
 
     model_config = SettingsConfigDict(env_prefix="PRIVSYNTH_", extra="ignore")
@@ -149,6 +163,11 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
+    health_port: int = Field(default=-1, ge=-1, le=65535)
+    # -- deployment (issue 16): object store for artifacts, migrations run by the chart --
+    artifact_store_url: str = ""
+    artifact_store_options: dict[str, Any] = Field(default_factory=dict)
+    migrate_on_start: bool = True
 
     @model_validator(mode="after")
     def _check_tls(self) -> Settings:
@@ -156,6 +175,12 @@ class Settings(BaseSettings):
             raise ValueError("set both PRIVSYNTH_TLS_CERT_FILE and _KEY_FILE, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("PRIVSYNTH_TLS_CLIENT_CA_FILE (mutual TLS) needs a server certificate")
+        return self
+
+    @model_validator(mode="after")
+    def _check_health_port(self) -> Settings:
+        if self.health_port > 0 and self.health_port in (self.grpc_port, self.metrics_port):
+            raise ValueError("PRIVSYNTH_HEALTH_PORT must differ from the gRPC and metrics ports")
         return self
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ __all__ = [
     "JobRow",
     "LedgerRow",
     "ModelRow",
+    "head_revision",
     "new_id",
     "utcnow",
 ]
@@ -215,6 +216,23 @@ def _sqlite_pragmas(engine: Engine) -> None:
 _MIGRATION_LOCK_KEY = 0x70726976  # "priv": the advisory lock id for migrations
 
 
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration this release ships."""
+    from alembic.script import ScriptDirectory
+
+    head: str | None = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 class Database:
     """Engine plus session factory; ``session()`` is one transaction."""
 
@@ -234,10 +252,8 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` (the newest by default; tests pin older ones)."""
         from alembic import command
-        from alembic.config import Config
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg = _alembic_config()
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Replicas start together: serialise their migrations (transactional DDL makes
@@ -245,6 +261,28 @@ class Database:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+
+    def schema_revision(self) -> str | None:
+        """The schema revision the database is at (None: never migrated)."""
+        from alembic.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            revision: str | None = MigrationContext.configure(conn).get_current_revision()
+            return revision
+
+    def require_current(self) -> None:
+        """Refuse a database whose schema is not this release's (when another step migrates).
+
+        Raises:
+            RuntimeError: The schema is older or newer than this code's newest migration.
+        """
+        current, head = self.schema_revision(), head_revision()
+        if current != head:
+            raise RuntimeError(
+                f"database schema is at revision {current or 'none'}, this release needs "
+                f"{head}: run `python -m privsynth.server.migrate` (the Helm chart's migration "
+                "Job does) or set PRIVSYNTH_MIGRATE_ON_START=true"
+            )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -16,7 +16,7 @@ from privsynth.server.errors import Reason, Unavailable
 from privsynth.server.metrics import Metrics
 from privsynth.server.scrubbing.pipeline import ParallelScrubber
 from privsynth.server.scrubbing.scrubber import Scrubber
-from privsynth.server.storage import ArtifactStore, private_dir
+from privsynth.server.storage import ArtifactStore, open_artifact_store, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
-        """Open the database (migrating it) and the artifact store.
+        """Open the database (migrating it, unless another step does) and the artifact store.
 
         The data directory is made 0700 and the SQLite file 0600: they hold scrubbed corpora,
         models and the ledger.
@@ -100,11 +100,20 @@ class Runtime:
             names = register_local_bases(settings.model_dir)
             log.info("local base models offered as presets: %s", ", ".join(names) or "none")
         db = Database(settings.database_url)
-        db.migrate()
+        if settings.migrate_on_start:
+            db.migrate()
+        else:
+            db.require_current()  # a separate step (the chart's hook Job) migrates
+        store = open_artifact_store(
+            settings.data_dir / "artifacts",
+            settings.artifact_store_url,
+            settings.artifact_store_options,
+        )
+        log.info("artifacts in %s", store.location)
         return cls(
             settings=settings,
             db=db,
-            store=ArtifactStore(settings.data_dir / "artifacts"),
+            store=store,
             scrubber=_scrubber(settings),
             metrics=Metrics(),
             user_key=_user_id_key(settings),
