@@ -1,7 +1,8 @@
 """The quality report of a trained model: utility, fidelity, diversity, leakage and bias.
 
 Pure functions over plain texts, labels, embeddings and losses, each in its own module; the
-report (:mod:`.report`) assembles them and :mod:`.html` renders it as one self-contained page.
+report (:mod:`.report`) assembles them and :mod:`.page` renders it as one self-contained page
+with inline SVG plots (:mod:`.svg`).
 Nothing here reads the database or speaks gRPC: the evaluation job (:mod:`.job`) gathers the
 corpora and the model and hands them over.
 

@@ -110,9 +110,9 @@ class Limits:
 
 
 def _round(value: Any) -> Any:
-    """Floats to 4 significant decimals, recursively: reports are read, not recomputed."""
+    """Floats to 4 significant digits, recursively: reports are read, not recomputed."""
     if isinstance(value, float):
-        return round(value, 4)
+        return float(f"{value:.4g}")
     if isinstance(value, dict):
         return {k: _round(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
