@@ -38,7 +38,12 @@ METRICS_PORT = 9090
 KUBE_VERSIONS = ("1.27.0", kv.latest_version())
 
 # CRD kinds kubernetes-validate ships no schema for: skipped by name, nothing else.
-KINDS_WITHOUT_SCHEMA = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor")})
+KINDS_WITHOUT_SCHEMA = frozenset(
+    {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    }
+)
 
 EXISTING_CLAIM = "privsynth-data-existing"
 
@@ -57,6 +62,41 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "persistence": {"accessModes": ["ReadWriteMany"], "storageClass": "nfs"},
     },
     "training-job": {"trainingJob": {"enabled": True, "nprocPerNode": 2, "job": "jobs/abc"}},
+    # Several replicas without a shared volume: PostgreSQL, artifacts in a bucket, mutual TLS,
+    # gRPC exposed through both an Ingress and a Gateway API GRPCRoute.
+    "object-store-mtls-3-replicas": {
+        "replicaCount": 3,
+        "strategy": {"type": "RollingUpdate"},
+        "database": {"existingSecret": "privsynth-db"},
+        "userIdKey": {"existingSecret": "privsynth-keys"},
+        "persistence": {"enabled": False},
+        "objectStore": {
+            "enabled": True,
+            "url": "s3://privsynth-artifacts/prod",
+            "endpoint": "http://minio.storage.svc:9000",
+            "region": "eu-west-1",
+            "credentials": {"existingSecret": "privsynth-s3"},
+        },
+        "tls": {
+            "enabled": True,
+            "existingSecret": "privsynth-tls",
+            "clientCA": {"existingSecret": "privsynth-tls"},
+        },
+        "tests": {"clientSecret": "privsynth-test-client"},
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "GRPCS"},
+            "tls": [{"secretName": "privsynth-ingress", "hosts": ["privsynth.example.com"]}],
+        },
+        "grpcRoute": {
+            "enabled": True,
+            "parentRefs": [{"name": "gateway", "namespace": "infra", "sectionName": "grpc"}],
+            "hostnames": ["privsynth.example.com"],
+        },
+        "podDisruptionBudget": {"maxUnavailable": "", "minAvailable": 2},
+        "trainingJob": {"enabled": True, "job": "jobs/abc"},
+    },
     "ephemeral-no-sa": {
         "persistence": {"enabled": False},
         "serviceAccount": {"create": False},
@@ -224,7 +264,7 @@ def test_common_labels_and_namespace(name: str) -> None:
 
 
 def test_schema_rejects_unknown_config_key() -> None:
-    """values.schema.json catches typos in config keys."""
+    """values.schema.json catches typos in config keys (more in test_chart_schema.py)."""
     with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmValuesError):
         chart.validate_schema({"config": {"logLevl": "DEBUG"}})
 
@@ -240,10 +280,20 @@ def test_notes_render() -> None:
 
 
 def test_default_object_kinds() -> None:
-    """Defaults render exactly the core objects and no ServiceMonitor."""
+    """Defaults render the core objects, the NetworkPolicy, the PDB and two test pods only."""
     kinds = sorted(m["kind"] for m in scenario("default"))
     assert kinds == sorted(
-        ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Service", "ServiceAccount"]
+        [
+            "ConfigMap",
+            "Deployment",
+            "NetworkPolicy",
+            "PersistentVolumeClaim",
+            "Pod",
+            "Pod",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount",
+        ]
     )
 
 

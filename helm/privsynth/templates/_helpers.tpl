@@ -51,6 +51,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+Labels that select the server pods only (not the training, migration or test pods).
+*/}}
+{{- define "privsynth.serverSelectorLabels" -}}
+{{ include "privsynth.selectorLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/*
 ServiceAccount name.
 */}}
 {{- define "privsynth.serviceAccountName" -}}
@@ -104,8 +112,49 @@ Fail early on settings that cannot work.
 {{- if and (gt (int .Values.replicaCount) 1) (not (include "privsynth.externalDatabase" .)) }}
 {{- fail "replicaCount > 1 needs PostgreSQL (config.databaseUrl or database.existingSecret): the default SQLite database on a ReadWriteOnce volume supports a single pod" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled (has "ReadWriteOnce" .Values.persistence.accessModes) }}
-{{- fail "replicaCount > 1 needs a shared data volume: set persistence.accessModes to [ReadWriteMany]" }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- if and (not .Values.objectStore.enabled) (not (and .Values.persistence.enabled (has "ReadWriteMany" .Values.persistence.accessModes))) }}
+{{- fail "replicaCount > 1 needs shared artifacts: enable objectStore (a bucket; then persistence.enabled=false is fine) or use a ReadWriteMany volume (persistence.accessModes)" }}
+{{- end }}
+{{- if and .Values.persistence.enabled (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}
+{{- fail "replicaCount > 1 cannot share a ReadWriteOnce data volume: with objectStore set persistence.enabled=false (each pod gets an emptyDir for checkpoints), or use ReadWriteMany" }}
+{{- end }}
+{{- if and .Values.objectStore.enabled (not .Values.userIdKey.existingSecret) }}
+{{- fail "replicaCount > 1 on an object store needs userIdKey.existingSecret: each pod would otherwise generate its own user-id key on its own disk" }}
+{{- end }}
+{{- end }}
+{{- if .Values.objectStore.enabled }}
+{{- if not .Values.objectStore.url }}
+{{- fail "objectStore.enabled needs objectStore.url (s3://bucket/prefix)" }}
+{{- end }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.existingSecret }}
+{{- fail "tls.enabled needs tls.existingSecret: a kubernetes.io/tls Secret with the server certificate" }}
+{{- end }}
+{{- if has (int .Values.tls.healthPort) (list (int .Values.config.grpcPort) (int .Values.config.metricsPort)) }}
+{{- fail "tls.healthPort must differ from config.grpcPort and config.metricsPort" }}
+{{- end }}
+{{- else if .Values.tls.clientCA.existingSecret }}
+{{- fail "tls.clientCA (mutual TLS) needs tls.enabled and a server certificate" }}
+{{- end }}
+{{- if and .Values.tests.enabled .Values.tls.clientCA.existingSecret (not .Values.tests.clientSecret) }}
+{{- fail "with mutual TLS the helm test needs tests.clientSecret (a client certificate signed by tls.clientCA), or set tests.enabled=false" }}
+{{- end }}
+{{- if eq (include "privsynth.migrationJob" .) "true" }}
+{{- if not (include "privsynth.externalDatabase" .) }}
+{{- fail "migrations.mode=job needs an external database (PostgreSQL): the hook Job cannot open SQLite on the pod's ReadWriteOnce volume" }}
+{{- end }}
+{{- end }}
+{{- with .Values.podDisruptionBudget }}
+{{- if and .enabled (eq (toString .maxUnavailable) "") (eq (toString .minAvailable) "") }}
+{{- fail "podDisruptionBudget: set one of maxUnavailable and minAvailable" }}
+{{- else if and .enabled (ne (toString .maxUnavailable) "") (ne (toString .minAvailable) "") }}
+{{- fail "podDisruptionBudget: set only one of maxUnavailable and minAvailable (the other \"\")" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.grpcRoute.enabled (not .Values.grpcRoute.parentRefs) }}
+{{- fail "grpcRoute.enabled needs grpcRoute.parentRefs: the Gateway to attach to" }}
 {{- end }}
 {{- if .Values.localModels.enabled }}
 {{- if not .Values.localModels.existingClaim }}
@@ -127,4 +176,66 @@ Render a number for an env var, keeping one decimal for integral floats
 {{- define "privsynth.float" -}}
 {{- $v := float64 . }}
 {{- if eq $v (floor $v) }}{{ printf "%.1f" $v }}{{ else }}{{ $v }}{{ end }}
+{{- end }}
+
+{{/*
+"true" when migrations run in the pre-install/pre-upgrade hook Job (mode job, or auto with an
+external database), "" when each server migrates at start.
+*/}}
+{{- define "privsynth.migrationJob" -}}
+{{- if eq .Values.migrations.mode "job" }}true
+{{- else if and (eq .Values.migrations.mode "auto") (include "privsynth.externalDatabase" .) }}true
+{{- end }}
+{{- end }}
+
+{{/*
+The gRPC port the kubelet probes: the plaintext health port when gRPC speaks TLS.
+*/}}
+{{- define "privsynth.probePort" -}}
+{{- if .Values.tls.enabled }}{{ int .Values.tls.healthPort }}{{ else }}{{ int .Values.config.grpcPort }}{{ end }}
+{{- end }}
+
+{{/*
+The database URL as an env entry (from the Secret), for pods that cannot use the ConfigMap.
+*/}}
+{{- define "privsynth.databaseEnv" -}}
+{{- if .Values.database.existingSecret -}}
+- name: PRIVSYNTH_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.existingSecret }}
+      key: {{ .Values.database.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+The object store's access key pair as env entries (server and training pods).
+*/}}
+{{- define "privsynth.objectStoreEnv" -}}
+{{- if and .Values.objectStore.enabled .Values.objectStore.credentials.existingSecret -}}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.objectStore.credentials.existingSecret }}
+      key: {{ .Values.objectStore.credentials.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.objectStore.credentials.existingSecret }}
+      key: {{ .Values.objectStore.credentials.secretAccessKeyKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+fsspec options of the object store (PRIVSYNTH_ARTIFACT_STORE_OPTIONS), as JSON.
+*/}}
+{{- define "privsynth.objectStoreOptions" -}}
+{{- $options := deepCopy .Values.objectStore.options }}
+{{- with .Values.objectStore.endpoint }}{{ $_ := set $options "endpoint_url" . }}{{ end }}
+{{- with .Values.objectStore.region }}
+{{- $client := default dict (get $options "client_kwargs") }}
+{{- $_ := set $client "region_name" . }}
+{{- $_ := set $options "client_kwargs" $client }}
+{{- end }}
+{{- toJson $options }}
 {{- end }}
