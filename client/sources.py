@@ -1,4 +1,4 @@
-"""Read local corpus files (JSONL, CSV, Parquet, plain text; optionally gzip) one record at a time.
+"""Read local corpus files (JSONL, CSV, Parquet, text, e-mail; optionally gzip) record by record.
 
 Shared by the ``privsynth upload`` command (client) and ``privsynth scrub`` (server, through
 :mod:`privsynth.server.scrubbing.file_sources`), so both read a file the same way. Pure Python: only
@@ -6,7 +6,13 @@ Parquet needs an extra package (``pyarrow``, installed with ``privsynth[server]`
 a Parquet file is read.
 
 Bad input never reaches a message: a malformed JSONL or CSV line is counted in
-:class:`SourceStats` and reported by line number and reason only ("not valid JSON").
+:class:`SourceStats` and reported by line number and reason only ("not valid JSON"), and a
+record too large to read (a line over :data:`MAX_LINE_BYTES`, a message over
+:data:`~privsynth.client.mailfiles.MAX_MESSAGE_BYTES`) is counted apart as oversized, by line.
+
+E-mail (``.eml``: one ``message/rfc822`` message; ``.mbox``: one record per message) is read by
+:mod:`privsynth.client.mailfiles`; each record's text is :func:`~privsynth.client.mailfiles.\
+compact_record` (mailboxes, Subject, body text), which is what an upload sends.
 """
 
 from __future__ import annotations
@@ -18,7 +24,18 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
+
+from privsynth.client.mailfiles import (
+    MAIL_FORMATS,
+    MAX_MESSAGE_BYTES,
+    RawMessage,
+    compact_record,
+    malformed_reason,
+    parse_message,
+    read_eml,
+    split_mbox,
+)
 
 __all__ = [
     "FORMATS",
@@ -29,10 +46,13 @@ __all__ = [
     "SourceRecord",
     "SourceStats",
     "detect_format",
+    "read_messages",
     "read_records",
 ]
 
-FORMATS = ("jsonl", "csv", "parquet", "text")
+_T = TypeVar("_T")
+
+FORMATS = ("jsonl", "csv", "parquet", "text", *MAIL_FORMATS)
 #: Physical lines longer than this are not parsed at all (JSONL/CSV/text) - the bound on what
 #: one bad line can make us hold in memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -48,6 +68,9 @@ _SUFFIXES = {
     ".pq": "parquet",
     ".txt": "text",
     ".text": "text",
+    ".eml": "eml",
+    ".mbox": "mbox",
+    ".mbx": "mbox",
 }
 
 
@@ -85,6 +108,9 @@ class SourceStats:
     records: int = 0
     malformed_count: int = 0
     malformed: list[LineIssue] = field(default_factory=list)
+    #: Records too large to be read at all, by the line they start on.
+    oversized_count: int = 0
+    oversized: list[LineIssue] = field(default_factory=list)
     bytes_read: int = 0
     total_bytes: int = 0
 
@@ -93,6 +119,12 @@ class SourceStats:
         self.malformed_count += 1
         if len(self.malformed) < MAX_LISTED_ISSUES:
             self.malformed.append(LineIssue(line, reason))
+
+    def too_big(self, line: int, reason: str) -> None:
+        """Record a record over a size limit (listed up to :data:`MAX_LISTED_ISSUES`)."""
+        self.oversized_count += 1
+        if len(self.oversized) < MAX_LISTED_ISSUES:
+            self.oversized.append(LineIssue(line, reason))
 
 
 def detect_format(path: Path) -> tuple[str, bool]:
@@ -112,11 +144,16 @@ def detect_format(path: Path) -> tuple[str, bool]:
             gz = f.read(2) == b"\x1f\x8b"
     fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
     if fmt is None:
+        names = ", ".join(s for s in _SUFFIXES if s not in _ALIASES)
         raise FileSourceError(
-            f"cannot tell the format of {path.name}: name it .jsonl, .csv, .parquet or .txt "
-            "(optionally .gz), or pass the format"
+            f"cannot tell the format of {path.name}: name it {names} (optionally .gz), or give "
+            f"--format (one of {', '.join(FORMATS)})"
         )
     return fmt, gz
+
+
+#: Suffixes accepted but not advertised (another spelling of an advertised one).
+_ALIASES = frozenset({".ndjson", ".json", ".pq", ".text", ".mbx"})
 
 
 class _Counting(io.RawIOBase):
@@ -158,7 +195,7 @@ def _lines(f: IO[bytes], stats: SourceStats) -> Iterator[tuple[int, str | None]]
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             while line and not line.endswith(b"\n"):  # skip the rest of the giant line
                 line = f.readline(MAX_LINE_BYTES)
-            stats.bad(n, f"line over {MAX_LINE_BYTES} bytes")
+            stats.too_big(n, f"line over {MAX_LINE_BYTES} bytes")
             yield n, None
             continue
         try:
@@ -274,7 +311,8 @@ def read_records(
     Args:
         path: The file; the format comes from its name unless ``fmt`` is given.
         stats: Filled in while iterating (records, malformed lines, bytes read).
-        fmt: One of :data:`FORMATS`, overriding the name.
+        fmt: One of :data:`FORMATS`, overriding the name. For e-mail (``eml``, ``mbox``) each
+            record is a message's :func:`~privsynth.client.mailfiles.compact_record`.
         text_field: Column / JSON key holding the text (ignored for plain text).
         keep_fields: Other columns to carry along.
 
@@ -288,6 +326,8 @@ def read_records(
         if gz:
             raise FileSourceError("gzipped Parquet is not supported: Parquet compresses itself")
         records = _parquet(path, stats, text_field, keep_fields)
+    elif detected in MAIL_FORMATS:
+        records = _mail_records(_messages(path, gz, detected, stats), stats)
     else:
         f = _open_binary(path, gz, stats)
         records = _with_close(
@@ -301,12 +341,60 @@ def read_records(
         yield rec
 
 
+def _messages(path: Path, gz: bool, fmt: str, stats: SourceStats) -> Iterator[RawMessage]:
+    f = _open_binary(path, gz, stats)
+    split = split_mbox if fmt == "mbox" else read_eml
+
+    def read() -> Iterator[RawMessage]:
+        for raw in split(f):
+            if raw.data is None:
+                stats.too_big(raw.line, f"message over the limit of {MAX_MESSAGE_BYTES} bytes")
+                continue
+            yield raw
+
+    return _with_close(f, read())
+
+
+def read_messages(
+    path: Path, stats: SourceStats, *, fmt: str | None = None
+) -> Iterator[RawMessage]:
+    """Stream the messages of an ``.eml`` or mbox file (gzip too), one at a time, as bytes.
+
+    Messages over the size limit are not yielded: they are counted in ``stats.oversized`` by
+    the line they start on. ``stats.records`` is left to the caller (which decides what is
+    malformed).
+
+    Raises:
+        FileSourceError: The file is not an e-mail format.
+    """
+    detected, gz = detect_format(path) if fmt is None else (fmt, _is_gzip(path))
+    if detected not in MAIL_FORMATS:
+        raise FileSourceError(f"{path.name} is not e-mail ({', '.join(MAIL_FORMATS)})")
+    return _messages(path, gz, detected, stats)
+
+
+def _mail_records(messages: Iterator[RawMessage], stats: SourceStats) -> Iterator[SourceRecord]:
+    for raw in messages:
+        assert raw.data is not None  # oversized messages are not yielded by _messages
+        where = f"message {raw.number}"
+        try:
+            msg = parse_message(raw.data)
+            reason = malformed_reason(msg)
+            text = "" if reason else compact_record(msg)
+        except Exception as exc:  # the email package on hostile input: the type, never text
+            reason = f"cannot be parsed ({type(exc).__name__})"
+        if reason:
+            stats.bad(raw.line, f"{where}: {reason}")
+        elif text:  # a message without Subject or body text is skipped, as a blank line is
+            yield SourceRecord(raw.line, text)
+
+
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == b"\x1f\x8b"
 
 
-def _with_close(f: IO[bytes], it: Iterator[SourceRecord]) -> Iterator[SourceRecord]:
+def _with_close(f: IO[bytes], it: Iterator[_T]) -> Iterator[_T]:
     try:
         yield from it
     except (OSError, EOFError) as exc:

@@ -1,4 +1,4 @@
-"""Stream local corpus files (JSONL, CSV, Parquet, plain text; optionally gzip) through scrubbing.
+"""Stream local corpus files (JSONL, CSV, Parquet, text, e-mail; optionally gzip) through scrubbing.
 
 The readers live in :mod:`privsynth.client.sources` (``privsynth upload`` reads files with the
 same code) and are re-exported here. Everything is an iterator: a file is read one line (or
@@ -8,11 +8,15 @@ constant memory. Bad input never stops a run and never reaches a
 message: a malformed JSONL or CSV line is counted and reported by line number and reason only
 ("not valid JSON"), and a document over the size limit is split into pieces at whitespace and
 scrubbed piece by piece (or, with ``oversize="refuse"``, reported by line number with the
-limit).
+limit). A record too large to read at all (a line over 16 MiB, a message over 16 MiB) is
+skipped and listed with the refused ones, by line number: ``privsynth scrub`` then exits
+non-zero unless told to skip such records.
 
 :func:`scrub_file` writes scrubbed records as JSONL (``{"text": ..., "label": ...}``: only the
 text and the ``keep_fields`` columns; other columns, such as user ids, are dropped because they
-are not scrubbed) and returns a :class:`ScrubFileReport` of counts, never values.
+are not scrubbed) and returns a :class:`ScrubFileReport` of counts, never values. E-mail
+(``.eml``, ``.mbox``) is written back as e-mail instead, with its structure kept
+(:func:`~privsynth.server.scrubbing.mail.scrub_mail_file`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol
 
+from privsynth.client.mailfiles import MAIL_FORMATS
 from privsynth.client.sources import (
     FORMATS,
     MAX_LISTED_ISSUES,
@@ -42,12 +48,15 @@ __all__ = [
     "FORMATS",
     "FileSourceError",
     "LineIssue",
+    "ReportTally",
     "ScrubFileReport",
     "SourceRecord",
     "SourceStats",
+    "atomic_output",
     "detect_format",
     "read_records",
     "scrub_file",
+    "scrub_stream",
     "split_text",
 ]
 
@@ -124,7 +133,8 @@ class ScrubFileReport:
         strategy_counts: Replaced spans per strategy.
         strategies: Strategy per entity type seen.
         chunked_records: Documents over the size limit scrubbed in pieces.
-        refused_count: Documents over the size limit refused (``oversize="refuse"``).
+        refused_count: Documents not scrubbed for their size: over the limit with
+            ``oversize="refuse"``, or too large to be read at all.
         refused: The first :data:`MAX_LISTED_ISSUES` of them, by line number, with the limit.
         malformed_count: Lines skipped as malformed.
         malformed: The first :data:`MAX_LISTED_ISSUES` of them, by line number and reason.
@@ -160,7 +170,8 @@ class ScrubFileReport:
         return asdict(self)
 
 
-def _scrub_stream(scrubber: SupportsScrub, texts: Iterable[str]) -> Iterator[ScrubResult]:
+def scrub_stream(scrubber: SupportsScrub, texts: Iterable[str]) -> Iterator[ScrubResult]:
+    """Scrub a stream of texts in order, in bounded chunks (``scrub_iter`` when there is one)."""
     scrub_iter = getattr(scrubber, "scrub_iter", None)
     if scrub_iter is not None:
         yield from scrub_iter(texts)
@@ -168,6 +179,61 @@ def _scrub_stream(scrubber: SupportsScrub, texts: Iterable[str]) -> Iterator[Scr
     it = iter(texts)
     while chunk := [t for _, t in zip(range(64), it, strict=False)]:
         yield from scrubber.scrub_batch(chunk)
+
+
+@contextmanager
+def atomic_output(out: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write ``out`` through a temporary sibling, renamed at the end or removed on failure.
+
+    A failed or interrupted run therefore never leaves a partial output under the real name.
+    """
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class ReportTally:
+    """Counts gathered while a file is scrubbed, written into its report at the end."""
+
+    def __init__(self, scrubber: SupportsScrub) -> None:
+        self.scrubber = scrubber
+        self.entity: Counter[str] = Counter()
+        self.strategy: Counter[str] = Counter()
+        self.residual: Counter[str] = Counter()
+        self.started = time.perf_counter()
+
+    def add(self, result: ScrubResult) -> None:
+        """Count one scrubbed text (or one piece of it)."""
+        self.entity.update(result.entity_counts)
+        self.strategy.update(result.strategy_counts)
+        self.residual.update(result.residual_counts)
+
+    def finish(self, report: ScrubFileReport, stats: SourceStats) -> ScrubFileReport:
+        """Fill in ``report`` from the counts and the reader's ``stats``."""
+        policy = getattr(self.scrubber, "policy", None)
+        report.records_in = stats.records
+        report.entity_counts = dict(sorted(self.entity.items()))
+        report.strategy_counts = dict(sorted(self.strategy.items()))
+        if policy is not None:
+            report.strategies = {e: policy.strategy_for(e).name for e in report.entity_counts}
+        report.malformed_count = stats.malformed_count
+        report.malformed = list(stats.malformed)
+        report.refused_count += stats.oversized_count
+        report.refused = sorted([*report.refused, *stats.oversized], key=lambda i: i.line)[
+            :MAX_LISTED_ISSUES
+        ]
+        if getattr(self.scrubber, "residual_check", False):
+            report.residual_count = sum(self.residual.values())
+            report.residual_counts = dict(sorted(self.residual.items()))
+        report.analyzer = self.scrubber.description
+        report.strategy = self.scrubber.strategy
+        report.seconds = round(time.perf_counter() - self.started, 3)
+        return report
 
 
 def scrub_file(
@@ -181,13 +247,15 @@ def scrub_file(
     keep_fields: Sequence[str] = ("label",),
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
     oversize: Literal["chunk", "refuse"] = "chunk",
+    key: bytes | None = None,
 ) -> ScrubFileReport:
     """Scrub a local corpus file into a JSONL file, streaming, and report counts.
 
     Args:
-        path: Input: ``.jsonl`` / ``.csv`` / ``.parquet`` / ``.txt``, optionally ``.gz``.
-        out_path: Output JSONL, written to a temporary name and renamed at the end, so a
-            failed run leaves no partial output.
+        path: Input: ``.jsonl`` / ``.csv`` / ``.parquet`` / ``.txt`` / ``.eml`` / ``.mbox``,
+            optionally ``.gz``.
+        out_path: Output JSONL (for e-mail: the same format as the input), written to a
+            temporary name and renamed at the end, so a failed run leaves no partial output.
         scrubber: A loaded ``ParallelScrubber`` (or ``Scrubber``); build it with
             ``residual_check=True`` for the report's residual count.
         progress: Called every 256 records and at the end with
@@ -198,6 +266,8 @@ def scrub_file(
         max_doc_chars: Largest document scrubbed in one piece.
         oversize: ``"chunk"`` scrubs a longer document in pieces (:func:`split_text`) and
             writes it as one record; ``"refuse"`` skips it and lists its line with the limit.
+        key: The key ``scrubber`` was built with, if its policy is keyed: e-mail header values
+            replaced without the analyzer then get the same pseudonyms as in the bodies.
 
     Returns:
         Counts per entity type and strategy, malformed lines, residual count.
@@ -205,17 +275,24 @@ def scrub_file(
     Raises:
         FileSourceError: The file cannot be read as a corpus at all.
     """
-    started = time.perf_counter()
     src, out = Path(path), Path(out_path)
-    stats = SourceStats()
     fmt_name = fmt or detect_format(src)[0]
+    if fmt_name in MAIL_FORMATS:
+        from privsynth.server.scrubbing.mail import scrub_mail_file
+
+        return scrub_mail_file(
+            src,
+            out,
+            scrubber=scrubber,
+            key=key,
+            progress=progress,
+            fmt=fmt,
+            max_doc_chars=max_doc_chars,
+            oversize=oversize,
+        )
+    tally = ReportTally(scrubber)
+    stats = SourceStats()
     report = ScrubFileReport(format=fmt_name)
-    residual_seen = bool(getattr(scrubber, "residual_check", False))
-    entity: Counter[str] = Counter()
-    strategy: Counter[str] = Counter()
-    residual: Counter[str] = Counter()
-    strategies: dict[str, str] = {}
-    policy = getattr(scrubber, "policy", None)
     # (record, pieces) in input order; bounded by the scrubber's in-flight chunks.
     meta: deque[tuple[SourceRecord, int]] = deque()
 
@@ -237,45 +314,19 @@ def scrub_file(
             meta.append((rec, len(pieces)))
             yield from pieces
 
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fout:
-            results = _scrub_stream(scrubber, texts())
-            for res in results:
-                rec, n = meta.popleft()
-                parts = [res] + [next(results) for _ in range(n - 1)]
-                text = "".join(p.text for p in parts)
-                counts: Counter[str] = Counter()
-                for p in parts:
-                    counts.update(p.entity_counts)
-                    strategy.update(p.strategy_counts)
-                    residual.update(p.residual_counts)
-                entity.update(counts)
-                if counts:
-                    report.records_with_pii += 1
-                if policy is not None:
-                    for e in counts:
-                        strategies.setdefault(e, policy.strategy_for(e).name)
-                fout.write(json.dumps({"text": text, **rec.fields}, ensure_ascii=False) + "\n")
-                report.records_out += 1
-                if progress is not None and report.records_out % 256 == 0:
-                    progress(report.records_out, stats.bytes_read, stats.total_bytes)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(out) as fout:
+        results = scrub_stream(scrubber, texts())
+        for res in results:
+            rec, n = meta.popleft()
+            parts = [res] + [next(results) for _ in range(n - 1)]
+            for p in parts:
+                tally.add(p)
+            report.records_with_pii += any(p.entity_counts for p in parts)
+            text = "".join(p.text for p in parts)
+            fout.write(json.dumps({"text": text, **rec.fields}, ensure_ascii=False) + "\n")
+            report.records_out += 1
+            if progress is not None and report.records_out % 256 == 0:
+                progress(report.records_out, stats.bytes_read, stats.total_bytes)
     if progress is not None:
         progress(report.records_out, stats.total_bytes, stats.total_bytes)
-    report.records_in = stats.records
-    report.entity_counts = dict(sorted(entity.items()))
-    report.strategy_counts = dict(sorted(strategy.items()))
-    report.strategies = dict(sorted(strategies.items()))
-    report.malformed_count = stats.malformed_count
-    report.malformed = list(stats.malformed)
-    if residual_seen:
-        report.residual_count = sum(residual.values())
-        report.residual_counts = dict(sorted(residual.items()))
-    report.analyzer = scrubber.description
-    report.strategy = scrubber.strategy
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+    return tally.finish(report, stats)

@@ -357,6 +357,20 @@ class Replacer:
             fake.seed_instance(seed)
             return make(value, rnd, fake)
 
+    def replace(self, entity_type: str, value: str) -> str:
+        """What ``value`` becomes under the policy, exactly as the anonymizer would write it.
+
+        For values known without the analyzer (an e-mail header's display name and address):
+        replaced through this, they get the same placeholder, hash or pseudonym as the same
+        value found by the analyzer in a body.
+        """
+        s = self.policy.strategy_for(entity_type)
+        if s.name == "placeholder":
+            return f"<{entity_type}>"
+        if s.name == "redact":
+            return ""
+        return self._custom(entity_type, s)(value)
+
     # -- Presidio ------------------------------------------------------------------------------
 
     def operators(self, entity_types: Iterable[str]) -> dict[str, Any]:

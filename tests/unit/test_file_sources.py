@@ -187,3 +187,21 @@ def test_parquet_streams_by_row_group(tmp_path: Path) -> None:
     assert len(rows) == 250
     assert rows[0].text == "row 0"
     assert rows[-1].fields["label"] == "a"
+
+
+def test_a_line_too_large_to_read_is_refused_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privsynth.client import sources
+
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 64)
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"text": "a 1"}) + "\n" + json.dumps({"text": SECRET * 20}) + "\n"
+        '{"text": "b 2"}\n'
+    )
+    rep = scrub_file(src, tmp_path / "o.jsonl", scrubber=FakeScrubber())
+    assert [r["text"] for r in _read(tmp_path / "o.jsonl")] == ["a <NUM>", "b <NUM>"]
+    assert [(i.line, i.reason) for i in rep.refused] == [(2, "line over 64 bytes")]
+    assert rep.refused_count == 1 and rep.malformed_count == 0
+    assert SECRET not in json.dumps(rep.to_dict())

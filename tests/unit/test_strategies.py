@@ -147,3 +147,18 @@ def test_operators_cover_each_strategy() -> None:
     assert ops["CREDIT_CARD"].params["lambda"]("4111-1111-1111-1111") == "****-****-****-1111"
     assert re.fullmatch(r"[0-9a-f]{16}", ops["EMAIL_ADDRESS"].params["lambda"]("a@b.test"))
     assert pol.describe().startswith("placeholder; CREDIT_CARD=mask")
+
+
+@pytest.mark.parametrize("strategy", ["placeholder", "redact", "mask", "hash", "pseudonym"])
+def test_replace_writes_what_the_anonymizer_writes(strategy: str) -> None:
+    """Values replaced without the analyzer (mail headers) match those the anonymizer replaces."""
+    from presidio_analyzer import RecognizerResult
+    from presidio_anonymizer import AnonymizerEngine
+
+    replacer = Replacer(ScrubPolicy.from_mapping({"default": strategy}), KEY)
+    text = "Ask Ann Example"
+    spans = [RecognizerResult("PERSON", 4, 15, 0.9)]
+    out = AnonymizerEngine().anonymize(  # type: ignore[no-untyped-call]
+        text=text, analyzer_results=spans, operators=replacer.operators({"PERSON"})
+    )
+    assert out.text == "Ask " + replacer.replace("PERSON", "Ann Example")
