@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from privsynth.client.mailfiles import decode_header_text, decode_text_part, split_mbox
+from privsynth.server.scrubbing.deny_list import DenyList
 from privsynth.server.scrubbing.file_sources import ScrubFileReport, scrub_file
-from privsynth.server.scrubbing.mail import DenyList, MailScrubber, mail_record
+from privsynth.server.scrubbing.mail import MailScrubber, mail_record
 from privsynth.server.scrubbing.scrubber import Scrubber, ScrubResult
 from privsynth.server.scrubbing.strategies import Replacer, ScrubPolicy
 
