@@ -9,6 +9,13 @@ server's master secret and the dataset id
 (:func:`~privsynth.server.scrubbing.strategies.dataset_key`), handed to the scrubber with every
 batch and dropped when the upload ends: the key is never written to the database, the shard or the
 report.
+
+E-mail: an upload whose ``record_format`` is ``message/rfc822`` (``privsynth upload`` of an
+``.eml`` or ``.mbox`` file) sends one message per record, in the compact form of
+:func:`privsynth.client.mailfiles.compact_record`. **A stored record's text is then the scrubbed
+Subject and body text** of its message (an empty line between them); the message's mailboxes are
+not stored, they only feed its deny list (:mod:`privsynth.server.scrubbing.deny_list`), which
+replaces their names and addresses wherever they recur in that Subject and body.
 """
 
 from __future__ import annotations
@@ -27,15 +34,20 @@ from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason,
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.request_ids import earlier_resource, request_digest
 from privsynth.server.runtime import Runtime
+from privsynth.server.scrubbing.deny_list import DenyList
+from privsynth.server.scrubbing.mail import RECORD_FORMAT as MAIL_RECORDS
+from privsynth.server.scrubbing.mail import mail_record
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
 from privsynth.server.scrubbing.scrubber import ScrubCancelled
-from privsynth.server.scrubbing.strategies import dataset_key
+from privsynth.server.scrubbing.strategies import Replacer, dataset_key
 from sqlalchemy.exc import IntegrityError
 
 __all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
 
 MAX_LABEL_CHARS = 100
 MAX_USER_ID_CHARS = 200
+#: Accepted ``record_format`` values: plain text ("" means text) or one e-mail message a record.
+RECORD_FORMATS = ("", "text", MAIL_RECORDS)
 
 
 def default_delta(n: int) -> float:
@@ -57,16 +69,19 @@ class DatasetSpec:
     tenant: str = "default"
     request_id: str | None = None
     """The caller's id for this upload (AIP-155): a retry returns the first upload's dataset."""
+    record_format: str = ""
+    """What a record is: text ("" or "text") or one e-mail message ("message/rfc822")."""
 
     def digest(self) -> str:
         """A digest of the metadata, to tell a retried upload from a reused request id."""
-        return request_digest(
-            {
-                "display_name": self.display_name,
-                "epsilon_cap": self.epsilon_cap,
-                "delta": self.delta,
-            }
-        )
+        meta: dict[str, object] = {
+            "display_name": self.display_name,
+            "epsilon_cap": self.epsilon_cap,
+            "delta": self.delta,
+        }
+        if self.record_format not in ("", "text"):  # text uploads keep their earlier digests
+            meta["record_format"] = self.record_format
+        return request_digest(meta)
 
 
 class DuplicateUpload(Exception):
@@ -110,6 +125,11 @@ def _validate_spec(spec: DatasetSpec) -> None:
         check_epsilon_cap(spec.epsilon_cap)
     if spec.delta is not None:
         check_delta_cap(spec.delta, 1)  # (0, 1) now; (0, 1/n) once the records are counted
+    if spec.record_format not in RECORD_FORMATS:
+        raise InvalidArgument(
+            f"record_format must be one of {', '.join(repr(f) for f in RECORD_FORMATS)}",
+            field="record_format",
+        )
 
 
 def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
@@ -209,8 +229,10 @@ def ingest(
     labelled = 0
     anonymous = 0
     users: set[str] = set()
-    pending: list[tuple[str, str, str]] = []
+    pending: list[tuple[str, str, str, DenyList | None]] = []
     pending_chars = 0
+    mail = spec.record_format == MAIL_RECORDS
+    replacer = Replacer(scrubber.policy, key) if mail else None
 
     def flush() -> None:
         nonlocal with_pii, pending_chars
@@ -218,7 +240,9 @@ def ingest(
             return
         started = time.perf_counter()
         try:
-            results = scrubber.scrub_batch([text for text, _, _ in pending], key=key, cancel=cancel)
+            results = scrubber.scrub_batch(
+                [text for text, _, _, _ in pending], key=key, cancel=cancel
+            )
         except ScrubPoolClosed:
             raise Unavailable("the server is shutting down: retry the upload") from None
         except WorkerLost:
@@ -226,7 +250,8 @@ def ingest(
                 "a scrub worker stopped: retry the upload", reason=Reason.SCRUB_WORKER_LOST
             ) from None
         metrics.scrub_seconds.observe(time.perf_counter() - started)
-        for (_, label, user), res in zip(pending, results, strict=True):
+        for (_, label, user, deny), found in zip(pending, results, strict=True):
+            res = deny.apply(found, replacer) if deny and replacer else found
             if res.entity_counts:
                 with_pii += 1
                 totals.update(res.entity_counts)
@@ -249,6 +274,14 @@ def ingest(
                 reason=Reason.DATASET_TOO_LARGE,
             )
         text = _decode(i, rec, settings.max_record_bytes)
+        deny = None
+        if mail:
+            text, deny = mail_record(text)
+            if not text.strip():
+                raise InvalidArgument(
+                    f"record {i}: the message has no Subject or body text",
+                    field=f"records[{i}].text",
+                )
         user = ""
         if rec.user_id:
             user = hmac.new(runtime.user_key, rec.user_id.encode(), hashlib.sha256).hexdigest()
@@ -256,7 +289,7 @@ def ingest(
         else:
             anonymous += 1
         labelled += bool(rec.label)
-        pending.append((text, rec.label, user))
+        pending.append((text, rec.label, user, deny))
         pending_chars += len(text)
         count += 1
         # Large enough that every scrub worker gets chunks of every flush; bounded in

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import email
+import json
 import re
 from email import policy
 from email.message import Message
@@ -345,3 +346,42 @@ def test_mail_scrubber_reports_malformed_without_raising() -> None:
     engine = MailScrubber(ScrubPolicy())
     with pytest.raises(MalformedMessage, match="no header fields"):
         engine.plan(RawMessage(1, 1, b"\x00\xff garbage"))
+
+
+# -- uploads: a record is one message, stored as its scrubbed Subject and body -----------------
+
+
+def test_upload_of_mail_records_stores_scrubbed_subject_and_body(
+    scrubber: Scrubber, tmp_path: Path
+) -> None:
+    from privsynth.client.mailfiles import compact_record, parse_message
+    from privsynth.server.config import Settings
+    from privsynth.server.db import Database
+    from privsynth.server.errors import InvalidArgument
+    from privsynth.server.metrics import Metrics
+    from privsynth.server.runtime import Runtime
+    from privsynth.server.scrubbing.ingest import DatasetSpec, IncomingRecord, ingest
+    from privsynth.server.storage import ArtifactStore
+
+    settings = Settings(data_dir=tmp_path, grpc_port=0, metrics_port=-1)
+    db = Database(settings.database_url)
+    db.migrate()
+    rt = Runtime(settings, db, ArtifactStore(tmp_path / "artifacts"), scrubber, Metrics(), KEY)
+    rt.ready.set()
+    try:
+        records = [
+            IncomingRecord(text=compact_record(parse_message(m)).encode())
+            for m in (QUOTED, MULTIPART)
+        ]
+        spec = DatasetSpec("mail", record_format="message/rfc822")
+        row = ingest(rt, spec, records)
+        shard = rt.store.get(row.shard_path, sha256=row.content_sha256).decode()
+        texts = [json.loads(line)["text"] for line in shard.splitlines()]
+        assert texts[0].startswith("Re: <PERSON>'s Postfix question\n\nOn ")
+        assert "<PERSON>> yes it does" in texts[0]
+        assert texts[1].startswith("Minutes\n\nHi <PERSON>,")
+        _assert_gone("\n".join(texts), *NAMES, *ADDRESSES, "From:", "Received", "%PDF")
+        with pytest.raises(InvalidArgument, match="record_format"):
+            ingest(rt, DatasetSpec("x", record_format="mbox"), records)
+    finally:
+        db.close()
