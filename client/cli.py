@@ -1,8 +1,16 @@
 """The ``privsynth`` command line: one entry point, one sub-command per task.
 
-Client commands (upload, train, watch, sample, budget, …) need only the client library. ``serve``
-and ``demo`` run the server in this process; they load ``privsynth.server`` on demand, and say
-how to install it if it is missing, so the client-only install keeps working.
+Client commands (upload, train, watch, sample, budget, datasets/jobs/models, …) need only the
+client library. ``serve`` and ``demo`` run the server in this process; they load
+``privsynth.server`` on demand, and say how to install it if it is missing, so the client-only
+install keeps working.
+
+Adding a client command: ``sub.add_parser(...)`` in :func:`build_parser` with a ``cmd_*``
+function that opens the server with :func:`~privsynth.client.cli_support.connect` and prints
+JSON when :func:`~privsynth.client.cli_support.json_mode` says so. The global options (server,
+token, TLS, ``--json``) reach it on their own (:func:`~privsynth.client.cli_support.globalize`)
+and failures become the documented exit codes (:mod:`privsynth.client.exit_codes`) in
+:func:`main`; a test checks every command has ``--help`` and the global options.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import argparse
 import contextlib
 import gzip
 import importlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -18,11 +27,26 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import grpc
+from privsynth.client import cli_resources
 from privsynth.client.audit import AuditEntry, verify_chain
-from privsynth.client.client import PrivsynthClient, RecordIn, TlsConfig
-from privsynth.client.errors import BudgetExhausted, Overloaded, PrivsynthClientError
+from privsynth.client.cli_support import (
+    UsageError,
+    add_global_options,
+    bearer_token,
+    connect,
+    globalize,
+    json_mode,
+    message_dict,
+    print_json,
+    resource_name,
+    table,
+)
+from privsynth.client.client import PrivsynthClient, RecordIn
+from privsynth.client.errors import BudgetExhausted, Overloaded, PrivsynthClientError, ServerError
+from privsynth.client.exit_codes import ExitCode, for_error, help_table
 from privsynth.client.pb import training_pb2
-from privsynth.client.progress import ProgressBar
+from privsynth.client.progress import ProgressBar, UploadProgress
 from privsynth.client.sources import FORMATS, FileSourceError, SourceRecord, SourceStats
 from privsynth.client.sources import read_records as read_source
 
@@ -41,10 +65,12 @@ def _open_text(path: Path) -> TextIO:
     return path.open(encoding="utf-8")
 
 
-EXIT_DATAERR = 65
+EXIT_DATAERR = int(ExitCode.DATAERR)
 """Exit code for a corpus file that cannot be uploaded as it is (sysexits' EX_DATAERR)."""
-EXIT_NOINPUT = 66
+EXIT_NOINPUT = int(ExitCode.NOINPUT)
 """Exit code for a corpus file that is missing or unreadable (sysexits' EX_NOINPUT)."""
+LOCAL_COMMANDS = ("serve", "scrub", "pretrain", "demo")
+"""Commands that run here rather than call a server: no connection options, no --json."""
 _SHOWN_ISSUES = 10
 
 
@@ -132,30 +158,7 @@ def check_corpus(
     return count
 
 
-def _token(args: argparse.Namespace) -> str:
-    """The bearer token: --token-file, else --token / PRIVSYNTH_TOKEN (never printed)."""
-    path = getattr(args, "auth_token_file", None)
-    if path:
-        return Path(path).read_text(encoding="utf-8").strip()
-    return str(getattr(args, "token", "") or "")
-
-
-def _tls(args: argparse.Namespace) -> TlsConfig | None:
-    ca, cert, key = args.tls_ca, args.tls_cert, args.tls_key
-    if not (args.tls or ca or cert or key):
-        return None
-    if bool(cert) != bool(key):
-        raise SystemExit("mutual TLS needs both --tls-cert and --tls-key")
-    return TlsConfig.from_files(ca=ca, cert=cert, key=key, server_name=args.tls_server_name)
-
-
-def _client(args: argparse.Namespace, *, token: str | None = None) -> PrivsynthClient:
-    return PrivsynthClient(
-        args.target,
-        timeout=args.timeout,
-        token=_token(args) if token is None else token,
-        tls=_tls(args),
-    )
+_client = connect  # the name the commands below were written with
 
 
 def _job_suffix(job: Any) -> str:
@@ -180,6 +183,11 @@ def watch_job(client: PrivsynthClient, name: str, *, quiet: bool = False) -> Any
     return job
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A line for people: stdout, or stderr when stdout carries --json output."""
+    print(text, file=sys.stderr if json_mode(args) else sys.stdout)
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     """Upload a corpus file: read and check it whole first, then stream it."""
     path = Path(args.file)
@@ -190,32 +198,19 @@ def cmd_upload(args: argparse.Namespace) -> int:
         "fmt": args.format,
     }
     total = check_corpus(path, **fields)
-    # The second read streams. Should the file change in between, the reader's error is kept
-    # here: gRPC only reports "Exception iterating requests!" for it.
-    failed: list[CorpusFileError] = []
-
-    def records() -> Iterator[RecordIn]:
-        try:
-            yield from read_records(path, **fields)
-        except CorpusFileError as exc:
-            failed.append(exc)
-            raise
-
-    bar = ProgressBar("uploading", total=total)
-    with _client(args) as client:
-        try:
-            ds = client.upload_dataset(
-                records(),
-                display_name=args.name or path.name,
-                epsilon_cap=args.epsilon_cap,
-                delta=args.delta,
-                on_sent=bar.update,
-            )
-        except PrivsynthClientError:
-            if failed:
-                raise failed[0] from None
-            raise
-    bar.close()
+    # The second read streams. Should the file change in between, the reader's
+    # CorpusFileError comes out of upload_dataset as it was raised.
+    with _client(args) as client, UploadProgress(total) as progress:
+        ds = client.upload_dataset(
+            read_records(path, **fields),
+            display_name=args.name or path.name,
+            epsilon_cap=args.epsilon_cap,
+            delta=args.delta,
+            on_sent=progress.sent,
+        )
+    if json_mode(args):
+        print_json(message_dict(ds))
+        return 0
     rep = ds.scrub_report
     print(
         f"dataset {ds.name}: {ds.record_count} records, cap eps={ds.epsilon_cap:g} "
@@ -234,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Create a training job (and follow it unless --no-watch)."""
     with _client(args) as client:
         job = client.create_training_job(
-            args.dataset,
+            resource_name("datasets", args.dataset),
             target_epsilon=args.epsilon,
             delta=args.delta,
             epochs=args.epochs,
@@ -243,41 +238,48 @@ def cmd_train(args: argparse.Namespace) -> int:
             label_epsilon_share=args.label_epsilon_share,
             distributed=args.distributed,
         )
-        print(
+        _say(
+            args,
             f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
-            f"delta={job.delta:.3g})"
+            f"delta={job.delta:.3g})",
         )
         if args.distributed:
-            print(
+            _say(
+                args,
                 "reserved; launch it with: torchrun --nproc_per_node N -m "
                 f"privsynth.server.jobs.distributed --job {job.name} "
-                "(on Kubernetes: the chart's trainingJob with trainingJob.job set)"
+                "(on Kubernetes: the chart's trainingJob with trainingJob.job set)",
             )
         if args.no_watch:
+            if json_mode(args):
+                print_json(message_dict(job))
             return 0
         final = watch_job(client, job.name)
-    return _report_job(final)
+    return _report_job(args, final)
 
 
-def _report_job(job: Any) -> int:
-    state = training_pb2.JobState.Name(job.state)
-    print(f"{job.name}: {state}, eps spent {job.progress.epsilon_spent:.3f}")
+def _report_job(args: argparse.Namespace, job: Any) -> int:
+    if json_mode(args):
+        print_json(message_dict(job))
+    else:
+        state = training_pb2.JobState.Name(job.state)
+        print(f"{job.name}: {state}, eps spent {job.progress.epsilon_spent:.3f}")
     if job.error_message:
         print(f"error: {job.error_message}", file=sys.stderr)
-    return 0 if job.state == training_pb2.JOB_STATE_SUCCEEDED else 1
+    return ExitCode.OK if job.state == training_pb2.JOB_STATE_SUCCEEDED else ExitCode.NEGATIVE
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """Follow a job until it ends."""
     with _client(args) as client:
-        return _report_job(watch_job(client, args.job))
+        return _report_job(args, watch_job(client, resource_name("jobs", args.job)))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Generate records and print them as JSON lines with provenance."""
     with _client(args) as client:
         for rec in client.generate(
-            args.model,
+            resource_name("models", args.model),
             count=args.count,
             temperature=args.temperature,
             top_p=args.top_p,
@@ -305,8 +307,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_budget(args: argparse.Namespace) -> int:
     """Print a dataset's budget (and ledger with --ledger)."""
+    dataset = resource_name("datasets", args.dataset)
     with _client(args) as client:
-        b = client.get_budget(args.dataset)
+        b = client.get_budget(dataset)
+        if json_mode(args):
+            data = message_dict(b)
+            if args.ledger:
+                entries = client.list_ledger_entries(dataset, page_size=500)
+                data["ledger"] = [message_dict(e) for e in entries]
+            print_json(data)
+            return 0
         print(
             f"{b.dataset}: cap eps={b.epsilon_cap:g} delta={b.delta:.3g}; spent "
             f"{b.epsilon_spent:.4f}, reserved {b.epsilon_reserved:.4f}, remaining "
@@ -317,7 +327,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
             f"{b.epsilon_reserved_sum:.4f}; composition: {b.composition}"
         )
         if args.ledger:
-            for e in client.list_ledger_entries(args.dataset, page_size=500).entries:
+            for e in client.list_ledger_entries(dataset, page_size=500):
                 event = (
                     f" sigma={e.noise_multiplier:.4g} q={e.sample_rate:.4g} steps={e.steps}"
                     if e.noise_multiplier
@@ -332,16 +342,23 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 def cmd_set_cap(args: argparse.Namespace) -> int:
     """Change a dataset's budget cap (admin)."""
-    token = _token(args) or os.environ.get("PRIVSYNTH_ADMIN_TOKEN", "")
+    token = bearer_token(args) or os.environ.get("PRIVSYNTH_ADMIN_TOKEN", "")
     if args.token_file:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
     if not token:
-        raise SystemExit(
+        raise UsageError(
             "set-cap needs an admin's token: --token/PRIVSYNTH_TOKEN, --token-file or "
             "PRIVSYNTH_ADMIN_TOKEN"
         )
     with _client(args, token=token) as client:
-        b = client.update_budget_cap(args.dataset, epsilon_cap=args.epsilon_cap, delta=args.delta)
+        b = client.update_budget_cap(
+            resource_name("datasets", args.dataset),
+            epsilon_cap=args.epsilon_cap,
+            delta=args.delta,
+        )
+    if json_mode(args):
+        print_json(message_dict(b))
+        return 0
     print(
         f"{b.dataset}: cap now eps={b.epsilon_cap:g} delta={b.delta:.3g}; "
         f"remaining {b.epsilon_remaining:.4f}"
@@ -372,7 +389,7 @@ def _read_audit_file(path: Path) -> Iterator[AuditEntry]:
             try:
                 yield AuditEntry.from_json(json.loads(line))
             except (json.JSONDecodeError, ValueError, AttributeError):
-                raise SystemExit(f"{path}:{lineno}: not an audit entry") from None
+                raise CorpusFileError(f"{path}:{lineno}: not an audit entry") from None
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -382,35 +399,52 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     else:
         with _client(args) as client:
             result = verify_chain(client.export_audit_log(), expected_head=args.head)
+    if json_mode(args):
+        print_json(
+            {
+                "ok": result.ok,
+                "entries": result.entries,
+                "head": result.head,
+                "problems": result.problems,
+            }
+        )
+        return ExitCode.OK if result.ok else ExitCode.NEGATIVE
     if result.ok:
         print(f"audit log intact: {result.entries} entries, head {result.head}")
         return 0
     print(f"audit log BROKEN: {len(result.problems)} problem(s)", file=sys.stderr)
     for problem in result.problems:
         print(f"  {problem}", file=sys.stderr)
-    return 1
+    return ExitCode.NEGATIVE
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
     """Write the auditor's HTML report on one dataset, and the same data as JSON."""
     from privsynth.client.report import collect, render_html
 
-    dataset = args.dataset if args.dataset.startswith("datasets/") else f"datasets/{args.dataset}"
+    dataset = resource_name("datasets", args.dataset)
     out = Path(args.out or f"audit-report-{dataset.split('/', 1)[1]}.html")
-    json_out = Path(args.json) if args.json else out.with_suffix(".json")
+    to_stdout = json_mode(args)
+    json_out = out.with_suffix(".json") if to_stdout or not args.json else Path(args.json)
     with _client(args) as client:
         data = collect(client, dataset)
     out.write_text(render_html(data), encoding="utf-8")
-    json_out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if to_stdout:
+        sys.stdout.write(text)
+    else:
+        json_out.write_text(text, encoding="utf-8")
     audit = data["audit_log"]
     chain = (
         ("intact" if audit["chain_intact"] else "BROKEN") if audit["readable"] else "not readable"
     )
-    print(
-        f"wrote {out} and {json_out}: {len(data['ledger'])} ledger entries, "
-        f"{len(data['models'])} models, audit chain {chain}"
+    _say(
+        args,
+        f"wrote {out}{'' if to_stdout else f' and {json_out}'}: {len(data['ledger'])} ledger "
+        f"entries, {len(data['models'])} models, audit chain {chain}",
     )
-    return 0 if not audit["readable"] or audit["chain_intact"] else 1
+    intact = not audit["readable"] or audit["chain_intact"]
+    return ExitCode.OK if intact else ExitCode.NEGATIVE
 
 
 def _audit_row(result: Any) -> list[str]:
@@ -452,20 +486,18 @@ def cmd_audit_privacy(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
             if result is None:
-                raise SystemExit("the audit ended without a result")
+                raise ServerError(grpc.StatusCode.INTERNAL, "the audit ended without a result")
             rows.append(_audit_row(result))
             results.append(json.loads(result.json))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print("95% confidence; a lower bound above the claimed epsilon proves the claim false.")
+    _say(args, table(header, rows))
+    _say(args, "95% confidence; a lower bound above the claimed epsilon proves the claim false.")
     text = json.dumps(results, indent=2, sort_keys=True) + "\n"
-    if args.json == "-":
+    if json_mode(args):
         sys.stdout.write(text)
     elif args.json:
         Path(args.json).write_text(text, encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
-    return 1 if any(r["refuted"] for r in results) else 0
+    return ExitCode.NEGATIVE if any(r["refuted"] for r in results) else ExitCode.OK
 
 
 def _server_module(name: str) -> Any:
@@ -498,56 +530,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(_server_module("privsynth.server.demo").run_demo(args))
 
 
+def _version() -> str:
+    try:
+        release = importlib.metadata.version("privsynth")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        release = "unknown"
+    return f"privsynth {release} (API privsynth.v1)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used by tests for ``--help``)."""
     parser = argparse.ArgumentParser(
         prog="privsynth",
         description="Privacy-preserving synthetic text: scrub PII, train with DP, sample.",
+        epilog=help_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--target",
-        default=os.environ.get("PRIVSYNTH_TARGET", "127.0.0.1:50051"),
-        help="server address host:port (env PRIVSYNTH_TARGET; default %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="deadline for unary calls, seconds"
-    )
-    auth = parser.add_argument_group("authentication and TLS")
-    auth.add_argument(
-        "--token",
-        default=os.environ.get("PRIVSYNTH_TOKEN", ""),
-        help="bearer token sent on every call (env PRIVSYNTH_TOKEN; prefer the env var or "
-        "--auth-token-file, since arguments show in the process list)",
-    )
-    auth.add_argument(
-        "--auth-token-file",
-        default=os.environ.get("PRIVSYNTH_TOKEN_FILE") or None,
-        help="file holding the bearer token (env PRIVSYNTH_TOKEN_FILE)",
-    )
-    auth.add_argument(
-        "--tls", action="store_true", help="use TLS with the system's root certificates"
-    )
-    auth.add_argument(
-        "--tls-ca",
-        default=os.environ.get("PRIVSYNTH_TLS_CA_FILE") or None,
-        help="PEM CA bundle that signed the server's certificate; implies --tls "
-        "(env PRIVSYNTH_TLS_CA_FILE)",
-    )
-    auth.add_argument(
-        "--tls-cert",
-        default=os.environ.get("PRIVSYNTH_TLS_CLIENT_CERT_FILE") or None,
-        help="PEM client certificate for mutual TLS (env PRIVSYNTH_TLS_CLIENT_CERT_FILE)",
-    )
-    auth.add_argument(
-        "--tls-key",
-        default=os.environ.get("PRIVSYNTH_TLS_CLIENT_KEY_FILE") or None,
-        help="PEM key of --tls-cert (env PRIVSYNTH_TLS_CLIENT_KEY_FILE)",
-    )
-    auth.add_argument(
-        "--tls-server-name",
-        default="",
-        help="host name to verify in the server's certificate (default: from --target)",
-    )
+    parser.add_argument("--version", action="version", version=_version())
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reserve the target epsilon and train with DP-SGD; follows "
         "progress unless --no-watch.",
     )
-    p.add_argument("dataset", help="dataset name, datasets/<id>")
+    p.add_argument("dataset", help="datasets/<id> or the id")
     p.add_argument("--epsilon", type=float, required=True, help="target epsilon (> 0)")
     p.add_argument("--delta", type=float, default=None, help="delta (default: cap delta / 10)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
@@ -618,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow a training job",
         description="Follow a job with a progress bar until it ends.",
     )
-    p.add_argument("job", help="job name, jobs/<id>")
+    p.add_argument("job", help="jobs/<id> or the id")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print synthetic records as JSON lines, each with its "
         "provenance (synthetic, model, epsilon, delta).",
     )
-    p.add_argument("model", help="model name, models/<id>")
+    p.add_argument("model", help="models/<id> or the id")
     p.add_argument("-n", "--count", type=int, default=10, help="number of records")
     p.add_argument("--temperature", type=float, default=None, help="in (0, 5], default 1")
     p.add_argument("--top-p", type=float, default=None, help="in (0, 1], default 0.95")
@@ -650,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show cap, spent, reserved and remaining epsilon: composed across jobs "
         "(PLD accountant), with the plain sum beside it.",
     )
-    p.add_argument("dataset", help="dataset name, datasets/<id>")
+    p.add_argument("dataset", help="datasets/<id> or the id")
     p.add_argument("--ledger", action="store_true", help="also list the ledger entries")
     p.set_defaults(func=cmd_budget)
 
@@ -662,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the change is written to the ledger and the audit log. Lowering a cap refunds "
         "nothing; it only refuses new jobs.",
     )
-    p.add_argument("dataset", help="dataset name, datasets/<id>")
+    p.add_argument("dataset", help="datasets/<id> or the id")
     p.add_argument("--epsilon-cap", type=float, required=True, help="new epsilon cap (> 0)")
     p.add_argument("--delta", type=float, default=None, help="new delta cap (default: unchanged)")
     p.add_argument("--token-file", default=None, help="file holding the admin token")
@@ -704,7 +704,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--dataset", required=True, help="dataset name, datasets/<id> (or the id)")
     a.add_argument("-o", "--out", default=None, help="HTML file (default: audit-report-<id>.html)")
-    a.add_argument("--json", default=None, help="JSON file (default: the HTML path with .json)")
+    a.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="JSON file (default: the HTML path with .json); --json alone: print it on stdout",
+    )
     a.set_defaults(func=cmd_audit_report)
     a = audit_sub.add_parser(
         "privacy",
@@ -743,9 +750,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="audit on this dataset's records (datasets/<id>) instead of the public corpus: "
         "charged to its budget like a training job (members of its tenant only)",
     )
-    a.add_argument("--json", default=None, help="also write the results as JSON (- for stdout)")
+    a.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="also write the results as JSON to FILE; --json alone: print them on stdout (the "
+        "table goes to stderr)",
+    )
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_audit_privacy)
+
+    cli_resources.register(sub)
 
     p = sub.add_parser(
         "serve",
@@ -827,36 +844,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the demo's data here (default: a temporary directory)",
     )
     p.set_defaults(func=cmd_demo)
+    globalize(parser, skip=LOCAL_COMMANDS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``privsynth`` console script."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except BudgetExhausted as exc:
+def _failure(exc: PrivsynthClientError | UsageError | CorpusFileError) -> int:
+    """Say on stderr what went wrong (never with a traceback); the exit code for it."""
+    if isinstance(exc, UsageError):
+        print(f"privsynth: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    if isinstance(exc, CorpusFileError):
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, BudgetExhausted):
         print(
             f"error: {exc.message} (remaining epsilon {exc.epsilon_remaining:g})", file=sys.stderr
         )
-        return 3
-    except Overloaded as exc:
+    elif isinstance(exc, Overloaded):
         print(
             f"error: the server is busy: {exc.message}\n"
             f"  nothing was done; retry in {exc.retry_after_s or 1.0:g} s or later",
             file=sys.stderr,
         )
-        return 75  # EX_TEMPFAIL
-    except PrivsynthClientError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    else:
+        reason = f" [{exc.reason}]" if exc.reason else ""
+        print(f"error: {exc}{reason}", file=sys.stderr)
         for field, why in exc.field_violations.items():
             print(f"  {field}: {why}", file=sys.stderr)
-        return 2
-    except CorpusFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return for_error(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``privsynth`` console script; returns an :class:`ExitCode`."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (PrivsynthClientError, UsageError, CorpusFileError) as exc:
+        return _failure(exc)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

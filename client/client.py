@@ -1,21 +1,27 @@
 """The Python client: one class over the generated stubs, a deadline on every call.
 
-Errors surface as :class:`~privsynth.client.errors.PrivsynthClientError` with the status code
-and decoded details, never as raw ``grpc.RpcError``.
+Errors surface as subclasses of :class:`~privsynth.client.errors.PrivsynthClientError`, one per
+status code (``NotFound``, ``BudgetExhausted``, ...), never as raw ``grpc.RpcError``. Every call
+takes ``timeout=`` to override the client's default deadline; list calls return a
+:class:`~privsynth.client.pagers.Pager` that fetches pages as the caller iterates.
+:class:`~privsynth.client.aio.AsyncPrivsynthClient` is the same surface for asyncio.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import uuid
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
+from privsynth.client import requests
 from privsynth.client.audit import AuditEntry
-from privsynth.client.errors import from_rpc_error
+from privsynth.client.channel import SERVICE_CONFIG, TlsConfig, open_channel
+from privsynth.client.errors import DeadlineExceeded, from_rpc_error
+from privsynth.client.pagers import Pager
 from privsynth.client.pb import (
     datasets_pb2,
     datasets_pb2_grpc,
@@ -30,56 +36,19 @@ from privsynth.client.pb import (
     training_pb2,
     training_pb2_grpc,
 )
+from privsynth.client.requests import UPLOAD_BATCH, RecordIn
 
-__all__ = ["PrivsynthClient", "RecordIn", "TlsConfig"]
+__all__ = [
+    "SERVICE_CONFIG",
+    "UPLOAD_BATCH",
+    "WATCH_RECONNECTS",
+    "PrivsynthClient",
+    "RecordIn",
+    "TlsConfig",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-UPLOAD_BATCH = 256
-
-
-@dataclass(frozen=True)
-class RecordIn:
-    """A record to upload. ``text`` may be bytes (sent as-is) or str (UTF-8 encoded)."""
-
-    text: str | bytes
-    label: str = ""
-    user_id: str = ""
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    """TLS settings of a client.
-
-    ``root_certificates`` are the PEM bytes of the CA that signed the server's certificate
-    (None: the system's roots); ``certificate_chain`` and ``private_key`` are the client's, for
-    mutual TLS; ``server_name`` overrides the host name checked against the certificate.
-    """
-
-    root_certificates: bytes | None = None
-    certificate_chain: bytes | None = None
-    private_key: bytes | None = None
-    server_name: str = ""
-
-    @classmethod
-    def from_files(
-        cls,
-        *,
-        ca: str | None = None,
-        cert: str | None = None,
-        key: str | None = None,
-        server_name: str = "",
-    ) -> TlsConfig:
-        """Read the PEM files (each optional)."""
-
-        def read(path: str | None) -> bytes | None:
-            if not path:
-                return None
-            with open(path, "rb") as fh:
-                return fh.read()
-
-        return cls(read(ca), read(cert), read(key), server_name)
 
 
 class _BearerToken(
@@ -151,58 +120,35 @@ def _translate_stream(fn: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
     return wrapper
 
 
-_RETRY_POLICY = {
-    "maxAttempts": 5,
-    "initialBackoff": "0.2s",
-    "maxBackoff": "5s",
-    "backoffMultiplier": 2,
-    "retryableStatusCodes": ["UNAVAILABLE"],
-}
-SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [
-                    {"service": f"privsynth.v1.{name}"}
-                    for name in (
-                        "Datasets",
-                        "Training",
-                        "Models",
-                        "Generation",
-                        "Privacy",
-                        "Scrubbing",
-                    )
-                ]
-                + [{"service": "grpc.health.v1.Health"}],
-                "retryPolicy": _RETRY_POLICY,
-            }
-        ]
-    }
-)
-"""gRPC's own retries: UNAVAILABLE (server restarting, connection reset) is retried up to 5
-times with exponential backoff. Safe for every method: reads are idempotent, and the calls that
-create or spend (UploadDataset, CreateTrainingJob) carry a request_id the server deduplicates."""
+def positive(timeout: float) -> float:
+    """``timeout`` if it is a deadline; grpcio would read 0 as "none" and never time out.
+
+    Raises:
+        ValueError: ``timeout`` is not above 0.
+    """
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
+    return timeout
+
 
 WATCH_RECONNECTS = 10
 """How often a watch reconnects after losing its stream (UNAVAILABLE) before giving up."""
 
 
-def _open_channel(target: str, tls: TlsConfig | None) -> grpc.Channel:
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", 32 * 1024 * 1024),
-        ("grpc.enable_retries", 1),
-        ("grpc.service_config", SERVICE_CONFIG),
-    ]
-    if tls is None:
-        return grpc.insecure_channel(target, options=options)
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=tls.root_certificates,
-        private_key=tls.private_key,
-        certificate_chain=tls.certificate_chain,
-    )
-    return grpc.secure_channel(target, credentials, options=options)
+def reconnect_delay(code: grpc.StatusCode | None, reconnects: int, deadline: float) -> float | None:
+    """Seconds to wait before reopening a watch that ended with ``code``; None: give up.
+
+    Only UNAVAILABLE (a server restart, a dropped connection) is worth another try, with
+    exponential backoff, :data:`WATCH_RECONNECTS` times at most and never past ``deadline``
+    (a ``time.monotonic()`` value).
+    """
+    if (
+        code != grpc.StatusCode.UNAVAILABLE
+        or reconnects >= WATCH_RECONNECTS
+        or time.monotonic() >= deadline
+    ):
+        return None
+    return min(5.0, 0.2 * 2.0**reconnects)
 
 
 class PrivsynthClient:
@@ -210,12 +156,14 @@ class PrivsynthClient:
 
     Args:
         target: ``host:port`` of the server.
-        timeout: Deadline in seconds for unary calls.
-        stream_timeout: Deadline in seconds for uploads, watches and generation.
+        timeout: Default deadline in seconds for unary calls (and each page of a list).
+        stream_timeout: Default deadline in seconds for uploads, watches and generation.
         token: Bearer token sent as ``authorization`` metadata on every call (empty: none,
             for servers in open mode).
         tls: Connect with TLS (mutual TLS when it holds a client certificate); None: plaintext.
         channel: An existing channel; ``target`` and ``tls`` are ignored then.
+
+    Every method takes ``timeout=`` (seconds) to override the default for that call.
     """
 
     def __init__(
@@ -229,7 +177,7 @@ class PrivsynthClient:
         channel: grpc.Channel | None = None,
     ) -> None:
         self._own_channel = channel is None
-        self._raw_channel = channel or _open_channel(target, tls)
+        self._raw_channel = channel or open_channel(target, tls)
         self.channel: grpc.Channel = self._raw_channel
         if token:
             self.channel = grpc.intercept_channel(self._raw_channel, _BearerToken(token))
@@ -253,14 +201,19 @@ class PrivsynthClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _unary(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else positive(timeout)
+
+    def _stream(self, timeout: float | None) -> float:
+        return self.stream_timeout if timeout is None else positive(timeout)
+
     def wait_until_serving(self, timeout: float = 120.0) -> None:
         """Block until the server's health check says SERVING.
 
         Raises:
-            PrivsynthClientError: The server did not become ready in time.
+            DeadlineExceeded: The server did not become ready in time.
+            PrivsynthClientError: The health check kept failing until the deadline.
         """
-        import time
-
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         stub = health_pb2_grpc.HealthStub(self.channel)
@@ -274,9 +227,7 @@ class PrivsynthClient:
                 if time.monotonic() > deadline:
                     raise from_rpc_error(err) from None
             if time.monotonic() > deadline:
-                from privsynth.client.errors import PrivsynthClientError
-
-                raise PrivsynthClientError(
+                raise DeadlineExceeded(
                     grpc.StatusCode.DEADLINE_EXCEEDED, "server did not become ready in time"
                 )
             time.sleep(0.5)
@@ -293,6 +244,7 @@ class PrivsynthClient:
         delta: float | None = None,
         on_sent: Callable[[int], None] | None = None,
         request_id: str | None = None,
+        timeout: float | None = None,
     ) -> datasets_pb2.Dataset:
         """Stream records to the server, which scrubs and stores them.
 
@@ -301,68 +253,90 @@ class PrivsynthClient:
 
         Args:
             records: The corpus; consumed lazily, so it may be a generator over a large file.
+                An exception it raises ends the upload (nothing is stored) and is re-raised
+                here as it was, not as a gRPC error.
             display_name: Human-readable name.
             epsilon_cap: Budget cap (server default when None).
             delta: δ of the cap (server default when None).
-            on_sent: Called with the running count of records sent (progress bars).
+            on_sent: Called with the running count of records sent (progress bars); from
+                gRPC's sending thread.
             request_id: The id of this logical upload (AIP-155); reuse it only to retry.
+            timeout: Deadline of the whole upload (default: ``stream_timeout``).
         """
-        meta = datasets_pb2.DatasetMetadata(
-            display_name=display_name, request_id=request_id or uuid.uuid4().hex
+        first = requests.dataset_metadata(
+            display_name=display_name,
+            epsilon_cap=epsilon_cap,
+            delta=delta,
+            request_id=request_id,
         )
-        if epsilon_cap is not None:
-            meta.epsilon_cap = epsilon_cap
-        if delta is not None:
-            meta.delta = delta
+        failure: list[Exception] = []
+        started = threading.Event()
+        call: list[grpc.Future[datasets_pb2.Dataset]] = []
 
-        def requests() -> Iterator[datasets_pb2.UploadDatasetRequest]:
-            yield datasets_pb2.UploadDatasetRequest(metadata=meta)
-            batch: list[datasets_pb2.Record] = []
-            sent = 0
-            for r in records:
-                text = r.text.encode("utf-8") if isinstance(r.text, str) else r.text
-                batch.append(datasets_pb2.Record(text=text, label=r.label, user_id=r.user_id))
-                if len(batch) >= UPLOAD_BATCH:
-                    yield datasets_pb2.UploadDatasetRequest(
-                        records=datasets_pb2.RecordBatch(records=batch)
-                    )
-                    sent += len(batch)
-                    batch = []
-                    if on_sent:
-                        on_sent(sent)
-            if batch:
-                yield datasets_pb2.UploadDatasetRequest(
-                    records=datasets_pb2.RecordBatch(records=batch)
-                )
-                if on_sent:
-                    on_sent(sent + len(batch))
+        def messages() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+            yield first
+            batcher = requests.UploadBatcher(on_sent)
+            try:
+                for record in records:
+                    message = batcher.add(record)
+                    if message is not None:
+                        yield message
+            except Exception as exc:  # the caller's own: cancel (nothing is stored), keep it
+                failure.append(exc)
+                started.wait()
+                call[0].cancel()
+                return
+            last = batcher.finish()
+            if last is not None:
+                yield last
 
-        result: datasets_pb2.Dataset = self.datasets.UploadDataset(
-            requests(), timeout=self.stream_timeout
-        )
+        # A future rather than a blocking call: an exception raised in gRPC's sending thread
+        # would reach the caller only as UNKNOWN "Exception iterating requests!".
+        call.append(self.datasets.UploadDataset.future(messages(), timeout=self._stream(timeout)))
+        started.set()
+        try:
+            result: datasets_pb2.Dataset = call[0].result()
+        except (grpc.RpcError, grpc.FutureCancelledError):
+            if failure:
+                raise failure[0] from None
+            raise
+        except BaseException:  # KeyboardInterrupt while waiting: stop the upload too
+            call[0].cancel()
+            raise
         return result
 
     @_translate
-    def get_dataset(self, name: str) -> datasets_pb2.Dataset:
+    def get_dataset(self, name: str, *, timeout: float | None = None) -> datasets_pb2.Dataset:
         """One dataset by resource name."""
         result: datasets_pb2.Dataset = self.datasets.GetDataset(
-            datasets_pb2.GetDatasetRequest(name=name), timeout=self.timeout
+            datasets_pb2.GetDatasetRequest(name=name), timeout=self._unary(timeout)
         )
         return result
 
-    @_translate
-    def list_datasets(self, *, page_size: int = 0, page_token: str = "") -> Any:
-        """One page of datasets."""
-        return self.datasets.ListDatasets(
-            datasets_pb2.ListDatasetsRequest(page_size=page_size, page_token=page_token),
-            timeout=self.timeout,
-        )
+    def list_datasets(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> Pager[datasets_pb2.Dataset]:
+        """Every dataset the caller may see, newest first; pages are fetched while iterating.
+
+        ``page_size`` is the number per request (0: the server's default); ``timeout`` applies
+        to each page's request.
+        """
+
+        @_translate
+        def fetch(token: str) -> datasets_pb2.ListDatasetsResponse:
+            result: datasets_pb2.ListDatasetsResponse = self.datasets.ListDatasets(
+                datasets_pb2.ListDatasetsRequest(page_size=page_size, page_token=token),
+                timeout=self._unary(timeout),
+            )
+            return result
+
+        return Pager(fetch, lambda page: page.datasets)
 
     @_translate
-    def delete_dataset(self, name: str) -> None:
+    def delete_dataset(self, name: str, *, timeout: float | None = None) -> None:
         """Delete a dataset's scrubbed text (its ledger stays)."""
         self.datasets.DeleteDataset(
-            datasets_pb2.DeleteDatasetRequest(name=name), timeout=self.timeout
+            datasets_pb2.DeleteDatasetRequest(name=name), timeout=self._unary(timeout)
         )
 
     # -- training ---------------------------------------------------------------------------
@@ -381,6 +355,7 @@ class PrivsynthClient:
         public_label_weights: dict[str, float] | None = None,
         distributed: bool = False,
         request_id: str | None = None,
+        timeout: float | None = None,
     ) -> training_pb2.TrainingJob:
         """Reserve budget and start training a generator.
 
@@ -392,73 +367,71 @@ class PrivsynthClient:
         ``request_id`` (drawn here unless given) makes retries safe: a retry returns the job the
         first attempt created and reserves nothing twice.
         """
-        req = training_pb2.CreateTrainingJobRequest(
-            dataset=dataset,
+        req = requests.create_training_job(
+            dataset,
             target_epsilon=target_epsilon,
+            delta=delta,
+            epochs=epochs,
             preset=preset,
+            label_distribution=label_distribution,
+            label_epsilon_share=label_epsilon_share,
+            public_label_weights=public_label_weights,
             distributed=distributed,
-            request_id=request_id or uuid.uuid4().hex,
+            request_id=request_id,
         )
-        if delta is not None:
-            req.delta = delta
-        if epochs is not None:
-            req.epochs = epochs
-        if label_distribution is not None:
-            modes = {
-                "dp": training_pb2.LABEL_DISTRIBUTION_DP,
-                "public": training_pb2.LABEL_DISTRIBUTION_PUBLIC,
-            }
-            if label_distribution not in modes:
-                raise ValueError("label_distribution must be 'dp' or 'public'")
-            req.label_distribution = modes[label_distribution]
-        if label_epsilon_share is not None:
-            req.label_epsilon_share = label_epsilon_share
-        if public_label_weights:
-            req.public_label_weights.update(public_label_weights)
         result: training_pb2.TrainingJob = self.training.CreateTrainingJob(
-            req, timeout=self.timeout
+            req, timeout=self._unary(timeout)
         )
         return result
 
     @_translate
-    def get_training_job(self, name: str) -> training_pb2.TrainingJob:
+    def get_training_job(
+        self, name: str, *, timeout: float | None = None
+    ) -> training_pb2.TrainingJob:
         """One job."""
         result: training_pb2.TrainingJob = self.training.GetTrainingJob(
-            training_pb2.GetTrainingJobRequest(name=name), timeout=self.timeout
+            training_pb2.GetTrainingJobRequest(name=name), timeout=self._unary(timeout)
         )
         return result
 
-    @_translate
     def list_training_jobs(
-        self, *, dataset: str = "", page_size: int = 0, page_token: str = ""
-    ) -> Any:
-        """One page of jobs."""
-        return self.training.ListTrainingJobs(
-            training_pb2.ListTrainingJobsRequest(
-                dataset=dataset, page_size=page_size, page_token=page_token
-            ),
-            timeout=self.timeout,
-        )
+        self, *, dataset: str = "", page_size: int = 0, timeout: float | None = None
+    ) -> Pager[training_pb2.TrainingJob]:
+        """Every job the caller may see (of ``dataset`` when given), fetched while iterating."""
+
+        @_translate
+        def fetch(token: str) -> training_pb2.ListTrainingJobsResponse:
+            result: training_pb2.ListTrainingJobsResponse = self.training.ListTrainingJobs(
+                training_pb2.ListTrainingJobsRequest(
+                    dataset=dataset, page_size=page_size, page_token=token
+                ),
+                timeout=self._unary(timeout),
+            )
+            return result
+
+        return Pager(fetch, lambda page: page.jobs)
 
     @_translate
-    def cancel_training_job(self, name: str) -> training_pb2.TrainingJob:
-        """Ask a job to stop."""
+    def cancel_training_job(
+        self, name: str, *, timeout: float | None = None
+    ) -> training_pb2.TrainingJob:
+        """Ask a job to stop; returns its state (the ε it consumed so far stays spent)."""
         result: training_pb2.TrainingJob = self.training.CancelTrainingJob(
-            training_pb2.CancelTrainingJobRequest(name=name), timeout=self.timeout
+            training_pb2.CancelTrainingJobRequest(name=name), timeout=self._unary(timeout)
         )
         return result
 
     @_translate_stream
-    def watch_training_job(self, name: str) -> Iterator[training_pb2.TrainingJob]:
+    def watch_training_job(
+        self, name: str, *, timeout: float | None = None
+    ) -> Iterator[training_pb2.TrainingJob]:
         """Job snapshots as it progresses, ending when it reaches a terminal state.
 
         A stream lost to UNAVAILABLE (a server restart, a dropped connection) is reopened with
-        backoff, up to :data:`WATCH_RECONNECTS` times within ``stream_timeout``; the first
-        snapshot after a reconnect may repeat the last one seen.
+        backoff, up to :data:`WATCH_RECONNECTS` times within the deadline (``timeout``, default
+        ``stream_timeout``); the first snapshot after a reconnect may repeat the last one seen.
         """
-        import time
-
-        deadline = time.monotonic() + self.stream_timeout
+        deadline = time.monotonic() + self._stream(timeout)
         reconnects = 0
         while True:
             try:
@@ -470,40 +443,45 @@ class PrivsynthClient:
                     yield event.job
                 return
             except grpc.RpcError as err:
-                code = getattr(err, "code", lambda: None)()
-                if (
-                    code != grpc.StatusCode.UNAVAILABLE
-                    or reconnects >= WATCH_RECONNECTS
-                    or time.monotonic() >= deadline
-                ):
+                delay = reconnect_delay(getattr(err, "code", lambda: None)(), reconnects, deadline)
+                if delay is None:
                     raise
-                time.sleep(min(5.0, 0.2 * 2**reconnects))
+                time.sleep(delay)
                 reconnects += 1
 
     # -- models and generation --------------------------------------------------------------
 
     @_translate
-    def get_model(self, name: str) -> models_pb2.Model:
+    def get_model(self, name: str, *, timeout: float | None = None) -> models_pb2.Model:
         """One model with its card."""
         result: models_pb2.Model = self.models.GetModel(
-            models_pb2.GetModelRequest(name=name), timeout=self.timeout
+            models_pb2.GetModelRequest(name=name), timeout=self._unary(timeout)
         )
         return result
 
     @_translate
-    def delete_model(self, name: str) -> None:
+    def delete_model(self, name: str, *, timeout: float | None = None) -> None:
         """Delete a model's weights (card, ledger and audit trail stay; no refund)."""
-        self.models.DeleteModel(models_pb2.DeleteModelRequest(name=name), timeout=self.timeout)
-
-    @_translate
-    def list_models(self, *, dataset: str = "", page_size: int = 0, page_token: str = "") -> Any:
-        """One page of models."""
-        return self.models.ListModels(
-            models_pb2.ListModelsRequest(
-                dataset=dataset, page_size=page_size, page_token=page_token
-            ),
-            timeout=self.timeout,
+        self.models.DeleteModel(
+            models_pb2.DeleteModelRequest(name=name), timeout=self._unary(timeout)
         )
+
+    def list_models(
+        self, *, dataset: str = "", page_size: int = 0, timeout: float | None = None
+    ) -> Pager[models_pb2.Model]:
+        """Every model the caller may see (of ``dataset`` when given), fetched while iterating."""
+
+        @_translate
+        def fetch(token: str) -> models_pb2.ListModelsResponse:
+            result: models_pb2.ListModelsResponse = self.models.ListModels(
+                models_pb2.ListModelsRequest(
+                    dataset=dataset, page_size=page_size, page_token=token
+                ),
+                timeout=self._unary(timeout),
+            )
+            return result
+
+        return Pager(fetch, lambda page: page.models)
 
     @_translate_stream
     def generate(
@@ -517,6 +495,7 @@ class PrivsynthClient:
         seed: int = 0,
         label: str | None = None,
         guidance: float | None = None,
+        timeout: float | None = None,
     ) -> Iterator[generation_pb2.SyntheticRecord]:
         """Stream synthetic records, each with its provenance.
 
@@ -524,44 +503,52 @@ class PrivsynthClient:
         off); it needs a label, given or drawn from the model's label mix, and doubles the
         sampling cost.
         """
-        req = generation_pb2.GenerateRequest(model=model, count=count, seed=seed)
-        if temperature is not None:
-            req.temperature = temperature
-        if top_p is not None:
-            req.top_p = top_p
-        if max_tokens is not None:
-            req.max_tokens = max_tokens
-        if label is not None:
-            req.label = label
-        if guidance is not None:
-            req.guidance = guidance
-        yield from self.generation.Generate(req, timeout=self.stream_timeout)
+        req = requests.generate(
+            model,
+            count=count,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            seed=seed,
+            label=label,
+            guidance=guidance,
+        )
+        yield from self.generation.Generate(req, timeout=self._stream(timeout))
 
     # -- privacy ----------------------------------------------------------------------------
 
     @_translate
-    def get_budget(self, dataset: str) -> privacy_pb2.Budget:
+    def get_budget(self, dataset: str, *, timeout: float | None = None) -> privacy_pb2.Budget:
         """The dataset's privacy budget."""
         result: privacy_pb2.Budget = self.privacy.GetBudget(
-            privacy_pb2.GetBudgetRequest(dataset=dataset), timeout=self.timeout
+            privacy_pb2.GetBudgetRequest(dataset=dataset), timeout=self._unary(timeout)
         )
         return result
 
-    @_translate
-    def list_ledger_entries(self, dataset: str, *, page_size: int = 0, page_token: str = "") -> Any:
-        """One page of the dataset's ledger."""
-        return self.privacy.ListLedgerEntries(
-            privacy_pb2.ListLedgerEntriesRequest(
-                dataset=dataset, page_size=page_size, page_token=page_token
-            ),
-            timeout=self.timeout,
-        )
+    def list_ledger_entries(
+        self, dataset: str, *, page_size: int = 0, timeout: float | None = None
+    ) -> Pager[privacy_pb2.LedgerEntry]:
+        """The dataset's ledger, oldest first, fetched while iterating."""
+
+        @_translate
+        def fetch(token: str) -> privacy_pb2.ListLedgerEntriesResponse:
+            result: privacy_pb2.ListLedgerEntriesResponse = self.privacy.ListLedgerEntries(
+                privacy_pb2.ListLedgerEntriesRequest(
+                    dataset=dataset, page_size=page_size, page_token=token
+                ),
+                timeout=self._unary(timeout),
+            )
+            return result
+
+        return Pager(fetch, lambda page: page.entries)
 
     @_translate_stream
-    def export_audit_log(self, *, start_seq: int = 0) -> Iterator[AuditEntry]:
+    def export_audit_log(
+        self, *, start_seq: int = 0, timeout: float | None = None
+    ) -> Iterator[AuditEntry]:
         """The audit chain in order (verify it with :func:`privsynth.client.audit.verify_chain`)."""
         for e in self.privacy.ExportAuditLog(
-            privacy_pb2.ExportAuditLogRequest(start_seq=start_seq), timeout=self.stream_timeout
+            privacy_pb2.ExportAuditLogRequest(start_seq=start_seq), timeout=self._stream(timeout)
         ):
             yield AuditEntry(
                 seq=e.seq,
@@ -583,6 +570,7 @@ class PrivsynthClient:
         epsilon_cap: float,
         delta: float | None = None,
         admin_token: str = "",
+        timeout: float | None = None,
     ) -> privacy_pb2.Budget:
         """Change a dataset's cap (admins only); returns the new budget.
 
@@ -593,7 +581,7 @@ class PrivsynthClient:
             req.delta = delta
         metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else None
         result: privacy_pb2.Budget = self.privacy.UpdateBudgetCap(
-            req, timeout=self.timeout, metadata=metadata
+            req, timeout=self._unary(timeout), metadata=metadata
         )
         return result
 
@@ -608,6 +596,7 @@ class PrivsynthClient:
         canaries: int | None = None,
         public_records: int | None = None,
         dataset: str = "",
+        timeout: float | None = None,
     ) -> Iterator[privacy_pb2.AuditPrivacyEvent]:
         """Run the canary audit of a preset's DP-SGD on the server's public corpus.
 
@@ -628,22 +617,26 @@ class PrivsynthClient:
             req.canaries = canaries
         if public_records is not None:
             req.public_records = public_records
-        yield from self.privacy.AuditPrivacy(req, timeout=self.stream_timeout)
+        yield from self.privacy.AuditPrivacy(req, timeout=self._stream(timeout))
 
     # -- ad hoc scrubbing -------------------------------------------------------------------
 
     @_translate
-    def analyze_text(self, text: str) -> scrubbing_pb2.AnalyzeTextResponse:
+    def analyze_text(
+        self, text: str, *, timeout: float | None = None
+    ) -> scrubbing_pb2.AnalyzeTextResponse:
         """PII spans the server's scrubber finds in ``text`` (nothing is stored)."""
         result: scrubbing_pb2.AnalyzeTextResponse = self.scrubbing.AnalyzeText(
-            scrubbing_pb2.AnalyzeTextRequest(text=text), timeout=self.timeout
+            scrubbing_pb2.AnalyzeTextRequest(text=text), timeout=self._unary(timeout)
         )
         return result
 
     @_translate
-    def scrub_text(self, text: str) -> scrubbing_pb2.ScrubTextResponse:
+    def scrub_text(
+        self, text: str, *, timeout: float | None = None
+    ) -> scrubbing_pb2.ScrubTextResponse:
         """``text`` with PII replaced, and counts per entity type (nothing is stored)."""
         result: scrubbing_pb2.ScrubTextResponse = self.scrubbing.ScrubText(
-            scrubbing_pb2.ScrubTextRequest(text=text), timeout=self.timeout
+            scrubbing_pb2.ScrubTextRequest(text=text), timeout=self._unary(timeout)
         )
         return result

@@ -50,6 +50,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "from_rpc_error",
+    "from_status",
 ]
 
 _BUDGET_SUBJECT = "privacy_budget"
@@ -218,16 +219,39 @@ def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
                 retry = error_details_pb2.RetryInfo()
                 detail.Unpack(retry)
                 retry_after_s = retry.retry_delay.ToMilliseconds() / 1000
-    cls = _BY_CODE.get(code, PrivsynthClientError)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        cls = _resource_exhausted_class(reason, tuple(subjects), metadata, retry_after_s)
-    error = cls(
+    return from_status(
         code,
         message,
         reason=reason,
         field_violations=violations,
         metadata=metadata,
         quota_subjects=tuple(subjects),
+        retry_after_s=retry_after_s,
+    )
+
+
+def from_status(
+    code: grpc.StatusCode,
+    message: str = "",
+    *,
+    reason: str = "",
+    field_violations: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+    quota_subjects: tuple[str, ...] = (),
+    retry_after_s: float | None = None,
+) -> PrivsynthClientError:
+    """The exception for a status and its decoded details (the class picked by code and reason)."""
+    metadata = metadata or {}
+    cls = _BY_CODE.get(code, PrivsynthClientError)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        cls = _resource_exhausted_class(reason, quota_subjects, metadata, retry_after_s)
+    error = cls(
+        code,
+        message,
+        reason=reason,
+        field_violations=field_violations,
+        metadata=metadata,
+        quota_subjects=quota_subjects,
         retry_after_s=retry_after_s,
     )
     if isinstance(error, Overloaded) and error.retry_after_s is None:

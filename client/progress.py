@@ -7,10 +7,12 @@ few seconds so that logs stay readable.
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from types import TracebackType
 from typing import TextIO
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "UploadProgress"]
 
 
 class ProgressBar:
@@ -26,6 +28,7 @@ class ProgressBar:
         self._last = 0.0
         self._started = time.monotonic()
         self._width = 30
+        self._final_shown = False
 
     def update(self, done: int, *, total: int | None = None, suffix: str = "") -> None:
         """Show ``done`` out of ``total`` (total may change, e.g. once a job knows its steps)."""
@@ -33,10 +36,11 @@ class ProgressBar:
             self.total = total
         now = time.monotonic()
         interval = 0.1 if self.tty else 5.0
-        final = self.total is not None and done >= self.total
+        final = self.total is not None and done >= self.total and not self._final_shown
         if now - self._last < interval and not final:
             return
         self._last = now
+        self._final_shown = self._final_shown or final
         elapsed = now - self._started
         if self.total:
             frac = min(1.0, done / self.total)
@@ -56,3 +60,55 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class UploadProgress:
+    """An upload's bar: records sent, then the wait while the server scrubs the last of them.
+
+    The server scrubs batches as they arrive, so while records go out the bar is also the
+    scrub's progress; once all are sent, the server still scrubs what it holds and stores the
+    shard. A ticker thread keeps the bar moving (elapsed time, "server scrubbing") through that
+    wait, so that a long scrub does not look like a hang. ``sent`` is called from gRPC's
+    sending thread, hence the lock.
+    """
+
+    def __init__(
+        self, total: int, *, stream: TextIO | None = None, tick_seconds: float = 1.0
+    ) -> None:
+        self._bar = ProgressBar("upload", total=total, stream=stream)
+        self._total = total
+        self._sent = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._tick_seconds = tick_seconds
+        self._ticker = threading.Thread(target=self._tick, name="upload-progress", daemon=True)
+
+    def _suffix(self) -> str:
+        if self._sent >= self._total:
+            return "all sent; server scrubbing and storing"
+        return "sent (scrubbed as they arrive)"
+
+    def sent(self, count: int) -> None:
+        """``count`` records have been handed to gRPC."""
+        with self._lock:
+            self._sent = count
+            self._bar.update(count, suffix=self._suffix())
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._tick_seconds):
+            with self._lock:
+                self._bar.update(self._sent, suffix=self._suffix())
+
+    def __enter__(self) -> UploadProgress:
+        self._ticker.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._ticker.join()
+        self._bar.close()

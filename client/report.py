@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,16 +24,6 @@ from privsynth.client.errors import PrivsynthClientError
 __all__ = ["collect", "render_html"]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-
-
-def _pages(fetch: Callable[[str], Any], field: str) -> Iterator[Any]:
-    token = ""
-    while True:
-        page = fetch(token)
-        yield from getattr(page, field)
-        token = page.next_page_token
-        if not token:
-            return
 
 
 def _dict(message: Any) -> dict[str, Any]:
@@ -132,23 +122,10 @@ def collect(client: PrivsynthClient, dataset: str) -> dict[str, Any]:
     """Gather the report's data for ``dataset`` ("datasets/<id>") over gRPC."""
     ds = client.get_dataset(dataset)
     budget = client.get_budget(dataset)
-    ledger = [
-        _dict(e)
-        for e in _pages(
-            lambda t: client.list_ledger_entries(dataset, page_size=500, page_token=t), "entries"
-        )
-    ]
-    jobs = {
-        j.name: j
-        for j in _pages(
-            lambda t: client.list_training_jobs(dataset=dataset, page_size=500, page_token=t),
-            "jobs",
-        )
-    }
+    ledger = [_dict(e) for e in client.list_ledger_entries(dataset, page_size=500)]
+    jobs = {j.name: j for j in client.list_training_jobs(dataset=dataset, page_size=500)}
     models = []
-    for m in _pages(
-        lambda t: client.list_models(dataset=dataset, page_size=500, page_token=t), "models"
-    ):
+    for m in client.list_models(dataset=dataset, page_size=500):
         full = client.get_model(m.name)
         job = jobs.get(full.job)
         models.append(

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from privsynth.client.cli import main
 from privsynth.client.client import PrivsynthClient, TlsConfig
 from privsynth.client.errors import PrivsynthClientError
+from privsynth.client.exit_codes import ExitCode
 from tls_certs import Pki, make_pki
 
 TOKENS = {
@@ -116,7 +117,7 @@ def acme(deployment: Deployment) -> dict[str, str]:
 def _code(fn: object, *args: object, **kwargs: object) -> grpc.StatusCode:
     def call() -> None:
         result = fn(*args, **kwargs)  # type: ignore[operator]
-        if hasattr(result, "__next__"):  # streams fail when read
+        if hasattr(result, "__iter__"):  # streams and listings fail when read
             list(result)
 
     with pytest.raises(PrivsynthClientError) as exc:
@@ -153,14 +154,14 @@ def test_reflection_stays_open(deployment: Deployment) -> None:
 
 def test_member_works_in_its_own_tenant(deployment: Deployment, acme: dict[str, str]) -> None:
     with deployment.client("alice") as c:
-        assert [d.name for d in c.list_datasets().datasets] == [acme["dataset"]]
+        assert [d.name for d in c.list_datasets()] == [acme["dataset"]]
         assert c.get_dataset(acme["dataset"]).scrub_report.records_scrubbed == 40
         assert c.get_budget(acme["dataset"]).epsilon_reserved > 0
         assert c.get_training_job(acme["job"]).dataset == acme["dataset"]
-        assert [j.name for j in c.list_training_jobs().jobs] == [acme["job"]]
+        assert [j.name for j in c.list_training_jobs()] == [acme["job"]]
         assert c.get_model(acme["model"]).dataset == acme["dataset"]
-        assert [m.name for m in c.list_models().models] == [acme["model"]]
-        entries = c.list_ledger_entries(acme["dataset"]).entries
+        assert [m.name for m in c.list_models()] == [acme["model"]]
+        entries = list(c.list_ledger_entries(acme["dataset"]))
         # The identity, never the token, is the actor.
         assert [(e.kind, e.actor) for e in entries] == [("reserve", "alice")]
         # Generate reaches the model (still training: no auth error).
@@ -177,10 +178,10 @@ def test_member_works_in_its_own_tenant(deployment: Deployment, acme: dict[str, 
 def test_other_tenants_resources_look_missing(deployment: Deployment, acme: dict[str, str]) -> None:
     missing = grpc.StatusCode.NOT_FOUND
     with deployment.client("bob") as c:
-        assert list(c.list_datasets().datasets) == []
-        assert list(c.list_training_jobs().jobs) == []
-        assert list(c.list_models().models) == []
-        assert list(c.list_models(dataset=acme["dataset"]).models) == []
+        assert list(c.list_datasets()) == []
+        assert list(c.list_training_jobs()) == []
+        assert list(c.list_models()) == []
+        assert list(c.list_models(dataset=acme["dataset"])) == []
         assert _code(c.get_dataset, acme["dataset"]) == missing
         assert _code(c.get_budget, acme["dataset"]) == missing
         assert _code(c.list_ledger_entries, acme["dataset"]) == missing
@@ -195,7 +196,7 @@ def test_other_tenants_resources_look_missing(deployment: Deployment, acme: dict
         assert _code(c.generate, acme["model"], count=1) == missing
         assert _code(c.delete_dataset, acme["dataset"]) == missing
         own = c.upload_dataset(fortunes(30), display_name="globex-data")
-        assert [d.name for d in c.list_datasets().datasets] == [own.name]
+        assert [d.name for d in c.list_datasets()] == [own.name]
     with deployment.client("alice") as c:
         assert c.get_dataset(acme["dataset"]).name == acme["dataset"]  # untouched
         assert _code(c.get_dataset, own.name) == missing
@@ -206,13 +207,13 @@ def test_auditor_reads_every_tenant_but_no_text(
 ) -> None:
     denied = grpc.StatusCode.PERMISSION_DENIED
     with deployment.client("audrey") as c:
-        names = {d.name for d in c.list_datasets().datasets}
+        names = {d.name for d in c.list_datasets()}
         assert acme["dataset"] in names
         assert c.get_dataset(acme["dataset"]).scrub_report.records_scrubbed == 40
         assert c.get_budget(acme["dataset"]).epsilon_cap == 4
-        assert c.list_ledger_entries(acme["dataset"]).entries[0].actor == "alice"
+        assert next(iter(c.list_ledger_entries(acme["dataset"]))).actor == "alice"
         assert c.get_model(acme["model"]).name == acme["model"]
-        assert acme["job"] in {j.name for j in c.list_training_jobs().jobs}
+        assert acme["job"] in {j.name for j in c.list_training_jobs()}
         chain = list(c.export_audit_log())
         created = next(
             e for e in chain if e.action == "dataset.created" and e.dataset == acme["dataset"]
@@ -240,7 +241,7 @@ def test_admin_changes_caps_and_is_recorded_by_name(
         # The legacy PRIVSYNTH_ADMIN_TOKEN is an identity "admin" with role admin.
         budget = c.update_budget_cap(acme["dataset"], epsilon_cap=7, admin_token=LEGACY_ADMIN)
         assert budget.epsilon_cap == 7
-        caps = [e for e in c.list_ledger_entries(acme["dataset"]).entries if e.kind == "cap"]
+        caps = [e for e in c.list_ledger_entries(acme["dataset"]) if e.kind == "cap"]
         assert [(e.epsilon, e.actor) for e in caps] == [(6, "root"), (7, "admin")]
         chain = list(c.export_audit_log())
     text = json.dumps([e.__dict__ for e in chain])
@@ -269,10 +270,16 @@ def test_cli_sends_token_over_tls(
     base = ["--target", deployment.target, "--tls-ca", str(deployment.pki.ca)]
     assert main([*base, "--token", TOKENS["alice"], "budget", acme["dataset"]]) == 0
     assert acme["dataset"] in capsys.readouterr().out
-    assert main([*base, "budget", acme["dataset"]]) == 2  # no token
+    assert main([*base, "budget", acme["dataset"]]) == ExitCode.UNAUTHENTICATED  # no token
     assert "UNAUTHENTICATED" in capsys.readouterr().err
+    # A member may not change caps: its own exit code, options after the command too.
+    bob = ["--token", TOKENS["bob"]]
+    assert (
+        main(["set-cap", acme["dataset"], "--epsilon-cap", "9", *base, *bob]) == ExitCode.PERMISSION
+    )
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
     monkeypatch.setenv("PRIVSYNTH_TOKEN", TOKENS["bob"])  # read when the parser is built
-    assert main([*base, "budget", acme["dataset"]]) == 2
+    assert main([*base, "budget", acme["dataset"]]) == ExitCode.NOT_FOUND
     assert "NOT_FOUND" in capsys.readouterr().err
     token_file = tmp_path / "root.token"
     token_file.write_text(TOKENS["root"] + "\n")
@@ -292,7 +299,7 @@ def test_cli_sends_token_over_tls(
     assert "audit chain not readable" in capsys.readouterr().out
     # Plaintext against the TLS port fails.
     no_tls = ["--target", deployment.target, "--timeout", "5", "--token", TOKENS["alice"]]
-    assert main([*no_tls, "budget", acme["dataset"]]) == 2
+    assert main([*no_tls, "budget", acme["dataset"]]) == ExitCode.UNAVAILABLE
     capsys.readouterr()
 
 
@@ -305,7 +312,7 @@ def test_tls_needs_the_right_ca(deployment: Deployment) -> None:
     with PrivsynthClient(
         deployment.target, timeout=5, token=TOKENS["alice"], tls=deployment.tls()
     ) as c:
-        assert len(c.list_datasets().datasets) >= 1
+        assert len(list(c.list_datasets())) >= 1
 
 
 def test_mutual_tls_requires_a_client_certificate(tmp_path: Path) -> None:
@@ -326,6 +333,6 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path) -> None:
         )
         with PrivsynthClient(target, timeout=5, tls=mutual) as c:
             # No tokens file: open mode, so the certificate alone admits the call.
-            assert list(c.list_datasets().datasets) == []
+            assert list(c.list_datasets()) == []
     finally:
         srv.stop(grace=1)  # type: ignore[attr-defined]

@@ -113,7 +113,7 @@ def test_cap_change_needs_the_admin_token_and_is_recorded(
     assert budget.epsilon_cap == 5 and budget.epsilon_remaining == 5
     job = client.create_training_job(ds.name, target_epsilon=2.0, epochs=1, preset="tiny")
     client.cancel_training_job(job.name)
-    entries = client.list_ledger_entries(ds.name).entries
+    entries = list(client.list_ledger_entries(ds.name))
     assert entries[0].kind == "cap" and entries[0].epsilon == 5 and entries[0].actor == "admin"
     changes = [e for e in client.export_audit_log() if e.dataset == ds.name]
     cap = next(e for e in changes if e.action == "budget.cap_changed")

@@ -76,7 +76,7 @@ def test_upload_caps_are_bounded_like_cap_changes(
         client.upload_dataset(fortunes(records), display_name="caps", **kwargs)  # type: ignore[arg-type]
     assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
     assert exc.value.field_violations.keys() == {field}
-    names = [d.display_name for d in client.list_datasets().datasets]
+    names = [d.display_name for d in client.list_datasets()]
     assert "caps" not in names  # refused before anything was stored
 
 
@@ -173,7 +173,7 @@ def test_over_budget_is_resource_exhausted_and_costs_nothing(client: PrivsynthCl
     assert exc.value.epsilon_remaining == pytest.approx(2.0)
     budget = client.get_budget(ds.name)
     assert budget.epsilon_spent == 0 and budget.epsilon_reserved == 0
-    assert client.list_ledger_entries(ds.name).entries == []
+    assert list(client.list_ledger_entries(ds.name)) == []
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,18 @@
-"""The CLI's client commands against a real server: upload, train, watch, sample, budget."""
+"""The CLI's client commands against a real server: upload, train, watch, sample, budget, and
+finding, inspecting, cancelling and deleting datasets, jobs and models, as text and as JSON."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from corpus import SECRET_EMAIL, fortunes, tickets
 from privsynth.client.cli import main
 from privsynth.client.client import PrivsynthClient
+from privsynth.client.exit_codes import ExitCode
 
 
 def test_cli_round_trip(server: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,8 +91,69 @@ def test_cli_reports_bad_input_without_traceback(
     server: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = ["--target", f"127.0.0.1:{server.port}"]  # type: ignore[attr-defined]
-    assert main([*target, "train", "datasets/0000000000000abc", "--epsilon", "1"]) == 2
+    missing = main([*target, "train", "datasets/0000000000000abc", "--epsilon", "1"])
+    assert missing == ExitCode.NOT_FOUND
     err = capsys.readouterr().err
-    assert "NOT_FOUND" in err and "Traceback" not in err
-    assert main([*target, "sample", "models/00000000000000ab", "-n", "0"]) == 2
+    assert "NOT_FOUND" in err and "DATASET_NOT_FOUND" in err and "Traceback" not in err
+    assert main([*target, "sample", "models/00000000000000ab", "-n", "0"]) == ExitCode.USAGE
     assert "count" in capsys.readouterr().err
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> Any:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_finds_inspects_cancels_and_deletes(
+    server: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--target", f"127.0.0.1:{server.port}"]  # type: ignore[attr-defined]
+    corpus = tmp_path / "lost.jsonl"
+    corpus.write_text("".join(json.dumps({"text": r.text}) + "\n" for r in fortunes(40)))
+
+    # Upload as JSON: the message on stdout, the progress (through the scrub) on stderr.
+    assert main(["upload", str(corpus), "--epsilon-cap", "3", "--json", *target]) == 0
+    captured = capsys.readouterr()
+    dataset = json.loads(captured.out)
+    assert dataset["record_count"] == "40" and dataset["name"].startswith("datasets/")
+    assert "all sent; server scrubbing and storing" in captured.err
+    ds_id = dataset["name"].split("/", 1)[1]
+
+    # A lost id is found again: in the table, in JSON, and by get with or without prefix.
+    assert main([*target, "datasets", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:3] == ["NAME", "DISPLAY", "NAME"]
+    assert any(line.startswith(dataset["name"]) and "lost.jsonl" in line for line in listing)
+    assert main([*target, "--json", "datasets", "list", "--limit", "1"]) == 0
+    assert [d["name"] for d in _json(capsys)] == [dataset["name"]]  # newest first
+    assert main([*target, "datasets", "get", ds_id]) == 0
+    assert f"name: {dataset['name']}" in capsys.readouterr().out
+
+    # A queued job (the budget allows one at eps 2) is cancelled and found by dataset.
+    assert main([*target, "train", ds_id, "--epsilon", "2", "--preset", "tiny", "--no-watch"]) == 0
+    job = re.search(r"job (jobs/[0-9a-f]+) -> model (models/[0-9a-f]+)", capsys.readouterr().out)
+    assert job, "no job line"
+    assert main([*target, "jobs", "cancel", job.group(1), "--json"]) == 0
+    assert _json(capsys)["state"] in ("JOB_STATE_CANCELLED", "JOB_STATE_RUNNING")
+    assert main([*target, "jobs", "list", "--dataset", dataset["name"], "--json"]) == 0
+    assert [j["name"] for j in _json(capsys)] == [job.group(1)]
+    assert main([*target, "watch", job.group(1), "--json"]) == ExitCode.NEGATIVE  # cancelled
+    assert _json(capsys)["state"] == "JOB_STATE_CANCELLED"
+    assert main([*target, "jobs", "get", job.group(1)]) == 0
+    assert "state: JOB_STATE_CANCELLED" in capsys.readouterr().out
+
+    # Models: listed per dataset, shown, deleted (weights gone, the card stays).
+    assert main([*target, "models", "list", "--dataset", dataset["name"], "--json"]) == 0
+    assert [m["name"] for m in _json(capsys)] == [job.group(2)]
+    assert main([*target, "models", "delete", job.group(2)]) == 0
+    assert "deleted" in capsys.readouterr().out
+    assert main([*target, "models", "get", job.group(2), "--json"]) == 0
+    assert _json(capsys)["state"] == "MODEL_STATE_DELETED"
+
+    # Budget as JSON; then the dataset is deleted and gets say so with their own exit code.
+    assert main([*target, "budget", ds_id, "--ledger", "--json"]) == 0
+    budget = _json(capsys)
+    assert budget["epsilon_cap"] == 3 and {e["kind"] for e in budget["ledger"]} >= {"reserve"}
+    assert main([*target, "datasets", "delete", dataset["name"], "--json"]) == 0
+    assert _json(capsys) == {"name": dataset["name"], "deleted": True}
+    assert main([*target, "datasets", "get", ds_id]) == ExitCode.NOT_FOUND
+    assert "DATASET_NOT_FOUND" in capsys.readouterr().err

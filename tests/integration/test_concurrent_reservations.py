@@ -190,7 +190,7 @@ def _race(cluster: Cluster) -> None:
 
     with PrivsynthClient(cluster.targets[-1]) as c:
         budget = c.get_budget(ds)
-        entries = c.list_ledger_entries(ds, page_size=500).entries
+        entries = list(c.list_ledger_entries(ds, page_size=500))
         print(
             f"\n[{len(cluster.targets)} process(es)] accepted={len(accepted)} refused={refused} "
             f"other={CALLS - len(accepted) - refused}; composed spend (reserved) "
@@ -215,7 +215,7 @@ def _race(cluster: Cluster) -> None:
         after = c.get_budget(ds)
         assert after.epsilon_spent == 0 and after.epsilon_reserved == 0
         assert after.epsilon_remaining == pytest.approx(cap)
-        kinds = [e.kind for e in c.list_ledger_entries(ds, page_size=500).entries]
+        kinds = [e.kind for e in c.list_ledger_entries(ds, page_size=500)]
         assert kinds.count("commit") == 3 and kinds.count("release") == 3
 
         # Both replicas appended to one audit chain concurrently; it must not have forked.

@@ -113,7 +113,7 @@ def test_budget_and_ledger_record_the_spend(
     assert budget.epsilon_reserved == 0
     assert budget.epsilon_remaining == pytest.approx(10 - budget.epsilon_spent)
     assert "PLD composition" in budget.composition
-    entries = client.list_ledger_entries(ds.name).entries  # type: ignore[attr-defined]
+    entries = list(client.list_ledger_entries(ds.name))
     assert [e.kind for e in entries] == ["reserve", "commit", "release"]
     # The DP-SGD event reserved before training is the one that ran (σ, q), and the commit
     # records the steps actually taken.
@@ -127,10 +127,10 @@ def test_budget_and_ledger_record_the_spend(
 
 def test_lists_find_the_resources(client: PrivsynthClient, trained: dict[str, object]) -> None:
     ds = trained["dataset"]
-    assert ds.name in [d.name for d in client.list_datasets().datasets]  # type: ignore[attr-defined]
-    jobs = client.list_training_jobs(dataset=ds.name).jobs  # type: ignore[attr-defined]
+    assert ds.name in [d.name for d in client.list_datasets()]
+    jobs = list(client.list_training_jobs(dataset=ds.name))
     assert trained["job"].name in [j.name for j in jobs]  # type: ignore[attr-defined]
-    models = client.list_models(dataset=ds.name).models  # type: ignore[attr-defined]
+    models = list(client.list_models(dataset=ds.name))
     assert len(models) == 1
 
 

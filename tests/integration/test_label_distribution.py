@@ -38,7 +38,7 @@ def _train(client: PrivsynthClient, dataset: str, **kwargs: object) -> training_
 
 def _spend(client: PrivsynthClient, dataset: str) -> tuple[float, float, int]:
     budget = client.get_budget(dataset)
-    entries = client.list_ledger_entries(dataset).entries
+    entries = list(client.list_ledger_entries(dataset))
     return budget.epsilon_spent, budget.epsilon_reserved, len(entries)
 
 
@@ -62,9 +62,9 @@ def test_dp_label_release_is_charged_on_the_card_and_ledger_and_drives_generate(
     budget = client.get_budget(dataset)
     assert budget.epsilon_spent - before > 0
     assert budget.epsilon_spent_sum == pytest.approx(
-        sum(e.epsilon for e in client.list_ledger_entries(dataset).entries if e.kind == "commit")
+        sum(e.epsilon for e in client.list_ledger_entries(dataset) if e.kind == "commit")
     )
-    commit = [e for e in client.list_ledger_entries(dataset).entries if e.kind == "commit"][-1]
+    commit = [e for e in client.list_ledger_entries(dataset) if e.kind == "commit"][-1]
     assert commit.epsilon == pytest.approx(card.epsilon)
     records = list(client.generate(job.model, count=24, seed=3, max_tokens=8))
     assert len(records) == 24

@@ -29,7 +29,7 @@ def _requests(name: str) -> Iterator[datasets_pb2.UploadDatasetRequest]:
 
 
 def _names(client: PrivsynthClient) -> set[str]:
-    return {d.display_name for d in client.list_datasets(page_size=100).datasets}
+    return {d.display_name for d in client.list_datasets(page_size=100)}
 
 
 def _idle_within(server: Any, seconds: float) -> float:

@@ -36,7 +36,7 @@ def test_serve_honours_env_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert match, line
         with PrivsynthClient(f"127.0.0.1:{match.group(1)}") as client:
             client.wait_until_serving(timeout=120)
-            assert client.list_datasets().datasets == []
+            assert list(client.list_datasets()) == []
         assert (tmp_path / "from-env" / "privsynth.db").exists()
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)

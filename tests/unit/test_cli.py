@@ -1,13 +1,18 @@
-"""Every CLI command has --help; the client installs and runs without server packages."""
+"""Every CLI command has --help and the global options; exit codes are one documented table;
+the client installs and runs without server packages."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from privsynth.client import errors
 from privsynth.client.cli import (
     EXIT_DATAERR,
     EXIT_NOINPUT,
@@ -16,6 +21,7 @@ from privsynth.client.cli import (
     main,
     read_records,
 )
+from privsynth.client.exit_codes import MEANING, ExitCode, for_error
 
 COMMANDS = [
     "upload",
@@ -25,6 +31,9 @@ COMMANDS = [
     "budget",
     "set-cap",
     "audit",
+    "datasets",
+    "jobs",
+    "models",
     "serve",
     "scrub",
     "pretrain",
@@ -32,10 +41,36 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "command",
-    [None, *COMMANDS, "audit export", "audit verify", "audit report", "audit privacy"],
-)
+NESTED = [
+    "audit export",
+    "audit verify",
+    "audit report",
+    "audit privacy",
+    "datasets list",
+    "datasets get",
+    "datasets delete",
+    "jobs list",
+    "jobs get",
+    "jobs cancel",
+    "models list",
+    "models get",
+    "models delete",
+]
+LOCAL = {"serve", "scrub", "pretrain", "demo"}
+
+
+def _leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, sub in action.choices.items():
+            yield from _leaves(sub, (*path, name))
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS, *NESTED])
 def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--help"] if command is None else [*command.split(), "--help"]
     with pytest.raises(SystemExit) as exc:
@@ -48,6 +83,85 @@ def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
 def test_parser_knows_every_command() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)  # type: ignore[arg-type]
+    leaves = {" ".join(path) for path, _ in _leaves(build_parser())}
+    assert {c for c in leaves if " " in c} == set(NESTED)
+
+
+GLOBAL = ["--target", "--timeout", "--json", "--token", "--auth-token-file", "--tls", "--tls-ca"]
+
+
+def test_every_client_command_takes_the_global_options_after_it() -> None:
+    for path, leaf in _leaves(build_parser()):
+        if path[0] in LOCAL:
+            continue
+        for flag in GLOBAL:
+            action = leaf._option_string_actions.get(flag)
+            assert action is not None, (path, flag)
+            # SUPPRESS: a value given before the command is not reset by the command's default
+            assert action.default is argparse.SUPPRESS, (path, flag)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["datasets", "list"], ["train", "datasets/ab", "--epsilon", "1"], ["audit", "verify"]],
+)
+def test_global_options_parse_before_and_after_the_command(command: list[str]) -> None:
+    parser = build_parser()
+    given = ["--target", "h:1", "--timeout", "7", "--json", "--token", "t", "--tls"]
+    for argv in ([*given, *command], [*command, *given]):
+        args = parser.parse_args(argv)
+        assert (args.target, args.timeout, args.token, args.tls) == ("h:1", 7.0, "t", True)
+        assert args.json == "-"
+    args = parser.parse_args(["--timeout", "9", *command])
+    assert args.timeout == 9.0 and args.json is None and args.target == "127.0.0.1:50051"
+
+
+def test_version_and_exit_codes_are_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("privsynth ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for code, meaning in MEANING.items():
+        assert f"{code.value:>3}  {meaning}" in out
+
+
+def test_exit_codes_tell_the_failures_apart() -> None:
+    def code(status: grpc.StatusCode, *, reason: str = "") -> ExitCode:
+        return for_error(errors.from_status(status, reason=reason))
+
+    distinct = {
+        code(grpc.StatusCode.INVALID_ARGUMENT): ExitCode.USAGE,
+        code(grpc.StatusCode.NOT_FOUND): ExitCode.NOT_FOUND,
+        code(grpc.StatusCode.PERMISSION_DENIED): ExitCode.PERMISSION,
+        code(grpc.StatusCode.UNAUTHENTICATED): ExitCode.UNAUTHENTICATED,
+        code(grpc.StatusCode.RESOURCE_EXHAUSTED, reason="BUDGET_EXCEEDED"): ExitCode.BUDGET,
+        code(grpc.StatusCode.RESOURCE_EXHAUSTED, reason="TOO_MANY_CONCURRENT_CALLS"): (
+            ExitCode.BUSY
+        ),
+        code(grpc.StatusCode.FAILED_PRECONDITION, reason="EPSILON_UNREACHABLE"): (
+            ExitCode.CONFLICT
+        ),
+        code(grpc.StatusCode.INTERNAL): ExitCode.SERVER_ERROR,
+        code(grpc.StatusCode.UNAVAILABLE): ExitCode.UNAVAILABLE,
+    }
+    assert all(got == want for got, want in distinct.items())
+    assert len(set(distinct)) == len(distinct)
+
+
+def test_a_server_that_is_not_there_is_unavailable_not_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["datasets", "list", *_NOWHERE]) == ExitCode.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert ("UNAVAILABLE" in err or "DEADLINE_EXCEEDED" in err) and "Traceback" not in err
+
+
+def test_half_a_client_certificate_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "get", "x", "--tls-cert", "c.pem"]) == ExitCode.USAGE
+    assert "--tls-key" in capsys.readouterr().err
 
 
 def test_read_records_reports_bad_lines_by_number(tmp_path: object) -> None:

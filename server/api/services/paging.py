@@ -37,7 +37,11 @@ Order = Sequence[tuple[InstrumentedAttribute[Any], bool]]
 
 
 def _bad_token() -> InvalidArgument:
-    return InvalidArgument("page_token is not one this server issued", field="page_token")
+    return InvalidArgument(
+        "page_token is not one this server issued",
+        field="page_token",
+        reason=Reason.PAGE_TOKEN_INVALID,
+    )
 
 
 def _scope_digest(scope: str) -> str:
