@@ -61,6 +61,7 @@ proto: setup
 proto-check: proto
 	git diff --exit-code -- client/pb || (echo "client/pb is stale: run make proto" && exit 1)
 	test -z "$$(git status --porcelain -- client/pb)" || (echo "untracked generated files" && exit 1)
+	cd proto && $(abspath $(VENV))/bin/buf lint  # proto/buf.yaml: style and a comment on everything
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

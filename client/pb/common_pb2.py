@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19privsynth/v1/common.proto\x12\x0cprivsynth.v1\"d\n\nProvenance\x12\x11\n\tsynthetic\x18\x01 \x01(\x08\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x01\x12\x14\n\x0cprivacy_unit\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19privsynth/v1/common.proto\x12\x0cprivsynth.v1\"d\n\nProvenance\x12\x11\n\tsynthetic\x18\x01 \x01(\x08\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x01\x12\x14\n\x0cprivacy_unit\x18\x05 \x01(\tBe\n\x14\x64\x65v.privsynth.api.v1B\x0b\x43ommonProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'privsynth.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\024dev.privsynth.api.v1B\013CommonProtoP\001Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1'
   _globals['_PROVENANCE']._serialized_start=43
   _globals['_PROVENANCE']._serialized_end=143
 # @@protoc_insertion_point(module_scope)

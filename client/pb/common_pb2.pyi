@@ -34,8 +34,9 @@ class Provenance(_message.Message):
     model: _builtins.str
     """Resource name of the model that produced the record ("models/{id}")."""
     epsilon: _builtins.float
-    """The (epsilon, delta) guarantee of that model's training run."""
+    """Epsilon of the (epsilon, delta)-DP guarantee of that model's training run."""
     delta: _builtins.float
+    """Delta of the same guarantee."""
     privacy_unit: _builtins.str
     """"record" or "user": what one unit of the guarantee protects."""
     def __init__(

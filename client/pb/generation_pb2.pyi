@@ -19,6 +19,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class GenerateRequest(_message.Message):
+    """What to sample, and how."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -88,6 +90,8 @@ Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
 
 @_typing.final
 class SyntheticRecord(_message.Message):
+    """One synthetic record."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
@@ -95,10 +99,17 @@ class SyntheticRecord(_message.Message):
     PROVENANCE_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The generated text (UTF-8)."""
     label: _builtins.str
+    """The label it was conditioned on (given, or drawn from the model's label mix); empty when
+    the model has no labels.
+    """
     index: _builtins.int
+    """Position of the record in this response stream, from 0."""
     @_builtins.property
-    def provenance(self) -> _common_pb2.Provenance: ...
+    def provenance(self) -> _common_pb2.Provenance:
+        """Where the record came from and the guarantee it carries."""
+
     def __init__(
         self,
         *,

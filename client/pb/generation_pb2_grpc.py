@@ -49,7 +49,10 @@ class GenerationServicer:
     """
 
     def Generate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streams `count` synthetic records, each with its provenance. NOT_FOUND: no such model (or
+        its weights were deleted); FAILED_PRECONDITION: the model is still training or has no
+        weights; INVALID_ARGUMENT: a parameter out of range.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -36,6 +36,10 @@ class GenerationStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GenerationAsyncStub: ...
     Generate: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.SyntheticRecord]
+    """Streams `count` synthetic records, each with its provenance. NOT_FOUND: no such model (or
+    its weights were deleted); FAILED_PRECONDITION: the model is still training or has no
+    weights; INVALID_ARGUMENT: a parameter out of range.
+    """
 
 @_typing.type_check_only
 class GenerationAsyncStub(GenerationStub):
@@ -45,6 +49,10 @@ class GenerationAsyncStub(GenerationStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.SyntheticRecord]  # type: ignore[assignment]
+    """Streams `count` synthetic records, each with its provenance. NOT_FOUND: no such model (or
+    its weights were deleted); FAILED_PRECONDITION: the model is still training or has no
+    weights; INVALID_ARGUMENT: a parameter out of range.
+    """
 
 class GenerationServicer(metaclass=_abc_1.ABCMeta):
     """Generation samples synthetic records from a trained model. It reads only the model, so it is
@@ -56,6 +64,10 @@ class GenerationServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _generation_pb2.GenerateRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_generation_pb2.SyntheticRecord], _abc.AsyncIterator[_generation_pb2.SyntheticRecord]]: ...
+    ) -> _typing.Union[_abc.Iterator[_generation_pb2.SyntheticRecord], _abc.AsyncIterator[_generation_pb2.SyntheticRecord]]:
+        """Streams `count` synthetic records, each with its provenance. NOT_FOUND: no such model (or
+        its weights were deleted); FAILED_PRECONDITION: the model is still training or has no
+        weights; INVALID_ARGUMENT: a parameter out of range.
+        """
 
 def add_GenerationServicer_to_server(servicer: GenerationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,18 +27,29 @@ class _ModelState:
 class _ModelStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     MODEL_STATE_UNSPECIFIED: _ModelState.ValueType  # 0
+    """Not set (never sent by the server)."""
     MODEL_STATE_TRAINING: _ModelState.ValueType  # 1
+    """Its job has not finished."""
     MODEL_STATE_READY: _ModelState.ValueType  # 2
+    """Trained; Generate serves it."""
     MODEL_STATE_FAILED: _ModelState.ValueType  # 3
+    """Its job failed or was cancelled: no weights."""
     MODEL_STATE_DELETED: _ModelState.ValueType  # 4
+    """Its weights were deleted; the card stays."""
 
-class ModelState(_ModelState, metaclass=_ModelStateEnumTypeWrapper): ...
+class ModelState(_ModelState, metaclass=_ModelStateEnumTypeWrapper):
+    """Where a model is in its life."""
 
 MODEL_STATE_UNSPECIFIED: ModelState.ValueType  # 0
+"""Not set (never sent by the server)."""
 MODEL_STATE_TRAINING: ModelState.ValueType  # 1
+"""Its job has not finished."""
 MODEL_STATE_READY: ModelState.ValueType  # 2
+"""Trained; Generate serves it."""
 MODEL_STATE_FAILED: ModelState.ValueType  # 3
+"""Its job failed or was cancelled: no weights."""
 MODEL_STATE_DELETED: ModelState.ValueType  # 4
+"""Its weights were deleted; the card stays."""
 Global___ModelState: _TypeAlias = ModelState  # noqa: Y015
 
 @_typing.final
@@ -134,21 +145,39 @@ class ModelCard(_message.Message):
     LABEL_THRESHOLD_FIELD_NUMBER: _builtins.int
     LABEL_DISTRIBUTION_DECLARED_BY_FIELD_NUMBER: _builtins.int
     epsilon: _builtins.float
+    """Epsilon of the model's (epsilon, delta)-DP guarantee: DP-SGD composed with the label
+    release, if any.
+    """
     delta: _builtins.float
+    """Delta of the guarantee."""
     accountant: _builtins.str
+    """The accountant that computed epsilon, e.g. "prv"."""
     noise_multiplier: _builtins.float
+    """Gaussian noise standard deviation over the clipping norm."""
     sample_rate: _builtins.float
+    """Poisson sampling rate of each step (expected batch / records)."""
     max_grad_norm: _builtins.float
+    """Per-example (or per-user) gradient clipping norm."""
     steps: _builtins.int
+    """Noisy steps taken."""
     epochs: _builtins.int
+    """Epochs over the dataset."""
     dataset: _builtins.str
+    """"datasets/{id}" it was trained on."""
     privacy_unit: _builtins.str
+    """"record" or "user": what one unit of the guarantee protects."""
     preset: _builtins.str
+    """Training preset."""
     parameters: _builtins.int
+    """Trainable parameters."""
     label_conditioning: _builtins.bool
+    """Whether the model was trained conditioned on labels."""
     grad_sample_mode: _builtins.str
+    """Opacus per-sample gradient mode, e.g. "ghost"."""
     target_epsilon: _builtins.float
+    """The epsilon the job asked for."""
     expected_batch_size: _builtins.int
+    """Expected logical batch size of the Poisson sampling."""
     secure_rng: _builtins.bool
     """Whether the noise came from a cryptographically secure RNG."""
     label_distribution_source: _builtins.str
@@ -160,8 +189,9 @@ class ModelCard(_message.Message):
     epsilon_dp_sgd: _builtins.float
     """Epsilon of the DP-SGD steps alone; `epsilon` composes them with the label release."""
     label_noise_multiplier: _builtins.float
-    """DP label release: noise multiplier (std over sensitivity) and the count threshold."""
+    """DP label release: noise multiplier (std over sensitivity)."""
     label_threshold: _builtins.float
+    """DP label release: noisy count a label must pass to be released."""
     label_distribution_declared_by: _builtins.str
     """PUBLIC label mix: the identity that declared it public."""
     @_builtins.property
@@ -225,7 +255,9 @@ class EpsilonAtStep(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     EPSILON_FIELD_NUMBER: _builtins.int
     step: _builtins.int
+    """Noisy steps taken."""
     epsilon: _builtins.float
+    """Epsilon after them."""
     def __init__(
         self,
         *,
@@ -242,6 +274,8 @@ Global___EpsilonAtStep: _TypeAlias = EpsilonAtStep  # noqa: Y015
 
 @_typing.final
 class Model(_message.Message):
+    """A generator a training job produced."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -255,15 +289,21 @@ class Model(_message.Message):
     name: _builtins.str
     """"models/{id}"."""
     dataset: _builtins.str
+    """"datasets/{id}" it was trained on."""
     job: _builtins.str
     """"jobs/{id}"."""
     state: Global___ModelState.ValueType
+    """Where the model is."""
     epsilon_curve_accountant: _builtins.str
     """Method of `epsilon_curve` ("pld")."""
     @_builtins.property
-    def card(self) -> Global___ModelCard: ...
+    def card(self) -> Global___ModelCard:
+        """Everything needed to judge its privacy guarantee."""
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When its job was created."""
+
     @_builtins.property
     def epsilon_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpsilonAtStep]:
         """ε of the model had training ended after each of several steps (PLD accountant, the
@@ -295,10 +335,13 @@ Global___Model: _TypeAlias = Model  # noqa: Y015
 
 @_typing.final
 class GetModelRequest(_message.Message):
+    """Which model to get."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"models/{id}"."""
     def __init__(
         self,
         *,
@@ -314,10 +357,13 @@ Global___GetModelRequest: _TypeAlias = GetModelRequest  # noqa: Y015
 
 @_typing.final
 class DeleteModelRequest(_message.Message):
+    """Which model's weights to delete."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"models/{id}"."""
     def __init__(
         self,
         *,
@@ -333,6 +379,8 @@ Global___DeleteModelRequest: _TypeAlias = DeleteModelRequest  # noqa: Y015
 
 @_typing.final
 class DeleteModelResponse(_message.Message):
+    """Empty: the weights are gone."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -348,14 +396,19 @@ Global___DeleteModelResponse: _TypeAlias = DeleteModelResponse  # noqa: Y015
 
 @_typing.final
 class ListModelsRequest(_message.Message):
+    """A page of the caller's models."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
+    """Optional filter: "datasets/{id}"."""
     page_size: _builtins.int
+    """Models per page; 0 means 50, at most 500."""
     page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
@@ -373,13 +426,18 @@ Global___ListModelsRequest: _TypeAlias = ListModelsRequest  # noqa: Y015
 
 @_typing.final
 class ListModelsResponse(_message.Message):
+    """One page of models, newest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODELS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]: ...
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]:
+        """The page's models."""
+
     def __init__(
         self,
         *,

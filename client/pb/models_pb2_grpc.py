@@ -57,13 +57,16 @@ class ModelsServicer:
     """
 
     def GetModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One model with its card and epsilon curve. NOT_FOUND (reason MODEL_NOT_FOUND): no such
+        model, or one of another tenant. A deleted model is returned with state DELETED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The models the caller may see, newest first (without epsilon curves).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -34,7 +34,11 @@ class ModelsStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModelsAsyncStub: ...
     GetModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.Model]
+    """One model with its card and epsilon curve. NOT_FOUND (reason MODEL_NOT_FOUND): no such
+    model, or one of another tenant. A deleted model is returned with state DELETED.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]
+    """The models the caller may see, newest first (without epsilon curves)."""
     DeleteModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.DeleteModelRequest, _models_pb2.DeleteModelResponse]
     """Delete a model's weights. Its card, ledger entries and audit trail stay; the spend is not
     refunded (the release happened when it was trained).
@@ -46,7 +50,11 @@ class ModelsAsyncStub(ModelsStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetModel: _aio.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.Model]  # type: ignore[assignment]
+    """One model with its card and epsilon curve. NOT_FOUND (reason MODEL_NOT_FOUND): no such
+    model, or one of another tenant. A deleted model is returned with state DELETED.
+    """
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """The models the caller may see, newest first (without epsilon curves)."""
     DeleteModel: _aio.UnaryUnaryMultiCallable[_models_pb2.DeleteModelRequest, _models_pb2.DeleteModelResponse]  # type: ignore[assignment]
     """Delete a model's weights. Its card, ledger entries and audit trail stay; the spend is not
     refunded (the release happened when it was trained).
@@ -60,14 +68,18 @@ class ModelsServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _models_pb2.GetModelRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_models_pb2.Model, _abc.Awaitable[_models_pb2.Model]]: ...
+    ) -> _typing.Union[_models_pb2.Model, _abc.Awaitable[_models_pb2.Model]]:
+        """One model with its card and epsilon curve. NOT_FOUND (reason MODEL_NOT_FOUND): no such
+        model, or one of another tenant. A deleted model is returned with state DELETED.
+        """
 
     @_abc_1.abstractmethod
     def ListModels(
         self,
         request: _models_pb2.ListModelsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]: ...
+    ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]:
+        """The models the caller may see, newest first (without epsilon curves)."""
 
     @_abc_1.abstractmethod
     def DeleteModel(

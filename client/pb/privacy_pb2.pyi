@@ -21,6 +21,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Budget(_message.Message):
+    """A dataset's privacy budget."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
@@ -34,7 +36,9 @@ class Budget(_message.Message):
     EPSILON_RESERVED_SUM_FIELD_NUMBER: _builtins.int
     DELTA_USED_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
+    """"datasets/{id}"."""
     epsilon_cap: _builtins.float
+    """The epsilon cap: composed spend and reservations never exceed it."""
     delta: _builtins.float
     """The delta cap: the jobs' deltas add up to at most this. It is also the fixed accounting
     delta at which every composed epsilon below holds (the deltas' sum instead, only if the cap
@@ -85,6 +89,8 @@ Global___Budget: _TypeAlias = Budget  # noqa: Y015
 
 @_typing.final
 class LedgerEntry(_message.Message):
+    """One entry of a dataset's ledger: append-only, never edited."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -100,22 +106,33 @@ class LedgerEntry(_message.Message):
     SAMPLE_RATE_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
+    """Position in the ledger (increasing)."""
     dataset: _builtins.str
+    """"datasets/{id}"."""
     job: _builtins.str
+    """"jobs/{id}" the entry is about, or empty (cap changes)."""
     kind: _builtins.str
     """"reserve", "commit", "release", or "cap" (a cap change: epsilon and delta are the new cap)."""
     epsilon: _builtins.float
+    """Epsilon reserved, committed or released (or the new cap)."""
     delta: _builtins.float
+    """Delta of the same."""
     actor: _builtins.str
+    """The identity that caused it."""
     note: _builtins.str
+    """A short note in words (never corpus text)."""
     noise_multiplier: _builtins.float
     """The job's DP-SGD event: noise multiplier, Poisson sample rate and noisy steps (planned on
     "reserve", taken on "commit"); zero when not recorded (release entries, older entries).
     """
     sample_rate: _builtins.float
+    """Poisson sample rate of the event (see `noise_multiplier`)."""
     steps: _builtins.int
+    """Noisy steps of the event (see `noise_multiplier`)."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was written."""
+
     def __init__(
         self,
         *,
@@ -142,10 +159,13 @@ Global___LedgerEntry: _TypeAlias = LedgerEntry  # noqa: Y015
 
 @_typing.final
 class GetBudgetRequest(_message.Message):
+    """Whose budget to get."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
+    """"datasets/{id}"."""
     def __init__(
         self,
         *,
@@ -161,14 +181,19 @@ Global___GetBudgetRequest: _TypeAlias = GetBudgetRequest  # noqa: Y015
 
 @_typing.final
 class ListLedgerEntriesRequest(_message.Message):
+    """A page of a dataset's ledger."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
+    """"datasets/{id}"."""
     page_size: _builtins.int
+    """Entries per page; 0 means 50, at most 500."""
     page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
@@ -186,13 +211,18 @@ Global___ListLedgerEntriesRequest: _TypeAlias = ListLedgerEntriesRequest  # noqa
 
 @_typing.final
 class ListLedgerEntriesResponse(_message.Message):
+    """One page of ledger entries, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LedgerEntry]: ...
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LedgerEntry]:
+        """The page's entries."""
+
     def __init__(
         self,
         *,
@@ -229,15 +259,19 @@ class AuditEntry(_message.Message):
     time: _builtins.str
     """UTC time as written and hashed, RFC 3339 with microseconds."""
     actor: _builtins.str
+    """The identity that acted."""
     action: _builtins.str
     """e.g. "dataset.created", "budget.reserved", "budget.refused", "job.cancelled"."""
     dataset: _builtins.str
-    """Resource names, or empty."""
+    """"datasets/{id}" the entry is about, or empty."""
     job: _builtins.str
+    """"jobs/{id}" the entry is about, or empty."""
     details: _builtins.str
     """Canonical JSON object with the facts (numbers, counts, hashes; never text)."""
     prev_hash: _builtins.str
+    """`hash` of the previous entry (64 zeros before the first)."""
     hash: _builtins.str
+    """SHA-256 (hex) over `prev_hash` and this entry's fields."""
     def __init__(
         self,
         *,
@@ -261,6 +295,8 @@ Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
 
 @_typing.final
 class ExportAuditLogRequest(_message.Message):
+    """Where to start the export."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     START_SEQ_FIELD_NUMBER: _builtins.int
@@ -281,13 +317,17 @@ Global___ExportAuditLogRequest: _TypeAlias = ExportAuditLogRequest  # noqa: Y015
 
 @_typing.final
 class UpdateBudgetCapRequest(_message.Message):
+    """A new cap for a dataset."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
     EPSILON_CAP_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
+    """"datasets/{id}"."""
     epsilon_cap: _builtins.float
+    """New epsilon cap (> 0). Lowering it refunds nothing; it only refuses new jobs."""
     delta: _builtins.float
     """New delta cap; unchanged when unset."""
     def __init__(
@@ -309,6 +349,8 @@ Global___UpdateBudgetCapRequest: _TypeAlias = UpdateBudgetCapRequest  # noqa: Y0
 
 @_typing.final
 class AuditPrivacyRequest(_message.Message):
+    """What to audit."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PRESET_FIELD_NUMBER: _builtins.int
@@ -370,6 +412,8 @@ Global___AuditPrivacyRequest: _TypeAlias = AuditPrivacyRequest  # noqa: Y015
 
 @_typing.final
 class AuditPrivacyProgress(_message.Message):
+    """How far an audit has come."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PHASE_FIELD_NUMBER: _builtins.int
@@ -379,8 +423,11 @@ class AuditPrivacyProgress(_message.Message):
     phase: _builtins.str
     """"training" or "scoring"."""
     step: _builtins.int
+    """Steps done in this phase."""
     total_steps: _builtins.int
+    """Steps this phase takes."""
     elapsed_seconds: _builtins.float
+    """Seconds since the audit started."""
     def __init__(
         self,
         *,
@@ -424,31 +471,45 @@ class PrivacyAuditResult(_message.Message):
     SCORE_FIELD_NUMBER: _builtins.int
     JSON_FIELD_NUMBER: _builtins.int
     preset: _builtins.str
+    """The audited preset."""
     target_epsilon: _builtins.float
+    """The epsilon the run was calibrated to."""
     epsilon_claimed: _builtins.float
     """The epsilon the trained model's card states (the accountant's value for what ran)."""
     delta: _builtins.float
+    """Delta of the claim and of the bound."""
     epsilon_lower_bound: _builtins.float
     """With probability >= `confidence`, the mechanism is not (e, delta)-DP for any e below this."""
     confidence: _builtins.float
+    """Confidence of the bound, e.g. 0.95."""
     refuted: _builtins.bool
     """True when the lower bound exceeds the claimed epsilon: the claim is false."""
     canaries: _builtins.int
+    """Canaries m."""
     canaries_included: _builtins.int
+    """Canaries the coin flips put into the training set."""
     guesses: _builtins.int
     """Guesses made (half "in" on the highest scores, half "out" on the lowest) and how many were
     right, for the best point of the fixed guess grid (Bonferroni-corrected).
     """
     correct: _builtins.int
+    """Correct guesses at that point."""
     public_records: _builtins.int
+    """Public corpus records trained on beside the canaries."""
     epochs: _builtins.int
+    """Epochs of the audited run."""
     noise_multiplier: _builtins.float
+    """Noise multiplier of the audited run."""
     sample_rate: _builtins.float
+    """Poisson sample rate of the audited run."""
     steps: _builtins.int
+    """Noisy steps of the audited run."""
     wall_seconds: _builtins.float
+    """Wall-clock seconds the audit took."""
     method: _builtins.str
-    """The bound's method and the membership score, in words."""
+    """The bound's method, in words."""
     score: _builtins.str
+    """The membership score, in words."""
     json: _builtins.str
     """The full result as a JSON object (includes every point of the guess grid)."""
     def __init__(
@@ -485,14 +546,20 @@ Global___PrivacyAuditResult: _TypeAlias = PrivacyAuditResult  # noqa: Y015
 
 @_typing.final
 class AuditPrivacyEvent(_message.Message):
+    """One message of an audit's stream: progress events, then one result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PROGRESS_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def progress(self) -> Global___AuditPrivacyProgress: ...
+    def progress(self) -> Global___AuditPrivacyProgress:
+        """Progress of the running audit."""
+
     @_builtins.property
-    def result(self) -> Global___PrivacyAuditResult: ...
+    def result(self) -> Global___PrivacyAuditResult:
+        """The final result (the last message)."""
+
     def __init__(
         self,
         *,

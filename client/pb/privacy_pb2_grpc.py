@@ -73,13 +73,15 @@ class PrivacyServicer:
     """
 
     def GetBudget(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A dataset's budget: cap, composed spend, reservations, what remains.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListLedgerEntries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A dataset's ledger, oldest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

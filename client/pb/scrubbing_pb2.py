@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprivsynth/v1/scrubbing.proto\x12\x0cprivsynth.v1\"\"\n\x12\x41nalyzeTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\"I\n\x07PiiSpan\x12\x13\n\x0b\x65ntity_type\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x05\x12\r\n\x05score\x18\x04 \x01(\x01\";\n\x13\x41nalyzeTextResponse\x12$\n\x05spans\x18\x01 \x03(\x0b\x32\x15.privsynth.v1.PiiSpan\" \n\x10ScrubTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xa0\x01\n\x11ScrubTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12H\n\rentity_counts\x18\x02 \x03(\x0b\x32\x31.privsynth.v1.ScrubTextResponse.EntityCountsEntry\x1a\x33\n\x11\x45ntityCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xad\x01\n\tScrubbing\x12R\n\x0b\x41nalyzeText\x12 .privsynth.v1.AnalyzeTextRequest\x1a!.privsynth.v1.AnalyzeTextResponse\x12L\n\tScrubText\x12\x1e.privsynth.v1.ScrubTextRequest\x1a\x1f.privsynth.v1.ScrubTextResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprivsynth/v1/scrubbing.proto\x12\x0cprivsynth.v1\"\"\n\x12\x41nalyzeTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\"I\n\x07PiiSpan\x12\x13\n\x0b\x65ntity_type\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x05\x12\r\n\x05score\x18\x04 \x01(\x01\";\n\x13\x41nalyzeTextResponse\x12$\n\x05spans\x18\x01 \x03(\x0b\x32\x15.privsynth.v1.PiiSpan\" \n\x10ScrubTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xa0\x01\n\x11ScrubTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12H\n\rentity_counts\x18\x02 \x03(\x0b\x32\x31.privsynth.v1.ScrubTextResponse.EntityCountsEntry\x1a\x33\n\x11\x45ntityCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xad\x01\n\tScrubbing\x12R\n\x0b\x41nalyzeText\x12 .privsynth.v1.AnalyzeTextRequest\x1a!.privsynth.v1.AnalyzeTextResponse\x12L\n\tScrubText\x12\x1e.privsynth.v1.ScrubTextRequest\x1a\x1f.privsynth.v1.ScrubTextResponseBh\n\x14\x64\x65v.privsynth.api.v1B\x0eScrubbingProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'privsynth.v1.scrubbing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\024dev.privsynth.api.v1B\016ScrubbingProtoP\001Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1'
   _globals['_SCRUBTEXTRESPONSE_ENTITYCOUNTSENTRY']._loaded_options = None
   _globals['_SCRUBTEXTRESPONSE_ENTITYCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_ANALYZETEXTREQUEST']._serialized_start=46

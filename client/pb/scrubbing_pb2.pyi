@@ -20,10 +20,13 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class AnalyzeTextRequest(_message.Message):
+    """A text to analyse."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The text (non-empty, at most PRIVSYNTH_MAX_RECORD_BYTES of UTF-8)."""
     def __init__(
         self,
         *,
@@ -39,6 +42,8 @@ Global___AnalyzeTextRequest: _TypeAlias = AnalyzeTextRequest  # noqa: Y015
 
 @_typing.final
 class PiiSpan(_message.Message):
+    """One detected PII span."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTITY_TYPE_FIELD_NUMBER: _builtins.int
@@ -46,10 +51,13 @@ class PiiSpan(_message.Message):
     END_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     entity_type: _builtins.str
+    """Presidio entity type, e.g. "PERSON" or "EMAIL_ADDRESS"."""
     start: _builtins.int
-    """Character offsets (Unicode code points) into the request text."""
+    """Character offsets (Unicode code points) into the request text: start inclusive."""
     end: _builtins.int
+    """End offset, exclusive."""
     score: _builtins.float
+    """The recognizer's confidence in [0, 1]."""
     def __init__(
         self,
         *,
@@ -68,11 +76,15 @@ Global___PiiSpan: _TypeAlias = PiiSpan  # noqa: Y015
 
 @_typing.final
 class AnalyzeTextResponse(_message.Message):
+    """The spans found in the text."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SPANS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def spans(self) -> _containers.RepeatedCompositeFieldContainer[Global___PiiSpan]: ...
+    def spans(self) -> _containers.RepeatedCompositeFieldContainer[Global___PiiSpan]:
+        """Spans in order of their start offset."""
+
     def __init__(
         self,
         *,
@@ -88,10 +100,13 @@ Global___AnalyzeTextResponse: _TypeAlias = AnalyzeTextResponse  # noqa: Y015
 
 @_typing.final
 class ScrubTextRequest(_message.Message):
+    """A text to scrub."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The text (non-empty, at most PRIVSYNTH_MAX_RECORD_BYTES of UTF-8)."""
     def __init__(
         self,
         *,
@@ -107,6 +122,8 @@ Global___ScrubTextRequest: _TypeAlias = ScrubTextRequest  # noqa: Y015
 
 @_typing.final
 class ScrubTextResponse(_message.Message):
+    """The scrubbed text and what was replaced."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -132,6 +149,7 @@ class ScrubTextResponse(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     ENTITY_COUNTS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The text with every detected span replaced."""
     @_builtins.property
     def entity_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Entity type to number of replaced spans."""

@@ -27,20 +27,33 @@ class _JobState:
 class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     JOB_STATE_UNSPECIFIED: _JobState.ValueType  # 0
+    """Not set (never sent by the server)."""
     JOB_STATE_QUEUED: _JobState.ValueType  # 1
+    """Epsilon reserved, waiting for a worker (or a torchrun launch)."""
     JOB_STATE_RUNNING: _JobState.ValueType  # 2
+    """Training."""
     JOB_STATE_SUCCEEDED: _JobState.ValueType  # 3
+    """Finished; the model is ready and the spend committed."""
     JOB_STATE_FAILED: _JobState.ValueType  # 4
+    """Stopped by an error (`error_message`); charged what it consumed."""
     JOB_STATE_CANCELLED: _JobState.ValueType  # 5
+    """Stopped on request; charged what it consumed (nothing if it had not started)."""
 
-class JobState(_JobState, metaclass=_JobStateEnumTypeWrapper): ...
+class JobState(_JobState, metaclass=_JobStateEnumTypeWrapper):
+    """Where a job is in its life."""
 
 JOB_STATE_UNSPECIFIED: JobState.ValueType  # 0
+"""Not set (never sent by the server)."""
 JOB_STATE_QUEUED: JobState.ValueType  # 1
+"""Epsilon reserved, waiting for a worker (or a torchrun launch)."""
 JOB_STATE_RUNNING: JobState.ValueType  # 2
+"""Training."""
 JOB_STATE_SUCCEEDED: JobState.ValueType  # 3
+"""Finished; the model is ready and the spend committed."""
 JOB_STATE_FAILED: JobState.ValueType  # 4
+"""Stopped by an error (`error_message`); charged what it consumed."""
 JOB_STATE_CANCELLED: JobState.ValueType  # 5
+"""Stopped on request; charged what it consumed (nothing if it had not started)."""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
 class _LabelDistribution:
@@ -81,6 +94,8 @@ Global___LabelDistribution: _TypeAlias = LabelDistribution  # noqa: Y015
 
 @_typing.final
 class TrainingProgress(_message.Message):
+    """How far a job has come."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_FIELD_NUMBER: _builtins.int
@@ -90,12 +105,17 @@ class TrainingProgress(_message.Message):
     ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
     ETA_SECONDS_FIELD_NUMBER: _builtins.int
     step: _builtins.int
+    """Noisy steps taken."""
     total_steps: _builtins.int
+    """Noisy steps planned."""
     loss: _builtins.float
+    """Training loss of the latest step."""
     epsilon_spent: _builtins.float
     """Epsilon consumed so far, from the accountant."""
     elapsed_seconds: _builtins.float
+    """Seconds since training started."""
     eta_seconds: _builtins.float
+    """Estimated seconds to the end; 0 when unknown."""
     def __init__(
         self,
         *,
@@ -116,6 +136,8 @@ Global___TrainingProgress: _TypeAlias = TrainingProgress  # noqa: Y015
 
 @_typing.final
 class TrainingJob(_message.Message):
+    """A training job."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -138,10 +160,15 @@ class TrainingJob(_message.Message):
     dataset: _builtins.str
     """"datasets/{id}"."""
     state: Global___JobState.ValueType
+    """Where the job is."""
     target_epsilon: _builtins.float
+    """The epsilon reserved and trained to."""
     delta: _builtins.float
+    """The delta of the run."""
     epochs: _builtins.int
+    """Epochs over the dataset."""
     preset: _builtins.str
+    """Training preset (architecture, base model, batch and learning rate)."""
     model: _builtins.str
     """"models/{id}": the model this job produces."""
     error_message: _builtins.str
@@ -149,17 +176,25 @@ class TrainingJob(_message.Message):
     label_distribution: Global___LabelDistribution.ValueType
     """How the label distribution is released (UNSPECIFIED: the dataset has no labels)."""
     distributed: _builtins.bool
-    """Trained across processes by `torchrun -m privsynth.server.distributed_job --job <name>`
+    """Trained across processes by `torchrun -m privsynth.server.jobs.distributed --job <name>`
     (see CreateTrainingJobRequest.distributed) rather than by a server worker.
     """
     @_builtins.property
-    def progress(self) -> Global___TrainingProgress: ...
+    def progress(self) -> Global___TrainingProgress:
+        """Steps, loss and epsilon so far."""
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the job was created."""
+
     @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When training started (unset while queued)."""
+
     @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When the job ended (unset until then)."""
+
     def __init__(
         self,
         *,
@@ -189,6 +224,8 @@ Global___TrainingJob: _TypeAlias = TrainingJob  # noqa: Y015
 
 @_typing.final
 class CreateTrainingJobRequest(_message.Message):
+    """A job to create."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -222,13 +259,18 @@ class CreateTrainingJobRequest(_message.Message):
     DISTRIBUTED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
+    """"datasets/{id}": the dataset to train on."""
     target_epsilon: _builtins.float
+    """The epsilon to reserve and calibrate the noise to (> 0)."""
     delta: _builtins.float
-    """Unset means the dataset's delta."""
+    """Unset means a tenth of the dataset's delta cap (so that ten jobs fit under it)."""
     epochs: _builtins.int
     """Unset means 3."""
     preset: _builtins.str
-    """Unset means "small"."""
+    """Unset means "smollm2" (DP-LoRA on the public SmolLM2-135M base; FAILED_PRECONDITION,
+    reason BASE_MODEL_MISSING, on a server without that base). Others: "small",
+    "small-scratch", "tiny", "smollm2-full", and "hf:NAME" for a model the operator installed.
+    """
     label_distribution: Global___LabelDistribution.ValueType
     """Unset means DP when the dataset has labels."""
     label_epsilon_share: _builtins.float
@@ -237,7 +279,7 @@ class CreateTrainingJobRequest(_message.Message):
     """
     distributed: _builtins.bool
     """Train across processes: the epsilon is reserved now, exactly as for any job, and the job
-    stays QUEUED until `torchrun -m privsynth.server.distributed_job --job <name>` (the
+    stays QUEUED until `torchrun -m privsynth.server.jobs.distributed --job <name>` (the
     chart's training Job) claims it, trains on every rank and commits what it spent. Server
     workers never run such a job. The model is served like any other.
     """
@@ -287,10 +329,13 @@ Global___CreateTrainingJobRequest: _TypeAlias = CreateTrainingJobRequest  # noqa
 
 @_typing.final
 class GetTrainingJobRequest(_message.Message):
+    """Which job to get."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"jobs/{id}"."""
     def __init__(
         self,
         *,
@@ -306,6 +351,8 @@ Global___GetTrainingJobRequest: _TypeAlias = GetTrainingJobRequest  # noqa: Y015
 
 @_typing.final
 class ListTrainingJobsRequest(_message.Message):
+    """A page of the caller's jobs."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
@@ -314,7 +361,9 @@ class ListTrainingJobsRequest(_message.Message):
     dataset: _builtins.str
     """Optional filter: "datasets/{id}"."""
     page_size: _builtins.int
+    """Jobs per page; 0 means 50, at most 500."""
     page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page."""
     def __init__(
         self,
         *,
@@ -332,13 +381,18 @@ Global___ListTrainingJobsRequest: _TypeAlias = ListTrainingJobsRequest  # noqa: 
 
 @_typing.final
 class ListTrainingJobsResponse(_message.Message):
+    """One page of jobs, newest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingJob]: ...
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingJob]:
+        """The page's jobs."""
+
     def __init__(
         self,
         *,
@@ -355,10 +409,13 @@ Global___ListTrainingJobsResponse: _TypeAlias = ListTrainingJobsResponse  # noqa
 
 @_typing.final
 class CancelTrainingJobRequest(_message.Message):
+    """Which job to cancel."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"jobs/{id}"."""
     def __init__(
         self,
         *,
@@ -374,10 +431,13 @@ Global___CancelTrainingJobRequest: _TypeAlias = CancelTrainingJobRequest  # noqa
 
 @_typing.final
 class WatchTrainingJobRequest(_message.Message):
+    """Which job to follow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """"jobs/{id}"."""
     def __init__(
         self,
         *,
@@ -393,11 +453,15 @@ Global___WatchTrainingJobRequest: _TypeAlias = WatchTrainingJobRequest  # noqa: 
 
 @_typing.final
 class TrainingJobEvent(_message.Message):
+    """A snapshot of a job as it progresses."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def job(self) -> Global___TrainingJob: ...
+    def job(self) -> Global___TrainingJob:
+        """The job as it is now."""
+
     def __init__(
         self,
         *,

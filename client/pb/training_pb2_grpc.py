@@ -69,25 +69,32 @@ class TrainingServicer:
     """
 
     def CreateTrainingJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Plans the noise, reserves target_epsilon and queues the job. RESOURCE_EXHAUSTED (reason
+        BUDGET_EXCEEDED): over the dataset's remaining budget, nothing reserved;
+        FAILED_PRECONDITION (reason EPSILON_UNREACHABLE): no finite noise reaches target_epsilon.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTrainingJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One job. NOT_FOUND (reason JOB_NOT_FOUND): no such job, or one of another tenant.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTrainingJobs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The jobs the caller may see, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelTrainingJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stops a job: a queued one releases its reservation, a running one is charged what it
+        consumed. A job that has ended is returned unchanged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

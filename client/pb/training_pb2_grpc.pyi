@@ -36,9 +36,18 @@ class TrainingStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TrainingAsyncStub: ...
     CreateTrainingJob: _grpc.UnaryUnaryMultiCallable[_training_pb2.CreateTrainingJobRequest, _training_pb2.TrainingJob]
+    """Plans the noise, reserves target_epsilon and queues the job. RESOURCE_EXHAUSTED (reason
+    BUDGET_EXCEEDED): over the dataset's remaining budget, nothing reserved;
+    FAILED_PRECONDITION (reason EPSILON_UNREACHABLE): no finite noise reaches target_epsilon.
+    """
     GetTrainingJob: _grpc.UnaryUnaryMultiCallable[_training_pb2.GetTrainingJobRequest, _training_pb2.TrainingJob]
+    """One job. NOT_FOUND (reason JOB_NOT_FOUND): no such job, or one of another tenant."""
     ListTrainingJobs: _grpc.UnaryUnaryMultiCallable[_training_pb2.ListTrainingJobsRequest, _training_pb2.ListTrainingJobsResponse]
+    """The jobs the caller may see, newest first."""
     CancelTrainingJob: _grpc.UnaryUnaryMultiCallable[_training_pb2.CancelTrainingJobRequest, _training_pb2.TrainingJob]
+    """Stops a job: a queued one releases its reservation, a running one is charged what it
+    consumed. A job that has ended is returned unchanged.
+    """
     WatchTrainingJob: _grpc.UnaryStreamMultiCallable[_training_pb2.WatchTrainingJobRequest, _training_pb2.TrainingJobEvent]
     """Streams progress until the job reaches a terminal state."""
 
@@ -50,9 +59,18 @@ class TrainingAsyncStub(TrainingStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTrainingJob: _aio.UnaryUnaryMultiCallable[_training_pb2.CreateTrainingJobRequest, _training_pb2.TrainingJob]  # type: ignore[assignment]
+    """Plans the noise, reserves target_epsilon and queues the job. RESOURCE_EXHAUSTED (reason
+    BUDGET_EXCEEDED): over the dataset's remaining budget, nothing reserved;
+    FAILED_PRECONDITION (reason EPSILON_UNREACHABLE): no finite noise reaches target_epsilon.
+    """
     GetTrainingJob: _aio.UnaryUnaryMultiCallable[_training_pb2.GetTrainingJobRequest, _training_pb2.TrainingJob]  # type: ignore[assignment]
+    """One job. NOT_FOUND (reason JOB_NOT_FOUND): no such job, or one of another tenant."""
     ListTrainingJobs: _aio.UnaryUnaryMultiCallable[_training_pb2.ListTrainingJobsRequest, _training_pb2.ListTrainingJobsResponse]  # type: ignore[assignment]
+    """The jobs the caller may see, newest first."""
     CancelTrainingJob: _aio.UnaryUnaryMultiCallable[_training_pb2.CancelTrainingJobRequest, _training_pb2.TrainingJob]  # type: ignore[assignment]
+    """Stops a job: a queued one releases its reservation, a running one is charged what it
+    consumed. A job that has ended is returned unchanged.
+    """
     WatchTrainingJob: _aio.UnaryStreamMultiCallable[_training_pb2.WatchTrainingJobRequest, _training_pb2.TrainingJobEvent]  # type: ignore[assignment]
     """Streams progress until the job reaches a terminal state."""
 
@@ -66,28 +84,37 @@ class TrainingServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _training_pb2.CreateTrainingJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_training_pb2.TrainingJob, _abc.Awaitable[_training_pb2.TrainingJob]]: ...
+    ) -> _typing.Union[_training_pb2.TrainingJob, _abc.Awaitable[_training_pb2.TrainingJob]]:
+        """Plans the noise, reserves target_epsilon and queues the job. RESOURCE_EXHAUSTED (reason
+        BUDGET_EXCEEDED): over the dataset's remaining budget, nothing reserved;
+        FAILED_PRECONDITION (reason EPSILON_UNREACHABLE): no finite noise reaches target_epsilon.
+        """
 
     @_abc_1.abstractmethod
     def GetTrainingJob(
         self,
         request: _training_pb2.GetTrainingJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_training_pb2.TrainingJob, _abc.Awaitable[_training_pb2.TrainingJob]]: ...
+    ) -> _typing.Union[_training_pb2.TrainingJob, _abc.Awaitable[_training_pb2.TrainingJob]]:
+        """One job. NOT_FOUND (reason JOB_NOT_FOUND): no such job, or one of another tenant."""
 
     @_abc_1.abstractmethod
     def ListTrainingJobs(
         self,
         request: _training_pb2.ListTrainingJobsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_training_pb2.ListTrainingJobsResponse, _abc.Awaitable[_training_pb2.ListTrainingJobsResponse]]: ...
+    ) -> _typing.Union[_training_pb2.ListTrainingJobsResponse, _abc.Awaitable[_training_pb2.ListTrainingJobsResponse]]:
+        """The jobs the caller may see, newest first."""
 
     @_abc_1.abstractmethod
     def CancelTrainingJob(
         self,
         request: _training_pb2.CancelTrainingJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_training_pb2.TrainingJob, _abc.Awaitable[_training_pb2.TrainingJob]]: ...
+    ) -> _typing.Union[_training_pb2.TrainingJob, _abc.Awaitable[_training_pb2.TrainingJob]]:
+        """Stops a job: a queued one releases its reservation, a running one is charged what it
+        consumed. A job that has ended is returned unchanged.
+        """
 
     @_abc_1.abstractmethod
     def WatchTrainingJob(
