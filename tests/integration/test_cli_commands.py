@@ -129,9 +129,12 @@ def test_cli_finds_inspects_cancels_and_deletes(
     assert f"name: {dataset['name']}" in capsys.readouterr().out
 
     # A queued job (the budget allows one at eps 2) is cancelled and found by dataset.
-    assert main([*target, "train", ds_id, "--epsilon", "2", "--preset", "tiny", "--no-watch"]) == 0
-    job = re.search(r"job (jobs/[0-9a-f]+) -> model (models/[0-9a-f]+)", capsys.readouterr().out)
-    assert job, "no job line"
+    train = ["train", ds_id, "--epsilon", "2", "--preset", "tiny", "--no-watch", "--json"]
+    assert main([*target, *train]) == 0
+    created = capsys.readouterr()
+    job = re.search(r"job (jobs/[0-9a-f]+) -> model (models/[0-9a-f]+)", created.err)
+    assert job, "no job line on stderr"
+    assert json.loads(created.out)["name"] == job.group(1)  # stdout: the job, as JSON only
     assert main([*target, "jobs", "cancel", job.group(1), "--json"]) == 0
     assert _json(capsys)["state"] in ("JOB_STATE_CANCELLED", "JOB_STATE_RUNNING")
     assert main([*target, "jobs", "list", "--dataset", dataset["name"], "--json"]) == 0
@@ -157,3 +160,6 @@ def test_cli_finds_inspects_cancels_and_deletes(
     assert _json(capsys) == {"name": dataset["name"], "deleted": True}
     assert main([*target, "datasets", "get", ds_id]) == ExitCode.NOT_FOUND
     assert "DATASET_NOT_FOUND" in capsys.readouterr().err
+    assert main([*target, "audit", "verify", "--json"]) == 0
+    verified = _json(capsys)
+    assert verified["ok"] is True and verified["problems"] == [] and verified["entries"] > 0
