@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         artifact_store_options: fsspec filesystem options as JSON, e.g.
             ``{"endpoint_url": "http://minio:9000"}``; credentials come from the backend's own
             environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, workload identity).
+        holdout_fraction: Share of a dataset's privacy units a training job holds out of
+            training, to evaluate its model against (``privacy.holdout``), unless the request
+            says otherwise; datasets too small for it train on every record and their models
+            cannot be evaluated. 0 disables holdouts.
+        evaluation_workers: Quality reports (EvaluateModel) computed at once in this process;
+            0 makes a replica that accepts none.
         migrate_on_start: Upgrade the database schema at start-up (default). Turn it off where
             a separate step migrates before the servers start (the Helm chart's pre-install /
             pre-upgrade Job); the server then refuses to start on a schema that is not current.
@@ -168,6 +174,9 @@ class Settings(BaseSettings):
     artifact_store_url: str = ""
     artifact_store_options: dict[str, Any] = Field(default_factory=dict)
     migrate_on_start: bool = True
+    # -- quality reports (issue 15) --
+    holdout_fraction: float = Field(default=0.1, ge=0, le=0.5)  # holdout.MAX_FRACTION
+    evaluation_workers: int = Field(default=1, ge=0)
 
     @model_validator(mode="after")
     def _check_tls(self) -> Settings:

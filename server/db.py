@@ -37,6 +37,7 @@ __all__ = [
     "Base",
     "Database",
     "DatasetRow",
+    "EvaluationRow",
     "JobRow",
     "LedgerRow",
     "ModelRow",
@@ -133,6 +134,9 @@ class JobRow(Base):
     # this job and reserves nothing twice (revision 0008; see request_ids).
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Share of privacy units held out of training for evaluation (privacy.holdout); None on
+    # jobs created before revision 0009, which trained on every record.
+    holdout_fraction: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (Index("ix_jobs_tenant_request_id", "tenant", "request_id", unique=True),)
 
@@ -152,6 +156,34 @@ class ModelRow(Base):
     weights_path: Mapped[str] = mapped_column(String(300), default="")
     weights_sha256: Mapped[str] = mapped_column(String(64), default="")
     tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")
+
+
+class EvaluationRow(Base):
+    """A quality-report job of a model (revision 0009); its report is a stored artifact."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(32), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    sample_count: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    stages_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stages_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The process running it and its last sign of life: a reader fails an evaluation whose
+    # process stopped renewing (it is not resumed; running it again is cheap).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    report_path: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    report_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    actor: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class LedgerRow(Base):

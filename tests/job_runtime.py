@@ -2,12 +2,14 @@
 
 Shared by the job tests (resume, admission, distributed, safe retries): each builds its runtime
 with its own settings through :func:`job_runtime` and its datasets through :func:`add_dataset`,
-which writes a scrubbed shard of public fortunes straight to the store (no upload, no scrubbing).
+which writes a scrubbed shard of public fortunes straight to the store (no upload, no scrubbing),
+and waits for a job to end with :func:`wait_for_job`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 from corpus import fortunes
 from privsynth.server.config import Settings
-from privsynth.server.db import Database, DatasetRow, new_id, utcnow
+from privsynth.server.db import Database, DatasetRow, JobRow, new_id, utcnow
 from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
 from privsynth.server.storage import ArtifactStore
@@ -74,3 +76,16 @@ def add_dataset(
     with rt.db.session() as s:
         s.add(row)
     return row.id
+
+
+def wait_for_job(rt: Runtime, job_id: str, timeout: float = 240.0) -> JobRow:
+    """The job's row once it has ended (SUCCEEDED, FAILED or CANCELLED); fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with rt.db.session() as s:
+            row = s.get(JobRow, job_id)
+            assert row is not None
+            if row.state in {"SUCCEEDED", "FAILED", "CANCELLED"}:
+                return row
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.05)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from privsynth.models.dp_train import (
     Checkpointing,
+    Example,
     TrainingInterrupted,
     TrainResult,
 )
 from privsynth.server.db import DatasetRow, JobRow
+from privsynth.server.privacy import holdout
 from privsynth.server.runtime import Runtime
 from sqlalchemy.orm import Session
 
@@ -70,6 +72,10 @@ class RunnerState(ABC):
         label_released: bool = False,
     ) -> None:
         """Defined in :mod:`privsynth.server.jobs.endings`."""
+
+    @abstractmethod
+    def holdout_split(self, job: JobRow, examples: list[Example]) -> holdout.Split:
+        """Defined in :mod:`privsynth.server.jobs.execution`."""
 
     @abstractmethod
     def _lease_expired(self, job: JobRow, now: datetime) -> bool:

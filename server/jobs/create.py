@@ -29,7 +29,7 @@ from privsynth.server.jobs.requests import (
     JobSpec,
     _live_dataset,
 )
-from privsynth.server.privacy import audit, ledger
+from privsynth.server.privacy import audit, holdout, ledger
 from privsynth.server.privacy.accounting import (
     DEFAULT_LABEL_EPSILON_SHARE,
     MAX_NOISE_MULTIPLIER,
@@ -113,8 +113,9 @@ class JobCreation(RunnerState):
         config = DPConfig.for_preset(
             spec.preset, target_epsilon=spec.target_epsilon, target_delta=delta, epochs=spec.epochs
         )
+        holdout_fraction, n_train = self._holdout(spec, dataset)
         try:
-            config.validate(dataset.record_count)
+            config.validate(n_train)
         except TrainingConfigError as exc:
             if exc.field == "dataset":
                 raise FailedPrecondition(
@@ -125,7 +126,11 @@ class JobCreation(RunnerState):
             raise InvalidArgument(str(exc), field=exc.field) from None
         label_release = self._label_release(spec, dataset, actor)
         plan = self._plan(
-            config, dataset.record_count, label_release.get("epsilon_share"), is_active=is_active
+            config,
+            n_train,
+            label_release.get("epsilon_share"),
+            is_active=is_active,
+            dataset_records=dataset.record_count,
         )
         job_id, model_id = new_id(), new_id()
         now = utcnow()
@@ -155,6 +160,7 @@ class JobCreation(RunnerState):
             runner=TORCHRUN if spec.distributed else WORKER,
             request_id=spec.request_id,
             request_hash=digest,
+            holdout_fraction=holdout_fraction,
         )
         try:
             with self.runtime.db.session() as s:
@@ -207,6 +213,36 @@ class JobCreation(RunnerState):
         if not spec.distributed:  # (a torchrun job waits for its launch; see distributed_job)
             self.submit(job_id)
         return job
+
+    def _holdout(self, spec: JobSpec, dataset: DatasetRow) -> tuple[float, int]:
+        """The job's holdout fraction and the records it will train on.
+
+        A requested fraction the dataset is too small for is refused, naming the minimum. The
+        server's default is applied only where it fits: a smaller dataset trains on every
+        record (fraction 0), as before holdouts, and its model card says why it has none.
+
+        Raises:
+            FailedPrecondition: A requested holdout needs more privacy units than the dataset
+                has.
+        """
+        explicit = spec.holdout_fraction is not None
+        fraction = (
+            spec.holdout_fraction
+            if spec.holdout_fraction is not None
+            else self.runtime.settings.holdout_fraction
+        )
+        unit = "user" if dataset.privacy_unit == "user" and dataset.user_count else "record"
+        units = dataset.user_count if unit == "user" else dataset.record_count
+        if fraction <= 0:
+            return 0.0, dataset.record_count
+        if units < holdout.minimum_units(fraction):
+            if explicit:
+                holdout.check_size(units, fraction, unit=unit)
+            return 0.0, dataset.record_count
+        records = holdout.training_records(
+            records=dataset.record_count, units=units, unit=unit, fraction=fraction
+        )
+        return fraction, records
 
     def _refused(
         self,
@@ -296,8 +332,12 @@ class JobCreation(RunnerState):
         label_share: float | None = None,
         *,
         is_active: Callable[[], bool] | None = None,
+        dataset_records: int | None = None,
     ) -> DpSgdPlan:
         """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
+
+        ``n_records`` are the records the job trains on; ``dataset_records``, when more (a
+        holdout is kept out), is named in the refusal too.
 
         Raises:
             FailedPrecondition: ε too small to reach with σ ≤ the cap for this data size and
@@ -333,7 +373,12 @@ class JobCreation(RunnerState):
         except UnreachableEpsilon as exc:
             raise FailedPrecondition(
                 f"target_epsilon {config.target_epsilon:g} is out of reach: with n={n_records} "
-                f"records, batch={expected_batch_size(n_records, config.batch_size)} (sample rate "
+                + (
+                    f"training records (n={dataset_records} less the holdout)"
+                    if dataset_records and dataset_records != n_records
+                    else "records"
+                )
+                + f", batch={expected_batch_size(n_records, config.batch_size)} (sample rate "
                 f"{exc.sample_rate:.3g}) and epochs={config.epochs} ({exc.steps} noisy steps), "
                 f"the smallest epsilon reachable at delta={config.target_delta:.3g} with noise "
                 f"multiplier <= {MAX_NOISE_MULTIPLIER:g} is {exc.smallest_epsilon:.3g}"

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(target=_renew_until, args=(runner, renewing), daemon=True).start()
         try:
             result = train_dp(
-                runner.load_examples(dataset),
+                runner.load_examples(dataset, job),
                 config=runner.training_config(job, dataset),
                 tokenizer=tokenizer_for_preset(job.preset),
                 on_progress=runner.progress_recorder(job_id) if rank == 0 else None,

@@ -14,10 +14,11 @@ from privsynth.models.dp_train import (
 )
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, utcnow
 from privsynth.server.jobs.base import RunnerState
-from privsynth.server.privacy import labels, ledger
+from privsynth.server.privacy import holdout, labels, ledger
 from privsynth.server.privacy.accounting import (
     job_epsilon,
 )
+from privsynth.server.shards import read_examples
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class JobEndings(RunnerState):
         card = dict(result.card)
         card["dataset"] = f"datasets/{dataset.id}"
         card["privacy_unit"] = dataset.privacy_unit
+        card["holdout"] = self._holdout_card(job, dataset)
         epsilon_total = self._release_labels(job, result.examples, card, result.epsilon_spent)
         with runtime.db.session() as s:
             row = self._locked(s, job_id)
@@ -134,6 +136,18 @@ class JobEndings(RunnerState):
                 label_released=True,
             )
         self._drop_checkpoint(job_id)
+
+    def _holdout_card(self, job: JobRow, dataset: DatasetRow) -> dict[str, Any]:
+        """What the card says about the job's holdout (counts and a fingerprint only)."""
+        if not job.holdout_fraction:
+            why = (
+                "the job was created before holdouts existed"
+                if job.holdout_fraction is None
+                else "holdout_fraction 0, or the dataset was below the minimum for the default"
+            )
+            return {"fraction": 0.0, "records": 0, "note": f"no holdout: {why}"}
+        split = self.holdout_split(job, read_examples(self.runtime.store, dataset))
+        return holdout.card_entry(split, job.holdout_fraction)
 
     @staticmethod
     def _release_labels(

@@ -23,9 +23,22 @@ from privsynth.models.family import tokenizer_for_preset
 from privsynth.server.db import DatasetRow, JobRow
 from privsynth.server.jobs.base import RunnerState
 from privsynth.server.jobs.requests import TERMINAL_STATES
+from privsynth.server.privacy import holdout
 from privsynth.server.shards import read_examples
 
 log = logging.getLogger(__name__)
+
+
+def training_records(job: JobRow, dataset: DatasetRow) -> int:
+    """Records ``job`` trains on (the dataset's less its holdout), as creation planned them."""
+    fraction = job.holdout_fraction or 0.0
+    user_level = dataset.privacy_unit == "user" and dataset.user_count > 0
+    return holdout.training_records(
+        records=dataset.record_count,
+        units=dataset.user_count if user_level else dataset.record_count,
+        unit="user" if user_level else "record",
+        fraction=fraction,
+    )
 
 
 class JobExecution(RunnerState):
@@ -143,7 +156,7 @@ class JobExecution(RunnerState):
             import torch
 
             torch.set_num_threads(runtime.settings.torch_threads)
-            examples = self.load_examples(dataset)
+            examples = self.load_examples(dataset, job)
             result = train_dp(
                 examples,
                 config=config,
@@ -169,8 +182,9 @@ class JobExecution(RunnerState):
         overrides: dict[str, Any] = {}
         if job.sample_rate:
             # The batch the ledger reserved for (q = batch / n), even if the preset's default
-            # changed since the job was submitted.
-            overrides["batch_size"] = max(1, round(job.sample_rate * dataset.record_count))
+            # changed since the job was submitted; n is what remains after the holdout.
+            n = training_records(job, dataset)
+            overrides["batch_size"] = max(1, round(job.sample_rate * n))
         if self.runtime.settings.max_physical_batch_size:
             overrides["max_physical_batch_size"] = self.runtime.settings.max_physical_batch_size
         return DPConfig.for_preset(
@@ -240,6 +254,23 @@ class JobExecution(RunnerState):
         log.info("job %s suspended at step %d for shutdown; resumes on restart", job_id, exc.steps)
         return True
 
-    def load_examples(self, dataset: DatasetRow) -> list[Example]:
-        """The dataset's scrubbed records, checked against the shard's content hash."""
-        return read_examples(self.runtime.store, dataset)
+    def load_examples(self, dataset: DatasetRow, job: JobRow | None = None) -> list[Example]:
+        """The records ``job`` trains on: the dataset's scrubbed records less its holdout.
+
+        The shard is checked against its content hash; the holdout is recomputed from the
+        server's secret and the job id (:mod:`privsynth.server.privacy.holdout`), so a resumed
+        run trains on exactly the records the first part did.
+        """
+        examples = read_examples(self.runtime.store, dataset)
+        if job is None or not job.holdout_fraction:
+            return examples
+        return self.holdout_split(job, examples).training
+
+    def holdout_split(self, job: JobRow, examples: list[Example]) -> holdout.Split:
+        """``job``'s split of the dataset's ``examples`` (all of them, in shard order)."""
+        return holdout.split(
+            examples,
+            fraction=job.holdout_fraction or 0.0,
+            key=self.runtime.user_key,
+            job_id=job.id,
+        )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.server.db import DatasetRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
-from privsynth.server.privacy import labels
+from privsynth.server.privacy import holdout, labels
 from privsynth.server.privacy.caps import check_job_delta, check_target_epsilon
 from privsynth.server.request_ids import check_request_id, request_digest
 from privsynth.server.runtime import Runtime
@@ -84,8 +84,11 @@ class JobSpec:
         public_label_weights: dict[str, float] | None = None,
         distributed: bool = False,
         request_id: str = "",
+        holdout_fraction: float | None = None,
     ) -> None:
         check_target_epsilon(target_epsilon)
+        if holdout_fraction is not None:
+            holdout.check_fraction(holdout_fraction)
         if delta is not None:
             check_job_delta(delta)
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
@@ -121,22 +124,25 @@ class JobSpec:
         self.delta = delta
         self.epochs = epochs
         self.preset = preset
+        self.holdout_fraction = holdout_fraction
+        """Share of privacy units held out for evaluation; None: the server's default."""
 
     def digest(self) -> str:
         """A digest of the parameters, to tell a retry (same id) from a reused id."""
-        return request_digest(
-            {
-                "dataset": self.dataset_id,
-                "target_epsilon": self.target_epsilon,
-                "delta": self.delta,
-                "epochs": self.epochs,
-                "preset": self.preset,
-                "label_distribution": self.label_distribution,
-                "label_epsilon_share": self.label_epsilon_share,
-                "public_label_weights": sorted(self.public_label_weights.items()),
-                "distributed": self.distributed,
-            }
-        )
+        params: dict[str, object] = {
+            "dataset": self.dataset_id,
+            "target_epsilon": self.target_epsilon,
+            "delta": self.delta,
+            "epochs": self.epochs,
+            "preset": self.preset,
+            "label_distribution": self.label_distribution,
+            "label_epsilon_share": self.label_epsilon_share,
+            "public_label_weights": sorted(self.public_label_weights.items()),
+            "distributed": self.distributed,
+        }
+        if self.holdout_fraction is not None:  # (digests of earlier requests stay the same)
+            params["holdout_fraction"] = self.holdout_fraction
+        return request_digest(params)
 
 
 def _check_label_request(mode: str, share: float | None, weights: dict[str, float] | None) -> None:
