@@ -50,6 +50,7 @@ __all__ = [
     "raw_header",
     "read_eml",
     "split_mbox",
+    "text_of_raw",
     "unfold",
 ]
 
@@ -235,7 +236,7 @@ def _has_surrogates(s: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in s)
 
 
-def _text_of_raw(s: str) -> str:
+def text_of_raw(s: str) -> str:
     """Header text parsed from bytes: raw 8-bit (kept as surrogates) read as UTF-8 or Latin-1."""
     if not _has_surrogates(s):
         return s
@@ -274,7 +275,7 @@ def decode_header_text(value: str) -> str:
     Never raises: an encoded word in an unknown charset or with a broken payload is decoded as
     well as it can be (unknown charsets as UTF-8, else Latin-1).
     """
-    text = _text_of_raw(unfold(str(value)))
+    text = text_of_raw(unfold(str(value)))
     if "=?" not in text:
         return text
     try:
@@ -294,7 +295,7 @@ def addresses(value: str) -> list[tuple[str, str]]:
     (``=?utf-8?q?Smith=2C_John?=``) cannot split one mailbox into two. Empty pairs (groups such
     as ``undisclosed-recipients:;``) are left out.
     """
-    pairs = getaddresses([unfold(_text_of_raw(str(value)))])
+    pairs = getaddresses([unfold(text_of_raw(str(value)))])
     return [(decode_header_text(n).strip(), a.strip()) for n, a in pairs if n.strip() or a.strip()]
 
 

@@ -78,6 +78,7 @@ from privsynth.client.mailfiles import (
     malformed_reason,
     parse_message,
     raw_header,
+    text_of_raw,
     unfold,
 )
 from privsynth.client.sources import SourceStats, detect_format, read_messages
@@ -211,11 +212,11 @@ _IPV4 = r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
 _IPV6 = (
     r"(?:IPv6:|(?<![\w:]))(?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){3})[0-9A-Fa-f:.]{3,}(?![\w:])"
 )
-_HOST = r"(?<![\w.@-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w-])"
+_HOST = r"(?<![\w.@-])(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}(?![\w-])"
 _TRACE = re.compile(
     rf"(?P<email>[\w.+=-]+@[\w-]+(?:\.[\w-]+)*)|(?P<ip>{_IPV4}|{_IPV6})|(?P<host>{_HOST})"
     r"|(?:^|(?<=[\s(]))(?:from|by|helo=?|ehlo=?)\s*(?P<label>(?!localhost\b|uid\b|unknown\b)"
-    r"[A-Za-z][\w-]*)(?=[\s;)]|$)",
+    r"[^\W\d_][\w-]*)(?=[\s;)]|$)",
     re.I,
 )
 _MSGID = re.compile(r"<([^<>\s]*)>")
@@ -468,6 +469,7 @@ class MailScrubber:
 
     def _encode(self, name: str, text: str, job: _Job) -> str:
         """A header value for ``text``: plain ASCII when it can be, RFC 2047 otherwise."""
+        text = text_of_raw(text)  # raw 8-bit bytes kept from the input become characters
         if text.isascii() and len(name) + len(text) < 76 and "\n" not in text:
             return text
         header = Header(text, "us-ascii" if text.isascii() else "utf-8", header_name=name)
@@ -505,7 +507,7 @@ class MailScrubber:
         job.finishers.append(join)
 
     def _ids(self, job: _Job, entry: list[str], group: list[tuple[str, Sink]]) -> None:
-        value = unfold(entry[1])
+        value = text_of_raw(unfold(entry[1]))
         pieces: list[str] = []
         texts: dict[int, str] = {}
         at = 0
@@ -528,7 +530,7 @@ class MailScrubber:
         self._template(job, entry, pieces, texts, group)
 
     def _trace(self, job: _Job, entry: list[str], group: list[tuple[str, Sink]]) -> None:
-        value = unfold(entry[1])
+        value = text_of_raw(unfold(entry[1]))
         route, semi, date = value.rpartition(";")
         if not semi:
             route, date = value, ""
@@ -567,8 +569,11 @@ class MailScrubber:
 
         def quote(i: int, text: str) -> Sink:
             def sink(scrubbed: str) -> None:
-                if scrubbed != text:
-                    pieces[i] = '"' + scrubbed.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                if scrubbed == text:
+                    return
+                if not scrubbed.isascii():  # as mail clients write non-ASCII file names
+                    scrubbed = Header(scrubbed, "utf-8").encode(maxlinelen=0)
+                pieces[i] = '"' + scrubbed.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
             return sink
 
@@ -576,8 +581,7 @@ class MailScrubber:
             group.append((text, quote(i, text)))
 
         def join() -> None:
-            joined = "".join(pieces)
-            entry[1] = joined if joined.isascii() else self._encode(entry[0], joined, job)
+            entry[1] = "".join(pieces)  # untouched pieces stay as found, raw bytes included
 
         job.finishers.append(join)
 

@@ -385,3 +385,20 @@ def test_upload_of_mail_records_stores_scrubbed_subject_and_body(
             ingest(rt, DatasetSpec("x", record_format="mbox"), records)
     finally:
         db.close()
+
+
+def test_raw_8bit_headers_are_written_back(scrubber: Scrubber, tmp_path: Path) -> None:
+    """Raw Latin-1 bytes in header fields (no encoded words) must not stop a message."""
+    msg = (
+        b"Received: from h\xf6st.example.net ([192.0.2.9]) by mx.example.org; "
+        b"Thu, 22 Aug 2002 07:36:16 -0400\n"
+        b"Message-ID: <ren\xe9e.1@example.org>\n"
+        b"From: Ren\xe9e Zylberstein <rz@example.org>\n"
+        b"Subject: Caf\xe9 with Horatio Quimby\n"
+        b'Content-Type: text/plain; charset=iso-8859-1; name="Quimby caf\xe9.txt"\n\n'
+        b"Ren\xe9e> ok\n"
+    )
+    (out,), report = _scrub(scrubber, tmp_path, msg)
+    assert report.records_out == 1 and report.malformed_count == 0
+    _assert_gone(_everything(out), "Renée", "Zylberstein", "Quimby", "hö", "192.0.2.9")
+    assert " with " in decode_header_text(out["Subject"])
