@@ -213,6 +213,7 @@ class DatasetMetadata(_message.Message):
     EPSILON_CAP_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RECORD_FORMAT_FIELD_NUMBER: _builtins.int
     display_name: _builtins.str
     """Human-readable name (at most 200 characters)."""
     epsilon_cap: _builtins.float
@@ -224,6 +225,13 @@ class DatasetMetadata(_message.Message):
     A retry with the same id returns the dataset the first attempt created and stores nothing
     twice; the same id with other metadata is INVALID_ARGUMENT. The client library sets one.
     """
+    record_format: _builtins.str
+    """What a record's text is: "" or "text" (plain text, the default), or "message/rfc822": one
+    e-mail message per record, as `privsynth upload` sends .eml and .mbox files (address
+    headers, Subject, an empty line, body text). The server then stores the scrubbed Subject
+    and body only, and replaces the message's own header names and addresses wherever they
+    recur in them. Any other value is INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -231,10 +239,11 @@ class DatasetMetadata(_message.Message):
         epsilon_cap: _builtins.float | None = ...,
         delta: _builtins.float | None = ...,
         request_id: _builtins.str = ...,
+        record_format: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epsilon_cap", b"_epsilon_cap", "delta", b"delta", "epsilon_cap", b"epsilon_cap"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epsilon_cap", b"_epsilon_cap", "delta", b"delta", "display_name", b"display_name", "epsilon_cap", b"epsilon_cap", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epsilon_cap", b"_epsilon_cap", "delta", b"delta", "display_name", b"display_name", "epsilon_cap", b"epsilon_cap", "record_format", b"record_format", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015

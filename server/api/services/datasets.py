@@ -72,6 +72,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             delta=meta.delta if meta.HasField("delta") else None,
             tenant=identity.tenant,
             request_id=check_request_id(meta.request_id),
+            record_format=meta.record_format,
         )
         earlier = earlier_upload(self.runtime, spec)
         if earlier is not None:
