@@ -23,8 +23,14 @@ US_DRIVER_LICENSE) are dropped and counted.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
-from collections import Counter
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from pii_eval_data import Example, Span
 
@@ -32,7 +38,7 @@ TYPE_MAP = {
     "PERSON": "PERSON",
     "STREET_ADDRESS": "STREET_ADDRESS",
     "GPE": "LOCATION",
-    "ZIP_CODE": "LOCATION",
+    "ZIP_CODE": "POSTCODE",
     "CREDIT_CARD": "CREDIT_CARD",
     "PHONE_NUMBER": "PHONE_NUMBER",
     "DATE_TIME": "DATE_TIME",
@@ -83,3 +89,173 @@ def presidio_evaluator_set(n: int, seed: int) -> tuple[list[Example], str, Count
         )
     digest = hashlib.sha256("\x00".join(e.text for e in examples).encode()).hexdigest()[:16]
     return examples, digest, dropped
+
+
+# --- the real-text set (hand-labelled, committed) -------------------------------------------
+
+REAL_TEXT_DIR = Path(__file__).resolve().parent / "data" / "pii_real"
+
+
+def real_text_split(record_id: str) -> str:
+    """The frozen split of a real-text record, from its id alone (docs/pii-labelling-guideline.md).
+
+    Fixed before any scoring: ``test`` is reported and never read while tuning, ``dev`` is.
+    """
+    return "test" if int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 5 < 3 else "dev"
+
+
+def real_text_set(split: str) -> tuple[list[Example], str, Counter[str]]:
+    """The hand-labelled real-text records of ``split`` (``dev``, ``test`` or ``all``).
+
+    Returns the examples (``domain`` = register), a digest of their texts, and the record count
+    per register.
+    """
+    examples: list[Example] = []
+    registers: Counter[str] = Counter()
+    for path in sorted(REAL_TEXT_DIR.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            rec_split = real_text_split(rec["id"])
+            if split != "all" and rec_split != split:
+                continue
+            registers[rec["register"]] += 1
+            examples.append(
+                Example(
+                    text=rec["text"],
+                    spans=tuple(Span(s, e, t) for s, e, t in rec["spans"]),
+                    domain=rec["register"],
+                    template_id=rec["id"],
+                    split=rec_split,
+                )
+            )
+    digest = hashlib.sha256("\x00".join(e.text for e in examples).encode()).hexdigest()[:16]
+    return examples, digest, registers
+
+
+# --- removal scoring: what a scrubber leaves behind ----------------------------------------
+
+#: Rows of the removal table, in order; types a corpus has no gold for print "n/a".
+REMOVAL_TYPES = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "POSTCODE",
+    "STREET_ADDRESS",
+    "LOCATION",
+    "DATE_TIME",
+    "IP_ADDRESS",
+    "URL",
+    "IBAN_CODE",
+    "US_SSN",
+)
+#: The issue's per-type targets (character-level recall >= 0.85).
+TARGET_TYPES = frozenset(
+    {"PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "POSTCODE", "STREET_ADDRESS"}
+)
+
+
+@dataclass
+class Removal:
+    """Counts for one system on one corpus: type-blind removal, as a scrubber's user sees it.
+
+    A gold span is *removed* when predictions (any type) cover at least half of its non-space
+    characters; ``chars`` is the share of gold non-space characters covered. A gold value
+    *survives* when it still occurs, case-insensitively and at word boundaries, in the text
+    with every prediction blanked out. Precision is over predicted non-space characters: the
+    share that lies inside some gold span (any type), per predicted type and overall; only
+    meaningful on fully labelled text (the real-text set).
+    """
+
+    spans: Counter[str] = field(default_factory=Counter)
+    removed: Counter[str] = field(default_factory=Counter)
+    gold_chars: Counter[str] = field(default_factory=Counter)
+    covered_chars: Counter[str] = field(default_factory=Counter)
+    survived: Counter[str] = field(default_factory=Counter)
+    pred_chars: Counter[str] = field(default_factory=Counter)
+    pred_in_gold: Counter[str] = field(default_factory=Counter)
+    misses: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    false_pos: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, ex: Example, preds: Sequence[Any]) -> None:
+        """Score one example's resolved predictions (objects with start, end, entity_type)."""
+        text = ex.text
+        covered: set[int] = set()
+        blanked = list(text)
+        for p in preds:
+            covered.update(i for i in range(p.start, p.end) if not text[i].isspace())
+            for i in range(p.start, p.end):
+                blanked[i] = "\x00"
+        output = "".join(blanked).casefold()
+        gold_cover: set[int] = set()
+        for g in ex.spans:
+            chars = {i for i in range(g.start, g.end) if not text[i].isspace()}
+            gold_cover |= chars
+            t = g.entity_type
+            self.spans[t] += 1
+            self.gold_chars[t] += len(chars)
+            hit = len(chars & covered)
+            self.covered_chars[t] += hit
+            if chars and 2 * hit >= len(chars):
+                self.removed[t] += 1
+            else:
+                self.misses[t].append(f"{text[g.start : g.end]!r} in {_context(text, g)!r}")
+            value = text[g.start : g.end].strip().casefold()
+            if value and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", output):
+                self.survived[t] += 1
+        for p in preds:
+            chars = {i for i in range(p.start, p.end) if not text[i].isspace()}
+            self.pred_chars[p.entity_type] += len(chars)
+            inside = len(chars & gold_cover)
+            self.pred_in_gold[p.entity_type] += inside
+            if chars and 2 * inside < len(chars):
+                self.false_pos[p.entity_type].append(
+                    f"{text[p.start : p.end]!r} in {_context(text, p)!r}"
+                )
+
+
+def _context(text: str, span: Any, width: int = 60) -> str:
+    return text[max(0, span.start - width) : span.end + width].replace("\n", " | ")
+
+
+def _r(a: int, b: int) -> str:
+    return f"{a / b:5.3f}" if b else "  n/a"
+
+
+def print_removal_table(title: str, tallies: dict[str, Removal], precision: bool) -> None:
+    """Per-type character recall, span recall, survival (and precision), one column per system."""
+    names = list(tallies)
+    first = tallies[names[0]]
+    cols = "chars  spans  surv" + ("  prec" if precision else "")
+    print(f"\n{title}")
+    print(f"{'type':15s} {'gold':>5s} | " + " | ".join(f"{n:^{len(cols)}s}" for n in names))
+    print(f"{'':15s} {'':>5s} | " + " | ".join(cols for _ in names))
+    types = [t for t in REMOVAL_TYPES if first.spans[t]] + sorted(
+        {t for r in tallies.values() for t in r.pred_chars} - set(REMOVAL_TYPES)
+    )
+    for t in types:
+        row = f"{t:15s} {first.spans[t]:5d} | "
+        cells = []
+        for r in tallies.values():
+            cell = (
+                f"{_r(r.covered_chars[t], r.gold_chars[t])}  {_r(r.removed[t], r.spans[t])} "
+                f"{_r(r.survived[t], r.spans[t])}"
+            )
+            if precision:
+                cell += f" {_r(r.pred_in_gold[t], r.pred_chars[t])}"
+            cells.append(cell)
+        print(row + " | ".join(cells))
+    row = f"{'ALL':15s} {sum(first.spans.values()):5d} | "
+    cells = []
+    for r in tallies.values():
+        cell = (
+            f"{_r(sum(r.covered_chars.values()), sum(r.gold_chars.values()))}  "
+            f"{_r(sum(r.removed.values()), sum(r.spans.values()))} "
+            f"{_r(sum(r.survived.values()), sum(r.spans.values()))}"
+        )
+        if precision:
+            cell += f" {_r(sum(r.pred_in_gold.values()), sum(r.pred_chars.values()))}"
+        cells.append(cell)
+    print(row + " | ".join(cells))

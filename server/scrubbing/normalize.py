@@ -8,6 +8,10 @@ happens on the *original* text: :class:`Normalized` maps every span found in the
 the original characters it came from, so a replaced span also covers the invisible characters
 inside it and no fragment of the identifier survives.
 
+Escaped line breaks (a backslash and ``n``, ``r`` or ``t``, as in JSON-escaped logs and
+exports) read as a space and a line break: "...Belgium\\n0484 84 01 64" would otherwise hide the
+phone number behind the letter ``n``. The replacement keeps the length, so offsets hold.
+
 NFKC is applied per cluster (a character plus the combining marks after it), which keeps the
 offset map exact; it equals whole-string NFKC except for rare cross-cluster compositions.
 """
@@ -61,12 +65,24 @@ class Normalized:
         return self.starts[min(start, last)], self.ends[min(end - 1, last)]
 
 
+_ESCAPES = {"\\n": " \n", "\\r": " \n", "\\t": "  "}
+
+
+def _unescape(text: str) -> str:
+    """Escaped line breaks and tabs as whitespace of the same length."""
+    if "\\" not in text:
+        return text
+    for escaped, plain in _ESCAPES.items():
+        text = text.replace(escaped, plain)
+    return text
+
+
 def normalize_for_analysis(text: str) -> Normalized:
     """Remove :data:`INVISIBLE` characters and apply NFKC, keeping an offset map."""
     if text.isascii() or (
         unicodedata.is_normalized("NFKC", text) and not any(c in INVISIBLE for c in text)
     ):
-        return Normalized(text)
+        return Normalized(_unescape(text))
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -83,4 +99,4 @@ def normalize_for_analysis(text: str) -> Normalized:
         starts.extend([i] * len(folded))
         ends.extend([j] * len(folded))
         i = j
-    return Normalized("".join(out), tuple(starts), tuple(ends), identity=False)
+    return Normalized(_unescape("".join(out)), tuple(starts), tuple(ends), identity=False)

@@ -125,9 +125,11 @@ class ResidualChecker:
         Long texts go in overlapping windows, as in the first pass
         (:func:`~privsynth.server.scrubbing.scrubber.analyze_windowed`).
         """
+        from privsynth.server.scrubbing.recognizers import apply_policy
+
         if self._analyzer is None:
             self.load()
-        return analyze_windowed(
+        found = analyze_windowed(
             self._analyzer,
             list(texts),
             language="en",
@@ -135,6 +137,9 @@ class ResidualChecker:
             batch_size=64,
             score_threshold=self.score_threshold,
         )
+        # The same policy as the first pass: a project URL the scrubber kept on purpose is
+        # no residue.
+        return [apply_policy(text, results) for text, results in zip(texts, found, strict=True)]
 
     def count_batch(
         self, texts: Sequence[str], own_spans: Sequence[Sequence[tuple[int, int]]]

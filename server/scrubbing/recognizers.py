@@ -49,6 +49,9 @@ from presidio_analyzer import (
 )
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer
+from privsynth.server.scrubbing.name_lexicon import load as load_name_asset
+from privsynth.server.scrubbing.not_personal import FILE_EXTENSIONS, not_personal
+from privsynth.server.scrubbing.phones import NationalPhoneRecognizer
 
 __all__ = [
     "AccountNumberRecognizer",
@@ -61,6 +64,7 @@ __all__ = [
     "RefiningAnalyzerEngine",
     "StreetAddressRecognizer",
     "TextDateRecognizer",
+    "apply_policy",
     "configure_registry",
     "is_explicit_date",
     "luhn_valid",
@@ -299,12 +303,17 @@ _IIN_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
     (3, 644, 649, frozenset(range(16, 20))),
     (2, 65, 65, frozenset(range(16, 20))),
     (4, 3528, 3589, frozenset(range(16, 20))),  # JCB
+    (2, 35, 35, frozenset({16})),  # JCB numbers as test generators and some issuers write them
+    (4, 1800, 1800, frozenset({15})),  # JCB, legacy 15-digit ranges
+    (4, 2131, 2131, frozenset({15})),
     (3, 300, 305, frozenset(range(14, 20))),  # Diners
     (2, 36, 36, frozenset(range(14, 20))),
     (2, 38, 39, frozenset(range(14, 20))),
     (2, 62, 62, frozenset(range(16, 20))),  # UnionPay
     (4, 2200, 2204, frozenset(range(16, 20))),  # Mir
-    (4, 5018, 5018, frozenset(range(12, 20))),  # Maestro
+    (2, 50, 50, frozenset(range(12, 20))),  # Maestro: 50 and 56-69, 12 to 19 digits
+    (2, 56, 69, frozenset(range(12, 20))),
+    (4, 5018, 5018, frozenset(range(12, 20))),
     (4, 5020, 5020, frozenset(range(12, 20))),
     (4, 5038, 5038, frozenset(range(12, 20))),
     (4, 5893, 5893, frozenset(range(12, 20))),
@@ -581,9 +590,18 @@ def name_lexicon() -> tuple[frozenset[str], frozenset[str]]:
         lasts.update(values(provider, "last_names"))
         lasts.update(values(provider, "last_romanized_names"))
     # Multi-word entries ("Ana Júlia") are matched word by word.
-    first = frozenset(w.casefold() for n in firsts for w in re.split(r"[ -]", n) if len(w) > 1)
-    last = frozenset(w.casefold() for n in lasts for w in re.split(r"[ -]", n) if len(w) > 1)
-    return first - _COMMON_WORDS, last - _COMMON_WORDS
+    first = {w.casefold() for n in firsts for w in re.split(r"[ -]", n) if len(w) > 1}
+    last = {w.casefold() for n in lasts for w in re.split(r"[ -]", n) if len(w) > 1}
+    # names-dataset's 105 countries (the committed asset, see name_lexicon.py).
+    asset = load_name_asset()
+    first |= asset.first
+    last |= asset.last
+    return frozenset(first) - _COMMON_WORDS, frozenset(last) - _COMMON_WORDS
+
+
+def single_names() -> frozenset[str]:
+    """First names that may stand alone as a PERSON (see :mod:`.name_lexicon`)."""
+    return load_name_asset().single - _COMMON_WORDS
 
 
 def _en_stop_words() -> frozenset[str]:
@@ -623,6 +641,11 @@ def _is_initial(tok: str) -> bool:
     return len(tok) == 2 and tok[0].isalpha() and tok[1] == "."
 
 
+def _bare_initial(tok: str) -> bool:
+    """A middle initial written without its dot ("Anes T Ivarsson")."""
+    return len(tok) == 1 and tok.isupper()
+
+
 def _capitalised(tok: str) -> bool:
     return (tok[:1].isupper() and not tok.isupper()) or (len(tok) > 1 and tok.istitle())
 
@@ -641,12 +664,19 @@ class NameLexiconRecognizer(LocalRecognizer):
     """
 
     SCORE = 0.5
+    #: A lone first name is weaker evidence than first name + surname.
+    SINGLE_SCORE = 0.4
 
     def __init__(
-        self, first_names: frozenset[str] | None = None, last_names: frozenset[str] | None = None
+        self,
+        first_names: frozenset[str] | None = None,
+        last_names: frozenset[str] | None = None,
+        single_names: frozenset[str] | None = None,
     ) -> None:
         self._first = first_names
         self._last = last_names
+        self._single: frozenset[str] = single_names or frozenset()
+        self._single_given = single_names is not None
         # Presidio's constructor calls load().
         super().__init__(supported_entities=["PERSON"], supported_language="en")
 
@@ -654,6 +684,8 @@ class NameLexiconRecognizer(LocalRecognizer):
         """Read the lexicon (cached per process)."""
         if self._first is None or self._last is None:
             self._first, self._last = name_lexicon()
+        if not self._single_given:
+            self._single = single_names()
 
     def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
         """Find first-name + surname sequences."""
@@ -666,12 +698,36 @@ class NameLexiconRecognizer(LocalRecognizer):
         while i < len(toks):
             end = self._match_at(text, toks, i, first, last, nlp_artifacts=nlp_artifacts)
             if end is None:
+                if self._single_at(text, toks, i, nlp_artifacts):
+                    out.append(_result(self, "PERSON", toks[i][0], toks[i][1], self.SINGLE_SCORE))
                 i += 1
                 continue
             stop = toks[end][1] - toks[end][2].endswith(".")
             out.append(_result(self, "PERSON", toks[i][0], stop, self.SCORE))
             i = end + 1
         return out
+
+    def _single_at(
+        self, text: str, toks: list[tuple[int, int, str]], i: int, nlp_artifacts: Any
+    ) -> bool:
+        """A stand-alone first name: in the single-name list, capitalised, a proper noun.
+
+        spaCy's tag, when the pipeline has a tagger, must say proper noun (a name list alone
+        would take "Ruby" in "Ruby on Rails" as readily as in "Ruby called"); before a colon
+        or a possessive the word names a speaker or an owner ("Calvin: ...", "Petra's kid").
+        The default pipeline runs without a tagger (for speed), so the list itself is the
+        gate there: only first names ranked high in some country and rare as English words.
+        """
+        start, end, word = toks[i]
+        if word.endswith(".") or not _capitalised(word) or word.isupper():
+            return False
+        if word.casefold() not in self._single:
+            return False
+        nxt = text[end : end + 2]
+        if nxt[:1] == ":" or nxt in ("'s", "’s"):
+            return True
+        pos = _pos_at(nlp_artifacts, start)
+        return pos in ("PROPN", "")  # "": the pipeline runs without a tagger
 
     @staticmethod
     def _match_at(
@@ -703,7 +759,7 @@ class NameLexiconRecognizer(LocalRecognizer):
             if text[prev_end:s] != " ":
                 break
             folded = tok.rstrip(".").casefold()
-            if _is_initial(tok) or folded in _PARTICLES:
+            if _is_initial(tok) or folded in _PARTICLES or (not lower and _bare_initial(tok)):
                 j += 1
                 continue
             if tok.endswith("."):
@@ -912,8 +968,9 @@ def refine_results(text: str, results: Iterable[Any]) -> list[Any]:
         ):
             continue
         kept.append(r)
+    kept = apply_policy(text, kept)
     patterns = [r for r in kept if not _is_ner(r)]
-    return [
+    refined = [
         r
         for r in kept
         if not _is_ner(r)
@@ -921,6 +978,169 @@ def refine_results(text: str, results: Iterable[Any]) -> list[Any]:
             p.entity_type != r.entity_type and p.start < r.end and r.start < p.end for p in patterns
         )
     ]
+    return refined + propagate_names(text, refined)
+
+
+#: Entity types the over-scrubbing policy (:mod:`.not_personal`) may exempt.
+_POLICY_TYPES = frozenset({"PERSON", "LOCATION", "ORGANIZATION"})
+#: File-name endings that Presidio's URL patterns take for top-level domains ("aors_n.asm").
+_FILE_TLDS = FILE_EXTENSIONS
+_PERSONAL_PATH = re.compile(
+    r"(?i)~|/(?:people|users?|u|home|staff|members?|profiles?|author|people\.)/|[?&][\w.-]+="
+    r"|/(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{12,}(?:/|$)"
+)
+
+
+#: Hosts of public reference pages: forges, package indexes, standards bodies, licences,
+#: documentation and encyclopedias. Their URLs name software and documents, not people.
+_PUBLIC_HOSTS = (
+    "github.com", "gitlab.com", "bitbucket.org", "sourceforge.net", "sf.net", "savannah.gnu.org",
+    "launchpad.net", "salsa.debian.org", "debian.org", "ubuntu.com", "python.org", "pypi.org",
+    "readthedocs.io", "readthedocs.org", "apache.org", "gnu.org", "fsf.org", "kernel.org",
+    "mozilla.org", "w3.org", "ietf.org", "rfc-editor.org", "opensource.org", "spdx.org",
+    "creativecommons.org", "wikipedia.org", "freedesktop.org", "gnome.org", "kde.org",
+    "cpan.org", "metacpan.org", "npmjs.com", "rubygems.org", "crates.io", "golang.org",
+    "pkg.go.dev", "maven.org", "java.com", "oracle.com", "microsoft.com", "google.com",
+    "googlesource.com", "chromium.org", "llvm.org", "gcc.gnu.org", "sqlite.org",
+    "postgresql.org", "mysql.com", "php.net", "perl.org", "ruby-lang.org", "rust-lang.org",
+    "nodejs.org", "docker.com", "kubernetes.io", "spacy.io", "pytorch.org", "numpy.org",
+    "scipy.org", "iana.org", "unicode.org", "iso.org",
+)  # fmt: skip
+_PERSONAL_HOST = re.compile(r"(?i)^(?:people|users?|members?|home|homepages?|~)\.")
+
+
+_LIST_PAGE = re.compile(r"(?i)/(?:mailman/listinfo|pipermail|mailman/options|lists?)/")
+_URL_CUE = re.compile(
+    r"(?i)(?:\b(?:my|our)\s+(?:own\s+)?(?:web\s*site|site|blog|page|home\s*page|portfolio"
+    r"|profile|photos?|pictures?|videos?|channel|feed|account)\b|\b(?:web\s*site|home\s*page"
+    r"|homepage|web|blog|profile)\s*:|\bshared\s+(?:\w+\s+){0,3}with\s+you|\bposted\s+a\s+"
+    r"(?:photo|picture|video|link)|\b(?:follow|find|reach|contact)\s+me\b)[^\n]{0,40}$"
+)
+
+
+def _url_kept(text: str, r: Any, others: Sequence[Any]) -> bool:
+    """Whether a URL detection is replaced: a URL that points at or identifies a person.
+
+    A URL is replaced when it has a personal path ("~jdoe", "/people/", a query string, a
+    long token: home pages, capability and tracking links) or host ("people.debian.org"),
+    when the text presents it as someone's ("my website is", "Homepage:", "shared files
+    with you"), or when it stands within two lines of a detected name or e-mail address (a
+    signature's or an AUTHORS entry's home page). Kept are pages on public reference hosts
+    (:data:`_PUBLIC_HOSTS`: forges, package indexes, standards, licences, documentation),
+    mailing-list pages, and URLs with no such sign (news articles, vendors' sites): they
+    name documents and organisations, not people. A match inside a file name
+    ("aors_n.asm", "LICENSE.md") is no URL at all.
+    """
+    url = text[r.start : r.end]
+    schemeless = "://" not in url and not url.casefold().startswith("www.")
+    after = text[r.end : r.end + 1]
+    before = text[r.start - 1 : r.start] if r.start else ""
+    if schemeless and ((after and (after.isalnum() or after == "_")) or before in ("_", "/", ".")):
+        return False
+    rest = url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0].split(":", 1)[0].rstrip(".").casefold()
+    if schemeless and host.rsplit(".", 1)[-1] in _FILE_TLDS:
+        return False
+    if _PERSONAL_PATH.search(rest) or _PERSONAL_HOST.match(host):
+        return True
+    host = host.removeprefix("www.")
+    if any(host == h or host.endswith("." + h) for h in _PUBLIC_HOSTS) or _LIST_PAGE.search(rest):
+        return False
+    if _URL_CUE.search(text[max(0, r.start - 120) : r.start]):
+        return True
+    lo = r.start
+    for _ in range(3):
+        lo = text.rfind("\n", 0, max(lo - 1, 0)) if lo > 0 else -1
+        if lo < 0:
+            break
+    hi = r.end
+    for _ in range(3):
+        hi = text.find("\n", hi + 1)
+        if hi < 0:
+            break
+    lo = max(lo, 0)
+    hi = len(text) if hi < 0 else hi
+    return any(
+        o.entity_type in ("PERSON", "EMAIL_ADDRESS") and lo <= o.start and o.end <= hi
+        for o in others
+    )
+
+
+def apply_policy(text: str, results: list[Any]) -> list[Any]:
+    """The over-scrubbing policy: drop what is not personal data (``docs/scrubbing-policy.md``).
+
+    Groups (spaCy's NRP: nationalities, religions, parties) are never replaced on their own;
+    names, places and organisations that are software, licence, header or calendar words are
+    kept (:func:`.not_personal.not_personal`); URLs only when personal (:func:`_url_kept`).
+    """
+    first = name_lexicon()[0]
+    out = []
+    for r in results:
+        if r.entity_type == "NRP":
+            continue
+        if r.entity_type in _POLICY_TYPES and not_personal(text[r.start : r.end], first):
+            continue
+        out.append(r)
+    return [r for r in out if r.entity_type != "URL" or _url_kept(text, r, out)]
+
+
+#: Metadata name of the results :func:`propagate_names` adds.
+PROPAGATION = "NamePropagation"
+_PROPAGATED_SCORE = 0.5
+
+
+def propagate_names(text: str, results: Sequence[Any]) -> list[Any]:
+    """Every other occurrence of a word of a detected name, as PERSON, in the same text.
+
+    Once "Sonoka Miki" is found, "Sonoka" alone later in the text is the same person, and in
+    mail "Guido van Rossum" in a header makes the quote prefix "Guido>" a name. Only words of
+    multi-word PERSON spans (or single ones of four letters or more) are propagated, only
+    where written with the same capitalisation, and never common words, so one weak
+    detection cannot spread a word like "Will" through a text.
+    """
+    words: set[str] = set()
+    for r in results:
+        if r.entity_type != "PERSON":
+            continue
+        toks = [t for t in _TOKEN.findall(text[r.start : r.end]) if not t.endswith(".")]
+        for tok in toks:
+            if (
+                len(tok) >= (3 if len(toks) > 1 else 4)
+                and _capitalised(tok)
+                and tok.casefold() not in _COMMON_WORDS
+                and tok.casefold() not in _EN_STOP
+            ):
+                words.add(tok)
+    if not words:
+        return []
+    taken = sorted((r.start, r.end) for r in results)
+    pattern = re.compile(
+        r"(?<![\w'’-])(?:"
+        + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+        + r")(?![\w])"
+    )
+    out = []
+    for m in pattern.finditer(text):
+        if any(s < m.end() and m.start() < e for s, e in taken):
+            continue
+        out.append(
+            RecognizerResult(
+                entity_type="PERSON",
+                start=m.start(),
+                end=m.end(),
+                score=_PROPAGATED_SCORE,
+                analysis_explanation=AnalysisExplanation(
+                    recognizer=PROPAGATION,
+                    original_score=_PROPAGATED_SCORE,
+                    textual_explanation="",
+                ),
+                recognition_metadata={
+                    RecognizerResult.RECOGNIZER_NAME_KEY: PROPAGATION,
+                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: PROPAGATION,
+                },
+            )
+        )
+    return out
 
 
 class FastContextAnalyzerEngine(AnalyzerEngine):
@@ -1057,6 +1277,7 @@ def configure_registry(registry: Any) -> None:
             _gate(rec, _URL_GATE)
     for recognizer in (
         InternationalPhoneRecognizer(),
+        NationalPhoneRecognizer(),
         LuhnCardRecognizer(),
         ContextNhsRecognizer(),
         StreetAddressRecognizer(),
