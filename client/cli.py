@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
-from privsynth.client import cli_resources
+from privsynth.client import cli_evaluate, cli_resources
 from privsynth.client.audit import AuditEntry, verify_chain
 from privsynth.client.cli_support import (
     UsageError,
@@ -237,6 +237,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             label_distribution=args.label_distribution,
             label_epsilon_share=args.label_epsilon_share,
             distributed=args.distributed,
+            holdout_fraction=args.holdout_fraction,
         )
         _say(
             args,
@@ -610,6 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reserve the epsilon now and leave the job for a torchrun launch across processes "
         "(privsynth.server.jobs.distributed; the chart's trainingJob) instead of a server worker",
     )
+    p.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=None,
+        help="share of records kept out of training so the model can be evaluated "
+        "(privsynth evaluate), 0..0.5; default: the server's (10%%); 0: none",
+    )
     p.add_argument("--no-watch", action="store_true", help="return after creating the job")
     p.set_defaults(func=cmd_train)
 
@@ -763,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_audit_privacy)
 
     cli_resources.register(sub)
+    cli_evaluate.register(sub)
 
     p = sub.add_parser(
         "serve",

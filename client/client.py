@@ -25,6 +25,8 @@ from privsynth.client.pagers import Pager
 from privsynth.client.pb import (
     datasets_pb2,
     datasets_pb2_grpc,
+    evaluation_pb2,
+    evaluation_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
     models_pb2,
@@ -189,6 +191,7 @@ class PrivsynthClient:
         self.generation = generation_pb2_grpc.GenerationStub(self.channel)
         self.privacy = privacy_pb2_grpc.PrivacyStub(self.channel)
         self.scrubbing = scrubbing_pb2_grpc.ScrubbingStub(self.channel)
+        self.evaluations = evaluation_pb2_grpc.EvaluationsStub(self.channel)
 
     def close(self) -> None:
         """Close the channel if this client opened it."""
@@ -355,6 +358,7 @@ class PrivsynthClient:
         public_label_weights: dict[str, float] | None = None,
         distributed: bool = False,
         request_id: str | None = None,
+        holdout_fraction: float | None = None,
         timeout: float | None = None,
     ) -> training_pb2.TrainingJob:
         """Reserve budget and start training a generator.
@@ -365,7 +369,9 @@ class PrivsynthClient:
         ``distributed`` reserves the ε now and leaves the job QUEUED for
         ``torchrun -m privsynth.server.jobs.distributed --job <name>`` (the chart's training Job).
         ``request_id`` (drawn here unless given) makes retries safe: a retry returns the job the
-        first attempt created and reserves nothing twice.
+        first attempt created and reserves nothing twice. ``holdout_fraction`` (default: the
+        server's, 10%) is the share of records kept out of training so the model can be
+        evaluated (:meth:`evaluate_model`); 0 keeps none.
         """
         req = requests.create_training_job(
             dataset,
@@ -378,6 +384,7 @@ class PrivsynthClient:
             public_label_weights=public_label_weights,
             distributed=distributed,
             request_id=request_id,
+            holdout_fraction=holdout_fraction,
         )
         result: training_pb2.TrainingJob = self.training.CreateTrainingJob(
             req, timeout=self._unary(timeout)
@@ -448,6 +455,64 @@ class PrivsynthClient:
                     raise
                 time.sleep(delay)
                 reconnects += 1
+
+    # -- quality reports ----------------------------------------------------------------------
+
+    @_translate
+    def evaluate_model(
+        self, model: str, *, sample_count: int = 0, timeout: float | None = None
+    ) -> evaluation_pb2.Evaluation:
+        """Start a quality report of ``model`` (a job; follow it with :meth:`watch_evaluation`).
+
+        It reads the model's training records and holdout again, which its DP guarantee does
+        not cover (the server records that in the audit log). ``sample_count``: synthetic
+        records to draw, 100..5000 (0: 1000).
+        """
+        result: evaluation_pb2.Evaluation = self.evaluations.EvaluateModel(
+            evaluation_pb2.EvaluateModelRequest(model=model, sample_count=sample_count),
+            timeout=self._unary(timeout),
+        )
+        return result
+
+    @_translate
+    def get_evaluation(
+        self, name: str, *, timeout: float | None = None
+    ) -> evaluation_pb2.Evaluation:
+        """One evaluation."""
+        result: evaluation_pb2.Evaluation = self.evaluations.GetEvaluation(
+            evaluation_pb2.GetEvaluationRequest(name=name), timeout=self._unary(timeout)
+        )
+        return result
+
+    @_translate
+    def cancel_evaluation(
+        self, name: str, *, timeout: float | None = None
+    ) -> evaluation_pb2.Evaluation:
+        """Ask an evaluation to stop."""
+        result: evaluation_pb2.Evaluation = self.evaluations.CancelEvaluation(
+            evaluation_pb2.CancelEvaluationRequest(name=name), timeout=self._unary(timeout)
+        )
+        return result
+
+    @_translate_stream
+    def watch_evaluation(
+        self, name: str, *, timeout: float | None = None
+    ) -> Iterator[evaluation_pb2.Evaluation]:
+        """Evaluation snapshots as it progresses, ending when it has ended."""
+        for event in self.evaluations.WatchEvaluation(
+            evaluation_pb2.WatchEvaluationRequest(name=name), timeout=self._stream(timeout)
+        ):
+            yield event.evaluation
+
+    @_translate
+    def get_evaluation_report(
+        self, name: str, *, timeout: float | None = None
+    ) -> evaluation_pb2.EvaluationReport:
+        """The finished report as JSON and a self-contained HTML page (the caller's view)."""
+        result: evaluation_pb2.EvaluationReport = self.evaluations.GetEvaluationReport(
+            evaluation_pb2.GetEvaluationReportRequest(name=name), timeout=self._unary(timeout)
+        )
+        return result
 
     # -- models and generation --------------------------------------------------------------
 

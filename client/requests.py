@@ -105,6 +105,7 @@ def create_training_job(
     public_label_weights: dict[str, float] | None,
     distributed: bool,
     request_id: str | None,
+    holdout_fraction: float | None = None,
 ) -> training_pb2.CreateTrainingJobRequest:
     """A CreateTrainingJob request; draws a request id unless given.
 
@@ -130,6 +131,8 @@ def create_training_job(
         req.label_epsilon_share = label_epsilon_share
     if public_label_weights:
         req.public_label_weights.update(public_label_weights)
+    if holdout_fraction is not None:
+        req.holdout_fraction = holdout_fraction
     return req
 
 

@@ -23,6 +23,8 @@ from grpc_reflection.v1alpha import reflection
 from privsynth.client.pb import (
     datasets_pb2,
     datasets_pb2_grpc,
+    evaluation_pb2,
+    evaluation_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
     models_pb2,
@@ -38,12 +40,14 @@ from privsynth.server.api.admission import Admission, default_max_streams
 from privsynth.server.api.auth import Authenticator
 from privsynth.server.api.interceptors import ServerInterceptor
 from privsynth.server.api.services.datasets import DatasetsServicer
+from privsynth.server.api.services.evaluation import EvaluationsServicer
 from privsynth.server.api.services.generation import GenerationServicer
 from privsynth.server.api.services.models import ModelsServicer
 from privsynth.server.api.services.privacy import PrivacyServicer
 from privsynth.server.api.services.scrubbing import ScrubbingServicer
 from privsynth.server.api.services.training import TrainingServicer
 from privsynth.server.config import Settings
+from privsynth.server.evaluation.runner import EvaluationRunner
 from privsynth.server.jobs.runner import JobRunner
 from privsynth.server.runtime import Runtime
 
@@ -58,6 +62,7 @@ SERVICE_NAMES = (
     generation_pb2.DESCRIPTOR.services_by_name["Generation"].full_name,
     privacy_pb2.DESCRIPTOR.services_by_name["Privacy"].full_name,
     scrubbing_pb2.DESCRIPTOR.services_by_name["Scrubbing"].full_name,
+    evaluation_pb2.DESCRIPTOR.services_by_name["Evaluations"].full_name,
 )
 
 
@@ -110,6 +115,7 @@ class PrivsynthServer:
         self.settings = settings
         self.runtime = Runtime.create(settings)
         self.runner = JobRunner(self.runtime)
+        self.evaluations = EvaluationRunner(self.runtime)
         self.auth = Authenticator.from_settings(settings)
         self.admission = Admission(
             max_streams=settings.max_streams or default_max_streams(settings.max_workers),
@@ -136,6 +142,9 @@ class PrivsynthServer:
         generation_pb2_grpc.add_GenerationServicer_to_server(GenerationServicer(rt), self.grpc)
         privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(rt), self.grpc)
         scrubbing_pb2_grpc.add_ScrubbingServicer_to_server(ScrubbingServicer(rt), self.grpc)
+        evaluation_pb2_grpc.add_EvaluationsServicer_to_server(
+            EvaluationsServicer(rt, self.evaluations), self.grpc
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
@@ -232,6 +241,7 @@ class PrivsynthServer:
             self._health_grpc.stop(0).wait()
         self.admission.shutdown()
         self.runner.shutdown()
+        self.evaluations.shutdown()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()

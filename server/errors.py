@@ -81,6 +81,8 @@ class Reason(StrEnum):
     """No such training job, or it belongs to another tenant."""
     MODEL_NOT_FOUND = auto()
     """No such model (or its weights were deleted), or it belongs to another tenant."""
+    EVALUATION_NOT_FOUND = auto()
+    """No such evaluation (quality report), or it belongs to another tenant."""
     # ALREADY_EXISTS
     RESOURCE_EXISTS = auto()
     """The resource to create exists already."""
@@ -101,6 +103,14 @@ class Reason(StrEnum):
     """The model has no usable weights (its job failed or was cancelled)."""
     SCRUB_SECRET_MISSING = auto()
     """The scrub policy needs the server's master secret, which is not configured."""
+    HOLDOUT_TOO_SMALL = auto()
+    """The dataset has too few privacy units for the requested holdout; the message says the
+    minimum."""
+    MODEL_HAS_NO_HOLDOUT = auto()
+    """The model was trained without a holdout (before holdouts, or on too small a dataset),
+    so it cannot be evaluated; train a new one."""
+    EVALUATION_NOT_DONE = auto()
+    """The evaluation has not succeeded (yet), so it has no report."""
     # RESOURCE_EXHAUSTED
     BUDGET_EXCEEDED = auto()
     """The dataset's privacy budget cannot cover the request; metadata has the remaining ε."""

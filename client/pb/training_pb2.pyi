@@ -155,6 +155,7 @@ class TrainingJob(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     LABEL_DISTRIBUTION_FIELD_NUMBER: _builtins.int
     DISTRIBUTED_FIELD_NUMBER: _builtins.int
+    HOLDOUT_FRACTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"jobs/{id}"."""
     dataset: _builtins.str
@@ -178,6 +179,10 @@ class TrainingJob(_message.Message):
     distributed: _builtins.bool
     """Trained across processes by `torchrun -m privsynth.server.jobs.distributed --job <name>`
     (see CreateTrainingJobRequest.distributed) rather than by a server worker.
+    """
+    holdout_fraction: _builtins.float
+    """Share of the dataset's privacy units held out of training, to evaluate the model against
+    (EvaluateModel); 0: none.
     """
     @_builtins.property
     def progress(self) -> Global___TrainingProgress:
@@ -213,10 +218,11 @@ class TrainingJob(_message.Message):
         error_message: _builtins.str = ...,
         label_distribution: Global___LabelDistribution.ValueType = ...,
         distributed: _builtins.bool = ...,
+        holdout_fraction: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "progress", b"progress", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "end_time", b"end_time", "epochs", b"epochs", "error_message", b"error_message", "label_distribution", b"label_distribution", "model", b"model", "name", b"name", "preset", b"preset", "progress", b"progress", "start_time", b"start_time", "state", b"state", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "end_time", b"end_time", "epochs", b"epochs", "error_message", b"error_message", "holdout_fraction", b"holdout_fraction", "label_distribution", b"label_distribution", "model", b"model", "name", b"name", "preset", b"preset", "progress", b"progress", "start_time", b"start_time", "state", b"state", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -258,6 +264,7 @@ class CreateTrainingJobRequest(_message.Message):
     PUBLIC_LABEL_WEIGHTS_FIELD_NUMBER: _builtins.int
     DISTRIBUTED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    HOLDOUT_FRACTION_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     """"datasets/{id}": the dataset to train on."""
     target_epsilon: _builtins.float
@@ -288,6 +295,14 @@ class CreateTrainingJobRequest(_message.Message):
     A retry with the same id returns the job the first attempt created and reserves nothing
     twice; the same id with other parameters is INVALID_ARGUMENT. The client library sets one.
     """
+    holdout_fraction: _builtins.float
+    """Share of the dataset's privacy units (records, or users) held out of training when the job
+    starts, chosen with the server's secret, so that EvaluateModel can compare the model with
+    real records it never saw. In [0, 0.5]; 0: no holdout (the model cannot be evaluated).
+    Unset means the server's default (10%), applied where the dataset is large enough for it
+    (otherwise the job trains on every record); a set fraction the dataset is too small for is
+    FAILED_PRECONDITION (reason HOLDOUT_TOO_SMALL) naming the minimum.
+    """
     @_builtins.property
     def public_label_weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """PUBLIC only: the declared label mix (weights, normalised). Empty means the dataset's label
@@ -307,21 +322,26 @@ class CreateTrainingJobRequest(_message.Message):
         public_label_weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         distributed: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        holdout_fraction: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "delta", b"delta", "epochs", b"epochs", "label_epsilon_share", b"label_epsilon_share"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_holdout_fraction", b"_holdout_fraction", "_label_epsilon_share", b"_label_epsilon_share", "delta", b"delta", "epochs", b"epochs", "holdout_fraction", b"holdout_fraction", "label_epsilon_share", b"label_epsilon_share"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "request_id", b"request_id", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_holdout_fraction", b"_holdout_fraction", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "holdout_fraction", b"holdout_fraction", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "request_id", b"request_id", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
     _WhichOneofReturnType__epochs: _TypeAlias = _typing.Literal["epochs"]  # noqa: Y015
     _WhichOneofArgType__epochs: _TypeAlias = _typing.Literal["_epochs", b"_epochs"]  # noqa: Y015
+    _WhichOneofReturnType__holdout_fraction: _TypeAlias = _typing.Literal["holdout_fraction"]  # noqa: Y015
+    _WhichOneofArgType__holdout_fraction: _TypeAlias = _typing.Literal["_holdout_fraction", b"_holdout_fraction"]  # noqa: Y015
     _WhichOneofReturnType__label_epsilon_share: _TypeAlias = _typing.Literal["label_epsilon_share"]  # noqa: Y015
     _WhichOneofArgType__label_epsilon_share: _TypeAlias = _typing.Literal["_label_epsilon_share", b"_label_epsilon_share"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__epochs) -> _WhichOneofReturnType__epochs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__holdout_fraction) -> _WhichOneofReturnType__holdout_fraction | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__label_epsilon_share) -> _WhichOneofReturnType__label_epsilon_share | None: ...
 

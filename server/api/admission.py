@@ -59,7 +59,9 @@ HEALTH_WATCH_LIMIT = 32
 """Open health Watch streams at once (they hold no thread, only a callback each)."""
 REFLECTION_LIMIT = 4
 """Open reflection streams at once, each on its own thread of the reflection pool."""
-_WATCH_METHODS = frozenset({"/privsynth.v1.Training/WatchTrainingJob"})
+_WATCH_METHODS = frozenset(
+    {"/privsynth.v1.Training/WatchTrainingJob", "/privsynth.v1.Evaluations/WatchEvaluation"}
+)
 _WORK_CLASSES = {
     "/privsynth.v1.Generation/Generate": "generation",
     "/privsynth.v1.Scrubbing/AnalyzeText": "scrubbing",

@@ -129,6 +129,13 @@ POLICY: Mapping[str, frozenset[Role]] = {
     # Ad hoc scrubbing handles the caller's own text, which auditors and admins never send.
     "/privsynth.v1.Scrubbing/AnalyzeText": _MEMBERS,
     "/privsynth.v1.Scrubbing/ScrubText": _MEMBERS,
+    # Quality reports read the tenant's training records and holdout: only members start or
+    # stop one; auditors may follow one and read its report as counts and scores.
+    "/privsynth.v1.Evaluations/EvaluateModel": _MEMBERS,
+    "/privsynth.v1.Evaluations/GetEvaluation": _READERS,
+    "/privsynth.v1.Evaluations/CancelEvaluation": _MEMBERS,
+    "/privsynth.v1.Evaluations/WatchEvaluation": _READERS,
+    "/privsynth.v1.Evaluations/GetEvaluationReport": _READERS,
 }
 """Roles allowed on each RPC. A privsynth RPC missing here is refused to everyone."""
 
@@ -306,7 +313,5 @@ def identity_of(context: Any) -> Identity:
     """
     identity = getattr(context, "identity", None)
     if not isinstance(identity, Identity):
-        raise Unauthenticated(
-            "no authenticated identity on this call", reason=Reason.TOKEN_MISSING
-        )
+        raise Unauthenticated("no authenticated identity on this call", reason=Reason.TOKEN_MISSING)
     return identity

@@ -24,7 +24,7 @@ from privsynth.models.hf_lm import BaseLoadError
 from privsynth.models.sampling import SamplingParams, sample
 from privsynth.models.scoring import ScoringStopped, record_losses
 from privsynth.server.db import DatasetRow, JobRow, ModelRow
-from privsynth.server.errors import FailedPrecondition
+from privsynth.server.errors import FailedPrecondition, Reason
 from privsynth.server.evaluation.control import EvaluationStopped, StopFn, check
 from privsynth.server.evaluation.dp_bow import PublicVocabulary, public_vocabulary
 from privsynth.server.evaluation.embeddings import Embedder, default_embedder
@@ -106,13 +106,16 @@ def gather(
             "the model cannot be evaluated"
         )
     if job is None or not fraction:
-        raise FailedPrecondition(missing_holdout_message(model_row))
+        raise FailedPrecondition(
+            missing_holdout_message(model_row), reason=Reason.MODEL_HAS_NO_HOLDOUT
+        )
     examples = read_examples(runtime.store, dataset)
     split = holdout.split(examples, fraction=fraction, key=runtime.user_key, job_id=job.id)
     if split.fingerprint != card["holdout"].get("fingerprint"):
         raise FailedPrecondition(
             "the model's holdout cannot be recovered (the server's user-id key changed since "
-            "it was trained); train a new model to evaluate"
+            "it was trained); train a new model to evaluate",
+            reason=Reason.MODEL_HAS_NO_HOLDOUT,
         )
     check(should_stop)
     weights = runtime.store.get(model_row.weights_path, sha256=model_row.weights_sha256)

@@ -128,10 +128,15 @@ class EvaluationRunner:
             if model.state != "READY":
                 raise FailedPrecondition(
                     f"model 'models/{model_id}' is {model.state.lower()}: only a trained model "
-                    "can be evaluated"
+                    "can be evaluated",
+                    reason=Reason.MODEL_TRAINING
+                    if model.state == "TRAINING"
+                    else Reason.MODEL_NOT_READY,
                 )
             if not float((model.card.get("holdout") or {}).get("fraction") or 0.0):
-                raise FailedPrecondition(missing_holdout_message(model))
+                raise FailedPrecondition(
+                    missing_holdout_message(model), reason=Reason.MODEL_HAS_NO_HOLDOUT
+                )
             if self._pool is None:
                 raise FailedPrecondition(
                     "this server computes no evaluations (evaluation_workers is 0)"
@@ -218,7 +223,8 @@ class EvaluationRunner:
         if row.state != "SUCCEEDED":
             raise FailedPrecondition(
                 f"evaluation 'evaluations/{evaluation_id}' is {row.state.lower()}: its report "
-                "exists once it has succeeded"
+                "exists once it has succeeded",
+                reason=Reason.EVALUATION_NOT_DONE,
             )
         data: dict[str, Any] = json.loads(
             self.runtime.store.get(row.report_path, sha256=row.report_sha256)
@@ -256,7 +262,10 @@ class EvaluationRunner:
         """
         row = session.get(EvaluationRow, evaluation_id, with_for_update=True)
         if row is None or (tenant and row.tenant != tenant):
-            raise NotFound(f"evaluation 'evaluations/{evaluation_id}' not found")
+            raise NotFound(
+                f"evaluation 'evaluations/{evaluation_id}' not found",
+                reason=Reason.EVALUATION_NOT_FOUND,
+            )
         return row
 
     def _stale(self, row: EvaluationRow) -> bool:

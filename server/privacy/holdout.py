@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from privsynth.models.dp_train import MIN_RECORDS, Example
-from privsynth.server.errors import FailedPrecondition, InvalidArgument
+from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason
 
 __all__ = [
     "DEFAULT_FRACTION",
@@ -98,7 +98,8 @@ def check_size(units: int, fraction: float, *, unit: str = "record") -> None:
             f"dataset has {units} {unit}s; a {fraction:.0%} holdout needs at least {needed} "
             f"({MIN_HOLDOUT_UNITS} held out for evaluation, {MIN_RECORDS} left to train on); "
             "upload more records, or set holdout_fraction to 0 to train without a holdout "
-            "(the model then cannot be evaluated)"
+            "(the model then cannot be evaluated)",
+            reason=Reason.HOLDOUT_TOO_SMALL,
         )
 
 

@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from privsynth.client.pb import (
     datasets_pb2,
+    evaluation_pb2,
     generation_pb2,
     generation_pb2_grpc,
     models_pb2,
@@ -65,6 +66,7 @@ SERVICES: list[ServiceDescriptor] = [
         (generation_pb2, "Generation"),
         (privacy_pb2, "Privacy"),
         (scrubbing_pb2, "Scrubbing"),
+        (evaluation_pb2, "Evaluations"),
     )
 ]
 
@@ -75,6 +77,7 @@ NAMES: list[str] = [
     "datasets/00000000000000aa",
     "models/00000000000000aa",
     "jobs/00000000000000aa",
+    "evaluations/00000000000000aa",
     "datasets/../../etc/passwd",
     "datasets/%00",
     "datasets/" + "9" * 40,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from privsynth.client.pb import (
     datasets_pb2,
+    evaluation_pb2,
     generation_pb2,
     models_pb2,
     privacy_pb2,
@@ -26,7 +27,15 @@ from privsynth.server.api.auth import (
 from privsynth.server.config import Settings
 from privsynth.server.errors import PermissionDenied, Unauthenticated
 
-MODULES = (datasets_pb2, generation_pb2, models_pb2, privacy_pb2, scrubbing_pb2, training_pb2)
+MODULES = (
+    datasets_pb2,
+    evaluation_pb2,
+    generation_pb2,
+    models_pb2,
+    privacy_pb2,
+    scrubbing_pb2,
+    training_pb2,
+)
 
 
 def _bearer(token: str) -> list[tuple[str, str]]:

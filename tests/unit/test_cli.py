@@ -38,6 +38,7 @@ COMMANDS = [
     "scrub",
     "pretrain",
     "demo",
+    "evaluate",
 ]
 
 

@@ -90,6 +90,7 @@ def job_pb(row: JobRow, *, show_loss: bool = True) -> training_pb2.TrainingJob:
         end_time=timestamp(row.ended_at),
         error_message=row.error_message,
         distributed=row.runner == "torchrun",
+        holdout_fraction=row.holdout_fraction or 0.0,
         label_distribution=_LABEL_MODES.get(
             str((row.label_release or {}).get("mode", "none")),
             training_pb2.LABEL_DISTRIBUTION_UNSPECIFIED,
@@ -115,6 +116,7 @@ def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
     """A model with its card (empty until training succeeds) and, if asked, its ε curve."""
     c = row.card
     labels = c.get("label_distribution") or {}
+    holdout = c.get("holdout") or {}
     card = models_pb2.ModelCard(
         epsilon=float(c.get("epsilon", 0.0)),
         delta=float(c.get("delta", 0.0)),
@@ -144,6 +146,9 @@ def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
         label_noise_multiplier=float(labels.get("noise_multiplier") or 0.0),
         label_threshold=float(labels.get("threshold") or 0.0),
         label_distribution_declared_by=str(labels.get("declared_by", "")),
+        holdout_fraction=float(holdout.get("fraction") or 0.0),
+        holdout_records=int(holdout.get("records") or 0),
+        holdout_note=str(holdout.get("note", "")),
     )
     model = models_pb2.Model(
         name=f"models/{row.id}",

@@ -68,6 +68,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             public_label_weights=dict(request.public_label_weights),
             distributed=request.distributed,
             request_id=request.request_id,
+            holdout_fraction=(
+                request.holdout_fraction if request.HasField("holdout_fraction") else None
+            ),
         )
         # Calibration stops once the caller has gone (cancelled, or past its deadline).
         job = self.runner.create(spec, actor=identity.name, is_active=context.is_active)

@@ -1,0 +1,132 @@
+"""``privsynth evaluate MODEL``: a quality report of a trained model, as JSON and HTML files.
+
+The server samples the model and compares the sample with the model's training records and its
+holdout (records training never saw): utility (a classifier trained on synthetic records, tested
+on real ones), fidelity, diversity, privacy leakage and bias. Those comparisons read private
+data again, which the model's DP guarantee does not cover; the server records every evaluation
+in the audit log and the report lists what each measurement read. The command follows the
+evaluation job, then writes report.json and report.html (one self-contained page) into
+--out; members get the full report, auditors counts and scores only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from privsynth.client.cli_support import connect, json_mode, message_dict, print_json, resource_name
+from privsynth.client.exit_codes import ExitCode
+from privsynth.client.pb import evaluation_pb2
+
+__all__ = ["cmd_evaluate", "register"]
+
+_DONE = {
+    evaluation_pb2.EVALUATION_STATE_SUCCEEDED,
+    evaluation_pb2.EVALUATION_STATE_FAILED,
+    evaluation_pb2.EVALUATION_STATE_CANCELLED,
+}
+
+
+def _progress(evaluation: Any) -> None:
+    state = evaluation_pb2.EvaluationState.Name(evaluation.state).removeprefix("EVALUATION_STATE_")
+    stage = f" {evaluation.stage}" if evaluation.stage else ""
+    print(
+        f"  {state.lower()}{stage} ({evaluation.stages_done}/{evaluation.stages_total})",
+        file=sys.stderr,
+    )
+
+
+def _summary(report: dict[str, Any]) -> list[str]:
+    """A few lines for people: the verdict and the headline numbers."""
+    lines = []
+    util = report.get("utility", {})
+    if "verdict" in util:
+        lines.append(util["verdict"])
+    fid = report.get("fidelity", {}).get("rows", [{}])[0]
+    leak = report.get("leakage", {})
+    mia = leak.get("membership_inference", {})
+    over = leak.get("ngram_overlap", {})
+    if "mauve" in fid:
+        lines.append(f"MAUVE vs training {fid['mauve']:.3f}; bigram JS {fid['bigram_js']:.3f}")
+    if "auc" in mia:
+        lines.append(
+            f"membership inference AUC {mia['auc']:.3f} (0.5 = chance); samples sharing an "
+            f"8-gram with training {100 * over.get('with_training', 0):.1f}% "
+            f"(holdout {100 * over.get('with_holdout', 0):.1f}%)"
+        )
+    return lines
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Start an evaluation, follow it, and write its report files."""
+    import json
+
+    with connect(args) as client:
+        evaluation = client.evaluate_model(
+            resource_name("models", args.model), sample_count=args.samples
+        )
+        print(
+            f"{evaluation.name} of {evaluation.model}: {evaluation.sample_count} samples; it "
+            "reads the training records and the holdout (not covered by DP; audit-logged)",
+            file=sys.stderr,
+        )
+        if args.no_wait:
+            if json_mode(args):
+                print_json(message_dict(evaluation))
+            else:
+                print(evaluation.name)
+            return ExitCode.OK
+        for snapshot in client.watch_evaluation(evaluation.name):
+            evaluation = snapshot
+            if not args.quiet:
+                _progress(snapshot)
+        if evaluation.state != evaluation_pb2.EVALUATION_STATE_SUCCEEDED:
+            state = evaluation_pb2.EvaluationState.Name(evaluation.state)
+            print(f"{evaluation.name}: {state} {evaluation.error_message}", file=sys.stderr)
+            return ExitCode.NEGATIVE
+        report = client.get_evaluation_report(evaluation.name)
+    out = Path(args.out or f"evaluation-{evaluation.name.split('/')[-1]}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(report.json + "\n", encoding="utf-8")
+    (out / "report.html").write_text(report.html, encoding="utf-8")
+    data = json.loads(report.json)
+    if json_mode(args):
+        print_json(
+            {
+                "evaluation": evaluation.name,
+                "view": report.view,
+                "files": [str(out / "report.json"), str(out / "report.html")],
+                "report": data,
+            }
+        )
+    else:
+        for line in _summary(data):
+            print(line)
+        print(f"report ({report.view} view): {out / 'report.html'} and {out / 'report.json'}")
+    return ExitCode.OK
+
+
+def register(sub: Any) -> None:
+    """Add the ``evaluate`` command to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "evaluate",
+        help="quality report of a model: utility, fidelity, diversity, leakage, bias",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("model", help="models/<id> or the id")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="synthetic records to draw, 100..5000 (default 1000)",
+    )
+    p.add_argument(
+        "--out",
+        default="",
+        help="directory for report.json and report.html (default ./evaluation-<id>)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="return after starting it")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_evaluate)
