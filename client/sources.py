@@ -2,7 +2,7 @@
 
 Shared by the ``privsynth upload`` command (client) and ``privsynth scrub`` (server, through
 :mod:`privsynth.server.scrubbing.file_sources`), so both read a file the same way. Pure Python: only
-Parquet needs an extra package (``pyarrow``, installed with ``privsynth[server]``), imported when
+Parquet needs an extra package (``pyarrow``, installed with ``privsynth[parquet]``), imported when
 a Parquet file is read.
 
 Bad input never reaches a message: a malformed JSONL or CSV line is counted in
@@ -275,7 +275,7 @@ def _parquet(
         import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise FileSourceError(
-            "reading Parquet needs the 'pyarrow' package: install privsynth[server] "
+            "reading Parquet needs the 'pyarrow' package: install privsynth[parquet] "
             "(or pip install pyarrow), or convert the file to JSONL or CSV"
         ) from None
     pf = pq.ParquetFile(str(path))

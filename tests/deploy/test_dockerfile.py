@@ -168,7 +168,7 @@ def test_multi_stage_venv_copy(instructions: list[Instruction], final_stage: int
 
 
 def test_runtime_base_image(instructions: list[Instruction], final_stage: int) -> None:
-    """Both stages use python:3.11-slim, so the copied venv's interpreter matches."""
+    """Both stages use python:3.11-slim (by default), so the copied venv's interpreter matches."""
     images = {
         expand_args(i.args.split()[0], arg_defaults(instructions, i.stage))
         for i in instructions
@@ -177,25 +177,73 @@ def test_runtime_base_image(instructions: list[Instruction], final_stage: int) -
     assert images == {RUNTIME_BASE}
 
 
-def test_cpu_torch_pinned_before_project(instructions: list[Instruction]) -> None:
-    """CPU torch is installed, pinned, from the CPU index before `.[server]`."""
-    runs = [(n, i) for n, i in enumerate(instructions) if i.keyword == "RUN"]
-    torch_runs = []
-    for n, ins in runs:
-        expanded = expand_args(ins.args, arg_defaults(instructions, ins.stage))
-        if f"torch=={TORCH_VERSION}" in expanded and "--index-url" in expanded:
-            torch_runs.append((n, expanded))
-    assert torch_runs, f"no `pip install torch=={TORCH_VERSION} --index-url ...` RUN found"
-    torch_at, torch_cmd = torch_runs[0]
-    assert f'--index-url "{TORCH_CPU_INDEX}"' in torch_cmd or (
-        f"--index-url {TORCH_CPU_INDEX}" in torch_cmd
+def _run_index(instructions: list[Instruction], needle: str) -> int:
+    """Position of the first RUN whose command contains ``needle``."""
+    for n, ins in enumerate(instructions):
+        if ins.keyword == "RUN" and needle in ins.args:
+            return n
+    raise AssertionError(f"no RUN with {needle!r}")
+
+
+def test_dependencies_come_from_hash_locked_files(instructions: list[Instruction]) -> None:
+    """The venv is installed from the locks only, hash-checked, with CPU torch from its index."""
+    at = _run_index(instructions, "-r requirements/server.txt")
+    install = expand_args(instructions[at].args, arg_defaults(instructions, instructions[at].stage))
+    assert "--require-hashes" in install
+    assert f'--extra-index-url "{TORCH_CPU_INDEX}"' in install
+    assert "torch.version.cuda is None" in install
+    assert '-r "requirements/${extra}.txt"' in instructions[at].args  # EXTRAS, one lock each
+    assert "pip check" in install
+    # Nothing else is resolved: the project goes in without dependencies.
+    project = instructions[_run_index(instructions, "pip install --no-cache-dir --no-deps")]
+    assert "--no-build-isolation ." in project.args
+    every_install = " ".join(i.args for i in instructions if i.keyword == "RUN")
+    assert f"torch=={TORCH_VERSION}" not in every_install  # torch only through the lock
+    assert ".[server]" not in every_install
+
+
+def test_dependency_layer_comes_before_the_code(instructions: list[Instruction]) -> None:
+    """A code change must not invalidate the dependency layer."""
+    copies = [(n, i.args) for n, i in enumerate(instructions) if i.keyword == "COPY"]
+    locks_at = next(n for n, args in copies if args.startswith("requirements/"))
+    install_at = _run_index(instructions, "-r requirements/server.txt")
+    code_at = min(n for n, args in copies if args.split()[0] in {"server/", "client/", "models/"})
+    assert locks_at < install_at < code_at
+    assert not any(args.startswith(".") for _, args in copies), "COPY . . invalidates everything"
+
+
+def test_base_image_is_one_arg_with_a_documented_digest(instructions: list[Instruction]) -> None:
+    """Both stages use PYTHON_IMAGE; its default is the tag unless a real digest is known.
+
+    No registry is reachable where this was written, so the digest is a build argument
+    (documented in the Dockerfile); a default digest, if ever set, must be well-formed.
+    """
+    froms = [i.args.split()[0] for i in instructions if i.keyword == "FROM"]
+    assert set(froms) == {"${PYTHON_IMAGE}"}
+    default = arg_defaults(instructions, -1)["PYTHON_IMAGE"]
+    image, _, digest = default.partition("@")
+    assert image == RUNTIME_BASE
+    assert not digest or re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    text = DOCKERFILE.read_text()
+    assert "--build-arg PYTHON_IMAGE=python:3.11-slim@sha256:" in text
+
+
+def test_oci_labels(instructions: list[Instruction], final_stage: int) -> None:
+    """The runtime image carries the standard OCI annotations, version and revision included."""
+    labels = " ".join(i.args for i in stage_instructions(instructions, final_stage, "LABEL"))
+    for key in ("title", "description", "licenses", "version", "revision", "created", "source"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+    assert 'org.opencontainers.image.revision="${REVISION}"' in labels
+
+
+def test_locks_pin_cpu_torch_with_a_hash() -> None:
+    """The lock the image installs pins the CPU build by hash; no CUDA package sneaks in."""
+    lock = (REPO_ROOT / "requirements" / "server.txt").read_text()
+    match = re.search(
+        rf"^torch=={re.escape(TORCH_VERSION)}\+cpu \\\n((?:\s+--hash=\S+.*\n)+)", lock, re.M
     )
-    server_at = next(n for n, i in runs if ".[server]" in i.args)
-    assert torch_at <= server_at
-    server_cmd = instructions[server_at].args
-    # The project install must not be able to swap torch for a (CUDA) PyPI build.
-    assert "--constraint" in server_cmd or torch_at < server_at
-    assert "torch.version.cuda is None" in server_cmd
+    assert match, "server.txt does not pin torch==2.13.0+cpu with hashes"
+    assert not re.search(r"^nvidia-|^triton==", lock, re.M)
 
 
 def test_non_root_numeric_user(instructions: list[Instruction], final_stage: int) -> None:
@@ -301,10 +349,12 @@ def dockerignore_excludes(path: str, lines: list[str]) -> bool:
         "client/cli.py",
         "models/generator.py",
         "proto/privsynth.proto",
+        "requirements/server.txt",
+        "requirements/prune.py",
     ],
 )
 def test_dockerignore_keeps_sources(path: str) -> None:
-    """The build context keeps what `pip install .[server]` needs."""
+    """The build context keeps the locks and what `pip install .` needs."""
     assert not dockerignore_excludes(path, DOCKERIGNORE.read_text().splitlines())
 
 
