@@ -1,7 +1,8 @@
 """Mail as a format (issue 13): scrub speed on real messages, and display names that survive.
 
-Scrubs an mbox the way ``privsynth scrub FILE.mbox`` does (``ParallelScrubber``, residual check
-on, :func:`~privsynth.server.scrubbing.mail.scrub_mail_file`) and prints:
+Scrubs an mbox the way ``privsynth scrub FILE.mbox`` does (``ParallelScrubber`` with every worker
+on the file, residual check on, :func:`~privsynth.server.scrubbing.mail.scrub_mail_file`) and
+prints:
 
 * messages per second (wall time of the whole file, worker start-up excluded);
 * the share of From/To/Cc display names of at least two words that survive verbatim anywhere
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     originals = read_mbox(src)
     names = [n for data in originals for n in display_names(data)]
     out = tmp / "scrubbed.mbox"
-    with ParallelScrubber(workers=args.workers, residual_check=True) as scrubber:
+    with ParallelScrubber(workers=args.workers, reserved=0, residual_check=True) as scrubber:
         started = time.perf_counter()
         report = scrub_file(src, out, scrubber=scrubber)
         seconds = time.perf_counter() - started

@@ -57,6 +57,7 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         scrubber = ParallelScrubber(
             workers=args.workers,
+            reserved=0,  # no interactive calls here: every worker scrubs the file
             residual_check=True,
             policy=Path(args.policy) if args.policy else None,
             key=key,
