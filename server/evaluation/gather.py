@@ -28,13 +28,13 @@ from privsynth.server.errors import FailedPrecondition, Reason
 from privsynth.server.evaluation.control import EvaluationStopped, StopFn, check
 from privsynth.server.evaluation.dp_bow import PublicVocabulary, public_vocabulary
 from privsynth.server.evaluation.embeddings import Embedder, default_embedder
-from privsynth.server.evaluation.report import EvaluationInputs, Tools
+from privsynth.server.evaluation.report import DetectFn, EvaluationInputs, Tools
 from privsynth.server.evaluation.text import Record
 from privsynth.server.privacy import holdout
 from privsynth.server.runtime import Runtime
 from privsynth.server.shards import read_examples
 
-__all__ = ["Gathered", "gather", "label_counts", "tools"]
+__all__ = ["Gathered", "gather", "label_counts", "model_tools", "synthesize", "tools"]
 
 SAMPLE_BATCH = 64
 SAMPLE_SEED = 15
@@ -64,12 +64,15 @@ def label_counts(distribution: dict[str, float], count: int) -> dict[str, int]:
     return {k: n for k, n in sorted(counts.items()) if n > 0}
 
 
-def _synthetic(
-    model: Any, tokenizer: Tokenizer, card: dict[str, Any], count: int, should_stop: StopFn | None
+def synthesize(
+    model: Any,
+    tokenizer: Tokenizer,
+    distribution: dict[str, float],
+    count: int,
+    should_stop: StopFn | None = None,
 ) -> list[Record]:
-    """``count`` records from the model: per label of its released mix, or unlabelled."""
-    info = card.get("label_distribution") or {}
-    mix = label_counts(dict(info.get("distribution") or {}), count)
+    """``count`` records from the model: per label of ``distribution``, or unlabelled."""
+    mix = label_counts(distribution, count)
     plan: list[tuple[str | None, int]] = list(mix.items()) if mix else [(None, count)]
     out: list[Record] = []
     for i, (label, n) in enumerate(plan):
@@ -123,7 +126,8 @@ def gather(
         model, tokenizer = load_generator(weights, model_row.model_config)
     except BaseLoadError as exc:  # its message names the base, never corpus text
         raise FailedPrecondition(f"model cannot be loaded: {exc}") from exc
-    synthetic = _synthetic(model, tokenizer, card, sample_count, should_stop)
+    released = dict((card.get("label_distribution") or {}).get("distribution") or {})
+    synthetic = synthesize(model, tokenizer, released, sample_count, should_stop)
     inputs = EvaluationInputs(
         model=f"models/{model_row.id}",
         epsilon=float(card.get("epsilon", 0.0)),
@@ -160,30 +164,32 @@ def _cached(name: str, build: Any) -> Any:
         return _shared[name]
 
 
-def tools(runtime: Runtime, gathered: Gathered) -> Tools:
-    """Bind the generator's loss, the scrubbing analyzer and the embedder for the report."""
+def model_tools(model: Any, tokenizer: Tokenizer, *, detect: DetectFn | None = None) -> Tools:
+    """The report's tools for a loaded generator: its loss, ``detect`` and the embedder."""
 
     def loss(rows: Sequence[Record], should_stop: StopFn | None) -> list[float]:
         try:
             return record_losses(
-                gathered.model,
-                gathered.tokenizer,
+                model,
+                tokenizer,
                 [Example(text=r.text, label=r.label) for r in rows],
                 should_stop=should_stop,
             )
         except ScoringStopped:
             raise EvaluationStopped from None
 
+    embedder: Embedder = _cached("embedder", default_embedder)
+    vocabulary: PublicVocabulary = _cached("vocabulary", public_vocabulary)
+    return Tools(embedder=embedder, vocabulary=vocabulary, record_loss=loss, detect_pii=detect)
+
+
+def tools(runtime: Runtime, gathered: Gathered) -> Tools:
+    """Bind the generator's loss, the server's scrubbing analyzer and the embedder."""
     scrubber = runtime.scrubber
 
     def detect(texts: Sequence[str]) -> list[list[str]]:
         return [[r.entity_type for r in found] for found in scrubber.analyze_batch(list(texts))]
 
-    embedder: Embedder = _cached("embedder", default_embedder)
-    vocabulary: PublicVocabulary = _cached("vocabulary", public_vocabulary)
-    return Tools(
-        embedder=embedder,
-        vocabulary=vocabulary,
-        record_loss=loss,
-        detect_pii=detect if scrubber is not None else None,
+    return model_tools(
+        gathered.model, gathered.tokenizer, detect=detect if scrubber is not None else None
     )

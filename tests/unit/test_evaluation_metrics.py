@@ -324,3 +324,13 @@ def test_minilm_embeds_offline_and_puts_paraphrases_close(monkeypatch: pytest.Mo
     assert a.shape == (2, 384) and b.shape == (1, 384)
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert float(a[0] @ b[0]) > float(a[1] @ b[0]) + 0.3
+
+
+def test_label_counts_split_exactly_by_largest_remainder() -> None:
+    from privsynth.server.evaluation.gather import label_counts
+
+    assert label_counts({"a": 0.5, "b": 0.5}, 9) in ({"a": 5, "b": 4}, {"a": 4, "b": 5})
+    counts = label_counts({"a": 0.2, "b": 0.3, "c": 0.5, "zero": 0.0}, 7)
+    assert sum(counts.values()) == 7 and "zero" not in counts
+    assert counts == {"a": 1, "b": 2, "c": 4}  # 1.4, 2.1, 3.5: the largest remainder wins
+    assert label_counts({}, 5) == {}
