@@ -155,12 +155,13 @@ class AsyncPrivsynthClient:
         on_sent: Callable[[int], None] | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
+        record_format: str = "",
     ) -> datasets_pb2.Dataset:
         """Stream records to the server, which scrubs and stores them.
 
-        As the blocking client's: a retry with the same ``request_id`` stores nothing twice,
-        and an exception raised by ``records`` cancels the upload (nothing is stored) and is
-        re-raised here as it was.
+        As the blocking client's (``record_format`` too): a retry with the same ``request_id``
+        stores nothing twice, and an exception raised by ``records`` cancels the upload (nothing
+        is stored) and is re-raised here as it was.
         """
         call = self.datasets.UploadDataset(timeout=self._stream(timeout), metadata=self._metadata)
         batcher = requests.UploadBatcher(on_sent)
@@ -171,6 +172,7 @@ class AsyncPrivsynthClient:
                     epsilon_cap=epsilon_cap,
                     delta=delta,
                     request_id=request_id,
+                    record_format=record_format,
                 )
             )
             async for record in _each(records):

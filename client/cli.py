@@ -45,9 +45,16 @@ from privsynth.client.cli_support import (
 from privsynth.client.client import PrivsynthClient, RecordIn
 from privsynth.client.errors import BudgetExhausted, Overloaded, PrivsynthClientError, ServerError
 from privsynth.client.exit_codes import ExitCode, for_error, help_table
+from privsynth.client.mailfiles import MAIL_FORMATS, MAIL_RECORD_FORMAT
 from privsynth.client.pb import training_pb2
 from privsynth.client.progress import ProgressBar, UploadProgress
-from privsynth.client.sources import FORMATS, FileSourceError, SourceRecord, SourceStats
+from privsynth.client.sources import (
+    FORMATS,
+    FileSourceError,
+    SourceRecord,
+    SourceStats,
+    detect_format,
+)
 from privsynth.client.sources import read_records as read_source
 
 __all__ = ["main"]
@@ -104,9 +111,11 @@ def _source(
 
 
 def _issues(path: Path, stats: SourceStats) -> str:
-    lines = [f"{path}:{issue.line}: {issue.reason}" for issue in stats.malformed[:_SHOWN_ISSUES]]
-    if stats.malformed_count > len(lines):
-        lines.append(f"... and {stats.malformed_count - len(lines)} more malformed lines")
+    listed = sorted([*stats.malformed, *stats.oversized], key=lambda i: i.line)
+    lines = [f"{path}:{issue.line}: {issue.reason}" for issue in listed[:_SHOWN_ISSUES]]
+    total = stats.malformed_count + stats.oversized_count
+    if total > len(lines):
+        lines.append(f"... and {total - len(lines)} more malformed or oversized records")
     return "\n".join(lines)
 
 
@@ -129,10 +138,10 @@ def read_records(
     """
     stats = SourceStats()
     for rec in _source(path, stats, fmt=fmt, text_field=text_field, keep=(label_field, user_field)):
-        if stats.malformed_count:
+        if stats.malformed_count or stats.oversized_count:
             raise CorpusFileError(_issues(path, stats))
         yield _record(rec, label_field, user_field)
-    if stats.malformed_count:
+    if stats.malformed_count or stats.oversized_count:
         raise CorpusFileError(_issues(path, stats))
 
 
@@ -148,10 +157,10 @@ def check_corpus(
     stats = SourceStats()
     keep = (label_field, user_field)
     count = sum(1 for _ in _source(path, stats, fmt=fmt, text_field=text_field, keep=keep))
-    if stats.malformed_count:
+    if stats.malformed_count or stats.oversized_count:
         raise CorpusFileError(
-            f"{stats.malformed_count} malformed line(s); nothing was uploaded\n"
-            + _issues(path, stats)
+            f"{stats.malformed_count} malformed and {stats.oversized_count} oversized "
+            "record(s); nothing was uploaded\n" + _issues(path, stats)
         )
     if count == 0:
         raise CorpusFileError(f"{path}: no records (empty file, or only blank lines)")
@@ -198,6 +207,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         "fmt": args.format,
     }
     total = check_corpus(path, **fields)
+    # E-mail goes one message per record; the server stores its scrubbed Subject and body.
+    mail = (args.format or detect_format(path)[0]) in MAIL_FORMATS
     # The second read streams. Should the file change in between, the reader's
     # CorpusFileError comes out of upload_dataset as it was raised.
     with _client(args) as client, UploadProgress(total) as progress:
@@ -207,6 +218,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
             epsilon_cap=args.epsilon_cap,
             delta=args.delta,
             on_sent=progress.sent,
+            record_format=MAIL_RECORD_FORMAT if mail else "",
         )
     if json_mode(args):
         print_json(message_dict(ds))
@@ -555,12 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
         "upload",
         help="upload a corpus (scrubbed by the server)",
         description="Upload a JSONL or CSV file (text/label/user_id fields or columns), a "
-        "Parquet file (needs privsynth[server]) or plain text (one record per line); .gz "
-        "accepted. The whole file is read and checked before anything is sent: malformed "
-        f"lines are listed by number (exit {EXIT_DATAERR}), a missing file exits "
-        f"{EXIT_NOINPUT}. The server scrubs PII before storing anything.",
+        "Parquet file (needs privsynth[server]), plain text (one record per line) or e-mail "
+        "(.eml, .mbox: one record per message, of which the server keeps the scrubbed Subject "
+        "and body); .gz accepted. The whole file is read and checked before anything is sent: "
+        f"malformed or oversized records are listed by line (exit {EXIT_DATAERR}), a missing "
+        f"file exits {EXIT_NOINPUT}. The server scrubs PII before storing anything.",
     )
-    p.add_argument("file", help="corpus file: .jsonl, .csv, .parquet or .txt (optionally .gz)")
+    p.add_argument(
+        "file", help="corpus file: .jsonl, .csv, .parquet, .txt, .eml or .mbox (optionally .gz)"
+    )
     p.add_argument(
         "--format",
         choices=FORMATS,
@@ -793,13 +808,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "scrub",
         help="scrub PII from a local file (no server needed)",
-        description="Scrub a local JSONL, CSV, Parquet or text file (optionally .gz) with the "
-        "same engine as uploads, in two worker processes, and print the report (counts per "
-        "entity type and strategy, malformed lines by number, residual identifiers). Writes "
-        "JSONL with the scrubbed text and the label.",
+        description="Scrub a local JSONL, CSV, Parquet, text or e-mail file (optionally .gz) "
+        "with the same engine as uploads, in two worker processes, and print the report (counts "
+        "per entity type and strategy, malformed lines by number, residual identifiers). Writes "
+        "JSONL with the scrubbed text and the label; e-mail (.eml, .mbox) is written back as "
+        "e-mail with its structure kept. A record left out for its size is listed by line and "
+        f"the command exits {EXIT_DATAERR} unless --skip-oversized is given.",
     )
     p.add_argument("file", help="input file")
-    p.add_argument("--out", default=None, help="output JSONL (default: NAME.scrubbed.jsonl)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output (default: NAME.scrubbed.jsonl, or NAME.scrubbed.eml / .mbox for e-mail)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="file format (default: from the file name)",
+    )
     p.add_argument("--text-field", default="text", help="field holding the text")
     p.add_argument("--policy", default=None, help="strategy YAML (default: conf/scrub.yaml)")
     p.add_argument(
@@ -813,6 +840,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("chunk", "refuse"),
         default="chunk",
         help="documents over the size limit: scrub in pieces or refuse",
+    )
+    p.add_argument(
+        "--skip-oversized",
+        action="store_true",
+        help="leave out records over the size limit (too large to read, or refused) and "
+        f"still exit 0 (default: list them and exit {EXIT_DATAERR})",
     )
     p.set_defaults(func=cmd_scrub)
 

@@ -248,6 +248,7 @@ class PrivsynthClient:
         on_sent: Callable[[int], None] | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
+        record_format: str = "",
     ) -> datasets_pb2.Dataset:
         """Stream records to the server, which scrubs and stores them.
 
@@ -265,12 +266,16 @@ class PrivsynthClient:
                 gRPC's sending thread.
             request_id: The id of this logical upload (AIP-155); reuse it only to retry.
             timeout: Deadline of the whole upload (default: ``stream_timeout``).
+            record_format: ``""`` (text) or ``"message/rfc822"``: each record is one e-mail
+                message (:func:`~privsynth.client.mailfiles.compact_record`), of which the
+                server stores the scrubbed Subject and body.
         """
         first = requests.dataset_metadata(
             display_name=display_name,
             epsilon_cap=epsilon_cap,
             delta=delta,
             request_id=request_id,
+            record_format=record_format,
         )
         failure: list[Exception] = []
         started = threading.Event()

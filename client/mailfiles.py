@@ -34,6 +34,7 @@ __all__ = [
     "ADDRESS_HEADERS",
     "ID_HEADERS",
     "MAIL_FORMATS",
+    "MAIL_RECORD_FORMAT",
     "MAX_MESSAGE_BYTES",
     "TEXT_ATTRIBUTES",
     "TRACE_HEADERS",
@@ -56,6 +57,8 @@ __all__ = [
 
 #: File formats holding e-mail (names used by ``--format``).
 MAIL_FORMATS = ("eml", "mbox")
+#: ``DatasetMetadata.record_format`` of an upload whose records are messages.
+MAIL_RECORD_FORMAT = "message/rfc822"
 #: Largest message read (raw bytes, attachments included); a longer one is an oversized record.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 

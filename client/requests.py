@@ -40,10 +40,13 @@ def dataset_metadata(
     epsilon_cap: float | None,
     delta: float | None,
     request_id: str | None,
+    record_format: str = "",
 ) -> datasets_pb2.UploadDatasetRequest:
     """The first message of an upload; draws a request id unless given (AIP-155 retries)."""
     meta = datasets_pb2.DatasetMetadata(
-        display_name=display_name, request_id=request_id or uuid.uuid4().hex
+        display_name=display_name,
+        request_id=request_id or uuid.uuid4().hex,
+        record_format=record_format,
     )
     if epsilon_cap is not None:
         meta.epsilon_cap = epsilon_cap

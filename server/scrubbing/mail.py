@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Literal
 from privsynth.client.mailfiles import (
     ADDRESS_HEADERS,
     ID_HEADERS,
+    MAIL_RECORD_FORMAT,
     TRACE_HEADERS,
     HtmlPiece,
     RawMessage,
@@ -99,7 +100,7 @@ __all__ = [
 ]
 
 #: ``DatasetMetadata.record_format`` of uploads whose records are messages.
-RECORD_FORMAT = "message/rfc822"
+RECORD_FORMAT = MAIL_RECORD_FORMAT
 
 #: Joins several short texts of one message into one analyzer text (a record separator between
 #: blank lines: no recognizer reads across it). Split again after scrubbing; should a span

@@ -143,3 +143,22 @@ def test_mbox_records_for_upload_gzip_malformed_and_oversized(tmp_path: Path) ->
     assert recs[0].text.startswith('From: "Horatio Quimby" <hq@example.org>\nSubject: one\n\n')
     assert [(i.line, i.reason) for i in stats.malformed] == [(19, "message 4: no header fields")]
     assert "secret" not in repr(stats)
+
+
+@pytest.mark.parametrize("command", ["upload", "scrub"])
+def test_unknown_format_message_names_only_options_the_command_has(
+    tmp_path: Path, command: str
+) -> None:
+    import re
+
+    from privsynth.client.cli import build_parser
+
+    odd = tmp_path / "corpus.xlsx"
+    odd.write_bytes(b"x")
+    with pytest.raises(FileSourceError) as exc:
+        detect_format(odd)
+    named = re.findall(r"--[a-z][a-z-]*", str(exc.value))
+    assert named == ["--format"]
+    parser = build_parser()
+    args = parser.parse_args([command, str(odd), *[a for n in named for a in (n, "eml")]])
+    assert args.format == "eml"
