@@ -299,11 +299,15 @@ def test_sqlite_migrates_at_start() -> None:
         render({"migrations": {"mode": "job"}})
 
 
-def test_plain_database_url_reaches_the_hook() -> None:
+def test_plain_database_url_and_extra_env_reach_the_hook() -> None:
     url = "postgresql://db.internal:5432/privsynth"
-    (job,) = _hooks(render({"config": {"databaseUrl": url}}), "pre-install")
+    password = {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "pw"}}}
+    values = {"config": {"databaseUrl": url}, "extraEnv": [password]}
+    (job,) = _hooks(render(values), "pre-install")
     (migrate,) = job["spec"]["template"]["spec"]["containers"]
-    assert {e["name"]: e for e in migrate["env"]}["PRIVSYNTH_DATABASE_URL"]["value"] == url
+    env = {e["name"]: e for e in migrate["env"]}
+    assert env["PRIVSYNTH_DATABASE_URL"]["value"] == url
+    assert env["PGPASSWORD"] == password
 
 
 # --- shared artifacts in a bucket -------------------------------------------------------------
