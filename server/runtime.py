@@ -110,12 +110,14 @@ class Runtime:
             settings.artifact_store_options,
         )
         log.info("artifacts in %s", store.location)
+        metrics = Metrics()
+        metrics.watch_jobs(db)
         return cls(
             settings=settings,
             db=db,
             store=store,
             scrubber=_scrubber(settings),
-            metrics=Metrics(),
+            metrics=metrics,
             user_key=_user_id_key(settings),
         )
 
