@@ -19,7 +19,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from privsynth.client.pb import (
     datasets_pb2,
     datasets_pb2_grpc,
@@ -39,6 +38,7 @@ from privsynth.client.pb import (
 from privsynth.server.api.admission import Admission, default_max_streams
 from privsynth.server.api.auth import Authenticator
 from privsynth.server.api.interceptors import ServerInterceptor
+from privsynth.server.api.reflection import enable_reflection
 from privsynth.server.api.services.datasets import DatasetsServicer
 from privsynth.server.api.services.evaluation import EvaluationsServicer
 from privsynth.server.api.services.generation import GenerationServicer
@@ -146,9 +146,7 @@ class PrivsynthServer:
             EvaluationsServicer(rt, self.evaluations), self.grpc
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
-        )
+        enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), self.grpc)
         address = f"{settings.host}:{settings.grpc_port}"
         credentials = server_credentials(settings)
         if credentials is None:
