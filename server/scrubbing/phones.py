@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import phonenumbers
-from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+from presidio_analyzer import LocalRecognizer
+from privsynth.server.scrubbing.results import make_result
 
 __all__ = ["DEFAULT_PHONE_REGIONS", "NationalPhoneRecognizer"]
 
@@ -109,21 +110,7 @@ class NationalPhoneRecognizer(LocalRecognizer):
             if not self._accepted(core, strict=not cue):
                 continue
             score = self.CUE_SCORE if cue else self.SCORE
-            out.append(
-                RecognizerResult(
-                    entity_type="PHONE_NUMBER",
-                    start=m.start(),
-                    end=m.end(),
-                    score=score,
-                    analysis_explanation=AnalysisExplanation(
-                        recognizer=self.NAME, original_score=score, textual_explanation=""
-                    ),
-                    recognition_metadata={
-                        RecognizerResult.RECOGNIZER_NAME_KEY: self.NAME,
-                        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                    },
-                )
-            )
+            out.append(make_result(self.NAME, self.id, "PHONE_NUMBER", *m.span(), score=score))
         return out
 
     def _accepted(self, number: str, *, strict: bool) -> bool:

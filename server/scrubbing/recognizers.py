@@ -42,16 +42,17 @@ from typing import Any
 
 from phonenumbers import phonenumbermatcher as _phonenumbermatcher
 from presidio_analyzer import (
-    AnalysisExplanation,
     AnalyzerEngine,
     LocalRecognizer,
     RecognizerResult,
 )
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer
+from privsynth.server.scrubbing.addresses import AddressBlockRecognizer
 from privsynth.server.scrubbing.name_lexicon import load as load_name_asset
 from privsynth.server.scrubbing.not_personal import FILE_EXTENSIONS, not_personal
 from privsynth.server.scrubbing.phones import NationalPhoneRecognizer
+from privsynth.server.scrubbing.results import make_result
 
 __all__ = [
     "AccountNumberRecognizer",
@@ -82,19 +83,7 @@ NER_RECOGNIZER = "SpacyRecognizer"
 
 
 def _result(recognizer: Any, entity: str, start: int, end: int, score: float) -> Any:
-    return RecognizerResult(
-        entity_type=entity,
-        start=start,
-        end=end,
-        score=score,
-        analysis_explanation=AnalysisExplanation(
-            recognizer=recognizer.name, original_score=score, textual_explanation=""
-        ),
-        recognition_metadata={
-            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
-            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
-        },
-    )
+    return make_result(recognizer.name, recognizer.id, entity, start, end, score=score)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,12 +131,24 @@ _TEXT_DATE = re.compile(
 )
 
 
+# A timestamp around a date: "Wed,  6 Sep 2006 20:14:08 +0200", "2018-05-31 09:41:46.717241",
+# "2002-10-02T03:56:58+01:00". The weekday before and the time and zone after belong to the
+# date: a changelog's or a mail's timestamp removed only in part still dates the person.
+_WEEKDAY_BEFORE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]{0,6}\.?,?\s{1,3}$")
+_TIME_AFTER = re.compile(
+    r"(?:,?\s{1,3}|T)(?:at\s+)?(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+    r"(?:\s?[ap]\.?m\.?)?(?:\s?(?:Z|[+-]\d\d:?\d\d|UTC|GMT|[A-Z]{3,4}))?(?:\s?\([A-Z]{2,5}\))?"
+)
+_ISO_DATE = re.compile(r"(?<![\d.-])(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d-])")
+
+
 class TextDateRecognizer(LocalRecognizer):
     """Dates written with a month name ("Nov 5th, 1991", "3 March 2021", "March 2021").
 
     Presidio's date patterns are numeric only and the small spaCy model misses many written
     dates, especially with ordinals. The month must be capitalised: "may 5" in lower case is
-    more often the verb.
+    more often the verb. A weekday before and a time and zone after are part of the span
+    ("Wed,  6 Sep 2006 20:14:08 +0200"), and ISO dates take their time with them.
     """
 
     SCORE = 0.6
@@ -159,11 +160,18 @@ class TextDateRecognizer(LocalRecognizer):
         """Nothing to load."""
 
     def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
-        """Find written dates."""
-        return [
-            _result(self, "DATE_TIME", m.start(), m.end(), self.SCORE)
-            for m in _TEXT_DATE.finditer(text)
-        ]
+        """Find written dates and ISO dates, with the weekday and time around them."""
+        out = []
+        for m in [*_TEXT_DATE.finditer(text), *_ISO_DATE.finditer(text)]:
+            start, end = m.start(), m.end()
+            before = _WEEKDAY_BEFORE.search(text, max(0, start - 14), start)
+            if before is not None:
+                start = before.start()
+            after = _TIME_AFTER.match(text, end)
+            if after is not None:
+                end = after.end()
+            out.append(_result(self, "DATE_TIME", start, end, self.SCORE))
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -930,7 +938,9 @@ def _split_ner_at_newlines(text: str, results: Iterable[Any]) -> list[Any]:
     return out
 
 
-def refine_results(text: str, results: Iterable[Any]) -> list[Any]:
+def refine_results(
+    text: str, results: Iterable[Any], *, date_profile: str = "default"
+) -> list[Any]:
     """Drop detections that are noise, keeping every validated pattern match.
 
     * A one-word NER PERSON right after "in", "at", "near", "moved to", "home to" ... is
@@ -957,7 +967,7 @@ def refine_results(text: str, results: Iterable[Any]) -> list[Any]:
             and _PLACE_CUE.search(text[max(0, r.start - 30) : r.start])
         ):
             r.entity_type = "LOCATION"
-        if r.entity_type == "DATE_TIME" and not is_explicit_date(span):
+        if r.entity_type == "DATE_TIME" and not _date_kept(span, date_profile):
             continue
         if r.entity_type == "PHONE_NUMBER" and _NUMERIC_DATE.fullmatch(span.strip()):
             continue
@@ -968,6 +978,8 @@ def refine_results(text: str, results: Iterable[Any]) -> list[Any]:
         ):
             continue
         kept.append(r)
+    if date_profile == "hipaa":
+        kept.extend(_date_elements(text, kept))
     kept = apply_policy(text, kept)
     patterns = [r for r in kept if not _is_ner(r)]
     refined = [
@@ -1124,21 +1136,48 @@ def propagate_names(text: str, results: Sequence[Any]) -> list[Any]:
         if any(s < m.end() and m.start() < e for s, e in taken):
             continue
         out.append(
-            RecognizerResult(
-                entity_type="PERSON",
-                start=m.start(),
-                end=m.end(),
-                score=_PROPAGATED_SCORE,
-                analysis_explanation=AnalysisExplanation(
-                    recognizer=PROPAGATION,
-                    original_score=_PROPAGATED_SCORE,
-                    textual_explanation="",
-                ),
-                recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: PROPAGATION,
-                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: PROPAGATION,
-                },
+            make_result(
+                PROPAGATION, PROPAGATION, "PERSON", m.start(), m.end(), score=_PROPAGATED_SCORE
             )
+        )
+    return out
+
+
+_BARE_YEAR = re.compile(r"\s*(?:in\s+|the\s+)?(?:1[89]|20)\d\d'?s?\s*")
+_DATE_ELEMENT = re.compile(
+    rf"""(?x)
+    \b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:day|sday|nesday|rsday|urday)?\b\.?  # weekdays
+    | \b{_CAP_MONTH}(?![a-z])                                            # months alone
+    | \b(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:\s?[ap]\.?m\.?)?      # times
+    | \b(?:1[0-2]|0?[1-9])\s?[ap]\.?m\.?(?![a-z])                             # 3pm
+    """,
+    re.IGNORECASE,
+)
+
+
+def _date_kept(span: str, profile: str) -> bool:
+    """Whether a DATE_TIME detection is replaced under the date profile.
+
+    ``default``: only explicit calendar dates (:func:`is_explicit_date`). ``hipaa``: every
+    date element (a weekday, a month, a time, "last Tuesday"), except a bare year, which
+    Safe Harbor allows to stay.
+    """
+    if profile == "hipaa":
+        return _BARE_YEAR.fullmatch(span) is None
+    return is_explicit_date(span)
+
+
+def _date_elements(text: str, results: Sequence[Any]) -> list[Any]:
+    """HIPAA profile: weekdays, month names and times no recognizer reported, as DATE_TIME."""
+    taken = [(r.start, r.end) for r in results if r.entity_type == "DATE_TIME"]
+    out = []
+    for m in _DATE_ELEMENT.finditer(text):
+        if m.group(0).casefold() in ("may", "mar", "march", "sat", "sun", "wed"):
+            continue  # as common as words as they are as dates: left to the date patterns
+        if any(s <= m.start() and m.end() <= e for s, e in taken):
+            continue
+        out.append(
+            make_result("HipaaDateElements", "HipaaDateElements", "DATE_TIME", *m.span(), score=0.6)
         )
     return out
 
@@ -1224,9 +1263,14 @@ class RefiningAnalyzerEngine(FastContextAnalyzerEngine):
     inside ``analyze`` so that ``BatchAnalyzerEngine`` gets it too.
     """
 
+    #: The scrub policy's date profile (``default`` or ``hipaa``), set by the Scrubber.
+    date_profile = "default"
+
     def analyze(self, text: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Presidio's analysis, refined."""
-        return refine_results(text, super().analyze(text, *args, **kwargs))
+        return refine_results(
+            text, super().analyze(text, *args, **kwargs), date_profile=self.date_profile
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1278,6 +1322,7 @@ def configure_registry(registry: Any) -> None:
     for recognizer in (
         InternationalPhoneRecognizer(),
         NationalPhoneRecognizer(),
+        AddressBlockRecognizer(),
         LuhnCardRecognizer(),
         ContextNhsRecognizer(),
         StreetAddressRecognizer(),

@@ -386,6 +386,7 @@ class Scrubber:
             logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
             nlp_engine = _nlp_engine(conf, self.exclude_components)
             analyzer = RefiningAnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+            analyzer.date_profile = self.policy.dates
             analyzer.registry.remove_recognizer("EmailRecognizer")
             analyzer.registry.add_recognizer(_offline_email_recognizer())
             configure_registry(analyzer.registry)

@@ -42,6 +42,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,22 @@ _OPTIONS: dict[str, dict[str, type]] = {
     "hash": {"length": int},
     "pseudonym": {},
 }
+
+
+#: Date profiles a policy may name (see :class:`ScrubPolicy`).
+DATE_PROFILES = ("default", "hipaa")
+_YEAR = re.compile(r"(?<!\d)(?:1[89]|20)\d\d(?!\d)")
+
+
+def keep_year(replace: Callable[[str], str]) -> Callable[[str], str]:
+    """A DATE_TIME replacement that appends the year of the value (HIPAA Safe Harbor)."""
+
+    def replaced(value: str) -> str:
+        year = _YEAR.search(value)
+        out = replace(value)
+        return f"{out} {year.group(0)}" if year else out
+
+    return replaced
 
 
 class StrategyConfigError(ScrubberConfigError):
@@ -121,11 +138,16 @@ class ScrubPolicy:
         default: Strategy for entity types not listed.
         entities: Per-entity overrides.
         source: Where the policy came from (for error messages; never a value).
+        dates: The date profile (:data:`DATE_PROFILES`): ``default`` replaces calendar
+            dates of day or month precision and leaves a bare year, weekday or time alone;
+            ``hipaa`` (Safe Harbor, 45 CFR 164.514(b)(2)(i)(C)) replaces every date element
+            (weekdays, months, days, times) and keeps only the year.
     """
 
     default: EntityStrategy = field(default_factory=EntityStrategy)
     entities: Mapping[str, EntityStrategy] = field(default_factory=dict)
     source: str = "<defaults>"
+    dates: str = "default"
 
     def strategy_for(self, entity_type: str) -> EntityStrategy:
         """The strategy that replaces ``entity_type``."""
@@ -138,10 +160,11 @@ class ScrubPolicy:
 
     def describe(self) -> str:
         """Short, value-free summary for scrub reports ("placeholder" when nothing is set)."""
+        dates = "" if self.dates == "default" else f"; dates={self.dates}"
         if not self.entities:
-            return self.default.name
+            return self.default.name + dates
         parts = ", ".join(f"{e}={s.name}" for e, s in sorted(self.entities.items()))
-        return f"{self.default.name}; {parts}"
+        return f"{self.default.name}; {parts}{dates}"
 
     def validate_entities(self, known: Iterable[str]) -> None:
         """Fail if the policy names an entity type that no recognizer produces.
@@ -171,7 +194,7 @@ class ScrubPolicy:
             data = {}
         if not isinstance(data, dict):
             raise StrategyConfigError(f"{source}: expected a mapping with 'default' / 'entities'")
-        extra = set(data) - {"default", "entities"}
+        extra = set(data) - {"default", "entities", "dates"}
         if extra:
             raise StrategyConfigError(f"{source}: unknown key(s) {', '.join(sorted(extra))}")
         default = _parse_strategy(data.get("default", "placeholder"), f"{source}: default")
@@ -185,7 +208,12 @@ class ScrubPolicy:
                     f"{source}: entity type {entity!r} is not an upper-case type name"
                 )
             entities[entity] = _parse_strategy(spec, f"{source}: {entity}")
-        return cls(default=default, entities=entities, source=source)
+        dates = data.get("dates", "default")
+        if dates not in DATE_PROFILES:
+            raise StrategyConfigError(
+                f"{source}: dates must be one of {', '.join(DATE_PROFILES)}, not {dates!r}"
+            )
+        return cls(default=default, entities=entities, source=source, dates=dates)
 
 
 def _parse_strategy(spec: Any, where: str) -> EntityStrategy:
@@ -381,7 +409,9 @@ class Replacer:
             if entity in self._operators:
                 continue
             s = self.policy.strategy_for(entity)
-            if s.name == "placeholder":
+            if entity == "DATE_TIME" and self.policy.dates == "hipaa":
+                op = OperatorConfig("custom", {"lambda": keep_year(partial(self.replace, entity))})
+            elif s.name == "placeholder":
                 op = OperatorConfig("replace")  # no new_value: Presidio writes "<ENTITY>"
             elif s.name == "redact":
                 op = OperatorConfig("redact")

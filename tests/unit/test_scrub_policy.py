@@ -13,6 +13,7 @@ from privsynth.server.scrubbing.not_personal import not_personal
 from privsynth.server.scrubbing.phones import NationalPhoneRecognizer
 from privsynth.server.scrubbing.recognizers import name_lexicon
 from privsynth.server.scrubbing.scrubber import Scrubber
+from privsynth.server.scrubbing.strategies import ScrubPolicy, StrategyConfigError
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +139,78 @@ def test_escaped_line_breaks_read_as_line_breaks() -> None:
     norm = normalize_for_analysis("Belgium 65601\\n0484 84 01 64")
     assert norm.text == "Belgium 65601 \n0484 84 01 64"
     assert norm.span(15, 28) == (15, 28)
+
+
+# --- addresses and postcodes by layout -------------------------------------------------------
+
+
+def _typed(scrubber: Scrubber, text: str) -> set[tuple[str, str]]:
+    return {(text[r.start : r.end], r.entity_type) for r in scrubber.analyze_batch([text])[0]}
+
+
+def test_address_block_with_house_number_after_the_street(scrubber: Scrubber) -> None:
+    text = "Hélène Fremont\n67511 ul. Dmowskiego Romana 17\n Apt. 532\n Poznań\n Poland 86021\n"
+    found = _typed(scrubber, text)
+    assert ("67511 ul. Dmowskiego Romana 17", "STREET_ADDRESS") in found
+    assert ("Apt. 532", "STREET_ADDRESS") in found
+    assert ("86021", "POSTCODE") in found
+    assert {("Poznań", "LOCATION"), ("Poland", "LOCATION")} <= found
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("I'd like it to be sent to PSC 3412, Box 5242\nAPO AA 29282", "APO AA 29282"),
+        ("My zip code is 40200", "40200"),
+        ("ZIP: 70-746", "70-746"),
+        ("Looking to support them in Schweinfurt 97419 in its mission.", "97419"),
+        ("Tuomo lives on Metsanurga 48 street.", "Metsanurga 48 street"),
+        ("45080 Nánási út 66.\nLaurel Springs, NJ 06666", "06666"),
+    ],
+)
+def test_address_pieces_by_cue_and_layout(scrubber: Scrubber, text: str, value: str) -> None:
+    out = scrubber.scrub_batch([text])[0].text
+    assert value not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Installed Python 3 and Windows 10 in 2019.",
+        "Version 2.0, released 2004",
+        "Please ship it to the office, room upstairs.",
+        "See section 3 and table 12 for details.",
+    ],
+)
+def test_versions_and_prose_numbers_are_no_addresses(scrubber: Scrubber, text: str) -> None:
+    assert not {t for _v, t in _typed(scrubber, text)} & {"STREET_ADDRESS", "POSTCODE"}
+
+
+# --- date profiles ------------------------------------------------------------------------
+
+
+def test_changelog_timestamp_is_removed_whole(scrubber: Scrubber) -> None:
+    text = " -- Loic Minier <lool@dooz.org>  Wed,  6 Sep 2006 20:14:08 +0200"
+    out = scrubber.scrub_batch([text])[0].text
+    assert "Wed" not in out and "20:14" not in out and "2006" not in out
+
+
+def test_default_profile_keeps_weekdays_bare_years_and_times() -> None:
+    s = Scrubber()
+    text = "We met on Tuesday at 3pm, in 1982, and again on March 3, 2021."
+    assert s.scrub_batch([text])[0].text == (
+        "We met on Tuesday at 3pm, in 1982, and again on <DATE_TIME>."
+    )
+
+
+def test_hipaa_profile_removes_every_date_element_but_the_year() -> None:
+    s = Scrubber(policy=ScrubPolicy(dates="hipaa"))
+    text = "We met on Tuesday at 3pm, in 1982, and again on March 3, 2021."
+    assert s.scrub_batch([text])[0].text == (
+        "We met on <DATE_TIME> at <DATE_TIME>, in 1982, and again on <DATE_TIME> 2021."
+    )
+
+
+def test_unknown_date_profile_is_refused() -> None:
+    with pytest.raises(StrategyConfigError, match="dates must be one of default, hipaa"):
+        ScrubPolicy.from_mapping({"dates": "gdpr"})

@@ -1,0 +1,354 @@
+"""Postal addresses by their layout: street, unit, town, postcode and country lines together.
+
+The street patterns in :mod:`.recognizers` need a street suffix they know ("Street", "Allee",
+"rue"), so on text nobody here wrote most addresses were lost: the house number after the
+street ("Bécsi utca 35.", "Õli 68"), both ("0189 Rue des Buissons 386"), "Suite 559" and
+"Apt. 474" lines, military addresses ("PSC 3412, Box 5242 / APO AA 29282"), and every postcode
+("Belgium 65601", "NJ 06666"). An address is recognised here by what surrounds each piece
+rather than by a list of street words in every language:
+
+* The text is cut into segments at line breaks and commas, and each segment is classified:
+  a *street* (a house number and words, or words and a house number), a *unit* ("Suite 559",
+  "Apt. 474", "PO Box 12", "Unit 3848 Box 3726"), a *military* line, a *postal* line (a
+  postcode with a town, region or country), a *country* and a *town* (one to four capitalised
+  words).
+* Consecutive segments form a block, and a block is an address when it holds a street, unit
+  or military line *and* another address line (unit, postal, country, military). Streets,
+  units and military lines become STREET_ADDRESS, towns and countries LOCATION, postcodes
+  POSTCODE. A postal line with a country or a US state is an address piece on its own
+  ("Laurel Springs, NJ 06666").
+* Within a sentence, a house number, capitalised words and a second number ("send it to 511
+  Rebbåsbakken 48 Suite 372") or a residence cue ("lives on Castelao 66") make an address.
+
+Years never count as house numbers, and a version ("Python 3", "Windows 10") is not an
+address unless another address line stands next to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from presidio_analyzer import LocalRecognizer
+from privsynth.server.scrubbing.not_personal import not_personal
+from privsynth.server.scrubbing.results import make_result
+
+__all__ = ["AddressBlockRecognizer", "countries"]
+
+_NATIVE_COUNTRIES = (
+    "USA", "U.S.A.", "UK", "U.K.", "United States", "United Kingdom", "Deutschland", "España",
+    "Italia", "Nederland", "Sverige", "Norge", "Danmark", "Suomi", "Polska", "Österreich",
+    "Schweiz", "Suisse", "Svizzera", "België", "Belgique", "Magyarország", "Česko",
+    "Česká republika", "Slovensko", "Slovenija", "Hrvatska", "Eesti", "Latvija", "Lietuva",
+    "Ísland", "Éire", "Ελλάδα", "Κύπρος", "Россия", "Україна", "Türkiye", "Brasil", "México",
+    "Cyprus (Greek)", "Cyprus (Turkish)",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def countries() -> frozenset[str]:
+    """Case-folded country names: Faker's English list plus native and short forms."""
+    from faker.providers.address.en import Provider
+
+    return frozenset(c.casefold() for c in (*Provider.countries, *_NATIVE_COUNTRIES))
+
+
+_US_STATE_CODES = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "DC",
+        "PR",
+    ]
+)
+_YEAR = re.compile(r"(?:1[89]|20)\d\d")
+_CAPWORD = r"(?:[^\W\d_][\w'’.-]*)"
+_UNIT = re.compile(
+    r"(?i)^(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building)\.?\s*#?\s*"
+    r"[\w-]{1,6}(?:,?\s+box\s+\d{1,6})?|(?:p\.?\s?o\.?\s+)?box\s+\d{1,6}|(?:psc|cmr)\s+\d{1,6})$"
+)
+_MILITARY = re.compile(
+    r"^(?:(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+|(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})$"
+)
+_STREET_NUMBER_FIRST = re.compile(
+    rf"^(\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?\s+{_CAPWORD}(?:\s+{_CAPWORD}){{0,5}}"
+    r"(?:\s+\d{1,5}[a-zA-Z]?\.?)?$"
+)
+_STREET_NUMBER_LAST = re.compile(rf"^(?:{_CAPWORD}\s+){{0,4}}{_CAPWORD}\s+\d{{1,5}}[a-zA-Z]?\.?$")
+_POSTCODE = (
+    r"(?:\d{5}-\d{4}|\d{3}\s\d{2}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"
+    r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2}|[A-Z]{1,2}-\d{4,5})"
+)
+# "Belgium 65601", "Laurel Springs, NJ 06666" (comma-split), "HEIMDAL nan 7072",
+# "1015 CJ Amsterdam", "Leeds LS6 2AB".
+_POSTAL_AFTER = re.compile(
+    rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}})?\s*(?P<code>{_POSTCODE})$"
+)
+_POSTAL_BEFORE = re.compile(
+    rf"^(?P<code>{_POSTCODE})\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}})$"
+)
+_TOWN = re.compile(rf"^{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}$")
+_PREFIX = re.compile(r"[\s>|}?*#:-]*")
+_INLINE = re.compile(
+    r"(?<![\w.,-])(?!(?:1[89]|20)\d\d\b)\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?"
+    r"(?:(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[ \t]+){1,4}\d{1,5}[a-z]?\b"
+    r"(?:,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5})?"
+)
+_UNIT_TAIL = re.compile(
+    r"\b(?:PSC|CMR|Unit|P\.?O\.? Box)\s+\d{1,6}(?:,?\s+Box\s+\d{1,6})?$"
+    r"|\b(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+$"
+)
+_MILITARY_HEAD = re.compile(r"^(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b")
+# "ZIP: 7287", "my zip code is 40200", "Postleitzahl 10115".
+_CODE_CUE = re.compile(
+    r"(?i)\b(?:zip(?:\s*code)?|post(?:al)?\s*code|postcode|post\s*code|plz|postleitzahl)\b"
+    r"(?:\s*(?:is|:|#|no\.?))?\s*(?P<code>(?-i:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})"
+    r"|(?-i:[A-Z]\d[A-Z]\s?\d[A-Z]\d)|\d{2,3}[\s-]\d{2,3}|\d{4,6}(?:-\d{4})?(?:\s?(?-i:[A-Z]{2}))?)\b"
+)
+# A town and its postcode in running text: "in Schweinfurt 97419", "in LAHOLM 312 18".
+_TOWN_CODE = re.compile(
+    r"\b(?:in|at|from|to|near)\s+(?P<place>(?:(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]+\s+){1,3}?)"
+    r"(?P<code>(?!(?:1[89]|20)\d\d\b)\d{5}|\d{3}\s\d{2}|[A-Z]\d[A-Z]\s\d[A-Z]\d)\b(?![.,]\d)"
+)
+# Where a person lives or comes from: "lives in HAITIGEN", "originally from CHISHOLM",
+# "grew up in GUÉRET", "moved here from Celje".
+_PLACE_CUE = re.compile(
+    r"(?i)\b(?:lives?|lived|living|resides?|resided|born|grew\s+up|originally|moved(?:\s+here)?"
+    r"|returned|relocated|comes?|came|hails?)\s+(?:in|from|to|at)\s+"
+    r"(?P<place>(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[\w'’]"
+    r"(?:[ -](?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[\w'’]){0,3})"
+)
+# "the corner of Urzáiz 12 and Jónmundsson Manors", "at the corner of 5th and Main".
+_CORNER = re.compile(r"(?i)\bcorner\s+of\s+(?P<addr>[^.\n;!?]{3,80}?)(?=[.;!?\n]|,\s|$)")
+_NOT_STREET = re.compile(
+    r"(?i)\b(?:office|fax|mobile|mob|tel|phone|cell|desk|home|work|ext|x)\b|[-+()]\d|\d[-()]"
+)
+_UPPER = re.compile(r"(?-i:[A-ZÀ-ÞΑ-ΩА-Я])")
+_RESIDENCE = re.compile(
+    r"(?i)\b(?:lives?|lived|living|resides?|located|moved|is)\s+(?:on|at|in|to)\s+"
+    r"(?:the\s+\w+\s+side\s+of\s+)?(?P<addr>(?:\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?)?"
+    r"(?-i:[A-ZÀ-Þ])[\w'’.-]*(?:[ \t]+[\w'’.-]+){0,4}?[ \t]+\d{1,5}[a-z]?\b(?:[ \t]+[a-z]{2,4}\b)?)"
+)
+
+
+@dataclass
+class _Segment:
+    start: int
+    end: int
+    kind: str  # street, unit, military, postal, country, town, filler, other
+    code: tuple[int, int] | None = None
+    place: tuple[int, int] | None = None
+    strong: bool = False  # postal with a country or US state
+
+
+def _segments(text: str) -> Iterator[tuple[int, int]]:
+    """Line and comma segments of ``text`` as (start, end), prefixes and spaces trimmed."""
+    for m in re.finditer(r"[^\n,|;]+", text):
+        s, e = m.start(), m.end()
+        prefix = _PREFIX.match(text, s, e)
+        if prefix is not None:
+            s = prefix.end()
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            yield s, e
+
+
+def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one return per kind
+    seg = text[s:e]
+    folded = seg.casefold().strip(". ")
+    if folded in ("nan", "") or (seg.isdigit() and len(seg) <= 2):
+        return _Segment(s, e, "filler")
+    if _UNIT.match(seg):
+        return _Segment(s, e, "unit")
+    tail = _UNIT_TAIL.search(seg)
+    if tail is not None:
+        return _Segment(s + tail.start(), e, "unit")
+    if _MILITARY.match(seg):
+        return _Segment(s, e, "military")
+    head = _MILITARY_HEAD.match(seg)
+    if head is not None:
+        return _Segment(s, s + head.end(), "military")
+    if folded in countries():
+        return _Segment(s, e, "country", place=(s, e))
+    for pattern in (_POSTAL_AFTER, _POSTAL_BEFORE):
+        m = pattern.match(seg)
+        if m is None:
+            continue
+        code = m.group("code")
+        place = m.group("place")
+        if _YEAR.fullmatch(code) and not place:
+            break
+        if place is None and not code[0].isdigit():
+            break
+        strong = bool(
+            place
+            and (
+                place.casefold() in countries()
+                or place.split()[-1] in _US_STATE_CODES
+                or place.split()[-1].casefold() == "nan"
+            )
+        )
+        if place is None and len(code) < 4:
+            break
+        pl = (s + m.start("place"), s + m.end("place")) if place else None
+        return _Segment(s, e, "postal", (s + m.start("code"), s + m.end("code")), pl, strong)
+    if _NOT_STREET.search(seg) or not _UPPER.search(seg):
+        return _Segment(s, e, "other")
+    m = _STREET_NUMBER_FIRST.match(seg)
+    if m and not _YEAR.fullmatch(m.group(1)):
+        return _Segment(s, e, "street")
+    words = seg.split()
+    if (
+        _STREET_NUMBER_LAST.match(seg)
+        and not _YEAR.fullmatch(words[-1].rstrip("."))
+        and words[0][0].isupper()
+        and sum(not w[0].isupper() for w in words[:-1]) <= 1  # "Bécsi utca 35.", not prose
+    ):
+        return _Segment(s, e, "street_weak")
+    if _TOWN.match(seg) and len(seg) <= 40:
+        return _Segment(s, e, "town", place=(s, e))
+    return _Segment(s, e, "other")
+
+
+_STREETISH = frozenset({"street", "street_weak", "unit", "military"})
+_TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler"})
+
+
+class AddressBlockRecognizer(LocalRecognizer):
+    """Addresses by layout (see the module docstring): STREET_ADDRESS, LOCATION, POSTCODE."""
+
+    SCORE = 0.55
+    NAME = "AddressBlockRecognizer"
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entities=["STREET_ADDRESS", "LOCATION", "POSTCODE"],
+            supported_language="en",
+            name=self.NAME,
+        )
+
+    def load(self) -> None:
+        """Nothing to load: compiled patterns and Faker's country list (read lazily)."""
+
+    def _result(self, entity: str, start: int, end: int) -> Any:
+        return make_result(self.NAME, self.id, entity, start, end, score=self.SCORE)
+
+    def analyze(self, text: str, entities: Sequence[str], nlp_artifacts: Any = None) -> list[Any]:
+        """Address blocks, stand-alone postal lines, and inline addresses."""
+        out: list[Any] = []
+        for m in _PLACE_CUE.finditer(text):
+            if not not_personal(m.group("place")):
+                out.append([self._result("LOCATION", m.start("place"), m.end("place"))])
+        segs = [_classify(text, s, e) for s, e in _segments(text)]
+        for i in range(len(segs) - 1):
+            # A town line followed by a country line: an address without a street.
+            if segs[i].kind == "town" and segs[i + 1].kind == "country":
+                out.append([self._emit(segs[i])[0], self._emit(segs[i + 1])[0]])
+        if not any(c.isdigit() for c in text):
+            return [r for group in out for r in group]
+        used: set[int] = set()
+        for i, seg in enumerate(segs):
+            if i in used or seg.kind not in _STREETISH:
+                continue
+            block = [i]
+            j = i + 1
+            while j < len(segs) and len(block) < 7:
+                if segs[j].kind in _TAILISH or segs[j].kind in _STREETISH:
+                    block.append(j)
+                    j += 1
+                else:
+                    break
+            kinds = [segs[k].kind for k in block]
+            strong = [k for k in kinds if k in ("unit", "military", "postal", "country")]
+            streets = [k for k in kinds if k in ("street", "street_weak")]
+            if not strong and len(streets) < 2:
+                continue
+            if kinds.count("street_weak") == len(block):
+                continue
+            # A trailing run of towns with nothing after it is prose, not an address line.
+            while block and segs[block[-1]].kind in ("town", "filler") and not strong:
+                block.pop()
+            used.update(block)
+            out.extend(self._emit(segs[k]) for k in block)
+        for i, seg in enumerate(segs):
+            if i not in used and seg.kind == "postal" and seg.strong:
+                out.append(self._emit(seg))
+        for m in _INLINE.finditer(text):
+            out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
+        for m in _RESIDENCE.finditer(text):
+            out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
+        for m in _CORNER.finditer(text):
+            out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
+        for m in _CODE_CUE.finditer(text):
+            out.append([self._result("POSTCODE", m.start("code"), m.end("code"))])
+        for m in _TOWN_CODE.finditer(text):
+            place_end = m.end("place") - (len(m.group("place")) - len(m.group("place").rstrip()))
+            out.append(
+                [
+                    self._result("LOCATION", m.start("place"), place_end),
+                    self._result("POSTCODE", m.start("code"), m.end("code")),
+                ]
+            )
+        return [r for group in out for r in group]
+
+    def _emit(self, seg: _Segment) -> list[Any]:
+        if seg.kind in _STREETISH:
+            return [self._result("STREET_ADDRESS", seg.start, seg.end)]
+        found = []
+        if seg.code is not None:
+            found.append(self._result("POSTCODE", *seg.code))
+        if seg.place is not None:
+            found.append(self._result("LOCATION", *seg.place))
+        return found
