@@ -315,6 +315,8 @@ def _leakage(report: Mapping[str, Any]) -> str:
         '<p class="warn">Every measurement in this section read the training records or '
         "the holdout: none is covered by the model's DP guarantee.</p>",
     ]
+    if leak.get("note"):
+        parts.append(f'<p class="warn">{escape(str(leak["note"]))}</p>')
     table = _table(["measurement", "value"], rows)
     if "roc" in mia:
         roc = line_chart(

@@ -257,6 +257,12 @@ def _leakage_section(
     should_stop: StopFn | None,
 ) -> dict[str, Any]:
     section: dict[str, Any] = {}
+    if inputs.privacy_unit == "user":
+        section["note"] = (
+            "user-level model: training kept one secretly chosen record of each user, while the "
+            "members here are every record of the training users, so membership inference "
+            "understates what an attack on the records actually trained on could find"
+        )
     if tools.record_loss is not None and inputs.training and inputs.holdout:
         members = _sample(inputs.training, limits.membership_records, rng)
         others = _sample(inputs.holdout, limits.membership_records, rng)

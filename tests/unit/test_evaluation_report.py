@@ -158,3 +158,14 @@ def test_a_stop_request_ends_the_evaluation() -> None:
             limits=LIMITS,
             should_stop=lambda: next(calls) >= 3,
         )
+
+
+def test_user_level_reports_say_membership_inference_understates() -> None:
+    training, holdout, unseen = _split(300)
+    inputs = _inputs(training, holdout, unseen)
+    user_level = EvaluationInputs(**{**inputs.__dict__, "privacy_unit": "user"})
+    report = build_report(user_level, _tools(training), limits=LIMITS, rng=random.Random(0))
+    assert "understates" in report["leakage"]["note"]
+    from privsynth.server.evaluation.page import render
+
+    assert "understates" in render(report)
