@@ -49,6 +49,7 @@ from privsynth.server.api.services.training import TrainingServicer
 from privsynth.server.config import Settings
 from privsynth.server.evaluation.runner import EvaluationRunner
 from privsynth.server.jobs.runner import JobRunner
+from privsynth.server.logs import configure_logging
 from privsynth.server.runtime import Runtime
 
 __all__ = ["PrivsynthServer", "serve", "server_credentials"]
@@ -257,10 +258,7 @@ def serve(settings: Settings) -> int:
     training checkpoints) is readable by its own user only.
     """
     os.umask(0o077)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     server = PrivsynthServer(settings)
     stopping = threading.Event()
 

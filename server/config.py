@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,8 @@ class Settings(BaseSettings):
         grpc_port: gRPC port; 0 picks a free port (tests).
         metrics_port: Prometheus HTTP port; 0 picks a free port, -1 disables it.
         log_level: Python logging level name.
+        log_format: ``json`` (default): one JSON object per line with the request id, for a
+            log pipeline; ``text``: classic lines for a terminal (:mod:`privsynth.server.logs`).
         shutdown_grace_seconds: How long in-flight RPCs may finish after SIGTERM.
         max_workers: gRPC thread-pool size.
         max_streams: privsynth streaming calls (UploadDataset, Generate, WatchTrainingJob) open
@@ -132,6 +134,7 @@ class Settings(BaseSettings):
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     metrics_port: int = Field(default=9090, ge=-1, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_workers: int = Field(default=16, ge=1)
     max_streams: int = Field(default=0, ge=0)

@@ -19,6 +19,7 @@ import sys
 
 from privsynth.server.config import Settings
 from privsynth.server.db import Database, head_revision
+from privsynth.server.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -27,10 +28,10 @@ log = logging.getLogger(__name__)
 
 def main() -> int:
     """Migrate the configured database to this release's newest revision; 0 on success."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Alembic's own INFO lines name every plugin it loads; the two lines below say what matters.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
+    configure_logging("INFO", settings.log_format)
+    # Alembic's own INFO lines name each upgrade step; the line below sums them up.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     db = Database(settings.database_url)
     try:
         before = db.schema_revision()

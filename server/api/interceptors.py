@@ -11,11 +11,18 @@ It is also where access is decided: with an :class:`~privsynth.server.api.auth.A
 privsynth RPC is authorised (UNAUTHENTICATED / PERMISSION_DENIED through the same error path)
 before its handler runs, and the handler receives a context carrying the caller's identity.
 Health and reflection are not privsynth RPCs and stay open.
+
+Every call gets a request id: the caller's ``x-request-id`` metadata when well-formed (1..128
+characters of ``A-Z a-z 0-9 . _ : -``), a fresh one otherwise. It goes back to the caller in
+the initial and the trailing metadata (errors included, so a failed call can be quoted to an
+operator) and tags every log line written while the call is handled
+(:func:`privsynth.server.logs.rpc_scope`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 import uuid
@@ -35,12 +42,40 @@ from privsynth.server.errors import (
     Reason,
     ResourceExhausted,
 )
+from privsynth.server.logs import rpc_scope
 from privsynth.server.metrics import Metrics
 
-__all__ = ["MALFORMED", "ServerInterceptor", "to_status"]
+__all__ = ["MALFORMED", "REQUEST_ID_KEY", "ServerInterceptor", "request_id_of", "to_status"]
 
 log = logging.getLogger(__name__)
 _DOMAIN = "privsynth.v1"
+REQUEST_ID_KEY = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_of(metadata: Any) -> str:
+    """The caller's ``x-request-id`` when well-formed, else a new random id."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
+
+
+def _announce(context: grpc.ServicerContext, request_id: str) -> None:
+    """Return the request id in the initial and the trailing metadata."""
+    pair = ((REQUEST_ID_KEY, request_id),)
+    context.send_initial_metadata(pair)
+    context.set_trailing_metadata(pair)
+
+
+def _with_request_id(status: grpc.Status, request_id: str) -> grpc.Status:
+    """``status`` (from :func:`rpc_status.to_status`) with the request id in its trailers.
+
+    Aborting with a status replaces the trailing metadata set earlier, so the id rides along.
+    """
+    trailing = (*status.trailing_metadata, (REQUEST_ID_KEY, request_id))
+    replaced: grpc.Status = status._replace(trailing_metadata=trailing)  # type: ignore[attr-defined]
+    return replaced
 
 
 def _pack(message: Any) -> any_pb2.Any:
@@ -83,7 +118,9 @@ def to_status(exc: PrivsynthError) -> status_pb2.Status:
     return status
 
 
-def _internal(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
+def _internal(
+    context: grpc.ServicerContext, exc: BaseException, method: str, request_id: str
+) -> None:
     ref = uuid.uuid4().hex[:12]
     where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     site = f"{where[0].filename}:{where[0].lineno}" if where else "?"
@@ -91,7 +128,7 @@ def _internal(context: grpc.ServicerContext, exc: BaseException, method: str) ->
     status = status_pb2.Status(
         code=code_pb2.INTERNAL, message=f"internal error (reference {ref}); see server logs"
     )
-    context.abort_with_status(rpc_status.to_status(status))
+    context.abort_with_status(_with_request_id(rpc_status.to_status(status), request_id))
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -235,65 +272,71 @@ class ServerInterceptor(grpc.ServerInterceptor):
             m.grpc_handled.labels(**labels, grpc_code=code.name).inc()
             m.grpc_seconds.labels(**labels).observe(time.perf_counter() - started)
 
-        def begin(request: Any) -> tuple[float, Any]:
+        def begin(request: Any) -> tuple[float, Any, str]:
             m.grpc_started.labels(**labels).inc()
+            request_id = request_id_of(metadata)
             if streams_in:
-                return time.perf_counter(), count_in(request)
+                return time.perf_counter(), count_in(request), request_id
             m.grpc_msg_received.labels(**labels).inc()
-            return time.perf_counter(), request
+            return time.perf_counter(), request, request_id
 
         def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-            started, request = begin(request)
+            started, request, request_id = begin(request)
             code = grpc.StatusCode.OK
             slot: Slot | None = None
-            try:
-                request = request if streams_in else _well_formed(request)
-                slot = admit(context)
-                response = behavior(request, authorized(context))
-                if not context.is_active():  # the client left (a request stream just ends)
-                    code = _gone(context)
+            with rpc_scope(request_id, method):
+                try:
+                    _announce(context, request_id)
+                    request = request if streams_in else _well_formed(request)
+                    slot = admit(context)
+                    response = behavior(request, authorized(context))
+                    if not context.is_active():  # the client left (a request stream just ends)
+                        code = _gone(context)
+                        return response
+                    m.grpc_msg_sent.labels(**labels).inc()
                     return response
-                m.grpc_msg_sent.labels(**labels).inc()
-                return response
-            except Exception as exc:
-                code = _code_for(context, exc)
-                _abort(context, exc, code, method)
-                raise
-            finally:
-                if slot is not None:
-                    slot.release()
-                done(code, started)
+                except Exception as exc:
+                    code = _code_for(context, exc)
+                    _abort(context, exc, code, method, request_id)
+                    raise
+                finally:
+                    if slot is not None:
+                        slot.release()
+                    done(code, started)
 
         def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            started, request = begin(request)
+            started, request, request_id = begin(request)
             code = grpc.StatusCode.OK
             slot: Slot | None = None
-            try:
-                request = request if streams_in else _well_formed(request)
-                slot = admit(context)
-                for response in behavior(request, authorized(context)):
-                    m.grpc_msg_sent.labels(**labels).inc()
-                    yield response
-                if not context.is_active():
+            with rpc_scope(request_id, method):
+                try:
+                    _announce(context, request_id)
+                    request = request if streams_in else _well_formed(request)
+                    slot = admit(context)
+                    for response in behavior(request, authorized(context)):
+                        m.grpc_msg_sent.labels(**labels).inc()
+                        yield response
+                    if not context.is_active():
+                        code = grpc.StatusCode.CANCELLED
+                except GeneratorExit:  # grpc dropped the stream: the client went away
                     code = grpc.StatusCode.CANCELLED
-            except GeneratorExit:  # grpc dropped the stream: the client went away
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:
-                code = _code_for(context, exc)
-                _abort(context, exc, code, method)
-                raise
-            finally:
-                if slot is not None:
-                    slot.release()
-                done(code, started)
+                    raise
+                except Exception as exc:
+                    code = _code_for(context, exc)
+                    _abort(context, exc, code, method, request_id)
+                    raise
+                finally:
+                    if slot is not None:
+                        slot.release()
+                    done(code, started)
 
         def callback_stream(
             request: Any, context: grpc.ServicerContext, send: Callable[[Any], None]
         ) -> None:
             """A non-blocking stream (health Watch): pushes through ``send``, holds no thread."""
-            started, request = begin(request)
+            started, request, request_id = begin(request)
             try:
+                _announce(context, request_id)
                 request = _well_formed(request)
                 slot = admit(context)
                 pushing: Callable[..., Any] = behavior
@@ -301,7 +344,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
             except Exception as exc:
                 code = _code_for(context, exc)
                 done(code, started)
-                _abort(context, exc, code, method)
+                with rpc_scope(request_id, method):
+                    _abort(context, exc, code, method, request_id)
                 raise
 
             def ended() -> None:
@@ -329,7 +373,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
 
 def _abort(
-    context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode, method: str
+    context: grpc.ServicerContext,
+    exc: Exception,
+    code: grpc.StatusCode,
+    method: str,
+    request_id: str,
 ) -> None:
     """End the call for ``exc``: domain errors with rich details, anything else as INTERNAL.
 
@@ -337,12 +385,14 @@ def _abort(
     the caller re-raises.
     """
     if isinstance(exc, PrivsynthError):
-        context.abort_with_status(rpc_status.to_status(to_status(exc)))
+        context.abort_with_status(
+            _with_request_id(rpc_status.to_status(to_status(exc)), request_id)
+        )
     if code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.info("%s ended by the client (%s)", method, code.name)
         return
     if code is grpc.StatusCode.INTERNAL:
-        _internal(context, exc, method)
+        _internal(context, exc, method, request_id)
 
 
 def _code_for(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:

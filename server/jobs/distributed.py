@@ -46,6 +46,7 @@ from privsynth.models.family import tokenizer_for_preset
 from privsynth.server.config import Settings
 from privsynth.server.db import DatasetRow, JobRow
 from privsynth.server.jobs.runner import TERMINAL_STATES, TORCHRUN, JobRunner
+from privsynth.server.logs import configure_logging
 from privsynth.server.runtime import Runtime
 
 __all__ = ["EXIT_RESUMABLE", "main"]
@@ -111,14 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         help="save and exit resumably (75) once this step is reached: time-sliced runs",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     job_id = _job_id(args.job)
+    settings = Settings(worker_id=f"{TORCHRUN}:{job_id}", training_workers=0, scrub_workers=0)
+    configure_logging(settings.log_level, settings.log_format)
 
     # gloo even where CUDA is present: the generator trains on the CPU, and nccl cannot
     # reduce CPU tensors.
     torch.distributed.init_process_group(backend="gloo")
     rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    settings = Settings(worker_id=f"{TORCHRUN}:{job_id}", training_workers=0, scrub_workers=0)
     runtime = Runtime.create(settings)
     runner = JobRunner(runtime)
     torch.set_num_threads(settings.torch_threads)
