@@ -109,7 +109,7 @@ def memory_child(docs: int, repeat: int, workers: int) -> None:
         for _ in range(repeat):
             yield from texts
 
-    with ParallelScrubber(workers=workers, residual_check=True) as ps:
+    with ParallelScrubber(workers=workers, residual_check=True, reserved=0) as ps:
         n = sum(1 for _ in ps.scrub_iter(stream()))
         pool = ps._pool
         assert pool is not None
@@ -175,10 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     del scrubber
 
     t0 = time.perf_counter()
-    with ParallelScrubber(workers=args.workers, residual_check=True) as ps:
+    with ParallelScrubber(workers=args.workers, residual_check=True, reserved=0) as ps:
         pool = ps._pool
         assert pool is not None
-        pids = [os.getpid(), *pool._processes]  # type: ignore[attr-defined]
+        pids = [os.getpid(), *pool.pids()]
         t1, c1 = time.perf_counter(), sum(map(_cpu_s, pids))
         results = list(ps.scrub_iter(texts))
         t2, c2 = time.perf_counter(), sum(map(_cpu_s, pids))

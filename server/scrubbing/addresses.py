@@ -145,6 +145,9 @@ _INLINE = re.compile(
     r"(?:(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[ \t]+){1,4}\d{1,5}[a-z]?\b"
     r"(?:,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5})?"
 )
+_MONTH_WORD = re.compile(
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(?:\d|$)"
+)
 _UNIT_TAIL = re.compile(
     r"\b(?:PSC|CMR|Unit|P\.?O\.? Box)\s+\d{1,6}(?:,?\s+Box\s+\d{1,6})?$"
     r"|\b(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+$"
@@ -326,9 +329,11 @@ class AddressBlockRecognizer(LocalRecognizer):
             if i not in used and seg.kind == "postal" and seg.strong:
                 out.append(self._emit(seg))
         for m in _INLINE.finditer(text):
-            out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
+            if not _MONTH_WORD.search(m.group(0)):  # "13 April 2007" is a date
+                out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
         for m in _RESIDENCE.finditer(text):
-            out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
+            if not _YEAR.fullmatch(m.group("addr").split()[-1]):  # "moved to Paris in 1952"
+                out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
         for m in _CORNER.finditer(text):
             out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
         for m in _CODE_CUE.finditer(text):

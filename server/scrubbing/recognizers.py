@@ -48,10 +48,10 @@ from presidio_analyzer import (
 )
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer
-from privsynth.server.scrubbing.addresses import AddressBlockRecognizer
+from privsynth.server.scrubbing.addresses import AddressBlockRecognizer, countries
 from privsynth.server.scrubbing.name_lexicon import load as load_name_asset
 from privsynth.server.scrubbing.not_personal import FILE_EXTENSIONS, not_personal
-from privsynth.server.scrubbing.phones import NationalPhoneRecognizer
+from privsynth.server.scrubbing.phones import DEFAULT_PHONE_REGIONS, NationalPhoneRecognizer
 from privsynth.server.scrubbing.results import make_result
 
 __all__ = [
@@ -711,7 +711,8 @@ class NameLexiconRecognizer(LocalRecognizer):
                 i += 1
                 continue
             stop = toks[end][1] - toks[end][2].endswith(".")
-            out.append(_result(self, "PERSON", toks[i][0], stop, self.SCORE))
+            if text[toks[i][0] : stop].casefold() not in countries():  # "Czech Republic"
+                out.append(_result(self, "PERSON", toks[i][0], stop, self.SCORE))
             i = end + 1
         return out
 
@@ -729,7 +730,7 @@ class NameLexiconRecognizer(LocalRecognizer):
         start, end, word = toks[i]
         if word.endswith(".") or not _capitalised(word) or word.isupper():
             return False
-        if word.casefold() not in self._single:
+        if word.casefold() not in self._single or word.casefold() in countries():
             return False
         nxt = text[end : end + 2]
         if nxt[:1] == ":" or nxt in ("'s", "’s"):
@@ -1303,14 +1304,15 @@ def _gate(recognizer: Any, gate: re.Pattern[str]) -> None:
     recognizer.analyze = gated
 
 
-def configure_registry(registry: Any) -> None:
+def configure_registry(registry: Any, *, phone_regions: Sequence[str] | None = None) -> None:
     """Swap Presidio's card, phone and NHS recognizers for ours and add the new ones.
 
     Also clears IGNORECASE from the IBAN recognizer: Presidio's default configuration loads
     it with that flag, and then an IBAN followed by a word ("IBAN BE66 7778 8377 0242
     please") is extended into the word, fails the checksum and is lost (measured: all
     Belgian and Spanish IBANs followed by text). The URL recognizer is skipped for texts
-    that cannot hold a URL (:data:`_URL_GATE`).
+    that cannot hold a URL (:data:`_URL_GATE`). ``phone_regions`` are the national formats
+    tried for numbers without a country code (the policy's ``phone_regions``).
     """
     for name in REMOVED:
         registry.remove_recognizer(name)
@@ -1321,7 +1323,7 @@ def configure_registry(registry: Any) -> None:
             _gate(rec, _URL_GATE)
     for recognizer in (
         InternationalPhoneRecognizer(),
-        NationalPhoneRecognizer(),
+        NationalPhoneRecognizer(regions=phone_regions or DEFAULT_PHONE_REGIONS),
         AddressBlockRecognizer(),
         LuhnCardRecognizer(),
         ContextNhsRecognizer(),

@@ -389,7 +389,7 @@ class Scrubber:
             analyzer.date_profile = self.policy.dates
             analyzer.registry.remove_recognizer("EmailRecognizer")
             analyzer.registry.add_recognizer(_offline_email_recognizer())
-            configure_registry(analyzer.registry)
+            configure_registry(analyzer.registry, phone_regions=self.policy.phone_regions)
             self._analyzer = analyzer
         if self._anonymizer is None:
             from presidio_anonymizer import AnonymizerEngine

@@ -148,6 +148,7 @@ class ScrubPolicy:
     entities: Mapping[str, EntityStrategy] = field(default_factory=dict)
     source: str = "<defaults>"
     dates: str = "default"
+    phone_regions: tuple[str, ...] | None = None
 
     def strategy_for(self, entity_type: str) -> EntityStrategy:
         """The strategy that replaces ``entity_type``."""
@@ -194,7 +195,7 @@ class ScrubPolicy:
             data = {}
         if not isinstance(data, dict):
             raise StrategyConfigError(f"{source}: expected a mapping with 'default' / 'entities'")
-        extra = set(data) - {"default", "entities", "dates"}
+        extra = set(data) - {"default", "entities", "dates", "phone_regions"}
         if extra:
             raise StrategyConfigError(f"{source}: unknown key(s) {', '.join(sorted(extra))}")
         default = _parse_strategy(data.get("default", "placeholder"), f"{source}: default")
@@ -213,7 +214,25 @@ class ScrubPolicy:
             raise StrategyConfigError(
                 f"{source}: dates must be one of {', '.join(DATE_PROFILES)}, not {dates!r}"
             )
-        return cls(default=default, entities=entities, source=source, dates=dates)
+        regions = data.get("phone_regions")
+        if regions is not None:
+            import phonenumbers
+
+            if not isinstance(regions, list) or not regions:
+                raise StrategyConfigError(f"{source}: phone_regions must be a list of region codes")
+            unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+            if unknown:
+                raise StrategyConfigError(
+                    f"{source}: unknown phone region(s) {', '.join(map(str, unknown))}"
+                )
+            regions = tuple(regions)
+        return cls(
+            default=default,
+            entities=entities,
+            source=source,
+            dates=dates,
+            phone_regions=regions,
+        )
 
 
 def _parse_strategy(spec: Any, where: str) -> EntityStrategy:

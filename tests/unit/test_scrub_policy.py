@@ -214,3 +214,13 @@ def test_hipaa_profile_removes_every_date_element_but_the_year() -> None:
 def test_unknown_date_profile_is_refused() -> None:
     with pytest.raises(StrategyConfigError, match="dates must be one of default, hipaa"):
         ScrubPolicy.from_mapping({"dates": "gdpr"})
+
+
+def test_phone_regions_are_configurable_and_checked() -> None:
+    us_only = Scrubber(policy=ScrubPolicy.from_mapping({"phone_regions": ["US"]}))
+    every = Scrubber()
+    text = "Phone: 961 52 200"  # a national number that is no US number
+    assert "961 52 200" in us_only.scrub_batch([text])[0].text
+    assert "961 52 200" not in every.scrub_batch([text])[0].text
+    with pytest.raises(StrategyConfigError, match="unknown phone region"):
+        ScrubPolicy.from_mapping({"phone_regions": ["US", "XX"]})
