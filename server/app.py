@@ -49,8 +49,9 @@ from privsynth.server.api.services.training import TrainingServicer
 from privsynth.server.config import Settings
 from privsynth.server.evaluation.runner import EvaluationRunner
 from privsynth.server.jobs.runner import JobRunner
-from privsynth.server.logs import configure_logging
+from privsynth.server.logs import configure_logging, quiet_alembic
 from privsynth.server.runtime import Runtime
+from privsynth.server.telemetry import RpcTelemetry, from_environment
 
 __all__ = ["PrivsynthServer", "serve", "server_credentials"]
 
@@ -112,8 +113,11 @@ class HealthServicer(health.HealthServicer):  # type: ignore[misc]
 class PrivsynthServer:
     """One server process: gRPC, health, metrics and training workers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: RpcTelemetry | None = None) -> None:
+        """Build the server; ``telemetry`` defaults to OpenTelemetry as the environment says."""
+        quiet_alembic()  # (before the schema check or migration below)
         self.settings = settings
+        self.telemetry = telemetry if telemetry is not None else from_environment()
         self.runtime = Runtime.create(settings)
         self.runner = JobRunner(self.runtime)
         self.evaluations = EvaluationRunner(self.runtime)
@@ -124,7 +128,9 @@ class PrivsynthServer:
             max_generate_calls=settings.max_generate_calls,
             max_scrub_calls=settings.max_scrub_calls,
         )
-        self.interceptor = ServerInterceptor(self.runtime.metrics, self.auth, self.admission)
+        self.interceptor = ServerInterceptor(
+            self.runtime.metrics, self.auth, self.admission, self.telemetry
+        )
         self.health = HealthServicer()
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
@@ -244,6 +250,8 @@ class PrivsynthServer:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
         self.runtime.close()
 
     def wait(self) -> None:

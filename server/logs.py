@@ -9,7 +9,7 @@ A line looks like::
 ``request_id`` and ``rpc_method`` come from :func:`rpc_scope`, which the gRPC interceptor
 opens around every call (and which returns the same id to the caller as ``x-request-id``), so
 any line logged while a call is handled carries them without the code that logs knowing
-about requests. Lifecycle events go through :func:`event`: a dotted name and fields that are
+about requests. Lifecycle events go through :func:`log_event`: a dotted name and fields that are
 ids, counts, states and numbers, never text from a corpus. When OpenTelemetry tracing is on,
 ``trace_id`` and ``span_id`` join the line, to go from a log line to its trace.
 
@@ -36,7 +36,8 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "current_request_id",
-    "event",
+    "log_event",
+    "quiet_alembic",
     "rpc_scope",
 ]
 
@@ -75,7 +76,7 @@ def current_request_id() -> str | None:
     return scope[0] if scope is not None else None
 
 
-def event(logger: logging.Logger, name: str, /, **fields: FieldValue) -> None:
+def log_event(logger: logging.Logger, name: str, /, **fields: FieldValue) -> None:
     """Log lifecycle event ``name`` (e.g. ``job.started``) with ``fields`` at INFO.
 
     Fields are ids, states and numbers only (the type says so; the discipline is the
@@ -179,6 +180,11 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "text"] = "json"
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    quiet_alembic()
+
+
+def quiet_alembic() -> None:
+    """Drop Alembic's plugin and dialect lines (idempotent; servers call it however embedded)."""
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     migration = logging.getLogger("alembic.runtime.migration")
     if not any(isinstance(f, _AlembicBoilerplate) for f in migration.filters):

@@ -27,6 +27,8 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -44,6 +46,7 @@ from privsynth.server.errors import (
 )
 from privsynth.server.logs import rpc_scope
 from privsynth.server.metrics import Metrics
+from privsynth.server.telemetry import UNTRACED_SERVICES, RpcTelemetry
 
 __all__ = ["MALFORMED", "REQUEST_ID_KEY", "ServerInterceptor", "request_id_of", "to_status"]
 
@@ -180,11 +183,22 @@ def _well_formed(request: Any) -> Any:
     return request
 
 
+@dataclass
+class _Call:
+    """One call in progress: when it started, its request id, its span (tracing on)."""
+
+    started: float
+    request_id: str
+    span: Any = None
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
     """Maps exceptions to statuses and records ``grpc_server_*`` metrics for every RPC.
 
     With an :class:`~privsynth.server.api.admission.Admission`, it also bounds concurrent streams
     per class (RESOURCE_EXHAUSTED when full) and runs health and reflection on their own pools.
+    With :class:`~privsynth.server.telemetry.RpcTelemetry` (OpenTelemetry configured), each call
+    also gets a span and a duration point; without it, nothing of it runs.
     """
 
     def __init__(
@@ -192,10 +206,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
         metrics: Metrics,
         authenticator: Authenticator | None = None,
         admission: Admission | None = None,
+        telemetry: RpcTelemetry | None = None,
     ) -> None:
         self.metrics = metrics
         self.authenticator = authenticator
         self.admission = admission
+        self.telemetry = telemetry
 
     def intercept_service(
         self,
@@ -240,6 +256,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         streams_out = kind in {"server_stream", "bidi_stream"}
         streams_in = kind in {"client_stream", "bidi_stream"}
         m = self.metrics
+        tel = self.telemetry if service not in UNTRACED_SERVICES else None
         auth = self.authenticator
         if auth is not None and not auth.protects(method):
             auth = None
@@ -268,25 +285,40 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 m.grpc_msg_received.labels(**labels).inc()
                 yield _well_formed(item)
 
-        def done(code: grpc.StatusCode, started: float) -> None:
+        def done(code: grpc.StatusCode, call: _Call) -> None:
+            seconds = time.perf_counter() - call.started
             m.grpc_handled.labels(**labels, grpc_code=code.name).inc()
-            m.grpc_seconds.labels(**labels).observe(time.perf_counter() - started)
+            m.grpc_seconds.labels(**labels).observe(seconds)
+            if tel is not None:
+                tel.end(call.span, service, name, code, seconds)
 
-        def begin(request: Any) -> tuple[float, Any, str]:
+        def begin(request: Any) -> tuple[_Call, Any]:
             m.grpc_started.labels(**labels).inc()
-            request_id = request_id_of(metadata)
+            call = _Call(time.perf_counter(), request_id_of(metadata))
+            if tel is not None:
+                call.span = tel.start(service, name, metadata)
             if streams_in:
-                return time.perf_counter(), count_in(request), request_id
+                return call, count_in(request)
             m.grpc_msg_received.labels(**labels).inc()
-            return time.perf_counter(), request, request_id
+            return call, request
+
+        @contextmanager
+        def scope(call: _Call) -> Iterator[None]:
+            """The call's request id (and span) on every log line written in this block."""
+            with rpc_scope(call.request_id, method):
+                if tel is None:
+                    yield
+                else:
+                    with tel.current(call.span):
+                        yield
 
         def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-            started, request, request_id = begin(request)
+            call, request = begin(request)
             code = grpc.StatusCode.OK
             slot: Slot | None = None
-            with rpc_scope(request_id, method):
+            with scope(call):
                 try:
-                    _announce(context, request_id)
+                    _announce(context, call.request_id)
                     request = request if streams_in else _well_formed(request)
                     slot = admit(context)
                     response = behavior(request, authorized(context))
@@ -297,20 +329,20 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     return response
                 except Exception as exc:
                     code = _code_for(context, exc)
-                    _abort(context, exc, code, method, request_id)
+                    _abort(context, exc, code, method, call.request_id)
                     raise
                 finally:
                     if slot is not None:
                         slot.release()
-                    done(code, started)
+                    done(code, call)
 
         def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            started, request, request_id = begin(request)
+            call, request = begin(request)
             code = grpc.StatusCode.OK
             slot: Slot | None = None
-            with rpc_scope(request_id, method):
+            with scope(call):
                 try:
-                    _announce(context, request_id)
+                    _announce(context, call.request_id)
                     request = request if streams_in else _well_formed(request)
                     slot = admit(context)
                     for response in behavior(request, authorized(context)):
@@ -323,35 +355,35 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     raise
                 except Exception as exc:
                     code = _code_for(context, exc)
-                    _abort(context, exc, code, method, request_id)
+                    _abort(context, exc, code, method, call.request_id)
                     raise
                 finally:
                     if slot is not None:
                         slot.release()
-                    done(code, started)
+                    done(code, call)
 
         def callback_stream(
             request: Any, context: grpc.ServicerContext, send: Callable[[Any], None]
         ) -> None:
             """A non-blocking stream (health Watch): pushes through ``send``, holds no thread."""
-            started, request, request_id = begin(request)
+            call, request = begin(request)
             try:
-                _announce(context, request_id)
+                _announce(context, call.request_id)
                 request = _well_formed(request)
                 slot = admit(context)
                 pushing: Callable[..., Any] = behavior
                 pushing(request, authorized(context), send)
             except Exception as exc:
                 code = _code_for(context, exc)
-                done(code, started)
-                with rpc_scope(request_id, method):
-                    _abort(context, exc, code, method, request_id)
+                done(code, call)
+                with scope(call):
+                    _abort(context, exc, code, method, call.request_id)
                 raise
 
             def ended() -> None:
                 if slot is not None:
                     slot.release()
-                done(grpc.StatusCode.CANCELLED, started)  # it ends when the client leaves
+                done(grpc.StatusCode.CANCELLED, call)  # it ends when the client leaves
 
             if not context.add_callback(ended):
                 ended()

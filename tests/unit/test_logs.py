@@ -15,7 +15,7 @@ from privsynth.server.logs import (
     TextFormatter,
     configure_logging,
     current_request_id,
-    event,
+    log_event,
     rpc_scope,
 )
 
@@ -53,7 +53,7 @@ def test_json_line_has_the_fixed_keys_and_the_event_fields() -> None:
     try:
         with rpc_scope("req-1", "/privsynth.v1.Training/CreateTrainingJob"):
             assert current_request_id() == "req-1"
-            event(logger, "job.created", job_id="abc", epsilon=1.5, records=40, name="x")
+            log_event(logger, "job.created", job_id="abc", epsilon=1.5, records=40, name="x")
             line = json.loads(JsonFormatter().format(captured[-1]))
         assert current_request_id() is None
     finally:
