@@ -29,6 +29,7 @@ from privsynth.server.evaluation import report as report_module
 from privsynth.server.evaluation.control import EvaluationStopped
 from privsynth.server.evaluation.gather import gather, missing_holdout_message, tools
 from privsynth.server.evaluation.page import render
+from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
 from privsynth.server.runtime import Runtime
 from sqlalchemy.orm import Session
@@ -176,6 +177,15 @@ class EvaluationRunner:
                     "sample_count": count,
                 },
             )
+        log_event(
+            log,
+            "evaluation.created",
+            evaluation_id=row.id,
+            model_id=row.model_id,
+            dataset_id=row.dataset_id,
+            tenant=row.tenant,
+            samples=count,
+        )
         with self._lock:
             self._held.add(row.id)
         self._pool.submit(self._run_safely, row.id)
@@ -320,6 +330,7 @@ class EvaluationRunner:
         row = self._start(evaluation_id)
         if row is None:
             return
+        log_event(log, "evaluation.started", evaluation_id=evaluation_id, model_id=row.model_id)
         import torch
 
         torch.set_num_threads(self.runtime.settings.torch_threads)
@@ -359,6 +370,14 @@ class EvaluationRunner:
             if report is not None:
                 row.report_path, row.report_sha256 = report
                 row.stages_done = row.stages_total
+            started, ended, model_id = row.started_at, row.ended_at, row.model_id
+        self.runtime.metrics.observe_job("evaluation", state, started, ended)
+        log_event(
+            log,
+            f"evaluation.{state.lower()}",
+            evaluation_id=evaluation_id,
+            model_id=model_id,
+        )
 
     def _renew(self) -> None:
         while not self._closed.wait(HEARTBEAT_S):

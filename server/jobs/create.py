@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -29,6 +30,7 @@ from privsynth.server.jobs.requests import (
     JobSpec,
     _live_dataset,
 )
+from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit, holdout, ledger
 from privsynth.server.privacy.accounting import (
     DEFAULT_LABEL_EPSILON_SHARE,
@@ -43,6 +45,8 @@ from privsynth.server.request_ids import earlier_resource
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 
 class JobCreation(RunnerState):
@@ -210,6 +214,19 @@ class JobCreation(RunnerState):
             return earlier
         except ResourceExhausted as exc:
             self._refused(exc, spec, dataset, delta, actor)
+        log_event(
+            log,
+            "job.created",
+            job_id=job_id,
+            dataset_id=dataset.id,
+            model_id=model_id,
+            tenant=dataset.tenant,
+            epsilon=spec.target_epsilon,
+            delta=delta,
+            epochs=spec.epochs,
+            planned_steps=plan.steps,
+            runner=job.runner,
+        )
         if not spec.distributed:  # (a torchrun job waits for its launch; see distributed_job)
             self.submit(job_id)
         return job
@@ -252,8 +269,16 @@ class JobCreation(RunnerState):
         delta: float,
         actor: str,
     ) -> NoReturn:
-        """Record a budget refusal (metric and audit log) and raise it."""
+        """Record a budget refusal (metric, log and audit log) and raise it."""
         self.runtime.metrics.budget_refusals.inc()
+        log_event(
+            log,
+            "budget.refused",
+            dataset_id=dataset.id,
+            tenant=dataset.tenant,
+            epsilon=spec.target_epsilon,
+            epsilon_remaining=exc.remaining,
+        )
         # The refused transaction rolled back; the refusal itself is still on the record.
         with self.runtime.db.session() as s:
             audit.append(

@@ -14,11 +14,13 @@ from privsynth.models.dp_train import (
 )
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, utcnow
 from privsynth.server.jobs.base import RunnerState
+from privsynth.server.logs import log_event
 from privsynth.server.privacy import holdout, labels, ledger
 from privsynth.server.privacy.accounting import (
     job_epsilon,
 )
 from privsynth.server.shards import read_examples
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -275,3 +277,20 @@ class JobEndings(RunnerState):
         )
         self.runtime.metrics.training_jobs.labels(state=state.lower()).inc()
         self.runtime.metrics.epsilon_committed.inc(epsilon)
+        self.runtime.metrics.observe_job("training", state, job.started_at, job.ended_at)
+
+        def committed(_session: Session) -> None:
+            """Log the ending once it is durable (not for a transaction that rolls back)."""
+            log_event(
+                log,
+                f"job.{state.lower()}",
+                job_id=job.id,
+                dataset_id=job.dataset_id,
+                model_id=job.model_id,
+                steps=steps,
+                epsilon=epsilon,
+            )
+            if state == "SUCCEEDED":
+                log_event(log, "model.stored", model_id=job.model_id, job_id=job.id)
+
+        sa_event.listen(session, "after_commit", committed, once=True)

@@ -23,6 +23,7 @@ from privsynth.models.family import tokenizer_for_preset
 from privsynth.server.db import DatasetRow, JobRow
 from privsynth.server.jobs.base import RunnerState
 from privsynth.server.jobs.requests import TERMINAL_STATES
+from privsynth.server.logs import log_event
 from privsynth.server.privacy import holdout
 from privsynth.server.shards import read_examples
 
@@ -139,6 +140,14 @@ class JobExecution(RunnerState):
         if claimed is None:
             return
         job, dataset = claimed
+        log_event(
+            log,
+            "job.resumed" if resume else "job.started",
+            job_id=job.id,
+            dataset_id=dataset.id,
+            step=job.step,
+            worker=job.worker,
+        )
         if resume and job.cancel_requested:
             # Cancelled while no process ran it: the resumed run stops at its first check and
             # is charged the ε its checkpoint had reached.
@@ -150,7 +159,7 @@ class JobExecution(RunnerState):
         if not resume:
             self._drop_checkpoint(job_id)  # a fresh run never resumes someone else's state
         config = self.training_config(job, dataset)
-        on_progress = self.progress_recorder(job_id)
+        on_progress = self.progress_recorder(job_id, first_step=job.step if resume else 0)
         should_stop = self.should_stop(job_id)
         try:
             import torch
@@ -196,15 +205,24 @@ class JobExecution(RunnerState):
             **overrides,
         )
 
-    def progress_recorder(self, job_id: str) -> Callable[[Progress], None]:
-        """A training progress callback that writes step, loss and ε to the job's row."""
+    def progress_recorder(self, job_id: str, *, first_step: int = 0) -> Callable[[Progress], None]:
+        """A training progress callback that writes step, loss and ε to the job's row.
+
+        It also counts steps and their wall time (``first_step``: where a resumed run starts;
+        its first report only sets the baseline, since the time before it is unknown).
+        """
         runtime = self.runtime
-        last_step = 0
+        last_step = first_step
+        last_elapsed: float | None = 0.0 if first_step == 0 else None
 
         def on_progress(p: Progress) -> None:
-            nonlocal last_step
-            runtime.metrics.training_steps.inc(max(0, p.step - last_step))
-            last_step = p.step
+            nonlocal last_step, last_elapsed
+            steps = max(0, p.step - last_step)
+            if last_elapsed is None:
+                runtime.metrics.training_steps.inc(steps)
+            else:
+                runtime.metrics.observe_steps(steps, p.elapsed_s - last_elapsed)
+            last_step, last_elapsed = p.step, p.elapsed_s
             with runtime.db.session() as s:
                 row = s.get(JobRow, job_id)
                 if row is not None:

@@ -5,6 +5,7 @@ The work is in :mod:`privsynth.server.scrubbing.ingest`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from privsynth.server.api.services.convert import dataset_pb
 from privsynth.server.api.services.paging import paginate
 from privsynth.server.db import DatasetRow, utcnow
 from privsynth.server.errors import InvalidArgument, NotFound, Reason
+from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
 from privsynth.server.request_ids import check_request_id
 from privsynth.server.runtime import Runtime
@@ -30,6 +32,8 @@ from privsynth.server.scrubbing.scrubber import ScrubCancelled
 from sqlalchemy import select
 
 __all__ = ["DatasetsServicer", "get_live_dataset"]
+
+log = logging.getLogger(__name__)
 
 
 def get_live_dataset(
@@ -134,6 +138,18 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                     "strategy": str(report.get("strategy", "")),
                 },
             )
+        log_event(
+            log,
+            "dataset.uploaded",
+            dataset_id=row.id,
+            tenant=row.tenant,
+            records=row.record_count,
+            labelled=row.labelled_count,
+            users=row.user_count,
+            records_with_pii=int(report.get("records_with_pii", 0)),
+            entities_replaced=sum(int(v) for v in report.get("entity_counts", {}).values()),
+            privacy_unit=row.privacy_unit,
+        )
         return dataset_pb(row)
 
     def GetDataset(  # noqa: N802
@@ -183,4 +199,5 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 details={"content_sha256": row.content_sha256},
             )
         self.runtime.store.delete(row.shard_path)
+        log_event(log, "dataset.deleted", dataset_id=row.id, tenant=row.tenant)
         return datasets_pb2.DeleteDatasetResponse()
