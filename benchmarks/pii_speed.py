@@ -113,7 +113,7 @@ def memory_child(docs: int, repeat: int, workers: int) -> None:
         n = sum(1 for _ in ps.scrub_iter(stream()))
         pool = ps._pool
         assert pool is not None
-        worker_kib = [_hwm_kib(p) for p in pool._processes]  # type: ignore[attr-defined]
+        worker_kib = [_hwm_kib(p) for p in pool.pids()]
     print(json.dumps({"docs": n, "self_kib": _hwm_kib(os.getpid()), "worker_kib": worker_kib}))
 
 

@@ -143,12 +143,16 @@ def _vocabulary() -> frozenset[str]:
     return software_words() | LICENCE_WORDS | HEADER_FIELDS | _WEEKDAYS_MONTHS | _COLOURS
 
 
-def not_personal(span: str, first_names: frozenset[str] = frozenset()) -> bool:  # noqa: PLR0911
+def not_personal(  # noqa: PLR0911
+    span: str, first_names: frozenset[str] = frozenset(), *, software: bool = True
+) -> bool:
     """True when ``span`` is, by the policy, not personal data on its own.
 
     Args:
         span: The detected text (a name, place or group found by spaCy or a lexicon).
         first_names: Case-folded first names; a span with one of them stays personal.
+        software: Whether package words count; off where the position already says person
+            (a sign-off line "-Dave": "dave" is also a package).
     """
     text = span.strip().strip(".,;:!?\"'()[]<>")
     if not text:
@@ -164,7 +168,7 @@ def not_personal(span: str, first_names: frozenset[str] = frozenset()) -> bool: 
     words = [w for w in words if w]
     if not words:
         return False
-    vocabulary = _vocabulary()
+    vocabulary = _vocabulary() if software else _CURATED
     for word in words:
         if len(word) == 1:
             continue  # "MacOS X", an initial: neither side of the question
@@ -194,7 +198,8 @@ def build(out: Path) -> int:  # pragma: no cover - a maintainer's tool
     for name in names:
         stem = _PACKAGE_AFFIXES.sub("", name.casefold())
         stem = _PACKAGE_AFFIXES.sub("", stem)
-        for piece in re.split(r"[-+.]", stem):
+        # The whole name ("libavif", "libmnl") as well as its words without affixes.
+        for piece in [*re.split(r"[-+.]", name.casefold()), *re.split(r"[-+.]", stem)]:
             part = piece.rstrip("0123456789")
             if len(part) >= 3 and part.isalpha():
                 words.add(part)

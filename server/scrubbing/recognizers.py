@@ -49,6 +49,7 @@ from presidio_analyzer import (
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer
 from privsynth.server.scrubbing.addresses import AddressBlockRecognizer, countries
+from privsynth.server.scrubbing.contacts import ContactNameRecognizer
 from privsynth.server.scrubbing.name_lexicon import load as load_name_asset
 from privsynth.server.scrubbing.not_personal import FILE_EXTENSIONS, not_personal
 from privsynth.server.scrubbing.phones import DEFAULT_PHONE_REGIONS, NationalPhoneRecognizer
@@ -977,7 +978,13 @@ def refine_results(
             and r.entity_type in ("PERSON", "LOCATION", "NRP")
             and _NOT_A_NAME.search(span)
         ):
-            continue
+            # "Andreas Metzler <ametzler@...>" as one PERSON: keep the name before the address
+            # (Presidio has already dropped the contained, narrower name result).
+            head = re.match(r"[^\W\d_][^<@(\[\d:/\\#=]*", span)
+            name = head.group(0).rstrip(" \t,-\"'") if head else ""
+            if r.entity_type != "PERSON" or not name or _NOT_A_NAME.search(name):
+                continue
+            r.end = r.start + len(name)
         kept.append(r)
     if date_profile == "hipaa":
         kept.extend(_date_elements(text, kept))
@@ -1325,6 +1332,7 @@ def configure_registry(registry: Any, *, phone_regions: Sequence[str] | None = N
         InternationalPhoneRecognizer(),
         NationalPhoneRecognizer(regions=phone_regions or DEFAULT_PHONE_REGIONS),
         AddressBlockRecognizer(),
+        ContactNameRecognizer(),
         LuhnCardRecognizer(),
         ContextNhsRecognizer(),
         StreetAddressRecognizer(),

@@ -224,3 +224,30 @@ def test_phone_regions_are_configurable_and_checked() -> None:
     assert "961 52 200" not in every.scrub_batch([text])[0].text
     with pytest.raises(StrategyConfigError, match="unknown phone region"):
         ScrubPolicy.from_mapping({"phone_regions": ["US", "XX"]})
+
+
+# --- names by their place next to contact data ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("Andreas Metzler         <ametzler@downhill.at.eu.org>", "Andreas Metzler"),
+        (" -- intrigeri <intrigeri@debian.org>  Tue, 31 Mar 2020 08:45:58 +0000", "intrigeri"),
+        ("Trek <trek00@inbox.ru>", "Trek"),
+        ("Copyright: 2014-2022 Marco d'Itri <md@linux.it>", "Marco d'Itri"),
+        ("Comment: This package was written by Peter Tobias <tobias@example.org>", "Peter Tobias"),
+        ("Thanks for the patch.\n\n-Dave\n", "Dave"),
+        ("BM> I'd like to swap with someone", "BM"),
+    ],
+)
+def test_names_next_to_contact_data(scrubber: Scrubber, line: str, name: str) -> None:
+    out = scrubber.scrub_batch([line])[0].text
+    assert name not in out
+    if "written by" in line:
+        assert "This package was written by" in out
+
+
+def test_role_addresses_keep_their_display_name(scrubber: Scrubber) -> None:
+    text = "Maintainer: Debian Python Team <team+python@tracker.debian.org>"
+    assert "Debian Python Team" in scrubber.scrub_batch([text])[0].text
