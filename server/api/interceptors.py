@@ -14,9 +14,9 @@ Health and reflection are not privsynth RPCs and stay open.
 
 Every call gets a request id: the caller's ``x-request-id`` metadata when well-formed (1..128
 characters of ``A-Z a-z 0-9 . _ : -``), a fresh one otherwise. It goes back to the caller in
-the initial and the trailing metadata (errors included, so a failed call can be quoted to an
-operator) and tags every log line written while the call is handled
-(:func:`privsynth.server.logs.rpc_scope`).
+the trailing metadata (errors included, so a failed call can be quoted to an operator; streams
+also get it at once in the initial metadata) and tags every log line written while the call is
+handled (:func:`privsynth.server.logs.rpc_scope`).
 """
 
 from __future__ import annotations
@@ -64,10 +64,16 @@ def request_id_of(metadata: Any) -> str:
     return uuid.uuid4().hex
 
 
-def _announce(context: grpc.ServicerContext, request_id: str) -> None:
-    """Return the request id in the initial and the trailing metadata."""
+def _announce(context: grpc.ServicerContext, request_id: str, *, early: bool) -> None:
+    """Return the request id in the trailing metadata, and ``early`` in the initial too.
+
+    Streams get it at once (a long upload or watch can be quoted while it runs); a unary call
+    gets it with its answer only, since sending initial metadata ahead of the response costs
+    the call a separate round of its own (~60 µs, 15% of a trivial call).
+    """
     pair = ((REQUEST_ID_KEY, request_id),)
-    context.send_initial_metadata(pair)
+    if early:
+        context.send_initial_metadata(pair)
     context.set_trailing_metadata(pair)
 
 
@@ -318,7 +324,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             slot: Slot | None = None
             with scope(call):
                 try:
-                    _announce(context, call.request_id)
+                    _announce(context, call.request_id, early=streams_in)
                     request = request if streams_in else _well_formed(request)
                     slot = admit(context)
                     response = behavior(request, authorized(context))
@@ -342,7 +348,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             slot: Slot | None = None
             with scope(call):
                 try:
-                    _announce(context, call.request_id)
+                    _announce(context, call.request_id, early=True)
                     request = request if streams_in else _well_formed(request)
                     slot = admit(context)
                     for response in behavior(request, authorized(context)):
@@ -368,7 +374,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             """A non-blocking stream (health Watch): pushes through ``send``, holds no thread."""
             call, request = begin(request)
             try:
-                _announce(context, call.request_id)
+                _announce(context, call.request_id, early=True)
                 request = _well_formed(request)
                 slot = admit(context)
                 pushing: Callable[..., Any] = behavior

@@ -207,7 +207,7 @@ def test_request_id_round_trip_and_reflection_v1(observed: dict[str, Any]) -> No
             metadata=[("x-request-id", "ops-ticket-4711")],
             timeout=10,
         )
-        assert ("x-request-id", "ops-ticket-4711") in call.initial_metadata()
+        assert ("x-request-id", "ops-ticket-4711") in call.trailing_metadata()
         reflect = channel.stream_stream(
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             request_serializer=lambda m: m.SerializeToString(),
