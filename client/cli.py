@@ -913,6 +913,8 @@ def _failure(exc: PrivsynthClientError | UsageError | CorpusFileError) -> int:
         print(f"error: {exc}{reason}", file=sys.stderr)
         for field, why in exc.field_violations.items():
             print(f"  {field}: {why}", file=sys.stderr)
+        if isinstance(exc, ServerError) and exc.request_id:
+            print(f"  request id {exc.request_id}: quote it to the operator", file=sys.stderr)
     return for_error(exc)
 
 

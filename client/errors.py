@@ -72,6 +72,7 @@ class PrivsynthClientError(Exception):
         metadata: dict[str, str] | None = None,
         quota_subjects: tuple[str, ...] = (),
         retry_after_s: float | None = None,
+        request_id: str = "",
     ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
@@ -84,6 +85,8 @@ class PrivsynthClientError(Exception):
         """Subjects of the status's ``QuotaFailure`` violations, if any."""
         self.retry_after_s = retry_after_s
         """The server's ``RetryInfo`` delay in seconds, if it sent one."""
+        self.request_id = request_id
+        """The call's ``x-request-id`` as the server returned it (its log lines carry it)."""
 
 
 class InvalidArgument(PrivsynthClientError):
@@ -200,6 +203,7 @@ def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
         status = rpc_status.from_call(err)
     except ValueError:  # a status detail that contradicts the call's own code or message
         status = None
+    request_id = _request_id(err)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -227,7 +231,17 @@ def from_rpc_error(err: grpc.RpcError) -> PrivsynthClientError:
         metadata=metadata,
         quota_subjects=tuple(subjects),
         retry_after_s=retry_after_s,
+        request_id=request_id,
     )
+
+
+def _request_id(err: grpc.RpcError) -> str:
+    """The ``x-request-id`` in the call's trailing metadata ("" without one)."""
+    trailing = getattr(err, "trailing_metadata", None)
+    for key, value in (trailing() if callable(trailing) else None) or ():
+        if key == "x-request-id" and isinstance(value, str):
+            return value
+    return ""
 
 
 def from_status(
@@ -239,6 +253,7 @@ def from_status(
     metadata: dict[str, str] | None = None,
     quota_subjects: tuple[str, ...] = (),
     retry_after_s: float | None = None,
+    request_id: str = "",
 ) -> PrivsynthClientError:
     """The exception for a status and its decoded details (the class picked by code and reason)."""
     metadata = metadata or {}
@@ -253,6 +268,7 @@ def from_status(
         metadata=metadata,
         quota_subjects=quota_subjects,
         retry_after_s=retry_after_s,
+        request_id=request_id,
     )
     if isinstance(error, Overloaded) and error.retry_after_s is None:
         error.retry_after_s = 1.0

@@ -114,7 +114,9 @@ def test_errors_carry_the_id_beside_their_details(channel: grpc.Channel, lines: 
             b"missing", metadata=[(REQUEST_ID_KEY, "req-404")], timeout=5
         )
     assert _ids(caught.value.trailing_metadata()) == ["req-404"]  # type: ignore[attr-defined]
-    assert from_rpc_error(caught.value).reason == "DATASET_NOT_FOUND"  # details still there
+    error = from_rpc_error(caught.value)
+    assert error.reason == "DATASET_NOT_FOUND"  # details still there
+    assert error.request_id == "req-404"  # and the client library hands the id over
 
     with pytest.raises(grpc.RpcError) as crashed:
         channel.unary_unary("/t.Svc/Unary")(
@@ -122,6 +124,7 @@ def test_errors_carry_the_id_beside_their_details(channel: grpc.Channel, lines: 
         )
     assert crashed.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
     assert _ids(crashed.value.trailing_metadata()) == ["req-500"]  # type: ignore[attr-defined]
+    assert from_rpc_error(crashed.value).request_id == "req-500"
     (line,) = [x for x in lines.lines if x["message"].startswith("internal error")]
     assert line["request_id"] == "req-500"
     assert line["level"] == "ERROR"
@@ -139,3 +142,15 @@ def test_streams_announce_the_id_before_the_first_message(
     assert _ids(call.trailing_metadata()) == ["req-stream"]
     (line,) = [x for x in lines.lines if x["message"] == "streaming"]
     assert line["request_id"] == "req-stream"
+
+
+def test_the_cli_quotes_the_request_id_of_a_server_fault(
+    channel: grpc.Channel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from privsynth.client.cli import _failure
+    from privsynth.client.exit_codes import ExitCode
+
+    with pytest.raises(grpc.RpcError) as crashed:
+        channel.unary_unary("/t.Svc/Unary")(b"crash", metadata=[(REQUEST_ID_KEY, "r-9")], timeout=5)
+    assert _failure(from_rpc_error(crashed.value)) == ExitCode.SERVER_ERROR
+    assert "request id r-9" in capsys.readouterr().err
