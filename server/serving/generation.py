@@ -117,8 +117,8 @@ def generate(
         row = s.get(ModelRow, request.model_id)
         if row is None or (request.tenant is not None and row.tenant != request.tenant):
             raise NotFound(
-            f"model 'models/{request.model_id}' not found", reason=Reason.MODEL_NOT_FOUND
-        )
+                f"model 'models/{request.model_id}' not found", reason=Reason.MODEL_NOT_FOUND
+            )
     if row.state == "DELETED":
         raise NotFound(
             f"model 'models/{request.model_id}' not found", reason=Reason.MODEL_NOT_FOUND
