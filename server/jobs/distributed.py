@@ -46,7 +46,7 @@ from privsynth.models.family import tokenizer_for_preset
 from privsynth.server.config import Settings
 from privsynth.server.db import DatasetRow, JobRow
 from privsynth.server.jobs.runner import TERMINAL_STATES, TORCHRUN, JobRunner
-from privsynth.server.logs import configure_logging
+from privsynth.server.logs import configure_logging, log_event
 from privsynth.server.runtime import Runtime
 
 __all__ = ["EXIT_RESUMABLE", "main"]
@@ -76,10 +76,20 @@ def _decide(runner: JobRunner, job_id: str) -> tuple[str, str]:
     if state in TERMINAL_STATES:
         return _NOTHING, f"job already ended ({state}); nothing to train"
     resume = state == "RUNNING"
-    if runner.claim(job_id, resume=resume) is None:
+    claimed = runner.claim(job_id, resume=resume)
+    if claimed is None:
         if runner.get(job_id).state in TERMINAL_STATES:  # (cancelled before it started)
             return _NOTHING, "job was cancelled before it started; nothing to train"
         return _REFUSED, "job is held by another live launcher (its lease is being renewed)"
+    job, dataset = claimed
+    log_event(
+        log,
+        "job.resumed" if resume else "job.started",
+        job_id=job.id,
+        dataset_id=dataset.id,
+        step=job.step,
+        worker=job.worker,
+    )
     return (_RESUME if resume else _RUN), ""
 
 
