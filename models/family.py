@@ -13,7 +13,6 @@ decided here, once, from the preset or from the ``family`` field of a model conf
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,12 +101,18 @@ def load_generator(
     """
     if model_config.get("family") == "hf-lora":
         from privsynth.models.hf_lm import HFLoRAConfig, build_model
+        from privsynth.models.token_stats import GuidedDecoding, unbundle_weights
 
-        adapters = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        adapters, stats = unbundle_weights(weights)
+        settings = {k: v for k, v in model_config.items() if k != "decoding"}
         # A config stored before layouts were recorded used the first, role-as-label layout.
-        config = HFLoRAConfig(**{"layout": "role-label", **model_config})
+        config = HFLoRAConfig(**{"layout": "role-label", **settings})
         hf_model, hf_tok, _ = build_model(config, adapters=adapters)
         hf_model.eval()
+        if stats is not None:
+            decoding = GuidedDecoding.from_dict(model_config.get("decoding") or {})
+            hf_model.label_biases = decoding.biases(stats)
+            hf_model.label_in_prompt = decoding.label_in_prompt
         return hf_model, hf_tok
     # Imported here: sampling imports this module for the Tokenizer protocol.
     from privsynth.models.sampling import load_model

@@ -57,7 +57,7 @@ __all__ = [
 
 FAMILY = "hf-lora"
 LAYOUT = "chat-request-v1"
-ADAPTATIONS = ("lora", "full")
+ADAPTATIONS = ("lora", "full", "none")
 
 HF_BASES: dict[str, dict[str, str]] = {
     "smollm2-135m": {
@@ -93,6 +93,8 @@ class HFLoRAConfig:
             weights themselves; ``rank``/``alpha`` unused). Full fine-tuning trains ~3.5M
             parameters per SmolLM2 layer against ~0.1M for rank-8 LoRA, so DP noise, whose
             norm grows with the square root of the parameter count, weighs more on it.
+            ``"none"``: nothing trains; the public base as it is, for recipes that steer its
+            decoding with DP statistics instead (:mod:`privsynth.models.token_stats`).
     """
 
     base: str
@@ -317,6 +319,10 @@ class HFLoRALM(nn.Module):
     """
 
     head_bf16: torch.Tensor
+    label_biases: dict[str, torch.Tensor] | None = None
+    """Per-label logit biases from DP token statistics (the sampler adds them), if any."""
+    label_in_prompt: bool = True
+    """Whether the sampler writes the label into the prompt (else only the biases carry it)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30

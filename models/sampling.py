@@ -74,6 +74,16 @@ def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return filtered / filtered.sum(dim=-1, keepdim=True)
 
 
+def _fit_bias(logit_bias: torch.Tensor, width: int, eos: int) -> torch.Tensor:
+    """The bias cut or zero-padded to the model's output width; end-of-text is never biased."""
+    bias = torch.zeros(width)
+    n = min(width, int(logit_bias.shape[0]))
+    bias[:n] = logit_bias[:n].float()
+    if 0 <= eos < width:
+        bias[eos] = 0.0
+    return bias
+
+
 @torch.inference_mode()
 def sample(
     model: TinyTransformerLM | HFLoRALM,
@@ -81,6 +91,7 @@ def sample(
     params: SamplingParams,
     *,
     batch_size: int = 16,
+    logit_bias: torch.Tensor | None = None,
 ) -> Iterator[Sample]:
     """Yield ``params.count`` records, ``batch_size`` sequences decoded at a time.
 
@@ -88,14 +99,25 @@ def sample(
     or the unlabelled prompt. A conditional model is asked for labels drawn from its released
     label mix (``privsynth.server.serving.generation``); it is never asked to write a label itself,
     since training scores only the text after the prompt.
+
+    ``logit_bias`` (one value per token id) is added to every step's logits before the
+    temperature: the DP-guided decoding of :mod:`privsynth.models.token_stats`, post-processing
+    of a DP release like the model itself. Ids past the model's output vocabulary are ignored.
+    Without it, a model that carries per-label biases (``label_biases``) gets the label's own;
+    such a model may also keep the label out of the prompt (``label_in_prompt``).
     """
     gen = torch.Generator().manual_seed(params.seed)
-    prompt = tokenizer.prompt(params.label)
-    guided = params.label is not None and params.guidance > 0
+    biases = getattr(model, "label_biases", None)
+    if logit_bias is None and biases and params.label is not None:
+        logit_bias = biases.get(params.label)
+    in_prompt = bool(getattr(model, "label_in_prompt", True))
+    prompt = tokenizer.prompt(params.label if in_prompt else None)
+    guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
     max_len = model.cfg.max_len
     budget = max(1, min(params.max_tokens, max_len - max(len(prompt), len(plain))))
     eos = tokenizer.eos_id
+    bias: torch.Tensor | None = None
     remaining = params.count
     while remaining > 0:
         b = min(batch_size, remaining)
@@ -108,6 +130,10 @@ def sample(
             if guided:
                 cond = torch.log_softmax(logits, dim=-1)
                 logits = cond + params.guidance * (cond - torch.log_softmax(u_logits, dim=-1))
+            if logit_bias is not None:
+                if bias is None:
+                    bias = _fit_bias(logit_bias, logits.shape[-1], eos)
+                logits = logits + bias
             probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)

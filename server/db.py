@@ -123,6 +123,8 @@ class JobRow(Base):
     # the request behind it (mode, ε share, threshold, declared weights); revision 0005.
     label_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
     label_release: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The per-label token statistics' Gaussian release (σ; None: none), revision 0010.
+    stats_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The process running the job and the last renewal of its lease (revision 0006); None on
     # jobs never run since, which a starting worker treats as cut off.
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -207,6 +209,7 @@ class LedgerRow(Base):
     steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The job's label-distribution release (Gaussian, q = 1, one event); revision 0005.
     label_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stats_noise_multiplier: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditRow(Base):

@@ -13,6 +13,7 @@ from privsynth.models.dp_train import (
     DPConfig,
     TrainingConfigError,
 )
+from privsynth.models.presets import PRESETS
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import (
     FailedPrecondition,
@@ -128,6 +129,12 @@ class JobCreation(RunnerState):
                     reason=Reason.DATASET_TOO_SMALL,
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
+        recipe = PRESETS[spec.preset].recipe
+        if recipe == "guided" and dataset.labelled_count == 0:
+            raise FailedPrecondition(
+                f"preset {spec.preset!r} steers decoding per label and needs a labelled dataset; "
+                "upload one with labels or choose another preset"
+            )
         label_release = self._label_release(spec, dataset, actor)
         plan = self._plan(
             config,
@@ -135,6 +142,7 @@ class JobCreation(RunnerState):
             label_release.get("epsilon_share"),
             is_active=is_active,
             dataset_records=dataset.record_count,
+            dp_sgd=recipe != "guided",
         )
         job_id, model_id = new_id(), new_id()
         now = utcnow()
@@ -160,6 +168,7 @@ class JobCreation(RunnerState):
             planned_steps=plan.steps,
             tenant=dataset.tenant,
             label_noise_multiplier=plan.label_noise_multiplier,
+            stats_noise_multiplier=plan.stats_noise_multiplier,
             label_release=label_release,
             runner=TORCHRUN if spec.distributed else WORKER,
             request_id=spec.request_id,
@@ -358,11 +367,13 @@ class JobCreation(RunnerState):
         *,
         is_active: Callable[[], bool] | None = None,
         dataset_records: int | None = None,
+        dp_sgd: bool = True,
     ) -> DpSgdPlan:
         """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
 
         ``n_records`` are the records the job trains on; ``dataset_records``, when more (a
-        holdout is kept out), is named in the refusal too.
+        holdout is kept out), is named in the refusal too. ``dp_sgd`` False plans a recipe
+        that trains nothing (its ε goes to the label and token-statistics releases).
 
         Raises:
             FailedPrecondition: ε too small to reach with σ ≤ the cap for this data size and
@@ -384,6 +395,7 @@ class JobCreation(RunnerState):
                 target_delta=config.target_delta,
                 accountant=config.accountant,
                 label_epsilon_share=label_share,
+                dp_sgd=dp_sgd,
                 keep_going=keep_going,
             )
         except PlanningAbandoned:

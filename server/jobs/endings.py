@@ -12,6 +12,9 @@ from privsynth.models.dp_train import (
     TrainingInterrupted,
     TrainResult,
 )
+from privsynth.models.family import tokenizer_for_preset
+from privsynth.models.guided import release_for_model
+from privsynth.models.token_stats import bundle_weights
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, utcnow
 from privsynth.server.jobs.base import RunnerState
 from privsynth.server.logs import log_event
@@ -24,6 +27,25 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
+
+
+def _card_epsilon(
+    job: JobRow,
+    card: dict[str, Any],
+    *,
+    label_noise: float | None,
+    stats_noise: float | None = None,
+) -> float:
+    """The job's ε: the DP-SGD event its card records composed with the releases it made."""
+    return job_epsilon(
+        noise_multiplier=float(card.get("noise_multiplier", 0.0)),
+        sample_rate=float(card.get("sample_rate", 0.0)),
+        steps=int(card.get("steps", 0)),
+        delta=job.delta,
+        accountant=str(card.get("accountant", "prv")),
+        label_noise_multiplier=label_noise,
+        stats_noise_multiplier=stats_noise,
+    )
 
 
 class JobEndings(RunnerState):
@@ -110,12 +132,15 @@ class JobEndings(RunnerState):
         """Store the model, release its label distribution and charge the ledger once."""
         runtime = self.runtime
         job_id = job.id
-        path, digest = runtime.store.put("models", result.weights, suffix=".pt")
         card = dict(result.card)
         card["dataset"] = f"datasets/{dataset.id}"
         card["privacy_unit"] = dataset.privacy_unit
         card["holdout"] = self._holdout_card(job, dataset)
         epsilon_total = self._release_labels(job, result.examples, card, result.epsilon_spent)
+        weights = result.weights
+        if job.stats_noise_multiplier is not None:
+            weights, epsilon_total = self._release_token_stats(job, result, card)
+        path, digest = runtime.store.put("models", weights, suffix=".pt")
         with runtime.db.session() as s:
             row = self._locked(s, job_id)
             model = s.get(ModelRow, job.model_id)
@@ -134,7 +159,8 @@ class JobEndings(RunnerState):
                 epsilon=epsilon_total,
                 steps=int(card["steps"]),
                 note=f"trained {card['steps']} steps; accountant {card['accountant']}"
-                + ("; label distribution released with DP" if row.label_noise_multiplier else ""),
+                + ("; label distribution released with DP" if row.label_noise_multiplier else "")
+                + ("; token statistics released with DP" if row.stats_noise_multiplier else ""),
                 label_released=True,
             )
         self._drop_checkpoint(job_id)
@@ -150,6 +176,47 @@ class JobEndings(RunnerState):
             return {"fraction": 0.0, "records": 0, "note": f"no holdout: {why}"}
         split = self.holdout_split(job, read_examples(self.runtime.store, dataset))
         return holdout.card_entry(split, job.holdout_fraction)
+
+    @staticmethod
+    def _release_token_stats(
+        job: JobRow, result: TrainResult, card: dict[str, Any]
+    ) -> tuple[bytes, float]:
+        """Release the per-label token statistics the job planned; bundle them with the weights.
+
+        Rows for the labels just released (the DP mix, or the declared public one) only, over
+        the preset's base tokenizer, from the records training used. Returns the weights to
+        store and the job's ε with every release composed.
+        """
+        assert job.stats_noise_multiplier is not None
+        info = card.get("label_distribution") or {}
+        labels = sorted((info.get("distribution") or {}).keys())
+        stats = release_for_model(
+            result.examples,
+            tokenizer=tokenizer_for_preset(job.preset),
+            labels=labels,
+            noise_multiplier=job.stats_noise_multiplier,
+        )
+        dp_labels = info.get("source") == "dp" and job.label_noise_multiplier is not None
+        epsilon = _card_epsilon(
+            job,
+            card,
+            label_noise=job.label_noise_multiplier if dp_labels else None,
+            stats_noise=job.stats_noise_multiplier,
+        )
+        card["token_stats"] = {
+            "noise_multiplier": job.stats_noise_multiplier,
+            "sensitivity": 1.0,
+            "max_tokens_per_record": stats.max_tokens,
+            "vocabulary": f"the base tokenizer's {stats.vocab_size} token ids (public)",
+            "labels": len(stats.labels),
+            "note": (
+                "per-label token counts released with DP (Gaussian, every cell of a public "
+                "vocabulary); decoding adds their log-ratio to the base's logits: "
+                "post-processing, charged to this model's epsilon"
+            ),
+        }
+        card["epsilon"] = epsilon
+        return bundle_weights(result.weights, stats), epsilon
 
     @staticmethod
     def _release_labels(
@@ -180,14 +247,7 @@ class JobEndings(RunnerState):
                     sensitivity=sensitivity,
                     delta=job.delta,
                 )
-                epsilon = job_epsilon(
-                    noise_multiplier=float(card.get("noise_multiplier", 0.0)),
-                    sample_rate=float(card.get("sample_rate", 0.0)),
-                    steps=int(card.get("steps", 0)),
-                    delta=job.delta,
-                    accountant=str(card.get("accountant", "prv")),
-                    label_noise_multiplier=job.label_noise_multiplier,
-                )
+                epsilon = _card_epsilon(job, card, label_noise=job.label_noise_multiplier)
                 info.update(
                     released,
                     epsilon_share=release.get("epsilon_share"),
@@ -274,6 +334,7 @@ class JobEndings(RunnerState):
             sample_rate=job.sample_rate,
             outcome=state,
             label_noise_multiplier=job.label_noise_multiplier if label_released else None,
+            stats_noise_multiplier=job.stats_noise_multiplier if label_released else None,
         )
         self.runtime.metrics.training_jobs.labels(state=state.lower()).inc()
         self.runtime.metrics.epsilon_committed.inc(epsilon)

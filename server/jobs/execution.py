@@ -20,6 +20,8 @@ from privsynth.models.dp_train import (
     train_dp,
 )
 from privsynth.models.family import tokenizer_for_preset
+from privsynth.models.guided import build_guided
+from privsynth.models.presets import PRESETS
 from privsynth.server.db import DatasetRow, JobRow
 from privsynth.server.jobs.base import RunnerState
 from privsynth.server.jobs.requests import TERMINAL_STATES
@@ -166,14 +168,24 @@ class JobExecution(RunnerState):
 
             torch.set_num_threads(runtime.settings.torch_threads)
             examples = self.load_examples(dataset, job)
-            result = train_dp(
-                examples,
-                config=config,
-                tokenizer=tokenizer_for_preset(job.preset),
-                on_progress=on_progress,
-                should_stop=should_stop,
-                checkpoint=checkpoint,
-            )
+            if PRESETS[job.preset].recipe == "guided":
+                # Nothing trains: the base as shipped. Its token statistics are released
+                # (and charged) with the label mix when the job ends.
+                result = build_guided(
+                    examples,
+                    preset=job.preset,
+                    tokenizer=tokenizer_for_preset(job.preset),
+                    delta=job.delta,
+                )
+            else:
+                result = train_dp(
+                    examples,
+                    config=config,
+                    tokenizer=tokenizer_for_preset(job.preset),
+                    on_progress=on_progress,
+                    should_stop=should_stop,
+                    checkpoint=checkpoint,
+                )
         except TrainingInterrupted as exc:
             self.end_interrupted(job_id, exc, checkpoint)
             return

@@ -44,6 +44,15 @@ sampling probability 1, count 1 — composed with the DP-SGD steps in the same a
 for DP-SGD is calibrated with it and the job's ε (and the dataset's composed ε) includes it. The
 threshold costs a fixed share of the job's δ (:data:`LABEL_THRESHOLD_DELTA_SHARE`): the chance
 that a label only one unit holds passes it; the events are composed at the rest of δ.
+
+**Token statistics.** A job whose recipe decodes with DP per-label token statistics
+(``privsynth.models.token_stats``) releases them by one more Gaussian mechanism (L2 sensitivity
+1, sampling probability 1, count 1; every cell of a public vocabulary, so no threshold and no δ
+share): ``stats_noise_multiplier`` on the plan, the job and its ledger entries, composed with
+the job's other events exactly like the label release. A recipe without DP-SGD (the public base
+decoded with the statistics alone) plans no noisy steps; its σ_T is then set so that the
+releases together are (ε, δ)-DP: Gaussian mechanisms compose to the Gaussian mechanism with
+``1/σ² = Σ 1/σ_i²`` (Dong, Roth & Su's μ-GDP, tight for Gaussians).
 """
 
 from __future__ import annotations
@@ -113,6 +122,7 @@ class DpSgdPlan:
         expected_batch_size: The expected batch size the sample rate was derived from.
         label_noise_multiplier: σ of the label-distribution release over its sensitivity
             (None: no DP release of labels).
+        stats_noise_multiplier: σ of the per-label token-statistics release (None: none).
     """
 
     noise_multiplier: float
@@ -120,6 +130,7 @@ class DpSgdPlan:
     steps: int
     expected_batch_size: int
     label_noise_multiplier: float | None = None
+    stats_noise_multiplier: float | None = None
 
 
 class UnreachableEpsilon(ValueError):
@@ -159,6 +170,8 @@ class JobCharge:
         steps: Noisy steps charged (actual when finished, planned while reserved).
         label_noise_multiplier: σ of the job's label-distribution release, when it made (or
             reserved) one; it then also holds :data:`LABEL_THRESHOLD_DELTA_SHARE` of ``delta``.
+        stats_noise_multiplier: σ of the job's token-statistics release, when it made (or
+            reserved) one.
     """
 
     epsilon: float
@@ -167,6 +180,7 @@ class JobCharge:
     sample_rate: float | None = None
     steps: int | None = None
     label_noise_multiplier: float | None = None
+    stats_noise_multiplier: float | None = None
 
     @property
     def threshold_delta(self) -> float:
@@ -213,6 +227,8 @@ def plan_dp_sgd(
     target_delta: float,
     accountant: str = "prv",
     label_epsilon_share: float | None = None,
+    stats_epsilon_share: float | None = None,
+    dp_sgd: bool = True,
     keep_going: Callable[[], bool] | None = None,
 ) -> DpSgdPlan:
     """Calibrate σ for a run before it starts, the way ``make_private_with_epsilon`` does.
@@ -237,6 +253,13 @@ def plan_dp_sgd(
             that Gaussian release gets σ_L so that alone it is (share × ε)-DP, and σ for DP-SGD
             is calibrated so that both events composed (at δ less the threshold's share) stay
             within ``target_epsilon``.
+        stats_epsilon_share: When set, the job also releases per-label token statistics with
+            DP: that Gaussian release gets σ_T so that alone it is (share × ε)-DP, composed
+            like the label release. Ignored without ``dp_sgd``, where the statistics take
+            whatever ε the label release leaves.
+        dp_sgd: False for a recipe that trains nothing (the base decoded with the token
+            statistics): no noisy steps are planned (σ = q = steps = 0) and σ_T is set so
+            that the releases compose to just under ``target_epsilon``.
         keep_going: Asked between accountant evaluations (each well under a second to a few
             seconds); once it returns False calibration stops (e.g. the client has gone).
 
@@ -255,6 +278,8 @@ def plan_dp_sgd(
         target_delta,
         accountant,
         label_epsilon_share,
+        stats_epsilon_share,
+        dp_sgd,
     )
     with _plan_locks_guard:
         lock = _plan_locks.setdefault(key, threading.Lock())
@@ -263,16 +288,22 @@ def plan_dp_sgd(
             if key in _plans:
                 _plans.move_to_end(key)
                 return _plans[key]
-        plan = _plan(
-            n_records,
-            batch_size,
-            epochs,
-            target_epsilon,
-            target_delta,
-            accountant,
-            label_epsilon_share,
-            keep_going or (lambda: True),
-        )
+        if not dp_sgd:
+            plan = _plan_releases_only(
+                n_records, batch_size, target_epsilon, target_delta, accountant, label_epsilon_share
+            )
+        else:
+            plan = _plan(
+                n_records,
+                batch_size,
+                epochs,
+                target_epsilon,
+                target_delta,
+                accountant,
+                label_epsilon_share,
+                stats_epsilon_share,
+                keep_going or (lambda: True),
+            )
         with _plan_locks_guard:
             _plans[key] = plan
             while len(_plans) > _PLAN_CACHE_SIZE:
@@ -289,6 +320,7 @@ def _plan(  # noqa: PLR0917
     target_delta: float,
     accountant: str,
     label_epsilon_share: float | None,
+    stats_epsilon_share: float | None,
     keep_going: Callable[[], bool],
 ) -> DpSgdPlan:
     b = expected_batch_size(n_records, batch_size)
@@ -303,6 +335,10 @@ def _plan(  # noqa: PLR0917
         delta = target_delta * (1 - LABEL_THRESHOLD_DELTA_SHARE)
         label_sigma = gaussian_sigma(epsilon=label_epsilon_share * target_epsilon, delta=delta)
         extra = [(label_sigma, 1.0, 1)]
+    stats_sigma: float | None = None
+    if stats_epsilon_share is not None:
+        stats_sigma = gaussian_sigma(epsilon=stats_epsilon_share * target_epsilon, delta=delta)
+        extra.append((stats_sigma, 1.0, 1))
     floor = _accountant_epsilon(
         accountant, [(MAX_NOISE_MULTIPLIER, sample_rate, steps), *extra], delta
     )
@@ -314,7 +350,7 @@ def _plan(  # noqa: PLR0917
             sgd = _accountant_epsilon(
                 accountant, [(MAX_NOISE_MULTIPLIER, sample_rate, steps)], delta
             )
-            smallest = sgd / (1 - label_epsilon_share)
+            smallest = sgd / (1 - label_epsilon_share - (stats_epsilon_share or 0.0))
         raise UnreachableEpsilon(smallest_epsilon=smallest, sample_rate=sample_rate, steps=steps)
     tolerance = max(0.01, CALIBRATION_RELATIVE_TOLERANCE * target_epsilon)
     if not extra:
@@ -361,6 +397,57 @@ def _plan(  # noqa: PLR0917
         steps=steps,
         expected_batch_size=b,
         label_noise_multiplier=label_sigma,
+        stats_noise_multiplier=stats_sigma,
+    )
+
+
+RELEASES_ONLY_MARGIN = 2e-3
+"""A plan without DP-SGD aims this share below its target: the Gaussian composition is exact,
+but the accountants that check it (PLD in the ledger, PRV on the card) discretise
+pessimistically and must not find the job over its own target."""
+
+
+def _plan_releases_only(  # noqa: PLR0917
+    n_records: int,
+    batch_size: int,
+    target_epsilon: float,
+    target_delta: float,
+    accountant: str,
+    label_epsilon_share: float | None,
+) -> DpSgdPlan:
+    """Labels (if asked) and token statistics only: Gaussian releases, no noisy step.
+
+    The statistics get what the label release leaves: with ``μ = 1/σ``, Gaussian releases
+    compose to a Gaussian with ``μ² = Σ μ_i²``, so ``μ_T² = μ(ε)² − μ_L²`` where ``μ(ε)``
+    is the one Gaussian that is exactly (ε, δ)-DP (the analytic Gaussian mechanism). The
+    job's accountant then checks the pair; where its discretisation finds it over the target
+    (PRV overstates small ε by up to ~1%), the goal is lowered by what it overshot.
+    """
+    delta = (
+        target_delta * (1 - LABEL_THRESHOLD_DELTA_SHARE) if label_epsilon_share else target_delta
+    )
+    goal = target_epsilon * (1 - RELEASES_ONLY_MARGIN)
+    for _ in range(8):
+        label_sigma = (
+            gaussian_sigma(epsilon=label_epsilon_share * goal, delta=delta)
+            if label_epsilon_share
+            else None
+        )
+        mu_total = 1.0 / gaussian_sigma(epsilon=goal, delta=delta)
+        mu_label = 0.0 if label_sigma is None else 1.0 / label_sigma
+        stats_sigma = 1.0 / math.sqrt(mu_total**2 - mu_label**2)
+        events = [(stats_sigma, 1.0, 1)] + ([(label_sigma, 1.0, 1)] if label_sigma else [])
+        reached = _accountant_epsilon(accountant, events, delta)
+        if reached <= target_epsilon:
+            break
+        goal *= target_epsilon / reached * (1 - RELEASES_ONLY_MARGIN)
+    return DpSgdPlan(
+        noise_multiplier=0.0,
+        sample_rate=0.0,
+        steps=0,
+        expected_batch_size=expected_batch_size(n_records, batch_size),
+        label_noise_multiplier=label_sigma,
+        stats_noise_multiplier=stats_sigma,
     )
 
 
@@ -462,8 +549,9 @@ def job_epsilon(
     delta: float,
     accountant: str,
     label_noise_multiplier: float | None,
+    stats_noise_multiplier: float | None = None,
 ) -> float:
-    """A job's ε at ``delta``: its DP-SGD steps and, if made, its label release.
+    """A job's ε at ``delta``: its DP-SGD steps and, if made, its label and token releases.
 
     Composed by the job's accountant, at δ less the threshold's share when labels were released.
     """
@@ -473,6 +561,8 @@ def job_epsilon(
     if label_noise_multiplier is not None:
         history.append((label_noise_multiplier, 1.0, 1))
         delta *= 1 - LABEL_THRESHOLD_DELTA_SHARE
+    if stats_noise_multiplier is not None:
+        history.append((stats_noise_multiplier, 1.0, 1))
     if not history:
         return 0.0
     return _accountant_epsilon(accountant, history, delta)
@@ -537,6 +627,8 @@ def compose_epsilon(charges: Iterable[JobCharge], *, delta: float) -> tuple[floa
         if c.label_noise_multiplier is not None:
             # The label release: one Gaussian event with sampling probability 1.
             keys.append((c.label_noise_multiplier, 1.0, 1, -1.0, -1.0))
+        if c.stats_noise_multiplier is not None:
+            keys.append((c.stats_noise_multiplier, 1.0, 1, -1.0, -1.0))
     pld_delta = max(delta, total_delta) - math.fsum(c.threshold_delta for c in active)
     composed = _pld_epsilon(tuple(sorted(keys)), pld_delta)
     return min(composed, plain), plain, total_delta

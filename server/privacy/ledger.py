@@ -106,6 +106,7 @@ def _charge(row: LedgerRow) -> JobCharge:
         sample_rate=row.sample_rate,
         steps=row.steps,
         label_noise_multiplier=row.label_noise_multiplier,
+        stats_noise_multiplier=row.stats_noise_multiplier,
     )
 
 
@@ -177,6 +178,13 @@ def _composed_details(view: BudgetView) -> dict[str, float]:
     }
 
 
+def _stats_detail(stats_noise_multiplier: float | None) -> dict[str, float]:
+    """The token-statistics release in an audit entry, for jobs that made one only."""
+    if stats_noise_multiplier is None:
+        return {}
+    return {"stats_noise_multiplier": stats_noise_multiplier}
+
+
 def get_budget(session: Session, dataset: DatasetRow) -> BudgetView:
     """Compute the budget of ``dataset`` from its ledger."""
     finished, pending = charges(session, dataset.id)
@@ -231,6 +239,7 @@ def reserve(
         sample_rate=plan.sample_rate if plan else None,
         steps=plan.steps if plan else None,
         label_noise_multiplier=plan.label_noise_multiplier if plan else None,
+        stats_noise_multiplier=plan.stats_noise_multiplier if plan else None,
     )
     after = _view(dataset, finished, [*pending, new])
     # δ first: over the δ cap the composed figures are stated at Σ δ_j, not at the cap.
@@ -261,6 +270,7 @@ def reserve(
             sample_rate=new.sample_rate,
             steps=new.steps,
             label_noise_multiplier=new.label_noise_multiplier,
+            stats_noise_multiplier=new.stats_noise_multiplier,
         )
     )
     audit.append(
@@ -276,6 +286,7 @@ def reserve(
             "sample_rate": new.sample_rate,
             "planned_steps": new.steps,
             "label_noise_multiplier": new.label_noise_multiplier,
+            **_stats_detail(new.stats_noise_multiplier),
             **_composed_details(after),
         },
     )
@@ -298,6 +309,7 @@ def commit(
     actor: str = "system",
     outcome: str = "",
     label_noise_multiplier: float | None = None,
+    stats_noise_multiplier: float | None = None,
 ) -> None:
     """Charge what a job spent (with the steps it took) and release its reservation.
 
@@ -305,11 +317,17 @@ def commit(
     state) goes to the audit log with the charge, together with the composed totals after it:
     the charge and the release are one instant, in one transaction and one audit entry.
     ``label_noise_multiplier`` is set when the job released its label distribution with DP
-    (composed as one more Gaussian event).
+    (composed as one more Gaussian event); ``stats_noise_multiplier`` when it released
+    per-label token statistics (another).
     """
     dataset = lock_dataset(session, dataset_id)
     now = utcnow()
-    took_steps = epsilon_spent > 0 or (steps or 0) > 0 or label_noise_multiplier is not None
+    took_steps = (
+        epsilon_spent > 0
+        or (steps or 0) > 0
+        or label_noise_multiplier is not None
+        or stats_noise_multiplier is not None
+    )
     session.add_all(
         [
             LedgerRow(
@@ -325,6 +343,7 @@ def commit(
                 sample_rate=sample_rate,
                 steps=steps,
                 label_noise_multiplier=label_noise_multiplier,
+                stats_noise_multiplier=stats_noise_multiplier,
             ),
             LedgerRow(
                 dataset_id=dataset_id,
@@ -354,6 +373,7 @@ def commit(
             "noise_multiplier": noise_multiplier,
             "sample_rate": sample_rate,
             "label_noise_multiplier": label_noise_multiplier,
+            **_stats_detail(stats_noise_multiplier),
             "released_epsilon": reserved_epsilon,
             "note": note,
             **_composed_details(after),

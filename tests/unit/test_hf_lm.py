@@ -33,53 +33,12 @@ from privsynth.models.hf_lm import (  # noqa: E402
     hf_base_available,
 )
 from privsynth.models.sampling import SamplingParams, sample  # noqa: E402
-
-WORDS = "the cat sat on a mat while the dog ran in the park and a bird sang".split()  # noqa: SIM905
-
-
-def _tiny_llama_dir(path: Path) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=special,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator([" ".join(WORDS)] * 20, trainer=trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-    )
-    cfg = transformers.LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(cfg)
-    with torch.no_grad():  # non-trivial norm weights: a norm applied twice must show
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.uniform_(0.5, 2.0)
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+from tiny_llama import WORDS, tiny_llama_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def local_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_llama_dir(tmp_path_factory.mktemp("tiny-llama"))
+    return tiny_llama_dir(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture
@@ -235,7 +194,7 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
     from privsynth.server.config import Settings
 
     # Registered under monkeypatch, so the presets are gone again after this test.
-    for name in ("hf:tiny", "hf:tiny:full"):
+    for name in ("hf:tiny", "hf:tiny:full", "hf:tiny:guided"):
         monkeypatch.setitem(presets.PRESETS, name, presets.PRESETS["tiny"])
     (tmp_path / "tiny").symlink_to(local_base, target_is_directory=True)
     (tmp_path / "notes").mkdir()  # not a model: skipped
@@ -245,10 +204,16 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
     (tmp_path / ("x" * 30)).symlink_to(local_base, target_is_directory=True)
     (tmp_path / ("y" * 29)).symlink_to(local_base, target_is_directory=True)  # LoRA name fits
     monkeypatch.setitem(presets.PRESETS, "hf:" + "y" * 29, presets.PRESETS["tiny"])
-    assert presets.register_local_bases(tmp_path) == ["hf:tiny", "hf:tiny:full", "hf:" + "y" * 29]
+    assert presets.register_local_bases(tmp_path) == [
+        "hf:tiny",
+        "hf:tiny:full",
+        "hf:tiny:guided",
+        "hf:" + "y" * 29,
+    ]
     assert presets.PRESETS["hf:tiny"].architecture == "hf-lora"
     assert presets.PRESETS["hf:tiny"].adaptation == "lora"
     assert presets.PRESETS["hf:tiny:full"].adaptation == "full"
+    assert presets.PRESETS["hf:tiny:guided"].recipe == "guided"
     assert (
         tokenizer_for_preset("hf:tiny").prompt("pets")[0] == base_tokenizer(str(local_base)).bos_id
     )
