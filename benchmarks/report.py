@@ -159,26 +159,38 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-pii", action="store_true", help="skip the residual-PII scan")
     parser.add_argument("--out", default="build/quality-report")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="print the table from report-eps<E>.json files already in --out (runs at "
+        "different epsilons may be run as separate processes, then tabulated together)",
+    )
     args = parser.parse_args()
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    examples = load()
-    detect = None if args.no_pii else detector()
     started = time.monotonic()
     reports = {}
-    for eps in args.epsilons:
-        t = time.monotonic()
-        reports[eps] = run_one(eps, args, examples, detect)
-        print(f"eps={eps:g}: done in {time.monotonic() - t:.0f}s", flush=True)
-        print("  " + reports[eps]["utility"].get("verdict", "(no utility)"), flush=True)
+    if args.table_only:
+        for eps in args.epsilons:
+            path = Path(args.out) / f"report-eps{eps:g}.json"
+            reports[eps] = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        examples = load()
+        detect = None if args.no_pii else detector()
+        for eps in args.epsilons:
+            t = time.monotonic()
+            reports[eps] = run_one(eps, args, examples, detect)
+            print(f"eps={eps:g}: done in {time.monotonic() - t:.0f}s", flush=True)
+            print("  " + reports[eps]["utility"].get("verdict", "(no utility)"), flush=True)
     print()
     first = reports[args.epsilons[0]]
     print(
         f"fortunes: {first['records']['training']} training / {first['records']['holdout']} "
         f"holdout records, {first['records']['synthetic']} synthetic per eps; "
-        f"preset={args.preset} epochs={args.epochs}; embeddings: {first['fidelity']['embedding']}"
+        f"preset={first['benchmark']['preset']} epochs={first['benchmark']['epochs']}; "
+        f"embeddings: {first['fidelity']['embedding']}"
     )
     header = f"{'measure':36}" + "".join(f"{'eps=' + format(e, 'g'):>10}" for e in args.epsilons)
     print(header)
