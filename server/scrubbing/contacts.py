@@ -151,8 +151,12 @@ class ContactNameRecognizer(LocalRecognizer):
                 name = _name_tail(_LEADING_NUMBERS.sub("", name).strip())
                 if not name or not self._personal(name):
                     continue
-                start = text.index(name, start)
-                out.append(self._result(start, start + len(name)))
+                # The tail's words, however they were spaced, at the end of the name run.
+                words = r"\s+".join(map(re.escape, name.split()))
+                matches = list(re.finditer(words, text[start:end]))
+                if matches:
+                    where = matches[-1]
+                    out.append(self._result(start + where.start(), start + where.end()))
         for pattern in (_SIGN_OFF, _QUOTE_INITIALS):
             for m in pattern.finditer(text):
                 if not not_personal(m.group("name"), software=False):

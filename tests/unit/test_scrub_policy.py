@@ -251,3 +251,12 @@ def test_names_next_to_contact_data(scrubber: Scrubber, line: str, name: str) ->
 def test_role_addresses_keep_their_display_name(scrubber: Scrubber) -> None:
     text = "Maintainer: Debian Python Team <team+python@tracker.debian.org>"
     assert "Debian Python Team" in scrubber.scrub_batch([text])[0].text
+
+
+def test_display_names_with_odd_spacing_never_break_the_scan() -> None:
+    from privsynth.server.scrubbing.contacts import ContactNameRecognizer
+
+    text = 'From: "Terry   W.\tColvin" <fortean1@example.com>\nTo: Dr.  Jane\t Doe  <j@example.org>'
+    found = [text[r.start : r.end] for r in ContactNameRecognizer().analyze(text, [])]
+    assert "Terry   W.\tColvin" in found
+    assert any(f.startswith("Jane") or f.startswith("Dr.") for f in found)
