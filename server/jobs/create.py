@@ -130,6 +130,12 @@ class JobCreation(RunnerState):
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
         recipe = PRESETS[spec.preset].recipe
+        if recipe == "guided" and spec.distributed:
+            raise InvalidArgument(
+                f"preset {spec.preset!r} trains nothing, so it has nothing to distribute; "
+                "leave distributed unset",
+                field="distributed",
+            )
         if recipe == "guided" and dataset.labelled_count == 0:
             raise FailedPrecondition(
                 f"preset {spec.preset!r} steers decoding per label and needs a labelled dataset; "

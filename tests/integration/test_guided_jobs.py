@@ -18,7 +18,7 @@ from privsynth.models import presets
 from privsynth.models.family import load_generator
 from privsynth.models.sampling import SamplingParams, sample
 from privsynth.server.db import DatasetRow, LedgerRow, ModelRow
-from privsynth.server.errors import FailedPrecondition
+from privsynth.server.errors import FailedPrecondition, InvalidArgument
 from privsynth.server.jobs.runner import JobRunner, JobSpec
 from privsynth.server.privacy import ledger
 from privsynth.server.runtime import Runtime
@@ -103,7 +103,7 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         runner.shutdown()
 
 
-def test_a_guided_job_on_an_unlabelled_dataset_is_refused_before_any_reservation(
+def test_a_guided_job_that_cannot_run_is_refused_before_any_reservation(
     runtime: Runtime,
 ) -> None:
     runner = JobRunner(runtime)
@@ -111,8 +111,14 @@ def test_a_guided_job_on_an_unlabelled_dataset_is_refused_before_any_reservation
         dataset_id = add_dataset(runtime, 120, labelled=False)
         with pytest.raises(FailedPrecondition, match="labelled dataset"):
             runner.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, preset=PRESET))
+        labelled = add_dataset(runtime, 120, labelled=True)
+        with pytest.raises(InvalidArgument, match="nothing to distribute"):
+            runner.create(
+                JobSpec(dataset_id=labelled, target_epsilon=4.0, preset=PRESET, distributed=True)
+            )
         with runtime.db.session() as s:
-            rows = s.execute(select(LedgerRow).where(LedgerRow.dataset_id == dataset_id))
-            assert rows.scalars().all() == []
+            for refused in (dataset_id, labelled):
+                rows = s.execute(select(LedgerRow).where(LedgerRow.dataset_id == refused))
+                assert rows.scalars().all() == []
     finally:
         runner.shutdown()
