@@ -66,9 +66,25 @@ def load_model(weights: bytes, model_config: dict[str, Any]) -> TinyTransformerL
     return model
 
 
+NUCLEUS_CANDIDATES = 1024
+"""Most probable tokens looked at first for the nucleus; the full sort runs only when a row's
+nucleus is larger. Sorting a 49k-token vocabulary took ~1 s per step for a batch of 64 on 2 busy
+cores, ``topk(1024)`` ~0.1 s; the result is the same nucleus."""
+
+
 def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    sorted_p, idx = probs.sort(dim=-1, descending=True)
+    """Keep the smallest set of most probable tokens whose mass reaches ``top_p``; renormalise.
+
+    A token is kept when the mass of the tokens before it (in descending order) is at most
+    ``top_p``. When every row's nucleus lies within its :data:`NUCLEUS_CANDIDATES` most
+    probable tokens (the mass before the first left out exceeds ``top_p``), those decide.
+    """
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    sorted_p, idx = probs.topk(k, dim=-1)
     cum = sorted_p.cumsum(dim=-1)
+    if k < probs.shape[-1] and not bool((cum[:, -1] > top_p).all()):
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        cum = sorted_p.cumsum(dim=-1)
     sorted_p[(cum - sorted_p) > top_p] = 0.0
     filtered = torch.zeros_like(probs).scatter_(-1, idx, sorted_p)
     return filtered / filtered.sum(dim=-1, keepdim=True)
