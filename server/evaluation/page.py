@@ -308,6 +308,13 @@ def _leakage(report: Mapping[str, Any]) -> str:
     if "rate" in pii:
         types = ", ".join(f"{escape(k)}: {v}" for k, v in pii["by_type"].items()) or "none"
         rows.append(["samples with residual PII", f"{_pct(pii['rate'])} ({types})"])
+        if "holdout_rate" in pii:
+            rows.append(
+                [
+                    "… holdout records, same analyzer (its rate on real text)",
+                    _pct(pii["holdout_rate"]),
+                ]
+            )
     else:
         rows.append(["residual PII", escape(pii.get("skipped", ""))])
     parts = [
