@@ -705,7 +705,15 @@ class NameLexiconRecognizer(LocalRecognizer):
         out = []
         i = 0
         while i < len(toks):
-            end = self._match_at(text, toks, i, first, last, nlp_artifacts=nlp_artifacts)
+            end = self._match_at(
+                text,
+                toks,
+                i,
+                first,
+                last,
+                nlp_artifacts=nlp_artifacts,
+                lower_first=self._single or None,
+            )
             if end is None:
                 if self._single_at(text, toks, i, nlp_artifacts):
                     out.append(_result(self, "PERSON", toks[i][0], toks[i][1], self.SINGLE_SCORE))
@@ -748,6 +756,7 @@ class NameLexiconRecognizer(LocalRecognizer):
         last: frozenset[str],
         *,
         nlp_artifacts: Any = None,
+        lower_first: frozenset[str] | None = None,
     ) -> int | None:
         word = toks[i][2]
         if word.endswith("."):
@@ -759,6 +768,10 @@ class NameLexiconRecognizer(LocalRecognizer):
         if lower and (
             word in _EN_STOP or len(word) < 3 or _pos_at(nlp_artifacts, toks[i][0]) in _NOT_NAME_POS
         ):
+            return None
+        if lower and lower_first is not None and word.casefold() not in lower_first:
+            # Without capitals only a first name that is rare as an English word opens a
+            # name: the 105-country list holds "punk" and "sane" too ("punk music").
             return None
         if not lower and not _capitalised(word):
             return None
