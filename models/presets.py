@@ -18,8 +18,8 @@ from typing import Any
 
 __all__ = [
     "FULL_SUFFIX",
-    "GUIDED_SUFFIX",
     "GUIDED_DECODING",
+    "GUIDED_SUFFIX",
     "LOCAL_PREFIX",
     "MAX_PRESET_NAME",
     "PRESETS",
@@ -162,7 +162,8 @@ def register_local_bases(model_dir: Path) -> list[str]:
     """Offer each Hugging Face model directory under ``model_dir`` as three presets.
 
     ``hf:<name>`` fine-tunes it with DP-LoRA, ``hf:<name>:full`` with full DP fine-tuning of
-    its top layers, ``hf:<name>:guided`` decodes it untrained with DP token statistics. The operator decides which local models may be fine-tuned
+    its top layers, ``hf:<name>:guided`` decodes it untrained with DP token statistics. The
+    operator decides which local models may be fine-tuned
     (``PRIVSYNTH_MODEL_DIR``, a mounted volume in Kubernetes); callers choose among them by
     name and never pass a path, so a request cannot make the server read an arbitrary
     directory. Called once at start-up: a model added later is offered after a restart. A
