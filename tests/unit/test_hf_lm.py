@@ -95,7 +95,9 @@ def test_padding_and_the_feature_cache_do_not_change_logits(local_base: Path) ->
     assert torch.allclose(first[0, : len(short)], alone[0], atol=1e-2)
 
 
-def test_dp_lora_training_round_trips_through_stored_weights(local_preset: str) -> None:
+def test_dp_lora_training_round_trips_through_stored_weights(
+    local_preset: str, local_base: Path
+) -> None:
     examples = [
         Example(text=" ".join(WORDS[i % 7 : i % 7 + 5]), label="pets" if i % 2 else "park")
         for i in range(60)
@@ -107,7 +109,8 @@ def test_dp_lora_training_round_trips_through_stored_weights(local_preset: str) 
     result = train_dp(examples, config=config, tokenizer=tok)
     assert 0 < result.epsilon_spent <= 4.0 + 1e-6
     assert result.card["grad_sample_mode"] == "ghost"
-    assert result.card["base_model"]["source"].endswith("tiny-llama0")
+    # The fixture's own directory: its name depends on which module made a tiny base first.
+    assert result.card["base_model"]["source"] == str(local_base)
     assert result.model_config["family"] == "hf-lora"
     assert result.card["parameters"] < 10_000  # adapters only
     model, loaded_tok = load_generator(result.weights, result.model_config)
