@@ -27,7 +27,7 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,26 +236,30 @@ def print_removal_table(title: str, tallies: dict[str, Removal], precision: bool
         {t for r in tallies.values() for t in r.pred_chars} - set(REMOVAL_TYPES)
     )
     for t in types:
-        row = f"{t:15s} {first.spans[t]:5d} | "
-        cells = []
-        for r in tallies.values():
-            cell = (
-                f"{_r(r.covered_chars[t], r.gold_chars[t])}  {_r(r.removed[t], r.spans[t])} "
-                f"{_r(r.survived[t], r.spans[t])}"
-            )
-            if precision:
-                cell += f" {_r(r.pred_in_gold[t], r.pred_chars[t])}"
-            cells.append(cell)
-        print(row + " | ".join(cells))
-    row = f"{'ALL':15s} {sum(first.spans.values()):5d} | "
-    cells = []
-    for r in tallies.values():
-        cell = (
-            f"{_r(sum(r.covered_chars.values()), sum(r.gold_chars.values()))}  "
-            f"{_r(sum(r.removed.values()), sum(r.spans.values()))} "
-            f"{_r(sum(r.survived.values()), sum(r.spans.values()))}"
+        print(
+            f"{t:15s} {first.spans[t]:5d} | "
+            + " | ".join(_cell(r, (t,), precision) for r in tallies.values())
         )
-        if precision:
-            cell += f" {_r(sum(r.pred_in_gold.values()), sum(r.pred_chars.values()))}"
-        cells.append(cell)
-    print(row + " | ".join(cells))
+    every = tuple(first.spans)
+    print(
+        f"{'ALL':15s} {sum(first.spans.values()):5d} | "
+        + " | ".join(_cell(r, every, precision, pred_all=True) for r in tallies.values())
+    )
+
+
+def _cell(r: Removal, types: Sequence[str], precision: bool, *, pred_all: bool = False) -> str:
+    """One system's chars / spans / surv (/ prec) over ``types`` (precision over every
+    predicted type for the ALL row, since predictions may carry types with no gold)."""
+
+    def total(counter: Counter[str], keys: Iterable[str]) -> int:
+        return sum(counter[k] for k in keys)
+
+    cell = (
+        f"{_r(total(r.covered_chars, types), total(r.gold_chars, types))}  "
+        f"{_r(total(r.removed, types), total(r.spans, types))} "
+        f"{_r(total(r.survived, types), total(r.spans, types))}"
+    )
+    if precision:
+        pred = tuple(r.pred_chars) if pred_all else types
+        cell += f" {_r(total(r.pred_in_gold, pred), total(r.pred_chars, pred))}"
+    return cell

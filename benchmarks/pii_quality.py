@@ -362,13 +362,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.examples:
         # Only the development split: held-out templates are not for tuning.
         t = dev_t.get("privsynth") or next(iter(dev_t.values()))
-        print(f"\nmisses of {args.examples} (dev split):")
-        for s in t.misses.get(args.examples, [])[:40]:
-            print("  ", s)
-        print(f"\nfalse positives predicted as {args.examples} (dev split):")
-        for s in t.false_pos.get(args.examples, [])[:40]:
-            print("  ", s)
+        print_examples(t, args.examples, limit=40, where=" (dev split)")
     return 0
+
+
+def print_examples(tally: Any, entity: str, *, limit: int, where: str = "") -> None:
+    """The first ``limit`` misses of ``entity`` and false positives predicted as it (tuning
+    splits only: a ``Tally`` or a ``pii_independent.Removal``, both keep them by type)."""
+    print(f"\nmisses of {entity}{where}:")
+    for line in tally.misses.get(entity, [])[:limit]:
+        print("  ", line)
+    print(f"\nfalse positives predicted as {entity}{where}:")
+    for line in tally.false_pos.get(entity, [])[:limit]:
+        print("  ", line)
 
 
 #: The presidio-evaluator seed reported as the frozen test split; tune on any other seed.
@@ -441,12 +447,7 @@ def _independent(args: argparse.Namespace) -> int:
         print(line)
     if args.examples:
         t = tallies.get("privsynth") or next(iter(tallies.values()))
-        print(f"\nmisses of {args.examples}:")
-        for line in t.misses.get(args.examples, [])[:60]:
-            print("  ", line)
-        print(f"\nfalse positives predicted as {args.examples}:")
-        for line in t.false_pos.get(args.examples, [])[:60]:
-            print("  ", line)
+        print_examples(t, args.examples, limit=60)
     return 0
 
 

@@ -1016,8 +1016,6 @@ def refine_results(
 
 #: Entity types the over-scrubbing policy (:mod:`.not_personal`) may exempt.
 _POLICY_TYPES = frozenset({"PERSON", "LOCATION", "ORGANIZATION"})
-#: File-name endings that Presidio's URL patterns take for top-level domains ("aors_n.asm").
-_FILE_TLDS = FILE_EXTENSIONS
 _PERSONAL_PATH = re.compile(
     r"(?i)~|/(?:people|users?|u|home|staff|members?|profiles?|author|people\.)/|[?&][\w.-]+="
     r"|/(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{12,}(?:/|$)"
@@ -1072,7 +1070,7 @@ def _url_kept(text: str, r: Any, others: Sequence[Any]) -> bool:
         return False
     rest = url.split("://", 1)[-1]
     host = rest.split("/", 1)[0].split(":", 1)[0].rstrip(".").casefold()
-    if schemeless and host.rsplit(".", 1)[-1] in _FILE_TLDS:
+    if schemeless and host.rsplit(".", 1)[-1] in FILE_EXTENSIONS:
         return False
     if _PERSONAL_PATH.search(rest) or _PERSONAL_HOST.match(host):
         return True
