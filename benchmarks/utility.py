@@ -16,7 +16,10 @@ article's headline and first paragraph, cut at 60 words; held out: never tuned o
 Recipes (``--recipe``): ``dp-lora`` trains the preset with DP-SGD; ``guided`` trains nothing
 and decodes the public base with per-label token statistics released with DP
 (``privsynth.models.token_stats``, ε planned by the job's own planner, a tenth of it for the
-label mix as a job releases it).
+label mix as a job releases it); ``pe`` is Private Evolution
+(``privsynth.models.private_evolution``): the base writes and varies candidates, the training
+records vote for them with DP (σ planned by the job's planner for ``--pe-iterations``
+histograms plus the label mix), and the synthetic set is drawn from the final population.
 
 Every row prints its references from the same code as the quality report
 (``privsynth.server.evaluation.utility``): real data at the synthetic set's size, the DP
@@ -260,6 +263,22 @@ def guided_stats(train: list[dict[str, str]], eps: float, args: argparse.Namespa
         assert plan.stats_noise_multiplier is not None
         return plan.stats_noise_multiplier
 
+    if args.stats == "label-centroids":
+        from privsynth.models.dp_train import Example
+        from privsynth.models.guided import release_for_model
+        from privsynth.models.token_stats import GuidedDecoding
+
+        examples = [Example(text=r["text"], label=r["label"]) for r in train]
+        decoding = GuidedDecoding(
+            statistic="label-centroids",
+            prior_temperature=args.prior_temperature,
+            prior_words=args.prior_words,
+        )
+        # ε = ∞: noise a billion times smaller (the centroids' directions are then exact).
+        sigma = 1e-9 if math.isinf(eps) else sigma_at(eps)
+        return release_for_model(
+            examples, tokenizer=tok, labels=labels, noise_multiplier=sigma, decoding=decoding
+        )
     if math.isinf(eps):
         exact = release_token_stats(
             records,
@@ -278,6 +297,68 @@ def guided_stats(train: list[dict[str, str]], eps: float, args: argparse.Namespa
     )
 
 
+def pe_population(train: list[dict[str, str]], eps: float, args: argparse.Namespace):
+    """Run Private Evolution as a ``private-evolution`` job would; returns (population, σ).
+
+    σ comes from the job's planner (a tenth of ε to the label mix, the rest to the T vote
+    histograms); the labels are the training split's (as the other rows' label mix). ε = ∞
+    runs the same loop with negligible noise (every candidate with a vote survives).
+    """
+    from privsynth.models.evolution_lm import BaseWriter, minilm_embed
+    from privsynth.models.presets import PRESETS, PRIVATE_EVOLUTION
+    from privsynth.models.private_evolution import EvolutionConfig, evolve
+    from privsynth.server.privacy.accounting import plan_private_evolution
+
+    config = EvolutionConfig.from_dict(
+        {
+            **PRIVATE_EVOLUTION,
+            "population": args.pe_population,
+            "iterations": args.pe_iterations,
+            "threshold": args.pe_threshold,
+            "max_new_tokens": args.max_tokens,
+            "variations": args.pe_variations,
+        }
+    )
+    if math.isinf(eps):
+        sigma = 1e-9
+    else:
+        sigma = plan_private_evolution(
+            n_records=len(train),
+            iterations=config.iterations,
+            target_epsilon=eps,
+            target_delta=job_delta(len(train)),
+            label_epsilon_share=0.1,
+        ).noise_multiplier
+    labels = sorted({r["label"] for r in train})
+    started = time.monotonic()
+    total = config.generations() * len(labels)
+
+    def progress(written: int) -> None:
+        rate = written / max(1e-9, time.monotonic() - started)
+        print(f"    base wrote {written}/{total} texts ({rate:.2f}/s)", flush=True)
+
+    writer = BaseWriter(PRESETS[args.preset].base or "", config=config, on_batch=progress)
+    population = evolve(
+        [(r["label"], r["text"]) for r in train],
+        labels=labels,
+        config=config,
+        noise_multiplier=sigma,
+        generate=writer.generate,
+        vary=writer.vary,
+        embed=minilm_embed,
+        on_iteration=lambda t: print(
+            f"    iteration {t}/{config.iterations} released ({time.monotonic() - started:.0f}s)",
+            flush=True,
+        ),
+    )
+    print(
+        f"    final population: {population.size()} texts over {len(labels)} labels "
+        f"(sigma {sigma:.3g}, threshold {config.threshold:g} sigma)",
+        flush=True,
+    )
+    return population, sigma
+
+
 def base_for_decoding(preset: str):
     """The preset's public base, untrained, with its full output vocabulary."""
     from privsynth.models.hf_lm import HFLoRAConfig, build_model
@@ -293,7 +374,16 @@ def base_for_decoding(preset: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="fortunes", choices=sorted(CORPORA))
-    parser.add_argument("--recipe", default="dp-lora", choices=["dp-lora", "guided"])
+    parser.add_argument("--recipe", default="dp-lora", choices=["dp-lora", "guided", "pe"])
+    parser.add_argument("--pe-population", type=int, default=24, help="pe: candidates per label")
+    parser.add_argument("--pe-iterations", type=int, default=3, help="pe: vote histograms T")
+    parser.add_argument("--pe-threshold", type=float, default=2.0, help="pe: threshold in sigma")
+    parser.add_argument(
+        "--pe-variations",
+        nargs="+",
+        default=["rewrite", "blank", "continue"],
+        help="pe: variation kinds (rewrite, blank, continue)",
+    )
     parser.add_argument("--epsilons", nargs="+", default=["1", "4", "8", "inf"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--preset", default="small")
@@ -332,6 +422,27 @@ def main() -> int:
         default=[2.0],
         help="guided: strength λ of the token-statistics bias (sampled at each)",
     )
+    parser.add_argument(
+        "--stats",
+        default="token-counts",
+        choices=["token-counts", "label-centroids"],
+        help="guided: what the job releases (GuidedDecoding.statistic)",
+    )
+    parser.add_argument("--prior-temperature", type=float, default=0.08)
+    parser.add_argument("--prior-words", type=int, default=1000)
+    parser.add_argument(
+        "--plan-words", type=int, default=0, help="guided: keywords planted per record"
+    )
+    parser.add_argument("--plan-boost", type=float, default=5.0)
+    parser.add_argument(
+        "--prompt-words",
+        type=int,
+        default=0,
+        help="guided: of the planted keywords, how many each record's request names",
+    )
+    parser.add_argument(
+        "--spend-boost", action="store_true", help="guided: a written token loses its boost"
+    )
     parser.add_argument("--stats-threshold", type=float, default=3.0)
     parser.add_argument("--stats-smoothing", type=float, default=1.0)
     parser.add_argument("--stats-max-tokens", type=int, default=32)
@@ -357,7 +468,9 @@ def main() -> int:
         f"{args.corpus}: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
         f"recipe={args.recipe} preset={args.preset} epochs={args.epochs} "
         f"batch={args.batch_size} lr={args.lr:g} T={args.temperature} w={args.guidance} "
-        f"lambda={args.stats_strength} synthetic={args.synthetic_fraction:g}x",
+        f"lambda={args.stats_strength} stats={args.stats} "
+        f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
+        f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
     train_records = [Record(r["text"], r["label"]) for r in train]
@@ -373,12 +486,31 @@ def main() -> int:
         bias_of: dict[float, dict | None] = {0.0: None}
         ppl = math.nan
         sigma = 0.0
-        if args.recipe == "guided":
+        population = None
+        if args.recipe == "pe":
+            model = None
+            population, sigma = pe_population(train, eps, args)
+            if math.isinf(eps):
+                sigma = 0.0
+        elif args.recipe == "guided":
             from privsynth.models.token_stats import decoding_bias
 
             model = base
             stats = guided_stats(train, eps, args) if eps > 0 else None
             sigma = stats.noise_std if stats is not None and not math.isinf(eps) else 0.0
+            if stats is not None:
+                from privsynth.models.token_stats import GuidedDecoding
+
+                # The per-λ biases below are passed to each sampling call explicitly; what is
+                # attached here besides them is the spending and the keyword plans.
+                GuidedDecoding(
+                    threshold=args.stats_threshold,
+                    smoothing=args.stats_smoothing,
+                    spend_boost=args.spend_boost,
+                    plan_words=args.plan_words,
+                    plan_boost=args.plan_boost,
+                    prompt_words=args.prompt_words,
+                ).attach(model, stats, device="cpu")
             bias_of = {
                 lam: decoding_bias(
                     stats,
@@ -399,18 +531,26 @@ def main() -> int:
         grid = [(t, g, lam) for t in args.temperature for g in args.guidance for lam in bias_of]
         for temperature, guidance, lam in grid:
             t1 = time.monotonic()
-            synth = synthesize(
-                model,
-                scaled,
-                seed=1,
-                max_tokens=args.max_tokens,
-                preset=args.preset,
-                temperature=temperature,
-                guidance=guidance,
-                bias=bias_of[lam],
-                label_prompt=not args.no_label_prompt,
-            )
-            sample_s = time.monotonic() - t1
+            if population is not None:
+                draw = random.Random(1)
+                synth = [
+                    {"text": text, "label": label}
+                    for label, n in sorted(scaled.items())
+                    for text in population.draw(label, n, draw)
+                ]
+            else:
+                synth = synthesize(
+                    model,
+                    scaled,
+                    seed=1,
+                    max_tokens=args.max_tokens,
+                    preset=args.preset,
+                    temperature=temperature,
+                    guidance=guidance,
+                    bias=bias_of[lam],
+                    label_prompt=not args.no_label_prompt,
+                )
+            sample_s = max(1e-3, time.monotonic() - t1)
             report = utility(
                 train_records,
                 test_records,
@@ -418,7 +558,8 @@ def main() -> int:
                 epsilon=eps if math.isfinite(eps) and eps > 0 else 8.0,
                 delta=job_delta(len(train)),
                 vocabulary=vocabulary,
-                rng=random.Random(0),
+                # No seed: the reference's DP bag-of-words noise comes from the OS's CSPRNG,
+                # as in the product's report (a fixed seed would make its noisy counts public).
             )
             assert report is not None
             syn = report.synthetic

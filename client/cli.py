@@ -250,6 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             label_epsilon_share=args.label_epsilon_share,
             distributed=args.distributed,
             holdout_fraction=args.holdout_fraction,
+            label_prompt=args.label_prompt,
         )
         _say(
             args,
@@ -632,6 +633,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="share of records kept out of training so the model can be evaluated "
         "(privsynth evaluate), 0..0.5; default: the server's (10%%); 0: none",
+    )
+    p.add_argument(
+        "--label-prompt",
+        default=None,
+        metavar="TEMPLATE",
+        help="how a label is asked for, with {label} for the label, e.g. "
+        '"Write a short {label} review." (Hugging Face presets only; default: '
+        '"Write a short text about {label}.")',
     )
     p.add_argument("--no-watch", action="store_true", help="return after creating the job")
     p.set_defaults(func=cmd_train)

@@ -6,7 +6,10 @@ on real ones), fidelity, diversity, privacy leakage and bias. Those comparisons 
 data again, which the model's DP guarantee does not cover; the server records every evaluation
 in the audit log and the report lists what each measurement read. The command follows the
 evaluation job, then writes report.json and report.html (one self-contained page) into
---out; members get the full report, auditors counts and scores only.
+--out; members get the full report, auditors counts and scores only. With --canary-audit the
+report also holds the empirical canary audit of the model's training mechanism: its preset
+retrained at the model's epsilon on public text with random canaries (no private data, no
+budget; minutes to tens of minutes more), a 95% lower bound on epsilon beside the claim.
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ def _summary(report: dict[str, Any]) -> list[str]:
             f"8-gram with training {100 * over.get('with_training', 0):.1f}% "
             f"(holdout {100 * over.get('with_holdout', 0):.1f}%)"
         )
+    audit = report.get("canary_audit", {})
+    if audit.get("status") == "ran":
+        lines.append(f"canary audit: {audit['verdict']}")
+    elif audit.get("status") in ("unavailable", "failed"):
+        lines.append(f"canary audit {audit['status']}: {audit.get('reason', '')}")
     return lines
 
 
@@ -65,7 +73,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     with connect(args) as client:
         evaluation = client.evaluate_model(
-            resource_name("models", args.model), sample_count=args.samples
+            resource_name("models", args.model),
+            sample_count=args.samples,
+            canary_audit=args.canary_audit,
         )
         print(
             f"{evaluation.name} of {evaluation.model}: {evaluation.sample_count} samples; it "
@@ -126,6 +136,12 @@ def register(sub: Any) -> None:
         "--out",
         default="",
         help="directory for report.json and report.html (default ./evaluation-<id>)",
+    )
+    p.add_argument(
+        "--canary-audit",
+        action="store_true",
+        help="also audit the model's training mechanism with canaries (retrains its preset on "
+        "public text: no private data, no budget; refused for a model trained without DP-SGD)",
     )
     p.add_argument("--no-wait", action="store_true", help="return after starting it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

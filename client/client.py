@@ -364,6 +364,7 @@ class PrivsynthClient:
         distributed: bool = False,
         request_id: str | None = None,
         holdout_fraction: float | None = None,
+        label_prompt: str | None = None,
         timeout: float | None = None,
     ) -> training_pb2.TrainingJob:
         """Reserve budget and start training a generator.
@@ -376,7 +377,10 @@ class PrivsynthClient:
         ``request_id`` (drawn here unless given) makes retries safe: a retry returns the job the
         first attempt created and reserves nothing twice. ``holdout_fraction`` (default: the
         server's, 10%) is the share of records kept out of training so the model can be
-        evaluated (:meth:`evaluate_model`); 0 keeps none.
+        evaluated (:meth:`evaluate_model`); 0 keeps none. ``label_prompt`` is the request a
+        label is written into for the Hugging Face presets, with ``{label}`` for the label
+        (e.g. ``"Write a short {label} review."``; default ``"Write a short text about
+        {label}."``); presets ``tiny`` and ``small`` take none.
         """
         req = requests.create_training_job(
             dataset,
@@ -390,6 +394,7 @@ class PrivsynthClient:
             distributed=distributed,
             request_id=request_id,
             holdout_fraction=holdout_fraction,
+            label_prompt=label_prompt,
         )
         result: training_pb2.TrainingJob = self.training.CreateTrainingJob(
             req, timeout=self._unary(timeout)
@@ -465,16 +470,25 @@ class PrivsynthClient:
 
     @_translate
     def evaluate_model(
-        self, model: str, *, sample_count: int = 0, timeout: float | None = None
+        self,
+        model: str,
+        *,
+        sample_count: int = 0,
+        canary_audit: bool = False,
+        timeout: float | None = None,
     ) -> evaluation_pb2.Evaluation:
         """Start a quality report of ``model`` (a job; follow it with :meth:`watch_evaluation`).
 
         It reads the model's training records and holdout again, which its DP guarantee does
         not cover (the server records that in the audit log). ``sample_count``: synthetic
-        records to draw, 100..5000 (0: 1000).
+        records to draw, 100..5000 (0: 1000). ``canary_audit``: also audit the model's training
+        mechanism with canaries (trains once more on public text; no private data, no budget;
+        FAILED_PRECONDITION for a model trained without DP-SGD).
         """
         result: evaluation_pb2.Evaluation = self.evaluations.EvaluateModel(
-            evaluation_pb2.EvaluateModelRequest(model=model, sample_count=sample_count),
+            evaluation_pb2.EvaluateModelRequest(
+                model=model, sample_count=sample_count, canary_audit=canary_audit
+            ),
             timeout=self._unary(timeout),
         )
         return result

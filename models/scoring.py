@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from privsynth.models.device import module_device
 from privsynth.models.dp_train import Example, encode_example
 from privsynth.models.family import Tokenizer, prompt_positions
 from torch import nn
@@ -55,13 +56,14 @@ def record_losses(
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     losses = [0.0] * len(seqs)
     model.eval()
+    device = module_device(model)
     for start in range(0, len(order), batch_size):
         if should_stop is not None and should_stop():
             raise ScoringStopped
         idx = order[start : start + batch_size]
         batch = nn.utils.rnn.pad_sequence(
             [torch.tensor(seqs[i]) for i in idx], batch_first=True, padding_value=pad
-        )
+        ).to(device)
         logits = model(batch[:, :-1])
         # A model with a cut output vocabulary (hf_lm) is scored on the tokens it can emit.
         targets = batch[:, 1:].masked_fill(batch[:, 1:] >= logits.shape[-1], pad)

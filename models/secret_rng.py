@@ -18,6 +18,9 @@ pins; when it imports we still do not depend on it. Instead:
 * **Noise**: drawn with Opacus' floating-point-hardened sampler (its ``secure_mode`` noise: the
   sum of 2n Gaussian draws scaled back, after Mironov and the Opacus attack paper), which closes
   the attack that recovers a draw from the low bits of a float Gaussian sample.
+* **Devices**: on a GPU the noise generator lives on the parameters' device (a CUDA generator
+  takes the same 64-bit seed; ``torch.normal`` refuses a generator on another device), while
+  Poisson sampling keeps drawing on the CPU, where Opacus' sampler builds batch indices.
 * **Other coin flips** outside torch (which record of a user survives contribution bounding,
   the label-count noise) use :class:`secrets.SystemRandom` directly.
 
@@ -40,12 +43,16 @@ NOISE_SOURCE = (
 """What the card's ``noise_source`` says: where DP noise and Poisson sampling draw from."""
 
 
-def secret_generator() -> torch.Generator:
-    """A fresh CPU ``torch.Generator`` seeded from the OS's CSPRNG.
+def secret_generator(device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device``, seeded from the OS's CSPRNG.
 
     Never seed one of these from anything a caller gives: that is what makes the noise secret.
+
+    Args:
+        device: Where its draws are made: the device of the tensors it fills (DP noise must be
+            drawn on the gradients' device; a CUDA generator cannot fill a CPU tensor).
     """
-    generator = torch.Generator()
+    generator = torch.Generator(device=device)
     generator.manual_seed(secrets.randbits(64))
     return generator
 

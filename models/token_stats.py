@@ -39,6 +39,7 @@ from privsynth.models.secret_rng import secret_generator, system_random
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "PRIOR_SMOOTHING",
     "GuidedDecoding",
     "TokenStats",
     "bundle_weights",
@@ -49,6 +50,8 @@ __all__ = [
 
 DEFAULT_MAX_TOKENS = 32
 """Distinct tokens one record may contribute (more are subsampled, secretly)."""
+PRIOR_SMOOTHING = 1e-4
+"""Probability added to every cell of a ``"prior"`` distribution before the log-ratio."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,27 @@ class TokenStats:
 
     Attributes:
         labels: Released labels, one row each (sorted).
-        counts: ``(len(labels), vocab_size)`` noisy weighted counts.
-        noise_std: Standard deviation of the noise on every cell (σ, sensitivity being 1).
-        max_tokens: Distinct tokens a record contributed at most.
+        counts: ``(len(labels), vocab_size)`` noisy weighted counts; for ``kind`` ``"prior"``,
+            each label's word distribution derived from released centroids.
+        noise_std: Standard deviation of the noise on every cell of the release (σ,
+            sensitivity being 1).
+        max_tokens: Distinct tokens a record contributed at most (0 for ``"prior"``).
+        centroids: The released noisy per-label centroid sums, when the release was of
+            centroids (:mod:`privsynth.models.label_centroids`) and ``counts`` holds the word
+            distributions post-processed from them (kept with the model so an auditor can
+            recompute the distributions).
     """
 
     labels: tuple[str, ...]
     counts: torch.Tensor
     noise_std: float
     max_tokens: int
+    centroids: torch.Tensor | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"prior"`` (distributions from released centroids) or ``"counts"`` (released)."""
+        return "counts" if self.centroids is None else "prior"
 
     @property
     def vocab_size(self) -> int:
@@ -74,12 +89,15 @@ class TokenStats:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain containers and one tensor (what ``torch.load(weights_only=True)`` reads)."""
-        return {
+        raw: dict[str, Any] = {
             "labels": list(self.labels),
-            "counts": self.counts.to(torch.float16),
+            "counts": self.counts.to(torch.float16 if self.kind == "counts" else torch.float32),
             "noise_std": self.noise_std,
             "max_tokens": self.max_tokens,
         }
+        if self.centroids is not None:
+            raw["centroids"] = self.centroids.float()
+        return raw
 
     def to_bytes(self) -> bytes:
         """Serialised (the release itself: safe to publish with the model)."""
@@ -100,6 +118,7 @@ class TokenStats:
             counts=raw["counts"].float(),
             noise_std=float(raw["noise_std"]),
             max_tokens=int(raw["max_tokens"]),
+            centroids=raw["centroids"].float() if "centroids" in raw else None,
         )
 
 
@@ -172,12 +191,20 @@ def decoding_bias(
     keeps a large label from boosting all its tokens over a small one's; a token no label
     shows above the noise gets 0, so the base decides it.
 
+    For ``"prior"`` statistics the rows already are distributions (their noise is in the
+    centroids, not per cell): no threshold applies and ``s`` is ``smoothing · 1e-4``.
+
     Args:
         stats: The release.
         strength: λ ≥ 0; 0 gives zero biases.
         threshold: Noise standard deviations a count must pass to count.
         smoothing: Additive smoothing, in noise standard deviations.
     """
+    if stats.kind == "prior":
+        q = stats.counts.float()
+        s = smoothing * PRIOR_SMOOTHING
+        pmi = torch.log(q + s) - torch.log(q.mean(dim=0) + s)
+        return {name: strength * pmi[i] for i, name in enumerate(stats.labels)}
     std = max(stats.noise_std, 1e-12)
     kept = torch.where(stats.counts >= threshold * std, stats.counts, torch.zeros(()))
     totals = kept.sum(dim=1, keepdim=True)
@@ -198,12 +225,33 @@ class GuidedDecoding:
         label_in_prompt: Write the label into the prompt too. Off, the label reaches the base
             through the statistics only: nothing in the prompt for decoding to copy, and any
             label vocabulary (sentiments, opaque codes) conditions the same way.
+        statistic: What the job releases: ``"token-counts"`` (per-label token counts) or
+            ``"label-centroids"`` (per-label sentence-embedding centroids, turned into word
+            distributions; :mod:`privsynth.models.label_centroids`).
+        prior_temperature: For centroids: softmax temperature over word scores.
+        prior_words: For centroids: distinct words per label given probability.
+        spend_boost: A positively biased token loses its boost in a record once written
+            there, so a strong bias cannot make the base repeat its top tokens.
+        plan_words: Keywords drawn per record from its label's distribution (0: none); each
+            gets ``plan_boost`` added to its logit until written (spent, with ``spend_boost``).
+        plan_boost: The keywords' extra logit.
+        prompt_words: Of each record's keywords, how many its request also names ("Use these
+            words: …"; 0: none). Only a base prompted in words (the Hugging Face family)
+            reads a request; a boost alone makes a small base force the words in, a request
+            lets it write them into a sentence.
     """
 
     strength: float = 2.0
     threshold: float = 3.0
     smoothing: float = 1.0
     label_in_prompt: bool = True
+    statistic: str = "token-counts"
+    prior_temperature: float = 0.08
+    prior_words: int = 1000
+    spend_boost: bool = False
+    plan_words: int = 0
+    plan_boost: float = 0.0
+    prompt_words: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the model config and card."""
@@ -220,6 +268,35 @@ class GuidedDecoding:
         return decoding_bias(
             stats, strength=self.strength, threshold=self.threshold, smoothing=self.smoothing
         )
+
+    def plans(self, stats: TokenStats) -> dict[str, torch.Tensor] | None:
+        """Each label's keyword distribution, when the decoding draws keyword plans."""
+        if self.plan_words <= 0:
+            return None
+        if stats.kind == "prior":
+            rows = stats.counts.float().clamp(min=0.0)
+        else:
+            std = max(stats.noise_std, 1e-12)
+            rows = torch.where(
+                stats.counts >= self.threshold * std, stats.counts.float(), torch.zeros(())
+            )
+        return {name: rows[i] for i, name in enumerate(stats.labels) if float(rows[i].sum()) > 0}
+
+    def attach(self, model: Any, stats: TokenStats, *, device: torch.device | str) -> None:
+        """Set on ``model`` what the sampler reads to decode this way with ``stats``.
+
+        Per-label biases, whether the label goes into the prompt, spent boosts and, when
+        asked for, the keyword plans and how many keywords each request names
+        (:func:`privsynth.models.sampling.sample`).
+        """
+        model.label_biases = {name: b.to(device) for name, b in self.biases(stats).items()}
+        model.label_in_prompt = self.label_in_prompt
+        model.spend_boost = self.spend_boost
+        plans = self.plans(stats)
+        model.keyword_plans = {n: q.to(device) for n, q in plans.items()} if plans else None
+        model.plan_words = self.plan_words
+        model.plan_boost = self.plan_boost
+        model.prompt_words = self.prompt_words
 
 
 def bundle_weights(weights: bytes, stats: TokenStats) -> bytes:

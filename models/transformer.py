@@ -186,7 +186,8 @@ class TinyTransformerLM(nn.Module):
         b, t = input_ids.shape
         if start + t > self.cfg.max_len:
             raise ValueError(f"sequence exceeds max_len {self.cfg.max_len}")
-        pos = torch.arange(start, start + t).unsqueeze(0).expand(b, t)
+        input_ids = input_ids.to(self.tok_emb.weight.device)
+        pos = torch.arange(start, start + t, device=input_ids.device).unsqueeze(0).expand(b, t)
         x = self.tok_emb(input_ids) + self.pos_emb(pos)
         new: list[KVCache] = []
         for i, module in enumerate(self.blocks):

@@ -50,6 +50,7 @@ from privsynth.server.config import Settings
 from privsynth.server.evaluation.runner import EvaluationRunner
 from privsynth.server.jobs.runner import JobRunner
 from privsynth.server.logs import configure_logging, quiet_alembic
+from privsynth.server.privacy.empirical_audit import PrivacyAuditor
 from privsynth.server.runtime import Runtime
 from privsynth.server.telemetry import RpcTelemetry, from_environment
 
@@ -120,7 +121,10 @@ class PrivsynthServer:
         self.telemetry = telemetry if telemetry is not None else from_environment()
         self.runtime = Runtime.create(settings)
         self.runner = JobRunner(self.runtime)
-        self.evaluations = EvaluationRunner(self.runtime)
+        # One auditor for the Privacy service's AuditPrivacy and the quality reports' canary
+        # audits: each trains a model, so they run one at a time.
+        self.auditor = PrivacyAuditor(torch_threads=settings.torch_threads)
+        self.evaluations = EvaluationRunner(self.runtime, auditor=self.auditor)
         self.auth = Authenticator.from_settings(settings)
         self.admission = Admission(
             max_streams=settings.max_streams or default_max_streams(settings.max_workers),
@@ -147,7 +151,7 @@ class PrivsynthServer:
         )
         models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(rt), self.grpc)
         generation_pb2_grpc.add_GenerationServicer_to_server(GenerationServicer(rt), self.grpc)
-        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(rt), self.grpc)
+        privacy_pb2_grpc.add_PrivacyServicer_to_server(PrivacyServicer(rt, self.auditor), self.grpc)
         scrubbing_pb2_grpc.add_ScrubbingServicer_to_server(ScrubbingServicer(rt), self.grpc)
         evaluation_pb2_grpc.add_EvaluationsServicer_to_server(
             EvaluationsServicer(rt, self.evaluations), self.grpc

@@ -14,7 +14,29 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "SettingsError", "describe_settings_error"]
+
+
+class SettingsError(ValueError):
+    """A setting this process cannot run with (checked at start-up, before any port opens)."""
+
+
+def describe_settings_error(exc: Exception) -> str:
+    """One line per problem, naming the setting, for an operator at start-up.
+
+    pydantic's own text repeats every input value, which would print secrets (an admin token,
+    a database URL with its password) into a terminal or a log; only the messages and the
+    names of the settings they concern are kept.
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for error in errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        name = f"PRIVSYNTH_{where.upper()}: " if where else ""
+        lines.append(f"{name}{error.get('msg', 'invalid')}")
+    return "; ".join(lines) or str(exc)
 
 
 def _default_worker_id() -> str:
@@ -124,6 +146,10 @@ class Settings(BaseSettings):
         migrate_on_start: Upgrade the database schema at start-up (default). Turn it off where
             a separate step migrates before the servers start (the Helm chart's pre-install /
             pre-upgrade Job); the server then refuses to start on a schema that is not current.
+        device: Where training jobs and sampling run: ``auto`` (default; CUDA when torch sees
+            a GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. Asking for CUDA where there
+            is none stops the server at start-up (:meth:`resolved_device`) instead of training
+            on the CPU unnoticed. Distributed (torchrun) jobs train on the CPU regardless.
     """
 
     model_config = SettingsConfigDict(env_prefix="PRIVSYNTH_", extra="ignore")
@@ -180,6 +206,28 @@ class Settings(BaseSettings):
     # -- quality reports (issue 15) --
     holdout_fraction: float = Field(default=0.1, ge=0, le=0.5)  # holdout.MAX_FRACTION
     evaluation_workers: int = Field(default=1, ge=0)
+    # -- GPU when present (issue 14) --
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")  # DEVICE_PATTERN
+
+    def resolved_device(self) -> str:
+        """The device :attr:`device` names here, e.g. ``cpu``, ``cuda`` or ``cuda:1``.
+
+        Checked when a process that trains or samples starts (:class:`Runtime`), not when the
+        settings are read: a migration Job or a CPU torchrun rank reading the same ConfigMap
+        must not need a GPU.
+
+        Raises:
+            SettingsError: CUDA asked for, and torch sees none (or not that index).
+        """
+        from privsynth.models.device import DeviceUnavailableError, resolve_device
+
+        try:
+            return str(resolve_device(self.device))
+        except DeviceUnavailableError as exc:
+            raise SettingsError(
+                f"PRIVSYNTH_DEVICE: {exc}. Set PRIVSYNTH_DEVICE=cpu (or auto), or run on a "
+                "node with a GPU and a CUDA build of torch"
+            ) from None
 
     @model_validator(mode="after")
     def _check_tls(self) -> Settings:

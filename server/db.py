@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from privsynth.models.label_prompt import MAX_LABEL_PROMPT
 from privsynth.models.presets import MAX_PRESET_NAME
 from sqlalchemy import (
     JSON,
@@ -139,6 +140,9 @@ class JobRow(Base):
     # Share of privacy units held out of training for evaluation (privacy.holdout); None on
     # jobs created before revision 0009, which trained on every record.
     holdout_fraction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The request template a label is written into (models.label_prompt); None: the model
+    # family's default (every job before revision 0011).
+    label_prompt: Mapped[str | None] = mapped_column(String(MAX_LABEL_PROMPT), nullable=True)
 
     __table_args__ = (Index("ix_jobs_tenant_request_id", "tenant", "request_id", unique=True),)
 

@@ -72,6 +72,13 @@ class Reason(StrEnum):
     """A request_id was sent again with other parameters."""
     PAGE_TOKEN_INVALID = auto()
     """A page_token is malformed or belongs to another listing."""
+    LABEL_PROMPT_INVALID = auto()
+    """A training request's label_prompt breaks a template rule (``{label}`` exactly once, no
+    other braces, one printable line, length, no chat special-token strings); the message
+    names the rule."""
+    LABEL_PROMPT_UNSUPPORTED = auto()
+    """A label_prompt was given for a preset whose model lays a label out as a control code
+    (``tiny``, ``small``): it does not fit the chosen base."""
     # NOT_FOUND (also for resources of another tenant: existence is not disclosed)
     RESOURCE_NOT_FOUND = auto()
     """A named resource does not exist (when no more specific reason applies)."""
@@ -111,6 +118,9 @@ class Reason(StrEnum):
     so it cannot be evaluated; train a new one."""
     EVALUATION_NOT_DONE = auto()
     """The evaluation has not succeeded (yet), so it has no report."""
+    CANARY_AUDIT_UNAVAILABLE = auto()
+    """A quality report asked for the canary audit of a model whose training cannot be
+    audited (no DP-SGD run, or its preset is not offered here); the message says what to do."""
     # RESOURCE_EXHAUSTED
     BUDGET_EXCEEDED = auto()
     """The dataset's privacy budget cannot cover the request; metadata has the remaining ε."""

@@ -86,6 +86,8 @@ class Runtime:
     metrics: Metrics
     user_key: bytes
     ready: threading.Event = field(default_factory=threading.Event)
+    device: str = "cpu"
+    """Where training jobs and sampling run (``settings.device`` resolved at start-up)."""
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -93,7 +95,16 @@ class Runtime:
 
         The data directory is made 0700 and the SQLite file 0600: they hold scrubbed corpora,
         models and the ledger.
+
+        Raises:
+            SettingsError: ``settings.device`` asks for CUDA where there is none (before
+                anything is opened).
         """
+        import torch
+        from privsynth.models.device import describe_device
+
+        device = settings.resolved_device()
+        log.info("training and sampling on %s", describe_device(torch.device(device)))
         private_dir(settings.data_dir)
         _private_sqlite(settings.database_url)
         if settings.model_dir is not None:
@@ -119,6 +130,7 @@ class Runtime:
             scrubber=_scrubber(settings),
             metrics=metrics,
             user_key=_user_id_key(settings),
+            device=device,
         )
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 Shared by the job tests (resume, admission, distributed, safe retries): each builds its runtime
 with its own settings through :func:`job_runtime` and its datasets through :func:`add_dataset`,
 which writes a scrubbed shard of public fortunes straight to the store (no upload, no scrubbing),
-and waits for a job to end with :func:`wait_for_job`.
+and waits for a job to end with :func:`wait_for_job` (:func:`job_outcome` then reads what it
+left: its model, its reserve and commit ledger rows, the dataset's budget).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 
 from corpus import fortunes
 from privsynth.server.config import Settings
-from privsynth.server.db import Database, DatasetRow, JobRow, new_id, utcnow
+from privsynth.server.db import Database, DatasetRow, JobRow, LedgerRow, ModelRow, new_id, utcnow
 from privsynth.server.metrics import Metrics
+from privsynth.server.privacy import ledger
 from privsynth.server.runtime import Runtime
 from privsynth.server.storage import ArtifactStore
 
@@ -89,3 +91,21 @@ def wait_for_job(rt: Runtime, job_id: str, timeout: float = 240.0) -> JobRow:
                 return row
         assert time.monotonic() < deadline, "job did not finish"
         time.sleep(0.05)
+
+
+def job_outcome(rt: Runtime, job: JobRow) -> tuple[ModelRow, list[LedgerRow], ledger.BudgetView]:
+    """An ended job's model, its reserve and commit ledger rows, and its dataset's budget."""
+    from sqlalchemy import select
+
+    with rt.db.session() as s:
+        model = s.get(ModelRow, job.model_id)
+        assert model is not None
+        rows = s.execute(
+            select(LedgerRow).where(
+                LedgerRow.job_id == job.id, LedgerRow.kind.in_(("reserve", "commit"))
+            )
+        )
+        charges = list(rows.scalars().all())
+        dataset = s.get(DatasetRow, job.dataset_id)
+        assert dataset is not None
+        return model, charges, ledger.get_budget(s, dataset)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprivsynth/v1/evaluation.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x02\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.privsynth.v1.EvaluationState\x12\x14\n\x0csample_count\x18\x04 \x01(\x05\x12\r\n\x05stage\x18\x05 \x01(\t\x12\x13\n\x0bstages_done\x18\x06 \x01(\x05\x12\x14\n\x0cstages_total\x18\x07 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\x0b \x01(\t\x12\x1a\n\x12reads_private_data\x18\x0c \x01(\x08\";\n\x14\x45valuateModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0csample_count\x18\x02 \x01(\x05\"$\n\x14GetEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\'\n\x17\x43\x61ncelEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16WatchEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x0f\x45valuationEvent\x12,\n\nevaluation\x18\x01 \x01(\x0b\x32\x18.privsynth.v1.Evaluation\"*\n\x1aGetEvaluationReportRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x10\x45valuationReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04view\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12\x0c\n\x04html\x18\x04 \x01(\t*\xcb\x01\n\x0f\x45valuationState\x12 \n\x1c\x45VALUATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45VALUATION_STATE_QUEUED\x10\x01\x12\x1c\n\x18\x45VALUATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1a\x45VALUATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17\x45VALUATION_STATE_FAILED\x10\x04\x12\x1e\n\x1a\x45VALUATION_STATE_CANCELLED\x10\x05\x32\xbb\x03\n\x0b\x45valuations\x12M\n\rEvaluateModel\x12\".privsynth.v1.EvaluateModelRequest\x1a\x18.privsynth.v1.Evaluation\x12M\n\rGetEvaluation\x12\".privsynth.v1.GetEvaluationRequest\x1a\x18.privsynth.v1.Evaluation\x12S\n\x10\x43\x61ncelEvaluation\x12%.privsynth.v1.CancelEvaluationRequest\x1a\x18.privsynth.v1.Evaluation\x12X\n\x0fWatchEvaluation\x12$.privsynth.v1.WatchEvaluationRequest\x1a\x1d.privsynth.v1.EvaluationEvent0\x01\x12_\n\x13GetEvaluationReport\x12(.privsynth.v1.GetEvaluationReportRequest\x1a\x1e.privsynth.v1.EvaluationReportBi\n\x14\x64\x65v.privsynth.api.v1B\x0f\x45valuationProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprivsynth/v1/evaluation.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x02\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.privsynth.v1.EvaluationState\x12\x14\n\x0csample_count\x18\x04 \x01(\x05\x12\r\n\x05stage\x18\x05 \x01(\t\x12\x13\n\x0bstages_done\x18\x06 \x01(\x05\x12\x14\n\x0cstages_total\x18\x07 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\x0b \x01(\t\x12\x1a\n\x12reads_private_data\x18\x0c \x01(\x08\"Q\n\x14\x45valuateModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0csample_count\x18\x02 \x01(\x05\x12\x14\n\x0c\x63\x61nary_audit\x18\x03 \x01(\x08\"$\n\x14GetEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\'\n\x17\x43\x61ncelEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16WatchEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x0f\x45valuationEvent\x12,\n\nevaluation\x18\x01 \x01(\x0b\x32\x18.privsynth.v1.Evaluation\"*\n\x1aGetEvaluationReportRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x10\x45valuationReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04view\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12\x0c\n\x04html\x18\x04 \x01(\t*\xcb\x01\n\x0f\x45valuationState\x12 \n\x1c\x45VALUATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45VALUATION_STATE_QUEUED\x10\x01\x12\x1c\n\x18\x45VALUATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1a\x45VALUATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17\x45VALUATION_STATE_FAILED\x10\x04\x12\x1e\n\x1a\x45VALUATION_STATE_CANCELLED\x10\x05\x32\xbb\x03\n\x0b\x45valuations\x12M\n\rEvaluateModel\x12\".privsynth.v1.EvaluateModelRequest\x1a\x18.privsynth.v1.Evaluation\x12M\n\rGetEvaluation\x12\".privsynth.v1.GetEvaluationRequest\x1a\x18.privsynth.v1.Evaluation\x12S\n\x10\x43\x61ncelEvaluation\x12%.privsynth.v1.CancelEvaluationRequest\x1a\x18.privsynth.v1.Evaluation\x12X\n\x0fWatchEvaluation\x12$.privsynth.v1.WatchEvaluationRequest\x1a\x1d.privsynth.v1.EvaluationEvent0\x01\x12_\n\x13GetEvaluationReport\x12(.privsynth.v1.GetEvaluationReportRequest\x1a\x1e.privsynth.v1.EvaluationReportBi\n\x14\x64\x65v.privsynth.api.v1B\x0f\x45valuationProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,24 +33,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'privsynth.v1.evaluation_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\024dev.privsynth.api.v1B\017EvaluationProtoP\001Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1'
-  _globals['_EVALUATIONSTATE']._serialized_start=810
-  _globals['_EVALUATIONSTATE']._serialized_end=1013
+  _globals['_EVALUATIONSTATE']._serialized_start=832
+  _globals['_EVALUATIONSTATE']._serialized_end=1035
   _globals['_EVALUATION']._serialized_start=81
   _globals['_EVALUATION']._serialized_end=442
   _globals['_EVALUATEMODELREQUEST']._serialized_start=444
-  _globals['_EVALUATEMODELREQUEST']._serialized_end=503
-  _globals['_GETEVALUATIONREQUEST']._serialized_start=505
-  _globals['_GETEVALUATIONREQUEST']._serialized_end=541
-  _globals['_CANCELEVALUATIONREQUEST']._serialized_start=543
-  _globals['_CANCELEVALUATIONREQUEST']._serialized_end=582
-  _globals['_WATCHEVALUATIONREQUEST']._serialized_start=584
-  _globals['_WATCHEVALUATIONREQUEST']._serialized_end=622
-  _globals['_EVALUATIONEVENT']._serialized_start=624
-  _globals['_EVALUATIONEVENT']._serialized_end=687
-  _globals['_GETEVALUATIONREPORTREQUEST']._serialized_start=689
-  _globals['_GETEVALUATIONREPORTREQUEST']._serialized_end=731
-  _globals['_EVALUATIONREPORT']._serialized_start=733
-  _globals['_EVALUATIONREPORT']._serialized_end=807
-  _globals['_EVALUATIONS']._serialized_start=1016
-  _globals['_EVALUATIONS']._serialized_end=1459
+  _globals['_EVALUATEMODELREQUEST']._serialized_end=525
+  _globals['_GETEVALUATIONREQUEST']._serialized_start=527
+  _globals['_GETEVALUATIONREQUEST']._serialized_end=563
+  _globals['_CANCELEVALUATIONREQUEST']._serialized_start=565
+  _globals['_CANCELEVALUATIONREQUEST']._serialized_end=604
+  _globals['_WATCHEVALUATIONREQUEST']._serialized_start=606
+  _globals['_WATCHEVALUATIONREQUEST']._serialized_end=644
+  _globals['_EVALUATIONEVENT']._serialized_start=646
+  _globals['_EVALUATIONEVENT']._serialized_end=709
+  _globals['_GETEVALUATIONREPORTREQUEST']._serialized_start=711
+  _globals['_GETEVALUATIONREPORTREQUEST']._serialized_end=753
+  _globals['_EVALUATIONREPORT']._serialized_start=755
+  _globals['_EVALUATIONREPORT']._serialized_end=829
+  _globals['_EVALUATIONS']._serialized_start=1038
+  _globals['_EVALUATIONS']._serialized_end=1481
 # @@protoc_insertion_point(module_scope)

@@ -136,19 +136,28 @@ class EvaluateModelRequest(_message.Message):
 
     MODEL_FIELD_NUMBER: _builtins.int
     SAMPLE_COUNT_FIELD_NUMBER: _builtins.int
+    CANARY_AUDIT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """"models/{id}"."""
     sample_count: _builtins.int
     """Synthetic records to draw, 100..5000; 0 means 1000."""
+    canary_audit: _builtins.bool
+    """Also run the empirical canary audit of the model's training mechanism (the Privacy
+    service's AuditPrivacy at the model's preset, target epsilon, delta and epochs, on the
+    public corpus with random canaries): a 95%-confidence lower bound on epsilon beside the
+    claim. It reads no private data and spends no budget, but trains once more (minutes for
+    "small", tens of minutes for "smollm2"). Refused for a model trained without DP-SGD.
+    """
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         sample_count: _builtins.int = ...,
+        canary_audit: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "sample_count", b"sample_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_audit", b"canary_audit", "model", b"model", "sample_count", b"sample_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

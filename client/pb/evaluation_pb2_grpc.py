@@ -79,7 +79,9 @@ class EvaluationsServicer:
         model, a deleted one, or one of another tenant; FAILED_PRECONDITION (reason
         MODEL_HAS_NO_HOLDOUT): the model was trained without a holdout (before holdouts existed,
         or on a dataset too small for one), the message says what to do; (MODEL_TRAINING,
-        MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range.
+        MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range;
+        FAILED_PRECONDITION (reason CANARY_AUDIT_UNAVAILABLE): canary_audit asked of a model whose
+        training cannot be audited (the message says why and what to do).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

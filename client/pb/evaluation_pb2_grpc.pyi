@@ -43,7 +43,9 @@ class EvaluationsStub:
     model, a deleted one, or one of another tenant; FAILED_PRECONDITION (reason
     MODEL_HAS_NO_HOLDOUT): the model was trained without a holdout (before holdouts existed,
     or on a dataset too small for one), the message says what to do; (MODEL_TRAINING,
-    MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range.
+    MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range;
+    FAILED_PRECONDITION (reason CANARY_AUDIT_UNAVAILABLE): canary_audit asked of a model whose
+    training cannot be audited (the message says why and what to do).
     """
     GetEvaluation: _grpc.UnaryUnaryMultiCallable[_evaluation_pb2.GetEvaluationRequest, _evaluation_pb2.Evaluation]
     """One evaluation. NOT_FOUND (reason EVALUATION_NOT_FOUND): no such evaluation, or one of
@@ -74,7 +76,9 @@ class EvaluationsAsyncStub(EvaluationsStub):
     model, a deleted one, or one of another tenant; FAILED_PRECONDITION (reason
     MODEL_HAS_NO_HOLDOUT): the model was trained without a holdout (before holdouts existed,
     or on a dataset too small for one), the message says what to do; (MODEL_TRAINING,
-    MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range.
+    MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range;
+    FAILED_PRECONDITION (reason CANARY_AUDIT_UNAVAILABLE): canary_audit asked of a model whose
+    training cannot be audited (the message says why and what to do).
     """
     GetEvaluation: _aio.UnaryUnaryMultiCallable[_evaluation_pb2.GetEvaluationRequest, _evaluation_pb2.Evaluation]  # type: ignore[assignment]
     """One evaluation. NOT_FOUND (reason EVALUATION_NOT_FOUND): no such evaluation, or one of
@@ -108,7 +112,9 @@ class EvaluationsServicer(metaclass=_abc_1.ABCMeta):
         model, a deleted one, or one of another tenant; FAILED_PRECONDITION (reason
         MODEL_HAS_NO_HOLDOUT): the model was trained without a holdout (before holdouts existed,
         or on a dataset too small for one), the message says what to do; (MODEL_TRAINING,
-        MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range.
+        MODEL_NOT_READY): it is not trained; INVALID_ARGUMENT: sample_count out of range;
+        FAILED_PRECONDITION (reason CANARY_AUDIT_UNAVAILABLE): canary_audit asked of a model whose
+        training cannot be audited (the message says why and what to do).
         """
 
     @_abc_1.abstractmethod

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19privsynth/v1/models.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x07\n\tModelCard\x12\x0f\n\x07\x65psilon\x18\x01 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x01\x12\x12\n\naccountant\x18\x03 \x01(\t\x12\x18\n\x10noise_multiplier\x18\x04 \x01(\x01\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x01\x12\x15\n\rmax_grad_norm\x18\x06 \x01(\x01\x12\r\n\x05steps\x18\x07 \x01(\x03\x12\x0e\n\x06\x65pochs\x18\x08 \x01(\x05\x12\x0f\n\x07\x64\x61taset\x18\t \x01(\t\x12\x14\n\x0cprivacy_unit\x18\n \x01(\t\x12\x0e\n\x06preset\x18\x0b \x01(\t\x12\x12\n\nparameters\x18\x0c \x01(\x03\x12N\n\x14tokenizer_provenance\x18\r \x03(\x0b\x32\x30.privsynth.v1.ModelCard.TokenizerProvenanceEntry\x12\x1a\n\x12label_conditioning\x18\x0e \x01(\x08\x12\x18\n\x10grad_sample_mode\x18\x0f \x01(\t\x12\x16\n\x0etarget_epsilon\x18\x10 \x01(\x01\x12\x1b\n\x13\x65xpected_batch_size\x18\x11 \x01(\x03\x12\x12\n\nsecure_rng\x18\x12 \x01(\x08\x12:\n\nbase_model\x18\x13 \x03(\x0b\x32&.privsynth.v1.ModelCard.BaseModelEntry\x12!\n\x19label_distribution_source\x18\x14 \x01(\t\x12J\n\x12label_distribution\x18\x15 \x03(\x0b\x32..privsynth.v1.ModelCard.LabelDistributionEntry\x12\x1f\n\x17label_distribution_note\x18\x16 \x01(\t\x12\x16\n\x0e\x65psilon_dp_sgd\x18\x17 \x01(\x01\x12\x1e\n\x16label_noise_multiplier\x18\x18 \x01(\x01\x12\x17\n\x0flabel_threshold\x18\x19 \x01(\x01\x12&\n\x1elabel_distribution_declared_by\x18\x1a \x01(\t\x12\x18\n\x10holdout_fraction\x18\x1b \x01(\x01\x12\x17\n\x0fholdout_records\x18\x1c \x01(\x03\x12\x14\n\x0choldout_note\x18\x1d \x01(\t\x1a:\n\x18TokenizerProvenanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0e\x42\x61seModelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x38\n\x16LabelDistributionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\rEpsilonAtStep\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\"\x8a\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.privsynth.v1.ModelState\x12%\n\x04\x63\x61rd\x18\x05 \x01(\x0b\x32\x17.privsynth.v1.ModelCard\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\repsilon_curve\x18\x07 \x03(\x0b\x32\x1b.privsynth.v1.EpsilonAtStep\x12 \n\x18\x65psilon_curve_accountant\x18\x08 \x01(\t\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\"\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse\"K\n\x11ListModelsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.privsynth.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8b\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_STATE_TRAINING\x10\x01\x12\x15\n\x11MODEL_STATE_READY\x10\x02\x12\x16\n\x12MODEL_STATE_FAILED\x10\x03\x12\x17\n\x13MODEL_STATE_DELETED\x10\x04\x32\xed\x01\n\x06Models\x12>\n\x08GetModel\x12\x1d.privsynth.v1.GetModelRequest\x1a\x13.privsynth.v1.Model\x12O\n\nListModels\x12\x1f.privsynth.v1.ListModelsRequest\x1a .privsynth.v1.ListModelsResponse\x12R\n\x0b\x44\x65leteModel\x12 .privsynth.v1.DeleteModelRequest\x1a!.privsynth.v1.DeleteModelResponseBe\n\x14\x64\x65v.privsynth.api.v1B\x0bModelsProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19privsynth/v1/models.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x08\n\tModelCard\x12\x0f\n\x07\x65psilon\x18\x01 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x01\x12\x12\n\naccountant\x18\x03 \x01(\t\x12\x18\n\x10noise_multiplier\x18\x04 \x01(\x01\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x01\x12\x15\n\rmax_grad_norm\x18\x06 \x01(\x01\x12\r\n\x05steps\x18\x07 \x01(\x03\x12\x0e\n\x06\x65pochs\x18\x08 \x01(\x05\x12\x0f\n\x07\x64\x61taset\x18\t \x01(\t\x12\x14\n\x0cprivacy_unit\x18\n \x01(\t\x12\x0e\n\x06preset\x18\x0b \x01(\t\x12\x12\n\nparameters\x18\x0c \x01(\x03\x12N\n\x14tokenizer_provenance\x18\r \x03(\x0b\x32\x30.privsynth.v1.ModelCard.TokenizerProvenanceEntry\x12\x1a\n\x12label_conditioning\x18\x0e \x01(\x08\x12\x18\n\x10grad_sample_mode\x18\x0f \x01(\t\x12\x16\n\x0etarget_epsilon\x18\x10 \x01(\x01\x12\x1b\n\x13\x65xpected_batch_size\x18\x11 \x01(\x03\x12\x12\n\nsecure_rng\x18\x12 \x01(\x08\x12:\n\nbase_model\x18\x13 \x03(\x0b\x32&.privsynth.v1.ModelCard.BaseModelEntry\x12!\n\x19label_distribution_source\x18\x14 \x01(\t\x12J\n\x12label_distribution\x18\x15 \x03(\x0b\x32..privsynth.v1.ModelCard.LabelDistributionEntry\x12\x1f\n\x17label_distribution_note\x18\x16 \x01(\t\x12\x16\n\x0e\x65psilon_dp_sgd\x18\x17 \x01(\x01\x12\x1e\n\x16label_noise_multiplier\x18\x18 \x01(\x01\x12\x17\n\x0flabel_threshold\x18\x19 \x01(\x01\x12&\n\x1elabel_distribution_declared_by\x18\x1a \x01(\t\x12\x18\n\x10holdout_fraction\x18\x1b \x01(\x01\x12\x17\n\x0fholdout_records\x18\x1c \x01(\x03\x12\x14\n\x0choldout_note\x18\x1d \x01(\t\x12\x14\n\x0clabel_prompt\x18\x1e \x01(\t\x1a:\n\x18TokenizerProvenanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0e\x42\x61seModelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x38\n\x16LabelDistributionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\rEpsilonAtStep\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\"\x8a\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.privsynth.v1.ModelState\x12%\n\x04\x63\x61rd\x18\x05 \x01(\x0b\x32\x17.privsynth.v1.ModelCard\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\repsilon_curve\x18\x07 \x03(\x0b\x32\x1b.privsynth.v1.EpsilonAtStep\x12 \n\x18\x65psilon_curve_accountant\x18\x08 \x01(\t\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\"\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse\"K\n\x11ListModelsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.privsynth.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8b\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_STATE_TRAINING\x10\x01\x12\x15\n\x11MODEL_STATE_READY\x10\x02\x12\x16\n\x12MODEL_STATE_FAILED\x10\x03\x12\x17\n\x13MODEL_STATE_DELETED\x10\x04\x32\xed\x01\n\x06Models\x12>\n\x08GetModel\x12\x1d.privsynth.v1.GetModelRequest\x1a\x13.privsynth.v1.Model\x12O\n\nListModels\x12\x1f.privsynth.v1.ListModelsRequest\x1a .privsynth.v1.ListModelsResponse\x12R\n\x0b\x44\x65leteModel\x12 .privsynth.v1.DeleteModelRequest\x1a!.privsynth.v1.DeleteModelResponseBe\n\x14\x64\x65v.privsynth.api.v1B\x0bModelsProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,30 +39,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELCARD_BASEMODELENTRY']._serialized_options = b'8\001'
   _globals['_MODELCARD_LABELDISTRIBUTIONENTRY']._loaded_options = None
   _globals['_MODELCARD_LABELDISTRIBUTIONENTRY']._serialized_options = b'8\001'
-  _globals['_MODELSTATE']._serialized_start=1662
-  _globals['_MODELSTATE']._serialized_end=1801
+  _globals['_MODELSTATE']._serialized_start=1684
+  _globals['_MODELSTATE']._serialized_end=1823
   _globals['_MODELCARD']._serialized_start=77
-  _globals['_MODELCARD']._serialized_end=1089
-  _globals['_MODELCARD_TOKENIZERPROVENANCEENTRY']._serialized_start=923
-  _globals['_MODELCARD_TOKENIZERPROVENANCEENTRY']._serialized_end=981
-  _globals['_MODELCARD_BASEMODELENTRY']._serialized_start=983
-  _globals['_MODELCARD_BASEMODELENTRY']._serialized_end=1031
-  _globals['_MODELCARD_LABELDISTRIBUTIONENTRY']._serialized_start=1033
-  _globals['_MODELCARD_LABELDISTRIBUTIONENTRY']._serialized_end=1089
-  _globals['_EPSILONATSTEP']._serialized_start=1091
-  _globals['_EPSILONATSTEP']._serialized_end=1137
-  _globals['_MODEL']._serialized_start=1140
-  _globals['_MODEL']._serialized_end=1406
-  _globals['_GETMODELREQUEST']._serialized_start=1408
-  _globals['_GETMODELREQUEST']._serialized_end=1439
-  _globals['_DELETEMODELREQUEST']._serialized_start=1441
-  _globals['_DELETEMODELREQUEST']._serialized_end=1475
-  _globals['_DELETEMODELRESPONSE']._serialized_start=1477
-  _globals['_DELETEMODELRESPONSE']._serialized_end=1498
-  _globals['_LISTMODELSREQUEST']._serialized_start=1500
-  _globals['_LISTMODELSREQUEST']._serialized_end=1575
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1577
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1659
-  _globals['_MODELS']._serialized_start=1804
-  _globals['_MODELS']._serialized_end=2041
+  _globals['_MODELCARD']._serialized_end=1111
+  _globals['_MODELCARD_TOKENIZERPROVENANCEENTRY']._serialized_start=945
+  _globals['_MODELCARD_TOKENIZERPROVENANCEENTRY']._serialized_end=1003
+  _globals['_MODELCARD_BASEMODELENTRY']._serialized_start=1005
+  _globals['_MODELCARD_BASEMODELENTRY']._serialized_end=1053
+  _globals['_MODELCARD_LABELDISTRIBUTIONENTRY']._serialized_start=1055
+  _globals['_MODELCARD_LABELDISTRIBUTIONENTRY']._serialized_end=1111
+  _globals['_EPSILONATSTEP']._serialized_start=1113
+  _globals['_EPSILONATSTEP']._serialized_end=1159
+  _globals['_MODEL']._serialized_start=1162
+  _globals['_MODEL']._serialized_end=1428
+  _globals['_GETMODELREQUEST']._serialized_start=1430
+  _globals['_GETMODELREQUEST']._serialized_end=1461
+  _globals['_DELETEMODELREQUEST']._serialized_start=1463
+  _globals['_DELETEMODELREQUEST']._serialized_end=1497
+  _globals['_DELETEMODELRESPONSE']._serialized_start=1499
+  _globals['_DELETEMODELRESPONSE']._serialized_end=1520
+  _globals['_LISTMODELSREQUEST']._serialized_start=1522
+  _globals['_LISTMODELSREQUEST']._serialized_end=1597
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1599
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1681
+  _globals['_MODELS']._serialized_start=1826
+  _globals['_MODELS']._serialized_end=2063
 # @@protoc_insertion_point(module_scope)

@@ -147,6 +147,7 @@ class ModelCard(_message.Message):
     HOLDOUT_FRACTION_FIELD_NUMBER: _builtins.int
     HOLDOUT_RECORDS_FIELD_NUMBER: _builtins.int
     HOLDOUT_NOTE_FIELD_NUMBER: _builtins.int
+    LABEL_PROMPT_FIELD_NUMBER: _builtins.int
     epsilon: _builtins.float
     """Epsilon of the model's (epsilon, delta)-DP guarantee: DP-SGD composed with the label
     release, if any.
@@ -205,6 +206,12 @@ class ModelCard(_message.Message):
     """Records in the holdout (never trained on)."""
     holdout_note: _builtins.str
     """Why the model has no holdout, when it has none."""
+    label_prompt: _builtins.str
+    """The request a label is written into when the model is prompted in words ("{label}" stands
+    for the label; CreateTrainingJobRequest.label_prompt). Empty: the model lays a label out
+    as a control code, or it was trained before templates (it asks "Write a short text about
+    {label}.").
+    """
     @_builtins.property
     def tokenizer_provenance(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Where the tokenizer came from (never the private corpus)."""
@@ -251,10 +258,11 @@ class ModelCard(_message.Message):
         holdout_fraction: _builtins.float = ...,
         holdout_records: _builtins.int = ...,
         holdout_note: _builtins.str = ...,
+        label_prompt: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accountant", b"accountant", "base_model", b"base_model", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "epsilon", b"epsilon", "epsilon_dp_sgd", b"epsilon_dp_sgd", "expected_batch_size", b"expected_batch_size", "grad_sample_mode", b"grad_sample_mode", "holdout_fraction", b"holdout_fraction", "holdout_note", b"holdout_note", "holdout_records", b"holdout_records", "label_conditioning", b"label_conditioning", "label_distribution", b"label_distribution", "label_distribution_declared_by", b"label_distribution_declared_by", "label_distribution_note", b"label_distribution_note", "label_distribution_source", b"label_distribution_source", "label_noise_multiplier", b"label_noise_multiplier", "label_threshold", b"label_threshold", "max_grad_norm", b"max_grad_norm", "noise_multiplier", b"noise_multiplier", "parameters", b"parameters", "preset", b"preset", "privacy_unit", b"privacy_unit", "sample_rate", b"sample_rate", "secure_rng", b"secure_rng", "steps", b"steps", "target_epsilon", b"target_epsilon", "tokenizer_provenance", b"tokenizer_provenance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accountant", b"accountant", "base_model", b"base_model", "dataset", b"dataset", "delta", b"delta", "epochs", b"epochs", "epsilon", b"epsilon", "epsilon_dp_sgd", b"epsilon_dp_sgd", "expected_batch_size", b"expected_batch_size", "grad_sample_mode", b"grad_sample_mode", "holdout_fraction", b"holdout_fraction", "holdout_note", b"holdout_note", "holdout_records", b"holdout_records", "label_conditioning", b"label_conditioning", "label_distribution", b"label_distribution", "label_distribution_declared_by", b"label_distribution_declared_by", "label_distribution_note", b"label_distribution_note", "label_distribution_source", b"label_distribution_source", "label_noise_multiplier", b"label_noise_multiplier", "label_prompt", b"label_prompt", "label_threshold", b"label_threshold", "max_grad_norm", b"max_grad_norm", "noise_multiplier", b"noise_multiplier", "parameters", b"parameters", "preset", b"preset", "privacy_unit", b"privacy_unit", "sample_rate", b"sample_rate", "secure_rng", b"secure_rng", "steps", b"steps", "target_epsilon", b"target_epsilon", "tokenizer_provenance", b"tokenizer_provenance"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprivsynth/v1/training.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x10TrainingProgress\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x03\x12\x0c\n\x04loss\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x05 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x06 \x01(\x01\"\xed\x03\n\x0bTrainingJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.privsynth.v1.JobState\x12\x16\n\x0etarget_epsilon\x18\x04 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x05 \x01(\x01\x12\x0e\n\x06\x65pochs\x18\x06 \x01(\x05\x12\x0e\n\x06preset\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x30\n\x08progress\x18\t \x01(\x0b\x32\x1e.privsynth.v1.TrainingProgress\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\r \x01(\t\x12;\n\x12label_distribution\x18\x0e \x01(\x0e\x32\x1f.privsynth.v1.LabelDistribution\x12\x13\n\x0b\x64istributed\x18\x0f \x01(\x08\x12\x18\n\x10holdout_fraction\x18\x10 \x01(\x01\"\xfe\x03\n\x18\x43reateTrainingJobRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x16\n\x0etarget_epsilon\x18\x02 \x01(\x01\x12\x12\n\x05\x64\x65lta\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06\x65pochs\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06preset\x18\x05 \x01(\t\x12;\n\x12label_distribution\x18\x06 \x01(\x0e\x32\x1f.privsynth.v1.LabelDistribution\x12 \n\x13label_epsilon_share\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\\\n\x14public_label_weights\x18\x08 \x03(\x0b\x32>.privsynth.v1.CreateTrainingJobRequest.PublicLabelWeightsEntry\x12\x13\n\x0b\x64istributed\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x1d\n\x10holdout_fraction\x18\x0b \x01(\x01H\x03\x88\x01\x01\x1a\x39\n\x17PublicLabelWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x08\n\x06_deltaB\t\n\x07_epochsB\x16\n\x14_label_epsilon_shareB\x13\n\x11_holdout_fraction\"%\n\x15GetTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Q\n\x17ListTrainingJobsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x18ListTrainingJobsResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.privsynth.v1.TrainingJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x18\x43\x61ncelTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\'\n\x17WatchTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x10TrainingJobEvent\x12&\n\x03job\x18\x01 \x01(\x0b\x32\x19.privsynth.v1.TrainingJob*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*q\n\x11LabelDistribution\x12\"\n\x1eLABEL_DISTRIBUTION_UNSPECIFIED\x10\x00\x12\x19\n\x15LABEL_DISTRIBUTION_DP\x10\x01\x12\x1d\n\x19LABEL_DISTRIBUTION_PUBLIC\x10\x02\x32\xcc\x03\n\x08Training\x12V\n\x11\x43reateTrainingJob\x12&.privsynth.v1.CreateTrainingJobRequest\x1a\x19.privsynth.v1.TrainingJob\x12P\n\x0eGetTrainingJob\x12#.privsynth.v1.GetTrainingJobRequest\x1a\x19.privsynth.v1.TrainingJob\x12\x61\n\x10ListTrainingJobs\x12%.privsynth.v1.ListTrainingJobsRequest\x1a&.privsynth.v1.ListTrainingJobsResponse\x12V\n\x11\x43\x61ncelTrainingJob\x12&.privsynth.v1.CancelTrainingJobRequest\x1a\x19.privsynth.v1.TrainingJob\x12[\n\x10WatchTrainingJob\x12%.privsynth.v1.WatchTrainingJobRequest\x1a\x1e.privsynth.v1.TrainingJobEvent0\x01\x42g\n\x14\x64\x65v.privsynth.api.v1B\rTrainingProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprivsynth/v1/training.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x10TrainingProgress\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x03\x12\x0c\n\x04loss\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x05 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x06 \x01(\x01\"\xed\x03\n\x0bTrainingJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.privsynth.v1.JobState\x12\x16\n\x0etarget_epsilon\x18\x04 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x05 \x01(\x01\x12\x0e\n\x06\x65pochs\x18\x06 \x01(\x05\x12\x0e\n\x06preset\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x30\n\x08progress\x18\t \x01(\x0b\x32\x1e.privsynth.v1.TrainingProgress\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\r \x01(\t\x12;\n\x12label_distribution\x18\x0e \x01(\x0e\x32\x1f.privsynth.v1.LabelDistribution\x12\x13\n\x0b\x64istributed\x18\x0f \x01(\x08\x12\x18\n\x10holdout_fraction\x18\x10 \x01(\x01\"\xaa\x04\n\x18\x43reateTrainingJobRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x16\n\x0etarget_epsilon\x18\x02 \x01(\x01\x12\x12\n\x05\x64\x65lta\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06\x65pochs\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06preset\x18\x05 \x01(\t\x12;\n\x12label_distribution\x18\x06 \x01(\x0e\x32\x1f.privsynth.v1.LabelDistribution\x12 \n\x13label_epsilon_share\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\\\n\x14public_label_weights\x18\x08 \x03(\x0b\x32>.privsynth.v1.CreateTrainingJobRequest.PublicLabelWeightsEntry\x12\x13\n\x0b\x64istributed\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x1d\n\x10holdout_fraction\x18\x0b \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0clabel_prompt\x18\x0c \x01(\tH\x04\x88\x01\x01\x1a\x39\n\x17PublicLabelWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x08\n\x06_deltaB\t\n\x07_epochsB\x16\n\x14_label_epsilon_shareB\x13\n\x11_holdout_fractionB\x0f\n\r_label_prompt\"%\n\x15GetTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Q\n\x17ListTrainingJobsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x18ListTrainingJobsResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.privsynth.v1.TrainingJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x18\x43\x61ncelTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\'\n\x17WatchTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x10TrainingJobEvent\x12&\n\x03job\x18\x01 \x01(\x0b\x32\x19.privsynth.v1.TrainingJob*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*q\n\x11LabelDistribution\x12\"\n\x1eLABEL_DISTRIBUTION_UNSPECIFIED\x10\x00\x12\x19\n\x15LABEL_DISTRIBUTION_DP\x10\x01\x12\x1d\n\x19LABEL_DISTRIBUTION_PUBLIC\x10\x02\x32\xcc\x03\n\x08Training\x12V\n\x11\x43reateTrainingJob\x12&.privsynth.v1.CreateTrainingJobRequest\x1a\x19.privsynth.v1.TrainingJob\x12P\n\x0eGetTrainingJob\x12#.privsynth.v1.GetTrainingJobRequest\x1a\x19.privsynth.v1.TrainingJob\x12\x61\n\x10ListTrainingJobs\x12%.privsynth.v1.ListTrainingJobsRequest\x1a&.privsynth.v1.ListTrainingJobsResponse\x12V\n\x11\x43\x61ncelTrainingJob\x12&.privsynth.v1.CancelTrainingJobRequest\x1a\x19.privsynth.v1.TrainingJob\x12[\n\x10WatchTrainingJob\x12%.privsynth.v1.WatchTrainingJobRequest\x1a\x1e.privsynth.v1.TrainingJobEvent0\x01\x42g\n\x14\x64\x65v.privsynth.api.v1B\rTrainingProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\024dev.privsynth.api.v1B\rTrainingProtoP\001Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1'
   _globals['_CREATETRAININGJOBREQUEST_PUBLICLABELWEIGHTSENTRY']._loaded_options = None
   _globals['_CREATETRAININGJOBREQUEST_PUBLICLABELWEIGHTSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=1586
-  _globals['_JOBSTATE']._serialized_end=1740
-  _globals['_LABELDISTRIBUTION']._serialized_start=1742
-  _globals['_LABELDISTRIBUTION']._serialized_end=1855
+  _globals['_JOBSTATE']._serialized_start=1630
+  _globals['_JOBSTATE']._serialized_end=1784
+  _globals['_LABELDISTRIBUTION']._serialized_start=1786
+  _globals['_LABELDISTRIBUTION']._serialized_end=1899
   _globals['_TRAININGPROGRESS']._serialized_start=79
   _globals['_TRAININGPROGRESS']._serialized_end=215
   _globals['_TRAININGJOB']._serialized_start=218
   _globals['_TRAININGJOB']._serialized_end=711
   _globals['_CREATETRAININGJOBREQUEST']._serialized_start=714
-  _globals['_CREATETRAININGJOBREQUEST']._serialized_end=1224
-  _globals['_CREATETRAININGJOBREQUEST_PUBLICLABELWEIGHTSENTRY']._serialized_start=1101
-  _globals['_CREATETRAININGJOBREQUEST_PUBLICLABELWEIGHTSENTRY']._serialized_end=1158
-  _globals['_GETTRAININGJOBREQUEST']._serialized_start=1226
-  _globals['_GETTRAININGJOBREQUEST']._serialized_end=1263
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=1265
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=1346
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=1348
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=1440
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=1442
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=1482
-  _globals['_WATCHTRAININGJOBREQUEST']._serialized_start=1484
-  _globals['_WATCHTRAININGJOBREQUEST']._serialized_end=1523
-  _globals['_TRAININGJOBEVENT']._serialized_start=1525
-  _globals['_TRAININGJOBEVENT']._serialized_end=1583
-  _globals['_TRAINING']._serialized_start=1858
-  _globals['_TRAINING']._serialized_end=2318
+  _globals['_CREATETRAININGJOBREQUEST']._serialized_end=1268
+  _globals['_CREATETRAININGJOBREQUEST_PUBLICLABELWEIGHTSENTRY']._serialized_start=1128
+  _globals['_CREATETRAININGJOBREQUEST_PUBLICLABELWEIGHTSENTRY']._serialized_end=1185
+  _globals['_GETTRAININGJOBREQUEST']._serialized_start=1270
+  _globals['_GETTRAININGJOBREQUEST']._serialized_end=1307
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=1309
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=1390
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=1392
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=1484
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=1486
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=1526
+  _globals['_WATCHTRAININGJOBREQUEST']._serialized_start=1528
+  _globals['_WATCHTRAININGJOBREQUEST']._serialized_end=1567
+  _globals['_TRAININGJOBEVENT']._serialized_start=1569
+  _globals['_TRAININGJOBEVENT']._serialized_end=1627
+  _globals['_TRAINING']._serialized_start=1902
+  _globals['_TRAINING']._serialized_end=2362
 # @@protoc_insertion_point(module_scope)

@@ -265,6 +265,7 @@ class CreateTrainingJobRequest(_message.Message):
     DISTRIBUTED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     HOLDOUT_FRACTION_FIELD_NUMBER: _builtins.int
+    LABEL_PROMPT_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     """"datasets/{id}": the dataset to train on."""
     target_epsilon: _builtins.float
@@ -303,6 +304,19 @@ class CreateTrainingJobRequest(_message.Message):
     (otherwise the job trains on every record); a set fraction the dataset is too small for is
     FAILED_PRECONDITION (reason HOLDOUT_TOO_SMALL) naming the minimum.
     """
+    label_prompt: _builtins.str
+    """How a label enters the prompt of a model that is prompted in words (the Hugging Face
+    presets: DP-LoRA, guided and Private Evolution): the request the base is asked, with
+    "{label}" standing for the record's label, e.g. "Write a short {label} review." for
+    sentiments or "Write a short support ticket of category {label}." for ticket codes.
+    Stored with the model, so sampling asks exactly what training asked. Unset means "Write
+    a short text about {label}."; a record without a label is always asked for "Write a short
+    text.". "{label}" exactly once, no other braces, one line of printable text, at most 200
+    characters, no chat special-token strings: otherwise INVALID_ARGUMENT (reason
+    LABEL_PROMPT_INVALID). A preset whose model lays a label out as a control code ("tiny",
+    "small", "small-scratch") takes none: INVALID_ARGUMENT (reason LABEL_PROMPT_UNSUPPORTED).
+    Both are refused before anything is reserved.
+    """
     @_builtins.property
     def public_label_weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """PUBLIC only: the declared label mix (weights, normalised). Empty means the dataset's label
@@ -323,10 +337,11 @@ class CreateTrainingJobRequest(_message.Message):
         distributed: _builtins.bool = ...,
         request_id: _builtins.str = ...,
         holdout_fraction: _builtins.float | None = ...,
+        label_prompt: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_holdout_fraction", b"_holdout_fraction", "_label_epsilon_share", b"_label_epsilon_share", "delta", b"delta", "epochs", b"epochs", "holdout_fraction", b"holdout_fraction", "label_epsilon_share", b"label_epsilon_share"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_holdout_fraction", b"_holdout_fraction", "_label_epsilon_share", b"_label_epsilon_share", "_label_prompt", b"_label_prompt", "delta", b"delta", "epochs", b"epochs", "holdout_fraction", b"holdout_fraction", "label_epsilon_share", b"label_epsilon_share", "label_prompt", b"label_prompt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_holdout_fraction", b"_holdout_fraction", "_label_epsilon_share", b"_label_epsilon_share", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "holdout_fraction", b"holdout_fraction", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "preset", b"preset", "public_label_weights", b"public_label_weights", "request_id", b"request_id", "target_epsilon", b"target_epsilon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_epochs", b"_epochs", "_holdout_fraction", b"_holdout_fraction", "_label_epsilon_share", b"_label_epsilon_share", "_label_prompt", b"_label_prompt", "dataset", b"dataset", "delta", b"delta", "distributed", b"distributed", "epochs", b"epochs", "holdout_fraction", b"holdout_fraction", "label_distribution", b"label_distribution", "label_epsilon_share", b"label_epsilon_share", "label_prompt", b"label_prompt", "preset", b"preset", "public_label_weights", b"public_label_weights", "request_id", b"request_id", "target_epsilon", b"target_epsilon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
@@ -336,6 +351,8 @@ class CreateTrainingJobRequest(_message.Message):
     _WhichOneofArgType__holdout_fraction: _TypeAlias = _typing.Literal["_holdout_fraction", b"_holdout_fraction"]  # noqa: Y015
     _WhichOneofReturnType__label_epsilon_share: _TypeAlias = _typing.Literal["label_epsilon_share"]  # noqa: Y015
     _WhichOneofArgType__label_epsilon_share: _TypeAlias = _typing.Literal["_label_epsilon_share", b"_label_epsilon_share"]  # noqa: Y015
+    _WhichOneofReturnType__label_prompt: _TypeAlias = _typing.Literal["label_prompt"]  # noqa: Y015
+    _WhichOneofArgType__label_prompt: _TypeAlias = _typing.Literal["_label_prompt", b"_label_prompt"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
     @_typing.overload
@@ -344,6 +361,8 @@ class CreateTrainingJobRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__holdout_fraction) -> _WhichOneofReturnType__holdout_fraction | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__label_epsilon_share) -> _WhichOneofReturnType__label_epsilon_share | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__label_prompt) -> _WhichOneofReturnType__label_prompt | None: ...
 
 Global___CreateTrainingJobRequest: _TypeAlias = CreateTrainingJobRequest  # noqa: Y015
 

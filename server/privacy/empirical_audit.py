@@ -12,6 +12,11 @@ and never touches the ledger, since nothing private is released. An audit on a p
 (RESOURCE_EXHAUSTED over the remaining budget, nothing spent), and what the run actually spent
 is committed when it ends, however it ends — the accountant's ε for a finished or stopped run,
 the full reservation when it failed in a way that leaves its progress unknown.
+
+A quality report asked for a canary audit (``EvaluateModelRequest.canary_audit``) audits the
+mechanism its model was trained with (:func:`model_audit_config`: the card's preset, target ε,
+δ and epochs, on the public corpus) on the same :class:`PrivacyAuditor`, waiting its turn
+(:meth:`PrivacyAuditor.run`) rather than being refused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +55,7 @@ __all__ = [
     "AuditRequest",
     "PrivacyAuditor",
     "audit_config",
+    "model_audit_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,6 +146,61 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
     )
 
 
+def model_audit_config(card: Mapping[str, Any], *, model: str) -> AuditConfig:
+    """The canary audit of the mechanism a model was trained with, on the public corpus.
+
+    A model is never trained with canaries (they would cost its owner utility and, on a private
+    dataset, budget), so its own weights cannot be audited. What can be checked is the
+    mechanism that made them: the same preset's DP-SGD calibrated to the card's target ε, δ and
+    epochs, run once more on the shipped public corpus with random canaries. That run reads no
+    private data and spends no budget; its sampling rate and noise are those the recipe picks
+    for the audit's data size, not the model's (the report shows both).
+
+    Args:
+        card: The model card.
+        model: The model's resource name, for messages.
+
+    Raises:
+        FailedPrecondition: (reason CANARY_AUDIT_UNAVAILABLE) the model was not trained with
+            DP-SGD, its preset is not offered by this server, or the card's parameters are
+            outside what an audit accepts; the message says what to do instead.
+    """
+
+    def unavailable(why: str) -> FailedPrecondition:
+        return FailedPrecondition(
+            f"{model} cannot have a canary audit: {why}", reason=Reason.CANARY_AUDIT_UNAVAILABLE
+        )
+
+    preset = str(card.get("preset") or "")
+    if card.get("recipe", "dp-sgd") != "dp-sgd" or not int(card.get("steps") or 0):
+        raise unavailable(
+            "it was not trained with DP-SGD (the guided recipe spends its epsilon on DP token "
+            "statistics, private evolution on DP vote histograms), and the canary audit "
+            "checks DP-SGD training; evaluate it without canary_audit"
+        )
+    if preset not in PRESETS:
+        raise unavailable(
+            f"its preset {preset!r} is not offered by this server (an operator-installed base "
+            "that is no longer mounted?); evaluate it without canary_audit, or on a server "
+            "that offers the preset"
+        )
+    epsilon = float(card.get("target_epsilon") or card.get("epsilon") or 0.0)
+    delta = card.get("delta")
+    try:
+        return audit_config(
+            AuditRequest(
+                preset=preset,
+                target_epsilon=epsilon,
+                delta=None if delta is None else float(delta),
+                epochs=int(card.get("epochs") or DEFAULT_EPOCHS),
+            )
+        )
+    except (InvalidArgument, FailedPrecondition) as exc:
+        raise unavailable(
+            f"{exc}; run AuditPrivacy with parameters of your choice instead"
+        ) from None
+
+
 _Event = AuditProgress | AuditResult | BaseException
 
 
@@ -161,6 +222,46 @@ class PrivacyAuditor:
         self._torch_threads = torch_threads
         self._run = run
         self._busy = threading.Lock()
+
+    def run(
+        self,
+        config: AuditConfig,
+        *,
+        should_stop: Callable[[], bool],
+        on_progress: Callable[[AuditProgress], None] | None = None,
+    ) -> AuditResult | None:
+        """Run a public-corpus audit on the calling thread, after any audit already running.
+
+        For callers that are background jobs themselves (a quality report): they wait their
+        turn instead of being refused, and train on their own thread. Nothing is charged: the
+        audit reads only the public corpus.
+
+        Returns:
+            The result, or None when ``should_stop`` turned True (waiting or training).
+
+        Raises:
+            privsynth.models.dp_train.TrainingConfigError: Parameters train_dp refuses.
+            privsynth.models.dp_train.TrainingInterrupted: Training failed (not stopped).
+        """
+        from privsynth.models.dp_train import TrainingInterrupted
+
+        while not self._busy.acquire(timeout=0.5):
+            if should_stop():
+                return None
+        try:
+            import torch
+            from privsynth.models.privacy_audit import run_privacy_audit
+
+            torch.set_num_threads(self._torch_threads)
+            run = self._run or run_privacy_audit
+            try:
+                return run(config, on_progress=on_progress, should_stop=should_stop)
+            except TrainingInterrupted as exc:
+                if exc.cancelled:
+                    return None
+                raise
+        finally:
+            self._busy.release()
 
     def stream(
         self,

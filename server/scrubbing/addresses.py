@@ -121,32 +121,65 @@ _UNIT = re.compile(
 _MILITARY = re.compile(
     r"^(?:(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+|(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})$"
 )
+# "Apt. 312", "Suite 534" after a street on the same line: "4241 Rooseveltlaan 110 Apt. 312".
+_UNIT_AFTER = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Fl)\.?\s*#?\s*\d{1,6}[A-Za-z]?)"
 _STREET_NUMBER_FIRST = re.compile(
     rf"^(\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?\s+{_CAPWORD}(?:\s+{_CAPWORD}){{0,5}}"
-    r"(?:\s+\d{1,5}[a-zA-Z]?\.?)?$"
+    rf"(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?{_UNIT_AFTER}{{0,2}}$"
 )
-_STREET_NUMBER_LAST = re.compile(rf"^(?:{_CAPWORD}\s+){{0,4}}{_CAPWORD}\s+\d{{1,5}}[a-zA-Z]?\.?$")
+_STREET_NUMBER_LAST = re.compile(
+    rf"^(?:{_CAPWORD}\s+){{0,4}}{_CAPWORD}\s+\d{{1,5}}[a-zA-Z]?\.?{_UNIT_AFTER}{{0,2}}$"
+)
+# Street-type words written in lower case in their language ("ul. Miła 131", "πλατεία
+# Καραισκάκη 262", "Trg revolucije 33", "avenue Ferdinand de Lesseps"): with one of them a
+# street needs no capitalised first word.
+_STREET_WORD = (
+    r"(?:ul|u|út|utca|ulica|ulitsa|al|aleja|os|pl|plac|rue|avenue|av|via|viale|vicolo|piazza"
+    r"|calle|c/|carrer|rua|rúa|avenida|trg|πλατεία|οδός|λεωφόρος|odos|str|strada|gate|gata|vej"
+    r"|vei|veien|laan|straat|weg|plein|chemin|boulevard|bd|allée|place|route|camino|paseo"
+    r"|travessa|largo|náměstí|nám|ulice|tie|katu|gatan|vägen)\.?"
+)
+_UPPER_CLASS = "A-ZÀ-ÞΑ-ΩА-ЯĀ-ſ"
+# A street closing a segment that starts in prose: "... the address of X is 8337 42 Wern Ddu
+# Lane", "... lives at 7549 ul. Więckowskiego Stefana 28": a house number, a capitalised or
+# street-type word, up to four more words, an optional second number and units.
+_STREET_TAIL = re.compile(
+    rf"(?<![\w.,:/#-])(?P<num>\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?"
+    rf"\s+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|(?i:{_STREET_WORD}))"
+    rf"(?:\s+[^\W\d_][\w'’.-]*){{0,4}}(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?(?P<unit>{_UNIT_AFTER}{{0,2}})$"
+)
 _POSTCODE = (
     r"(?:\d{5}-\d{4}|\d{3}\s\d{2}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"
     r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2}|[A-Z]{1,2}-\d{4,5})"
 )
 # "Belgium 65601", "Laurel Springs, NJ 06666" (comma-split), "HEIMDAL nan 7072",
 # "1015 CJ Amsterdam", "Leeds LS6 2AB".
+_PAREN = r"(?:\s+\([^()\n]{1,30}\))?"
 _POSTAL_AFTER = re.compile(
-    rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}})?\s*(?P<code>{_POSTCODE})$"
+    rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}{_PAREN})?\s*(?P<code>{_POSTCODE})$"
 )
 _POSTAL_BEFORE = re.compile(
     rf"^(?P<code>{_POSTCODE})\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}})$"
 )
-_TOWN = re.compile(rf"^{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}$")
+_REGION_CODE = re.compile(rf"[{_UPPER_CLASS}]{{2,3}}")
+# A country and postcode opening a segment that goes on as prose.
+_POSTAL_LEAD = re.compile(
+    rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,2}}{_PAREN})\s+(?P<code>{_POSTCODE})(?=[.?!,]?\s|[.?!]$)"
+)
+_TOWN = re.compile(rf"^{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$")
 _PREFIX = re.compile(r"[\s>|}?*#:-]*")
+# "511 Rebbåsbakken 48 Suite 372", "437 Wesselényi u. 94. Apt. 817 Öntésmajor Hungary": after a
+# unit, the capitalised words that follow (town, region, country) belong to the address.
 _INLINE = re.compile(
-    r"(?<![\w.,-])(?!(?:1[89]|20)\d\d\b)\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?"
-    r"(?:(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[ \t]+){1,4}\d{1,5}[a-z]?\b"
-    r"(?:,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5})?"
+    r"(?<![\w.,-])(?P<num>\d{1,6})[ \t]+(?:\d{1,5}[ \t]+)?"
+    rf"(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|(?i:{_STREET_WORD}))[ \t]+"
+    r"(?:[^\W\d_][\w'’.-]*[ \t]+){0,4}\d{1,5}[a-z]?\b\.?"
+    r"(?P<unit>,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5}"
+    rf"(?:[ \t]+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|nan)(?=[ \t,.?!]|$)){{0,4}})?"
 )
 _MONTH_WORD = re.compile(
-    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(?:\d|$)"
+    r"(?i)\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?\s+(?:\d|$)"
 )
 _UNIT_TAIL = re.compile(
     r"\b(?:PSC|CMR|Unit|P\.?O\.? Box)\s+\d{1,6}(?:,?\s+Box\s+\d{1,6})?$"
@@ -159,10 +192,12 @@ _CODE_CUE = re.compile(
     r"(?:\s*(?:is|:|#|no\.?))?\s*(?P<code>(?-i:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})"
     r"|(?-i:[A-Z]\d[A-Z]\s?\d[A-Z]\d)|\d{2,3}[\s-]\d{2,3}|\d{4,6}(?:-\d{4})?(?:\s?(?-i:[A-Z]{2}))?)\b"
 )
-# A town and its postcode in running text: "in Schweinfurt 97419", "in LAHOLM 312 18".
+# A town and its postcode in running text: "in Schweinfurt 97419", "in LAHOLM 312 18",
+# "in Asaa 9340", "in Szczecin 70-762" (not "in London 2012": a year is no postcode).
 _TOWN_CODE = re.compile(
     r"\b(?:in|at|from|to|near)\s+(?P<place>(?:(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]+\s+){1,3}?)"
-    r"(?P<code>(?!(?:1[89]|20)\d\d\b)\d{5}|\d{3}\s\d{2}|[A-Z]\d[A-Z]\s\d[A-Z]\d)\b(?![.,]\d)"
+    r"(?P<code>\d{5}|(?!(?:1[89]|20)\d\d\b)\d{4}(?:\s?[A-Z]{2}\b)?|\d{3}\s\d{2}|\d{2}-\d{3}"
+    r"|[A-Z]\d[A-Z]\s\d[A-Z]\d)\b(?![.,]\d)"
 )
 # Where a person lives or comes from: "lives in HAITIGEN", "originally from CHISHOLM",
 # "grew up in GUÉRET", "moved here from Celje".
@@ -181,7 +216,8 @@ _UPPER = re.compile(r"(?-i:[A-ZÀ-ÞΑ-ΩА-Я])")
 _RESIDENCE = re.compile(
     r"(?i)\b(?:lives?|lived|living|resides?|located|moved|is)\s+(?:on|at|in|to)\s+"
     r"(?:the\s+\w+\s+side\s+of\s+)?(?P<addr>(?:\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?)?"
-    r"(?-i:[A-ZÀ-Þ])[\w'’.-]*(?:[ \t]+[\w'’.-]+){0,4}?[ \t]+\d{1,5}[a-z]?\b(?:[ \t]+[a-z]{2,4}\b)?)"
+    rf"(?:(?-i:[A-ZÀ-Þ])[\w'’.-]*|{_STREET_WORD})(?:[ \t]+[\w'’.-]+){{0,4}}?[ \t]+\d{{1,5}}[a-z]?\b"
+    r"(?:[ \t]+[a-z]{2,4}\b)?)"
 )
 
 
@@ -241,6 +277,8 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
                 place.casefold() in countries()
                 or place.split()[-1] in _US_STATE_CODES
                 or place.split()[-1].casefold() == "nan"
+                # "Bicske FE 2063", "LILLE NP 59000": a town, a region code, a postcode.
+                or (len(place.split()) > 1 and _REGION_CODE.fullmatch(place.split()[-1]))
             )
         )
         if place is None and len(code) < 4:
@@ -262,10 +300,22 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         return _Segment(s, e, "street_weak")
     if _TOWN.match(seg) and len(seg) <= 40:
         return _Segment(s, e, "town", place=(s, e))
+    tail = _STREET_TAIL.search(seg)
+    if (
+        tail is not None
+        and not _MONTH_WORD.search(tail.group(0))
+        and (tail.group("unit") or not _YEAR.fullmatch(tail.group("num")))
+    ):
+        return _Segment(s + tail.start(), e, "street_tail")
+    lead = _POSTAL_LEAD.match(seg)
+    if lead is not None and lead.group("place").casefold() in countries():
+        # "Cyprus 27042. Please call me when you're here.": a country's postcode, then prose.
+        code = (s + lead.start("code"), s + lead.end("code"))
+        return _Segment(s, s + lead.end(), "postal", code, (s, s + lead.end("place")), True)
     return _Segment(s, e, "other")
 
 
-_STREETISH = frozenset({"street", "street_weak", "unit", "military"})
+_STREETISH = frozenset({"street", "street_weak", "street_tail", "unit", "military"})
 _TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler"})
 
 
@@ -329,7 +379,11 @@ class AddressBlockRecognizer(LocalRecognizer):
             if i not in used and seg.kind == "postal" and seg.strong:
                 out.append(self._emit(seg))
         for m in _INLINE.finditer(text):
-            if not _MONTH_WORD.search(m.group(0)):  # "13 April 2007" is a date
+            # "13 April 2007" is a date; "In 1999 Smith won 3" no address: a year-like house
+            # number ("2042 Sauarvegen 142 Apt. 998") counts only with a unit after it.
+            if _YEAR.fullmatch(m.group("num")) and not m.group("unit"):
+                continue
+            if not _MONTH_WORD.search(m.group(0)):
                 out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
         for m in _RESIDENCE.finditer(text):
             if not _YEAR.fullmatch(m.group("addr").split()[-1]):  # "moved to Paris in 1952"

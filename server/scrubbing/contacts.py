@@ -27,7 +27,8 @@ __all__ = ["ContactNameRecognizer"]
 # optionally quoted, right before "<...@...>" or "<login>" on the same line.
 _BEFORE_ADDRESS = re.compile(
     r"""(?P<name>"[^"\n<>@]{1,60}"|(?:[^\W_][\w'’.-]*[ \t]+){0,4}[^\W_][\w'’.-]*)"""
-    r"""[ \t]*<[\w.+-]+(?:@[\w.-]+)?>"""
+    r"""[ \t]*<[\w.+-]+(?:@[\w.-]+|(?:[ \t]+(?:at|\[at\]|\(at\))[ \t]+[\w.-]+)"""
+    r"""|(?:[ \t]+[\w-]+){1,3}[ \t]+[a-z]{2,4})?>"""
 )
 _SIGN_OFF = re.compile(r"(?m)^[ \t]*-{1,2}[ \t]?(?P<name>[A-Za-z][a-z]{1,15})[ \t]*$")
 _QUOTE_INITIALS = re.compile(r"(?m)^[ \t]*(?P<name>[A-Z]{2,3})>")

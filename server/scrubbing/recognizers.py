@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -52,6 +53,7 @@ from privsynth.server.scrubbing.addresses import AddressBlockRecognizer, countri
 from privsynth.server.scrubbing.contacts import ContactNameRecognizer
 from privsynth.server.scrubbing.name_lexicon import load as load_name_asset
 from privsynth.server.scrubbing.not_personal import FILE_EXTENSIONS, not_personal
+from privsynth.server.scrubbing.obfuscated import ObfuscatedEmailRecognizer
 from privsynth.server.scrubbing.phones import DEFAULT_PHONE_REGIONS, NationalPhoneRecognizer
 from privsynth.server.scrubbing.results import make_result
 
@@ -1049,34 +1051,85 @@ _URL_CUE = re.compile(
 )
 
 
+#: Mailboxes of a role or a mailing list, not a person: no evidence that a URL is personal.
+_ROLE_MAILBOX = re.compile(
+    r"^(?:info|mail|admin|contact|sales|support|help|webmaster|postmaster|root|team|news"
+    r"|no-?reply|office|press|abuse|security|hostmaster|owner|bugs)$"
+    r"|(?:^|[-_.+])(?:users?|list|devel|dev|workers|announce|request|talk|discuss|owner|bounces?)$"
+)
+
+
+def _folded(text: str) -> str:
+    """``text`` case-folded with accents removed ("Rühsen" -> "ruhsen"), for URL matching."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _names_a_person(url: str, text: str, others: Sequence[Any]) -> bool:
+    """Whether ``url`` holds a name or user name found elsewhere in ``text``.
+
+    The labelling guideline's personal URL: "a URL or host containing a person's name or user
+    name" ("github.com/willthames/..." beside "Will Thames <will@thames.id.au>",
+    "typer.tiangolo.com" beside "<tiangolo@gmail.com>", "people.redhat.com/ckloiber" beside
+    "Chris Kloiber"). Words of four letters or more from detected names, the user part of
+    detected addresses, and each name's words run together are looked for in the URL.
+    """
+    keys: set[str] = set()
+    for o in others:
+        value = _folded(text[o.start : o.end])
+        if o.entity_type == "EMAIL_ADDRESS":
+            parts = re.split(r"@|\s+at\s+|\[at\]|\(at\)", value, maxsplit=1)
+            user, domain = parts[0].strip("<> "), parts[-1]
+            if len(user) >= 4 and not _ROLE_MAILBOX.search(user) and "list" not in domain:
+                keys.add(user)
+        elif o.entity_type == "PERSON":
+            words = re.findall(r"[a-z]+", value)
+            keys.update(w for w in words if len(w) >= 5)  # not "mark" in "markdown"
+            if len(words) > 1:
+                keys.add("".join(words))
+    target = _folded(url)
+    return any(k in target for k in keys)
+
+
+def _in_file_name(text: str, r: Any) -> bool:
+    """Whether a scheme-less URL match is part of a file name ("aors_n.asm", "LICENSE.md")."""
+    url = text[r.start : r.end]
+    if "://" in url or url.casefold().startswith("www."):
+        return False
+    after = text[r.end : r.end + 1]
+    before = text[r.start - 1 : r.start] if r.start else ""
+    if (after and (after.isalnum() or after == "_")) or before in ("_", "/", "."):
+        return True
+    host = url.split("/", 1)[0].split(":", 1)[0].rstrip(".").casefold()
+    return host.rsplit(".", 1)[-1] in FILE_EXTENSIONS
+
+
 def _url_kept(text: str, r: Any, others: Sequence[Any]) -> bool:
     """Whether a URL detection is replaced: a URL that points at or identifies a person.
 
     A URL is replaced when it has a personal path ("~jdoe", "/people/", a query string, a
     long token: home pages, capability and tracking links) or host ("people.debian.org"),
     when the text presents it as someone's ("my website is", "Homepage:", "shared files
-    with you"), or when it stands within two lines of a detected name or e-mail address (a
-    signature's or an AUTHORS entry's home page). Kept are pages on public reference hosts
-    (:data:`_PUBLIC_HOSTS`: forges, package indexes, standards, licences, documentation),
-    mailing-list pages, and URLs with no such sign (news articles, vendors' sites): they
-    name documents and organisations, not people. A match inside a file name
+    with you"), when it holds a name or user name detected in the same text
+    (:func:`_names_a_person`: "github.com/willthames/..." beside "<will@thames.id.au>", even on
+    a forge), or when it stands within two lines of a detected name or e-mail address (a
+    signature's or an AUTHORS entry's home page). Kept are other pages on public reference
+    hosts (:data:`_PUBLIC_HOSTS`: forges, package indexes, standards, licences,
+    documentation), mailing-list pages, and URLs with no such sign (news articles, vendors'
+    sites): they name documents and organisations, not people. A match inside a file name
     ("aors_n.asm", "LICENSE.md") is no URL at all.
     """
-    url = text[r.start : r.end]
-    schemeless = "://" not in url and not url.casefold().startswith("www.")
-    after = text[r.end : r.end + 1]
-    before = text[r.start - 1 : r.start] if r.start else ""
-    if schemeless and ((after and (after.isalnum() or after == "_")) or before in ("_", "/", ".")):
+    if _in_file_name(text, r):
         return False
-    rest = url.split("://", 1)[-1]
+    rest = text[r.start : r.end].split("://", 1)[-1]
     host = rest.split("/", 1)[0].split(":", 1)[0].rstrip(".").casefold()
-    if schemeless and host.rsplit(".", 1)[-1] in FILE_EXTENSIONS:
-        return False
     if _PERSONAL_PATH.search(rest) or _PERSONAL_HOST.match(host):
         return True
-    host = host.removeprefix("www.")
-    if any(host == h or host.endswith("." + h) for h in _PUBLIC_HOSTS) or _LIST_PAGE.search(rest):
+    if _LIST_PAGE.search(rest):
         return False
+    host = host.removeprefix("www.")
+    if any(host == h or host.endswith("." + h) for h in _PUBLIC_HOSTS):
+        return _names_a_person(rest, text, others)
     if _URL_CUE.search(text[max(0, r.start - 120) : r.start]):
         return True
     lo = r.start
@@ -1091,7 +1144,7 @@ def _url_kept(text: str, r: Any, others: Sequence[Any]) -> bool:
             break
     lo = max(lo, 0)
     hi = len(text) if hi < 0 else hi
-    return any(
+    return _names_a_person(rest, text, others) or any(
         o.entity_type in ("PERSON", "EMAIL_ADDRESS") and lo <= o.start and o.end <= hi
         for o in others
     )
@@ -1344,6 +1397,7 @@ def configure_registry(registry: Any, *, phone_regions: Sequence[str] | None = N
         NationalPhoneRecognizer(regions=phone_regions or DEFAULT_PHONE_REGIONS),
         AddressBlockRecognizer(),
         ContactNameRecognizer(),
+        ObfuscatedEmailRecognizer(),
         LuhnCardRecognizer(),
         ContextNhsRecognizer(),
         StreetAddressRecognizer(),

@@ -89,7 +89,7 @@ class ModelCache:
                 return self._items[row.id]
         weights = runtime.store.get(row.weights_path, sha256=row.weights_sha256)
         try:
-            model = load_generator(weights, row.model_config)
+            model = load_generator(weights, row.model_config, device=runtime.device)
         except BaseLoadError as exc:  # its message names the base, never corpus text
             raise FailedPrecondition(
                 f"model cannot be loaded: {exc}", reason=Reason.MODEL_NOT_READY

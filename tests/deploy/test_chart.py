@@ -102,6 +102,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "serviceAccount": {"create": False},
         "probes": {"liveness": {"enabled": False}},
     },
+    # Training and sampling on a GPU node pool (test_chart_gpu.py checks what it renders).
+    "gpu": {
+        "gpu": {
+            "enabled": True,
+            "count": 2,
+            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        },
+        "nodeSelector": {"kubernetes.io/arch": "amd64"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml"}],
+    },
 }
 
 EXPECTED_DEFAULT_CONFIG = {
@@ -126,6 +136,7 @@ EXPECTED_DEFAULT_CONFIG = {
     "PRIVSYNTH_MAX_SCRUB_CALLS": "8",
     "PRIVSYNTH_HOLDOUT_FRACTION": "0.1",
     "PRIVSYNTH_EVALUATION_WORKERS": "1",
+    "PRIVSYNTH_DEVICE": "auto",
 }
 
 

@@ -188,6 +188,12 @@ def _strings_for(field: FieldDescriptor) -> st.SearchStrategy[str]:
         return st.one_of(st.sampled_from(_PII_TEXT), st.text(min_size=1, max_size=80), _strings())
     if name == "page_token":
         return st.one_of(st.just(""), _strings())
+    if name == "label_prompt":  # valid templates too, so requests get past validation
+        return st.one_of(
+            st.sampled_from(["Write a short {label} review.", "Ticket of category {label}."]),
+            st.text(min_size=0, max_size=40).map(lambda t: t + "{label}"),
+            _strings(),
+        )
     if name in {"label", "user_id", "request_id"}:
         return st.one_of(
             st.text("abcxyz0123-_.:", min_size=1, max_size=12),

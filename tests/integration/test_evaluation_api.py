@@ -81,7 +81,7 @@ def test_evaluate_watch_and_fetch_the_report(
     model, _ = models
     evaluation = client.evaluate_model(model, sample_count=100)
     assert evaluation.reads_private_data and evaluation.stages_total == 6
-    snapshots = list(client.watch_evaluation(evaluation.name))
+    snapshots = list(client.watch_evaluation(evaluation.name, timeout=550))
     final = snapshots[-1]
     assert final.state == evaluation_pb2.EVALUATION_STATE_SUCCEEDED, final.error_message
     assert len(snapshots) >= 2  # progress was streamed, not only the end
@@ -113,3 +113,29 @@ def test_cli_evaluate_writes_the_report_files(
     # A model without a holdout: the documented failure, no traceback.
     assert main(["evaluate", without, "--target", target]) != 0
     assert "cannot be evaluated" in capsys.readouterr().err
+
+
+def test_canary_audit_is_asked_through_the_api_and_the_cli(
+    server: object,
+    client: PrivsynthClient,
+    models: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model, _ = models
+    # The request reaches the server: one more stage, the canary audit (cancelled here; the
+    # audit itself is tested in tests/unit/test_evaluation_canary.py and the runner's test).
+    evaluation = client.evaluate_model(model, sample_count=100, canary_audit=True)
+    assert evaluation.stages_total == 7
+    assert client.cancel_evaluation(evaluation.name).state in (
+        evaluation_pb2.EVALUATION_STATE_RUNNING,
+        evaluation_pb2.EVALUATION_STATE_CANCELLED,
+    )
+    target = f"127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+    code = main(["evaluate", model, "--canary-audit", "--no-wait", "--target", target])
+    assert code == 0
+    name = capsys.readouterr().out.strip()
+    assert client.get_evaluation(name).stages_total == 7
+    client.cancel_evaluation(name)
+    for done in (evaluation.name, name):
+        final = list(client.watch_evaluation(done))[-1]
+        assert final.state == evaluation_pb2.EVALUATION_STATE_CANCELLED

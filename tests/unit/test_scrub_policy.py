@@ -130,6 +130,46 @@ def test_public_reference_urls_are_kept_and_personal_ones_replaced(scrubber: Scr
     assert "~jdoe" not in out
 
 
+def test_urls_holding_a_detected_name_or_user_name_are_replaced(scrubber: Scrubber) -> None:
+    text = (
+        "Author: Wendel Okafor <wokafor@example.org>\n"
+        "Homepage: https://github.com/wokafor/tinyparse\n"
+        "Docs: https://tinyparse.readthedocs.io/en/latest/\n"
+        "List: tinyparse-users@lists.example.org https://github.com/tinyparse-users/archive\n"
+    )
+    out = scrubber.scrub_batch([text])[0].text
+    assert "wokafor" not in out
+    assert "https://tinyparse.readthedocs.io/en/latest/" in out
+    assert "https://github.com/tinyparse-users/archive" in out  # a list's name is no person's
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("Tamsin Oduya <tamsin at oduya.example.net>", "tamsin at oduya.example.net"),
+        ("Bjarte Lind <blind redhat com>", "blind redhat com"),
+        ("Kari Moe <kmoe@buildhost>", "kmoe@buildhost"),
+        ("--\nRuth Ekwueme\nruth.ekwueme at iki.fi\n", "ruth.ekwueme at iki.fi"),
+        ("write to jdoe [at] example [dot] org today", "jdoe [at] example [dot] org"),
+        ("E-mail: quill at example dot com", "quill at example dot com"),
+    ],
+)
+def test_obfuscated_email_addresses(scrubber: Scrubber, text: str, address: str) -> None:
+    assert (address, "EMAIL_ADDRESS") in _typed(scrubber, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We arrived at home.Then we left at noon.",
+        "The patch is available at example.com for everyone.",
+        "She said <not so fast> and left.",
+    ],
+)
+def test_at_in_prose_is_no_email_address(scrubber: Scrubber, text: str) -> None:
+    assert "EMAIL_ADDRESS" not in {t for _v, t in _typed(scrubber, text)}
+
+
 def test_file_names_are_no_urls(scrubber: Scrubber) -> None:
     text = "Touched mpn/x86/atom/aors_n.asm, LICENSE.md and config.status."
     assert scrubber.scrub_batch([text])[0].text == text
@@ -166,6 +206,16 @@ def test_address_block_with_house_number_after_the_street(scrubber: Scrubber) ->
         ("Looking to support them in Schweinfurt 97419 in its mission.", "97419"),
         ("Tuomo lives on Metsanurga 48 street.", "Metsanurga 48 street"),
         ("45080 Nánási út 66.\nLaurel Springs, NJ 06666", "06666"),
+        # A region code between town and postcode; a four-digit code in running text.
+        ("Ilse Varga Apt. 12 318 Kossuth utca 9.\nTokorcs VA 9561", "9561"),
+        ("She relocated the office to Hadsund 9560 last year.", "9560"),
+        ("Ship it to Katowice 40-862 please.", "40-862"),
+        # A street ending a sentence's segment, then town, region and country lines.
+        ("The address of Acme Ltd is 7731 Markt 12\nLeer\n, NI\n Germany 26789", "7731 Markt 12"),
+        ("Send it to 904 ul. Lipowa 3 Apt. 77 Lublin Poland, thanks.", "ul. Lipowa 3"),
+        ("Send it to 904 ul. Lipowa 3 Apt. 77 Lublin Poland, thanks.", "Lublin"),
+        ("It is 2043 Fjellveien 18 Apt. 5, Molde, Norway 6413", "2043 Fjellveien"),
+        ("Deliver to 51 Kanal 4 | Zwolle | Netherlands 8011. Thanks a lot.", "8011"),
     ],
 )
 def test_address_pieces_by_cue_and_layout(scrubber: Scrubber, text: str, value: str) -> None:
@@ -180,6 +230,8 @@ def test_address_pieces_by_cue_and_layout(scrubber: Scrubber, text: str, value: 
         "Version 2.0, released 2004",
         "Please ship it to the office, room upstairs.",
         "See section 3 and table 12 for details.",
+        "In 1999 Smith won 3 titles.",
+        "Deployed to London 2012 staff.",
     ],
 )
 def test_versions_and_prose_numbers_are_no_addresses(scrubber: Scrubber, text: str) -> None:

@@ -1,11 +1,13 @@
 """Every ε through the ledger: each code path that runs a DP mechanism is listed and charged.
 
-The package is scanned for calls of ``train_dp`` (the only function that runs DP-SGD) and of
-``release_token_stats`` / ``release_for_model`` (the only ones that release per-label token
-statistics). Each caller must be in :data:`CHARGED` (resp. :data:`STATS_CHARGED`), which names
-the test proving that the path reserves before it reads data and commits after (or, for the
-privacy audit, that it reads no private data and therefore owes nothing). A new caller fails
-here until it is charged and listed.
+The package is scanned for calls of ``train_dp`` (the only function that runs DP-SGD), of
+``release_token_stats`` / ``release_label_centroids`` / ``release_for_model`` (the only ones
+that release per-label token statistics or embedding centroids) and of ``evolve`` /
+``build_private_evolution`` (the only ones that release Private Evolution's vote histograms).
+Each caller must be in :data:`CHARGED` (resp. :data:`STATS_CHARGED`,
+:data:`EVOLUTION_CHARGED`), which names the test proving that the path reserves before it reads
+data and commits after (or, for the privacy audit, that it reads no private data and therefore
+owes nothing). A new caller fails here until it is charged and listed.
 """
 
 from __future__ import annotations
@@ -48,10 +50,25 @@ STATS_CHARGED: dict[str, tuple[str, str]] = {
         "tests.integration.test_guided_jobs",
         "test_a_guided_job_reserves_releases_and_commits_its_token_statistics",
     ),
-    # The wrapper the job ending calls (tokenises, then releases); listed above through it.
+    # The wrapper the job ending calls (tokenises or embeds, then releases token counts or
+    # label centroids); listed above through it. Its default preset releases centroids.
     "privsynth.models.guided": (
         "tests.integration.test_guided_jobs",
         "test_a_guided_job_reserves_releases_and_commits_its_token_statistics",
+    ),
+}
+
+
+EVOLUTION_CHARGED: dict[str, tuple[str, str]] = {
+    # A private-evolution job: T vote histograms reserved at create, committed when it ends.
+    "privsynth.server.jobs.execution": (
+        "tests.integration.test_pe_jobs",
+        "test_a_pe_job_reserves_runs_and_commits_its_vote_histograms",
+    ),
+    # The builder the job calls (base, embedder, label release, then the iterations).
+    "privsynth.models.evolution_lm": (
+        "tests.integration.test_pe_jobs",
+        "test_a_pe_job_reserves_runs_and_commits_its_vote_histograms",
     ),
 }
 
@@ -85,15 +102,34 @@ def test_every_path_that_trains_is_listed_as_charged() -> None:
 
 
 def test_every_path_that_releases_token_statistics_is_listed_as_charged() -> None:
-    callers = _callers("release_token_stats") | _callers("release_for_model")
+    callers = (
+        _callers("release_token_stats")
+        | _callers("release_label_centroids")
+        | _callers("release_for_model")
+    )
     assert "privsynth.server.jobs.endings" in callers  # the scan sees the known caller
     unlisted = callers - set(STATS_CHARGED)
     assert not unlisted, f"token statistics released outside the ledger: {sorted(unlisted)}"
 
 
-@pytest.mark.parametrize("module", sorted(CHARGED) + sorted(STATS_CHARGED))
-def test_each_listed_path_has_its_charging_test(module: str) -> None:
-    test_module, test_name = {**STATS_CHARGED, **CHARGED}[module]
+def test_every_path_that_releases_vote_histograms_is_listed_as_charged() -> None:
+    callers = _callers("evolve") | _callers("build_private_evolution")
+    assert "privsynth.server.jobs.execution" in callers  # the scan sees the known caller
+    unlisted = callers - set(EVOLUTION_CHARGED)
+    assert not unlisted, f"vote histograms released outside the ledger: {sorted(unlisted)}"
+
+
+LISTED = [
+    (module, *charged)
+    for table in (CHARGED, STATS_CHARGED, EVOLUTION_CHARGED)
+    for module, charged in sorted(table.items())
+]
+
+
+@pytest.mark.parametrize(("module", "test_module", "test_name"), LISTED)
+def test_each_listed_path_has_its_charging_test(
+    module: str, test_module: str, test_name: str
+) -> None:
     path = ROOT / Path(*test_module.split(".")).with_suffix(".py")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}

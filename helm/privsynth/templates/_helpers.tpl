@@ -167,6 +167,31 @@ Fail early on settings that cannot work.
 {{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.config.shutdownGraceSeconds) }}
 {{- fail "terminationGracePeriodSeconds must be greater than config.shutdownGraceSeconds" }}
 {{- end }}
+{{- if and .Values.gpu.enabled (eq .Values.config.device "cpu") }}
+{{- fail "gpu.enabled with config.device=cpu would hold a GPU the server never uses: set config.device to auto or cuda, or gpu.enabled=false" }}
+{{- end }}
+{{- end }}
+
+{{/*
+PRIVSYNTH_DEVICE: config.device, where auto becomes cuda on GPU pods (a pod given a GPU that its
+torch cannot use should stop at start-up, not train on the CPU).
+*/}}
+{{- define "privsynth.device" -}}
+{{- if and .Values.gpu.enabled (eq .Values.config.device "auto") }}cuda{{ else }}{{ .Values.config.device }}{{ end }}
+{{- end }}
+
+{{/*
+The server container's resources: .Values.resources, plus gpu.count of gpu.resourceName in the
+limits when gpu.enabled (YAML; empty when there are none).
+*/}}
+{{- define "privsynth.resources" -}}
+{{- $resources := deepCopy (.Values.resources | default dict) }}
+{{- if .Values.gpu.enabled }}
+{{- $limits := get $resources "limits" | default dict }}
+{{- $_ := set $limits .Values.gpu.resourceName (int .Values.gpu.count) }}
+{{- $_ := set $resources "limits" $limits }}
+{{- end }}
+{{- with $resources }}{{ toYaml . }}{{ end }}
 {{- end }}
 
 {{/*

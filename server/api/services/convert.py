@@ -149,6 +149,7 @@ def model_pb(row: ModelRow, *, with_curve: bool = False) -> models_pb2.Model:
         holdout_fraction=float(holdout.get("fraction") or 0.0),
         holdout_records=int(holdout.get("records") or 0),
         holdout_note=str(holdout.get("note", "")),
+        label_prompt=str(c.get("label_prompt") or ""),
     )
     model = models_pb2.Model(
         name=f"models/{row.id}",

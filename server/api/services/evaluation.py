@@ -63,6 +63,7 @@ class EvaluationsServicer(evaluation_pb2_grpc.EvaluationsServicer):
         row = self.runner.create(
             model_id,
             sample_count=request.sample_count,
+            canary_audit=request.canary_audit,
             actor=identity.name,
             tenant=identity.tenant_scope,
         )

@@ -71,6 +71,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
             holdout_fraction=(
                 request.holdout_fraction if request.HasField("holdout_fraction") else None
             ),
+            label_prompt=request.label_prompt if request.HasField("label_prompt") else None,
         )
         # Calibration stops once the caller has gone (cancelled, or past its deadline).
         job = self.runner.create(spec, actor=identity.name, is_active=context.is_active)

@@ -1,0 +1,140 @@
+"""Spent boosts and per-record keyword plans in the sampler (issue 14).
+
+A static per-label bias strong enough to carry a label's vocabulary made the base repeat its
+top tokens ("computers computers computers …"); spending a token's boost once it is written
+stops that, and each record drawing its own keywords from the label's distribution spreads the
+records over the label's vocabulary. The stand-in model is uniform over ten words, so what the
+records contain is the sampler's doing alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from list_tokenizer import ListTokenizer
+from privsynth.models.sampling import SamplingParams, sample
+from torch import nn
+
+WORDS = ["<pad>", "<bos>", "<eos>", "<sep>"] + [f"w{i}" for i in range(10)]
+
+
+class _UniformLM(nn.Module):
+    """Every word equally likely at every step; end-of-text never."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.cfg = type("Cfg", (), {"max_len": 32})()
+
+    def forward_cached(self, seq: torch.Tensor, caches: Any, pos: int) -> tuple[torch.Tensor, Any]:
+        del caches, pos
+        logits = torch.full((seq.shape[0], len(WORDS)), -1e9)
+        logits[:, 4:] = 0.0
+        return logits, None
+
+
+def _records(model: _UniformLM, **params: Any) -> list[list[str]]:
+    settings: dict[str, Any] = {"count": 60, "seed": 5, "max_tokens": 8, "label": "a"}
+    settings.update(params)
+    out = sample(model, ListTokenizer(WORDS), SamplingParams(**settings), batch_size=20)  # type: ignore[arg-type]
+    return [s.text.split() for s in out]
+
+
+def _plan(model: _UniformLM, weights: dict[str, float], *, words: int, named: int = 0) -> None:
+    """Give ``model`` label "a"'s keyword plan over ``weights`` (25 logits up until written)."""
+    plan = torch.zeros(len(WORDS))
+    for word, weight in weights.items():
+        plan[WORDS.index(word)] = weight
+    model.label_biases = {"a": torch.zeros(len(WORDS))}  # type: ignore[assignment]
+    model.spend_boost = True  # type: ignore[assignment]
+    model.keyword_plans = {"a": plan}  # type: ignore[assignment]
+    model.plan_words = words  # type: ignore[assignment]
+    model.plan_boost = 25.0  # type: ignore[assignment]
+    model.prompt_words = named  # type: ignore[assignment]
+
+
+def test_a_spent_boost_stops_the_repetition_a_static_bias_causes() -> None:
+    bias = torch.zeros(len(WORDS))
+    bias[WORDS.index("w7")] = 25.0
+    static = _UniformLM()
+    static.label_biases = {"a": bias}  # type: ignore[assignment]
+    repeated = [r.count("w7") for r in _records(static)]
+    assert min(repeated) == 8  # the static bias writes nothing else
+    spent = _UniformLM()
+    spent.label_biases = {"a": bias}  # type: ignore[assignment]
+    spent.spend_boost = True  # type: ignore[assignment]
+    counts = [r.count("w7") for r in _records(spent)]
+    assert all(r[0] == "w7" for r in _records(spent))  # still written, first
+    assert sum(counts) / len(counts) < 2.0  # then as often as the uniform model writes it
+
+
+def test_each_record_writes_its_own_keywords_and_the_records_cover_the_distribution() -> None:
+    keywords = ["w1", "w2", "w3", "w4", "w5", "w6"]
+    model = _UniformLM()
+    _plan(model, dict.fromkeys(keywords, 1.0 / len(keywords)), words=2)
+    records = _records(model)
+    firsts = [tuple(r[:2]) for r in records]
+    assert all(a != b and a in keywords and b in keywords for a, b in firsts)
+    used = Counter(w for pair in firsts for w in pair)
+    assert set(used) == set(keywords)  # plans differ from record to record
+    assert all(8 <= n <= 35 for n in used.values())  # drawn in proportion (20 expected)
+
+
+class _WordsTokenizer(ListTokenizer):
+    """A request in words: bos, the named keywords, sep (a stand-in for the HF family's)."""
+
+    names_keywords = True
+
+    def prompt(self, label: str | None, words: Sequence[str] = ()) -> list[int]:
+        return [*super().prompt(label), *self.encode(" ".join(words)), self.sep_id]
+
+
+class _RecordingLM(_UniformLM):
+    """The uniform model, keeping what each forward call received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[list[list[int]], list[int] | None]] = []
+
+    def forward_cached(  # type: ignore[override]
+        self, seq: torch.Tensor, caches: Any, pos: int, *, pads: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Any]:
+        self.calls.append((seq.tolist(), None if pads is None else pads.tolist()))
+        return super().forward_cached(seq, caches, pos)
+
+
+def test_each_request_names_its_own_planted_keywords_left_padded() -> None:
+    keywords = ["w1", "w2", "w3", "w4", "w5", "w6"]
+    model = _RecordingLM()
+    _plan(
+        model, dict(zip(keywords, [0.5, 0.3, 0.1, 0.05, 0.03, 0.02], strict=True)), words=3, named=2
+    )
+    tokenizer = _WordsTokenizer(WORDS)
+    params = SamplingParams(count=20, seed=3, max_tokens=6, label="a")
+    records = [s.text.split() for s in sample(model, tokenizer, params, batch_size=20)]  # type: ignore[arg-type]
+    prompts, pads = model.calls[0]
+    assert pads is not None and len(prompts) == len(records) == 20
+    assert all(pads == call_pads for _, call_pads in model.calls[1:])  # every step is masked
+    for row, pad, record in zip(prompts, pads, records, strict=True):
+        assert row[:pad] == [tokenizer.pad_id] * pad
+        request = row[pad:]
+        assert request[0] == tokenizer.bos_id and request[-1] == tokenizer.sep_id
+        named = [WORDS[i] for i in request[1:-1]]
+        assert len(named) == 2 and set(named) <= set(keywords)
+        # The named keywords are among the record's planted (boosted, written-first) ones,
+        # and the record holds only text: no request token is decoded into it.
+        assert set(named) <= set(record[:3])
+        assert "<bos>" not in record and "<sep>" not in record
+    assert len({tuple(r[:2]) for r in records}) > 3  # each record its own keywords
+
+
+def test_a_tokenizer_without_requests_in_words_names_nothing() -> None:
+    model = _RecordingLM()
+    _plan(model, {"w1": 1.0}, words=1, named=1)
+    params = SamplingParams(count=4, seed=3, max_tokens=4, label="a")
+    list(sample(model, ListTokenizer(WORDS), params, batch_size=4))  # type: ignore[arg-type]
+    prompts, pads = model.calls[0]
+    assert pads is None and prompts == [[ListTokenizer.bos_id]] * 4
