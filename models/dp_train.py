@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from privsynth.models.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -635,12 +636,16 @@ class DPTrainingRun:
             made = self.engine.make_private(noise_multiplier=config.noise_multiplier, **common)
         else:
             try:
-                made = self.engine.make_private_with_epsilon(
-                    target_epsilon=config.target_epsilon,
-                    target_delta=config.target_delta,
-                    epochs=config.epochs,
-                    **common,
-                )
+                # The PRV accountant's CDF evaluates exp(t) on both branches of an np.where:
+                # the overflowing branch is discarded, so its warning is noise (and an error
+                # wherever warnings are errors). errstate is per thread, unlike warning filters.
+                with np.errstate(over="ignore", divide="ignore"):
+                    made = self.engine.make_private_with_epsilon(
+                        target_epsilon=config.target_epsilon,
+                        target_delta=config.target_delta,
+                        epochs=config.epochs,
+                        **common,
+                    )
             except ValueError:  # Opacus: "The privacy budget is too low."
                 raise TrainingConfigError(
                     "target_epsilon",
@@ -692,7 +697,8 @@ class DPTrainingRun:
         """ε the accountant reports for the noisy steps taken so far."""
         if not self.engine.accountant.history:
             return 0.0
-        return float(self.engine.get_epsilon(self.config.target_delta))
+        with np.errstate(over="ignore", divide="ignore"):  # see _make_private
+            return float(self.engine.get_epsilon(self.config.target_delta))
 
     def accounted_steps(self) -> int:
         """Noisy steps the accountant counted (a split batch's partial passes are not)."""
