@@ -245,6 +245,9 @@ class _Worker:
         self.thread: threading.Thread | None = None
         self.current: _Task | None = None
         self.recycled = 0
+        # The feeder thread recycles the process while close() may stop it from another
+        # thread: whoever takes (process, conn) under this lock is the only one to close them.
+        self._lock = threading.Lock()
 
     def start_process(self) -> Any:
         """Spawn the process and wait for its initializer's value."""
@@ -258,17 +261,27 @@ class _Worker:
         )
         proc.start()
         child.close()
-        self.process, self.conn = proc, parent
-        while not parent.poll(_POLL_S):
+        with self._lock:
+            self.process, self.conn = proc, parent
+        try:
+            while not parent.poll(_POLL_S):
+                if self.pool.closing.is_set():
+                    raise ScrubPoolClosed("the scrub workers shut down while starting")
+                if not proc.is_alive():
+                    raise WorkerLost("a scrub worker exited while starting")
+            return parent.recv()
+        except (EOFError, OSError):  # closed under us by close(), or the process died
             if self.pool.closing.is_set():
-                raise ScrubPoolClosed("the scrub workers shut down while starting")
-            if not proc.is_alive():
-                raise WorkerLost("a scrub worker exited while starting")
-        return parent.recv()
+                raise ScrubPoolClosed("the scrub workers shut down while starting") from None
+            raise WorkerLost("a scrub worker exited while starting") from None
 
     def stop_process(self, *, wait: float = _TERMINATE_S) -> None:
-        proc, conn = self.process, self.conn
+        with self._lock:
+            proc, conn = self.process, self.conn
+            self.process = self.conn = None
         if proc is None:
+            if conn is not None:
+                conn.close()
             return
         if conn is not None:
             with contextlib.suppress(OSError):
@@ -282,7 +295,6 @@ class _Worker:
             proc.join(_TERMINATE_S)
         if conn is not None:
             conn.close()
-        self.process = self.conn = None
 
     def run(self) -> None:
         """Feed tasks to the process until the pool closes; replace it when needed."""
