@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from privsynth.client.client import PrivsynthClient
+
+pytest_plugins = ["watchdog"]  # PRIVSYNTH_TEST_WATCHDOG_S: periodic machine state (CI)
+
+# One intra-op thread for torch and BLAS in the tests (set before anything imports torch): the
+# models here are tiny, so a second thread saves little. On CI's shared machine the torch-heavy
+# tests in this process ran 10-50x slower than on a quiet one while subprocess-heavy tests did
+# not; two OpenMP threads waiting at every barrier for a descheduled vCPU is the likely cause
+# (tests/watchdog.py prints what CI waits on). Tests that need more threads set torch_threads.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Servers started as subprocesses by tests scrub in-process: many spaCy workers would only
 # slow the suite; the session server below exercises the worker pipeline.
@@ -41,3 +53,14 @@ def client(server: object) -> Iterator[PrivsynthClient]:
     port = server.port  # type: ignore[attr-defined]
     with PrivsynthClient(f"127.0.0.1:{port}", timeout=30, stream_timeout=300) as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Put torch back to one intra-op thread after a test whose code raised it (an audit or a
+    job with the default ``torch_threads=2``), so later tests in this process do not inherit it."""
+    yield
+    torch = sys.modules.get("torch")
+    single = os.environ.get("OMP_NUM_THREADS") == "1"
+    if torch is not None and single and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
