@@ -28,6 +28,7 @@ Run: ``.venv/bin/python benchmarks/pii_quality.py [--n 1500] [--seed S] [--examp
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import time
@@ -290,6 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="test",
         help="real-text only: test is the frozen, reported split; tune on dev",
     )
+    ap.add_argument(
+        "--register",
+        default="",
+        help="real-text only: score one register (e.g. glibc-locales) with its own per-type table",
+    )
     args = ap.parse_args(argv)
 
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
@@ -397,6 +403,12 @@ def _independent(args: argparse.Namespace) -> int:
         )
     else:
         examples, digest, registers = real_text_set(args.split)
+        if args.register:
+            if args.register not in registers:
+                raise SystemExit(f"no register {args.register!r}; there are {sorted(registers)}")
+            examples = [ex for ex in examples if ex.domain == args.register]
+            registers = Counter({args.register: registers[args.register]})
+            digest = hashlib.sha256("\x00".join(e.text for e in examples).encode()).hexdigest()[:16]
         frozen = args.split != "dev"
         print(
             f"corpus real-text ({args.split} split): {len(examples)} records, texts sha256 "

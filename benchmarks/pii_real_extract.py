@@ -52,6 +52,14 @@ SITE_PACKAGES = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site
 TARGETS = {"debian-copyright": 100, "debian-changelog": 100}
 AUTHORS_FILES_TARGET = 50  # sections of AUTHORS-like files, Debian and wheels together
 METADATA_TARGET = 20  # wheel METADATA header blocks, one per distribution
+LOCALES = Path("/usr/share/i18n/locales")
+LOCALES_TARGET = 1000  # every address value (sampling group), PER_PACKAGE files each
+LOCALE_ADDRESS = re.compile(r'^address\s+"([^"]*)"', re.MULTILINE)
+LOCALE_END = "END LC_IDENTIFICATION"
+LOCALE_LICENCE = (
+    "glibc locale data (Debian package locales): its header says the Free Software Foundation "
+    "does not claim any copyright interest in the locale data; /usr/share/doc/locales/copyright"
+)
 AUTHORS_NAMES = re.compile(
     r"^(AUTHORS|THANKS|CREDITS|CONTRIBUTORS|MAINTAINERS)([._-].*)?$", re.IGNORECASE
 )
@@ -329,6 +337,48 @@ def wheel_units(
                 yield Unit(dist, f"PyPI wheel {dist}, {rel}, section {i}", licence, body, cut)
 
 
+def locale_units(packages: dict[tuple[str, str], tuple[str, str]]) -> Iterator[Unit]:
+    """``glibc-locales``: a locale file's text up to ``END LC_IDENTIFICATION``, where the file's
+    identification names a postal ``address`` (any non-empty value, in any layout or script).
+
+    The unit is chosen by the presence of the field, never by what its address looks like, so
+    the set is not biased towards layouts some pattern finds. The sampling group is the address
+    value: one maintainer's address in 39 files counts once (``PER_PACKAGE`` files at most).
+    """
+    version = packages.get(("debian", "locales"), ("unknown", ""))[0]
+    for path in sorted(LOCALES.iterdir()):
+        text = read_text(path) if path.is_file() else None
+        end = -1 if text is None else text.find(LOCALE_END)
+        if text is None or end < 0:
+            continue
+        block = text[: end + len(LOCALE_END)]
+        found = LOCALE_ADDRESS.search(block)
+        if found is None or not found.group(1).strip():
+            continue
+        body, cut = cut_lines(block)
+        yield Unit(
+            " ".join(found.group(1).split()),
+            f"Debian package locales {version}, {path}, up to {LOCALE_END}",
+            LOCALE_LICENCE,
+            body,
+            cut,
+        )
+
+
+def locale_records(units: list[Unit]) -> list[dict[str, object]]:
+    """Records of ``glibc-locales``, each id naming its locale file (the split hashes the id)."""
+    return [
+        {
+            "id": f"glibc-locales:{unit.origin.split(', ')[1].rsplit('/', 1)[1]}",
+            "register": "glibc-locales",
+            "source": {"origin": unit.origin, "licence": unit.licence, "cut": unit.cut},
+            "text": unit.text,
+            "spans": [],
+        }
+        for unit in units
+    ]
+
+
 def sample(units: Iterable[Unit], target: int, seed: str) -> list[Unit]:
     """Up to ``PER_PACKAGE`` distinct units from each package, packages in seeded random order.
 
@@ -376,7 +426,7 @@ def records(register: str, units: list[Unit]) -> list[dict[str, object]]:
 
 
 def build() -> dict[str, list[dict[str, object]]]:
-    """The three Debian registers' sampled records, unlabelled, from the frozen package set."""
+    """The Debian registers' sampled records, unlabelled, from the frozen package set."""
     packages = frozen()
     dirs = doc_dirs()
     copyrights = [d / "copyright" for d in dirs if (d / "copyright").is_file()]
@@ -393,6 +443,8 @@ def build() -> dict[str, list[dict[str, object]]]:
     picked = sample(author_units, AUTHORS_FILES_TARGET, f"{SEED}:authors")
     picked += sample(wheel_units(packages, metadata=True), METADATA_TARGET, f"{SEED}:metadata")
     out["authors"] = records("authors", picked)
+    locales = sample(locale_units(packages), LOCALES_TARGET, f"{SEED}:glibc-locales")
+    out["glibc-locales"] = locale_records(locales)
     return out
 
 
