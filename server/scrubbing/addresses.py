@@ -115,8 +115,11 @@ _US_STATE_CODES = frozenset(
 _YEAR = re.compile(r"(?:1[89]|20)\d\d")
 _CAPWORD = r"(?:[^\W\d_][\w'’.-]*)"
 _UNIT = re.compile(
-    r"(?i)^(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building)\.?\s*#?\s*"
-    r"[\w-]{1,6}(?:,?\s+box\s+\d{1,6})?|(?:p\.?\s?o\.?\s+)?box\s+\d{1,6}|(?:psc|cmr)\s+\d{1,6})$"
+    r"(?i)^(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building|level|tower"
+    r"|block|wing)\.?\s*#?\s*[\w-]{1,6}(?:,?\s+box\s+\d{1,6})?|(?:p\.?\s?o\.?\s+)?box\s+\d{1,6}"
+    r"|(?:psc|cmr)\s+\d{1,6}|(?:postfach|postboks|postbox|postbus|bo[iî]te\s+postale|b\.?p\.?"
+    r"|case\s+postale|apartado(?:\s+de\s+correos)?|casilla(?:\s+de\s+correos?)?|caixa\s+postal)"
+    r"\s+\d{1,6})$"
 )
 _MILITARY = re.compile(
     r"^(?:(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+|(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})$"
@@ -150,7 +153,7 @@ _STREET_TAIL = re.compile(
 )
 _POSTCODE = (
     r"(?:\d{5}-\d{4}|\d{3}\s\d{2}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"
-    r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2}|[A-Z]{1,2}-\d{4,5})"
+    r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2}|[A-Z]{1,3}-\d{3,5}(?:\s\d{2})?)"
 )
 # "Belgium 65601", "Laurel Springs, NJ 06666" (comma-split), "HEIMDAL nan 7072",
 # "1015 CJ Amsterdam", "Leeds LS6 2AB".
@@ -158,16 +161,29 @@ _PAREN = r"(?:\s+\([^()\n]{1,30}\))?"
 _POSTAL_AFTER = re.compile(
     rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}{_PAREN})?\s*(?P<code>{_POSTCODE})$"
 )
+# "Pune-411013", "India-411014": a town or country and its postcode joined by a dash.
+_POSTAL_DASH = re.compile(r"^(?P<place>[^\W\d_]+(?:\s+[^\W\d_]+){0,3})-(?P<code>\d{5,6})$")
 _POSTAL_BEFORE = re.compile(
     rf"^(?P<code>{_POSTCODE})\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}})$"
 )
 _REGION_CODE = re.compile(rf"[{_UPPER_CLASS}]{{2,3}}")
+# A postcode written after its country's letters, as European mail long did ("DK-1615
+# København V", "A-1021 Wien", "SK-821 01 Bratislava"): an address piece on its own.
+_CEPT_PREFIX = re.compile(
+    r"(?:A|AL|AND|B|BG|BIH|BY|CH|CY|CZ|D|DK|E|EE|EST|F|FIN|FL|GR|H|HR|I|IRL|IS|L|LT|LV|M|MC|MD"
+    r"|MK|N|NL|P|PL|RO|RUS|S|SF|SK|SLO|SRB|UA)-\d{3,5}(?:\s\d{2})?"
+)
 # A country and postcode opening a segment that goes on as prose.
 _POSTAL_LEAD = re.compile(
     rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,2}}{_PAREN})\s+(?P<code>{_POSTCODE})(?=[.?!,]?\s|[.?!]$)"
 )
 _TOWN = re.compile(rf"^{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$")
-_PREFIX = re.compile(r"[\s>|}?*#:-]*")
+# What opens a segment but is not address: quote marks and list bullets, and a field label
+# ("Address: Postfach 130", 'address    "Postfach 130' in a locale file, "Anschrift:").
+_PREFIX = re.compile(
+    r"[\s>|}?*#:%\"'-]*(?:(?i:(?:postal\s+|mailing\s+)?(?:address|addr|adresse|anschrift))"
+    r"(?:\s*[:=]\s*|\s+)[\"']?)?"
+)
 # "511 Rebbåsbakken 48 Suite 372", "437 Wesselényi u. 94. Apt. 817 Öntésmajor Hungary": after a
 # unit, the capitalised words that follow (town, region, country) belong to the address.
 _INLINE = re.compile(
@@ -238,7 +254,7 @@ def _segments(text: str) -> Iterator[tuple[int, int]]:
         prefix = _PREFIX.match(text, s, e)
         if prefix is not None:
             s = prefix.end()
-        while e > s and text[e - 1].isspace():
+        while e > s and (text[e - 1].isspace() or text[e - 1] in "\"'"):
             e -= 1
         if e > s:
             yield s, e
@@ -261,7 +277,16 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         return _Segment(s, s + head.end(), "military")
     if folded in countries():
         return _Segment(s, e, "country", place=(s, e))
-    for pattern in (_POSTAL_AFTER, _POSTAL_BEFORE):
+    lead = _CEPT_PREFIX.match(seg)
+    if lead is not None and (lead.end() == len(seg) or seg[lead.end()].isspace()):
+        # "DK-1615 Ko/benhavn V": the country's letters make the code; the town may be
+        # written in any transliteration.
+        rest = seg[lead.end() :].strip()
+        town = None
+        if rest and _TOWN.match(rest):
+            town = (e - len(seg[lead.end() :].lstrip()), e)
+        return _Segment(s, e, "postal", (s, s + lead.end()), town, True)
+    for pattern in (_POSTAL_DASH, _POSTAL_AFTER, _POSTAL_BEFORE):
         m = pattern.match(seg)
         if m is None:
             continue
@@ -271,7 +296,7 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
             break
         if place is None and not code[0].isdigit():
             break
-        strong = bool(
+        strong = bool(_CEPT_PREFIX.fullmatch(code)) or bool(
             place
             and (
                 place.casefold() in countries()

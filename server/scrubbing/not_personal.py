@@ -10,7 +10,11 @@ personal data on its own, and :func:`not_personal` applies it to a detected span
   dashes, kept when three letters or longer) plus a hand list of vendors, products and
   protocols (:data:`PRODUCTS`);
 * licence and header-field vocabulary (:data:`LICENCE_WORDS`, :data:`HEADER_FIELDS`);
-* weekday and month names alone, colour names and ``#rrggbb`` colours, version numbers.
+* weekday and month names alone, colour names and ``#rrggbb`` colours, version numbers;
+* language names: the English names of the ISO 639-2 languages ("German", "Swiss French",
+  "Central Kurdish"), from Debian's iso-codes (a committed asset, ``languages.txt.gz``), and
+  the words ``language`` and ``locale`` (:data:`LANGUAGE_WORDS`). A locale file says "German
+  locale for Austria" and spaCy reads a person there.
 
 A span is exempt only when *every* word of it is in that vocabulary, and a word that is only a
 package name, not on the hand lists, must not be a known first name ("Eric", "Kate" and "Hugo"
@@ -19,7 +23,11 @@ with a checksum or a fixed shape (e-mail, phone, card, IBAN) are never exempted:
 applies to the statistical and lexicon detections of names, places and groups only.
 
 The package words are a committed asset (``assets/names/software.txt.gz``) derived by
-:func:`build` from ``apt-cache pkgnames``, so the scrubber does not need apt at run time.
+:func:`build` from ``apt-cache pkgnames``, so the scrubber does not need apt at run time; the
+language words likewise (:func:`build_languages` from ``/usr/share/iso-codes``). Unlike package
+words, language words win over the first-name list, which holds "German", "Danish" and "Swiss":
+a span made only of language names is a language ("Swiss French"), while a name beside one stays
+a name ("Talachan Mon": "talachan" is no language word).
 """
 
 from __future__ import annotations
@@ -31,7 +39,16 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["FILE_EXTENSIONS", "HEADER_FIELDS", "LICENCE_WORDS", "PRODUCTS", "build", "not_personal"]
+__all__ = [
+    "FILE_EXTENSIONS",
+    "HEADER_FIELDS",
+    "LANGUAGE_WORDS",
+    "LICENCE_WORDS",
+    "PRODUCTS",
+    "build",
+    "build_languages",
+    "not_personal",
+]
 
 
 def _words(block: str) -> frozenset[str]:
@@ -116,31 +133,43 @@ FILE_EXTENSIONS = _words(
 )
 _FILE_NAME = re.compile(r"[\w.+-]+\.([a-z0-9]{1,6})", re.IGNORECASE)
 
-_CURATED = PRODUCTS | LICENCE_WORDS | HEADER_FIELDS | _WEEKDAYS_MONTHS | _COLOURS
+LANGUAGE_WORDS = _words("language languages locale locales")
+"""Hand list beside the ISO names: what a locale or translation header calls itself."""
+
+_CURATED = PRODUCTS | LICENCE_WORDS | HEADER_FIELDS | _WEEKDAYS_MONTHS | _COLOURS | LANGUAGE_WORDS
 
 _HEX_COLOUR = re.compile(r"#?(?:[0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
 _VERSION = re.compile(r"v?\d+(?:\.\d+)+[a-z]?\d*", re.IGNORECASE)
 _SPLIT = re.compile(r"[\s/]+")
 
 
-def _asset() -> Path:
-    return Path(str(resources.files("privsynth.server") / "assets" / "names" / "software.txt.gz"))
+def _asset(name: str = "software.txt.gz") -> Path:
+    return Path(str(resources.files("privsynth.server") / "assets" / "names" / name))
+
+
+def _asset_words(name: str) -> frozenset[str]:
+    try:
+        with gzip.open(_asset(name), "rt", encoding="utf-8") as fh:
+            return frozenset(line.rstrip("\n") for line in fh if line.strip())
+    except FileNotFoundError:
+        return frozenset()
 
 
 @lru_cache(maxsize=1)
 def software_words() -> frozenset[str]:
     """Words of Debian package names (the committed asset) and :data:`PRODUCTS`."""
-    try:
-        with gzip.open(_asset(), "rt", encoding="utf-8") as fh:
-            words = frozenset(line.rstrip("\n") for line in fh if line.strip())
-    except FileNotFoundError:
-        words = frozenset()
-    return words | PRODUCTS
+    return _asset_words("software.txt.gz") | PRODUCTS
+
+
+@lru_cache(maxsize=1)
+def language_words() -> frozenset[str]:
+    """Words of the ISO 639-2 language names (the committed asset)."""
+    return _asset_words("languages.txt.gz")
 
 
 @lru_cache(maxsize=1)
 def _vocabulary() -> frozenset[str]:
-    return software_words() | LICENCE_WORDS | HEADER_FIELDS | _WEEKDAYS_MONTHS | _COLOURS
+    return software_words() | language_words() | _CURATED
 
 
 def not_personal(  # noqa: PLR0911
@@ -168,12 +197,14 @@ def not_personal(  # noqa: PLR0911
     words = [w for w in words if w]
     if not words:
         return False
-    vocabulary = _vocabulary() if software else _CURATED
+    vocabulary = _vocabulary() if software else _CURATED | language_words()
     for word in words:
         if len(word) == 1:
             continue  # "MacOS X", an initial: neither side of the question
-        if word in _CURATED:
-            continue  # the hand lists win over the name lists ("Red Hat", "MIT", "Fri")
+        if word in _CURATED or word in language_words():
+            # The hand lists and language names win over the name lists ("Red Hat", "MIT",
+            # "Fri", "German": the first-name list holds Germán and Danish too).
+            continue
         if word in first_names:
             return False
         if word not in vocabulary and not all(
@@ -211,3 +242,26 @@ def build(out: Path) -> int:  # pragma: no cover - a maintainer's tool
 
 if __name__ == "__main__":  # pragma: no cover
     print(build(_asset()))
+
+
+# Words of ISO 639-2 entries that name no language ("Not applicable", "Uncoded languages").
+_ISO_FILLER = _words(
+    "and the for not applicable content linguistic uncoded undetermined multiple special "
+    "reserved local use other based"
+)
+
+
+def build_languages(out: Path) -> int:  # pragma: no cover - a maintainer's tool
+    """Write the language-word asset from Debian's iso-codes (ISO 639-2); returns the count."""
+    import json
+
+    table = json.loads(Path("/usr/share/iso-codes/json/iso_639-2.json").read_text("utf-8"))
+    words: set[str] = set()
+    for entry in table["639-2"]:
+        for name in entry["name"].split(";"):
+            for word in re.split(r"[\s,()]+", name.casefold()):
+                if len(word) >= 3 and word.isalpha() and word not in _ISO_FILLER:
+                    words.add(word)
+    with gzip.open(out, "wt", encoding="utf-8") as fh:
+        fh.write("".join(f"{w}\n" for w in sorted(words)))
+    return len(words)

@@ -312,3 +312,56 @@ def test_display_names_with_odd_spacing_never_break_the_scan() -> None:
     found = [text[r.start : r.end] for r in ContactNameRecognizer().analyze(text, [])]
     assert "Terry   W.\tColvin" in found
     assert any(f.startswith("Jane") or f.startswith("Dr.") for f in found)
+
+
+@pytest.mark.parametrize("span", ["German", "Swiss French", "Central Kurdish", "Polish Language"])
+def test_language_names_are_not_persons_even_when_a_first_name_list_has_them(span: str) -> None:
+    first = name_lexicon()[0]
+    assert "german" in first  # the name list holds Germán: the language list must win
+    assert not_personal(span, first)
+
+
+@pytest.mark.parametrize("span", ["Talachan Mon", "German Budin", "Dawn French"])
+def test_a_name_beside_a_language_word_stays_a_name(span: str) -> None:
+    assert not not_personal(span, name_lexicon()[0])
+
+
+def _address_pieces(text: str) -> list[tuple[str, str]]:
+    from privsynth.server.scrubbing.addresses import AddressBlockRecognizer
+
+    found = AddressBlockRecognizer().analyze(text, [])
+    return sorted((r.entity_type, text[r.start : r.end]) for r in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        # A PO box in another language, and a postcode after its country's letters.
+        (
+            "% Address: Postfach 4411, A-1030 Wien",
+            [("LOCATION", "Wien"), ("POSTCODE", "A-1030"), ("STREET_ADDRESS", "Postfach 4411")],
+        ),
+        # The country's letters make the code whatever the town's transliteration.
+        ('address    "Vesterbrogade 3, SK-811 02 Bra/tislava"', [("POSTCODE", "SK-811 02")]),
+        # Building lines and a town joined to its postcode by a dash.
+        (
+            "Level 3, Tower 7, Hadapsar, Pune-411028",
+            [
+                ("LOCATION", "Hadapsar"),
+                ("LOCATION", "Pune"),
+                ("POSTCODE", "411028"),
+                ("STREET_ADDRESS", "Level 3"),
+                ("STREET_ADDRESS", "Tower 7"),
+            ],
+        ),
+    ],
+)
+def test_european_and_indian_address_layouts(text: str, pieces: list[tuple[str, str]]) -> None:
+    assert set(pieces) <= set(_address_pieces(text))
+
+
+@pytest.mark.parametrize(
+    "text", ["the ISO-639 code of the language", "a KOI8-R or UTF-8 file", "see RFC-822 now"]
+)
+def test_codes_with_letters_and_a_dash_are_no_postcodes(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] == "POSTCODE"]
