@@ -1150,12 +1150,34 @@ def _url_kept(text: str, r: Any, others: Sequence[Any]) -> bool:
     )
 
 
+# A name that goes on into an organisation's designator names the organisation: "Zuza Software
+# Foundation", "Danish Standards Association", "Yamato Software Laboratory". The guideline
+# labels an organisation named after a person only where the text means the person.
+_ORGANISATION_WORD = (
+    r"(?:Foundation|Association|Laborator(?:y|ies)|Institute|University|Society|Consortium"
+    r"|Committee|Council|College|Academy|Agency|Bureau|Ministry|Corporation|Corp\.?|Inc\.?"
+    r"|Ltd\.?|LLC|GmbH|AG|S\.?A\.?|B\.?V\.?|Team|Project|Systems)"
+)
+_ORGANISATION_AFTER = re.compile(
+    rf"[ \t]+(?:(?-i:[A-Z])[\w&.-]*[ \t]+){{0,2}}{_ORGANISATION_WORD}\b"
+)
+_ORGANISATION_END = re.compile(rf"\b{_ORGANISATION_WORD}$")
+
+
+def _names_organisation(text: str, result: Any) -> bool:
+    """True when a PERSON span is (the start of) an organisation's name."""
+    span = text[result.start : result.end]
+    return bool(_ORGANISATION_END.search(span) or _ORGANISATION_AFTER.match(text, result.end))
+
+
 def apply_policy(text: str, results: list[Any]) -> list[Any]:
     """The over-scrubbing policy: drop what is not personal data (``docs/scrubbing-policy.md``).
 
     Groups (spaCy's NRP: nationalities, religions, parties) are never replaced on their own;
     names, places and organisations that are software, licence, header or calendar words are
-    kept (:func:`.not_personal.not_personal`); URLs only when personal (:func:`_url_kept`).
+    kept (:func:`.not_personal.not_personal`), and so is a name that goes on into an
+    organisation's designator (:func:`_names_organisation`); URLs only when personal
+    (:func:`_url_kept`).
     """
     first = name_lexicon()[0]
     out = []
@@ -1163,6 +1185,8 @@ def apply_policy(text: str, results: list[Any]) -> list[Any]:
         if r.entity_type == "NRP":
             continue
         if r.entity_type in _POLICY_TYPES and not_personal(text[r.start : r.end], first):
+            continue
+        if r.entity_type == "PERSON" and _names_organisation(text, r):
             continue
         out.append(r)
     return [r for r in out if r.entity_type != "URL" or _url_kept(text, r, out)]

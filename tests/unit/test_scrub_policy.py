@@ -365,3 +365,14 @@ def test_european_and_indian_address_layouts(text: str, pieces: list[tuple[str, 
 )
 def test_codes_with_letters_and_a_dash_are_no_postcodes(text: str) -> None:
     assert not [p for p in _address_pieces(text) if p[0] == "POSTCODE"]
+
+
+def test_a_name_that_goes_on_into_an_organisation_stays(scrubber: Scrubber) -> None:
+    text = (
+        "Source: Kilimanjaro Software Foundation, with the Nordic Standards Association.\n"
+        "Contact: Wanjiru Kamau <wanjiru@example.org>\n"
+    )
+    out = scrubber.scrub_batch([text])[0].text
+    assert "Kilimanjaro Software Foundation" in out
+    assert "Nordic Standards Association" in out
+    assert "Wanjiru Kamau" not in out
