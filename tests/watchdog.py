@@ -7,6 +7,11 @@ it and follows the file), a daemon thread writes one line per period: the runnin
 CPU pressure, steal time, this process' resident memory and page faults, its busiest threads
 and the machine's busiest processes over the period (a thread or process spinning beside the
 tests shows by name). Counts and names only, never test data.
+
+It found the cause the first time it ran beside a slow run: a fuzzed CreateTrainingJob with a
+holdout fraction of 1e-300 left a gRPC worker thread counting up to 10/fraction, and that
+thread's share of the GIL slowed every later test in the process (fixed in
+``privacy.holdout.minimum_units``).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_FRACTION",
     "MAX_FRACTION",
     "MIN_HOLDOUT_UNITS",
+    "UNITS_BEYOND_ANY_DATASET",
     "Split",
     "card_entry",
     "check_fraction",
@@ -73,12 +74,32 @@ def holdout_units(units: int, fraction: float) -> int:
     return round(units * fraction)
 
 
+UNITS_BEYOND_ANY_DATASET = 2**53
+"""What :func:`minimum_units` answers for a fraction so small that no dataset could serve it."""
+
+
 def minimum_units(fraction: float) -> int:
     """The smallest dataset (in units) that can give ``fraction`` as a holdout.
 
-    At least :data:`MIN_HOLDOUT_UNITS` held out and ``MIN_RECORDS`` left to train on.
+    At least :data:`MIN_HOLDOUT_UNITS` held out and ``MIN_RECORDS`` left to train on. Found
+    from a closed-form lower bound, then a few steps up: counting up from ``MIN_RECORDS``
+    took ten over ``fraction`` steps, so a request asking for a holdout fraction of 1e-300
+    kept a server thread busy for good (the fuzz test found it; every later test in that
+    process then ran many times slower for want of the GIL). A fraction no dataset of up to
+    2**53 units could serve gets :data:`UNITS_BEYOND_ANY_DATASET`.
     """
-    n = MIN_RECORDS
+    if not fraction > 0.0:
+        return MIN_RECORDS  # no holdout: any trainable dataset will do
+    # round(x) >= k needs x >= k - 1/2, and n - round(n f) >= m needs n (1 - f) >= m - 1/2.
+    lower = max(
+        float(MIN_RECORDS),
+        (MIN_HOLDOUT_UNITS - 0.5) / fraction,
+        (MIN_RECORDS - 0.5) / (1.0 - fraction) if fraction < 1.0 else math.inf,
+    )
+    if lower >= UNITS_BEYOND_ANY_DATASET:
+        return UNITS_BEYOND_ANY_DATASET
+    n = max(MIN_RECORDS, math.floor(lower) - 2)
+    # Both sides are non-decreasing in n (fraction <= 1/2), so this ends within a few steps.
     while holdout_units(n, fraction) < MIN_HOLDOUT_UNITS or n - holdout_units(n, fraction) < (
         MIN_RECORDS
     ):

@@ -613,6 +613,28 @@ def test_tiny_job_delta_is_invalid_argument_not_internal(fuzz_server: Any) -> No
     assert code is grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("fraction", [1e-300, 5e-324])
+def test_tiny_holdout_fraction_is_refused_at_once(fuzz_server: Any, fraction: float) -> None:
+    """Found from a slow CI: a holdout fraction of 1e-300 made the size check count up to ten
+    over the fraction, so the call's server thread spun for good (and starved the process)."""
+    request = training_pb2.CreateTrainingJobRequest(
+        dataset=REAL_NAMES[0], target_epsilon=1.0, epochs=1, preset="tiny"
+    )
+    request.holdout_fraction = fraction
+    started = time.monotonic()
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{fuzz_server.port}") as ch,
+        pytest.raises(grpc.RpcError) as exc,
+    ):
+        ch.unary_unary("/privsynth.v1.Training/CreateTrainingJob")(
+            request.SerializeToString(), timeout=30
+        )
+    code = exc.value.code()  # type: ignore[attr-defined]
+    assert code is grpc.StatusCode.FAILED_PRECONDITION, exc.value
+    assert "at least" in exc.value.details()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 10
+
+
 def test_tiny_audit_epsilon_is_invalid_argument_not_internal(fuzz_server: Any) -> None:
     """Found by the fuzz: AuditPrivacy with target_epsilon 5e-324 was INTERNAL."""
     request = privacy_pb2.AuditPrivacyRequest(target_epsilon=5e-324)

@@ -53,6 +53,30 @@ def test_minimum_dataset_and_its_refusal() -> None:
         holdout.check_size(94, 0.1)
 
 
+def _minimum_by_counting(fraction: float) -> int:
+    n = MIN_RECORDS
+    while holdout.holdout_units(n, fraction) < holdout.MIN_HOLDOUT_UNITS or (
+        n - holdout.holdout_units(n, fraction) < MIN_RECORDS
+    ):
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("fraction", [0.001, 0.0333, 0.05, 0.1, 0.125, 0.2, 1 / 3, 0.45, 0.5])
+def test_minimum_units_is_what_counting_up_gives(fraction: float) -> None:
+    assert holdout.minimum_units(fraction) == _minimum_by_counting(fraction)
+
+
+@pytest.mark.parametrize("fraction", [1e-9, 1e-300, 5e-324])
+def test_a_tiny_fraction_is_answered_at_once_and_refused(fraction: float) -> None:
+    # Counting up from MIN_RECORDS took ten over the fraction steps: a server thread spun for
+    # good on a request for a holdout fraction of 1e-300.
+    needed = holdout.minimum_units(fraction)
+    assert needed == holdout.UNITS_BEYOND_ANY_DATASET or needed >= 9.5 / fraction - 1
+    with pytest.raises(FailedPrecondition, match="at least"):
+        holdout.check_size(10**9, fraction)
+
+
 @pytest.mark.parametrize("fraction", [-0.1, 0.51, float("nan"), float("inf")])
 def test_fraction_out_of_range_is_invalid(fraction: float) -> None:
     with pytest.raises(InvalidArgument) as info:
