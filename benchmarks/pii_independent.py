@@ -104,11 +104,11 @@ def real_text_split(record_id: str) -> str:
     return "test" if int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 5 < 3 else "dev"
 
 
-def real_text_set(split: str) -> tuple[list[Example], str, Counter[str]]:
+def real_text_set(split: str, register: str = "") -> tuple[list[Example], str, Counter[str]]:
     """The hand-labelled real-text records of ``split`` (``dev``, ``test`` or ``all``).
 
     Returns the examples (``domain`` = register), a digest of their texts, and the record count
-    per register.
+    per register; ``register`` keeps one register's records only.
     """
     examples: list[Example] = []
     registers: Counter[str] = Counter()
@@ -118,7 +118,7 @@ def real_text_set(split: str) -> tuple[list[Example], str, Counter[str]]:
                 continue
             rec = json.loads(line)
             rec_split = real_text_split(rec["id"])
-            if split != "all" and rec_split != split:
+            if (split != "all" and rec_split != split) or register not in ("", rec["register"]):
                 continue
             registers[rec["register"]] += 1
             examples.append(

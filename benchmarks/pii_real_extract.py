@@ -77,6 +77,7 @@ class Unit:
     licence: str
     text: str
     cut: bool
+    key: str = ""  # a record id's own part where the register names records itself
 
 
 def read_text(path: Path) -> str | None:
@@ -362,6 +363,7 @@ def locale_units(packages: dict[tuple[str, str], tuple[str, str]]) -> Iterator[U
             LOCALE_LICENCE,
             body,
             cut,
+            key=path.name,
         )
 
 
@@ -369,7 +371,7 @@ def locale_records(units: list[Unit]) -> list[dict[str, object]]:
     """Records of ``glibc-locales``, each id naming its locale file (the split hashes the id)."""
     return [
         {
-            "id": f"glibc-locales:{unit.origin.split(', ')[1].rsplit('/', 1)[1]}",
+            "id": f"glibc-locales:{unit.key}",
             "register": "glibc-locales",
             "source": {"origin": unit.origin, "licence": unit.licence, "cut": unit.cut},
             "text": unit.text,

@@ -48,31 +48,29 @@ def _self_stat() -> tuple[int, int]:
     return int(fields[7]), int(fields[9])
 
 
+def _cpu_by_entry(directory: Path) -> dict[str, tuple[str, int]]:
+    """id -> (name, user+system jiffies) for each numbered entry of ``directory``.
+
+    ``/proc/self/task`` gives this process' threads, ``/proc`` every process on the machine.
+    """
+    out: dict[str, tuple[str, int]] = {}
+    for entry in directory.iterdir():
+        stat = _read(f"{entry}/stat") if entry.name.isdigit() else ""
+        if stat:
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[-1].split()
+            out[entry.name] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
 def _threads() -> dict[str, tuple[str, int]]:
     """tid -> (name, user+system jiffies) for this process' threads."""
-    out: dict[str, tuple[str, int]] = {}
-    for task in Path("/proc/self/task").iterdir():
-        stat = _read(f"{task}/stat")
-        if not stat:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[-1].split()
-        out[task.name] = (name, int(fields[11]) + int(fields[12]))
-    return out
+    return _cpu_by_entry(Path("/proc/self/task"))
 
 
 def _processes() -> dict[str, tuple[str, int]]:
     """pid -> (name, user+system jiffies) for every process on the machine."""
-    out: dict[str, tuple[str, int]] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        stat = _read(f"{proc}/stat")
-        if stat:
-            name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[-1].split()
-            out[proc.name] = (name, int(fields[11]) + int(fields[12]))
-    return out
+    return _cpu_by_entry(Path("/proc"))
 
 
 def _busiest(now: dict[str, tuple[str, int]], before: dict[str, tuple[str, int]]) -> str:

@@ -281,10 +281,8 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
     if lead is not None and (lead.end() == len(seg) or seg[lead.end()].isspace()):
         # "DK-1615 Ko/benhavn V": the country's letters make the code; the town may be
         # written in any transliteration.
-        rest = seg[lead.end() :].strip()
-        town = None
-        if rest and _TOWN.match(rest):
-            town = (e - len(seg[lead.end() :].lstrip()), e)
+        rest = seg[lead.end() :].lstrip()  # the segment ends at e, trailing space trimmed
+        town = (e - len(rest), e) if rest and _TOWN.match(rest) else None
         return _Segment(s, e, "postal", (s, s + lead.end()), town, True)
     for pattern in (_POSTAL_DASH, _POSTAL_AFTER, _POSTAL_BEFORE):
         m = pattern.match(seg)

@@ -168,8 +168,14 @@ def language_words() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
+def _winning_words() -> frozenset[str]:
+    """Words exempt even when the first-name list holds them: hand lists and language names."""
+    return _CURATED | language_words()
+
+
+@lru_cache(maxsize=1)
 def _vocabulary() -> frozenset[str]:
-    return software_words() | language_words() | _CURATED
+    return software_words() | _winning_words()
 
 
 def not_personal(  # noqa: PLR0911
@@ -197,11 +203,12 @@ def not_personal(  # noqa: PLR0911
     words = [w for w in words if w]
     if not words:
         return False
-    vocabulary = _vocabulary() if software else _CURATED | language_words()
+    winning = _winning_words()
+    vocabulary = _vocabulary() if software else winning
     for word in words:
         if len(word) == 1:
             continue  # "MacOS X", an initial: neither side of the question
-        if word in _CURATED or word in language_words():
+        if word in winning:
             # The hand lists and language names win over the name lists ("Red Hat", "MIT",
             # "Fri", "German": the first-name list holds Germán and Danish too).
             continue
@@ -234,14 +241,15 @@ def build(out: Path) -> int:  # pragma: no cover - a maintainer's tool
             part = piece.rstrip("0123456789")
             if len(part) >= 3 and part.isalpha():
                 words.add(part)
+    return _write_words(out, words)
+
+
+def _write_words(out: Path, words: set[str]) -> int:
+    """Write a word asset: sorted, one per line, gzip without a timestamp (reproducible)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write("".join(f"{w}\n" for w in sorted(words)).encode("utf-8"))
     return len(words)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(build(_asset()))
 
 
 # Words of ISO 639-2 entries that name no language ("Not applicable", "Uncoded languages").
@@ -262,6 +270,8 @@ def build_languages(out: Path) -> int:  # pragma: no cover - a maintainer's tool
             for word in re.split(r"[\s,()]+", name.casefold()):
                 if len(word) >= 3 and word.isalpha() and word not in _ISO_FILLER:
                     words.add(word)
-    with gzip.open(out, "wt", encoding="utf-8") as fh:
-        fh.write("".join(f"{w}\n" for w in sorted(words)))
-    return len(words)
+    return _write_words(out, words)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(build(_asset()))
