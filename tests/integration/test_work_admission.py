@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from latency import assert_responsive, health_latencies
 from privsynth.client import Overloaded, PrivsynthClient
 from privsynth.client.errors import BudgetExhausted
 from privsynth.client.pb import (
@@ -94,16 +94,9 @@ def _details(err: grpc.RpcError) -> tuple[list[str], float | None]:
     return subjects, delay
 
 
-def _health_worst(port: int, n: int = 20) -> float:
+def _health_latencies(port: int) -> list[float]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        stub.Check(health_pb2.HealthCheckRequest(), timeout=2)  # connect
-        worst = 0.0
-        for _ in range(n):
-            started = time.perf_counter()
-            stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-            worst = max(worst, time.perf_counter() - started)
-    return worst
+        return health_latencies(ch, expect=None)
 
 
 def test_scrubbing_calls_over_the_bound_are_refused_with_retry_info(busy_server: Any) -> None:
@@ -133,7 +126,7 @@ def test_scrubbing_calls_over_the_bound_are_refused_with_retry_info(busy_server:
                 subjects, delay = _details(exc.value)
                 assert subjects == ["concurrent_calls/scrubbing"]
                 assert delay is not None and delay > 0
-            assert _health_worst(port) < 0.1
+            assert_responsive(_health_latencies(port))
             # The client library says "overloaded", not "budget exhausted".
             with (
                 PrivsynthClient(f"127.0.0.1:{port}", timeout=5) as c,
@@ -187,7 +180,7 @@ def test_generate_calls_over_the_bound_are_refused(
             subjects, delay = _details(exc.value)
             assert subjects == ["concurrent_calls/generation"]
             assert delay is not None and delay > 0
-            assert _health_worst(port) < 0.1
+            assert_responsive(_health_latencies(port))
         finally:
             gate.set()
         for t in readers:
