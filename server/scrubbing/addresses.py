@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any
 
 from presidio_analyzer import LocalRecognizer
-from privsynth.server.scrubbing.not_personal import not_personal
+from privsynth.server.scrubbing.not_personal import ORGANISATION_WORD, not_personal
 from privsynth.server.scrubbing.results import make_result
 
 __all__ = ["AddressBlockRecognizer", "countries"]
@@ -338,6 +338,34 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
     return _Segment(s, e, "other")
 
 
+_HOUSE_NAME = re.compile(rf"{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}")
+_DESIGNATOR = re.compile(rf"\b{ORGANISATION_WORD}(?!\w)")
+
+
+def _house_name(text: str, line: _Segment, postal: _Segment) -> bool:
+    """Whether ``line`` is a house name before ``postal`` (``AddressBlockRecognizer.analyze``).
+
+    The postal line must hold a town and a code that is no year; the name is one to four
+    words without digits, capitalised but for short particles ("Mas de la Font"), no
+    organisation ("Acme GmbH, D-10115 Berlin"), no country, and nothing the over-scrubbing
+    policy exempts.
+    """
+    if postal.kind != "postal" or postal.place is None or postal.code is None:
+        return False
+    if _YEAR.fullmatch(text[postal.code[0] : postal.code[1]]):
+        return False
+    name = text[line.start : line.end]
+    return (
+        line.kind in ("town", "other")
+        and len(name) <= 40
+        and _HOUSE_NAME.fullmatch(name) is not None
+        and all(w[0].isupper() for w in name.split() if len(w) > 3)  # "Mas de la Font"
+        and _DESIGNATOR.search(name) is None
+        and name.casefold() not in countries()
+        and not not_personal(name)
+    )
+
+
 _STREETISH = frozenset({"street", "street_weak", "street_tail", "unit", "military"})
 _TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler"})
 
@@ -398,6 +426,13 @@ class AddressBlockRecognizer(LocalRecognizer):
                 block.pop()
             used.update(block)
             out.extend(self._emit(segs[k]) for k in block)
+        for i in range(1, len(segs)):
+            # "Los Genets, 12290 Pont de Salars", "Keldnaholt, IS-112 Reykjavik": a house or
+            # estate name has no number; it is the line just before a postal line with a town.
+            if i - 1 not in used and _house_name(text, segs[i - 1], segs[i]):
+                used.update((i - 1, i))
+                out.append([self._result("STREET_ADDRESS", segs[i - 1].start, segs[i - 1].end)])
+                out.append(self._emit(segs[i]))
         for i, seg in enumerate(segs):
             if i not in used and seg.kind == "postal" and seg.strong:
                 out.append(self._emit(seg))

@@ -43,7 +43,9 @@ __all__ = [
     "FILE_EXTENSIONS",
     "HEADER_FIELDS",
     "LANGUAGE_WORDS",
+    "LEGAL_FORM",
     "LICENCE_WORDS",
+    "ORGANISATION_WORD",
     "PRODUCTS",
     "build",
     "build_languages",
@@ -136,6 +138,29 @@ _FILE_NAME = re.compile(r"[\w.+-]+\.([a-z0-9]{1,6})", re.IGNORECASE)
 LANGUAGE_WORDS = _words("language languages locale locales")
 """Hand list beside the ISO names: what a locale or translation header calls itself."""
 
+LEGAL_FORM = (
+    r"(?:Inc\.?|Ltd\.?|LLC|GmbH|AG|S\.?A\.?|B\.?V\.?|Corp\.?|Ltda\.?|S\.?L\.?|SARL"
+    r"|S\.?p\.?A\.?|S\.?r\.?l\.?|Pty\.?|K\.?K\.?|ApS|e\.\s?V\.)"
+)
+"""A company's legal form, which may follow its name after a comma ("FarsiWeb, Inc.")."""
+
+ORGANISATION_WORD = (
+    r"(?:Foundation|Association|Laborator(?:y|ies)|Institute|University|Society|Consortium"
+    r"|Committee|Council|College|Academy|Agency|Bureau|Ministry|Corporation|Team|Project"
+    r"|Systems|Institut[eo]?|Istituto|Universi(?:dad|dade|tà|té|tät|teit|tet)"
+    r"|Fundaci[oó]n|Funda[cç][aã]o|Fondation|Fondazione|Stiftung|Stichting|Verein|Verband"
+    r"|Gesellschaft|Forbund|Forening|Förening|Selskab|Selskap|Sociedad|Société|Società"
+    r"|Asociaci[oó]n|Associa[cç][aã]o|Associazione|Normalisation|Standards?"
+    r"|\w+(?:forbund|forening|förening|institut|verband|verein|gesellschaft|stiftung)"
+    rf"|{LEGAL_FORM})"
+)
+"""An organisation's designator (a regular expression), in the languages of the locale and
+copyright files read so far, German and Nordic compounds included ("Normungsinstitut",
+"Standardiseringsforbund"): a name that goes on into one names the organisation, not a
+person, and a line holding one is no house name."""
+
+_LOCALE_CODE = re.compile(r"[a-z]{2,3}_[A-Z]{2}(?:\.[\w-]+)?(?:@\w+)?")
+
 _CURATED = PRODUCTS | LICENCE_WORDS | HEADER_FIELDS | _WEEKDAYS_MONTHS | _COLOURS | LANGUAGE_WORDS
 
 _HEX_COLOUR = re.compile(r"#?(?:[0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
@@ -194,7 +219,7 @@ def not_personal(  # noqa: PLR0911
         return False
     if _HEX_COLOUR.fullmatch(text) and (text.startswith("#") or not text.isdigit()):
         return text.startswith("#") or text.casefold() in _COLOURS
-    if _VERSION.fullmatch(text):
+    if _VERSION.fullmatch(text) or _LOCALE_CODE.fullmatch(text):
         return True
     file_name = _FILE_NAME.fullmatch(text)
     if file_name and file_name.group(1).casefold() in FILE_EXTENSIONS:

@@ -52,7 +52,12 @@ from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecogni
 from privsynth.server.scrubbing.addresses import AddressBlockRecognizer, countries
 from privsynth.server.scrubbing.contacts import ContactNameRecognizer
 from privsynth.server.scrubbing.name_lexicon import load as load_name_asset
-from privsynth.server.scrubbing.not_personal import FILE_EXTENSIONS, not_personal
+from privsynth.server.scrubbing.not_personal import (
+    FILE_EXTENSIONS,
+    LEGAL_FORM,
+    ORGANISATION_WORD,
+    not_personal,
+)
 from privsynth.server.scrubbing.obfuscated import ObfuscatedEmailRecognizer
 from privsynth.server.scrubbing.phones import DEFAULT_PHONE_REGIONS, NationalPhoneRecognizer
 from privsynth.server.scrubbing.results import make_result
@@ -1151,23 +1156,26 @@ def _url_kept(text: str, r: Any, others: Sequence[Any]) -> bool:
 
 
 # A name that goes on into an organisation's designator names the organisation: "Zuza Software
-# Foundation", "Danish Standards Association", "Yamato Software Laboratory". The guideline
-# labels an organisation named after a person only where the text means the person.
-_ORGANISATION_WORD = (
-    r"(?:Foundation|Association|Laborator(?:y|ies)|Institute|University|Society|Consortium"
-    r"|Committee|Council|College|Academy|Agency|Bureau|Ministry|Corporation|Corp\.?|Inc\.?"
-    r"|Ltd\.?|LLC|GmbH|AG|S\.?A\.?|B\.?V\.?|Team|Project|Systems)"
-)
+# Foundation", "Danish Standards Association", "Yamato Software Laboratory", "FarsiWeb, Inc.";
+# so does one that starts with it ("Fundación Barcelona Libre"). The guideline labels an
+# organisation named after a person only where the text means the person.
 _ORGANISATION_AFTER = re.compile(
-    rf"[ \t]+(?:(?-i:[A-Z])[\w&.-]*[ \t]+){{0,2}}{_ORGANISATION_WORD}\b"
+    rf"[ \t]+(?:(?-i:[A-Z])[\w&.-]*[ \t]+){{0,2}}{ORGANISATION_WORD}\b"
 )
-_ORGANISATION_END = re.compile(rf"\b{_ORGANISATION_WORD}$")
+_LEGAL_FORM_AFTER = re.compile(rf",[ \t]*{LEGAL_FORM}(?!\w)")
+_ORGANISATION_END = re.compile(rf"\b{ORGANISATION_WORD}$")
+_ORGANISATION_START = re.compile(rf"(?=\w{{4}}){ORGANISATION_WORD}\s")  # "Fundación X"
 
 
 def _names_organisation(text: str, result: Any) -> bool:
     """True when a PERSON span is (the start of) an organisation's name."""
     span = text[result.start : result.end]
-    return bool(_ORGANISATION_END.search(span) or _ORGANISATION_AFTER.match(text, result.end))
+    return bool(
+        _ORGANISATION_END.search(span)
+        or _ORGANISATION_START.match(span)
+        or _ORGANISATION_AFTER.match(text, result.end)
+        or _LEGAL_FORM_AFTER.match(text, result.end)
+    )
 
 
 def apply_policy(text: str, results: list[Any]) -> list[Any]:
@@ -1217,6 +1225,7 @@ def propagate_names(text: str, results: Sequence[Any]) -> list[Any]:
                 and _capitalised(tok)
                 and tok.casefold() not in _COMMON_WORDS
                 and tok.casefold() not in _EN_STOP
+                and not not_personal(tok, software=False)  # "German" of "Austrian German"
             ):
                 words.add(tok)
     if not words:

@@ -99,7 +99,18 @@ def test_jcb_legacy_and_maestro_cards(scrubber: Scrubber, card: str) -> None:
 
 @pytest.mark.parametrize(
     "span",
-    ["Postfix", "Red Hat", "MIT License", "General Public", "SMTP", "Fri", "#FF00FF", "1.91.2.2"],
+    [
+        "Postfix",
+        "Red Hat",
+        "MIT License",
+        "General Public",
+        "SMTP",
+        "Fri",
+        "#FF00FF",
+        "1.91.2.2",
+        "bg_BG",  # locale identifiers
+        "sr_RS.UTF-8@latin",
+    ],
 )
 def test_not_personal_vocabulary(span: str) -> None:
     assert not_personal(span, name_lexicon()[0])
@@ -361,6 +372,31 @@ def test_european_and_indian_address_layouts(text: str, pieces: list[tuple[str, 
 
 
 @pytest.mark.parametrize(
+    ("text", "house"),
+    [
+        ('address "Mas de la Font, 30700 Uzes"', "Mas de la Font"),
+        ("Address: Rosebank Cottage\n   IS-603 Akureyri, Iceland", "Rosebank Cottage"),
+    ],
+)
+def test_a_house_name_before_a_postal_line_is_a_street_line(text: str, house: str) -> None:
+    assert ("STREET_ADDRESS", house) in _address_pieces(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Acme GmbH, D-10115 Berlin",  # an organisation
+        "Swiss French, 8000 Zurich",  # a language: policy
+        "Since then, 1999 Paris",  # a year is no postcode
+        "Thanks again, 75011 Paris",  # prose
+        "Ireland, 2000 Dublin",  # a country
+    ],
+)
+def test_what_is_no_house_name_before_a_postal_line(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] == "STREET_ADDRESS"]
+
+
+@pytest.mark.parametrize(
     "text", ["the ISO-639 code of the language", "a KOI8-R or UTF-8 file", "see RFC-822 now"]
 )
 def test_codes_with_letters_and_a_dash_are_no_postcodes(text: str) -> None:
@@ -376,3 +412,24 @@ def test_a_name_that_goes_on_into_an_organisation_stays(scrubber: Scrubber) -> N
     assert "Kilimanjaro Software Foundation" in out
     assert "Nordic Standards Association" in out
     assert "Wanjiru Kamau" not in out
+
+
+def test_a_language_word_of_a_name_is_not_spread_through_the_text(scrubber: Scrubber) -> None:
+    # "Austrian German" may pass for a name; "German" alone elsewhere is still a language.
+    text = 'language   "Austrian German"\n% German Language Locale for Austria\n'
+    out = scrubber.scrub_batch([text])[0].text
+    assert "% German Language Locale" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Source: Sharif Pardazesh, Inc.\n",  # a legal form after a comma
+        "Source: Norsk Kartverksforbund\n",  # a Nordic compound designator
+        "Source: Fundación Barcelona Libre\n",
+    ],
+)
+def test_organisations_in_other_languages_and_legal_forms_stay(
+    scrubber: Scrubber, text: str
+) -> None:
+    assert scrubber.scrub_batch([text])[0].text == text
