@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -30,7 +31,9 @@ __all__ = [
     "DEVICE_PATTERN",
     "DeviceUnavailableError",
     "bf16_autocast",
+    "cpu_has_fast_bf16",
     "describe_device",
+    "frozen_dtype",
     "module_device",
     "resolve_device",
 ]
@@ -100,6 +103,31 @@ def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU's oneDNN has native bf16 matmul kernels (AVX512-BF16, AMX, …)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def frozen_dtype(device: torch.device) -> torch.dtype:
+    """The dtype a frozen public base is stored and run in on ``device``.
+
+    bf16 on CUDA (under :func:`bf16_autocast`) and on CPUs with native bf16 kernels, where it
+    is about four times fp32's matmul throughput. fp32 on every other CPU: without those
+    kernels a bf16 matmul is emulated, and on an AVX2-only machine the frozen 49,152 × 576
+    head ran 5× slower forward and ~100× slower backward than in fp32 (960 tokens: 3.7 s and
+    76 s against 0.7 s and 0.6 s), which made a training step minutes long. The choice is
+    about speed only: frozen weights are public, and clipping bounds whatever gradient
+    comes out of them.
+    """
+    if device.type == "cuda" or cpu_has_fast_bf16():
+        return torch.bfloat16
+    return torch.float32
 
 
 def describe_device(device: torch.device) -> str:

@@ -16,7 +16,8 @@ operator base for ``hf:<dir>:pe``) and to MiniLM sentence embeddings
   the label, which reads wrongly for sentiments and codes. Only synthetic candidates ever
   enter a prompt, never a private record.
 * Generation is batched with left padding (prompts differ in length) through ``generate`` of
-  a plain copy of the base in bfloat16; its randomness is not part of the guarantee (the
+  a plain copy of the base (in bfloat16 where the CPU has bf16 kernels,
+  :func:`privsynth.models.device.frozen_dtype`); its randomness is not part of the guarantee (the
   candidates are public), so it uses torch's default generator.
 
 The stored "model" is the final population (post-processing of the released histograms) plus
@@ -109,11 +110,12 @@ class BaseWriter:
         rng: random.Random | None = None,
         label_prompt: str = DEFAULT_LABEL_PROMPT,
     ) -> None:
+        from privsynth.models.device import frozen_dtype
         from privsynth.models.hf_lm import base_model, load_hf_base
 
         loaded = load_hf_base(base)
         self.tokenizer = HFTokenizer(loaded.tokenizer, loaded.provenance, label_prompt=label_prompt)
-        self.model = base_model(base).to(torch.bfloat16).eval()
+        self.model = base_model(base).to(frozen_dtype(torch.device("cpu"))).eval()
         self.config = config
         self.batch_size = batch_size
         self.on_batch = on_batch

@@ -13,10 +13,12 @@ training loop and sampler as privsynth's own transformer, shaped for two CPU cor
   extractor: a record's hidden states after them never change during training, so they are
   computed once per record and reused every epoch (bounded by ``cache_bytes``). This changes
   nothing in what DP-SGD sees: per-record gradients of the adapters are the same.
-* **bf16 frozen bottom.** The frozen lower layers run in bfloat16 (about 4× the fp32 matmul
-  throughput on CPUs with AVX512-BF16/AMX), under bf16 autocast on a CUDA device; the trained
-  top layers, the adapters, their activations and gradients stay fp32, so clipping bounds
-  exactly the gradient applied.
+* **bf16 frozen bottom where it is fast.** The frozen lower layers and head run in bfloat16
+  on CPUs with native bf16 kernels (about 4× the fp32 matmul throughput on AVX512-BF16/AMX)
+  and under bf16 autocast on a CUDA device, in fp32 on other CPUs, where bf16 is emulated and
+  many times slower (:func:`privsynth.models.device.frozen_dtype`); the trained top layers,
+  the adapters, their activations and gradients stay fp32, so clipping bounds exactly the
+  gradient applied.
 * **Any device.** Built on the CPU, moved with ``.to(device)`` (training and serving take a
   device setting, :mod:`privsynth.models.device`); every tensor made here follows the model's
   own device, and the bottom-feature cache lives there too.
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from privsynth.models.device import bf16_autocast
+from privsynth.models.device import bf16_autocast, frozen_dtype
 from privsynth.models.label_prompt import (
     DEFAULT_LABEL_PROMPT,
     UNLABELLED_PROMPT,
@@ -310,7 +312,7 @@ class HFTokenizer:
 
 
 class LoRALinear(nn.Module):
-    """``base(x) + alpha/r · B(A(x))`` with ``base`` frozen (bf16) and A, B trainable (fp32).
+    """``base(x) + alpha/r · B(A(x))`` with ``base`` frozen and A, B trainable (fp32).
 
     B starts at zero so training starts exactly at the base model. A and B are plain
     ``nn.Linear`` layers, so Opacus computes their per-sample gradient norms (ghost clipping)
@@ -353,7 +355,7 @@ class HFLoRALM(nn.Module):
     attention is causal, so a record's real tokens never see its padding.
     """
 
-    head_bf16: torch.Tensor
+    head_frozen: torch.Tensor
     label_biases: dict[str, torch.Tensor] | None = None
     """Per-label logit biases from DP token statistics (the sampler adds them), if any."""
     label_in_prompt: bool = True
@@ -382,7 +384,8 @@ class HFLoRALM(nn.Module):
             raise BaseLoadError(f"adaptation must be one of {', '.join(ADAPTATIONS)}")
         for p in hf_model.parameters():
             p.requires_grad_(False)
-        hf_model.to(torch.bfloat16)
+        self.frozen_dtype = frozen_dtype(torch.device("cpu"))  # built on the CPU, then moved
+        hf_model.to(self.frozen_dtype)
         self.split = n_layers - cfg.trainable_layers
         top = inner.layers[self.split :]
         projections = [
@@ -396,7 +399,7 @@ class HFLoRALM(nn.Module):
             for holder, name, lin in projections:
                 setattr(holder, name, LoRALinear(lin, rank=cfg.rank, alpha=cfg.alpha))
         # The trained top runs in fp32 (bf16 there cost more in dtype copies and a slow bf16
-        # attention backward than it saved); the bottom's bf16 output is cast on entry.
+        # attention backward than it saved); the bottom's output is cast on entry.
         for layer in top:
             layer.float()
         if cfg.adaptation == "full":
@@ -409,9 +412,10 @@ class HFLoRALM(nn.Module):
         head = hf_model.lm_head.weight[: self.output_vocab].detach()
         # The frozen head is the largest matmul of a training step (every token against the
         # whole output vocabulary, forward and in both of ghost clipping's backward passes);
-        # in bf16 it runs ~2x faster on CPU. Its rounding (~0.4%) is far below the DP noise
-        # and changes nothing in the guarantee: clipping bounds whatever gradient comes out.
-        self.register_buffer("head_bf16", head.to(torch.bfloat16).clone(), persistent=False)
+        # in bf16 it runs ~2x faster on a CPU with bf16 kernels. Its rounding (~0.4%) is far
+        # below the DP noise and changes nothing in the guarantee: clipping bounds whatever
+        # gradient comes out.
+        self.register_buffer("head_frozen", head.to(self.frozen_dtype).clone(), persistent=False)
         self._cache: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
@@ -421,7 +425,7 @@ class HFLoRALM(nn.Module):
     @property
     def device(self) -> torch.device:
         """Where the model lives (inputs are moved here)."""
-        return self.head_bf16.device
+        return self.head_frozen.device
 
     def _positions(self, b: int, t: int, start: int = 0) -> torch.Tensor:
         return torch.arange(start, start + t, device=self.device).unsqueeze(0).expand(b, -1)
@@ -442,7 +446,7 @@ class HFLoRALM(nn.Module):
         with bf16_autocast(self.device):
             h = self.hf.model.embed_tokens(ids)
             bottom = self.hf.model.layers[: self.split]
-            h = self._run_layers(h, bottom, self._positions(*ids.shape)).to(torch.bfloat16)
+            h = self._run_layers(h, bottom, self._positions(*ids.shape)).to(self.frozen_dtype)
         return [h[i, : len(r)].clone() for i, r in enumerate(rows)]
 
     def _features(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -461,7 +465,7 @@ class HFLoRALM(nn.Module):
                 fresh[i] = h
         b, t = input_ids.shape
         d = int(self.hf.config.hidden_size)
-        out = torch.zeros(b, t, d, dtype=torch.bfloat16, device=self.device)
+        out = torch.zeros(b, t, d, dtype=self.frozen_dtype, device=self.device)
         for i, k in enumerate(keys):
             h = fresh[i] if i in fresh else self._cache[k]
             out[i, : h.shape[0]] = h
@@ -483,7 +487,7 @@ class HFLoRALM(nn.Module):
         return self._head(self.hf.model.norm(h.float()))
 
     def _head(self, normed: torch.Tensor) -> torch.Tensor:
-        return F.linear(normed.to(torch.bfloat16), self.head_bf16).float()
+        return F.linear(normed.to(self.frozen_dtype), self.head_frozen).float()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T, output_vocab)`` for right-padded ``input_ids``."""

@@ -258,3 +258,25 @@ def test_bf16_autocast_only_on_cuda() -> None:
     with device_mod.bf16_autocast(torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")
     assert device_mod.describe_device(torch.device("cpu")) == "cpu"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_frozen_base_runs_in_bf16_only_where_the_cpu_has_bf16_kernels(
+    fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Emulated bf16 made a training step minutes long on an AVX2-only CPU: there the frozen
+    base and head stay fp32; what trains is fp32 either way."""
+    from privsynth.models.hf_lm import HFLoRAConfig, build_model
+    from tiny_llama import tiny_llama_dir
+
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: fast)
+    expected = torch.bfloat16 if fast else torch.float32
+    assert device_mod.frozen_dtype(torch.device("cpu")) == expected
+    assert device_mod.frozen_dtype(torch.device("cuda")) == torch.bfloat16
+    model, tok, _ = build_model(HFLoRAConfig(base=str(tiny_llama_dir(tmp_path / "b"))))
+    assert model.head_frozen.dtype == expected
+    assert model.hf.model.layers[0].self_attn.q_proj.weight.dtype == expected
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    ids = torch.tensor([[tok.bos_id, *tok.encode("the dog ran"), tok.eos_id]])
+    logits = model(ids)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
