@@ -150,16 +150,22 @@ def train_nonprivate(examples, args: argparse.Namespace):
     from torch import nn
 
     tok = tokenizer_for_preset(args.preset)
-    model, _ = initial_model(args.preset, tok)
+    if args.ceiling_layers:
+        model = ceiling_model(args)
+    else:
+        model, _ = initial_model(args.preset, tok)
     max_len = model.cfg.max_len
     prompts = {e.label: tok.prompt(e.label) for e in examples}
     seqs = [
         torch.tensor(encode_example(tok, ids, prompts[e.label], max_len))
         for e, ids in zip(examples, tok.encode_batch([e.text for e in examples]), strict=False)
     ]
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    opt = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=args.nonprivate_lr
+    )
     rng = random.Random(0)
     model.train()
+    started, steps = time.monotonic(), 0
     for _ in range(args.epochs):
         order = list(range(len(seqs)))
         rng.shuffle(order)
@@ -174,7 +180,38 @@ def train_nonprivate(examples, args: argparse.Namespace):
             opt.zero_grad()
             loss.backward()
             opt.step()
+            steps += 1
+            if steps % 10 == 0:
+                print(
+                    f"    step {steps}: loss {loss.item():.3f}, {time.monotonic() - started:.0f} s",
+                    flush=True,
+                )
     model.eval()
+    return model
+
+
+def ceiling_model(args: argparse.Namespace):
+    """The preset's Hugging Face base with every weight of its top layers trainable.
+
+    ``--ceiling-layers -1`` makes all decoder layers trainable and ``--ceiling-vocab -1``
+    the full output vocabulary: the non-private headroom of the base (issue 14, item 1).
+    """
+    from privsynth.models.hf_lm import HFLoRAConfig, base_tokenizer, build_model, load_hf_base
+    from privsynth.models.presets import PRESETS
+
+    preset = PRESETS[args.preset]
+    if preset.architecture != "hf-lora" or preset.base is None:
+        raise SystemExit("--ceiling-layers needs a Hugging Face preset")
+    n_layers = int(load_hf_base(preset.base).config.num_hidden_layers)
+    layers = n_layers if args.ceiling_layers < 0 else args.ceiling_layers
+    vocab = base_tokenizer(preset.base).vocab_size if args.ceiling_vocab < 0 else args.ceiling_vocab
+    model, _, _ = build_model(
+        HFLoRAConfig(
+            base=preset.base, adaptation="full", trainable_layers=layers, output_vocab=vocab
+        )
+    )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"  ceiling: {layers}/{n_layers} layers, vocab {vocab}, {trainable:,} trainable")
     return model
 
 
@@ -400,6 +437,17 @@ def main() -> int:
         help="synthesize this fraction of the training split's size (same label mix)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--ceiling-layers",
+        type=int,
+        default=0,
+        help="eps=inf only: fully fine-tune this many top layers (-1: all) instead of the "
+        "preset's adapters",
+    )
+    parser.add_argument(
+        "--ceiling-vocab", type=int, default=-1, help="with --ceiling-layers: vocab (-1: all)"
+    )
+    parser.add_argument("--nonprivate-lr", type=float, default=1e-3, help="eps=inf Adam rate")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument(
         "--temperature",
