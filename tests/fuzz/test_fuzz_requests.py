@@ -597,20 +597,27 @@ def _fuzz_method(
     send()
 
 
+def _refused_job(
+    port: int, request: training_pb2.CreateTrainingJobRequest, *, timeout: float
+) -> grpc.RpcError:
+    """The error CreateTrainingJob ends with for ``request`` sent as raw bytes (it must fail)."""
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{port}") as ch,
+        pytest.raises(grpc.RpcError) as exc,
+    ):
+        ch.unary_unary("/privsynth.v1.Training/CreateTrainingJob")(
+            request.SerializeToString(), timeout=timeout
+        )
+    return exc.value
+
+
 def test_tiny_job_delta_is_invalid_argument_not_internal(fuzz_server: Any) -> None:
     """Found by the fuzz: CreateTrainingJob with delta 2.2e-308 (or 1e-15) was INTERNAL."""
     request = training_pb2.CreateTrainingJobRequest(
         dataset=REAL_NAMES[0], target_epsilon=0.5, epochs=1, preset="tiny", delta=1e-15
     )
-    with (
-        grpc.insecure_channel(f"127.0.0.1:{fuzz_server.port}") as ch,
-        pytest.raises(grpc.RpcError) as exc,
-    ):
-        ch.unary_unary("/privsynth.v1.Training/CreateTrainingJob")(
-            request.SerializeToString(), timeout=60
-        )
-    code = exc.value.code()  # type: ignore[attr-defined]
-    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    refusal = _refused_job(fuzz_server.port, request, timeout=60)
+    assert refusal.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("fraction", [1e-300, 5e-324])
@@ -622,16 +629,9 @@ def test_tiny_holdout_fraction_is_refused_at_once(fuzz_server: Any, fraction: fl
     )
     request.holdout_fraction = fraction
     started = time.monotonic()
-    with (
-        grpc.insecure_channel(f"127.0.0.1:{fuzz_server.port}") as ch,
-        pytest.raises(grpc.RpcError) as exc,
-    ):
-        ch.unary_unary("/privsynth.v1.Training/CreateTrainingJob")(
-            request.SerializeToString(), timeout=30
-        )
-    code = exc.value.code()  # type: ignore[attr-defined]
-    assert code is grpc.StatusCode.FAILED_PRECONDITION, exc.value
-    assert "at least" in exc.value.details()  # type: ignore[attr-defined]
+    refusal = _refused_job(fuzz_server.port, request, timeout=30)
+    assert refusal.code() is grpc.StatusCode.FAILED_PRECONDITION, refusal  # type: ignore[attr-defined]
+    assert "at least" in refusal.details()  # type: ignore[attr-defined]
     assert time.monotonic() - started < 10
 
 
