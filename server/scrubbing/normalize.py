@@ -12,12 +12,19 @@ Escaped line breaks (a backslash and ``n``, ``r`` or ``t``, as in JSON-escaped l
 exports) read as a space and a line break: "...Belgium\\n0484 84 01 64" would otherwise hide the
 phone number behind the letter ``n``. The replacement keeps the length, so offsets hold.
 
+Character escapes that plain-text sources write instead of non-ASCII letters are decoded, each
+escape mapped to the one character it stands for: POSIX locale and charmap symbols
+(``J<U00F8>rgens``, as in glibc's locale sources) and the RFC 1345 mnemonic for the letter ø
+between letters (``Jo//rgens``). Without that a street or person name with one such letter
+splits into fragments no recognizer takes for a name.
+
 NFKC is applied per cluster (a character plus the combining marks after it), which keeps the
 offset map exact; it equals whole-string NFKC except for rare cross-cluster compositions.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -77,10 +84,34 @@ def _unescape(text: str) -> str:
     return text
 
 
+_CHARACTER_ESCAPE = re.compile(
+    r"<U(?P<hex>[0-9A-Fa-f]{4,8})>|(?<=[^\W\d_])(?P<slash>[oO])//(?=[^\W\d_])"
+)
+"""A POSIX character symbol (``<U00F8>``) or the RFC 1345 mnemonic ``o//`` inside a word."""
+
+
+def _escape_at(text: str, i: int) -> tuple[str, int] | None:
+    """The character an escape at ``text[i]`` stands for, and where the escape ends."""
+    m = _CHARACTER_ESCAPE.match(text, i)
+    if m is None:
+        return None
+    if m.group("slash"):
+        return ("ø" if m.group("slash") == "o" else "Ø"), m.end()
+    code = int(m.group("hex"), 16)
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return None
+    char = chr(code)
+    if char in INVISIBLE or not char.isprintable():
+        return None
+    return char, m.end()
+
+
 def normalize_for_analysis(text: str) -> Normalized:
-    """Remove :data:`INVISIBLE` characters and apply NFKC, keeping an offset map."""
-    if text.isascii() or (
-        unicodedata.is_normalized("NFKC", text) and not any(c in INVISIBLE for c in text)
+    """Remove :data:`INVISIBLE` characters, decode escapes and apply NFKC, keeping an offset map."""
+    escaped = ("<U" in text or "//" in text) and _CHARACTER_ESCAPE.search(text) is not None
+    if not escaped and (
+        text.isascii()
+        or (unicodedata.is_normalized("NFKC", text) and not any(c in INVISIBLE for c in text))
     ):
         return Normalized(_unescape(text))
     out: list[str] = []
@@ -90,6 +121,15 @@ def normalize_for_analysis(text: str) -> Normalized:
     while i < n:
         if text[i] in INVISIBLE:
             i += 1
+            continue
+        decoded = _escape_at(text, i) if escaped and text[i] in "<oO" else None
+        if decoded is not None:
+            char, j = decoded
+            folded = unicodedata.normalize("NFKC", char)
+            out.append(folded)
+            starts.extend([i] * len(folded))
+            ends.extend([j] * len(folded))
+            i = j
             continue
         j = i + 1
         while j < n and unicodedata.combining(text[j]) and text[j] not in INVISIBLE:

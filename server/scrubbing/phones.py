@@ -12,6 +12,9 @@ phone-shaped digit groups (cheap, once per text), and each candidate is parsed w
 
 * with a phone cue nearby ("phone", "tel", "mobile", "fax", "call", "office", ...), a number
   that is *possible* (right length) in any of the regions is accepted;
+* with a cue, a number written with ``+`` and a country calling code that exists is accepted
+  whatever its length in that country's current plan (7 to 15 digits, as E.164 allows): old
+  contact lines keep numbers from before a country lengthened its numbers ("+98 21 6022372");
 * without a cue, only a number written in groups ("084 864 9256", "450-468-0041") and *valid*
   (in an allocated range) in one of the regions is accepted, so a bare run of digits (an
   order number, a bug number) needs a cue.
@@ -42,12 +45,12 @@ DEFAULT_PHONE_REGIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 _EXT = r"(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?"
-# Digit groups separated by one space, dash, dot or a parenthesised area code; 7 to 15 digits
+# Digit groups separated by one space, dash, dot, spaced dash (with a cue only) or a
+# parenthesised area code; 7 to 15 digits
 # overall (checked after the match). No letters, slashes or further digits around it.
 _CANDIDATE = re.compile(
-    r"(?<![\w+/.:-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d+(?:(?:[ .-]|\)\s?)\d+){0,6}"
-    + _EXT
-    + r"(?![\w/@]|[.:-]\d)",
+    r"(?<![\w+/.:-])(?:\+\d{1,3}(?:[ .-]|\s-\s)?)?(?:\(\d{1,5}\)[ .-]?)?\d+"
+    r"(?:(?:[ .-]|\s-\s|\)\s?)\d+){0,6}" + _EXT + r"(?![\w/@]|[.:-]\d)",
     re.IGNORECASE,
 )
 _DATE_OR_TIME = re.compile(
@@ -105,8 +108,8 @@ class NationalPhoneRecognizer(LocalRecognizer):
             if "." in core and not re.fullmatch(r"\(?\d{3}\)?\.\d{3}\.\d{4}", core):
                 continue  # dotted: only the US style, never versions
             cue = _cue_near(text, m.start(), m.end())
-            if not cue and not grouped:
-                continue
+            if not cue and (not grouped or " - " in core):
+                continue  # spaced dashes ("+370 - 7 - 223510") also join ranges and scores
             if not self._accepted(core, strict=not cue):
                 continue
             score = self.CUE_SCORE if cue else self.SCORE
@@ -114,6 +117,15 @@ class NationalPhoneRecognizer(LocalRecognizer):
         return out
 
     def _accepted(self, number: str, *, strict: bool) -> bool:
+        if not strict and number.startswith("+"):
+            try:
+                parsed = phonenumbers.parse(number, None)
+            except phonenumbers.NumberParseException:
+                pass
+            else:
+                code = parsed.country_code or 0
+                if phonenumbers.region_code_for_country_code(code) != "ZZ":
+                    return True
         for region in self.regions:
             try:
                 parsed = phonenumbers.parse(number, region)

@@ -45,3 +45,24 @@ def test_combining_marks_stay_with_their_letter() -> None:
 def test_degenerate_texts(text: str) -> None:
     norm = normalize_for_analysis(text)
     assert norm.span(0, len(norm.text)) in {(0, 0), (1, 2)}
+
+
+def test_posix_character_symbols_and_the_o_slash_mnemonic_are_decoded() -> None:
+    text = "Sankt J<U00F8>rgens Alle 8, DK-1615 Ko//benhavn V"
+    norm = normalize_for_analysis(text)
+    assert norm.text == "Sankt Jørgens Alle 8, DK-1615 København V"
+    start = norm.text.index("Jørgens")
+    a, b = norm.span(start, start + len("Jørgens"))
+    assert text[a:b] == "J<U00F8>rgens"  # the whole escape is covered by the replaced span
+    start = norm.text.index("København")
+    a, b = norm.span(start, start + len("København"))
+    assert text[a:b] == "Ko//benhavn"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["see http://example.org/a//b", "x <U0000> y", "a <UD800> b", "route 10//20", "Go// on"],
+)
+def test_what_is_not_a_character_escape_stays(text: str) -> None:
+    norm = normalize_for_analysis(text)
+    assert norm.text == text

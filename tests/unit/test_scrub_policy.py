@@ -84,6 +84,21 @@ def test_year_ranges_dates_versions_and_bare_numbers_are_no_phones(text: str) ->
     assert NationalPhoneRecognizer().analyze(text, []) == []
 
 
+@pytest.mark.parametrize("number", ["+370 - 7 - 223510", "+98 21 6022372", "+43 1 5047896"])
+def test_international_numbers_after_a_cue_whatever_today_s_plan_says(number: str) -> None:
+    text = f"% Tel: {number} | % Fax: none"
+    found = [text[r.start : r.end] for r in NationalPhoneRecognizer().analyze(text, [])]
+    assert found == [number]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["pages 10 - 20 - 3000 of the report", "scored +370 - 7 - 223510 points", "+999 1234567"],
+)
+def test_spaced_dashes_and_unknown_country_codes_need_more_than_shape(text: str) -> None:
+    assert NationalPhoneRecognizer().analyze(text, []) == []
+
+
 def test_unknown_phone_region_is_refused() -> None:
     with pytest.raises(ValueError, match="XX"):
         NationalPhoneRecognizer(regions=("US", "XX"))
