@@ -26,6 +26,7 @@ address unless another address line stands next to it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ _TOWN = re.compile(rf"^{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$")
 # What opens a segment but is not address: quote marks and list bullets, and a field label
 # ("Address: Postfach 130", 'address    "Postfach 130' in a locale file, "Anschrift:").
 _PREFIX = re.compile(
-    r"[\s>|}?*#:%\"'-]*(?:(?i:(?:postal\s+|mailing\s+)?(?:address|addr|adresse|anschrift))"
+    r"[\s>|}?*#:%\"'-]*(?P<label>(?i:(?:postal\s+|mailing\s+)?(?:address|addr|adresse|anschrift))"
     r"(?:\s*[:=]\s*|\s+)[\"']?)?"
 )
 # "511 Rebbåsbakken 48 Suite 372", "437 Wesselényi u. 94. Apt. 817 Öntésmajor Hungary": after a
@@ -245,19 +246,21 @@ class _Segment:
     code: tuple[int, int] | None = None
     place: tuple[int, int] | None = None
     strong: bool = False  # postal with a country or US state
+    labelled: bool = False  # the segment opens an address field ("Address: 364024, ...")
 
 
-def _segments(text: str) -> Iterator[tuple[int, int]]:
-    """Line and comma segments of ``text`` as (start, end), prefixes and spaces trimmed."""
+def _segments(text: str) -> Iterator[tuple[int, int, bool]]:
+    """Line and comma segments of ``text`` as (start, end, opens an address field)."""
     for m in re.finditer(r"[^\n,|;]+", text):
         s, e = m.start(), m.end()
         prefix = _PREFIX.match(text, s, e)
+        labelled = prefix is not None and prefix.group("label") is not None
         if prefix is not None:
             s = prefix.end()
         while e > s and (text[e - 1].isspace() or text[e - 1] in "\"'"):
             e -= 1
         if e > s:
-            yield s, e
+            yield s, e, labelled
 
 
 def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one return per kind
@@ -395,7 +398,10 @@ class AddressBlockRecognizer(LocalRecognizer):
         for m in _PLACE_CUE.finditer(text):
             if not not_personal(m.group("place")):
                 out.append([self._result("LOCATION", m.start("place"), m.end("place"))])
-        segs = [_classify(text, s, e) for s, e in _segments(text)]
+        segs = [
+            dataclasses.replace(_classify(text, s, e), labelled=labelled)
+            for s, e, labelled in _segments(text)
+        ]
         for i in range(len(segs) - 1):
             # A town line followed by a country line: an address without a street.
             if segs[i].kind == "town" and segs[i + 1].kind == "country":
@@ -434,7 +440,10 @@ class AddressBlockRecognizer(LocalRecognizer):
                 out.append([self._result("STREET_ADDRESS", segs[i - 1].start, segs[i - 1].end)])
                 out.append(self._emit(segs[i]))
         for i, seg in enumerate(segs):
-            if i not in used and seg.kind == "postal" and seg.strong:
+            # A postcode on its own counts with a country or state, or when it opens an
+            # address field ('address "364024, ChR, Grozny, ..."', as post-Soviet addresses
+            # start).
+            if i not in used and seg.kind == "postal" and (seg.strong or seg.labelled):
                 out.append(self._emit(seg))
         for m in _INLINE.finditer(text):
             # "13 April 2007" is a date; "In 1999 Smith won 3" no address: a year-like house

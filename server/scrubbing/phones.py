@@ -44,6 +44,10 @@ DEFAULT_PHONE_REGIONS: tuple[str, ...] = (
     "EE", "LV", "LT", "UA", "RU", "TR", "IL", "BR", "MX", "AR", "JP", "CN", "KR",
 )  # fmt: skip
 
+#: Regions in which a bare run of digits with no cue is taken for a phone number when it is
+#: valid there: Presidio's phone recognizer's regions (Canada shares the US plan).
+_UNGROUPED_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "BR")
+
 _EXT = r"(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?"
 # Digit groups separated by one space, dash, dot, spaced dash (with a cue only) or a
 # parenthesised area code; 7 to 15 digits
@@ -63,6 +67,24 @@ _CUE = re.compile(
 )
 _YEARS = re.compile(r"(?:1[89]|20)\d\d\s?[-–]\s?(?:1[89]|20)\d\d")
 _EXT_RE = re.compile(r"(?i)\s*(?:x|ext\.?|extension)\s*\d{1,6}$")
+
+
+_DOTTED = re.compile(r"\(?\d{3}\)?\.\d{3}\.\d{4}|0\d(?:\.\d\d){4}")
+
+
+def _valid_as_written(number: str) -> bool:
+    """A bare run of digits that ``phonenumbers``' matcher takes whole as a valid number.
+
+    The matcher's VALID leniency also checks what parsing alone does not, such as a national
+    prefix the region requires ("8613661" parses as a valid German number without its 0).
+    """
+    for region in _UNGROUPED_REGIONS:
+        for m in phonenumbers.PhoneNumberMatcher(
+            number, region, leniency=phonenumbers.Leniency.VALID
+        ):
+            if m.start == 0 and m.end == len(number):
+                return True
+    return False
 
 
 def _cue_near(text: str, start: int, end: int) -> bool:
@@ -99,18 +121,23 @@ class NationalPhoneRecognizer(LocalRecognizer):
             raw = m.group(0)
             core = _EXT_RE.sub("", raw)
             digits = re.sub(r"\D", "", core)
-            if not 7 <= len(digits) <= 15 or _DATE_OR_TIME.search(core):
+            if not 7 <= len(digits) <= 15 or (
+                _DATE_OR_TIME.search(core) and not _DOTTED.fullmatch(core)
+            ):
                 continue
             groups = re.findall(r"\d+", core)
             if _YEARS.fullmatch(core) or sum(len(g) == 1 for g in groups) > 1:
                 continue  # "2002-2022", "3 1 1 1 1": year ranges and lists of digits
             grouped = bool(re.search(r"[ .()-]", core.lstrip("+")))
-            if "." in core and not re.fullmatch(r"\(?\d{3}\)?\.\d{3}\.\d{4}", core):
-                continue  # dotted: only the US style, never versions
+            if "." in core and not _DOTTED.fullmatch(core):
+                continue  # dotted: only the US and French styles, never versions
             cue = _cue_near(text, m.start(), m.end())
-            if not cue and (not grouped or " - " in core):
+            if not cue and " - " in core:
                 continue  # spaced dashes ("+370 - 7 - 223510") also join ranges and scores
-            if not self._accepted(core, strict=not cue):
+            if cue or grouped:
+                if not self._accepted(core, strict=not cue):
+                    continue
+            elif not _valid_as_written(core):
                 continue
             score = self.CUE_SCORE if cue else self.SCORE
             out.append(make_result(self.NAME, self.id, "PHONE_NUMBER", *m.span(), score=score))

@@ -148,6 +148,11 @@ _TIME_AFTER = re.compile(
     r"(?:\s?[ap]\.?m\.?)?(?:\s?(?:Z|[+-]\d\d:?\d\d|UTC|GMT|[A-Z]{3,4}))?(?:\s?\([A-Z]{2,5}\))?"
 )
 _ISO_DATE = re.compile(r"(?<![\d.-])(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d-])")
+# "At 20:18 03/08/02 +0100, you wrote:" (Eudora's attribution line): a numeric date with a
+# time before or a zone after it is one timestamp; alone, Presidio's date patterns take it.
+_NUMERIC_DATE = re.compile(r"(?<![\d/.-])\d{1,2}/\d{1,2}/\d{2,4}(?![\d/])")
+_TIME_BEFORE = re.compile(r"(?<![\d:])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?\s{1,3}$")
+_ZONE_AFTER = re.compile(r"\s?(?:[+-](?:0\d|1[0-4]):?[0-5]\d|UTC|GMT)\b")
 
 
 class TextDateRecognizer(LocalRecognizer):
@@ -179,6 +184,13 @@ class TextDateRecognizer(LocalRecognizer):
             if after is not None:
                 end = after.end()
             out.append(_result(self, "DATE_TIME", start, end, self.SCORE))
+        for m in _NUMERIC_DATE.finditer(text):
+            before = _TIME_BEFORE.search(text, max(0, m.start() - 12), m.start())
+            after = _TIME_AFTER.match(text, m.end()) or _ZONE_AFTER.match(text, m.end())
+            if before is not None or after is not None:
+                start = before.start() if before is not None else m.start()
+                end = after.end() if after is not None else m.end()
+                out.append(_result(self, "DATE_TIME", start, end, self.SCORE))
         return out
 
 
@@ -453,43 +465,40 @@ _PHONE_CANDIDATE: re.Pattern[str] = _phonenumbermatcher._PATTERN
 
 
 class InternationalPhoneRecognizer(PhoneRecognizer):
-    """Presidio's phone recognizer plus numbers written in international form ("+CC ...").
+    """Valid US numbers and numbers in international form ("+CC ..."), in one matcher pass.
 
-    Presidio accepts only numbers that ``phonenumbers`` deems *valid*, i.e. in a range the
-    metadata lists as allocated; a number written with an explicit "+" country code (or a
-    "00" international prefix) is a phone number to any reader even when its range is not in
-    the metadata, so those are also accepted at the *possible* leniency. Extensions ("ext.
-    123", "x4456") and "001-" prefixes are already handled by ``phonenumbers``.
-
-    Speed (phone matching was the costliest recognizer, ~30 % of scrubbing): Presidio scans
-    the text once per region, parsing every digit run in that region's national format.
-    Canada is left out of the regions: it shares the US numbering plan (country code 1,
-    national prefix 1, international prefix 011), so its pass found exactly what the US pass
-    found (every Canadian number is valid under "US" parsing too; checked on the evaluation
-    corpus and pinned by a test). And a text in which ``phonenumbers``' own candidate
-    pattern finds nothing cannot hold a phone number in any region, so it skips every pass.
+    Presidio's recognizer scans the text once per region (eight) and keeps numbers *valid* in
+    that region; that was the costliest step of scrubbing (a third of its CPU, all in
+    ``phonenumbers``' parser). Here one US pass at the *possible* leniency keeps what is valid
+    in the US or written with a country code (whose range need not be in the metadata to be
+    a phone number to any reader), and the other regions' national formats are left to
+    :class:`~.phones.NationalPhoneRecognizer`, whose cheap candidate pattern parses only
+    phone-shaped digit groups (and bare runs of digits with the matcher's own VALID checks).
+    Recall on the evaluation corpora was unchanged by the move (benchmarks/README.md).
+    Extensions ("ext. 123", "x4456") and "001-" prefixes are handled by ``phonenumbers``.
+    A text in which ``phonenumbers``' candidate pattern finds nothing holds no phone number.
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "supported_regions",
-            tuple(r for r in PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS if r != "CA"),
-        )
+        kwargs.setdefault("supported_regions", ("US",))  # the one pass; see the class doc
         super().__init__(**kwargs)
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: Any = None
     ) -> list[RecognizerResult]:
-        """Presidio's results plus possible-length international numbers."""
+        """Valid US numbers and possible-length international numbers, in one pass."""
         import phonenumbers
 
         if _PHONE_CANDIDATE.search(text) is None:
             return []
-        results = list(super().analyze(text, entities, nlp_artifacts) or [])
+        results: list[RecognizerResult] = []
         for match in phonenumbers.PhoneNumberMatcher(
             text, "US", leniency=phonenumbers.Leniency.POSSIBLE
         ):
-            if not match.raw_string.startswith(("+", "00")):
+            if not (
+                match.raw_string.startswith(("+", "00"))
+                or phonenumbers.is_valid_number(match.number)
+            ):
                 continue
             if any(r.start < match.end and match.start < r.end for r in results):
                 continue

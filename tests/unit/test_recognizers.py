@@ -11,6 +11,7 @@ import pytest
 from privsynth.server.scrubbing.recognizers import (
     LuhnCardRecognizer,
     StreetAddressRecognizer,
+    TextDateRecognizer,
     is_explicit_date,
     luhn_valid,
 )
@@ -248,3 +249,16 @@ def test_name_negatives(scrubber: Scrubber, text: str) -> None:
 def test_city_labelled_person_becomes_location(scrubber: Scrubber) -> None:
     found = spans(scrubber, "Discharged home to Bangalore yesterday.")
     assert found.get("LOCATION") == ["Bangalore"]
+
+
+@pytest.mark.parametrize(
+    ("text", "stamp"),
+    [
+        ("> At 20:18 03/08/02 +0100, you wrote:", "20:18 03/08/02 +0100"),
+        ("sent 12/05/2003 14:22:01 GMT by the robot", "12/05/2003 14:22:01 GMT"),
+    ],
+)
+def test_a_numeric_date_takes_the_time_and_zone_around_it(text: str, stamp: str) -> None:
+    found = [text[r.start : r.end] for r in TextDateRecognizer().analyze(text, [])]
+    assert found == [stamp]
+    assert TextDateRecognizer().analyze("born 03/04/1990, ratio 1/2/3", []) == []

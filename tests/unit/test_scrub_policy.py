@@ -99,6 +99,30 @@ def test_spaced_dashes_and_unknown_country_codes_need_more_than_shape(text: str)
     assert NationalPhoneRecognizer().analyze(text, []) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("Please call me at 03.91.12.17.13 tomorrow", "03.91.12.17.13"),  # French dotted
+        ("He wrote 2125551234 on the form", "2125551234"),  # valid as written in the US
+        ("Ring 07700900123 before noon", "07700900123"),  # GB mobile, no groups, no cue
+    ],
+)
+def test_dotted_and_ungrouped_numbers(text: str, number: str) -> None:
+    scrubber = Scrubber()
+    assert _found(scrubber, text).get(number) == "PHONE_NUMBER"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see http://www.newsisfree.com/click/-0,8613661,159/ now",  # German without its 0
+        "released as 1.91.12.17.13",
+    ],
+)
+def test_digit_runs_that_are_no_numbers_as_written(text: str) -> None:
+    assert NationalPhoneRecognizer().analyze(text, []) == []
+
+
 def test_unknown_phone_region_is_refused() -> None:
     with pytest.raises(ValueError, match="XX"):
         NationalPhoneRecognizer(regions=("US", "XX"))
@@ -409,6 +433,12 @@ def test_a_house_name_before_a_postal_line_is_a_street_line(text: str, house: st
 )
 def test_what_is_no_house_name_before_a_postal_line(text: str) -> None:
     assert not [p for p in _address_pieces(text) if p[0] == "STREET_ADDRESS"]
+
+
+def test_a_postcode_opening_an_address_field_is_a_postcode() -> None:
+    labelled = 'address      "364024, ChR, Grozny, pr-kt of M. Esambayev, 13"'
+    assert ("POSTCODE", "364024") in _address_pieces(labelled)
+    assert not [p for p in _address_pieces("Ticket 364024, ChR, see above") if p[0] == "POSTCODE"]
 
 
 @pytest.mark.parametrize(
