@@ -14,8 +14,8 @@ phone number behind the letter ``n``. The replacement keeps the length, so offse
 
 Character escapes that plain-text sources write instead of non-ASCII letters are decoded, each
 escape mapped to the one character it stands for: POSIX locale and charmap symbols
-(``J<U00F8>rgens``, as in glibc's locale sources) and the RFC 1345 mnemonic for the letter ø
-between letters (``Jo//rgens``). Without that a street or person name with one such letter
+(``J<U00F8>rgens``, as in glibc's locale sources) and the RFC 1345 mnemonics for the letter ø
+in names (``Jo//rgens``, ``Ko/benhavn``). Without that a street or person name with one such letter
 splits into fragments no recognizer takes for a name.
 
 NFKC is applied per cluster (a character plus the combining marks after it), which keeps the
@@ -86,8 +86,11 @@ def _unescape(text: str) -> str:
 
 _CHARACTER_ESCAPE = re.compile(
     r"<U(?P<hex>[0-9A-Fa-f]{4,8})>|(?<=[^\W\d_])(?P<slash>[oO])//(?=[^\W\d_])"
+    r"|(?<=\b[A-Z])(?P<one>o)/(?=[a-z]{3,}\b(?!/))|(?<=\b[A-Z][a-z])(?P<two>o)/(?=[a-z]{3,}\b(?!/))"
 )
-"""A POSIX character symbol (``<U00F8>``) or the RFC 1345 mnemonic ``o//`` inside a word."""
+"""A POSIX character symbol (``<U00F8>``) or the RFC 1345 mnemonic for ø inside a word: ``o//``
+anywhere, ``o/`` only after the first one or two letters of a capitalised word and before
+lower-case letters ("Ko/benhavn", "Jo/rgens"; not "to/from", "I/O", "Bolzano/Bozen")."""
 
 
 def _escape_at(text: str, i: int) -> tuple[str, int] | None:
@@ -97,6 +100,8 @@ def _escape_at(text: str, i: int) -> tuple[str, int] | None:
         return None
     if m.group("slash"):
         return ("ø" if m.group("slash") == "o" else "Ø"), m.end()
+    if m.group("one") or m.group("two"):
+        return "ø", m.end()
     code = int(m.group("hex"), 16)
     if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
         return None
@@ -108,7 +113,9 @@ def _escape_at(text: str, i: int) -> tuple[str, int] | None:
 
 def normalize_for_analysis(text: str) -> Normalized:
     """Remove :data:`INVISIBLE` characters, decode escapes and apply NFKC, keeping an offset map."""
-    escaped = ("<U" in text or "//" in text) and _CHARACTER_ESCAPE.search(text) is not None
+    escaped = ("<U" in text or "o/" in text or "O/" in text) and _CHARACTER_ESCAPE.search(
+        text
+    ) is not None
     if not escaped and (
         text.isascii()
         or (unicodedata.is_normalized("NFKC", text) and not any(c in INVISIBLE for c in text))

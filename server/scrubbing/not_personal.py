@@ -49,6 +49,7 @@ __all__ = [
     "PRODUCTS",
     "build",
     "build_languages",
+    "is_file_name",
     "not_personal",
 ]
 
@@ -203,6 +204,12 @@ def _vocabulary() -> frozenset[str]:
     return software_words() | _winning_words()
 
 
+def is_file_name(text: str) -> bool:
+    """Whether ``text`` is a file name with an extension of :data:`FILE_EXTENSIONS`."""
+    file_name = _FILE_NAME.fullmatch(text)
+    return file_name is not None and file_name.group(1).casefold() in FILE_EXTENSIONS
+
+
 def not_personal(  # noqa: PLR0911
     span: str, first_names: frozenset[str] = frozenset(), *, software: bool = True
 ) -> bool:
@@ -221,8 +228,7 @@ def not_personal(  # noqa: PLR0911
         return text.startswith("#") or text.casefold() in _COLOURS
     if _VERSION.fullmatch(text) or _LOCALE_CODE.fullmatch(text):
         return True
-    file_name = _FILE_NAME.fullmatch(text)
-    if file_name and file_name.group(1).casefold() in FILE_EXTENSIONS:
+    if is_file_name(text):
         return True
     words = [w.strip(".,;:!?\"'()") for w in _SPLIT.split(text.casefold())]
     words = [w for w in words if w]

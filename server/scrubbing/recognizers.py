@@ -56,6 +56,7 @@ from privsynth.server.scrubbing.not_personal import (
     FILE_EXTENSIONS,
     LEGAL_FORM,
     ORGANISATION_WORD,
+    is_file_name,
     not_personal,
 )
 from privsynth.server.scrubbing.obfuscated import ObfuscatedEmailRecognizer
@@ -1187,6 +1188,33 @@ def _names_organisation(text: str, result: Any) -> bool:
     )
 
 
+# A name inside an identifier is part of code: a file name with a known extension
+# ("toom_interpolate_8pts.c"), a snake_case word with a digit ("sub_err1_n"), or a CamelCase
+# word assigned or called ("LogDebugLevel=9"; of three humps, or of two after a long first
+# one, so never "McDonald", "DiCaprio", "LeBlanc", "FitzGerald").
+_SNAKE_WITH_DIGIT = re.compile(r"(?=\w*_)(?=\w*\d)\w+")
+_CAMEL_CASE = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+){2,}|(?!Fitz)[A-Z][a-z]{3,}[A-Z][a-z]+")
+
+
+def _in_identifier(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies inside a file name or a code identifier."""
+
+    def part(ch: str) -> bool:
+        return ch.isalnum() or ch in "_.+-"
+
+    left, right = start, end
+    while left > 0 and part(text[left - 1]):
+        left -= 1
+    while right < len(text) and part(text[right]):
+        right += 1
+    token = text[left:right].strip(".+-")
+    if token == text[start:end].strip(".+-"):
+        # A CamelCase word alone may be a user's handle ("MaxxxDong" in a contributor list);
+        # assigned or called, it is code.
+        return _CAMEL_CASE.fullmatch(token) is not None and text[right : right + 1] in ("=", "(")
+    return is_file_name(token) or _SNAKE_WITH_DIGIT.fullmatch(token.split(".")[0]) is not None
+
+
 def apply_policy(text: str, results: list[Any]) -> list[Any]:
     """The over-scrubbing policy: drop what is not personal data (``docs/scrubbing-policy.md``).
 
@@ -1201,7 +1229,9 @@ def apply_policy(text: str, results: list[Any]) -> list[Any]:
     for r in results:
         if r.entity_type == "NRP":
             continue
-        if r.entity_type in _POLICY_TYPES and not_personal(text[r.start : r.end], first):
+        if r.entity_type in _POLICY_TYPES and (
+            not_personal(text[r.start : r.end], first) or _in_identifier(text, r.start, r.end)
+        ):
             continue
         if r.entity_type == "PERSON" and _names_organisation(text, r):
             continue

@@ -47,6 +47,11 @@ def test_degenerate_texts(text: str) -> None:
     assert norm.span(0, len(norm.text)) in {(0, 0), (1, 2)}
 
 
+def test_the_single_slash_mnemonic_in_a_capitalised_name() -> None:
+    assert normalize_for_analysis("DK-1615 Ko/benhavn V").text == "DK-1615 København V"
+    assert normalize_for_analysis("Bo/rge Mo/ller").text == "Børge Møller"
+
+
 def test_posix_character_symbols_and_the_o_slash_mnemonic_are_decoded() -> None:
     text = "Sankt J<U00F8>rgens Alle 8, DK-1615 Ko//benhavn V"
     norm = normalize_for_analysis(text)
@@ -61,7 +66,16 @@ def test_posix_character_symbols_and_the_o_slash_mnemonic_are_decoded() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["see http://example.org/a//b", "x <U0000> y", "a <UD800> b", "route 10//20", "Go// on"],
+    [
+        "see http://example.org/a//b",
+        "x <U0000> y",
+        "a <UD800> b",
+        "route 10//20",
+        "Go// on",
+        "to/from and I/O",
+        "Bolzano/Bozen",
+        "Go/no",
+    ],
 )
 def test_what_is_not_a_character_escape_stays(text: str) -> None:
     norm = normalize_for_analysis(text)

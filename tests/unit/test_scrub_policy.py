@@ -478,3 +478,22 @@ def test_organisations_in_other_languages_and_legal_forms_stay(
     scrubber: Scrubber, text: str
 ) -> None:
     assert scrubber.scrub_batch([text])[0].text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "code"),
+    [
+        ("mpn/generic/toom_interpolate_8pts.c, toom6_sqr.c", "toom_interpolate_", True),
+        ("add_err3_n.c, sub_err1_n.c, mulmid_n.c", "sub_err", True),
+        ("[bootup] Logging initiated | LogDebugLevel=9 to stdout", "LogDebugLevel", True),
+        ("Maxim Kurnikov | MaxxxDong | mayeut", "MaxxxDong", False),  # a handle
+        ("Mr McDonald said so.", "McDonald", False),
+        ("Thanks to Jean-Luc Picard.", "Jean", False),
+        ("mail from john_smith today", "john", False),
+    ],
+)
+def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, code: bool) -> None:
+    from privsynth.server.scrubbing.recognizers import _in_identifier
+
+    start = text.index(name)
+    assert _in_identifier(text, start, start + len(name)) is code
