@@ -131,17 +131,13 @@ def normalize_for_analysis(text: str) -> Normalized:
             continue
         decoded = _escape_at(text, i) if escaped and text[i] in "<oO" else None
         if decoded is not None:
-            char, j = decoded
-            folded = unicodedata.normalize("NFKC", char)
-            out.append(folded)
-            starts.extend([i] * len(folded))
-            ends.extend([j] * len(folded))
-            i = j
-            continue
-        j = i + 1
-        while j < n and unicodedata.combining(text[j]) and text[j] not in INVISIBLE:
-            j += 1
-        folded = unicodedata.normalize("NFKC", text[i:j])
+            cluster, j = decoded  # an escape stands for one character
+        else:
+            j = i + 1
+            while j < n and unicodedata.combining(text[j]) and text[j] not in INVISIBLE:
+                j += 1
+            cluster = text[i:j]
+        folded = unicodedata.normalize("NFKC", cluster)
         out.append(folded)
         starts.extend([i] * len(folded))
         ends.extend([j] * len(folded))

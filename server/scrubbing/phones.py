@@ -15,9 +15,11 @@ phone-shaped digit groups (cheap, once per text), and each candidate is parsed w
 * with a cue, a number written with ``+`` and a country calling code that exists is accepted
   whatever its length in that country's current plan (7 to 15 digits, as E.164 allows): old
   contact lines keep numbers from before a country lengthened its numbers ("+98 21 6022372");
-* without a cue, only a number written in groups ("084 864 9256", "450-468-0041") and *valid*
-  (in an allocated range) in one of the regions is accepted, so a bare run of digits (an
-  order number, a bug number) needs a cue.
+* without a cue, a number written in groups ("084 864 9256", "450-468-0041") must be *valid*
+  (in an allocated range) in one of the regions, and a bare run of digits must be taken whole
+  as valid by ``phonenumbers``' matcher in one of Presidio's regions, whose VALID leniency also
+  requires a national prefix where the region has one (an order or bug number rarely passes;
+  this is what Presidio's recognizer accepted, in one parse per region instead of a scan).
 
 Dates, times, IP addresses and dotted version numbers are never candidates.
 """
@@ -30,6 +32,7 @@ from typing import Any
 
 import phonenumbers
 from presidio_analyzer import LocalRecognizer
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 from privsynth.server.scrubbing.results import make_result
 
 __all__ = ["DEFAULT_PHONE_REGIONS", "NationalPhoneRecognizer"]
@@ -46,12 +49,12 @@ DEFAULT_PHONE_REGIONS: tuple[str, ...] = (
 
 #: Regions in which a bare run of digits with no cue is taken for a phone number when it is
 #: valid there: Presidio's phone recognizer's regions (Canada shares the US plan).
-_UNGROUPED_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "BR")
+_UNGROUPED_REGIONS = tuple(r for r in PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS if r != "CA")
 
 _EXT = r"(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?"
 # Digit groups separated by one space, dash, dot, spaced dash (with a cue only) or a
-# parenthesised area code; 7 to 15 digits
-# overall (checked after the match). No letters, slashes or further digits around it.
+# parenthesised area code; 7 to 15 digits overall (checked after the match). No letters,
+# slashes or further digits around it.
 _CANDIDATE = re.compile(
     r"(?<![\w+/.:-])(?:\+\d{1,3}(?:[ .-]|\s-\s)?)?(?:\(\d{1,5}\)[ .-]?)?\d+"
     r"(?:(?:[ .-]|\s-\s|\)\s?)\d+){0,6}" + _EXT + r"(?![\w/@]|[.:-]\d)",

@@ -60,14 +60,17 @@ def test_a_detected_name_is_removed_everywhere_in_its_text(scrubber: Scrubber) -
 # --- phones, cards ------------------------------------------------------------------------
 
 
+def _phones(text: str) -> list[str]:
+    return [text[r.start : r.end] for r in NationalPhoneRecognizer().analyze(text, [])]
+
+
 @pytest.mark.parametrize(
     "number",
     ["0699 273 53 89", "067 501 36 56", "084 864 9256", "915-081-1530x7274", "(571)177-7741"],
 )
 def test_national_phone_numbers(number: str) -> None:
     text = f"Please call me on {number} tomorrow."
-    found = [text[r.start : r.end] for r in NationalPhoneRecognizer().analyze(text, [])]
-    assert found == [number]
+    assert _phones(text) == [number]
 
 
 @pytest.mark.parametrize(
@@ -81,14 +84,13 @@ def test_national_phone_numbers(number: str) -> None:
     ],
 )
 def test_year_ranges_dates_versions_and_bare_numbers_are_no_phones(text: str) -> None:
-    assert NationalPhoneRecognizer().analyze(text, []) == []
+    assert _phones(text) == []
 
 
 @pytest.mark.parametrize("number", ["+370 - 7 - 223510", "+98 21 6022372", "+43 1 5047896"])
 def test_international_numbers_after_a_cue_whatever_today_s_plan_says(number: str) -> None:
     text = f"% Tel: {number} | % Fax: none"
-    found = [text[r.start : r.end] for r in NationalPhoneRecognizer().analyze(text, [])]
-    assert found == [number]
+    assert _phones(text) == [number]
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,7 @@ def test_international_numbers_after_a_cue_whatever_today_s_plan_says(number: st
     ["pages 10 - 20 - 3000 of the report", "scored +370 - 7 - 223510 points", "+999 1234567"],
 )
 def test_spaced_dashes_and_unknown_country_codes_need_more_than_shape(text: str) -> None:
-    assert NationalPhoneRecognizer().analyze(text, []) == []
+    assert _phones(text) == []
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_dotted_and_ungrouped_numbers(text: str, number: str) -> None:
     ],
 )
 def test_digit_runs_that_are_no_numbers_as_written(text: str) -> None:
-    assert NationalPhoneRecognizer().analyze(text, []) == []
+    assert _phones(text) == []
 
 
 def test_unknown_phone_region_is_refused() -> None:
