@@ -91,6 +91,124 @@ def presidio_evaluator_set(n: int, seed: int) -> tuple[list[Example], str, Count
     return examples, digest, dropped
 
 
+# --- Faker's postal layouts: a tuning screen for street addresses -------------------------
+
+#: Faker address-format fields by what they are; a format with any other field is skipped.
+_FAKER_STREET = frozenset(
+    {
+        "street_address", "street_name", "street_suffix", "building_number", "building_name",
+        "building_prefix", "house_number", "secondary_address", "road", "road_name",
+        "highway_name", "chome", "ban", "gou",
+    }
+)  # fmt: skip
+_FAKER_POSTCODE = frozenset({"postcode", "postalcode"})
+_FAKER_PLACE = frozenset(
+    {
+        "city", "city_name", "city_prefix", "town", "state", "state_abbr", "province",
+        "province_abbr", "region", "prefecture", "district", "borough", "village",
+        "village_prefix", "village_suffix", "settlement", "settlement_suffix", "commune",
+        "metropolitan_city", "administrative_unit", "wilaya", "amphoe", "tambon",
+        "estado_sigla", "bairro", "city_state", "commune_and_region",
+    }
+)  # fmt: skip
+_FIELD = re.compile(r"\{\{(\w+)\}\}")
+
+#: How the address sits in its text: a signature block, a sentence, a glibc-style field.
+_FAKER_CONTEXTS = (
+    "{name}\n{lines}\n",
+    "Please send the signed forms to {name}, {oneline}, before the end of the month.",
+    'address "{oneline}"',
+)
+
+
+def faker_address_set(n: int, seed: int) -> tuple[list[Example], str, Counter[str]]:
+    """``n`` postal addresses in Faker's layouts of ~100 locales, with gold street spans.
+
+    Faker's locale providers write addresses the way each country does (house number after
+    the street, postcode before the town, units, districts, non-Latin scripts); privsynth's
+    address rules use none of its street lists, only its country names. A *tuning* screen
+    for layouts, like presidio-evaluator's seed 7: the names beside the addresses come from
+    Faker too, which privsynth's name lexicon is built from, so PERSON recall here says
+    nothing. Street, postcode and place fields are gold at the offsets they were written to.
+
+    Returns:
+        The examples (``domain`` = the Faker locale), a digest of their texts and the number
+        of addresses per locale.
+    """
+    from faker import Faker
+    from faker.config import AVAILABLE_LOCALES
+
+    rng = random.Random(seed)
+    fakers: list[tuple[str, Any, list[str]]] = []
+    seen: set[tuple[str, ...]] = set()
+    for locale in sorted(AVAILABLE_LOCALES):
+        fake = Faker(locale)
+        provider = next(p for p in fake.providers if ".address" in type(p).__module__)
+        formats = [
+            f
+            for f in getattr(provider, "address_formats", ()) or ()
+            if set(_FIELD.findall(f)) <= _FAKER_STREET | _FAKER_POSTCODE | _FAKER_PLACE
+        ]
+        # Many locales inherit the US layouts and street words; each layout is drawn once.
+        layout = tuple(
+            str(getattr(provider, a, ""))[:400]
+            for a in (
+                "address_formats",
+                "street_address_formats",
+                "street_name_formats",
+                "street_suffixes",
+            )
+        )
+        if formats and layout not in seen:
+            seen.add(layout)
+            fake.seed_instance(rng.randrange(1 << 30))
+            fakers.append((locale, fake, formats))
+    examples: list[Example] = []
+    locales: Counter[str] = Counter()
+    for i in range(n):
+        locale, fake, formats = fakers[i % len(fakers)]
+        fmt = rng.choice(formats)
+        context = _FAKER_CONTEXTS[i % len(_FAKER_CONTEXTS)]
+        address: list[tuple[str, str | None]] = []  # (text, gold type or None)
+        pos = 0
+        for m in _FIELD.finditer(fmt):
+            address.append((fmt[pos : m.start()], None))
+            field_name = m.group(1)
+            kind = (
+                "STREET_ADDRESS"
+                if field_name in _FAKER_STREET
+                else "POSTCODE"
+                if field_name in _FAKER_POSTCODE
+                else "LOCATION"
+            )
+            address.append((str(getattr(fake, field_name)()), kind))
+            pos = m.end()
+        address.append((fmt[pos:], None))
+        pieces: list[tuple[str, str | None]] = []
+        for j, chunk in enumerate(re.split(r"\{(name|lines|oneline)\}", context)):
+            if j % 2 == 0:
+                pieces.append((chunk, None))
+            elif chunk == "name":
+                pieces.append((fake.name(), "PERSON"))
+            elif chunk == "lines":
+                pieces.extend(address)
+            else:
+                pieces.extend((re.sub(r"\s*\n\s*", ", ", t), k) for t, k in address)
+        text, gold = "", []
+        for chunk, kind in pieces:
+            if kind and chunk.strip():
+                gold.append(Span(len(text), len(text) + len(chunk), kind))
+            text += chunk
+        examples.append(
+            Example(
+                text=text, spans=tuple(gold), domain=locale, template_id=f"faker-{i}", split="dev"
+            )
+        )
+        locales[locale] += 1
+    digest = hashlib.sha256("\x00".join(e.text for e in examples).encode()).hexdigest()[:16]
+    return examples, digest, locales
+
+
 # --- the real-text set (hand-labelled, committed) -------------------------------------------
 
 REAL_TEXT_DIR = Path(__file__).resolve().parent / "data" / "pii_real"

@@ -277,12 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", choices=["privsynth", "presidio"], default=None)
     ap.add_argument(
         "--corpus",
-        choices=["generated", "presidio-evaluator", "real-text"],
+        choices=["generated", "presidio-evaluator", "real-text", "faker-addresses"],
         default="generated",
         help="generated: this repo's own templates (an upper bound: the recognizers' authors "
         "wrote them); presidio-evaluator: Microsoft's generator, nobody here wrote its PII "
         "(see pii_independent.py for the install line); real-text: the hand-labelled public "
-        "text in benchmarks/data/pii_real",
+        "text in benchmarks/data/pii_real; faker-addresses: Faker's postal layouts of ~50 "
+        "countries, a tuning screen for street addresses (never reported as evidence)",
     )
     ap.add_argument(
         "--split",
@@ -382,6 +383,22 @@ def print_examples(tally: Any, entity: str, *, limit: int, where: str = "") -> N
         print("  ", line)
 
 
+def print_street_by_layout(by_layout: dict[str, dict[str, Any]]) -> None:
+    """Street and postcode character recall per Faker layout, worst street first."""
+    rows = []
+    for layout, tallies in by_layout.items():
+        cells = []
+        for t in tallies.values():
+            for kind in ("STREET_ADDRESS", "POSTCODE"):
+                g = t.gold_chars[kind]
+                cells.append(t.covered_chars[kind] / g if g else float("nan"))
+        rows.append((cells[0], layout, cells))
+    systems = ", ".join(next(iter(by_layout.values())))
+    print(f"\nstreet / postcode chars per layout ({systems})")
+    for _, layout, cells in sorted(rows, key=lambda r: (r[0] != r[0], r[0])):
+        print(f"  {layout:8s} " + "  ".join(f"{c:5.3f}" for c in cells))
+
+
 #: The presidio-evaluator seed reported as the frozen test split; tune on any other seed.
 FROZEN_PE_SEED = 42
 
@@ -399,6 +416,15 @@ def _independent(args: argparse.Namespace) -> int:
             f"corpus presidio-evaluator 0.3.2: {len(examples)} sentences (seed {args.seed}"
             f"{', the frozen test split' if frozen else ', a tuning split'}), texts sha256 "
             f"{digest}; types not scored: {dict(dropped)}"
+        )
+    elif args.corpus == "faker-addresses":
+        from pii_independent import faker_address_set
+
+        examples, digest, locales = faker_address_set(args.n, args.seed)
+        frozen = False
+        print(
+            f"corpus faker-addresses: {len(examples)} addresses in {len(locales)} layouts "
+            f"(seed {args.seed}, a tuning screen), texts sha256 {digest}"
         )
     else:
         examples, digest, registers = real_text_set(args.split, args.register)
@@ -446,7 +472,9 @@ def _independent(args: argparse.Namespace) -> int:
         + ("; prec: predicted characters inside gold spans" if precision else "")
     )
     print_removal_table("All records", tallies, precision)
-    if len(by_register) > 1:
+    if args.corpus == "faker-addresses":
+        print_street_by_layout(by_register)
+    elif len(by_register) > 1:
         for register, t in sorted(by_register.items()):
             print_removal_table(f"register {register}", t, precision)
     print()
