@@ -27,6 +27,7 @@ address unless another address line stands next to it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -120,19 +121,30 @@ _UNIT = re.compile(
     r"|block|wing)\.?\s*#?\s*[\w-]{1,6}(?:,?\s+box\s+\d{1,6})?|(?:p\.?\s?o\.?\s+)?box\s+\d{1,6}"
     r"|(?:psc|cmr)\s+\d{1,6}|(?:postfach|postboks|postbox|postbus|bo[iî]te\s+postale|b\.?p\.?"
     r"|case\s+postale|apartado(?:\s+de\s+correos)?|casilla(?:\s+de\s+correos?)?|caixa\s+postal)"
-    r"\s+\d{1,6})$"
+    r"\s+\d{1,6}"
+    # A house and its flat or building as post-Soviet addresses write them: "д. 7/2 к. 7",
+    # "буд. 962 кв. 9", "d. 5, kv. 12".
+    r"|(?:д\.?|дом|буд\.?|d\.|dom|bud\.)\s*\d{1,5}[а-яa-z]?(?:/\d{1,5})?"
+    r"(?:,?\s+(?:к|кв|корп|стр|оф|kv|k|korp|str|of)\.?\s*\d{1,5}[а-яa-z]?(?:/\d{1,5})?)*)$"
 )
 _MILITARY = re.compile(
     r"^(?:(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+|(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})$"
 )
 # "Apt. 312", "Suite 534" after a street on the same line: "4241 Rooseveltlaan 110 Apt. 312".
-_UNIT_AFTER = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Fl)\.?\s*#?\s*\d{1,6}[A-Za-z]?)"
+_UNIT_AFTER = (
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Fl|Dpto|Depto|Piso|Interior|Int|Edif"
+    r"|Bl|Sc|Ap|Et|Esc|Apto)\.?\s*#?\s*\d{1,6}[A-Za-z]?)"
+)
+# A house number as streets across Europe and Latin America write it: "55/89" (house and
+# flat), "7-2", "N° 7251", "Nr. 709".
+_HOUSE = r"(?:(?:N[°º]|Nr\.|No\.)\s?)?\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?"
 _STREET_NUMBER_FIRST = re.compile(
-    rf"^(\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?\s+{_CAPWORD}(?:\s+{_CAPWORD}){{0,5}}"
+    rf"^(\d{{1,6}}[a-zA-Z]?)(?:/\d{{1,5}}[a-zA-Z]?)?(?:\s+\d{{1,5}}[a-z]?)?\s+{_CAPWORD}"
+    rf"(?:\s+{_CAPWORD}){{0,5}}"
     rf"(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?{_UNIT_AFTER}{{0,2}}$"
 )
 _STREET_NUMBER_LAST = re.compile(
-    rf"^(?:{_CAPWORD}\s+){{0,4}}{_CAPWORD}\s+\d{{1,5}}[a-zA-Z]?\.?{_UNIT_AFTER}{{0,2}}$"
+    rf"^(?:{_CAPWORD}\s+){{0,4}}{_CAPWORD}\s+{_HOUSE}\.?(?:\s+\d{{1,5}})?{_UNIT_AFTER}{{0,4}}$"
 )
 # Street-type words written in lower case in their language ("ul. Miła 131", "πλατεία
 # Καραισκάκη 262", "Trg revolucije 33", "avenue Ferdinand de Lesseps"): with one of them a
@@ -143,7 +155,25 @@ _STREET_WORD = (
     r"|vei|veien|laan|straat|weg|plein|chemin|boulevard|bd|allée|place|route|camino|paseo"
     r"|travessa|largo|náměstí|nám|ulice|tie|katu|gatan|vägen)\.?"
 )
+_STREET_WORD_RE = re.compile(
+    rf"(?i:{_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|jalan|jln"
+    r"|lorong|leoforos|λεωφ\.?|praça|estrada|alameda|pasaje|carretera|ronda|travesía|glorieta"
+    r"|plaza|ulitsa|prospekt|проспект|улица|ул\.?|вулиця|вул\.?|provulok|rruga|sokak|cadde"
+    r"|caddesi|sokağı|бул\.?|бульвар|пер\.?|переулок|провулок|алл\.?|аллея|наб\.?|набережная"
+    r"|набережна|ш\.?|шоссе|шосе|пр\.?|пр-т|площадь|площа|пл\.?|сквер|узвіз|парк|бульв\.?)"
+)
+_PARTICLES = frozenset(
+    {
+        "de", "la", "le", "les", "du", "des", "di", "da", "do", "dos", "das", "del", "della",
+        "van", "von", "der", "den", "het", "ter", "el", "y", "e", "i",
+    }
+)  # fmt: skip
 _UPPER_CLASS = "A-ZÀ-ÞΑ-ΩА-ЯĀ-ſ"
+_PARTICLE = rf"(?:\s+(?:{'|'.join(sorted(_PARTICLES))}))*"
+# A street-type word, then one to four capitalised words with particles between them.
+_NAMED_STREET = re.compile(
+    rf"[^\W\d_][\w'’.-]*{_PARTICLE}(?:\s+(?-i:[{_UPPER_CLASS}])[\w'’.-]*{_PARTICLE}){{1,4}}"
+)
 # A street closing a segment that starts in prose: "... the address of X is 8337 42 Wern Ddu
 # Lane", "... lives at 7549 ul. Więckowskiego Stefana 28": a house number, a capitalised or
 # street-type word, up to four more words, an optional second number and units.
@@ -152,20 +182,31 @@ _STREET_TAIL = re.compile(
     rf"\s+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|(?i:{_STREET_WORD}))"
     rf"(?:\s+[^\W\d_][\w'’.-]*){{0,4}}(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?(?P<unit>{_UNIT_AFTER}{{0,2}})$"
 )
-_POSTCODE = (
-    r"(?:\d{5}-\d{4}|\d{3}\s\d{2}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"
-    r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2}|[A-Z]{1,3}-\d{3,5}(?:\s\d{2})?)"
+# Postcodes that are letters and digits are distinctive enough to stand alone on a line:
+# British ("G6F 3PE"), Canadian ("K1A 0B6") and Irish Eircodes ("H92 5A5V", "D6W 1234").
+_ALNUM_CODE = re.compile(
+    r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|[A-Z]\d[\dW]\s?[A-Z\d]{4}"
 )
+_POSTCODE = (
+    r"(?:\d{5}-\d{4}|\d{5}-\d{3}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}\s\d{2}|\d{4,7}"
+    rf"|{_ALNUM_CODE.pattern}|\d{{4}}\s?[A-Z]{{2}}|[A-Z]{{1,3}}-\d{{3,5}}(?:\s\d{{2}})?)"
+)
+# What may stand before a postcode: "C.P. 06600", "CEP 01310-100", "TK 93253", "PLZ 10115".
+_CODE_PREFIX = r"(?:(?:C\.\s?P\.|CP|CEP|T\.?K\.?|Τ\.?Κ\.?|PLZ|PIN)\s*:?\s*)"
 # "Belgium 65601", "Laurel Springs, NJ 06666" (comma-split), "HEIMDAL nan 7072",
 # "1015 CJ Amsterdam", "Leeds LS6 2AB".
 _PAREN = r"(?:\s+\([^()\n]{1,30}\))?"
 _POSTAL_AFTER = re.compile(
-    rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}{_PAREN})?\s*(?P<code>{_POSTCODE})$"
+    rf"^(?:(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}{_PAREN})\s+)?{_CODE_PREFIX}?"
+    rf"(?P<code>{_POSTCODE})$"
 )
 # "Pune-411013", "India-411014": a town or country and its postcode joined by a dash.
 _POSTAL_DASH = re.compile(r"^(?P<place>[^\W\d_]+(?:\s+[^\W\d_]+){0,3})-(?P<code>\d{5,6})$")
+# "3544 Rappaz (BS)", "70201-330 Ribeiro / AP": a region after the town, in brackets or
+# after a slash.
 _POSTAL_BEFORE = re.compile(
-    rf"^(?P<code>{_POSTCODE})\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}})$"
+    rf"^{_CODE_PREFIX}?(?P<code>{_POSTCODE})\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}"
+    rf"{_PAREN}(?:\s*/\s*[A-Z]{{2}})?)$"
 )
 _REGION_CODE = re.compile(rf"[{_UPPER_CLASS}]{{2,3}}")
 # A postcode written after its country's letters, as European mail long did ("DK-1615
@@ -178,7 +219,7 @@ _CEPT_PREFIX = re.compile(
 _POSTAL_LEAD = re.compile(
     rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,2}}{_PAREN})\s+(?P<code>{_POSTCODE})(?=[.?!,]?\s|[.?!]$)"
 )
-_TOWN = re.compile(rf"^{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$")
+_TOWN = re.compile(rf"^{_CAPWORD}(?:{_PARTICLE}[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$")
 # What opens a segment but is not address: quote marks and list bullets, and a field label
 # ("Address: Postfach 130", 'address    "Postfach 130' in a locale file, "Anschrift:").
 _PREFIX = re.compile(
@@ -266,7 +307,7 @@ def _segments(text: str) -> Iterator[tuple[int, int, bool]]:
 def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one return per kind
     seg = text[s:e]
     folded = seg.casefold().strip(". ")
-    if folded in ("nan", "") or (seg.isdigit() and len(seg) <= 2):
+    if folded in ("nan", "") or (seg.isdigit() and len(seg) <= 3):
         return _Segment(s, e, "filler")
     if _UNIT.match(seg):
         return _Segment(s, e, "unit")
@@ -295,7 +336,7 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         place = m.group("place")
         if _YEAR.fullmatch(code) and not place:
             break
-        if place is None and not code[0].isdigit():
+        if place is None and not code[0].isdigit() and not _ALNUM_CODE.fullmatch(code):
             break
         strong = bool(_CEPT_PREFIX.fullmatch(code)) or bool(
             place
@@ -317,13 +358,23 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
     if m and not _YEAR.fullmatch(m.group(1)):
         return _Segment(s, e, "street")
     words = seg.split()
+    street_word = _STREET_WORD_RE.fullmatch(words[0]) is not None
     if (
         _STREET_NUMBER_LAST.match(seg)
         and not _YEAR.fullmatch(words[-1].rstrip("."))
-        and words[0][0].isupper()
-        and sum(not w[0].isupper() for w in words[:-1]) <= 1  # "Bécsi utca 35.", not prose
+        and (words[0][0].isupper() or street_word)  # "rue Uldry 17", "ul. Rubinowa 79/13"
+        # "Bécsi utca 35.", "avenue de Chevalley 59", not prose
+        and sum(
+            not w[0].isupper() and w not in _PARTICLES and not _STREET_WORD_RE.fullmatch(w)
+            for w in words[street_word:-1]
+        )
+        <= 1
     ):
         return _Segment(s, e, "street_weak")
+    if street_word and _NAMED_STREET.fullmatch(seg) and not not_personal(seg):
+        # "Strada Manole", "boulevard Céline Piccand": a street-type word and a name, the
+        # house number elsewhere or none; an address line only beside a postal line.
+        return _Segment(s, e, "street_named")
     if _TOWN.match(seg) and len(seg) <= 40:
         return _Segment(s, e, "town", place=(s, e))
     tail = _STREET_TAIL.search(seg)
@@ -369,7 +420,7 @@ def _house_name(text: str, line: _Segment, postal: _Segment) -> bool:
     )
 
 
-_STREETISH = frozenset({"street", "street_weak", "street_tail", "unit", "military"})
+_STREETISH = frozenset({"street", "street_weak", "street_tail", "street_named", "unit", "military"})
 _TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler"})
 
 
@@ -402,6 +453,28 @@ class AddressBlockRecognizer(LocalRecognizer):
             dataclasses.replace(_classify(text, s, e), labelled=labelled)
             for s, e, labelled in _segments(text)
         ]
+        for i, seg in enumerate(segs):
+            # "1356 Jabavu Street, Soweto, 1804": a number and words read as a postcode and
+            # town, but a postcode of its own follows; it is the street.
+            if seg.kind == "postal" and not seg.strong and seg.code and seg.code[0] == seg.start:
+                later = itertools.takewhile(
+                    lambda g: g.kind in ("town", "filler", "postal"), segs[i + 1 : i + 4]
+                )
+                if any(
+                    g.kind == "postal" and (g.place is None or g.strong) for g in later
+                ) and _STREET_NUMBER_FIRST.match(text[seg.start : seg.end]):
+                    segs[i] = _Segment(seg.start, seg.end, "street")
+            if (
+                # "Favela Câmara, 324, Grajaú, 69242-562": words, then the house number.
+                seg.kind == "town"
+                and i + 1 < len(segs)
+                and segs[i + 1].kind == "filler"
+                and text[segs[i + 1].start : segs[i + 1].end].isdigit()
+                and "\n" not in text[seg.end : segs[i + 1].start]
+                and _DESIGNATOR.search(text, seg.start, seg.end) is None
+                and not not_personal(text[seg.start : seg.end])
+            ):
+                segs[i] = _Segment(seg.start, seg.end, "street_named")
         for i in range(len(segs) - 1):
             # A town line followed by a country line: an address without a street.
             if segs[i].kind == "town" and segs[i + 1].kind == "country":
@@ -432,6 +505,12 @@ class AddressBlockRecognizer(LocalRecognizer):
                 block.pop()
             used.update(block)
             out.extend(self._emit(segs[k]) for k in block)
+            for k in block[1:]:
+                # "Avenida Ivo Reis, 77": the house number on its own after the street.
+                if segs[k].kind == "filler" and segs[k - 1].kind in _STREETISH:
+                    number = text[segs[k].start : segs[k].end]
+                    if number.isdigit():
+                        out.append([self._result("STREET_ADDRESS", segs[k].start, segs[k].end)])
         for i in range(1, len(segs)):
             # "Los Genets, 12290 Pont de Salars", "Keldnaholt, IS-112 Reykjavik": a house or
             # estate name has no number; it is the line just before a postal line with a town.

@@ -499,3 +499,65 @@ def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, 
 
     start = text.index(name)
     assert _in_identifier(text, start, start + len(name)) is code
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        # A house and flat number, a Polish postcode.
+        (
+            'address "ul. Długa 12/4, 80-831 Gdańsk"',
+            [("POSTCODE", "80-831"), ("STREET_ADDRESS", "ul. Długa 12/4")],
+        ),
+        # A street word in lower case and particles; a canton after the town.
+        (
+            "rue du Marché 17, 1204 Genève (GE)",
+            [("POSTCODE", "1204"), ("STREET_ADDRESS", "rue du Marché 17")],
+        ),
+        # A street without its number, the number on its own, a Portuguese postcode.
+        (
+            "Rua Augusta, 274, 1100-053 Lisboa",
+            [
+                ("POSTCODE", "1100-053"),
+                ("STREET_ADDRESS", "274"),
+                ("STREET_ADDRESS", "Rua Augusta"),
+            ],
+        ),
+        (
+            "Strada Lipscani, Bucuresti, 030031",
+            [("POSTCODE", "030031"), ("STREET_ADDRESS", "Strada Lipscani")],
+        ),
+        # Post-Soviet order: town, street, house and building, postcode.
+        (
+            "г. Москва, ул. Тверская, д. 7 к. 2, 125009",
+            [
+                ("POSTCODE", "125009"),
+                ("STREET_ADDRESS", "д. 7 к. 2"),
+                ("STREET_ADDRESS", "ул. Тверская"),
+            ],
+        ),
+        # A number and words that read like a postcode and town, a postcode after them.
+        ("1356 Jabavu Street, Pretoria, 0002", [("STREET_ADDRESS", "1356 Jabavu Street")]),
+        ("12/3 Bourke Street, Melbourne, VIC, 3000", [("STREET_ADDRESS", "12/3 Bourke Street")]),
+        # Letters-and-digits postcodes alone on their line; a prefix before a postcode.
+        ("Flat 2, Baker Court, Leeds, LS6 2AB", [("POSTCODE", "LS6 2AB")]),
+        ("12 Main Street, Ennis, V95 X2Y3", [("POSTCODE", "V95 X2Y3")]),
+        ("Ερμού 25, ΤΚ 105 63 Αθήνα", [("POSTCODE", "105 63"), ("STREET_ADDRESS", "Ερμού 25")]),
+        ("Calle Hidalgo 120 Interior 4, Centro, C.P. 44100", [("POSTCODE", "44100")]),
+    ],
+)
+def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str]]) -> None:
+    assert set(pieces) <= set(_address_pieces(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See Chapter Four, 12, and Section 3.",  # words and a number, no postal line
+        "1000 Songs, 2000 Hits",  # two numbers with words: no postcode alone
+        "Boulevard of Broken Dreams, 2004",  # a year is no postcode
+        "Inc.\n% Address: 5",  # a company's designator, the number on another line
+    ],
+)
+def test_what_the_wider_layouts_do_not_take_for_streets(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] == "STREET_ADDRESS"]
