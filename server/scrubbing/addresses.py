@@ -118,7 +118,8 @@ _YEAR = re.compile(r"(?:1[89]|20)\d\d")
 _CAPWORD = r"(?:[^\W\d_][\w'’.-]*)"
 _UNIT = re.compile(
     r"(?i)^(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building|level|tower"
-    r"|block|wing)\.?\s*#?\s*[\w-]{1,6}(?:,?\s+box\s+\d{1,6})?|(?:p\.?\s?o\.?\s+)?box\s+\d{1,6}"
+    r"|block|wing|plot\s+no|h\.?\s?no|house\s+no|door\s+no|ward\s+no)"
+    r"\.?\s*#?\s*[\w-]{1,6}(?:,?\s+box\s+\d{1,6})?|(?:p\.?\s?o\.?\s+)?box\s+\d{1,6}"
     r"|(?:psc|cmr)\s+\d{1,6}|(?:postfach|postboks|postbox|postbus|bo[iî]te\s+postale|b\.?p\.?"
     r"|case\s+postale|apartado(?:\s+de\s+correos)?|casilla(?:\s+de\s+correos?)?|caixa\s+postal)"
     r"\s+\d{1,6}"
@@ -139,7 +140,7 @@ _UNIT_AFTER = (
 # flat), "7-2", "N° 7251", "Nr. 709".
 _HOUSE = r"(?:(?:N[°º]|Nr\.|No\.)\s?)?\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?"
 _STREET_NUMBER_FIRST = re.compile(
-    rf"^(\d{{1,6}}[a-zA-Z]?)(?:/\d{{1,5}}[a-zA-Z]?)?(?:\s+\d{{1,5}}[a-z]?)?\s+{_CAPWORD}"
+    rf"^(\d{{1,6}}(?:-?[a-zA-Z])?)(?:/\d{{1,5}}[a-zA-Z]?)?(?:\s+\d{{1,5}}[a-z]?)?\s+{_CAPWORD}"
     rf"(?:\s+{_CAPWORD}){{0,5}}"
     rf"(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?{_UNIT_AFTER}{{0,2}}$"
 )
@@ -229,7 +230,7 @@ _PREFIX = re.compile(
 # "511 Rebbåsbakken 48 Suite 372", "437 Wesselényi u. 94. Apt. 817 Öntésmajor Hungary": after a
 # unit, the capitalised words that follow (town, region, country) belong to the address.
 _INLINE = re.compile(
-    r"(?<![\w.,-])(?P<num>\d{1,6})[ \t]+(?:\d{1,5}[ \t]+)?"
+    r"(?<![\w.,-])(?P<num>\d{1,6})(?:-[A-Z])?[ \t]+(?:\d{1,5}[ \t]+)?"
     rf"(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|(?i:{_STREET_WORD}))[ \t]+"
     r"(?:[^\W\d_][\w'’.-]*[ \t]+){0,4}\d{1,5}[a-z]?\b\.?"
     r"(?P<unit>,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5}"
@@ -266,9 +267,17 @@ _PLACE_CUE = re.compile(
     r"(?:[ -](?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[\w'’]){0,3})"
 )
 # "the corner of Urzáiz 12 and Jónmundsson Manors", "at the corner of 5th and Main".
+# "12, rue de la Paix", "60, boulevard Benabdellah Taher": French-speaking countries write a
+# comma between the house number and a street-type word; together they are an address.
+_NUMBER_COMMA_STREET = re.compile(
+    r"(?<![\w.,:/-])(?P<addr>(?P<num>\d{1,4})(?:\s?(?:bis|ter|[a-z]))?,\s+(?i:rue|boulevard|bd"
+    r"|avenue|av|chemin|allée|impasse|place|quai|cours|route|square|passage|lotissement|cité)"
+    r"\.?(?:[ \t]+(?:(?:de|du|des|la|le|les|el)[ \t]+)*(?:[dl]['’])?(?-i:[A-ZÀ-Þ])[\w'’.-]*){1,4})"
+)
 _CORNER = re.compile(r"(?i)\bcorner\s+of\s+(?P<addr>[^.\n;!?]{3,80}?)(?=[.;!?\n]|,\s|$)")
 _NOT_STREET = re.compile(
-    r"(?i)\b(?:office|fax|mobile|mob|tel|phone|cell|desk|home|work|ext|x)\b|[-+()]\d|\d[-()]"
+    r"(?i)\b(?:office|fax|mobile|mob|tel|phone|cell|desk|home|work|ext|x)\b|[-+()]\d|\d[()]"
+    r"|\d-(?![A-Za-z]\b)"  # phone-like, but "2-A Sector 126" is a house number
 )
 _UPPER = re.compile(r"(?-i:[A-ZÀ-ÞΑ-ΩА-Я])")
 _RESIDENCE = re.compile(
@@ -533,6 +542,9 @@ class AddressBlockRecognizer(LocalRecognizer):
                 out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
         for m in _RESIDENCE.finditer(text):
             if not _YEAR.fullmatch(m.group("addr").split()[-1]):  # "moved to Paris in 1952"
+                out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
+        for m in _NUMBER_COMMA_STREET.finditer(text):
+            if not _YEAR.fullmatch(m.group("num")):  # "In 1999, avenue closures ..."
                 out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
         for m in _CORNER.finditer(text):
             out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])

@@ -544,6 +544,13 @@ def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, 
         ("12 Main Street, Ennis, V95 X2Y3", [("POSTCODE", "V95 X2Y3")]),
         ("Ερμού 25, ΤΚ 105 63 Αθήνα", [("POSTCODE", "105 63"), ("STREET_ADDRESS", "Ερμού 25")]),
         ("Calle Hidalgo 120 Interior 4, Centro, C.P. 44100", [("POSTCODE", "44100")]),
+        # The French comma between house number and street; a lettered Indian house number.
+        ("Écrire au 3, rue d'Isly, Alger", [("STREET_ADDRESS", "3, rue d'Isly")]),
+        ("Plot 9 2-B Sector 62 Noida 201309", [("STREET_ADDRESS", "2-B Sector 62")]),
+        (
+            "Plot No. 12, Sector 5, Noida 201301",
+            [("STREET_ADDRESS", "Plot No. 12"), ("STREET_ADDRESS", "Sector 5")],
+        ),
     ],
 )
 def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str]]) -> None:
@@ -557,6 +564,8 @@ def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str
         "1000 Songs, 2000 Hits",  # two numbers with words: no postcode alone
         "Boulevard of Broken Dreams, 2004",  # a year is no postcode
         "Inc.\n% Address: 5",  # a company's designator, the number on another line
+        "In 1999, avenue closures began.",  # a year before a street word
+        "Phase 2, Phase 3",  # numbered phases on their own
     ],
 )
 def test_what_the_wider_layouts_do_not_take_for_streets(text: str) -> None:
