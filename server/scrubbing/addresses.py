@@ -274,6 +274,13 @@ _NUMBER_COMMA_STREET = re.compile(
     r"|avenue|av|chemin|allée|impasse|place|quai|cours|route|square|passage|lotissement|cité)"
     r"\.?(?:[ \t]+(?:(?:de|du|des|la|le|les|el)[ \t]+)*(?:[dl]['’])?(?-i:[A-ZÀ-Þ])[\w'’.-]*){1,4})"
 )
+# Colombian grid addresses: the street, "#", the crossing street and the distance from it
+# ("Calle 26 # 68B-70", "Cra. 7 No. 32-16 Sur", "Av. calle 170 # 8-79").
+_GRID_STREET = re.compile(
+    r"(?<![\w.])(?:(?i:av\.?|avenida)\s+)?(?:(?i:calle|carrera|avenida|diagonal|transversal"
+    r"|circular)|Cl|Cra|Kr|Cr|Av|Dg|Tv)\.?\s+\d{1,3}[A-Z]?(?:\s+Bis)?(?:\s+[A-Z])?\s*(?:#|No\.?|N[°º])"
+    r"\s*\d{1,3}[A-Z]?\s?-\s?\d{1,3}(?:\s+(?:Sur|Este|Norte|Oeste))?\b"
+)
 _CORNER = re.compile(r"(?i)\bcorner\s+of\s+(?P<addr>[^.\n;!?]{3,80}?)(?=[.;!?\n]|,\s|$)")
 _NOT_STREET = re.compile(
     r"(?i)\b(?:office|fax|mobile|mob|tel|phone|cell|desk|home|work|ext|x)\b|[-+()]\d|\d[()]"
@@ -546,6 +553,8 @@ class AddressBlockRecognizer(LocalRecognizer):
         for m in _NUMBER_COMMA_STREET.finditer(text):
             if not _YEAR.fullmatch(m.group("num")):  # "In 1999, avenue closures ..."
                 out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
+        for m in _GRID_STREET.finditer(text):
+            out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
         for m in _CORNER.finditer(text):
             out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
         for m in _CODE_CUE.finditer(text):

@@ -547,6 +547,8 @@ def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, 
         # The French comma between house number and street; a lettered Indian house number.
         ("Écrire au 3, rue d'Isly, Alger", [("STREET_ADDRESS", "3, rue d'Isly")]),
         ("Plot 9 2-B Sector 62 Noida 201309", [("STREET_ADDRESS", "2-B Sector 62")]),
+        # A Colombian grid address.
+        ("Calle 26 # 68B-70 Sur, Bogotá", [("STREET_ADDRESS", "Calle 26 # 68B-70 Sur")]),
         (
             "Plot No. 12, Sector 5, Noida 201301",
             [("STREET_ADDRESS", "Plot No. 12"), ("STREET_ADDRESS", "Sector 5")],
@@ -566,6 +568,7 @@ def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str
         "Inc.\n% Address: 5",  # a company's designator, the number on another line
         "In 1999, avenue closures began.",  # a year before a street word
         "Phase 2, Phase 3",  # numbered phases on their own
+        "see cl 3 # 4-5 in the config",  # an abbreviation in lower case
     ],
 )
 def test_what_the_wider_layouts_do_not_take_for_streets(text: str) -> None:
