@@ -115,7 +115,10 @@ _US_STATE_CODES = frozenset(
     ]
 )
 _YEAR = re.compile(r"(?:1[89]|20)\d\d")
-_CAPWORD = r"(?:[^\W\d_][\w'’.-]*)"
+# The rest of a word: letters, Indic and Thai vowel signs and joiners (combining marks, which
+# Python's \w leaves out), apostrophes, dots and hyphens.
+_WORD_REST = r"[\w'’.\-\u0300-\u036f\u0900-\u0dff\u0e00-\u0e7f\u200c\u200d]*"
+_CAPWORD = rf"(?:[^\W\d_]{_WORD_REST})"
 _UNIT = re.compile(
     r"(?i)^(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building|level|tower"
     r"|block|wing|plot\s+no|h\.?\s?no|house\s+no|door\s+no|ward\s+no)"
@@ -170,18 +173,32 @@ _PARTICLES = frozenset(
     }
 )  # fmt: skip
 _UPPER_CLASS = "A-ZÀ-ÞΑ-ΩА-ЯĀ-ſ"
+# Where a proper name may start: a capital, or a letter of a script without case (Hebrew,
+# Arabic, Indic, Thai, Georgian, CJK, Hangul), whose street and town names have no capital to
+# show; Armenian capitals too.
+_NAME_START = (
+    _UPPER_CLASS + "\u0531-\u0556\u0590-\u08ff\u0900-\u0dff\u0e00-\u0eff\u10d0-\u10ff"
+    "\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af"
+)
+
+
+def _capitalised(word: str) -> bool:
+    """Whether ``word`` starts as a proper name does: a capital or a caseless letter."""
+    return word[:1].isupper() or (word[:1].isalpha() and not word[:1].islower())
+
+
 _PARTICLE = rf"(?:\s+(?:{'|'.join(sorted(_PARTICLES))}))*"
 # A street-type word, then one to four capitalised words with particles between them.
 _NAMED_STREET = re.compile(
-    rf"[^\W\d_][\w'’.-]*{_PARTICLE}(?:\s+(?-i:[{_UPPER_CLASS}])[\w'’.-]*{_PARTICLE}){{1,4}}"
+    rf"{_CAPWORD}{_PARTICLE}(?:\s+(?-i:[{_NAME_START}]){_WORD_REST}{_PARTICLE}){{1,4}}"
 )
 # A street closing a segment that starts in prose: "... the address of X is 8337 42 Wern Ddu
 # Lane", "... lives at 7549 ul. Więckowskiego Stefana 28": a house number, a capitalised or
 # street-type word, up to four more words, an optional second number and units.
 _STREET_TAIL = re.compile(
     rf"(?<![\w.,:/#-])(?P<num>\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?"
-    rf"\s+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|(?i:{_STREET_WORD}))"
-    rf"(?:\s+[^\W\d_][\w'’.-]*){{0,4}}(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?(?P<unit>{_UNIT_AFTER}{{0,2}})$"
+    rf"\s+(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_STREET_WORD}))"
+    rf"(?:\s+{_CAPWORD}){{0,4}}(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?(?P<unit>{_UNIT_AFTER}{{0,2}})$"
 )
 # Postcodes that are letters and digits are distinctive enough to stand alone on a line:
 # British ("G6F 3PE"), Canadian ("K1A 0B6") and Irish Eircodes ("H92 5A5V", "D6W 1234").
@@ -231,8 +248,8 @@ _PREFIX = re.compile(
 # unit, the capitalised words that follow (town, region, country) belong to the address.
 _INLINE = re.compile(
     r"(?<![\w.,-])(?P<num>\d{1,6})(?:-[A-Z])?[ \t]+(?:\d{1,5}[ \t]+)?"
-    rf"(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|(?i:{_STREET_WORD}))[ \t]+"
-    r"(?:[^\W\d_][\w'’.-]*[ \t]+){0,4}\d{1,5}[a-z]?\b\.?"
+    rf"(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_STREET_WORD}))[ \t]+"
+    rf"(?:{_CAPWORD}[ \t]+){{0,4}}\d{{1,5}}[a-z]?\b\.?"
     r"(?P<unit>,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5}"
     rf"(?:[ \t]+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|nan)(?=[ \t,.?!]|$)){{0,4}})?"
 )
@@ -286,7 +303,7 @@ _NOT_STREET = re.compile(
     r"(?i)\b(?:office|fax|mobile|mob|tel|phone|cell|desk|home|work|ext|x)\b|[-+()]\d|\d[()]"
     r"|\d-(?![A-Za-z]\b)"  # phone-like, but "2-A Sector 126" is a house number
 )
-_UPPER = re.compile(r"(?-i:[A-ZÀ-ÞΑ-ΩА-Я])")
+_UPPER = re.compile(rf"(?-i:[{_NAME_START}])")
 _RESIDENCE = re.compile(
     r"(?i)\b(?:lives?|lived|living|resides?|located|moved|is)\s+(?:on|at|in|to)\s+"
     r"(?:the\s+\w+\s+side\s+of\s+)?(?P<addr>(?:\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?)?"
@@ -378,10 +395,10 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
     if (
         _STREET_NUMBER_LAST.match(seg)
         and not _YEAR.fullmatch(words[-1].rstrip("."))
-        and (words[0][0].isupper() or street_word)  # "rue Uldry 17", "ul. Rubinowa 79/13"
+        and (_capitalised(words[0]) or street_word)  # "rue Uldry 17", "ul. Rubinowa 79/13"
         # "Bécsi utca 35.", "avenue de Chevalley 59", not prose
         and sum(
-            not w[0].isupper() and w not in _PARTICLES and not _STREET_WORD_RE.fullmatch(w)
+            not _capitalised(w) and w not in _PARTICLES and not _STREET_WORD_RE.fullmatch(w)
             for w in words[street_word:-1]
         )
         <= 1

@@ -547,6 +547,12 @@ def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, 
         # The French comma between house number and street; a lettered Indian house number.
         ("Écrire au 3, rue d'Isly, Alger", [("STREET_ADDRESS", "3, rue d'Isly")]),
         ("Plot 9 2-B Sector 62 Noida 201309", [("STREET_ADDRESS", "2-B Sector 62")]),
+        # Scripts without capitals, and Indic vowel signs inside words.
+        (
+            "רחוב הרצל 12, תל אביב, 6100001",
+            [("POSTCODE", "6100001"), ("STREET_ADDRESS", "רחוב הרצל 12")],
+        ),
+        ("12 महात्मा गांधी मार्ग, जयपुर 302001", [("STREET_ADDRESS", "12 महात्मा गांधी मार्ग")]),
         # A Colombian grid address.
         ("Calle 26 # 68B-70 Sur, Bogotá", [("STREET_ADDRESS", "Calle 26 # 68B-70 Sur")]),
         (
