@@ -334,7 +334,13 @@ def initial_model(
         template = getattr(tokenizer, "label_prompt", DEFAULT_LABEL_PROMPT)
         try:
             hf_model, _, provenance = build_model(
-                HFLoRAConfig(base=preset.base, adaptation=preset.adaptation, label_prompt=template)
+                HFLoRAConfig(
+                    base=preset.base,
+                    adaptation=preset.adaptation,
+                    trainable_layers=preset.trainable_layers,
+                    output_vocab=preset.output_vocab,
+                    label_prompt=template,
+                )
             )
         except BaseLoadError as exc:
             raise TrainingConfigError("preset", str(exc)) from exc

@@ -63,6 +63,9 @@ class TrainingPreset:
             sets one; 0 means the logical batch is not split.
         adaptation: For a Hugging Face base: ``"lora"`` or ``"full"`` fine-tuning of its top
             layers, or ``"none"`` (see ``privsynth.models.hf_lm.HFLoRAConfig``).
+        trainable_layers: For a Hugging Face base: how many top decoder layers train.
+        output_vocab: For a Hugging Face base: the softmax covers token ids below this (a
+            number above the tokenizer's size means its whole vocabulary).
         recipe: ``"dp-sgd"`` (train with DP-SGD) or ``"guided"``: train nothing, release
             per-label token statistics with DP and decode the public base with them
             (:mod:`privsynth.models.token_stats`); the job's ε goes to the label mix and the
@@ -83,6 +86,8 @@ class TrainingPreset:
     learning_rate: float = 5e-3
     physical_batch: int = 0
     adaptation: str = "lora"
+    trainable_layers: int = 2
+    output_vocab: int = 16384
     recipe: str = "dp-sgd"
     decoding: dict[str, Any] | None = None
     evolution: dict[str, Any] | None = None

@@ -22,6 +22,7 @@ from privsynth.models.dp_train import (  # noqa: E402
     DPConfig,
     Example,
     TrainingConfigError,
+    initial_model,
     train_dp,
 )
 from privsynth.models.family import load_generator, tokenizer_for_preset  # noqa: E402
@@ -390,3 +391,27 @@ def test_a_label_prompt_template_changes_the_request_and_round_trips_through_the
     _, old = load_generator(result.weights, before)
     assert old.prompt("positive") == default.prompt("positive")
     assert "Write a short text about positive." in old.backend.decode(old.prompt("positive"))
+
+
+def test_a_preset_sets_how_many_layers_train_and_how_wide_the_softmax_is(
+    local_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Capacity where the signal is (issue 14): adapters on every layer, the whole vocabulary.
+    deep = presets.TrainingPreset(
+        "test-hf-deep", "hf-lora", str(local_base), "tiny", trainable_layers=3, output_vocab=1 << 20
+    )
+    monkeypatch.setitem(presets.PRESETS, "test-hf-deep", deep)
+    tok = tokenizer_for_preset("test-hf-deep")
+    model, _ = initial_model("test-hf-deep", tok)
+    assert model.cfg.trainable_layers == 3 and model.split == 0
+    assert model.output_vocab == tok.vocab_size  # capped at the base's own vocabulary
+    default = presets.TrainingPreset("test-hf", "hf-lora", str(local_base), "tiny")
+    monkeypatch.setitem(presets.PRESETS, "test-hf", default)
+    model, _ = initial_model("test-hf", tok)
+    assert model.cfg.trainable_layers == 2 and model.split == 1
+    # More layers than the base has is a configuration error, not a crash.
+    monkeypatch.setitem(
+        presets.PRESETS, "test-hf-deep", dataclasses.replace(deep, trainable_layers=4)
+    )
+    with pytest.raises(TrainingConfigError, match="trainable_layers"):
+        initial_model("test-hf-deep", tok)
