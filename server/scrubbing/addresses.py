@@ -526,6 +526,24 @@ class AddressBlockRecognizer(LocalRecognizer):
                     j += 1
                 else:
                     break
+            # Postcode and town first, street last ("ք. Արմավիր, 1821, Գարեգին Նժդեհի 46",
+            # "125009, Moscow, Tverskaya 7"): a postal line just before the street counts.
+            lead = list(
+                itertools.takewhile(
+                    lambda k: k not in used and segs[k].kind in ("town", "filler", "postal"),
+                    range(i - 1, max(i - 4, -1), -1),
+                )
+            )
+            postal = [
+                k
+                for k in lead
+                if segs[k].kind == "postal"
+                and segs[k].code is not None
+                # a code alone or before its town ("125009", "75011 Paris"), not "ticket 4521"
+                and (segs[k].place is None or segs[k].strong or segs[k].code[0] == segs[k].start)
+            ]
+            if postal:
+                block = [*range(postal[-1], i), *block]
             kinds = [segs[k].kind for k in block]
             strong = [k for k in kinds if k in ("unit", "military", "postal", "country")]
             streets = [k for k in kinds if k in ("street", "street_weak")]

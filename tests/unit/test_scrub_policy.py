@@ -553,6 +553,11 @@ def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, 
             [("POSTCODE", "6100001"), ("STREET_ADDRESS", "רחוב הרצל 12")],
         ),
         ("12 महात्मा गांधी मार्ग, जयपुर 302001", [("STREET_ADDRESS", "12 महात्मा गांधी मार्ग")]),
+        # Postcode and town first, the street last.
+        (
+            "125009, Moscow, Tverskaya 7",
+            [("LOCATION", "Moscow"), ("POSTCODE", "125009"), ("STREET_ADDRESS", "Tverskaya 7")],
+        ),
         # A Colombian grid address.
         ("Calle 26 # 68B-70 Sur, Bogotá", [("STREET_ADDRESS", "Calle 26 # 68B-70 Sur")]),
         (
@@ -575,6 +580,7 @@ def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str
         "In 1999, avenue closures began.",  # a year before a street word
         "Phase 2, Phase 3",  # numbered phases on their own
         "see cl 3 # 4-5 in the config",  # an abbreviation in lower case
+        "See ticket 4521, Main Street 5",  # a number after words is no postcode before a street
     ],
 )
 def test_what_the_wider_layouts_do_not_take_for_streets(text: str) -> None:
