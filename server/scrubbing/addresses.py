@@ -508,6 +508,18 @@ class AddressBlockRecognizer(LocalRecognizer):
                 and not not_personal(text[seg.start : seg.end])
             ):
                 segs[i] = _Segment(seg.start, seg.end, "street_named")
+            if (
+                # "5, Shahid Ghasemi Habibollah, Azadi Ave, Tehran": the number, then the street.
+                seg.kind == "town"
+                and i > 0
+                and segs[i - 1].kind == "filler"
+                and text[segs[i - 1].start : segs[i - 1].end].isdigit()
+                and "\n" not in text[segs[i - 1].end : seg.start]
+                and _DESIGNATOR.search(text, seg.start, seg.end) is None
+                and not not_personal(text[seg.start : seg.end])
+            ):
+                segs[i - 1] = _Segment(segs[i - 1].start, seg.end, "street_named")
+                segs[i] = _Segment(seg.end, seg.end, "filler")
         for i in range(len(segs) - 1):
             # A town line followed by a country line: an address without a street.
             if segs[i].kind == "town" and segs[i + 1].kind == "country":

@@ -553,6 +553,8 @@ def test_names_inside_file_names_and_identifiers_are_code(text: str, name: str, 
             [("POSTCODE", "6100001"), ("STREET_ADDRESS", "רחוב הרצל 12")],
         ),
         ("12 महात्मा गांधी मार्ग, जयपुर 302001", [("STREET_ADDRESS", "12 महात्मा गांधी मार्ग")]),
+        # The house number, a comma, then the street.
+        ("12, MG Road, Bangalore 560001", [("STREET_ADDRESS", "12, MG Road")]),
         # Postcode and town first, the street last.
         (
             "125009, Moscow, Tverskaya 7",
@@ -581,6 +583,7 @@ def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str
         "Phase 2, Phase 3",  # numbered phases on their own
         "see cl 3 # 4-5 in the config",  # an abbreviation in lower case
         "See ticket 4521, Main Street 5",  # a number after words is no postcode before a street
+        "Chapter 3, Section Two, page 5",  # numbered parts of a document
     ],
 )
 def test_what_the_wider_layouts_do_not_take_for_streets(text: str) -> None:
