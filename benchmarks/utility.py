@@ -294,6 +294,34 @@ def synthesize(
     return out
 
 
+def select_by_centroids(
+    synth: list[dict[str, str]], stats, mix: Counter[str]
+) -> list[dict[str, str]]:
+    """Keep each label's ``mix[label]`` candidates nearest its DP centroid (post-processing).
+
+    A candidate's score is the cosine of its MiniLM embedding to its label's released
+    direction minus its mean cosine to every label's: how much more it is about its own
+    label than about the others. Uses only the DP release and public models, so it costs
+    no privacy.
+    """
+    import torch
+    from privsynth.models.sentence_embeddings import embed_texts
+
+    directions = torch.nn.functional.normalize(stats.centroids.double(), dim=1)
+    row = {label: i for i, label in enumerate(stats.labels)}
+    vectors = torch.nn.functional.normalize(
+        torch.as_tensor(embed_texts([r["text"] for r in synth]), dtype=torch.float64), dim=1
+    )
+    cosines = vectors @ directions.T
+    scores = cosines[torch.arange(len(synth)), [row[r["label"]] for r in synth]] - cosines.mean(1)
+    kept = []
+    for label, n in sorted(mix.items()):
+        mine = [i for i, r in enumerate(synth) if r["label"] == label]
+        mine.sort(key=lambda i: -float(scores[i]))
+        kept += [synth[i] for i in mine[:n]]
+    return kept
+
+
 def job_delta(n: int) -> float:
     """δ a job takes by default: a tenth of the dataset's cap min(1e-5, 1/(10 n))."""
     return min(1e-5, 1 / (10 * n)) / 10
@@ -539,6 +567,13 @@ def main() -> int:
         action="store_true",
         help="guided: prompt without the label (the statistics alone carry it)",
     )
+    parser.add_argument(
+        "--select-oversample",
+        type=int,
+        default=1,
+        help="guided with label centroids: write K times the records, keep each label's "
+        "nearest to its DP centroid",
+    )
     parser.add_argument("--samples-out", default="", help="write 3 samples per row here (JSON)")
     args = parser.parse_args()
 
@@ -577,6 +612,7 @@ def main() -> int:
         ppl = math.nan
         sigma = 0.0
         population = None
+        stats = None
         if args.recipe == "pe":
             model = None
             population, sigma = pe_population(train, eps, args)
@@ -629,9 +665,10 @@ def main() -> int:
                     for text in population.draw(label, n, draw)
                 ]
             else:
+                k = args.select_oversample if getattr(stats, "centroids", None) is not None else 1
                 synth = synthesize(
                     model,
-                    scaled,
+                    Counter({label: n * k for label, n in scaled.items()}),
                     seed=1,
                     max_tokens=args.max_tokens,
                     preset=args.preset,
@@ -640,6 +677,8 @@ def main() -> int:
                     bias=bias_of[lam],
                     label_prompt=not args.no_label_prompt,
                 )
+                if k > 1:
+                    synth = select_by_centroids(synth, stats, scaled)
             sample_s = max(1e-3, time.monotonic() - t1)
             report = utility(
                 train_records,
