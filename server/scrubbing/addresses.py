@@ -498,6 +498,17 @@ def _beside_number(text: str, words: _Segment, number: _Segment) -> bool:
     )
 
 
+def _leads_a_street(seg: _Segment) -> bool:
+    """Whether a postal line before a street makes an address with it.
+
+    A code alone or before its town ("125009", "75011 Paris"), or one with a country; not a
+    number after words ("ticket 4521").
+    """
+    if seg.kind != "postal" or seg.code is None:
+        return False
+    return seg.place is None or seg.strong or seg.code[0] == seg.start
+
+
 _STREETISH = frozenset({"street", "street_weak", "street_tail", "street_named", "unit", "military"})
 _TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler"})
 
@@ -558,14 +569,7 @@ class AddressBlockRecognizer(LocalRecognizer):
                     range(i - 1, max(i - 4, -1), -1),
                 )
             )
-            postal = [
-                k
-                for k in lead
-                if segs[k].kind == "postal"
-                and segs[k].code is not None
-                # a code alone or before its town ("125009", "75011 Paris"), not "ticket 4521"
-                and (segs[k].place is None or segs[k].strong or segs[k].code[0] == segs[k].start)
-            ]
+            postal = [k for k in lead if _leads_a_street(segs[k])]
             if postal:
                 block = [*range(postal[-1], i), *block]
             kinds = [segs[k].kind for k in block]
