@@ -54,6 +54,7 @@ from privsynth.models.label_prompt import (
     fill_label_prompt,
     name_keywords,
 )
+from privsynth.models.presets import HF_OUTPUT_VOCAB, HF_TRAINABLE_LAYERS
 from privsynth.models.tokenizer import sha256_file
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -117,11 +118,11 @@ class HFLoRAConfig:
     """
 
     base: str
-    trainable_layers: int = 2
+    trainable_layers: int = HF_TRAINABLE_LAYERS
     rank: int = 8
     alpha: float = 16.0
     max_len: int = 80
-    output_vocab: int = 16384
+    output_vocab: int = HF_OUTPUT_VOCAB
     family: str = FAMILY
     layout: str = LAYOUT
     adaptation: str = "lora"

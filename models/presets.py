@@ -46,6 +46,14 @@ PE_SUFFIX = ":pe"
 log = logging.getLogger(__name__)
 
 
+HF_TRAINABLE_LAYERS = 2
+"""Top decoder layers a Hugging Face base trains unless its preset says otherwise (also
+``HFLoRAConfig``'s default, so configs stored before presets carried it rebuild the same)."""
+
+HF_OUTPUT_VOCAB = 16_384
+"""Token ids the softmax covers unless the preset says otherwise (``HFLoRAConfig``'s default)."""
+
+
 @dataclass(frozen=True)
 class TrainingPreset:
     """What ``preset`` in a training request means.
@@ -86,8 +94,8 @@ class TrainingPreset:
     learning_rate: float = 5e-3
     physical_batch: int = 0
     adaptation: str = "lora"
-    trainable_layers: int = 2
-    output_vocab: int = 16384
+    trainable_layers: int = HF_TRAINABLE_LAYERS
+    output_vocab: int = HF_OUTPUT_VOCAB
     recipe: str = "dp-sgd"
     decoding: dict[str, Any] | None = None
     evolution: dict[str, Any] | None = None
