@@ -193,21 +193,31 @@ def train_nonprivate(examples, args: argparse.Namespace):
     return model
 
 
+def hf_capacity(base: str, layers: int, vocab: int) -> tuple[int, int, int]:
+    """Trainable layers and softmax width as asked (-1: all of the base's), and its layer count."""
+    from privsynth.models.hf_lm import base_tokenizer, load_hf_base
+
+    n_layers = int(load_hf_base(base).config.num_hidden_layers)
+    return (
+        n_layers if layers < 0 else layers,
+        base_tokenizer(base).vocab_size if vocab < 0 else vocab,
+        n_layers,
+    )
+
+
 def ceiling_model(args: argparse.Namespace):
     """The preset's Hugging Face base with every weight of its top layers trainable.
 
     ``--ceiling-layers -1`` makes all decoder layers trainable and ``--ceiling-vocab -1``
     the full output vocabulary: the non-private headroom of the base (issue 14, item 1).
     """
-    from privsynth.models.hf_lm import HFLoRAConfig, base_tokenizer, build_model, load_hf_base
+    from privsynth.models.hf_lm import HFLoRAConfig, build_model
     from privsynth.models.presets import PRESETS
 
     preset = PRESETS[args.preset]
     if preset.architecture != "hf-lora" or preset.base is None:
         raise SystemExit("--ceiling-layers needs a Hugging Face preset")
-    n_layers = int(load_hf_base(preset.base).config.num_hidden_layers)
-    layers = n_layers if args.ceiling_layers < 0 else args.ceiling_layers
-    vocab = base_tokenizer(preset.base).vocab_size if args.ceiling_vocab < 0 else args.ceiling_vocab
+    layers, vocab, n_layers = hf_capacity(preset.base, args.ceiling_layers, args.ceiling_vocab)
     model, _, _ = build_model(
         HFLoRAConfig(
             base=preset.base, adaptation="full", trainable_layers=layers, output_vocab=vocab
@@ -226,16 +236,13 @@ def deeper_preset(args: argparse.Namespace) -> str:
     rank-8 adapters on ``--lora-layers`` layers (DP-sized batch and rate come from
     ``--batch-size`` / ``--lr``).
     """
-    from privsynth.models.hf_lm import base_tokenizer, load_hf_base
     from privsynth.models.presets import PRESETS
 
     preset = PRESETS[args.preset]
     if preset.architecture != "hf-lora" or preset.base is None or preset.adaptation == "none":
         raise SystemExit("--lora-layers needs a trained Hugging Face preset")
-    n_layers = int(load_hf_base(preset.base).config.num_hidden_layers)
-    layers = n_layers if args.lora_layers < 0 else args.lora_layers
-    vocab = {-1: base_tokenizer(preset.base).vocab_size, 0: preset.output_vocab}.get(
-        args.output_vocab, args.output_vocab
+    layers, vocab, n_layers = hf_capacity(
+        preset.base, args.lora_layers, args.output_vocab or preset.output_vocab
     )
     name = f"{preset.name}-l{layers}-v{vocab}"
     PRESETS[name] = dataclasses.replace(
