@@ -586,6 +586,7 @@ def main() -> int:
 
     import torch
     from privsynth.server.evaluation.dp_bow import public_vocabulary
+    from privsynth.server.evaluation.embeddings import default_embedder
     from privsynth.server.evaluation.text import Record
     from privsynth.server.evaluation.utility import utility
 
@@ -596,6 +597,7 @@ def main() -> int:
     mix = Counter(r["label"] for r in train)
     real_clf = classifier([r["text"] for r in train], [r["label"] for r in train])
     vocabulary = public_vocabulary().words
+    embedder = default_embedder()  # the DP centroid bag-of-words reference row
     print(
         f"{args.corpus}: {len(train)} train / {len(test)} holdout, {len(mix)} labels; "
         f"recipe={args.recipe} preset={args.preset} epochs={args.epochs} "
@@ -694,6 +696,7 @@ def main() -> int:
                 epsilon=eps if math.isfinite(eps) and eps > 0 else 8.0,
                 delta=job_delta(len(train)),
                 vocabulary=vocabulary,
+                embedder=embedder,
                 # No seed: the reference's DP bag-of-words noise comes from the OS's CSPRNG,
                 # as in the product's report (a fixed seed would make its noisy counts public).
             )

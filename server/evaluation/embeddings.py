@@ -43,6 +43,14 @@ class Embedder(Protocol):
         """What the report prints as the embedding used."""
         ...
 
+    @property
+    def independent(self) -> bool:
+        """Whether a text's vector depends on that text alone, so it may be cached.
+
+        True for a pretrained model; False for a fallback fitted to the texts it is given.
+        """
+        ...
+
     def embed(
         self, corpora: Sequence[Sequence[str]], *, should_stop: Callable[[], bool] | None = None
     ) -> list[Vectors]:
@@ -63,6 +71,7 @@ class MiniLMEmbedder:
     """
 
     name = MINILM_NAME
+    independent = True
 
     def __init__(self, *, batch_size: int = 64, max_tokens: int = 128) -> None:
         self.batch_size = batch_size
@@ -100,6 +109,7 @@ class TfidfEmbedder:
     """
 
     name = "TF-IDF + SVD (fallback: the sentence-embedding package is not installed)"
+    independent = False
 
     def __init__(self, *, dimensions: int = 128) -> None:
         self.dimensions = dimensions

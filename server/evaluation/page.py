@@ -154,8 +154,15 @@ def _utility(report: Mapping[str, Any]) -> str:
         "<h2>Utility: train on synthetic, test on real</h2>"
         f'<p class="verdict">{escape(util["verdict"])}</p>'
         f"<p>{escape(util['task'])}; {util['holdout_records']:,} holdout records, "
-        f"{util['labels']} labels. The DP bag-of-words reference uses the "
-        f"{escape(util['dp_bag_of_words_vocabulary'])}.</p>"
+        f"{util['labels']} labels. The DP bag-of-words references use the "
+        f"{escape(util['dp_bag_of_words_vocabulary'])}"
+        + (
+            f"; the centroid one embeds records and words with "
+            f"{escape(util['dp_centroid_embedding'])}"
+            if util.get("dp_centroid_embedding")
+            else ""
+        )
+        + ".</p>"
         + _beside(
             chart,
             "Accuracy on the real holdout; retained = (acc − majority) / (real − majority).",

@@ -153,6 +153,7 @@ def _utility_section(
         epsilon=inputs.epsilon,
         delta=inputs.delta,
         vocabulary=tools.vocabulary.words,
+        embedder=tools.embedder,
         rng=rng,
         should_stop=should_stop,
     )
@@ -170,6 +171,7 @@ def _utility_section(
         "beats": result.beats,
         "verdict": result.verdict,
         "dp_bag_of_words_vocabulary": tools.vocabulary.source,
+        "dp_centroid_embedding": tools.embedder.name,
     }
 
 

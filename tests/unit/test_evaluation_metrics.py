@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from privsynth.server.evaluation import bias, distances, diversity, fidelity, leakage
 from privsynth.server.evaluation.dp_bow import dp_bag_of_words
+from privsynth.server.evaluation.dp_centroid_bow import dp_centroid_bag_of_words
 from privsynth.server.evaluation.embeddings import TfidfEmbedder
 from privsynth.server.evaluation.text import Record, ngrams, normalise, words
 from privsynth.server.evaluation.utility import fit_predict, retained, utility
@@ -307,6 +308,62 @@ def test_dp_bag_of_words_without_noise_budget_issues_follows_its_counts() -> Non
     # A label without records releases noise only: below the threshold, a uniform draw.
     assert len(sampler.sample("empty", 7, rng).split()) == 7
     assert math.isfinite(len(food))
+
+
+FOOD = {"cheese", "bread", "soup", "apple", "pie", "dinner", "lunch"}
+SEA = {"boat", "wave", "sailor", "ocean", "ship", "harbour"}
+
+
+def test_dp_centroid_bag_of_words_draws_each_label_s_own_words() -> None:
+    records = [Record(t, "food") for t in TOPICS["food"]] * 50
+    records += [Record(t, "sea") for t in TOPICS["sea"]] * 50
+    vocabulary = sorted(FOOD | SEA | {"moon", "cloud", "stone", "paper"})
+    sampler = dp_centroid_bag_of_words(
+        records, ["food", "sea"], vocabulary, TfidfEmbedder(dimensions=8),
+        epsilon=8.0, delta=1e-5, rng=random.Random(0),
+    )  # fmt: skip
+    rng = random.Random(1)
+    food = sampler.sample("food", 400, rng).split()
+    sea = sampler.sample("sea", 400, rng).split()
+    assert len(food) == 400 and set(food) <= set(vocabulary)
+    # Each label's released direction points at its own words, away from the other label's.
+    assert sum(w in FOOD for w in food) > 0.8 * len(food)
+    assert sum(w in SEA for w in sea) > 0.8 * len(sea)
+
+
+def test_dp_centroid_bag_of_words_with_minilm_finds_words_no_record_used() -> None:
+    from privsynth.server.evaluation.embeddings import MiniLMEmbedder
+
+    records = [Record("The senate voted on the new election law.", "politics")] * 30
+    records += [Record("The striker scored twice in the cup final.", "sport")] * 30
+    # None of these words occurs in a record: only the embedding can tie them to a label.
+    politics = {"parliament", "minister", "democracy", "government"}
+    sport = {"football", "goalkeeper", "tournament", "athlete"}
+    sampler = dp_centroid_bag_of_words(
+        records, ["politics", "sport"], sorted(politics | sport), MiniLMEmbedder(),
+        epsilon=8.0, delta=1e-5, rng=random.Random(0),
+    )  # fmt: skip
+    rng = random.Random(2)
+    drawn = sampler.sample("politics", 400, rng).split()
+    assert sum(w in politics for w in drawn) > 0.8 * len(drawn)
+    drawn = sampler.sample("sport", 400, rng).split()
+    assert sum(w in sport for w in drawn) > 0.8 * len(drawn)
+
+
+def test_utility_adds_the_centroid_reference_only_with_an_embedder() -> None:
+    train, holdout = _records(4), [Record(TOPICS[k][3], k) for k in TOPICS]
+    vocabulary = sorted({w for texts in TOPICS.values() for t in texts for w in t.split()})
+    common = {"epsilon": 8.0, "delta": 1e-5, "vocabulary": vocabulary}
+    plain = utility(train, holdout, train, rng=random.Random(0), **common)  # type: ignore[arg-type]
+    richer = utility(
+        train, holdout, train, embedder=TfidfEmbedder(dimensions=4), rng=random.Random(0),
+        **common,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert plain is not None and richer is not None
+    centroid = [r for r in richer.rows if r.name.startswith("DP centroid bag-of-words")]
+    assert not any(r.name.startswith("DP centroid") for r in plain.rows)
+    assert len(centroid) == 1 and centroid[0].kind == "reference"
+    assert centroid[0].records == len(train)
 
 
 def test_minilm_embeds_offline_and_puts_paraphrases_close(monkeypatch: pytest.MonkeyPatch) -> None:
