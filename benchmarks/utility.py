@@ -566,6 +566,11 @@ def main() -> int:
     parser.add_argument(
         "--spend-boost", action="store_true", help="guided: a written token loses its boost"
     )
+    parser.add_argument(
+        "--open-keyword",
+        action="store_true",
+        help="guided: each record opens with its first planted keyword (prefilled)",
+    )
     parser.add_argument("--stats-threshold", type=float, default=3.0)
     parser.add_argument("--stats-smoothing", type=float, default=1.0)
     parser.add_argument("--stats-max-tokens", type=int, default=32)
@@ -604,6 +609,7 @@ def main() -> int:
         f"batch={args.batch_size} lr={args.lr:g} T={args.temperature} w={args.guidance} "
         f"lambda={args.stats_strength} stats={args.stats} "
         f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
+        f"open={args.open_keyword} "
         f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
@@ -645,6 +651,7 @@ def main() -> int:
                     plan_words=args.plan_words,
                     plan_boost=args.plan_boost,
                     prompt_words=args.prompt_words,
+                    open_with_keyword=args.open_keyword,
                 ).attach(model, stats, device="cpu")
             bias_of = {
                 lam: decoding_bias(

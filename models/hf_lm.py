@@ -369,6 +369,8 @@ class HFLoRALM(nn.Module):
     plan_boost: float = 0.0
     prompt_words: int = 0
     """How many of a record's planned keywords its request names (per-record prompts)."""
+    open_with_keyword: bool = False
+    """Whether each record's text starts with its first planned keyword (prefilled)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30

@@ -188,7 +188,8 @@ def sample(
     keywords per record drawn from its label's ``keyword_plans`` distribution, each
     ``plan_boost`` logits up until written (:func:`_draw_keywords`); of those, the request
     names ``prompt_words`` when the tokenizer writes requests in words (``names_keywords``),
-    each row then left-padded to the longest request (:func:`_left_padded`).
+    each row then left-padded to the longest request (:func:`_left_padded`); with
+    ``open_with_keyword`` the first keyword is written as the record's opening word.
     """
     device = module_device(model)
     draws = getattr(model, "draw_samples", None)
@@ -212,6 +213,7 @@ def sample(
     if not getattr(tokenizer, "names_keywords", False):
         named = 0
     width = int(getattr(model, "output_vocab", 0) or (plan.shape[-1] if plan is not None else 0))
+    opens = planted and bool(getattr(model, "open_with_keyword", False))
     prompt = tokenizer.prompt(params.label if in_prompt else None)
     guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
@@ -245,11 +247,16 @@ def sample(
             pad_kw["pads"] = torch.tensor(pads, dtype=torch.long, device=device)
         start = len(requests[0])  # where every row's text begins
         seq = torch.tensor(requests, dtype=torch.long, device=device)
+        if opens and picks is not None:
+            # Prefilled: the record opens with its first keyword (whose boost is then spent).
+            seq = torch.cat([seq, picks[:, :1].to(device)], dim=1)
         done = torch.zeros(b, dtype=torch.bool, device=device)
         bias: torch.Tensor | None = None
         logits, caches = model.forward_cached(seq, None, 0, **pad_kw)
         if guided:
             u_prompt = torch.tensor([plain] * b, dtype=torch.long, device=device)
+            if seq.shape[1] > start:  # the opening keyword, for both branches
+                u_prompt = torch.cat([u_prompt, seq[:, start:]], dim=1)
             u_logits, u_caches = model.forward_cached(u_prompt, None, 0)
         for step in range(budget):
             if guided:
@@ -268,6 +275,8 @@ def sample(
                     bias = base_bias.expand(b, -1).clone() if spend or planted else base_bias
                     if picks is not None:
                         keep = picks < bias.shape[-1]
+                        if opens:
+                            keep[:, 0] = False
                         boost = torch.where(keep, plan_boost, 0.0).to(bias.dtype)
                         bias.scatter_add_(
                             1,
@@ -293,7 +302,7 @@ def sample(
             )
             if guided:
                 u_logits, u_caches = model.forward_cached(
-                    nxt.unsqueeze(1), u_caches, len(plain) + step
+                    nxt.unsqueeze(1), u_caches, u_prompt.shape[1] + step
                 )
         rejected = 0
         for row in seq.tolist():

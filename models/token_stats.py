@@ -239,6 +239,10 @@ class GuidedDecoding:
             words: …"; 0: none). Only a base prompted in words (the Hugging Face family)
             reads a request; a boost alone makes a small base force the words in, a request
             lets it write them into a sentence.
+        open_with_keyword: Each record's text starts with its first planted keyword (a
+            prefilled opening word), so the base writes what *that* word makes it think of
+            rather than what the label name does: the label's tail words, not only the
+            handful of words nearest the label name, then steer whole records.
     """
 
     strength: float = 2.0
@@ -252,6 +256,7 @@ class GuidedDecoding:
     plan_words: int = 0
     plan_boost: float = 0.0
     prompt_words: int = 0
+    open_with_keyword: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the model config and card."""
@@ -297,6 +302,7 @@ class GuidedDecoding:
         model.plan_words = self.plan_words
         model.plan_boost = self.plan_boost
         model.prompt_words = self.prompt_words
+        model.open_with_keyword = self.open_with_keyword
 
 
 def bundle_weights(weights: bytes, stats: TokenStats) -> bytes:

@@ -138,3 +138,20 @@ def test_a_tokenizer_without_requests_in_words_names_nothing() -> None:
     list(sample(model, ListTokenizer(WORDS), params, batch_size=4))  # type: ignore[arg-type]
     prompts, pads = model.calls[0]
     assert pads is None and prompts == [[ListTokenizer.bos_id]] * 4
+
+
+def test_a_record_opens_with_its_first_keyword_and_spends_only_the_others_boosts() -> None:
+    keywords = ["w1", "w2", "w3", "w4", "w5", "w6"]
+    model = _RecordingLM()
+    _plan(model, dict.fromkeys(keywords, 1.0 / len(keywords)), words=2)
+    model.open_with_keyword = True  # type: ignore[attr-defined]
+    records = _records(model, max_tokens=4)
+    # The opener is part of the record's text, then the other planted keyword comes next
+    # (its boost dominates), and the opener is not boosted again: the uniform rest follows.
+    assert all(len(r) == 5 and r[0] in keywords and r[1] in keywords for r in records)
+    assert all(r[0] != r[1] for r in records)
+    openers = Counter(r[0] for r in records)
+    assert set(openers) == set(keywords)  # drawn per record, in proportion
+    # One forward over the request plus the opener, then one token at a time.
+    first, _ = model.calls[0]
+    assert all(row[-1] in {WORDS.index(k) for k in keywords} for row in first)
