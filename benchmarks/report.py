@@ -4,7 +4,8 @@ For each ε: hold out 10% of the labelled fortunes (benchmarks/data/fortunes_top
 15 topics) exactly as a training job does (privsynth.server.privacy.holdout, a fresh secret key
 per run), train the preset with DP-SGD on the rest, sample it with the training label mix, and
 compute the report the server's EvaluateModel computes (server/evaluation): utility with its
-references (real data at the synthetic size, a DP bag-of-words at the same ε, label names),
+references (real data at the synthetic size, DP bags of words at the same ε — counted words
+and words drawn from DP label centroids — and label names),
 fidelity, diversity, leakage (membership inference, 8-gram overlap, distance to closest record,
 residual PII by the scrubbing analyzer) and bias; with --canary-audit also the canary audit of
 the training mechanism (the preset retrained at the same ε on public text with random canaries,
@@ -132,6 +133,10 @@ ROWS: list[tuple[str, Any]] = [
     ("acc real (training records)", lambda r: _row(r, "real training")["accuracy"]),
     ("acc real at synthetic size", lambda r: _row(r, "real records at")["accuracy"]),
     ("acc DP bag-of-words, same eps", lambda r: _row(r, "DP bag-of-words")["accuracy"]),
+    (
+        "acc DP centroid bag-of-words, same eps",
+        lambda r: _row(r, "DP centroid bag-of-words").get("accuracy", float("nan")),
+    ),
     ("acc label names only", lambda r: _row(r, "label names")["accuracy"]),
     ("acc majority class", lambda r: _row(r, "majority")["accuracy"]),
     ("unigram JS (holdout floor)", lambda r: r["fidelity"]["rows"][1]["unigram_js"]),
