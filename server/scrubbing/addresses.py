@@ -23,7 +23,15 @@ rather than by a list of street words in every language:
   benchmarks/README): a postal line *before* the street ("125009, Moscow, Tverskaya 7"), the
   number in a field of its own ("Rua Augusta, 274", "12, MG Road"), street-type words in lower
   case ("rue du Marché 17"), and names in scripts without capitals (Hebrew, Indic, Thai),
-  which count as capitalised.
+  which count as capitalised. A town marked as one ("ք. Արմավիր", "Binələr kəndi") is an
+  address line as a postcode is.
+* Where a script has no capitals to go by, its own street words and house-number forms are
+  the cue, wherever they stand: Japanese blocks ("轟18丁目18番15号"), Chinese house numbers
+  ("正義路53號之0"), Korean roads after a district ("정선군 가락1거리 648-76"), Georgian,
+  Arabic, Thai and Azerbaijani street words ("ტატიშვილის ქ. 33", "950 شارع بن سعيد"), and
+  Vietnamese streets before a ward or province word ("Số 3/94 phố số 27 Xã ..."); likewise
+  Argentine "N°" lines with their eight-digit or CPA postcode ("Calle Alem N° 24 30001368
+  Resistencia").
 
 Years never count as house numbers, and a version ("Python 3", "Windows 10") is not an
 address unless another address line stands next to it.
@@ -134,7 +142,9 @@ _UNIT = re.compile(
     # A house and its flat or building as post-Soviet addresses write them: "д. 7/2 к. 7",
     # "буд. 962 кв. 9", "d. 5, kv. 12".
     r"|(?:д\.?|дом|буд\.?|d\.|dom|bud\.)\s*\d{1,5}[а-яa-z]?(?:/\d{1,5})?"
-    r"(?:,?\s+(?:к|кв|корп|стр|оф|kv|k|korp|str|of)\.?\s*\d{1,5}[а-яa-z]?(?:/\d{1,5})?)*)$"
+    r"(?:,?\s+(?:к|кв|корп|стр|оф|kv|k|korp|str|of)\.?\s*\d{1,5}[а-яa-z]?(?:/\d{1,5})?)*"
+    # An Armenian flat: "բն. 92".
+    r"|բն\.?\s*\d{1,4})$"
 )
 _MILITARY = re.compile(
     r"^(?:(?:USS|USNS|USNV|USCGC)\s+[A-Z][\w'’-]+|(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})$"
@@ -167,6 +177,7 @@ _STREET_WORD = (
 _STREET_WORD_RE = re.compile(
     rf"(?i:{_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|jalan|jln"
     r"|lorong|leoforos|λεωφ\.?|praça|estrada|alameda|pasaje|carretera|ronda|travesía|glorieta"
+    r"|diagonal|diag\.?|blv\.?"
     r"|plaza|ulitsa|prospekt|проспект|улица|ул\.?|вулиця|вул\.?|provulok|rruga|sokak|cadde"
     r"|caddesi|sokağı|бул\.?|бульвар|пер\.?|переулок|провулок|алл\.?|аллея|наб\.?|набережная"
     r"|набережна|ш\.?|шоссе|шосе|пр\.?|пр-т|площадь|площа|пл\.?|сквер|узвіз|парк|бульв\.?)"
@@ -210,9 +221,11 @@ _STREET_TAIL = re.compile(
 _ALNUM_CODE = re.compile(
     r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|[A-Z]\d[\dW]\s?[A-Z\d]{4}"
 )
+# The Argentine CPA ("C1425ABC"): a province letter, four digits, three letters.
+_CPA = r"[A-HJ-NP-Z]\d{4}[A-Z]{3}"
 _POSTCODE = (
     r"(?:\d{5}-\d{4}|\d{5}-\d{3}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}\s\d{2}|\d{4,7}"
-    rf"|{_ALNUM_CODE.pattern}|\d{{4}}\s?[A-Z]{{2}}|[A-Z]{{1,3}}-\d{{3,5}}(?:\s\d{{2}})?)"
+    rf"|{_ALNUM_CODE.pattern}|\d{{4}}\s?[A-Z]{{2}}|[A-Z]{{1,3}}-\d{{3,5}}(?:\s\d{{2}})?|{_CPA})"
 )
 # What may stand before a postcode: "C.P. 06600", "CEP 01310-100", "TK 93253", "PLZ 10115".
 _CODE_PREFIX = r"(?:(?:C\.\s?P\.|CP|CEP|T\.?K\.?|Τ\.?Κ\.?|PLZ|PIN)\s*:?\s*)"
@@ -224,11 +237,18 @@ _POSTAL_AFTER = re.compile(
     rf"(?P<code>{_POSTCODE})$"
 )
 # "Pune-411013", "India-411014": a town or country and its postcode joined by a dash.
-_POSTAL_DASH = re.compile(r"^(?P<place>[^\W\d_]+(?:\s+[^\W\d_]+){0,3})-(?P<code>\d{5,6})$")
+# Indic names carry vowel signs, which are no letters to \w ("अमरोहा-986043").
+_DASH_WORD = r"(?:[^\W\d_]|[\u0900-\u0963\u0971-\u0dff])+"
+_POSTAL_DASH = re.compile(
+    rf"^(?P<place>{_DASH_WORD}(?:\s+{_DASH_WORD}){{0,3}})-(?P<code>\d{{5,6}})$"
+)
 # "3544 Rappaz (BS)", "70201-330 Ribeiro / AP": a region after the town, in brackets or
 # after a slash.
 _POSTAL_BEFORE = re.compile(
-    rf"^{_CODE_PREFIX}?(?P<code>{_POSTCODE})\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}"
+    # A Brazilian CEP without its dash ("69242562 Porto da Prata / MT") only before a town and
+    # its state's letters: eight digits alone are as likely an order or account number.
+    rf"^{_CODE_PREFIX}?(?P<code>{_POSTCODE}|\d{{8}}(?=\s[^/\n]{{1,40}}/\s*[A-Z]{{2}}$))"
+    rf"\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}"
     rf"{_PAREN}(?:\s*/\s*[A-Z]{{2}})?)$"
 )
 _REGION_CODE = re.compile(rf"[{_UPPER_CLASS}]{{2,3}}")
@@ -243,6 +263,17 @@ _POSTAL_LEAD = re.compile(
     rf"^(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,2}}{_PAREN})\s+(?P<code>{_POSTCODE})(?=[.?!,]?\s|[.?!]$)"
 )
 _TOWN = re.compile(rf"^{_CAPWORD}(?:{_PARTICLE}[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$")
+# A town or village with the word that marks it as one, before the name in Armenian ("ք.
+# Արմավիր" town, "գ. Բերքառատ" village) or after it ("Տավուշի մարզ" province, Azerbaijani
+# "Binələr kəndi" village, "Pirsaat qəsəbəsi" settlement): an address line as a postcode is.
+# The name must be in the marker's script: "ք. test" is no town.
+_HY_NAME = r"[\u0531-\u0556][\u0561-\u0587\u0531-\u0556'’-]*"
+_AZ_NAME = rf"[A-ZÇƏĞIİÖŞÜ]{_WORD_REST}"
+_SETTLEMENT = re.compile(
+    rf"^(?:(?:ք|գ)\.\s*(?P<after>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})"
+    rf"|(?P<before>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})\s+մարզ"
+    rf"|(?P<az>{_AZ_NAME}(?:\s+{_AZ_NAME}){{0,2}})\s+(?:kəndi|qəsəbəsi))$"
+)
 # What opens a segment but is not address: quote marks and list bullets, and a field label
 # ("Address: Postfach 130", 'address    "Postfach 130' in a locale file, "Anschrift:").
 _PREFIX = re.compile(
@@ -317,11 +348,99 @@ _RESIDENCE = re.compile(
 )
 
 
+# --- Layouts with street words and house numbers of their own script -----------------------
+# Where names have no capitals (Japanese, Korean, Georgian, Arabic) the rules above cannot tell
+# a street from prose; these layouts have a street-type word or a house-number form that prose
+# does not put beside a number, and that is the cue.
+
+_CJK = "\u3005\u3040-\u30ff\u4e00-\u9fff"
+# Japanese block addresses: prefecture, city and district run together, then block (丁目), lot
+# (番, 番地) and house (号), and perhaps a building and room after a space:
+# "富山県東村山市轟18丁目18番15号 クレスト白金台174". A lot alone ("交響曲第5番") is no address.
+_JA_BLOCK = re.compile(
+    rf"[{_CJK}]{{0,20}}(?:\d{{1,4}}丁目(?:\d{{1,4}}番地?)?(?:\d{{1,4}}号)?|\d{{1,4}}番地?\d{{1,4}}号)"
+    rf"(?:[ \u3000][{_CJK}]{{1,20}}\d{{1,4}}(?!\d))?"
+)
+# Chinese streets: a road, street or lane word (路, 街, 巷, 道), perhaps a section and alley
+# ("二段", "5巷"), then the house number (号, 號) with a sub-number and floor ("之5", "4樓"), or
+# the building ("F座"); a postcode may open (Taiwan, "69125 高雄市正義路53號之0") or close
+# (mainland, "山东省小红市门头沟阜新路p座 562779") the line. "12号线" is a metro line.
+_ZH_STREET = re.compile(
+    rf"(?:(?P<before>\d{{3,6}})\s?)?(?P<addr>[{_CJK}]{{0,20}}[路街巷道](?:\d{{1,3}}段)?"
+    r"(?:\d{1,4}[巷弄])?(?:\d{1,5}[号號](?![线線])(?:之\d{1,3})?(?:\d{1,3}[楼樓])?"
+    r"|[A-Za-z\d]{1,3}座))(?:\s?(?P<after>\d{6})(?!\d))?"
+)
+# Korean road-name addresses: a province or city and a district (names ending in 도, 시, 군,
+# 구), then the road (a name ending in 로, 길, 거리 or 가) and the building number:
+# "충청북도 정선군 가락1거리 648-76 (정희김리)", "역삼69로 지하705" (a basement number). "으로"
+# is a particle ("중심으로"), and a number with a counter after it ("5명") is a quantity.
+_KO_ROAD = re.compile(
+    r"(?:[가-힣]{1,10}[도시군구]\s+){1,3}[가-힣\d]{1,15}(?:(?<!으)로|길|거리|가)\s?(?:지하\s?)?\d{1,5}"
+    r"(?:-\d{1,5})?(?![\d가-힣])(?:\s\([가-힣\d]{1,15}\))?"
+)
+# Georgian streets: the name, a street-type word (ქ. street, გამზ. avenue, ჩიხი dead end,
+# შესახვევი lane, მოედანი square) and the house number: "ტატიშვილის ქ. 33".
+_KA_STREET = re.compile(
+    r"(?<![\u10d0-\u10ff\d])(?:\d{1,3}\s+)?(?:[\u10d0-\u10ff]+\s+){1,3}"
+    r"(?:ქ(?:უჩა)?|გამზ(?:ირი)?|ჩიხი|შესახვევი|მოედანი|ხეივანი|გზატკეცილი)\.?\s*\d{1,4}(?!\d)"
+)
+# Thai: the house number, perhaps the village number (หมู่ 5), then the road or lane word
+# (ถนน, ถ., ซอย, ซ.) and its name: "56 หมู่ 2 ถนนฉิมพาลี", "27 หมู่ 05 ถ.พีระเพ็ญกุล".
+_TH_STREET = re.compile(
+    r"(?<![\w/.-])\d{1,5}(?:/\d{1,4})?\s+(?:หมู่(?:ที่)?\s*\d{1,3}\s+)?(?:ถนน|ถ\.|ซอย|ซ\.)\s?"
+    r"[\u0e00-\u0e7f]+"
+)
+# Arabic streets as the Maghreb writes them: the house number, a street-type word (شارع
+# street, نهج and زنقة and درب lane, طريق road, حي quarter, دوار village, ساحة square, بلدية
+# commune) and up to four words of the name: "950 شارع بن سعيد".
+_AR_LETTERS = "\u0621-\u065f\u0670-\u06d3"
+_AR_STREET = re.compile(
+    r"(?<![\w.,/-])\d{1,5}\s+(?:شارع|نهج|زنقة|درب|طريق|حي|دوار|ساحة|بلدية|جادة)"
+    rf"(?:\s+[{_AR_LETTERS}]+){{1,4}}"
+)
+# Vietnamese: the house number ("Số 71", "3/94", "36/865"), the lane and street words ("Hẻm
+# 63 đường Nguyễn Văn Cừ", "Phố số 1", "Lê Lai"), then a ward, commune, district, province or
+# city word ("phường", "xã", "TP."): "Số 3/94 phố số 27 Xã Dương Minh Châu tỉnh An Giang".
+_VI_ADMIN = r"(?:[Pp]hường|[Xx]ã|[Qq]uận|[Hh]uyện|[Tt]hị\s+trấn|[Tt]ỉnh|TP\.|[Tt]hành\s+phố)"
+_VI_STREET = re.compile(
+    r"(?<![\w/.,-])(?:Số\s+)?(?P<num>\d{1,4})(?:/\d{1,4}){0,3}(?P<words>(?:\s+\w+){1,7}?)"
+    rf"(?=,?\s+{_VI_ADMIN}\s)"
+)
+# Lane and street words, lower case in Vietnamese addresses.
+_VI_STREET_WORDS = frozenset({"số", "đường", "phố", "hẻm", "ngõ", "ngách", "kiệt", "khóm", "khu"})
+# A province or city and its postcode: "tỉnh Điện Biên 84015", "TP. Huế 57210".
+_VI_POSTCODE = re.compile(
+    rf"(?<!\w){_VI_ADMIN}(?P<words>(?:\s+\w+){{1,4}}?)\s+(?P<code>\d{{5,6}})(?![\d\w])"
+)
+_VI_ADMIN_WORDS = frozenset(
+    {"phường", "xã", "quận", "huyện", "thị", "trấn", "tỉnh", "thành", "phố"}
+)
+# Azerbaijani streets: the name, then küçəsi (street), prospekti (avenue), döngəsi (lane),
+# dalanı (dead end), şossesi (road) or meydanı (square), and perhaps building and flat:
+# "ARİF HEYDƏROV prospekti, b. 2, m. 35", "T.ƏLİYEV küç.". "pr." is short enough to end
+# other words, so it counts only with building and flat after it ("TƏBRİZ pr., b. 7, m. 5").
+_AZ_CAP = r"(?:\d{1,3}\s+)?[A-ZÇƏĞİÖŞÜ][\w'’.-]*(?:\s+[A-ZÇƏĞİÖŞÜ][\w'’.-]*){0,3}"
+_AZ_STREET = re.compile(
+    rf"(?<![\w.])(?:{_AZ_CAP}\s+(?:küçəsi|küç\.|prospekti|döngəsi|dalanı|şossesi|meydanı)"
+    r"(?:,\s*b\.\s*\d{1,4}(?:,\s*m\.\s*\d{1,4})?)?"
+    rf"|{_AZ_CAP}\s+pr\.,\s*b\.\s*\d{{1,4}},\s*m\.\s*\d{{1,4}})"
+)
+# Argentine lines: a street-type word, the name, "N°" and the house number, then the postcode
+# (eight digits, the CPA "C1425ABC" or its older "C1425") and the town:
+# "Calle Formosa N° 151 57000646 San Juan", "Av. Corrientes N° 1234 C1043AAZ Buenos Aires".
+_NUMERO_LINE = re.compile(
+    rf"(?<![\w.])(?P<street>{_STREET_WORD_RE.pattern}\.?(?:\s+(?:{_CAPWORD}|\d{{1,3}})){{1,5}}?"
+    r"\s+N(?:[°º]|o\.?)\s?\d{1,5}[A-Za-z]?)"
+    rf"\s+(?P<code>\d{{8}}|{_CPA}|[A-HJ-NP-Z]\d{{4}})"
+    rf"\s+(?P<place>(?-i:[{_UPPER_CLASS}]){_WORD_REST}(?:\s+{_CAPWORD}){{0,5}}?)(?=\s*(?:[,\n\"]|$))"
+)
+
+
 @dataclass
 class _Segment:
     start: int
     end: int
-    kind: str  # street, unit, military, postal, country, town, filler, other
+    kind: str  # street, unit, military, postal, country, settlement, town, filler, other
     code: tuple[int, int] | None = None
     place: tuple[int, int] | None = None
     strong: bool = False  # postal with a country or US state
@@ -359,6 +478,11 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         return _Segment(s, s + head.end(), "military")
     if folded in countries():
         return _Segment(s, e, "country", place=(s, e))
+    settlement = _SETTLEMENT.match(seg)
+    if settlement is not None:
+        name = next(g for g in ("after", "before", "az") if settlement.group(g))
+        named = (s + settlement.start(name), s + settlement.end(name))
+        return _Segment(s, e, "settlement", place=named)
     lead = _CEPT_PREFIX.match(seg)
     if lead is not None and (lead.end() == len(seg) or seg[lead.end()].isspace()):
         # "DK-1615 Ko/benhavn V": the country's letters make the code; the town may be
@@ -430,6 +554,70 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
     return _Segment(s, e, "other")
 
 
+def _script_layouts(text: str) -> Iterator[tuple[str, int, int]]:
+    """Streets, postcodes and towns by the layouts of their own script, as (entity, start, end).
+
+    Japanese blocks, Chinese, Korean, Georgian, Thai, Arabic and Azerbaijani streets,
+    Vietnamese streets and postcodes, Argentine "N°" lines (see the patterns). Each pattern
+    runs only when its script or cue is in the text, which keeps the rest of the text fast.
+    """
+    if "丁目" in text or "号" in text:
+        yield from (("STREET_ADDRESS", m.start(), m.end()) for m in _JA_BLOCK.finditer(text))
+    if _ZH_CUE.search(text):
+        for m in _ZH_STREET.finditer(text):
+            yield "STREET_ADDRESS", m.start("addr"), m.end("addr")
+            for code in ("before", "after"):
+                if m.group(code):
+                    yield "POSTCODE", m.start(code), m.end(code)
+    for cue, pattern in _SCRIPT_STREETS:
+        if cue.search(text):
+            yield from (("STREET_ADDRESS", m.start(), m.end()) for m in pattern.finditer(text))
+    if _VI_CUE.search(text):
+        for m in _VI_STREET.finditer(text):
+            if _vi_street(m):
+                yield "STREET_ADDRESS", m.start(), m.end()
+        for m in _VI_POSTCODE.finditer(text):
+            if all(_capitalised(w) or w in _VI_ADMIN_WORDS for w in m.group("words").split()):
+                yield "POSTCODE", m.start("code"), m.end("code")
+    if _NUMERO_CUE.search(text):
+        for m in _NUMERO_LINE.finditer(text):
+            yield "STREET_ADDRESS", m.start("street"), m.end("street")
+            yield "POSTCODE", m.start("code"), m.end("code")
+            yield "LOCATION", m.start("place"), m.end("place")
+
+
+_ZH_CUE = re.compile("[号號座]")
+# Letters of the Vietnamese ward, commune, district and province words: text without any
+# of them holds no Vietnamese address.
+_VI_CUE = re.compile("[ườãậệỉốị]")
+_NUMERO_CUE = re.compile(r"N(?:[°º]|o\.?)\s?\d")
+_HANGUL = re.compile("[가-힣]")
+_GEORGIAN = re.compile("[\u10d0-\u10ff]")
+_ARABIC = re.compile(f"[{_AR_LETTERS}]")
+#: Street patterns and the cue that must be in a text for each to run.
+_SCRIPT_STREETS = (
+    (_HANGUL, _KO_ROAD),
+    (_GEORGIAN, _KA_STREET),
+    (_ARABIC, _AR_STREET),
+    (re.compile("[ถซ]"), _TH_STREET),
+    (re.compile(r"küç|prospekti|döngəsi|dalanı|şossesi|meydanı|pr\.,"), _AZ_STREET),
+)
+
+
+def _vi_street(m: re.Match[str]) -> bool:
+    """Whether a ``_VI_STREET`` match is a street: its words are names, numbers or street words.
+
+    "Số 4 phố Quang Trung", "63/158 Lê Lai"; not "3 con mèo ở" (prose before "phường"), nor a
+    year without "Số".
+    """
+    if _YEAR.fullmatch(m.group("num")) and not m.group(0).startswith("Số"):
+        return False
+    return all(
+        _capitalised(w) or w.isdigit() or w.casefold() in _VI_STREET_WORDS
+        for w in m.group("words").split()
+    )
+
+
 _HOUSE_NAME = re.compile(rf"{_CAPWORD}(?:[\s-]+{_CAPWORD}){{0,3}}")
 _DESIGNATOR = re.compile(rf"\b{ORGANISATION_WORD}(?!\w)")
 
@@ -466,6 +654,9 @@ def _reread(text: str, segs: list[_Segment]) -> None:
     postcode of its own after it, or a bare house number beside it on the same line.
     """
     for i, seg in enumerate(segs):
+        if _settlement_code(text, segs, i):
+            segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
+            continue
         # "1356 Jabavu Street, Pretoria, 0002": a number and words read as a postcode and
         # town, but a postcode of its own follows; it is the street.
         if seg.kind == "postal" and not seg.strong and seg.code and seg.code[0] == seg.start:
@@ -485,6 +676,25 @@ def _reread(text: str, segs: list[_Segment]) -> None:
             segs[i] = _Segment(seg.end, seg.end, "filler")
 
 
+def _settlement_code(text: str, segs: list[_Segment], i: int) -> bool:
+    """Whether ``segs[i]``, four digits read as a year, is a postcode after a settlement line.
+
+    "գ. Արծվաբերդ, Տավուշի մարզ, 2126, Բրյուսովի 66": Armenian postcodes run 0001 to 4999, so
+    some read as years; after a town or province marked as one, and before more address, the
+    number is the postcode.
+    """
+    seg = segs[i]
+    return (
+        seg.kind == "other"
+        and 0 < i < len(segs) - 1
+        and segs[i - 1].kind == "settlement"
+        and segs[i + 1].kind in _STREETISH
+        and len(code := text[seg.start : seg.end]) == 4
+        and code.isascii()
+        and code.isdigit()
+    )
+
+
 def _beside_number(text: str, words: _Segment, number: _Segment) -> bool:
     """Whether ``words`` (read as a town) and a bare house number share a line, so a street."""
     first, second = sorted((words, number), key=lambda g: g.start)
@@ -498,19 +708,45 @@ def _beside_number(text: str, words: _Segment, number: _Segment) -> bool:
     )
 
 
+def _code_before_country(text: str, postal: _Segment, country: _Segment) -> bool:
+    """Whether ``postal`` is a postcode and town line just before a country line.
+
+    "%   3000 Kaunas, Lithuania" in an address block: the code opens its line (after quote
+    marks, bullets or a label), the town follows it, the country ends the line. Not a year
+    ("Windows 2000, USA"), nor a number in a sentence ("Thanks, 1000 Songs, Germany").
+    """
+    if postal.kind != "postal" or postal.code is None or country.kind != "country":
+        return False
+    code = text[postal.code[0] : postal.code[1]]
+    line_start = text.rfind("\n", 0, postal.start) + 1
+    return (
+        postal.place is not None
+        and postal.code[0] == postal.start
+        and not _YEAR.fullmatch(code)
+        and not any(c.isalnum() for c in text[line_start : postal.start])
+        and "\n" not in text[postal.end : country.start]
+    )
+
+
 def _leads_a_street(seg: _Segment) -> bool:
     """Whether a postal line before a street makes an address with it.
 
     A code alone or before its town ("125009", "75011 Paris"), or one with a country; not a
     number after words ("ticket 4521").
     """
+    if seg.kind == "settlement":
+        return True
     if seg.kind != "postal" or seg.code is None:
         return False
     return seg.place is None or seg.strong or seg.code[0] == seg.start
 
 
 _STREETISH = frozenset({"street", "street_weak", "street_tail", "street_named", "unit", "military"})
-_TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler"})
+#: What may stand before a street in a block (postcode and town first), and what makes a block
+#: an address beside a street line.
+_LEADING = frozenset({"town", "filler", "postal", "settlement"})
+_STRONG = frozenset({"unit", "military", "postal", "country", "settlement"})
+_TAILISH = frozenset({"unit", "military", "postal", "country", "town", "filler", "settlement"})
 
 
 class AddressBlockRecognizer(LocalRecognizer):
@@ -547,6 +783,11 @@ class AddressBlockRecognizer(LocalRecognizer):
             # A town line followed by a country line: an address without a street.
             if segs[i].kind == "town" and segs[i + 1].kind == "country":
                 out.append([self._emit(segs[i])[0], self._emit(segs[i + 1])[0]])
+            # A postcode and town, then the country ("3000 Kaunas, Lithuania"): likewise.
+            if _code_before_country(text, segs[i], segs[i + 1]):
+                out.append([*self._emit(segs[i]), *self._emit(segs[i + 1])])
+        for entity, start, end in _script_layouts(text):  # some need no digit ("küçəsi")
+            out.append([self._result(entity, start, end)])
         if not any(c.isdigit() for c in text):
             return [r for group in out for r in group]
         used: set[int] = set()
@@ -565,7 +806,7 @@ class AddressBlockRecognizer(LocalRecognizer):
             # "125009, Moscow, Tverskaya 7"): a postal line just before the street counts.
             lead = list(
                 itertools.takewhile(
-                    lambda k: k not in used and segs[k].kind in ("town", "filler", "postal"),
+                    lambda k: k not in used and segs[k].kind in _LEADING,
                     range(i - 1, max(i - 4, -1), -1),
                 )
             )
@@ -573,7 +814,7 @@ class AddressBlockRecognizer(LocalRecognizer):
             if postal:
                 block = [*range(postal[-1], i), *block]
             kinds = [segs[k].kind for k in block]
-            strong = [k for k in kinds if k in ("unit", "military", "postal", "country")]
+            strong = [k for k in kinds if k in _STRONG]
             streets = [k for k in kinds if k in ("street", "street_weak")]
             if not strong and len(streets) < 2:
                 continue

@@ -588,3 +588,144 @@ def test_street_layouts_of_more_countries(text: str, pieces: list[tuple[str, str
 )
 def test_what_the_wider_layouts_do_not_take_for_streets(text: str) -> None:
     assert not [p for p in _address_pieces(text) if p[0] == "STREET_ADDRESS"]
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        # Japanese blocks: prefecture to house in one run, a building and room after a space.
+        (
+            "富山県東村山市轟18丁目18番15号 クレスト白金台174",
+            [("STREET_ADDRESS", "富山県東村山市轟18丁目18番15号 クレスト白金台174")],
+        ),
+        ("東京都千代田区2番地3号", [("STREET_ADDRESS", "東京都千代田区2番地3号")]),
+        # Chinese roads with house number, sub-number and floor, or a building; the postcode.
+        (
+            "69125 高雄市正義路53號之0",
+            [("POSTCODE", "69125"), ("STREET_ADDRESS", "高雄市正義路53號之0")],
+        ),
+        ("北京市朝阳区建国路88号", [("STREET_ADDRESS", "北京市朝阳区建国路88号")]),
+        ("山东省小红市阜新路p座 562779", [("POSTCODE", "562779")]),
+        # Korean road names after a province and district.
+        (
+            "충청북도 정선군 가락1거리 648-76 (정희김리)",
+            [("STREET_ADDRESS", "충청북도 정선군 가락1거리 648-76 (정희김리)")],
+        ),
+        ("서울특별시 강남구 테헤란로 152", [("STREET_ADDRESS", "서울특별시 강남구 테헤란로 152")]),
+        (
+            "경기도 용인시 기흥구 역삼69로 지하705",
+            [("STREET_ADDRESS", "경기도 용인시 기흥구 역삼69로 지하705")],
+        ),
+        # Georgian: name, street word, house number.
+        ("ტატიშვილის ქ. 33, სამტრედია", [("STREET_ADDRESS", "ტატიშვილის ქ. 33")]),
+        ("ჭავჭავაძის გამზ. 12", [("STREET_ADDRESS", "ჭავჭავაძის გამზ. 12")]),
+        # Arabic: house number, street word, name.
+        ("950 شارع بن سعيد - غرداية", [("STREET_ADDRESS", "950 شارع بن سعيد")]),
+        ("2 زنقة يوسف", [("STREET_ADDRESS", "2 زنقة يوسف")]),
+        # Thai: house number, village number, road.
+        ("56 หมู่ 2 ถนนฉิมพาลี", [("STREET_ADDRESS", "56 หมู่ 2 ถนนฉิมพาลี")]),
+        # Vietnamese: "Số" and slashed numbers, lane words, then a ward or province; postcode.
+        (
+            "Số 3/94 phố số 27 Xã Dương Minh Châu tỉnh An Giang 57052",
+            [("POSTCODE", "57052"), ("STREET_ADDRESS", "Số 3/94 phố số 27")],
+        ),
+        ("63/158 Lê Lai, Phường Hoàng Mai", [("STREET_ADDRESS", "63/158 Lê Lai")]),
+        # Azerbaijani street words after the name, building and flat.
+        (
+            "Şəki, ARİF HEYDƏROV prospekti, b. 2, m. 35",
+            [("STREET_ADDRESS", "ARİF HEYDƏROV prospekti, b. 2, m. 35")],
+        ),
+        ("Ərəbocaği k., T.ƏLİYEV küç.", [("STREET_ADDRESS", "T.ƏLİYEV küç.")]),
+        # Armenian: a town or village marked as one, the postcode, the street, the flat.
+        (
+            "ք. Արմավիր, 1821, Գարեգին Նժդեհի 46",
+            [
+                ("LOCATION", "Արմավիր"),
+                ("POSTCODE", "1821"),
+                ("STREET_ADDRESS", "Գարեգին Նժդեհի 46"),
+            ],
+        ),
+        (
+            "ք. Նոյեմբերյան, Քոչինյան 73, բն. 92",
+            [("STREET_ADDRESS", "Քոչինյան 73"), ("STREET_ADDRESS", "բն. 92")],
+        ),
+        # Argentine "N°" lines: street, eight-digit or CPA postcode, town.
+        (
+            "Calle Mar del Plata N° 557 34001505 Santiago del Estero",
+            [
+                ("LOCATION", "Santiago del Estero"),
+                ("POSTCODE", "34001505"),
+                ("STREET_ADDRESS", "Calle Mar del Plata N° 557"),
+            ],
+        ),
+        (
+            "Av. Corrientes N° 1234 C1043AAZ Buenos Aires",
+            [("POSTCODE", "C1043AAZ"), ("STREET_ADDRESS", "Av. Corrientes N° 1234")],
+        ),
+        ("Av. Corrientes 348, C1043AAZ Buenos Aires", [("POSTCODE", "C1043AAZ")]),
+        # A Brazilian CEP without its dash, before the town and its state.
+        (
+            "Rua Augusta, 274, Centro, 01310100 São Paulo / SP",
+            [("POSTCODE", "01310100"), ("STREET_ADDRESS", "Rua Augusta")],
+        ),
+        # An Indic town joined to its PIN by a dash.
+        ("993 सरकार\nअमरोहा-986043", [("POSTCODE", "986043"), ("STREET_ADDRESS", "993 सरकार")]),
+    ],
+)
+def test_layouts_with_street_words_of_their_own_script(
+    text: str, pieces: list[tuple[str, str]]
+) -> None:
+    assert set(pieces) <= set(_address_pieces(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ベートーヴェンの交響曲第5番を聴いた。3号機は停止中。",  # a numbered work and machine
+        "坐地铁12号线到人民路",  # a metro line, a road without number
+        "这是第3号文件，2023年5月",  # a document number and a date
+        "서울시 중심으로 5, 대구시 학교로 5명이 갔다",  # a particle, a counted quantity
+        "2023년 서울시 강남구 회의 3시",  # a year and a time
+        "في عام 2020 تم افتتاح 5 طرق جديدة عن طريق الحكومة",  # "by way of", roads counted
+        "Tôi có 3 con mèo ở phường Bến Nghé",  # a quantity before a ward
+        "Năm 2020 Hà Nội phường mới",  # a year
+        "ฉันมี 3 ถนน",  # roads counted
+        "Read the Python pr., b. 7 notes",  # "pr." without building and flat
+        "Windows 10 Pro, ք. test",  # a marker before a name in another script
+        "Invoice N° 151 57000646 San Juan",  # "N°" without a street word
+        "thành phố có 12345 người",  # a count after a city word
+    ],
+)
+def test_what_the_script_layouts_do_not_take_for_addresses(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] in ("STREET_ADDRESS", "POSTCODE")]
+
+
+def test_a_postcode_and_town_opening_a_line_before_the_country() -> None:
+    text = "% Address: P.O Box 1147, Donelaitis 6\n%   3000 Kaunas, Lithuania"
+    assert {("POSTCODE", "3000"), ("LOCATION", "Kaunas")} <= set(_address_pieces(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Windows 2000, USA",  # a year
+        "Thanks, 1000 Songs, Germany",  # a number inside a sentence
+        "We sold 3000 units, Germany",  # the code does not open the line
+        "Model 3000, Germany",  # words before the number
+    ],
+)
+def test_what_is_no_postcode_before_a_country(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] == "POSTCODE"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 12345678 Porto / MT",  # eight digits after a word, not before a town
+        "ref 69242562 for the meeting",  # eight digits in prose
+        "Product C1425ABC is new",  # a product code in prose
+        "Python 3.11, version 2.0 released 12 March 2024",  # versions and a date
+    ],
+)
+def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] == "POSTCODE"]
