@@ -111,6 +111,11 @@ def test_evaluation_runs_as_a_job_and_serves_both_views(world: tuple[Runtime, st
         assert "auc" in data["leakage"]["membership_inference"]
         assert data["leakage"]["residual_pii"] == {"skipped": "no PII analyzer given"}
         assert data["utility"]["rows"][0]["kind"] == "synthetic"
+        # Both DP baselines stand in the report, the centroid one embedded with MiniLM.
+        names = [r["name"] for r in data["utility"]["rows"]]
+        assert any(n.startswith("DP bag-of-words") for n in names)
+        assert any(n.startswith("DP centroid bag-of-words") for n in names)
+        assert data["utility"]["dp_centroid_embedding"].startswith("all-MiniLM-L6-v2")
         assert owner.html.startswith("<!DOCTYPE html>") and 'id="plot-roc"' in owner.html
         auditor = runner.report(row.id, auditor=True)
         assert auditor.view == "auditor" and "largest_term_shifts" not in auditor.json
