@@ -25,7 +25,6 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +37,7 @@ from privsynth.models.label_centroids import (
 )
 from privsynth.server.evaluation.control import StopFn, check
 from privsynth.server.evaluation.dp_bow import BagOfWordsSampler
-from privsynth.server.evaluation.embeddings import Embedder
+from privsynth.server.evaluation.embeddings import Embedder, Vectors
 from privsynth.server.evaluation.text import Record
 from privsynth.server.privacy.accounting import gaussian_sigma
 
@@ -48,11 +47,13 @@ MAX_CENTROID_RECORDS = 5000
 """Training records embedded for the centroids (a uniform subsample above this)."""
 
 
-_word_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
+_word_cache: dict[tuple[str, tuple[str, ...]], Vectors] = {}
 _word_cache_lock = threading.Lock()
 
 
-def _word_vectors(embedder: Embedder, words: tuple[str, ...], should_stop: StopFn | None) -> Any:
+def _word_vectors(
+    embedder: Embedder, words: tuple[str, ...], should_stop: StopFn | None
+) -> Vectors:
     """The public words' vectors, embedded once per process and embedder.
 
     Only for an embedder whose vectors depend on each text alone: the ~22,000 words of the
