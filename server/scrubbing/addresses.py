@@ -561,8 +561,6 @@ def _script_layouts(text: str) -> Iterator[tuple[str, int, int]]:
     Vietnamese streets and postcodes, Argentine "N°" lines (see the patterns). Each pattern
     runs only when its script or cue is in the text, which keeps the rest of the text fast.
     """
-    if "丁目" in text or "号" in text:
-        yield from (("STREET_ADDRESS", m.start(), m.end()) for m in _JA_BLOCK.finditer(text))
     if _ZH_CUE.search(text):
         for m in _ZH_STREET.finditer(text):
             yield "STREET_ADDRESS", m.start("addr"), m.end("addr")
@@ -596,6 +594,7 @@ _GEORGIAN = re.compile("[\u10d0-\u10ff]")
 _ARABIC = re.compile(f"[{_AR_LETTERS}]")
 #: Street patterns and the cue that must be in a text for each to run.
 _SCRIPT_STREETS = (
+    (re.compile("丁目|号"), _JA_BLOCK),
     (_HANGUL, _KO_ROAD),
     (_GEORGIAN, _KA_STREET),
     (_ARABIC, _AR_STREET),
