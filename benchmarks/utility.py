@@ -571,6 +571,12 @@ def main() -> int:
         action="store_true",
         help="guided: each record opens with its first planted keyword (prefilled)",
     )
+    parser.add_argument(
+        "--weave-every",
+        type=int,
+        default=0,
+        help="guided: every N tokens, at a clause boundary, write the next planted keyword",
+    )
     parser.add_argument("--stats-threshold", type=float, default=3.0)
     parser.add_argument("--stats-smoothing", type=float, default=1.0)
     parser.add_argument("--stats-max-tokens", type=int, default=32)
@@ -609,7 +615,7 @@ def main() -> int:
         f"batch={args.batch_size} lr={args.lr:g} T={args.temperature} w={args.guidance} "
         f"lambda={args.stats_strength} stats={args.stats} "
         f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
-        f"open={args.open_keyword} "
+        f"open={args.open_keyword} weave={args.weave_every} "
         f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
@@ -652,6 +658,7 @@ def main() -> int:
                     plan_boost=args.plan_boost,
                     prompt_words=args.prompt_words,
                     open_with_keyword=args.open_keyword,
+                    weave_every=args.weave_every,
                 ).attach(model, stats, device="cpu")
             bias_of = {
                 lam: decoding_bias(

@@ -371,6 +371,8 @@ class HFLoRALM(nn.Module):
     """How many of a record's planned keywords its request names (per-record prompts)."""
     open_with_keyword: bool = False
     """Whether each record's text starts with its first planned keyword (prefilled)."""
+    weave_every: int = 0
+    """Tokens between woven keywords (0: none; :func:`privsynth.models.sampling.sample`)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30

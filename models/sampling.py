@@ -156,11 +156,73 @@ def _named_words(tokenizer: Tokenizer, picks: list[int]) -> list[str]:
     return out
 
 
+_BOUNDARIES: dict[int, tuple[Tokenizer, torch.Tensor]] = {}
+"""Per tokenizer (by identity, kept alive here): :func:`_boundary_tokens`' flags."""
+
+
+def _boundary_tokens(tokenizer: Tokenizer, width: int) -> torch.Tensor:
+    """Per token id below ``width``: whether its text ends a clause (``. , ; : ! ?`` or a newline).
+
+    One pass over the vocabulary per tokenizer and process.
+    """
+    held = _BOUNDARIES.get(id(tokenizer))
+    if held is not None and held[0] is tokenizer and held[1].numel() >= width:
+        return held[1][:width]
+    flags = torch.zeros(width, dtype=torch.bool)
+    for token in range(width):
+        text = tokenizer.decode([token]).rstrip(" ")
+        flags[token] = bool(text) and text[-1] in ".,;:!?\n"
+    _BOUNDARIES[id(tokenizer)] = (tokenizer, flags)
+    return flags
+
+
 def _left_padded(prompts: list[list[int]], pad: int) -> tuple[list[list[int]], list[int]]:
     """Prompts of different lengths as one block, padded on the left, and each row's padding."""
     width = max(len(p) for p in prompts)
     pads = [width - len(p) for p in prompts]
     return [[pad] * n + p for n, p in zip(pads, prompts, strict=True)], pads
+
+
+def _weave(
+    nxt: torch.Tensor,
+    written: torch.Tensor,
+    *,
+    picks: torch.Tensor,
+    woven: torch.Tensor,
+    since: torch.Tensor,
+    boundary: torch.Tensor,
+    every: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Replace a row's drawn token by its next unwritten keyword when one is due.
+
+    A keyword is due once ``every`` tokens have passed since the last one and the previous
+    token ended a clause, or unconditionally after ``2 * every``: each record then carries its
+    keywords spread through the text, as independent draws from the label's distribution
+    would be, while the base writes what joins them.
+
+    Returns:
+        The tokens to write, the next keyword column per row, and tokens since a keyword.
+    """
+    rows = torch.arange(nxt.shape[0], device=nxt.device)
+    k = picks.shape[1]
+    # Skip keywords a row already wrote on its own.
+    while True:
+        col = woven.clamp(max=k - 1)
+        pending = woven < k
+        already = pending & (written == picks[rows, col].unsqueeze(1)).any(dim=1)
+        if not bool(already.any()):
+            break
+        woven = woven + already.long()
+    prev = written[:, -1] if written.shape[1] else torch.ones_like(nxt, dtype=torch.long)
+    at_boundary = (
+        boundary[prev.clamp(max=boundary.shape[0] - 1)]
+        if written.shape[1]
+        else torch.ones_like(pending)
+    )
+    due = (woven < k) & (since >= every) & (at_boundary | (since >= 2 * every))
+    keyword = picks[rows, woven.clamp(max=k - 1)]
+    out = torch.where(due, keyword, nxt)
+    return out, woven + due.long(), torch.where(due, torch.zeros_like(since), since + 1)
 
 
 @torch.inference_mode()
@@ -214,6 +276,8 @@ def sample(
         named = 0
     width = int(getattr(model, "output_vocab", 0) or (plan.shape[-1] if plan is not None else 0))
     opens = planted and bool(getattr(model, "open_with_keyword", False))
+    weave = int(getattr(model, "weave_every", 0)) if planted else 0
+    boundary = _boundary_tokens(tokenizer, width).to(device) if weave > 0 else None
     prompt = tokenizer.prompt(params.label if in_prompt else None)
     guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
@@ -252,6 +316,9 @@ def sample(
             seq = torch.cat([seq, picks[:, :1].to(device)], dim=1)
         done = torch.zeros(b, dtype=torch.bool, device=device)
         bias: torch.Tensor | None = None
+        # Weaving: the next keyword column each row writes, and tokens since its last one.
+        woven = torch.full((b,), 1 if opens else 0, dtype=torch.long, device=device)
+        since = torch.zeros(b, dtype=torch.long, device=device)
         logits, caches = model.forward_cached(seq, None, 0, **pad_kw)
         if guided:
             u_prompt = torch.tensor([plain] * b, dtype=torch.long, device=device)
@@ -286,6 +353,16 @@ def sample(
                 logits = logits + bias
             probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            if weave > 0 and picks is not None and boundary is not None:
+                nxt, woven, since = _weave(
+                    nxt,
+                    seq[:, start:],
+                    picks=picks.to(device),
+                    woven=woven,
+                    since=since,
+                    boundary=boundary,
+                    every=weave,
+                )
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
             if spend and bias is not None:
                 # A boosted token, once written, loses its boost in that record (a penalty

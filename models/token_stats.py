@@ -243,6 +243,9 @@ class GuidedDecoding:
             prefilled opening word), so the base writes what *that* word makes it think of
             rather than what the label name does: the label's tail words, not only the
             handful of words nearest the label name, then steer whole records.
+        weave_every: Every this many tokens, at the next clause boundary, the record's next
+            unwritten keyword is written in place of the drawn token (0: never), so each
+            record carries its keywords as independent draws would, joined by the base.
     """
 
     strength: float = 2.0
@@ -257,6 +260,7 @@ class GuidedDecoding:
     plan_boost: float = 0.0
     prompt_words: int = 0
     open_with_keyword: bool = False
+    weave_every: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the model config and card."""
@@ -303,6 +307,7 @@ class GuidedDecoding:
         model.plan_boost = self.plan_boost
         model.prompt_words = self.prompt_words
         model.open_with_keyword = self.open_with_keyword
+        model.weave_every = self.weave_every
 
 
 def bundle_weights(weights: bytes, stats: TokenStats) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -155,3 +156,37 @@ def test_a_record_opens_with_its_first_keyword_and_spends_only_the_others_boosts
     # One forward over the request plus the opener, then one token at a time.
     first, _ = model.calls[0]
     assert all(row[-1] in {WORDS.index(k) for k in keywords} for row in first)
+
+
+def test_woven_keywords_are_written_at_clause_boundaries_spread_through_the_record() -> None:
+    keywords = ["w1", "w2", "w3", "w4", "w5", "w6"]
+    words = [*WORDS, "."]
+    model = _UniformLM()
+    plan = torch.zeros(len(words))
+    for word in keywords:
+        plan[words.index(word)] = 1.0 / len(keywords)
+    # The model can never write a keyword itself: whatever keyword a record holds was woven.
+    bias = torch.zeros(len(words))
+    bias[[words.index(w) for w in keywords]] = -1e9
+    model.label_biases = {"a": bias}  # type: ignore[assignment]
+    model.keyword_plans = {"a": plan}  # type: ignore[assignment]
+    model.plan_words = 3  # type: ignore[assignment]
+    model.weave_every = 3  # type: ignore[attr-defined]
+
+    def forward(seq: torch.Tensor, caches: Any, pos: int) -> tuple[torch.Tensor, Any]:
+        del caches, pos
+        logits = torch.full((seq.shape[0], len(words)), -1e9)
+        logits[:, 4:] = 0.0
+        return logits, None
+
+    model.forward_cached = forward  # type: ignore[method-assign]
+    params = SamplingParams(count=40, seed=5, max_tokens=24, label="a")
+    records = [s.text.split() for s in sample(model, ListTokenizer(words), params, batch_size=20)]  # type: ignore[arg-type]
+    for record in records:
+        at = [i for i, w in enumerate(record) if w in keywords]
+        assert len(at) == 3 and len({record[i] for i in at}) == 3  # its own three, once each
+        gaps = [at[0] + 1] + [b - a for a, b in pairwise(at)]
+        for i, gap in zip(at, gaps, strict=True):
+            # Due after 3 tokens at a clause boundary, and after 6 whatever came before.
+            assert gap >= 4 and (record[i - 1] == "." or gap == 7)
+    assert len({tuple(sorted(r)) for r in records}) > 10
