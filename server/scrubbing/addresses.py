@@ -32,6 +32,11 @@ rather than by a list of street words in every language:
   Vietnamese streets before a ward or province word ("Số 3/94 phố số 27 Xã ..."); likewise
   Argentine "N°" lines with their eight-digit or CPA postcode ("Calle Alem N° 24 30001368
   Resistencia").
+* Some layouts have a cue of their own, and their patterns run only where it stands: the
+  Chilean "Región" line with its seven-digit postcode, Colombian grid streets with the postcode
+  and town after them, Irish Eircodes after a street-type word, Malaysian house numbers before
+  "Jalan" or "Lorong", Persian street words and house-number-first blocks, Hebrew street words
+  and the Israeli street, town and seven-digit postcode.
 
 Years never count as house numbers, and a version ("Python 3", "Windows 10") is not an
 address unless another address line stands next to it.
@@ -152,7 +157,7 @@ _MILITARY = re.compile(
 # "Apt. 312", "Suite 534" after a street on the same line: "4241 Rooseveltlaan 110 Apt. 312".
 _UNIT_AFTER = (
     r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Fl|Dpto|Depto|Piso|Interior|Int|Edif"
-    r"|Bl|Sc|Ap|Et|Esc|Apto)\.?\s*#?\s*\d{1,6}[A-Za-z]?)"
+    r"|Bl|Sc|Ap|Et|Esc|Apto|Oficina|Of(?=\.))\.?\s*#?\s*\d{1,6}[A-Za-z]?)"
 )
 # A house number as streets across Europe and Latin America write it: "55/89" (house and
 # flat), "7-2", "N° 7251", "Nr. 709".
@@ -175,7 +180,8 @@ _STREET_WORD = (
     r"|travessa|largo|náměstí|nám|ulice|tie|katu|gatan|vägen)\.?"
 )
 _STREET_WORD_RE = re.compile(
-    rf"(?i:{_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|jalan|jln"
+    rf"(?i:{_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|drumul"
+    r"|pia[țt]a|fund[ăa]tura|prelungirea|pasajul|b-dul|jalan|jln"
     r"|lorong|leoforos|λεωφ\.?|praça|estrada|alameda|pasaje|carretera|ronda|travesía|glorieta"
     r"|diagonal|diag\.?|blv\.?"
     r"|plaza|ulitsa|prospekt|проспект|улица|ул\.?|вулиця|вул\.?|provulok|rruga|sokak|cadde"
@@ -272,7 +278,10 @@ _AZ_NAME = rf"[A-ZÇƏĞIİÖŞÜ]{_WORD_REST}"
 _SETTLEMENT = re.compile(
     rf"^(?:(?:ք|գ)\.\s*(?P<after>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})"
     rf"|(?P<before>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})\s+մարզ"
-    rf"|(?P<az>{_AZ_NAME}(?:\s+{_AZ_NAME}){{0,2}})\s+(?:kəndi|qəsəbəsi))$"
+    rf"|(?P<az>{_AZ_NAME}(?:\s+{_AZ_NAME}){{0,2}})\s+(?:kəndi|qəsəbəsi)"
+    # A Chilean region named as one: "Región del Maule", "Región de La Araucanía".
+    rf"|(?P<region>Región\s+(?:(?:de|del)\s+)?(?:(?:la|los|las)\s+)?(?-i:[{_UPPER_CLASS}])"
+    rf"{_WORD_REST}(?:\s+(?:de|del|y)?\s*(?-i:[{_UPPER_CLASS}]){_WORD_REST}){{0,4}}))$"
 )
 # What opens a segment but is not address: quote marks and list bullets, and a field label
 # ("Address: Postfach 130", 'address    "Postfach 130' in a locale file, "Anschrift:").
@@ -327,11 +336,15 @@ _NUMBER_COMMA_STREET = re.compile(
     r"\.?(?:[ \t]+(?:(?:de|du|des|la|le|les|el)[ \t]+)*(?:[dl]['’])?(?-i:[A-ZÀ-Þ])[\w'’.-]*){1,4})"
 )
 # Colombian grid addresses: the street, "#", the crossing street and the distance from it
-# ("Calle 26 # 68B-70", "Cra. 7 No. 32-16 Sur", "Av. calle 170 # 8-79").
+# ("Calle 26 # 68B-70", "Cra. 7 No. 32-16 Sur", "Av. calle 170 # 8-79", "Avenida Boyacá #
+# 53-61 Sur"), and perhaps the six-digit postcode and the town after it ("... 110111 Bogotá").
 _GRID_STREET = re.compile(
-    r"(?<![\w.])(?:(?i:av\.?|avenida)\s+)?(?:(?i:calle|carrera|avenida|diagonal|transversal"
-    r"|circular)|Cl|Cra|Kr|Cr|Av|Dg|Tv)\.?\s+\d{1,3}[A-Z]?(?:\s+Bis)?(?:\s+[A-Z])?\s*(?:#|No\.?|N[°º])"
-    r"\s*\d{1,3}[A-Z]?\s?-\s?\d{1,3}(?:\s+(?:Sur|Este|Norte|Oeste))?\b"
+    r"(?<![\w.])(?P<street>(?:(?:(?i:av\.?|avenida)\s+)?(?:(?i:calle|carrera|avenida|diagonal"
+    r"|transversal|circular)|Cl|Cra|Kr|Cr|Av|Dg|Tv)\.?\s+\d{1,3}[A-Z]?(?:\s+Bis)?(?:\s+[A-Z])?"
+    r"|(?:Avenida|Av\.)\s+[A-ZÀ-Þ][\w'’-]*(?:\s+[A-ZÀ-Þ][\w'’-]*){0,2})\s*(?:#|No\.?|N[°º])"
+    r"\s*\d{1,3}[A-Z]?\s?-\s?\d{1,3}(?:\s+(?:Sur|Este|Norte|Oeste))?\b)"
+    r"(?:\s+(?P<code>\d{6})\s+(?P<place>[A-ZÀ-Þ][\w'’.-]*(?:\s+(?:(?:de|del|la|las|los|el)\s+)*"
+    r"[A-ZÀ-Þ][\w'’.-]*){0,4}?)(?=\s*(?:[,.;\n\"]|$)))?"
 )
 # "the corner of Urzáiz 12 and Jónmundsson Manors", "at the corner of 5th and Main".
 _CORNER = re.compile(r"(?i)\bcorner\s+of\s+(?P<addr>[^.\n;!?]{3,80}?)(?=[.;!?\n]|,\s|$)")
@@ -436,6 +449,83 @@ _NUMERO_LINE = re.compile(
 )
 
 
+# A Chilean route and its kilometre: "Ruta 5 Norte, km 1020", "Ruta U-570, km 12".
+_RUTA = re.compile(
+    r"(?<![\w.])Ruta\s+(?:[A-Z]-?)?\d{1,4}(?:\s+(?:Norte|Sur|Este|Oeste))?(?=,?\s+[Kk]m\b)"
+)
+# Irish Eircodes ("D02 X285", "H925A5V"): a routing key and four characters of the letters An
+# Post uses. Ten characters of letters and digits are common in other codes, so an Eircode
+# counts after an English street-type word ("42 Main Street D02 X285 Dublin"), after a county
+# ("Co. Galway, H91 E2K3") or before "Ireland"; an old Dublin district ("Dublin 4", "Dublin 6W")
+# as a line of its own.
+_EIR_CHARS = "AC-FHKNPRTV-Y"
+_EIRCODE = rf"[{_EIR_CHARS}]\d[\dW]\s?[{_EIR_CHARS}\d]{{4}}"
+_IE_POSTCODE = re.compile(
+    r"(?:\b(?:Street|St|Road|Rd|Avenue|Ave|Lane|Drive|Park|Close|Court|Crescent|Place|Square"
+    r"|Terrace|Way|Grove|View|Green|Row|Hill|Quay|Walk|Gardens|Heights|Lawn|Mews|Rise|Manor"
+    rf"|Estate|Vale)\.?|\bCo\.?\s+[A-Z][a-z]+)[ \t]*,?[ \t]+(?P<code>{_EIRCODE})(?![\w-])"
+    rf"|(?<![\w-])(?P<code2>{_EIRCODE}),?[ \t]+(?:Ireland|Éire)\b"
+    r"|(?:^|(?<=[,\n\"]))[ \t]*(?P<district>Dublin[ \t](?:[12]?\d|6W))(?=[ \t]*(?:[,\n\"]|$))",
+    re.MULTILINE,
+)
+_IE_CUE = re.compile(rf"Dublin|[{_EIR_CHARS}]\d[\dW]\s?[{_EIR_CHARS}\d]{{4}}")
+# Malaysian streets: the house, lot or unit number, a comma, then Jalan, Lorong or Persiaran and
+# the name: "9, Lorong 1E", "No. D-94-40, Jalan 8/5", "Lot 6f-34, Lorong 1a".
+_MY_STREET_WORD = r"(?:Jalan|Jln\.?|Lorong|Lrg\.?|Persiaran|Lebuhraya|Lebuh|Lingkaran)"
+_MY_STREET = re.compile(
+    r"(?:^|(?<=[,\n\"(:]))[ \t]*(?P<addr>(?P<prefix>(?:No\.|Lot)[ \t]?)?"
+    r"(?P<num>[A-Z]?-?\d{1,4}[A-Za-z]?(?:-\d{1,4}[A-Za-z]?){0,2}),[ \t]+"
+    rf"{_MY_STREET_WORD}[ \t]+[\w/.'’-]+(?:[ \t]+[\w/.'’-]+){{0,4}}?)(?=[ \t]*(?:[,\n\"]|$))",
+    re.MULTILINE,
+)
+_MY_CUE = re.compile(rf"\b{_MY_STREET_WORD}\s")
+# Persian addresses. A street-type word after the name (خیابان street, کوچه lane, بلوار
+# boulevard, میدان square, بزرگراه/آزادراه motorway, جاده road, بن بست dead end, چهارراه
+# crossroads) with the house number first, or a street word and name before پلاک (house
+# number): "1133 محمدحسين جاده", "خیابان آزادی، کوچه لاله، پلاک ۱۲". And the block of Iranian
+# layouts: a line opened by the house number, the district, then the province and its
+# postcode ("249 عزیزی کوه, شمال کوثر, سیستان و بلوچستان 8614732820"), when the code has the
+# ten digits of Iranian postcodes or the street line a street or unit word. A Persian year (13xx,
+# 14xx) or a recent Gregorian one opens no street.
+_FA_WORD = rf"[{_AR_LETTERS}\u06a9\u06af\u06cc\u200c]+"
+_FA_STREET_WORD = (
+    r"(?:خیابان|کوچه|بلوار|میدان|بزرگ\s?راه|آزاد\s?راه|جاده|بن[\s\u200c]?بست|چهار\s?راه"
+    r"|کوی)"
+)
+_FA_UNIT = r"(?:\s+(?:واحد|سوئیت|طبقه)\s+\d{1,4})"
+_FA_CUE_WORD = re.compile(rf"{_FA_STREET_WORD}|{_FA_UNIT}")
+_FA_STREET = re.compile(
+    rf"(?<![\w.,/-])(?!(?:1[349]\d|20[0-3])\d(?!\d))\d{{1,5}}(?:\s+{_FA_WORD}){{1,3}}\s+"
+    rf"{_FA_STREET_WORD}(?![{_AR_LETTERS}]){_FA_UNIT}?(?=\s*(?:[,،\n\"]|$))"
+    rf"|(?<![{_AR_LETTERS}]){_FA_STREET_WORD}(?:\s+{_FA_WORD}){{1,4}}(?:\s*[,،]\s*{_FA_STREET_WORD}"
+    rf"(?:\s+(?:{_FA_WORD}|\d{{1,4}})){{1,4}}){{0,3}}\s*[,،]\s*پلاک\s*\d{{1,5}}(?!\d)"
+)
+_FA_BLOCK = re.compile(
+    rf"(?<![\w.,/-])(?P<street>(?!(?:1[349]\d|20[0-3])\d(?!\d))\d{{1,5}}"
+    rf"(?:\s+{_FA_WORD}){{1,5}}{_FA_UNIT}?)[ \t]*[,،\n][ \t]*"
+    rf"(?:{_FA_WORD}(?:[ \t]+{_FA_WORD}){{0,3}}[ \t]*[,،\n][ \t]*){{1,2}}"
+    rf"(?P<province>{_FA_WORD}(?:[ \t]+{_FA_WORD}){{0,3}})[ \t]+"
+    r"(?P<code>\d{3,10}|\d{5}-\d{5})(?![\w-])"
+)
+_FA_CUE = re.compile("[\u067e\u0686\u0698\u06a9\u06af\u06cc]")  # پ چ ژ ک گ ی
+# Hebrew addresses: a street-type word (רחוב street, שדרות avenue, סמטת alley, כיכר square,
+# דרך road), the name and the house number closing a line or field ("רחוב הרצל 12,"); and the
+# Israeli layout of street and number, town, then the seven-digit postcode ("הגפן 86, מגאר,
+# 7559602"). Brackets may stand mirrored, as text stored in visual order has them.
+_HE_WORD = "[()]?[\u05d0-\u05ea][\u05d0-\u05ea'\"׳״()-]*"
+_HE_STREET = re.compile(
+    rf"(?<![\u05d0-\u05ea])(?:רחוב|רח'|שדרות|שד'|סמטת|כיכר|דרך)\s+{_HE_WORD}(?:\s+{_HE_WORD}){{0,3}}"
+    r"\s+\d{1,4}[\u05d0-\u05ea]?(?![\d\w])(?=\s*(?:[,\n]|$))"
+)
+_HE_BLOCK = re.compile(
+    rf"(?<![\w\u05d0-\u05ea'])(?<![\u05d0-\u05ea]\")"
+    rf"(?P<street>{_HE_WORD}(?:[ \t]+{_HE_WORD}){{0,4}}[ \t]+\d{{1,4}}[\u05d0-\u05ea]?)"
+    rf"[ \t]*,[ \t]*(?P<town>{_HE_WORD}(?:[ \t]+{_HE_WORD}){{0,4}})"
+    r"[ \t]*,[ \t]*(?P<code>\d{7})(?!\d)"
+)
+_HEBREW = re.compile("[\u05d0-\u05ea]")
+
+
 @dataclass
 class _Segment:
     start: int
@@ -480,7 +570,7 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         return _Segment(s, e, "country", place=(s, e))
     settlement = _SETTLEMENT.match(seg)
     if settlement is not None:
-        name = next(g for g in ("after", "before", "az") if settlement.group(g))
+        name = next(g for g in ("after", "before", "az", "region") if settlement.group(g))
         named = (s + settlement.start(name), s + settlement.end(name))
         return _Segment(s, e, "settlement", place=named)
     lead = _CEPT_PREFIX.match(seg)
@@ -512,6 +602,16 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         )
         if place is None and len(code) < 4:
             break
+        if (
+            place
+            and not strong
+            and code.isdigit()
+            and len(code) <= 5
+            and " " in place
+            and _STREET_WORD_RE.fullmatch(place.split()[0])
+        ):
+            # "Calle Las Rosas 8283": a street-type word, a name and the house number.
+            return _Segment(s, e, "street_weak")
         pl = (s + m.start("place"), s + m.end("place")) if place else None
         return _Segment(s, e, "postal", (s + m.start("code"), s + m.end("code")), pl, strong)
     if _NOT_STREET.search(seg) or not _UPPER.search(seg):
@@ -529,6 +629,7 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         and sum(
             not _capitalised(w) and w not in _PARTICLES and not _STREET_WORD_RE.fullmatch(w)
             for w in words[street_word:-1]
+            if not w[:1].isdigit()  # "Strada Ababei Nr. 709 Bl. 29 Sc. 47 Ap. 512"
         )
         <= 1
     ):
@@ -577,11 +678,40 @@ def _script_layouts(text: str) -> Iterator[tuple[str, int, int]]:
         for m in _VI_POSTCODE.finditer(text):
             if all(_capitalised(w) or w in _VI_ADMIN_WORDS for w in m.group("words").split()):
                 yield "POSTCODE", m.start("code"), m.end("code")
+    yield from _cue_layouts(text)
     if _NUMERO_CUE.search(text):
         for m in _NUMERO_LINE.finditer(text):
             yield "STREET_ADDRESS", m.start("street"), m.end("street")
             yield "POSTCODE", m.start("code"), m.end("code")
             yield "LOCATION", m.start("place"), m.end("place")
+
+
+def _cue_layouts(text: str) -> Iterator[tuple[str, int, int]]:
+    """Chilean routes, Irish postcodes, Malaysian, Persian and Hebrew streets, each by its cue."""
+    if "Ruta" in text:
+        yield from (("STREET_ADDRESS", m.start(), m.end()) for m in _RUTA.finditer(text))
+    if _IE_CUE.search(text):
+        for m in _IE_POSTCODE.finditer(text):
+            group = next(g for g in ("code", "code2", "district") if m.group(g))
+            yield "POSTCODE", m.start(group), m.end(group)
+    if _MY_CUE.search(text):
+        for m in _MY_STREET.finditer(text):
+            if m.group("prefix") or not _YEAR.fullmatch(m.group("num")):
+                yield "STREET_ADDRESS", m.start("addr"), m.end("addr")
+    if _FA_CUE.search(text):
+        yield from (("STREET_ADDRESS", m.start(), m.end()) for m in _FA_STREET.finditer(text))
+        for m in _FA_BLOCK.finditer(text):
+            if len(m.group("code")) < 10 and not _FA_CUE_WORD.search(m.group("street")):
+                continue  # "من 300 تومان دادم، خیلی گران بود، قیمت 500" is prose
+            yield "STREET_ADDRESS", m.start("street"), m.end("street")
+            yield "LOCATION", m.start("province"), m.end("province")
+            yield "POSTCODE", m.start("code"), m.end("code")
+    if _HEBREW.search(text):
+        yield from (("STREET_ADDRESS", m.start(), m.end()) for m in _HE_STREET.finditer(text))
+        for m in _HE_BLOCK.finditer(text):
+            yield "STREET_ADDRESS", m.start("street"), m.end("street")
+            yield "LOCATION", m.start("town"), m.end("town")
+            yield "POSTCODE", m.start("code"), m.end("code")
 
 
 _ZH_CUE = re.compile("[号號座]")
@@ -666,6 +796,23 @@ def _reread(text: str, segs: list[_Segment]) -> None:
                 g.kind == "postal" and (g.place is None or g.strong) for g in later
             ) and _STREET_NUMBER_FIRST.match(text[seg.start : seg.end]):
                 segs[i] = _Segment(seg.start, seg.end, "street")
+        # "Los Carrera 4183 / Vilcún, Región de La Araucanía, 5662040": words and a number
+        # read as a town and postcode, but a region line and a postcode of its own follow.
+        if seg.kind == "postal" and not seg.strong and seg.code and seg.code[1] == seg.end:
+            following = list(
+                itertools.takewhile(
+                    lambda g: g.kind in ("town", "filler", "postal", "settlement"),
+                    segs[i + 1 : i + 4],
+                )
+            )
+            if (
+                any(g.kind == "settlement" for g in following)
+                and any(g.kind == "postal" and g.place is None for g in following)
+                and seg.code[1] - seg.code[0] <= 5
+                and not _YEAR.fullmatch(text[seg.code[0] : seg.code[1]])
+                and _STREET_NUMBER_LAST.match(text[seg.start : seg.end])
+            ):
+                segs[i] = _Segment(seg.start, seg.end, "street_weak")
         if i + 1 < len(segs) and _beside_number(text, seg, segs[i + 1]):
             # "Favela Câmara, 324, Grajaú, 69242-562": words, then the house number.
             segs[i] = _Segment(seg.start, seg.end, "street_named")
@@ -785,8 +932,11 @@ class AddressBlockRecognizer(LocalRecognizer):
             # A postcode and town, then the country ("3000 Kaunas, Lithuania"): likewise.
             if _code_before_country(text, segs[i], segs[i + 1]):
                 out.append([*self._emit(segs[i]), *self._emit(segs[i + 1])])
+        layout_codes = set()
         for entity, start, end in _script_layouts(text):  # some need no digit ("küçəsi")
             out.append([self._result(entity, start, end)])
+            if entity == "POSTCODE":
+                layout_codes.add((start, end))
         if not any(c.isdigit() for c in text):
             return [r for group in out for r in group]
         used: set[int] = set()
@@ -857,7 +1007,10 @@ class AddressBlockRecognizer(LocalRecognizer):
             if not _YEAR.fullmatch(m.group("num")):  # "In 1999, avenue closures ..."
                 out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
         for m in _GRID_STREET.finditer(text):
-            out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
+            out.append([self._result("STREET_ADDRESS", m.start("street"), m.end("street"))])
+            if m.group("code"):
+                out.append([self._result("POSTCODE", m.start("code"), m.end("code"))])
+                out.append([self._result("LOCATION", m.start("place"), m.end("place"))])
         for m in _CORNER.finditer(text):
             out.append([self._result("STREET_ADDRESS", m.start("addr"), m.end("addr"))])
         for m in _CODE_CUE.finditer(text):
@@ -870,7 +1023,15 @@ class AddressBlockRecognizer(LocalRecognizer):
                     self._result("POSTCODE", m.start("code"), m.end("code")),
                 ]
             )
-        return [r for group in out for r in group]
+        # "کرمان 937" closing an Iranian block reads as a street and its house number; the
+        # layout showed the number to be the postcode.
+        return [
+            r
+            for group in out
+            for r in group
+            if r.entity_type != "STREET_ADDRESS"
+            or not any(r.start < s and r.end == e for s, e in layout_codes)
+        ]
 
     def _emit(self, seg: _Segment) -> list[Any]:
         if seg.kind in _STREETISH:

@@ -729,3 +729,127 @@ def test_what_is_no_postcode_before_a_country(text: str) -> None:
 )
 def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
     assert not [p for p in _address_pieces(text) if p[0] == "POSTCODE"]
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        # Romanian: "Nr." and the block, staircase and flat; a "Drumul" line without a number.
+        (
+            "Strada Ababei Nr. 709 Bl. 29  Sc. 47 Ap. 512, Sinaia, 694608",
+            [
+                ("POSTCODE", "694608"),
+                ("STREET_ADDRESS", "Strada Ababei Nr. 709 Bl. 29  Sc. 47 Ap. 512"),
+            ],
+        ),
+        (
+            "Iosif Ababei\nDrumul Paraschiva Albu\nMoldova Veche, 892584\n",
+            [("POSTCODE", "892584"), ("STREET_ADDRESS", "Drumul Paraschiva Albu")],
+        ),
+        # Chile: the region named as one, the seven-digit postcode, an office, a route.
+        (
+            "Calle Las Rosas 8283, Pedro Aguirre Cerda, Región Metropolitana, 0328520",
+            [("POSTCODE", "0328520"), ("STREET_ADDRESS", "Calle Las Rosas 8283")],
+        ),
+        (
+            "Los Carrera 4183\nVilcún, Región de La Araucanía, 5662040",
+            [
+                ("LOCATION", "Región de La Araucanía"),
+                ("POSTCODE", "5662040"),
+                ("STREET_ADDRESS", "Los Carrera 4183"),
+            ],
+        ),
+        (
+            "Calle Las Araucarias 814 Of. 191\nPelarco, Región del Maule, 4366410",
+            [("POSTCODE", "4366410"), ("STREET_ADDRESS", "Calle Las Araucarias 814 Of. 191")],
+        ),
+        ("Ruta 5 Norte, km 1020, Región de Coquimbo", [("STREET_ADDRESS", "Ruta 5 Norte")]),
+        ("Ruta U-570, km 12", [("STREET_ADDRESS", "Ruta U-570")]),
+        # Colombia: the grid street, then the six-digit postcode and the town.
+        (
+            "Cl. 33 # 2-22 Este 207252 Pasto",
+            [
+                ("LOCATION", "Pasto"),
+                ("POSTCODE", "207252"),
+                ("STREET_ADDRESS", "Cl. 33 # 2-22 Este"),
+            ],
+        ),
+        (
+            "Avenida Boyacá # 53-61 Sur 110854 San Pedro de los Milagros, Colombia",
+            [("POSTCODE", "110854"), ("STREET_ADDRESS", "Avenida Boyacá # 53-61 Sur")],
+        ),
+        # Ireland: an Eircode after the street, after a county, before the country; a district.
+        ("42 Greelish Street H92 5A5V Clark Ville", [("POSTCODE", "H92 5A5V")]),
+        ("86 Quigney Street N04YEY3 Lyndsay Ville", [("POSTCODE", "N04YEY3")]),
+        ("Main Road, Co. Galway, H91 E2K3", [("POSTCODE", "H91 E2K3")]),
+        ("Upper Mount Street, D02 X285, Ireland", [("POSTCODE", "D02 X285")]),
+        ("12 Shelbourne Road\nDublin 4\nIreland", [("POSTCODE", "Dublin 4")]),
+        # Malaysia: the house, lot or unit number before Jalan or Lorong.
+        ("9, Lorong 1E, Taman Menjalara, 55873 Kuala Lumpur", [("STREET_ADDRESS", "9, Lorong 1E")]),
+        ("No. D-94-40, Jalan 8/5, SS55", [("STREET_ADDRESS", "No. D-94-40, Jalan 8/5")]),
+        (
+            "Lot 6f-34, Lorong Raja Laut 4/29t, Perlis",
+            [("STREET_ADDRESS", "Lot 6f-34, Lorong Raja Laut 4/29t")],
+        ),
+        # Iran: number, name and street word; street words before پلاک; the block with the
+        # province and its ten-digit postcode (Persian digits and commas too).
+        (
+            "1133 محمدحسين جاده, شهرستان سجاد, کرمان 937",
+            [("POSTCODE", "937"), ("STREET_ADDRESS", "1133 محمدحسين جاده")],
+        ),
+        (
+            "۲۴۹ عزیزی کوه، شمال کوثر، سیستان و بلوچستان ۸۶۱۴۷۳۲۸۲۰",
+            [("POSTCODE", "۸۶۱۴۷۳۲۸۲۰"), ("STREET_ADDRESS", "۲۴۹ عزیزی کوه")],
+        ),
+        (
+            "تهران، خیابان آزادی، کوچه لاله، پلاک ۱۲",
+            [("STREET_ADDRESS", "خیابان آزادی، کوچه لاله، پلاک ۱۲")],
+        ),
+        # Israel: a street word, name and number; street and number, town, seven-digit code.
+        ("רחוב הרצל 12, תל אביב", [("STREET_ADDRESS", "רחוב הרצל 12")]),
+        (
+            "הגפן 86, אבו רובייעה )שבט(, 1999900",
+            [("POSTCODE", "1999900"), ("STREET_ADDRESS", "הגפן 86")],
+        ),
+        ('address "המעיין 18, יד רמב"ם, 3308106"', [("POSTCODE", "3308106")]),
+    ],
+)
+def test_street_and_postcode_layouts_by_their_cue_words(
+    text: str, pieces: list[tuple[str, str]]
+) -> None:
+    assert set(pieces) <= set(_address_pieces(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Drumul spre casă a fost lung, dar am ajuns la 8 seara.",  # Romanian prose
+        "Am citit 3 cărți în 2020, Sinaia era frumoasă.",
+        "Juan Pérez 2019\nRegión de Valparaíso, 1234567",  # a year, no street
+        "La Región del Maule tiene 30 comunas, 1000000 habitantes.",
+        "Tomamos la ruta 5 hacia el norte, km a km.",  # lower case, no route
+        "Ruta 66 es famosa en todo el mundo.",  # no kilometre
+        "Order A65 F4E2 shipped today.",  # an Eircode shape without its layout
+        "I was in Dublin 4 times last year.",  # a count after the town
+        "Flight to Dublin 2, then London.",
+        "Dalam tahun 2019, Jalan Ampang ditutup.",  # Malay prose
+        "2019, Jalan Ampang ditutup untuk kerja.",  # a year before the street
+        "Saya ada 3, jalan kaki ke sekolah.",  # lower case
+        "در سال 1399 دانشگاه تهران، دانشکده فنی، کلاس 512",  # a Persian year, a classroom
+        "من 300 تومان دادم، خیلی گران بود، قیمت 500",  # prices in a sentence
+        "این 3 خیابان بسته است",  # streets counted
+        "در 3 روز کوچه را تمیز کردیم",
+        "خیابان شلوغ بود و پلاک 12 را دیدم",  # a number plate in a sentence
+        "עברנו דרך העיר 3 פעמים, ואז חזרנו",  # "through" the city three times
+        "שילמתי 12 שקלים בחנות, ואז הלכתי הביתה, 12345678",  # eight digits, prose
+        "רחוב ארוך מאוד עם 12 עצים",  # a street word in prose
+    ],
+)
+def test_what_the_cue_word_layouts_do_not_take_for_addresses(text: str) -> None:
+    assert not [p for p in _address_pieces(text) if p[0] in ("STREET_ADDRESS", "POSTCODE")]
+
+
+def test_a_count_after_a_grid_street_is_no_postcode() -> None:
+    text = "Calle 26 # 68B-70 recibió 123456 Visitantes este año."
+    assert ("STREET_ADDRESS", "Calle 26 # 68B-70") in _address_pieces(text)
+    assert not [p for p in _address_pieces(text) if p[0] == "POSTCODE"]
