@@ -577,6 +577,11 @@ def main() -> int:
         default=0,
         help="guided: every N tokens, at a clause boundary, write the next planted keyword",
     )
+    parser.add_argument(
+        "--whole-keywords",
+        action="store_true",
+        help="guided: a written keyword ends its word (no continuation token after it)",
+    )
     parser.add_argument("--stats-threshold", type=float, default=3.0)
     parser.add_argument("--stats-smoothing", type=float, default=1.0)
     parser.add_argument("--stats-max-tokens", type=int, default=32)
@@ -615,7 +620,7 @@ def main() -> int:
         f"batch={args.batch_size} lr={args.lr:g} T={args.temperature} w={args.guidance} "
         f"lambda={args.stats_strength} stats={args.stats} "
         f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
-        f"open={args.open_keyword} weave={args.weave_every} "
+        f"open={args.open_keyword} weave={args.weave_every} whole={args.whole_keywords} "
         f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
@@ -659,6 +664,7 @@ def main() -> int:
                     prompt_words=args.prompt_words,
                     open_with_keyword=args.open_keyword,
                     weave_every=args.weave_every,
+                    whole_keywords=args.whole_keywords,
                 ).attach(model, stats, device="cpu")
             bias_of = {
                 lam: decoding_bias(

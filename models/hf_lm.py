@@ -373,6 +373,8 @@ class HFLoRALM(nn.Module):
     """Whether each record's text starts with its first planned keyword (prefilled)."""
     weave_every: int = 0
     """Tokens between woven keywords (0: none; :func:`privsynth.models.sampling.sample`)."""
+    whole_keywords: bool = False
+    """Whether a written keyword ends its word (the next token may not continue it)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30

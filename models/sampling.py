@@ -156,24 +156,29 @@ def _named_words(tokenizer: Tokenizer, picks: list[int]) -> list[str]:
     return out
 
 
-_BOUNDARIES: dict[int, tuple[Tokenizer, torch.Tensor]] = {}
-"""Per tokenizer (by identity, kept alive here): :func:`_boundary_tokens`' flags."""
+_TOKEN_FLAGS: dict[int, tuple[Tokenizer, torch.Tensor, torch.Tensor]] = {}
+"""Per tokenizer (by identity, kept alive here): :func:`_token_flags`."""
 
 
-def _boundary_tokens(tokenizer: Tokenizer, width: int) -> torch.Tensor:
-    """Per token id below ``width``: whether its text ends a clause (``. , ; : ! ?`` or a newline).
+def _token_flags(tokenizer: Tokenizer, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token id below ``width``: whether it ends a clause, and whether it continues a word.
 
-    One pass over the vocabulary per tokenizer and process.
+    A token ends a clause when its text ends in ``. , ; : ! ?`` or a newline; it continues a
+    word when its text starts with a letter or digit (no space before it). One pass over the
+    vocabulary per tokenizer and process.
     """
-    held = _BOUNDARIES.get(id(tokenizer))
+    held = _TOKEN_FLAGS.get(id(tokenizer))
     if held is not None and held[0] is tokenizer and held[1].numel() >= width:
-        return held[1][:width]
-    flags = torch.zeros(width, dtype=torch.bool)
+        return held[1][:width], held[2][:width]
+    ends = torch.zeros(width, dtype=torch.bool)
+    continues = torch.zeros(width, dtype=torch.bool)
     for token in range(width):
-        text = tokenizer.decode([token]).rstrip(" ")
-        flags[token] = bool(text) and text[-1] in ".,;:!?\n"
-    _BOUNDARIES[id(tokenizer)] = (tokenizer, flags)
-    return flags
+        text = tokenizer.decode([token])
+        stripped = text.rstrip(" ")
+        ends[token] = bool(stripped) and stripped[-1] in ".,;:!?\n"
+        continues[token] = bool(text) and text[0].isalnum()
+    _TOKEN_FLAGS[id(tokenizer)] = (tokenizer, ends, continues)
+    return ends, continues
 
 
 def _left_padded(prompts: list[list[int]], pad: int) -> tuple[list[list[int]], list[int]]:
@@ -277,7 +282,13 @@ def sample(
     width = int(getattr(model, "output_vocab", 0) or (plan.shape[-1] if plan is not None else 0))
     opens = planted and bool(getattr(model, "open_with_keyword", False))
     weave = int(getattr(model, "weave_every", 0)) if planted else 0
-    boundary = _boundary_tokens(tokenizer, width).to(device) if weave > 0 else None
+    whole = planted and bool(getattr(model, "whole_keywords", False))
+    boundary: torch.Tensor | None = None
+    continues: torch.Tensor | None = None
+    if weave > 0 or whole:
+        ends, continuing = _token_flags(tokenizer, width)
+        boundary = ends.to(device) if weave > 0 else None
+        continues = continuing.to(device) if whole else None
     prompt = tokenizer.prompt(params.label if in_prompt else None)
     guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
@@ -351,6 +362,14 @@ def sample(
                             boost.to(bias.device),
                         )
                 logits = logits + bias
+            if continues is not None and picks is not None and seq.shape[1] > start:
+                # A keyword just written ends its word: the base may not grow it into another
+                # ("celeb" + "utrix"), which no classifier would count as the keyword.
+                after = (seq[:, -1:] == picks.to(device)).any(dim=1)
+                if bool(after.any()):
+                    n = min(logits.shape[-1], continues.shape[0])
+                    mask = after.unsqueeze(1) & continues[:n].unsqueeze(0)
+                    logits[:, :n] = logits[:, :n].masked_fill(mask, float("-inf"))
             probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             if weave > 0 and picks is not None and boundary is not None:

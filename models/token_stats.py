@@ -246,6 +246,8 @@ class GuidedDecoding:
         weave_every: Every this many tokens, at the next clause boundary, the record's next
             unwritten keyword is written in place of the drawn token (0: never), so each
             record carries its keywords as independent draws would, joined by the base.
+        whole_keywords: A planted keyword, once written, ends its word: the next token may
+            not continue it ("celeb" grown into "celebutrix" is no longer the keyword).
     """
 
     strength: float = 2.0
@@ -261,6 +263,7 @@ class GuidedDecoding:
     prompt_words: int = 0
     open_with_keyword: bool = False
     weave_every: int = 0
+    whole_keywords: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the model config and card."""
@@ -308,6 +311,7 @@ class GuidedDecoding:
         model.prompt_words = self.prompt_words
         model.open_with_keyword = self.open_with_keyword
         model.weave_every = self.weave_every
+        model.whole_keywords = self.whole_keywords
 
 
 def bundle_weights(weights: bytes, stats: TokenStats) -> bytes:

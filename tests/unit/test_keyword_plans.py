@@ -190,3 +190,54 @@ def test_woven_keywords_are_written_at_clause_boundaries_spread_through_the_reco
             # Due after 3 tokens at a clause boundary, and after 6 whatever came before.
             assert gap >= 4 and (record[i - 1] == "." or gap == 7)
     assert len({tuple(sorted(r)) for r in records}) > 10
+
+
+class _PieceTokenizer(ListTokenizer):
+    """Words led by a space, and "+x" pieces that continue the word before them."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        super().__init__(words)
+        self.bodies: list[list[int]] = []
+
+    def decode(self, ids: Sequence[int]) -> str:
+        if len(ids) > 1:
+            self.bodies.append(list(ids))
+        return "".join(
+            self.words[i][1:] if self.words[i].startswith("+") else " " + self.words[i] for i in ids
+        )
+
+
+def test_a_written_keyword_ends_its_word_with_whole_keywords() -> None:
+    keywords = ["w1", "w2", "w3", "w4", "w5", "w6"]
+    words = [*WORDS, "+a", "+b", "+c"]
+    pieces = {words.index(p) for p in ("+a", "+b", "+c")}
+    planted = {words.index(k) for k in keywords}
+
+    def continued(whole: bool) -> tuple[int, int]:
+        model = _UniformLM()
+        plan = torch.zeros(len(words))
+        plan[sorted(planted)] = 1.0
+        model.label_biases = {"a": torch.zeros(len(words))}  # type: ignore[assignment]
+        model.spend_boost = True  # type: ignore[assignment]
+        model.keyword_plans = {"a": plan}  # type: ignore[assignment]
+        model.plan_words = len(keywords)  # every keyword is each record's own
+        model.plan_boost = 25.0  # type: ignore[assignment]
+        model.whole_keywords = whole  # type: ignore[attr-defined]
+
+        def forward(seq: torch.Tensor, caches: Any, pos: int) -> tuple[torch.Tensor, Any]:
+            del caches, pos
+            logits = torch.full((seq.shape[0], len(words)), -1e9)
+            logits[:, 4:] = 0.0
+            return logits, None
+
+        model.forward_cached = forward  # type: ignore[method-assign]
+        tokenizer = _PieceTokenizer(words)
+        params = SamplingParams(count=60, seed=5, max_tokens=8, label="a")
+        list(sample(model, tokenizer, params, batch_size=20))  # type: ignore[arg-type]
+        after = [b[i + 1] for b in tokenizer.bodies for i in range(len(b) - 1) if b[i] in planted]
+        return len(after), sum(t in pieces for t in after)
+
+    written, grown = continued(False)
+    assert written >= 100 and grown > 0  # a uniform base grows some keywords into other words
+    written, grown = continued(True)
+    assert written >= 100 and grown == 0
