@@ -37,6 +37,18 @@ class _UniformLM(nn.Module):
         return logits, None
 
 
+def _uniform_over(size: int) -> Any:
+    """A ``forward_cached`` uniform over a vocabulary of ``size`` (specials excluded)."""
+
+    def forward(seq: torch.Tensor, caches: Any, pos: int) -> tuple[torch.Tensor, Any]:
+        del caches, pos
+        logits = torch.full((seq.shape[0], size), -1e9)
+        logits[:, 4:] = 0.0
+        return logits, None
+
+    return forward
+
+
 def _records(model: _UniformLM, **params: Any) -> list[list[str]]:
     settings: dict[str, Any] = {"count": 60, "seed": 5, "max_tokens": 8, "label": "a"}
     settings.update(params)
@@ -172,14 +184,7 @@ def test_woven_keywords_are_written_at_clause_boundaries_spread_through_the_reco
     model.keyword_plans = {"a": plan}  # type: ignore[assignment]
     model.plan_words = 3  # type: ignore[assignment]
     model.weave_every = 3  # type: ignore[attr-defined]
-
-    def forward(seq: torch.Tensor, caches: Any, pos: int) -> tuple[torch.Tensor, Any]:
-        del caches, pos
-        logits = torch.full((seq.shape[0], len(words)), -1e9)
-        logits[:, 4:] = 0.0
-        return logits, None
-
-    model.forward_cached = forward  # type: ignore[method-assign]
+    model.forward_cached = _uniform_over(len(words))  # type: ignore[method-assign]
     params = SamplingParams(count=40, seed=5, max_tokens=24, label="a")
     records = [s.text.split() for s in sample(model, ListTokenizer(words), params, batch_size=20)]  # type: ignore[arg-type]
     for record in records:
@@ -223,14 +228,7 @@ def test_a_written_keyword_ends_its_word_with_whole_keywords() -> None:
         model.plan_words = len(keywords)  # every keyword is each record's own
         model.plan_boost = 25.0  # type: ignore[assignment]
         model.whole_keywords = whole  # type: ignore[attr-defined]
-
-        def forward(seq: torch.Tensor, caches: Any, pos: int) -> tuple[torch.Tensor, Any]:
-            del caches, pos
-            logits = torch.full((seq.shape[0], len(words)), -1e9)
-            logits[:, 4:] = 0.0
-            return logits, None
-
-        model.forward_cached = forward  # type: ignore[method-assign]
+        model.forward_cached = _uniform_over(len(words))  # type: ignore[method-assign]
         tokenizer = _PieceTokenizer(words)
         params = SamplingParams(count=60, seed=5, max_tokens=8, label="a")
         list(sample(model, tokenizer, params, batch_size=20))  # type: ignore[arg-type]
