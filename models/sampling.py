@@ -218,12 +218,10 @@ def _weave(
         if not bool(already.any()):
             break
         woven = woven + already.long()
-    prev = written[:, -1] if written.shape[1] else torch.ones_like(nxt, dtype=torch.long)
-    at_boundary = (
-        boundary[prev.clamp(max=boundary.shape[0] - 1)]
-        if written.shape[1]
-        else torch.ones_like(pending)
-    )
+    if written.shape[1]:
+        at_boundary = boundary[written[:, -1].clamp(max=boundary.shape[0] - 1)]
+    else:  # nothing written yet: the prompt's end counts as a boundary
+        at_boundary = torch.ones_like(pending)
     due = (woven < k) & (since >= every) & (at_boundary | (since >= 2 * every))
     keyword = picks[rows, woven.clamp(max=k - 1)]
     out = torch.where(due, keyword, nxt)

@@ -468,7 +468,7 @@ _IE_POSTCODE = re.compile(
     r"|(?:^|(?<=[,\n\"]))[ \t]*(?P<district>Dublin[ \t](?:[12]?\d|6W))(?=[ \t]*(?:[,\n\"]|$))",
     re.MULTILINE,
 )
-_IE_CUE = re.compile(rf"Dublin|[{_EIR_CHARS}]\d[\dW]\s?[{_EIR_CHARS}\d]{{4}}")
+_IE_CUE = re.compile(rf"Dublin|{_EIRCODE}")
 # Malaysian streets: the house, lot or unit number, a comma, then Jalan, Lorong or Persiaran and
 # the name: "9, Lorong 1E", "No. D-94-40, Jalan 8/5", "Lot 6f-34, Lorong 1a".
 _MY_STREET_WORD = r"(?:Jalan|Jln\.?|Lorong|Lrg\.?|Persiaran|Lebuhraya|Lebuh|Lingkaran)"
