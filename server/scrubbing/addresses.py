@@ -21,7 +21,9 @@ rather than by a list of street words in every language:
   Rebbåsbakken 48 Suite 372") or a residence cue ("lives on Castelao 66") make an address.
 * Layouts of other countries read the same way (tuned on Faker's 52 locale layouts, see
   benchmarks/README): a postal line *before* the street ("125009, Moscow, Tverskaya 7"), the
-  number in a field of its own ("Rua Augusta, 274", "12, MG Road"), street-type words in lower
+  number in a field of its own ("Rua Augusta, 274", "12, MG Road", "57/138, Balay Circle") or
+  on the line above the street, a house range ("Ασίνης 92-32"), an ordinal in the name
+  ("сквер Деревообробний 3-й"), "S/N" for no number, street-type words in lower
   case ("rue du Marché 17"), and names in scripts without capitals (Hebrew, Indic, Thai),
   which count as capitalised. A town marked as one ("ք. Արմավիր", "Binələr kəndi") is an
   address line as a postcode is.
@@ -211,8 +213,10 @@ def _capitalised(word: str) -> bool:
 
 _PARTICLE = rf"(?:\s+(?:{'|'.join(sorted(_PARTICLES))}))*"
 # A street-type word, then one to four capitalised words with particles between them.
+# An East Slavic ordinal in a street's name: "Деревообробний 3-й", "7-ма Лінія".
+_ORDINAL = r"\d{1,2}-[а-яіїє]{1,3}"
 _NAMED_STREET = re.compile(
-    rf"{_CAPWORD}{_PARTICLE}(?:\s+(?-i:[{_NAME_START}]){_WORD_REST}{_PARTICLE}){{1,4}}"
+    rf"{_CAPWORD}{_PARTICLE}(?:\s+(?:(?-i:[{_NAME_START}]){_WORD_REST}|{_ORDINAL}){_PARTICLE}){{1,4}}"
 )
 # A street closing a segment that starts in prose: "... the address of X is 8337 42 Wern Ddu
 # Lane", "... lives at 7549 ul. Więckowskiego Stefana 28": a house number, a capitalised or
@@ -336,11 +340,13 @@ _NUMBER_COMMA_STREET = re.compile(
     r"\.?(?:[ \t]+(?:(?:de|du|des|la|le|les|el)[ \t]+)*(?:[dl]['’])?(?-i:[A-ZÀ-Þ])[\w'’.-]*){1,4})"
 )
 # Colombian grid addresses: the street, "#", the crossing street and the distance from it
-# ("Calle 26 # 68B-70", "Cra. 7 No. 32-16 Sur", "Av. calle 170 # 8-79", "Avenida Boyacá #
-# 53-61 Sur"), and perhaps the six-digit postcode and the town after it ("... 110111 Bogotá").
+# ("Calle 26 # 68B-70", "Cra. 7 No. 32-16 Sur", "Tr. 4ª # 7-2 Sur" (NFKC: "4a"), "Av. calle
+# 170 # 8-79", "Avenida Boyacá # 53-61 Sur"), and perhaps the six-digit postcode and the town
+# after it ("... 110111 Bogotá").
 _GRID_STREET = re.compile(
     r"(?<![\w.])(?P<street>(?:(?:(?i:av\.?|avenida)\s+)?(?:(?i:calle|carrera|avenida|diagonal"
-    r"|transversal|circular)|Cl|Cra|Kr|Cr|Av|Dg|Tv)\.?\s+\d{1,3}[A-Z]?(?:\s+Bis)?(?:\s+[A-Z])?"
+    r"|transversal|circular)|Cl|Cra|Kr|Cr|Av|Dg|Tv|Tr)\.?\s+\d{1,3}[ªºao]?[A-Z]?(?:\s+Bis)?(?:\s+[A-Z])?"
+    r"(?:\s+(?:Sur|Este|Norte|Oeste))?"
     r"|(?:Avenida|Av\.)\s+[A-ZÀ-Þ][\w'’-]*(?:\s+[A-ZÀ-Þ][\w'’-]*){0,2})\s*(?:#|No\.?|N[°º])"
     r"\s*\d{1,3}[A-Z]?\s?-\s?\d{1,3}(?:\s+(?:Sur|Este|Norte|Oeste))?\b)"
     r"(?:\s+(?P<code>\d{6})\s+(?P<place>[A-ZÀ-Þ][\w'’.-]*(?:\s+(?:(?:de|del|la|las|los|el)\s+)*"
@@ -350,9 +356,16 @@ _GRID_STREET = re.compile(
 _CORNER = re.compile(r"(?i)\bcorner\s+of\s+(?P<addr>[^.\n;!?]{3,80}?)(?=[.;!?\n]|,\s|$)")
 _NOT_STREET = re.compile(
     r"(?i)\b(?:office|fax|mobile|mob|tel|phone|cell|desk|home|work|ext|x)\b|[-+()]\d|\d[()]"
-    r"|\d-(?![A-Za-z]\b)"  # phone-like, but "2-A Sector 126" is a house number
+    # phone-like, but "2-A Sector 126" is a house number and "3-й" an ordinal
+    r"|\d-(?![A-Za-z]\b|[а-яіїє]{1,3}\b)"
 )
 _UPPER = re.compile(rf"(?-i:[{_NAME_START}])")
+# A street with a house range, which reads like a phone number: "Ασίνης 92-32", "Λεωφ.
+# Διμηνίου 680-574". Capitalised words, then two short numbers.
+_HOUSE_RANGE_LAST = re.compile(
+    rf"^(?-i:[{_NAME_START}]){_WORD_REST}(?:\s+(?-i:[{_NAME_START}]){_WORD_REST}){{0,3}}"
+    r"\s+\d{1,3}-\d{1,3}$"
+)
 _RESIDENCE = re.compile(
     r"(?i)\b(?:lives?|lived|living|resides?|located|moved|is)\s+(?:on|at|in|to)\s+"
     r"(?:the\s+\w+\s+side\s+of\s+)?(?P<addr>(?:\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?)?"
@@ -554,7 +567,10 @@ def _segments(text: str) -> Iterator[tuple[int, int, bool]]:
 def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one return per kind
     seg = text[s:e]
     folded = seg.casefold().strip(". ")
-    if folded in ("nan", "") or (seg.isdigit() and len(seg) <= 3):
+    # "S/N" (sin número, sem número): a street without a house number, as a field of its own.
+    if folded in ("nan", "", "s/n", "s/nº", "s/nro") or (
+        _HOUSE_NUMBER.fullmatch(seg) and (len(seg) <= 3 or "/" in seg)
+    ):
         return _Segment(s, e, "filler")
     if _UNIT.match(seg):
         return _Segment(s, e, "unit")
@@ -614,6 +630,8 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
             return _Segment(s, e, "street_weak")
         pl = (s + m.start("place"), s + m.end("place")) if place else None
         return _Segment(s, e, "postal", (s + m.start("code"), s + m.end("code")), pl, strong)
+    if _HOUSE_RANGE_LAST.match(seg) and not _NOT_STREET.search(seg, 0, seg.rindex(" ")):
+        return _Segment(s, e, "street_weak")  # "Ασίνης 92-32", not "Tel 555-123"
     if _NOT_STREET.search(seg) or not _UPPER.search(seg):
         return _Segment(s, e, "other")
     m = _STREET_NUMBER_FIRST.match(seg)
@@ -841,14 +859,27 @@ def _settlement_code(text: str, segs: list[_Segment], i: int) -> bool:
     )
 
 
+# A house number alone ("77", "57/138"), and a unit that is one ("H.No. 739", "Door No 12").
+_HOUSE_NUMBER = re.compile(r"\d{1,4}(?:/\d{1,4})?")
+_HOUSE_UNIT = re.compile(r"(?i)(?:h\.?\s?no|house\s+no|door\s+no)\.?\s*\d")
+
+
 def _beside_number(text: str, words: _Segment, number: _Segment) -> bool:
-    """Whether ``words`` (read as a town) and a bare house number share a line, so a street."""
+    """Whether ``words`` (read as a town) and a bare house number make a street.
+
+    They share a line ("Favela Câmara, 324", "57/138, Balay Circle", "H.No. 739, Kaul"), or
+    the number stands alone on the line before ("39" then "Muni, Meerut 464033").
+    """
     first, second = sorted((words, number), key=lambda g: g.start)
+    value = text[number.start : number.end]
+    gap = text[first.end : second.start]
     return (
         words.kind == "town"
-        and number.kind == "filler"
-        and text[number.start : number.end].isdigit()
-        and "\n" not in text[first.end : second.start]
+        and (
+            (number.kind == "filler" and _HOUSE_NUMBER.fullmatch(value) is not None)
+            or (number.kind == "unit" and first is number and _HOUSE_UNIT.match(value) is not None)
+        )
+        and gap.count("\n") <= (first is number and number.kind == "filler")
         and _DESIGNATOR.search(text, words.start, words.end) is None
         and not not_personal(text[words.start : words.end])
     )
@@ -978,7 +1009,7 @@ class AddressBlockRecognizer(LocalRecognizer):
                 # "Avenida Ivo Reis, 77": the house number on its own after the street.
                 if segs[k].kind == "filler" and segs[k - 1].kind in _STREETISH:
                     number = text[segs[k].start : segs[k].end]
-                    if number.isdigit():
+                    if _HOUSE_NUMBER.fullmatch(number):
                         out.append([self._result("STREET_ADDRESS", segs[k].start, segs[k].end)])
         for i in range(1, len(segs)):
             # "Los Genets, 12290 Pont de Salars", "Keldnaholt, IS-112 Reykjavik": a house or

@@ -1028,7 +1028,42 @@ def refine_results(
             p.entity_type != r.entity_type and p.start < r.end and r.start < p.end for p in patterns
         )
     ]
+    refined = _join_street_parts(text, refined)
     return refined + propagate_names(text, refined)
+
+
+# What may stand between two parts of one street address on a line: "Avenida Vítor Gonçalves,
+# 25", "площа Гобеленова, буд. 452 кв. 93".
+_STREET_JOINT = re.compile(r"[ \t]*,?[ \t]*")
+
+
+def _join_street_parts(text: str, results: list[Any]) -> list[Any]:
+    """Join street-address results that only a comma or blanks separate on one line.
+
+    The layouts find a street's name and its house number (or building and flat) as two
+    parts; replaced one by one they leave "<STREET>, <STREET>" and the separator standing
+    between them. One span gives one placeholder, and the joint is part of the address.
+    """
+    streets = sorted((r for r in results if r.entity_type == "STREET_ADDRESS"), key=_by_start)
+    dropped: set[int] = set()
+    head = None
+    for r in streets:
+        if (
+            head is not None
+            and head.start < r.start
+            and head.end <= r.end
+            and _STREET_JOINT.fullmatch(text, min(head.end, r.start), r.start)
+        ):
+            head.end = r.end
+            head.score = max(head.score, r.score)
+            dropped.add(id(r))
+            continue
+        head = r
+    return [r for r in results if id(r) not in dropped]
+
+
+def _by_start(result: Any) -> tuple[int, int]:
+    return result.start, -result.end
 
 
 #: Entity types the over-scrubbing policy (:mod:`.not_personal`) may exempt.

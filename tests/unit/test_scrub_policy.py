@@ -249,6 +249,21 @@ def test_address_block_with_house_number_after_the_street(scrubber: Scrubber) ->
     assert {("Poznań", "LOCATION"), ("Poland", "LOCATION")} <= found
 
 
+def test_parts_of_one_street_become_one_span(scrubber: Scrubber) -> None:
+    # The layouts find the street and its house number (or building and flat) as two parts;
+    # one placeholder covers both and the comma between them.
+    for text, street in [
+        ("Avenida Vítor Gonçalves, 25\n1180-738 Póvoa de Varzim", "Avenida Vítor Gonçalves, 25"),
+        (
+            "площа Гобеленова, буд. 452 кв. 93, Знам'янка, 11892",
+            "площа Гобеленова, буд. 452 кв. 93",
+        ),
+    ]:
+        found = _typed(scrubber, text)
+        assert (street, "STREET_ADDRESS") in found
+        assert scrubber.scrub_batch([text])[0].text.count("<STREET_ADDRESS>") == 1
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -812,6 +827,26 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
             [("POSTCODE", "1999900"), ("STREET_ADDRESS", "הגפן 86")],
         ),
         ('address "המעיין 18, יד רמב"ם, 3308106"', [("POSTCODE", "3308106")]),
+        # Ukraine: an ordinal in the street's name; a Colombian grid street with a side after
+        # its number; a Greek house range and spaced postcode; an Indian house number before
+        # the street, or alone on the line above it; "S/N" for no house number.
+        (
+            "сквер Деревообробний 3-й, буд. 9 кв. 7, Боково-Хрустальне, 34646",
+            [("POSTCODE", "34646"), ("STREET_ADDRESS", "сквер Деревообробний 3-й")],
+        ),
+        (
+            "Carrera 115 Sur # 43E-4 Este 207591 Hobo",
+            [("POSTCODE", "207591"), ("STREET_ADDRESS", "Carrera 115 Sur # 43E-4 Este")],
+        ),
+        ("Tr. 4a # 7-2 Sur 478128 Florencia", [("STREET_ADDRESS", "Tr. 4a # 7-2 Sur")]),
+        (
+            "Ασίνης 92-32,, 933 52 Αργοστόλι",
+            [("POSTCODE", "933 52"), ("STREET_ADDRESS", "Ασίνης 92-32")],
+        ),
+        ("57/138, Balay Circle, Chittoor 114654", [("STREET_ADDRESS", "57/138, Balay Circle")]),
+        ("H.No. 739, Kaul\nBathinda 533654", [("STREET_ADDRESS", "H.No. 739, Kaul")]),
+        ("39\nMuni, Meerut 464033", [("STREET_ADDRESS", "39\nMuni")]),
+        ("Av Amorim, S/N, 5686-933 Viseu", [("STREET_ADDRESS", "Av Amorim")]),
     ],
 )
 def test_street_and_postcode_layouts_by_their_cue_words(
@@ -843,6 +878,9 @@ def test_street_and_postcode_layouts_by_their_cue_words(
         "עברנו דרך העיר 3 פעמים, ואז חזרנו",  # "through" the city three times
         "שילמתי 12 שקלים בחנות, ואז הלכתי הביתה, 12345678",  # eight digits, prose
         "רחוב ארוך מאוד עם 12 עצים",  # a street word in prose
+        "Tel 555-123, 10115 Berlin",  # a phone number, not a house range
+        "Chelsea won 2-1 at home, 30000 fans",
+        "See pages 12/14, London, 2019",  # a page range before a town
     ],
 )
 def test_what_the_cue_word_layouts_do_not_take_for_addresses(text: str) -> None:
