@@ -598,6 +598,12 @@ def main() -> int:
         "nearest to its DP centroid",
     )
     parser.add_argument("--samples-out", default="", help="write 3 samples per row here (JSON)")
+    parser.add_argument(
+        "--synthetic-out",
+        default="",
+        help="write every row's whole synthetic set here, one JSON Lines file per row "
+        "(<path>.<row>.jsonl), to study a run's records without sampling them again",
+    )
     args = parser.parse_args()
 
     import torch
@@ -742,6 +748,11 @@ def main() -> int:
                 )
             )
             examples[key] = synth[:: max(1, len(synth) // 3)][:3]
+            if args.synthetic_out:
+                Path(f"{args.synthetic_out}.{key}.jsonl").write_text(
+                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in synth),
+                    encoding="utf-8",
+                )
             print(
                 f"  eps={eps_s} T={temperature:g} w={guidance:g} lambda={lam:g}: "
                 f"acc {syn.accuracy:.3f}, retained {syn.retained:.2f}, fidelity {fidelity:.2f}, "
