@@ -859,9 +859,9 @@ def _settlement_code(text: str, segs: list[_Segment], i: int) -> bool:
     )
 
 
-# A house number alone ("77", "57/138"), and a unit that is one ("H.No. 739", "Door No 12").
+# A house number alone ("77", "57/138"), and a unit that is one ("H.No. 739", "Building No. 4").
 _HOUSE_NUMBER = re.compile(r"\d{1,4}(?:/\d{1,4})?")
-_HOUSE_UNIT = re.compile(r"(?i)(?:h\.?\s?no|house\s+no|door\s+no)\.?\s*\d")
+_HOUSE_UNIT = re.compile(r"(?i)(?:h\.?\s?no|(?:house|door|building|holding|plot)\s+no)\.?\s*\d")
 
 
 def _beside_number(text: str, words: _Segment, number: _Segment) -> bool:
@@ -877,7 +877,11 @@ def _beside_number(text: str, words: _Segment, number: _Segment) -> bool:
         words.kind == "town"
         and (
             (number.kind == "filler" and _HOUSE_NUMBER.fullmatch(value) is not None)
-            or (number.kind == "unit" and first is number and _HOUSE_UNIT.match(value) is not None)
+            or (
+                number.kind in ("unit", "street_weak")  # "Building No. 4" reads as a street
+                and first is number
+                and _HOUSE_UNIT.match(value) is not None
+            )
         )
         and gap.count("\n") <= (first is number and number.kind == "filler")
         and _DESIGNATOR.search(text, words.start, words.end) is None

@@ -846,6 +846,10 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
         ("57/138, Balay Circle, Chittoor 114654", [("STREET_ADDRESS", "57/138, Balay Circle")]),
         ("H.No. 739, Kaul\nBathinda 533654", [("STREET_ADDRESS", "H.No. 739, Kaul")]),
         ("39\nMuni, Meerut 464033", [("STREET_ADDRESS", "39\nMuni")]),
+        (
+            "Building No. 4, Middle DaudBazar, QutubKhali, Nilphamari, 7861",
+            [("POSTCODE", "7861"), ("STREET_ADDRESS", "Building No. 4, Middle DaudBazar")],
+        ),
         ("Av Amorim, S/N, 5686-933 Viseu", [("STREET_ADDRESS", "Av Amorim")]),
     ],
 )
