@@ -597,6 +597,12 @@ def main() -> int:
         help="guided with label centroids: write K times the records, keep each label's "
         "nearest to its DP centroid",
     )
+    parser.add_argument(
+        "--word-cap",
+        type=float,
+        default=0.0,
+        help="guided: largest share of a label's records any word may stand in (0: no cap)",
+    )
     parser.add_argument("--samples-out", default="", help="write 3 samples per row here (JSON)")
     parser.add_argument(
         "--synthetic-out",
@@ -627,6 +633,7 @@ def main() -> int:
         f"lambda={args.stats_strength} stats={args.stats} "
         f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
         f"open={args.open_keyword} weave={args.weave_every} whole={args.whole_keywords} "
+        f"cap={args.word_cap:g} "
         f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
@@ -671,6 +678,7 @@ def main() -> int:
                     open_with_keyword=args.open_keyword,
                     weave_every=args.weave_every,
                     whole_keywords=args.whole_keywords,
+                    word_cap=args.word_cap,
                 ).attach(model, stats, device="cpu")
             bias_of = {
                 lam: decoding_bias(

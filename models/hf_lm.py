@@ -375,6 +375,8 @@ class HFLoRALM(nn.Module):
     """Tokens between woven keywords (0: none; :func:`privsynth.models.sampling.sample`)."""
     whole_keywords: bool = False
     """Whether a written keyword ends its word (the next token may not continue it)."""
+    word_cap: float = 0.0
+    """Largest share of one call's records a word may stand in (0: no cap; ``WordCap``)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30

@@ -18,6 +18,7 @@ import torch
 from privsynth.models.device import module_device
 from privsynth.models.family import Tokenizer
 from privsynth.models.transformer import TinyTransformerLM, TransformerConfig
+from privsynth.models.word_cap import WordCap
 
 if TYPE_CHECKING:
     from privsynth.models.hf_lm import HFLoRALM
@@ -254,7 +255,9 @@ def sample(
     ``plan_boost`` logits up until written (:func:`_draw_keywords`); of those, the request
     names ``prompt_words`` when the tokenizer writes requests in words (``names_keywords``),
     each row then left-padded to the longest request (:func:`_left_padded`); with
-    ``open_with_keyword`` the first keyword is written as the record's opening word.
+    ``open_with_keyword`` the first keyword is written as the record's opening word. With
+    ``word_cap`` each record, once written, loses the words that already stand in that share
+    of this call's records (:class:`~privsynth.models.word_cap.WordCap`).
     """
     device = module_device(model)
     draws = getattr(model, "draw_samples", None)
@@ -267,6 +270,8 @@ def sample(
     if logit_bias is None and biases and params.label is not None:
         logit_bias = biases.get(params.label)
     in_prompt = bool(getattr(model, "label_in_prompt", True))
+    cap_share = float(getattr(model, "word_cap", 0.0))
+    capper = WordCap(cap_share) if cap_share > 0 else None
     spend = bool(getattr(model, "spend_boost", False))
     plans = getattr(model, "keyword_plans", None)
     plan = plans.get(params.label) if plans and params.label is not None else None
@@ -408,6 +413,8 @@ def sample(
             if label_only and redraws > 0:  # drawn again in the next batch
                 rejected += 1
                 continue
+            if capper is not None:
+                text = capper.apply(text)
             yield Sample(text=text, label=params.label)
             remaining -= 1
         redraws -= 1 if rejected else 0

@@ -248,6 +248,11 @@ class GuidedDecoding:
             record carries its keywords as independent draws would, joined by the base.
         whole_keywords: A planted keyword, once written, ends its word: the next token may
             not continue it ("celeb" grown into "celebutrix" is no longer the keyword).
+        word_cap: The largest share of a request's records (one label's) any word may stand
+            in; later records lose the words over it (0: no cap;
+            :class:`~privsynth.models.word_cap.WordCap`), so the label's nearest words stop
+            being in every record, where a classifier trained on them would learn nothing
+            else.
     """
 
     strength: float = 2.0
@@ -264,6 +269,7 @@ class GuidedDecoding:
     open_with_keyword: bool = False
     weave_every: int = 0
     whole_keywords: bool = False
+    word_cap: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the model config and card."""
@@ -312,6 +318,7 @@ class GuidedDecoding:
         model.open_with_keyword = self.open_with_keyword
         model.weave_every = self.weave_every
         model.whole_keywords = self.whole_keywords
+        model.word_cap = self.word_cap
 
 
 def bundle_weights(weights: bytes, stats: TokenStats) -> bytes:
