@@ -110,14 +110,19 @@ GUIDED_DECODING: dict[str, Any] = {
     "strength": 1.5,
     "smoothing": 1.0,
     "spend_boost": True,
-    "plan_words": 8,
+    "plan_words": 12,
     "plan_boost": 5.0,
+    "weave_every": 2,
+    "word_cap": 0.2,
     "label_in_prompt": True,
 }
 """The guided recipe's decoding: per-label embedding centroids released with DP, turned into
-word distributions that bias the base (λ 1.5, spent once written) and plant 8 keywords per
-record. Screened on fortunes only, at 0.1× (benchmarks/README.md): it retained 0.30 where
-the token-count decoding below retained 0.19; without the label in the prompt, 0.09."""
+word distributions that bias the base (λ 1.5, spent once written) and plant 12 keywords per
+record, one woven in every 2 tokens at a clause boundary; no word stays in more than a fifth
+of a label's records. Tuned on fortunes only (benchmarks/README.md): at full size, ε = 8, it
+retained 0.51 (label fidelity 0.73) where 8 keywords neither woven nor capped retained 0.43
+and the token-count decoding below 0.19 (at 0.1×). The records read as lists of the label's
+words joined by the base, not as prose."""
 
 TOKEN_COUNT_DECODING: dict[str, Any] = {
     "statistic": "token-counts",

@@ -102,7 +102,8 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         assert card["token_stats"]["statistic"] == "label-centroids"
         assert "sentence embeddings" in card["token_stats"]["note"]
         assert set(generator.keyword_plans or {}) == released
-        assert generator.spend_boost and generator.plan_words == 8
+        assert generator.spend_boost and generator.plan_words == 12
+        assert generator.weave_every == 2 and generator.word_cap == 0.2
     finally:
         runner.shutdown()
 
