@@ -175,14 +175,14 @@ _STREET_NUMBER_LAST = re.compile(
 # Street-type words written in lower case in their language ("ul. Miła 131", "πλατεία
 # Καραισκάκη 262", "Trg revolucije 33", "avenue Ferdinand de Lesseps"): with one of them a
 # street needs no capitalised first word.
-_STREET_WORD = (
+_LATIN_STREET_WORD = (
     r"(?:ul|u|út|utca|ulica|ulitsa|al|aleja|os|pl|plac|rue|avenue|av|via|viale|vicolo|piazza"
     r"|calle|c/|carrer|rua|rúa|avenida|trg|πλατεία|οδός|λεωφόρος|odos|str|strada|gate|gata|vej"
     r"|vei|veien|laan|straat|weg|plein|chemin|boulevard|bd|allée|place|route|camino|paseo"
     r"|travessa|largo|náměstí|nám|ulice|tie|katu|gatan|vägen)\.?"
 )
 _STREET_WORD_RE = re.compile(
-    rf"(?i:{_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|drumul"
+    rf"(?i:{_LATIN_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|drumul"
     r"|pia[țt]a|fund[ăa]tura|prelungirea|pasajul|b-dul|jalan|jln"
     r"|lorong|leoforos|λεωφ\.?|praça|estrada|alameda|pasaje|carretera|ronda|travesía|glorieta"
     r"|diagonal|diag\.?|blv\.?"
@@ -223,7 +223,7 @@ _NAMED_STREET = re.compile(
 # street-type word, up to four more words, an optional second number and units.
 _STREET_TAIL = re.compile(
     rf"(?<![\w.,:/#-])(?P<num>\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?"
-    rf"\s+(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_STREET_WORD}))"
+    rf"\s+(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_LATIN_STREET_WORD}))"
     rf"(?:\s+{_CAPWORD}){{0,4}}(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?(?P<unit>{_UNIT_AFTER}{{0,2}})$"
 )
 # Postcodes that are letters and digits are distinctive enough to stand alone on a line:
@@ -278,7 +278,7 @@ _TOWN = re.compile(rf"^{_CAPWORD}(?:{_PARTICLE}[\s-]+{_CAPWORD}){{0,3}}{_PAREN}$
 # "Binələr kəndi" village, "Pirsaat qəsəbəsi" settlement): an address line as a postcode is.
 # The name must be in the marker's script: "ք. test" is no town.
 _HY_NAME = r"[\u0531-\u0556][\u0561-\u0587\u0531-\u0556'’-]*"
-_AZ_NAME = rf"[A-ZÇƏĞIİÖŞÜ]{_WORD_REST}"
+_AZ_NAME = rf"[A-ZÇƏĞİÖŞÜ]{_WORD_REST}"
 _SETTLEMENT = re.compile(
     rf"^(?:(?:ք|գ)\.\s*(?P<after>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})"
     rf"|(?P<before>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})\s+մարզ"
@@ -297,7 +297,7 @@ _PREFIX = re.compile(
 # unit, the capitalised words that follow (town, region, country) belong to the address.
 _INLINE = re.compile(
     r"(?<![\w.,-])(?P<num>\d{1,6})(?:-[A-Z])?[ \t]+(?:\d{1,5}[ \t]+)?"
-    rf"(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_STREET_WORD}))[ \t]+"
+    rf"(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_LATIN_STREET_WORD}))[ \t]+"
     rf"(?:{_CAPWORD}[ \t]+){{0,4}}\d{{1,5}}[a-z]?\b\.?"
     r"(?P<unit>,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5}"
     rf"(?:[ \t]+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|nan)(?=[ \t,.?!]|$)){{0,4}})?"
@@ -369,7 +369,8 @@ _HOUSE_RANGE_LAST = re.compile(
 _RESIDENCE = re.compile(
     r"(?i)\b(?:lives?|lived|living|resides?|located|moved|is)\s+(?:on|at|in|to)\s+"
     r"(?:the\s+\w+\s+side\s+of\s+)?(?P<addr>(?:\d{1,6}[ \t]+(?:\d{1,5}[ \t]+)?)?"
-    rf"(?:(?-i:[A-ZÀ-Þ])[\w'’.-]*|{_STREET_WORD})(?:[ \t]+[\w'’.-]+){{0,4}}?[ \t]+\d{{1,5}}[a-z]?\b"
+    rf"(?:(?-i:[A-ZÀ-Þ])[\w'’.-]*|{_LATIN_STREET_WORD})"
+    r"(?:[ \t]+[\w'’.-]+){0,4}?[ \t]+\d{1,5}[a-z]?\b"
     r"(?:[ \t]+[a-z]{2,4}\b)?)"
 )
 
@@ -445,7 +446,7 @@ _VI_ADMIN_WORDS = frozenset(
 # dalanı (dead end), şossesi (road) or meydanı (square), and perhaps building and flat:
 # "ARİF HEYDƏROV prospekti, b. 2, m. 35", "T.ƏLİYEV küç.". "pr." is short enough to end
 # other words, so it counts only with building and flat after it ("TƏBRİZ pr., b. 7, m. 5").
-_AZ_CAP = r"(?:\d{1,3}\s+)?[A-ZÇƏĞİÖŞÜ][\w'’.-]*(?:\s+[A-ZÇƏĞİÖŞÜ][\w'’.-]*){0,3}"
+_AZ_CAP = rf"(?:\d{{1,3}}\s+)?{_AZ_NAME}(?:\s+{_AZ_NAME}){{0,3}}"
 _AZ_STREET = re.compile(
     rf"(?<![\w.])(?:{_AZ_CAP}\s+(?:küçəsi|küç\.|prospekti|döngəsi|dalanı|şossesi|meydanı)"
     r"(?:,\s*b\.\s*\d{1,4}(?:,\s*m\.\s*\d{1,4})?)?"
