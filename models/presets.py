@@ -120,9 +120,10 @@ GUIDED_DECODING: dict[str, Any] = {
 word distributions that bias the base (λ 1.5, spent once written) and plant 12 keywords per
 record, one woven in every 2 tokens at a clause boundary; no word stays in more than a fifth
 of a label's records. Tuned on fortunes only (benchmarks/README.md): at full size, ε = 8, it
-retained 0.51 (label fidelity 0.73) where 8 keywords neither woven nor capped retained 0.43
-and the token-count decoding below 0.19 (at 0.1×). The records read as lists of the label's
-words joined by the base, not as prose."""
+retained 0.51 and 0.54 in two runs (label fidelity 0.73) where 8 keywords neither woven
+nor capped retained 0.43 and the token-count decoding below 0.19 (at 0.1×); on BBC news,
+never tuned on, 0.77. The records read as lists of the label's words joined by the base,
+not as prose."""
 
 TOKEN_COUNT_DECODING: dict[str, Any] = {
     "statistic": "token-counts",
