@@ -364,7 +364,7 @@ _UPPER = re.compile(rf"(?-i:[{_NAME_START}])")
 # Διμηνίου 680-574". Capitalised words, then two short numbers.
 _HOUSE_RANGE_LAST = re.compile(
     rf"^(?-i:[{_NAME_START}]){_WORD_REST}(?:\s+(?-i:[{_NAME_START}]){_WORD_REST}){{0,3}}"
-    r"\s+\d{1,3}-\d{1,3}$"
+    r"\s+(?P<range>\d{1,3}-\d{1,3})$"
 )
 _RESIDENCE = re.compile(
     r"(?i)\b(?:lives?|lived|living|resides?|located|moved|is)\s+(?:on|at|in|to)\s+"
@@ -631,7 +631,8 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
             return _Segment(s, e, "street_weak")
         pl = (s + m.start("place"), s + m.end("place")) if place else None
         return _Segment(s, e, "postal", (s + m.start("code"), s + m.end("code")), pl, strong)
-    if _HOUSE_RANGE_LAST.match(seg) and not _NOT_STREET.search(seg, 0, seg.rindex(" ")):
+    house_range = _HOUSE_RANGE_LAST.match(seg)
+    if house_range and not _NOT_STREET.search(seg, 0, house_range.start("range")):
         return _Segment(s, e, "street_weak")  # "Ασίνης 92-32", not "Tel 555-123"
     if _NOT_STREET.search(seg) or not _UPPER.search(seg):
         return _Segment(s, e, "other")

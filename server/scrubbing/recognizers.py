@@ -1048,10 +1048,11 @@ def _join_street_parts(text: str, results: list[Any]) -> list[Any]:
     dropped: set[int] = set()
     head = None
     for r in streets:
+        if head is not None and r.end <= head.end:
+            continue  # inside the span being built: it stays the head
         if (
             head is not None
             and head.start < r.start
-            and head.end <= r.end
             and _STREET_JOINT.fullmatch(text, min(head.end, r.start), r.start)
         ):
             head.end = r.end

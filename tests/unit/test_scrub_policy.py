@@ -264,6 +264,18 @@ def test_parts_of_one_street_become_one_span(scrubber: Scrubber) -> None:
         assert scrubber.scrub_batch([text])[0].text.count("<STREET_ADDRESS>") == 1
 
 
+def test_a_street_part_inside_another_does_not_stop_the_join() -> None:
+    from privsynth.server.scrubbing.recognizers import _join_street_parts
+    from privsynth.server.scrubbing.results import make_result
+
+    text = "Avenida da Liberdade, 25, 1250-096 Lisboa"
+    whole = make_result("t", "t", "STREET_ADDRESS", 0, 20, score=0.5)
+    inner = make_result("t", "t", "STREET_ADDRESS", 8, 15, score=0.5)
+    number = make_result("t", "t", "STREET_ADDRESS", 22, 24, score=0.5)
+    joined = _join_street_parts(text, [whole, inner, number])
+    assert [(r.start, r.end) for r in joined] == [(0, 24), (8, 15)]
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -843,6 +855,7 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
             "Ασίνης 92-32,, 933 52 Αργοστόλι",
             [("POSTCODE", "933 52"), ("STREET_ADDRESS", "Ασίνης 92-32")],
         ),
+        ("Ασίνης\t92-32, 933 52 Αργοστόλι", [("STREET_ADDRESS", "Ασίνης\t92-32")]),
         ("57/138, Balay Circle, Chittoor 114654", [("STREET_ADDRESS", "57/138, Balay Circle")]),
         ("H.No. 739, Kaul\nBathinda 533654", [("STREET_ADDRESS", "H.No. 739, Kaul")]),
         ("39\nMuni, Meerut 464033", [("STREET_ADDRESS", "39\nMuni")]),
