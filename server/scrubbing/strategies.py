@@ -395,14 +395,21 @@ class Replacer:
         seed = int.from_bytes(hmac.new(self._seed_key, msg, hashlib.sha256).digest()[:8], "big")
         rnd = random.Random(seed)
         make = _PSEUDONYMS.get(entity_type)
-        if make is None:
-            return _shape(value, rnd)
+        original = _normalise(entity_type, value)
         # One Faker per process (building one costs ~50 ms), reseeded per value; the lock
         # keeps seed and draw together when gRPC threads scrub in the server process.
         with _FAKER_LOCK:
             fake = _faker()
             fake.seed_instance(seed)
-            return make(value, rnd, fake)
+            # Small surrogate ranges (a US line is one of 100 fictional 555-01xx numbers)
+            # can draw the value itself: that would leave it in place, so draw again. The
+            # later draws come from the same seeded generators, so the result stays a
+            # function of key and value.
+            for _ in range(_MAX_DRAWS):
+                out = _shape(value, rnd) if make is None else make(value, rnd, fake)
+                if _normalise(entity_type, out) != original:
+                    break
+            return out
 
     def replace(self, entity_type: str, value: str) -> str:
         """What ``value`` becomes under the policy, exactly as the anonymizer would write it.
@@ -476,6 +483,10 @@ def _email(value: str, rnd: random.Random, fake: Any) -> str:
     return f"{user}{rnd.randrange(100)}@{rnd.choice(_EXAMPLE_DOMAINS)}"
 
 
+_MAX_DRAWS = 16
+"""Draws before a surrogate that keeps equalling its value is returned anyway."""
+
+
 def _phone(value: str, rnd: random.Random, fake: Any) -> str:
     digits = re.sub(r"\D", "", value)
     n = len(digits)
@@ -486,7 +497,13 @@ def _phone(value: str, rnd: random.Random, fake: Any) -> str:
     if us:
         # Fictional range: NXX-555-01XX (reserved for fiction by the NANP).
         area = f"{rnd.randrange(2, 10)}{rnd.randrange(10)}{rnd.randrange(10)}"
-        line = f"{area}5550{rnd.randrange(100, 200)}"
+        # Never the value's own line: a fictional 555-01xx number in the input would
+        # otherwise keep its last seven digits one time in a hundred.
+        own = digits[lead + 3 : lead + 10]
+        line = own
+        while line == own:
+            line = f"5550{rnd.randrange(100, 200)}"
+        line = area + line
         new = digits[:lead] + line + "".join(str(rnd.randrange(10)) for _ in range(n - lead - 10))
     else:
         keep = 2 if value.lstrip().startswith("+") else 4 if digits.startswith("00") else 1

@@ -99,6 +99,15 @@ def test_pseudonyms_are_consistent_and_keyed() -> None:
     assert r.pseudonym("PERSON", "zebulon quagmire").islower()
 
 
+def test_pseudonyms_never_return_the_value() -> None:
+    # A one-digit value has ten shapes and a fictional US line one hundred: over many keys
+    # a single draw would hand the value back; the redraw never does.
+    for i in range(300):
+        r = Replacer(policy(), key=i.to_bytes(4, "big") * 8)
+        assert r.pseudonym("ACCOUNT_NUMBER", "7") != "7"
+        assert "555-0187" not in r.pseudonym("PHONE_NUMBER", "(212) 555-0187")
+
+
 def test_pseudonyms_preserve_format() -> None:
     r = Replacer(policy(), key=KEY)
     email = r.pseudonym("EMAIL_ADDRESS", "zq@corp.test")
