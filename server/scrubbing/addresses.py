@@ -412,10 +412,15 @@ _KA_STREET = re.compile(
     r"(?:ქ(?:უჩა)?|გამზ(?:ირი)?|ჩიხი|შესახვევი|მოედანი|ხეივანი|გზატკეცილი)\.?\s*\d{1,4}(?!\d)"
 )
 # Thai: the house number, perhaps the village number (หมู่ 5), then the road or lane word
-# (ถนน, ถ., ซอย, ซ.) and its name: "56 หมู่ 2 ถนนฉิมพาลี", "27 หมู่ 05 ถ.พีระเพ็ญกุล".
+# (ถนน, ถ., ซอย, ซ.) and its name, or the subdistrict (ต., ตำบล, แขวง) when there is no road:
+# "56 หมู่ 2 ถนนฉิมพาลี", "27 หมู่ 05 ถ.พีระเพ็ญกุล", "931/4 ต.หนองช้างแล่นใต้". Subdistrict,
+# district (อ., อำเภอ, เขต), province (จ., จังหวัด) and the five-digit postcode may follow,
+# up to four Thai words before the code: "… อ.วังยาง พัทลุง 17950".
+_TH_WORD = r"[\u0e00-\u0e7f]+"
 _TH_STREET = re.compile(
-    r"(?<![\w/.-])\d{1,5}(?:/\d{1,4})?\s+(?:หมู่(?:ที่)?\s*\d{1,3}\s+)?(?:ถนน|ถ\.|ซอย|ซ\.)\s?"
-    r"[\u0e00-\u0e7f]+"
+    r"(?<![\w/.-])\d{1,5}(?:/\d{1,4})?\s+(?:หมู่(?:ที่)?\s*\d{1,3}\s+)?"
+    rf"(?:ถนน|ถ\.|ซอย|ซ\.|ต\.|ตำบล|แขวง)\s?{_TH_WORD}"
+    rf"(?:(?:\s+(?:(?:[ตอจ]\.|ตำบล|อำเภอ|จังหวัด|แขวง|เขต)\s?)?{_TH_WORD}){{0,4}}\s+\d{{5}}(?!\d))?"
 )
 # Arabic streets as the Maghreb writes them: the house number, a street-type word (شارع
 # street, نهج and زنقة and درب lane, طريق road, حي quarter, دوار village, ساحة square, بلدية
@@ -748,7 +753,7 @@ _SCRIPT_STREETS = (
     (_HANGUL, _KO_ROAD),
     (_GEORGIAN, _KA_STREET),
     (_ARABIC, _AR_STREET),
-    (re.compile("[ถซ]"), _TH_STREET),
+    (re.compile("[ถซตแ]"), _TH_STREET),
     (re.compile(r"küç|prospekti|döngəsi|dalanı|şossesi|meydanı|pr\.,"), _AZ_STREET),
 )
 
@@ -803,6 +808,9 @@ def _reread(text: str, segs: list[_Segment]) -> None:
     postcode of its own after it, or a bare house number beside it on the same line.
     """
     for i, seg in enumerate(segs):
+        if _chain_end_code(text, segs, i):
+            segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
+    for i, seg in enumerate(segs):
         if _settlement_code(text, segs, i):
             segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
             continue
@@ -816,6 +824,25 @@ def _reread(text: str, segs: list[_Segment]) -> None:
                 g.kind == "postal" and (g.place is None or g.strong) for g in later
             ) and _STREET_NUMBER_FIRST.match(text[seg.start : seg.end]):
                 segs[i] = _Segment(seg.start, seg.end, "street")
+        # "4148 सुमन्त्र मल्होत्रा, मुंबई 291087", "9125 सक्सेना, अमरावती-964449": a number and
+        # words read as a postcode and town, but the town and its postcode follow; it is the
+        # house number and street.
+        if (
+            seg.kind == "postal"
+            and not seg.strong
+            and seg.place is not None
+            and seg.code
+            and seg.code[0] == seg.start
+            and i + 1 < len(segs)
+            and (nxt := segs[i + 1]).kind == "postal"
+            and nxt.place is not None
+            and nxt.code is not None
+            and nxt.code[1] == nxt.end
+            and text.count("\n", seg.end, nxt.start) <= 1
+            and not _YEAR.fullmatch(text[nxt.code[0] : nxt.code[1]])
+            and _STREET_NUMBER_FIRST.match(text[seg.start : seg.end])
+        ):
+            segs[i] = _Segment(seg.start, seg.end, "street")
         # "Los Carrera 4183 / Vilcún, Región de La Araucanía, 5662040": words and a number
         # read as a town and postcode, but a region line and a postcode of its own follow.
         if seg.kind == "postal" and not seg.strong and seg.code and seg.code[1] == seg.end:
@@ -840,6 +867,44 @@ def _reread(text: str, segs: list[_Segment]) -> None:
             # "5, Shahid Ghasemi Habibollah, Azadi Ave, Tehran": the number, then the street.
             segs[i - 1] = _Segment(segs[i - 1].start, seg.end, "street_named")
             segs[i] = _Segment(seg.end, seg.end, "filler")
+
+
+def _chain_end_code(text: str, segs: list[_Segment], i: int) -> bool:
+    """Whether ``segs[i]``, four digits read as a year, is the postcode of the street before it.
+
+    "House No. 913, Middle BaliaDanga Lane, ShyamDiya, Bhola, 1803", "Nicolelaan 3, 1975,
+    Baelen", "939 Sara Court / Ashleymouth, ACT, 1897": Bangladeshi, Belgian, Australian and
+    South African postcodes are four digits, many of them year-shaped. A bare four-digit
+    segment is the code when a street (or a number and words, "7393 Church Indawo") stands
+    at most three town segments before it, no more than one line break away, and the chain
+    ends with it or goes on with a town or country. "Oak Street, Leeds, 2004 was great"
+    stays a year: that segment holds more than the number.
+    """
+    seg = segs[i]
+    code = text[seg.start : seg.end]
+    if not (seg.kind == "other" and len(code) == 4 and code.isascii() and code.isdigit()):
+        return False
+    after = segs[i + 1] if i + 1 < len(segs) else None
+    same_line = after is not None and "\n" not in text[seg.end : after.start]
+    if same_line and after is not None and after.kind not in ("town", "country"):
+        return False
+    town_after = same_line and after is not None and after.kind == "town"
+    chain = itertools.takewhile(
+        lambda k: text.count("\n", segs[k].end, seg.start) <= 1, range(i - 1, max(i - 5, -1), -1)
+    )
+    k = next((k for k in chain if segs[k].kind not in ("town", "filler")), None)
+    if k is None:
+        return False
+    before = segs[k]
+    if before.kind == "street_weak":
+        # Words and a number are a street only in the Belgian layout, right before the code
+        # with the town after it ("Nicolelaan 3, 1975, Baelen"), not "See pages 12/14,
+        # London, 2019".
+        return k == i - 1 and town_after
+    return (
+        before.kind in _STREETISH
+        or (before.kind == "postal" and before.code is not None and before.code[0] == before.start)
+    ) and _MONTH_WORD.search(text, before.start, before.end) is None  # "April 10, 1992"
 
 
 def _settlement_code(text: str, segs: list[_Segment], i: int) -> bool:

@@ -864,6 +864,27 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
             [("POSTCODE", "7861"), ("STREET_ADDRESS", "Building No. 4, Middle DaudBazar")],
         ),
         ("Av Amorim, S/N, 5686-933 Viseu", [("STREET_ADDRESS", "Av Amorim")]),
+        # Four-digit codes that read as years, ending a street's chain (Bangladesh, Belgium,
+        # Australia); a Hindi number and street before the town and its PIN code; Thai
+        # subdistrict, district, province and postcode after the road.
+        (
+            "House No. 913, Middle BaliaDanga Lane, ShyamDiya, Bhola, 1803",
+            [("POSTCODE", "1803")],
+        ),
+        ("Nicolelaan 3, 1975, Baelen", [("POSTCODE", "1975"), ("STREET_ADDRESS", "Nicolelaan 3")]),
+        ("939 Sara Court\nAshleymouth, ACT, 1897", [("POSTCODE", "1897")]),
+        (
+            "4148 सुमन्त्र मल्होत्रा, मुंबई 291087",
+            [("POSTCODE", "291087"), ("STREET_ADDRESS", "4148 सुमन्त्र मल्होत्रा")],
+        ),
+        (
+            "63 หมู่ 5 ถนนศรีวงค์ อ.วังยาง พัทลุง 17950",
+            [("STREET_ADDRESS", "63 หมู่ 5 ถนนศรีวงค์ อ.วังยาง พัทลุง 17950")],
+        ),
+        (
+            "931/4 ต.หนองช้างแล่นใต้ อ.คลองใหญ่ นครนายก 70500",
+            [("STREET_ADDRESS", "931/4 ต.หนองช้างแล่นใต้ อ.คลองใหญ่ นครนายก 70500")],
+        ),
     ],
 )
 def test_street_and_postcode_layouts_by_their_cue_words(
@@ -898,6 +919,8 @@ def test_street_and_postcode_layouts_by_their_cue_words(
         "Tel 555-123, 10115 Berlin",  # a phone number, not a house range
         "Chelsea won 2-1 at home, 30000 fans",
         "See pages 12/14, London, 2019",  # a page range before a town
+        "% Revised on April 10, 1992",  # a date, then its year
+        "Read chapter 12, Leeds, 2004",  # a chapter, a town and a year
     ],
 )
 def test_what_the_cue_word_layouts_do_not_take_for_addresses(text: str) -> None:
