@@ -78,6 +78,10 @@ def countries() -> frozenset[str]:
     return frozenset(c.casefold() for c in (*Provider.countries, *_NATIVE_COUNTRIES))
 
 
+_CA_PROVINCE_CODES = frozenset(
+    {"AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"}
+)
+_CA_CODE = re.compile(r"[A-Z]\d[A-Z]\s?\d[A-Z]\d")
 _US_STATE_CODES = frozenset(
     [
         "AL",
@@ -617,6 +621,8 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
             and (
                 place.casefold() in countries()
                 or place.split()[-1] in _US_STATE_CODES
+                # "South April, NT B2V 1J2": a Canadian province and a Canadian code.
+                or (place.split()[-1] in _CA_PROVINCE_CODES and _CA_CODE.fullmatch(code))
                 or place.split()[-1].casefold() == "nan"
                 # "Bicske FE 2063", "LILLE NP 59000": a town, a region code, a postcode.
                 or (len(place.split()) > 1 and _REGION_CODE.fullmatch(place.split()[-1]))
@@ -867,6 +873,10 @@ def _reread(text: str, segs: list[_Segment]) -> None:
             # "5, Shahid Ghasemi Habibollah, Azadi Ave, Tehran": the number, then the street.
             segs[i - 1] = _Segment(segs[i - 1].start, seg.end, "street_named")
             segs[i] = _Segment(seg.end, seg.end, "filler")
+    # Again, now that the streets joined above stand: "Holding No. 8, HakimAvenue, …, 1966".
+    for i, seg in enumerate(segs):
+        if _chain_end_code(text, segs, i):
+            segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
 
 
 def _chain_end_code(text: str, segs: list[_Segment], i: int) -> bool:

@@ -874,6 +874,15 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
         ("Nicolelaan 3, 1975, Baelen", [("POSTCODE", "1975"), ("STREET_ADDRESS", "Nicolelaan 3")]),
         ("939 Sara Court\nAshleymouth, ACT, 1897", [("POSTCODE", "1897")]),
         (
+            "Holding No. 8, HakimAvenue, MahadevGram, Chittagong, 1966",
+            [("POSTCODE", "1966"), ("STREET_ADDRESS", "Holding No. 8, HakimAvenue")],
+        ),
+        # A Canadian province's letters before a Canadian code make the street line above.
+        (
+            "5076 Murray Ville\nSouth April, NT B2V 1J2",
+            [("POSTCODE", "B2V 1J2"), ("STREET_ADDRESS", "5076 Murray Ville")],
+        ),
+        (
             "4148 सुमन्त्र मल्होत्रा, मुंबई 291087",
             [("POSTCODE", "291087"), ("STREET_ADDRESS", "4148 सुमन्त्र मल्होत्रा")],
         ),
