@@ -287,9 +287,10 @@ _SETTLEMENT = re.compile(
     rf"^(?:(?:ք|գ)\.\s*(?P<after>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})"
     rf"|(?P<before>{_HY_NAME}(?:\s+{_HY_NAME}){{0,2}})\s+մարզ"
     rf"|(?P<az>{_AZ_NAME}(?:\s+{_AZ_NAME}){{0,2}})\s+(?:kəndi|qəsəbəsi)"
-    # A Chilean region named as one: "Región del Maule", "Región de La Araucanía".
+    # A Chilean region named as one: "Región del Maule", "Región de La Araucanía", "Región de
+    # Magallanes y de la Antártica Chilena".
     rf"|(?P<region>Región\s+(?:(?:de|del)\s+)?(?:(?:la|los|las)\s+)?(?-i:[{_UPPER_CLASS}])"
-    rf"{_WORD_REST}(?:\s+(?:de|del|y)?\s*(?-i:[{_UPPER_CLASS}]){_WORD_REST}){{0,4}}))$"
+    rf"{_WORD_REST}(?:\s+(?:(?:de|del|y|la|los|las)\s+)*(?-i:[{_UPPER_CLASS}]){_WORD_REST}){{0,4}}))$"
 )
 # What opens a segment but is not address: quote marks and list bullets, and a field label
 # ("Address: Postfach 130", 'address    "Postfach 130' in a locale file, "Anschrift:").

@@ -877,6 +877,11 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
             "Holding No. 8, HakimAvenue, MahadevGram, Chittagong, 1966",
             [("POSTCODE", "1966"), ("STREET_ADDRESS", "Holding No. 8, HakimAvenue")],
         ),
+        (
+            "Ruth Sandoval 97 Dpto. 495, Laguna Blanca, Región de Magallanes y de la Antártica "
+            "Chilena, 9106460",
+            [("POSTCODE", "9106460")],
+        ),
         # A Canadian province's letters before a Canadian code make the street line above.
         (
             "5076 Murray Ville\nSouth April, NT B2V 1J2",
