@@ -75,6 +75,8 @@ def test_vague_dates(text: str) -> None:
         "Hauptstraße 12, 10115 Berlin",
         "Berliner Allee 22a, 96213 Hamburg",
         "12 rue des Lilas, 75011 Paris",
+        "12 rue de la paix, 75011 paris",  # lower case, with its postcode and town
+        "110 bis avenue Victor Hugo",
         "42 elm st apt 3, springfield, il 62704",
         "9 Victoria Grove",
     ],
@@ -92,10 +94,20 @@ def test_street_address_whole_span(scrubber: Scrubber, address: str) -> None:
         "I will call you at 3 on the way home.",
         "We have 5 stores in the area and 2 more coming.",
         "Bring 2 copies of the form.",
+        # French street words that are English words too, before no name.
+        "We have 3 route options and 12 place settings.",
+        "I bought 2 place mats and 4 avenue trees.",
     ],
 )
 def test_street_address_negatives(text: str) -> None:
     assert StreetAddressRecognizer().analyze(text, ["STREET_ADDRESS"]) == []
+
+
+def test_a_french_style_street_ends_where_its_name_does() -> None:
+    # Algeria: number, lower-case street word, the name, then " - " and the town.
+    text = "26 boulevard Mokhtari - Tizi Ouzou"
+    found = StreetAddressRecognizer().analyze(text, ["STREET_ADDRESS"])
+    assert [text[r.start : r.end] for r in found] == ["26 boulevard Mokhtari"]
 
 
 # -- cards, phones, NHS, IBAN, accounts --------------------------------------------------------
