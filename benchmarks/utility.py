@@ -603,6 +603,18 @@ def main() -> int:
         default=0.0,
         help="guided: largest share of a label's records any word may stand in (0: no cap)",
     )
+    parser.add_argument(
+        "--topic-words",
+        type=int,
+        default=0,
+        help="guided: the request names the label by its N most probable released words",
+    )
+    parser.add_argument(
+        "--opaque-labels",
+        action="store_true",
+        help="rename the labels to codes (L01, L02, ... in sorted order) before anything runs: "
+        "how the recipe does on a label vocabulary the base cannot read",
+    )
     parser.add_argument("--samples-out", default="", help="write 3 samples per row here (JSON)")
     parser.add_argument(
         "--synthetic-out",
@@ -622,6 +634,10 @@ def main() -> int:
     if args.lora_layers:
         args.preset = deeper_preset(args)
     train, test = load_split(corpus=args.corpus)
+    if args.opaque_labels:
+        codes = {name: f"L{i:02d}" for i, name in enumerate(sorted({r["label"] for r in train}), 1)}
+        train = [{**r, "label": codes[r["label"]]} for r in train]
+        test = [{**r, "label": codes[r["label"]]} for r in test]
     mix = Counter(r["label"] for r in train)
     real_clf = classifier([r["text"] for r in train], [r["label"] for r in train])
     vocabulary = public_vocabulary().words
@@ -633,7 +649,7 @@ def main() -> int:
         f"lambda={args.stats_strength} stats={args.stats} "
         f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
         f"open={args.open_keyword} weave={args.weave_every} whole={args.whole_keywords} "
-        f"cap={args.word_cap:g} "
+        f"cap={args.word_cap:g} topic={args.topic_words} opaque={args.opaque_labels} "
         f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
@@ -679,6 +695,7 @@ def main() -> int:
                     weave_every=args.weave_every,
                     whole_keywords=args.whole_keywords,
                     word_cap=args.word_cap,
+                    topic_words=args.topic_words,
                 ).attach(model, stats, device="cpu")
             bias_of = {
                 lam: decoding_bias(

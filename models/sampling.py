@@ -157,6 +157,21 @@ def _named_words(tokenizer: Tokenizer, picks: list[int]) -> list[str]:
     return out
 
 
+def _topic(tokenizer: Tokenizer, plan: torch.Tensor, *, words: int, width: int) -> str:
+    """The label named by its ``words`` most probable released words ("art, painting, music").
+
+    Words are taken in order of probability, once each (case-blind), skipping tokens that are
+    no word (punctuation, digits alone); "" when the distribution holds none.
+    """
+    q = plan.float()[:width]
+    k = min(int((q > 0).sum()), 8 * words)
+    if k == 0:
+        return ""
+    top = torch.topk(q, k).indices.tolist()
+    picked = [w for w in _named_words(tokenizer, top) if any(c.isalpha() for c in w)]
+    return ", ".join(picked[:words])
+
+
 _TOKEN_FLAGS: dict[int, tuple[Tokenizer, torch.Tensor, torch.Tensor]] = {}
 """Per tokenizer (by identity, kept alive here): :func:`_token_flags`."""
 
@@ -257,7 +272,9 @@ def sample(
     each row then left-padded to the longest request (:func:`_left_padded`); with
     ``open_with_keyword`` the first keyword is written as the record's opening word. With
     ``word_cap`` each record, once written, loses the words that already stand in that share
-    of this call's records (:class:`~privsynth.models.word_cap.WordCap`).
+    of this call's records (:class:`~privsynth.models.word_cap.WordCap`). With
+    ``topic_words`` such a tokenizer's request names the label by its most probable
+    released words instead of its name (:func:`_topic`).
     """
     device = module_device(model)
     draws = getattr(model, "draw_samples", None)
@@ -280,7 +297,8 @@ def sample(
     planted = plan is not None and plan_words > 0
     # Naming keywords in the request needs a prompt written in words (the HF family's).
     named = min(int(getattr(model, "prompt_words", 0)), plan_words) if planted else 0
-    if not getattr(tokenizer, "names_keywords", False):
+    named_ok = bool(getattr(tokenizer, "names_keywords", False))
+    if not named_ok:
         named = 0
     width = int(getattr(model, "output_vocab", 0) or (plan.shape[-1] if plan is not None else 0))
     opens = planted and bool(getattr(model, "open_with_keyword", False))
@@ -292,7 +310,11 @@ def sample(
         ends, continuing = _token_flags(tokenizer, width)
         boundary = ends.to(device) if weave > 0 else None
         continues = continuing.to(device) if whole else None
-    prompt = tokenizer.prompt(params.label if in_prompt else None)
+    subject = params.label if in_prompt else None
+    topic = int(getattr(model, "topic_words", 0))
+    if subject is not None and plan is not None and topic > 0 and named_ok:
+        subject = _topic(tokenizer, plan, words=topic, width=width) or subject
+    prompt = tokenizer.prompt(subject)
     guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
     max_len = model.cfg.max_len
@@ -314,10 +336,9 @@ def sample(
         requests = [prompt] * b
         pad_kw: dict[str, torch.Tensor] = {}
         if named and picks is not None:
-            label = params.label if in_prompt else None
             requests, pads = _left_padded(
                 [
-                    tokenizer.prompt(label, words=_named_words(tokenizer, row[:named]))  # type: ignore[call-arg]
+                    tokenizer.prompt(subject, words=_named_words(tokenizer, row[:named]))  # type: ignore[call-arg]
                     for row in picks.tolist()
                 ],
                 tokenizer.pad_id,

@@ -253,6 +253,11 @@ class GuidedDecoding:
             :class:`~privsynth.models.word_cap.WordCap`), so the label's nearest words stop
             being in every record, where a classifier trained on them would learn nothing
             else.
+        topic_words: The request names the label by its this many most probable released
+            words instead of by its name (0: by its name). A label's name only helps when it
+            is a word the base knows: an opaque code ("C-17") or a sentiment ("positive")
+            asks for the wrong text, while the label's DP word distribution (post-processing,
+            no privacy cost) says what its records are about in any label vocabulary.
     """
 
     strength: float = 2.0
@@ -270,6 +275,7 @@ class GuidedDecoding:
     weave_every: int = 0
     whole_keywords: bool = False
     word_cap: float = 0.0
+    topic_words: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the model config and card."""
@@ -289,7 +295,7 @@ class GuidedDecoding:
 
     def plans(self, stats: TokenStats) -> dict[str, torch.Tensor] | None:
         """Each label's keyword distribution, when the decoding draws keyword plans."""
-        if self.plan_words <= 0:
+        if self.plan_words <= 0 and self.topic_words <= 0:
             return None
         if stats.kind == "prior":
             rows = stats.counts.float().clamp(min=0.0)
@@ -319,6 +325,7 @@ class GuidedDecoding:
         model.weave_every = self.weave_every
         model.whole_keywords = self.whole_keywords
         model.word_cap = self.word_cap
+        model.topic_words = self.topic_words
 
 
 def bundle_weights(weights: bytes, stats: TokenStats) -> bytes:

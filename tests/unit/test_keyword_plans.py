@@ -239,3 +239,42 @@ def test_a_written_keyword_ends_its_word_with_whole_keywords() -> None:
     assert written >= 100 and grown > 0  # a uniform base grows some keywords into other words
     written, grown = continued(True)
     assert written >= 100 and grown == 0
+
+
+class _SubjectTokenizer(_WordsTokenizer):
+    """Keeps the subject each request was written for."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        super().__init__(words)
+        self.subjects: list[str | None] = []
+
+    def prompt(self, label: str | None, words: Sequence[str] = ()) -> list[int]:
+        self.subjects.append(label)
+        return super().prompt(label, words)
+
+
+def test_topic_words_name_the_label_by_its_most_probable_released_words() -> None:
+    # An opaque code tells the base nothing; the label's released distribution does.
+    model = _RecordingLM()
+    _plan(model, {"w3": 0.5, "w7": 0.3, "w1": 0.2}, words=0)
+    model.keyword_plans = {"C-17": model.keyword_plans["a"]}  # type: ignore[assignment]
+    model.topic_words = 2  # type: ignore[attr-defined]
+    tokenizer = _SubjectTokenizer(WORDS)
+    params = SamplingParams(count=4, seed=3, max_tokens=3, label="C-17")
+    assert len(list(sample(model, tokenizer, params, batch_size=4))) == 4  # type: ignore[arg-type]
+    assert tokenizer.subjects == ["w3, w7"]
+    # Off (the default), the request is written for the label's name.
+    model.topic_words = 0  # type: ignore[attr-defined]
+    list(sample(model, tokenizer, params, batch_size=4))  # type: ignore[arg-type]
+    assert tokenizer.subjects[-1] == "C-17"
+
+
+def test_topic_words_leave_a_control_code_prompt_alone() -> None:
+    # A tokenizer that lays the label out as a control code has no request to write words into.
+    model = _RecordingLM()
+    _plan(model, {"w3": 1.0}, words=0)
+    model.topic_words = 2  # type: ignore[attr-defined]
+    tokenizer = ListTokenizer(WORDS, labels={"a": WORDS.index("w9")})
+    list(sample(model, tokenizer, SamplingParams(count=2, seed=1, max_tokens=2, label="a")))  # type: ignore[arg-type]
+    prompts, _ = model.calls[0]
+    assert prompts == [[ListTokenizer.bos_id, WORDS.index("w9")]] * 2
