@@ -189,6 +189,7 @@ _STREET_WORD_RE = re.compile(
     rf"(?i:{_LATIN_STREET_WORD}|strada|intrarea|bulevardul|aleea|calea|splaiul|[șs]oseaua|drumul"
     r"|pia[țt]a|fund[ăa]tura|prelungirea|pasajul|b-dul|jalan|jln"
     r"|lorong|leoforos|λεωφ\.?|praça|estrada|alameda|pasaje|carretera|ronda|travesía|glorieta"
+    r"|ladeira|rodovia|viela|beco"
     r"|diagonal|diag\.?|blv\.?"
     r"|plaza|ulitsa|prospekt|проспект|улица|ул\.?|вулиця|вул\.?|provulok|rruga|sokak|cadde"
     r"|caddesi|sokağı|бул\.?|бульвар|пер\.?|переулок|провулок|алл\.?|аллея|наб\.?|набережная"
@@ -262,7 +263,7 @@ _POSTAL_BEFORE = re.compile(
     # A Brazilian CEP without its dash ("69242562 Porto da Prata / MT") only before a town and
     # its state's letters: eight digits alone are as likely an order or account number.
     rf"^{_CODE_PREFIX}?(?P<code>{_POSTCODE}|\d{{8}}(?=\s[^/\n]{{1,40}}/\s*[A-Z]{{2}}$))"
-    rf"\s+(?P<place>{_CAPWORD}(?:\s+{_CAPWORD}){{0,3}}"
+    rf"\s+(?P<place>{_CAPWORD}(?:{_PARTICLE}\s+{_CAPWORD}){{0,3}}"
     rf"{_PAREN}(?:\s*/\s*[A-Z]{{2}})?)$"
 )
 _REGION_CODE = re.compile(rf"[{_UPPER_CLASS}]{{2,3}}")

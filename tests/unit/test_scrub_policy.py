@@ -882,6 +882,12 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
             "Chilena, 9106460",
             [("POSTCODE", "9106460")],
         ),
+        # Portuguese: "Ladeira" is a street type; a town whose name holds a particle.
+        ("Ladeira Sales\n77247305 Leão / AP", [("STREET_ADDRESS", "Ladeira Sales")]),
+        (
+            "R. Leal, 26, 8551-893 Vila Nova de Santo André",
+            [("POSTCODE", "8551-893"), ("STREET_ADDRESS", "R. Leal")],
+        ),
         # A Canadian province's letters before a Canadian code make the street line above.
         (
             "5076 Murray Ville\nSouth April, NT B2V 1J2",
