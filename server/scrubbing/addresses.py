@@ -448,7 +448,7 @@ _VI_STREET = re.compile(
 _VI_STREET_WORDS = frozenset({"số", "đường", "phố", "hẻm", "ngõ", "ngách", "kiệt", "khóm", "khu"})
 # A province or city and its postcode: "tỉnh Điện Biên 84015", "TP. Huế 57210".
 _VI_POSTCODE = re.compile(
-    rf"(?<!\w){_VI_ADMIN}(?P<words>(?:\s+\w+){{1,4}}?)\s+(?P<code>\d{{5,6}})(?![\d\w])"
+    rf"(?<!\w){_VI_ADMIN}(?P<words>(?:\s+\w+){{1,6}}?)\s+(?P<code>\d{{5,6}})(?![\d\w])"
 )
 _VI_ADMIN_WORDS = frozenset(
     {"phường", "xã", "quận", "huyện", "thị", "trấn", "tỉnh", "thành", "phố"}

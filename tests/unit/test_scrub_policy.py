@@ -882,6 +882,8 @@ def test_eight_digit_and_cpa_codes_need_their_layout(text: str) -> None:
             "Chilena, 9106460",
             [("POSTCODE", "9106460")],
         ),
+        # Vietnamese: a commune and province of five syllables before the postcode.
+        ("29 đường số 25 Xã Tân Phú Đông Quảng Ngãi 32725", [("POSTCODE", "32725")]),
         # Portuguese: "Ladeira" is a street type; a town whose name holds a particle.
         ("Ladeira Sales\n77247305 Leão / AP", [("STREET_ADDRESS", "Ladeira Sales")]),
         (
