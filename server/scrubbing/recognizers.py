@@ -264,17 +264,19 @@ _EU_STYLE = re.compile(
     """
 )
 # "12 rue des Lilas, 75011 Paris", "110 bis avenue Victor Hugo", "26 boulevard Mokhtari -
-# Tizi Ouzou". The street's name is capitalised words and French particles ("de la Paix");
-# a name in lower case counts only with the postcode and town after it ("12 rue de la paix,
-# 75011 paris"), so "3 route options and 12 place settings" is no address.
+# Tizi Ouzou". The street's name is capitalised words and French particles ("de la Paix"),
+# perhaps after one lower-case word ("rue des lieutenants Thomazo"); a name in lower case
+# counts only with the postcode and town after it ("12 rue de la paix, 75011 paris"), so "3
+# route options and 12 place settings" is no address.
 _FR_PARTICLES = r"(?:(?:de|du|des|la|le|les|et|sur|aux|au|en)\s+|[dl]['’])"
 _FR_NAME = rf"{_FR_PARTICLES}*(?-i:[A-ZÀ-Þ])[\w'’-]*"
+_FR_LOWER = rf"(?:{_FR_PARTICLES}*(?-i:[a-zà-ÿ])[\w'’-]*\s+)?"
 _FR_STYLE = re.compile(
     rf"""(?ix)
     \b\d{{1,4}}(?:\s?(?:bis|ter))?,?\s+
     (?:rue|avenue|av\.|boulevard|bd|place|allée|allee|impasse|chemin|quai|cours|route)\s+
     (?:
-      {_FR_NAME}(?:\s+{_FR_NAME}){{0,4}}(?![\w'’-])
+      {_FR_LOWER}{_FR_NAME}(?:\s+{_FR_NAME}){{0,4}}(?![\w'’-])
       (?:,?\s+\d{{5}}\s+[^\W\d_][\w'’-]*(?:[ -][^\W\d_][\w'’-]*)?)?
     | (?:[\w'’-]+\s+){{0,5}}?[\w'’-]+,?\s+\d{{5}}\s+[^\W\d_][\w'’-]*(?:[ -][^\W\d_][\w'’-]*)?
     )

@@ -77,6 +77,7 @@ def test_vague_dates(text: str) -> None:
         "12 rue des Lilas, 75011 Paris",
         "12 rue de la paix, 75011 paris",  # lower case, with its postcode and town
         "110 bis avenue Victor Hugo",
+        "26 rue des lieutenants Thomazo",  # one lower-case word before the name
         "42 elm st apt 3, springfield, il 62704",
         "9 Victoria Grove",
     ],
