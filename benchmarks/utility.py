@@ -697,6 +697,15 @@ def main() -> int:
                     word_cap=args.word_cap,
                     topic_words=args.topic_words,
                 ).attach(model, stats, device="cpu")
+                if args.topic_words > 0 and model.keyword_plans:
+                    from privsynth.models.family import tokenizer_for_preset
+                    from privsynth.models.sampling import label_topic
+
+                    tok = tokenizer_for_preset(args.preset)
+                    for name, plan in sorted(model.keyword_plans.items()):
+                        width = int(getattr(model, "output_vocab", 0) or plan.shape[-1])
+                        topic = label_topic(tok, plan, words=args.topic_words, width=width)
+                        print(f"    topic of {name}: {topic}", flush=True)
             bias_of = {
                 lam: decoding_bias(
                     stats,

@@ -23,7 +23,7 @@ from privsynth.models.word_cap import WordCap
 if TYPE_CHECKING:
     from privsynth.models.hf_lm import HFLoRALM
 
-__all__ = ["Sample", "SamplingParams", "load_model", "sample"]
+__all__ = ["Sample", "SamplingParams", "label_topic", "load_model", "sample"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def _named_words(tokenizer: Tokenizer, picks: list[int]) -> list[str]:
     return out
 
 
-def _topic(tokenizer: Tokenizer, plan: torch.Tensor, *, words: int, width: int) -> str:
+def label_topic(tokenizer: Tokenizer, plan: torch.Tensor, *, words: int, width: int) -> str:
     """The label named by its ``words`` most probable released words ("art, painting, music").
 
     Words are taken in order of probability, once each (case-blind), skipping tokens that are
@@ -274,7 +274,7 @@ def sample(
     ``word_cap`` each record, once written, loses the words that already stand in that share
     of this call's records (:class:`~privsynth.models.word_cap.WordCap`). With
     ``topic_words`` such a tokenizer's request names the label by its most probable
-    released words instead of its name (:func:`_topic`).
+    released words instead of its name (:func:`label_topic`).
     """
     device = module_device(model)
     draws = getattr(model, "draw_samples", None)
@@ -313,7 +313,7 @@ def sample(
     subject = params.label if in_prompt else None
     topic = int(getattr(model, "topic_words", 0))
     if subject is not None and plan is not None and topic > 0 and named_ok:
-        subject = _topic(tokenizer, plan, words=topic, width=width) or subject
+        subject = label_topic(tokenizer, plan, words=topic, width=width) or subject
     prompt = tokenizer.prompt(subject)
     guided = in_prompt and params.label is not None and params.guidance > 0
     plain = tokenizer.prompt(None) if guided else []
