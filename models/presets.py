@@ -115,15 +115,18 @@ GUIDED_DECODING: dict[str, Any] = {
     "weave_every": 2,
     "word_cap": 0.2,
     "label_in_prompt": True,
+    "topic_words": 3,
 }
 """The guided recipe's decoding: per-label embedding centroids released with DP, turned into
 word distributions that bias the base (λ 1.5, spent once written) and plant 12 keywords per
 record, one woven in every 2 tokens at a clause boundary; no word stays in more than a fifth
-of a label's records. Tuned on fortunes only (benchmarks/README.md): at full size, ε = 8, it
-retained 0.51 and 0.54 in two runs (label fidelity 0.73) where 8 keywords neither woven
-nor capped retained 0.43 and the token-count decoding below 0.19 (at 0.1×); on BBC news,
-never tuned on, 0.77. The records read as lists of the label's words joined by the base,
-not as prose."""
+of a label's records; the request names a label by its 3 most probable released words, not
+by its name, so a code or a sentiment label asks for what its records are about and is never
+copied into them. Tuned on fortunes only (benchmarks/README.md): at full size, ε = 8, it
+retained 0.55 (label fidelity 0.74; 0.51 and 0.54 with the label's name in the request)
+where 8 keywords neither woven nor capped retained 0.43 and the token-count decoding below
+0.19 (at 0.1×); on BBC news, never tuned on, 0.77 with the name in the request. The records
+read as lists of the label's words joined by the base, not as prose."""
 
 TOKEN_COUNT_DECODING: dict[str, Any] = {
     "statistic": "token-counts",

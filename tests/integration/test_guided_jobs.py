@@ -104,6 +104,8 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         assert set(generator.keyword_plans or {}) == released
         assert generator.spend_boost and generator.plan_words == 12
         assert generator.weave_every == 2 and generator.word_cap == 0.2
+        # Requests name a label by its released words, never by its name.
+        assert generator.topic_words == 3
     finally:
         runner.shutdown()
 
