@@ -815,42 +815,26 @@ def _reread(text: str, segs: list[_Segment]) -> None:
     Câmara" or "Shahid Ghasemi Habibollah" as a town. The next or previous segment decides: a
     postcode of its own after it, or a bare house number beside it on the same line.
     """
-    for i, seg in enumerate(segs):
-        if _chain_end_code(text, segs, i):
-            segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
+    _mark_chain_end_codes(text, segs)
     for i, seg in enumerate(segs):
         if _settlement_code(text, segs, i):
             segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
             continue
-        # "1356 Jabavu Street, Pretoria, 0002": a number and words read as a postcode and
-        # town, but a postcode of its own follows; it is the street.
+        # A number and words read as a postcode and town, but a postcode of its own follows
+        # ("1356 Jabavu Street, Pretoria, 0002"), or the next segment is a town and its
+        # postcode ("4148 सुमन्त्र मल्होत्रा, मुंबई 291087", "9125 सक्सेना, अमरावती-964449"):
+        # it is the house number and street.
         if seg.kind == "postal" and not seg.strong and seg.code and seg.code[0] == seg.start:
-            later = itertools.takewhile(
-                lambda g: g.kind in ("town", "filler", "postal"), segs[i + 1 : i + 4]
+            later = list(
+                itertools.takewhile(
+                    lambda g: g.kind in ("town", "filler", "postal"), segs[i + 1 : i + 4]
+                )
             )
-            if any(
-                g.kind == "postal" and (g.place is None or g.strong) for g in later
+            own_code = any(g.kind == "postal" and (g.place is None or g.strong) for g in later)
+            if (
+                own_code or (seg.place is not None and _town_code_next(text, seg, segs, i))
             ) and _STREET_NUMBER_FIRST.match(text[seg.start : seg.end]):
                 segs[i] = _Segment(seg.start, seg.end, "street")
-        # "4148 सुमन्त्र मल्होत्रा, मुंबई 291087", "9125 सक्सेना, अमरावती-964449": a number and
-        # words read as a postcode and town, but the town and its postcode follow; it is the
-        # house number and street.
-        if (
-            seg.kind == "postal"
-            and not seg.strong
-            and seg.place is not None
-            and seg.code
-            and seg.code[0] == seg.start
-            and i + 1 < len(segs)
-            and (nxt := segs[i + 1]).kind == "postal"
-            and nxt.place is not None
-            and nxt.code is not None
-            and nxt.code[1] == nxt.end
-            and text.count("\n", seg.end, nxt.start) <= 1
-            and not _YEAR.fullmatch(text[nxt.code[0] : nxt.code[1]])
-            and _STREET_NUMBER_FIRST.match(text[seg.start : seg.end])
-        ):
-            segs[i] = _Segment(seg.start, seg.end, "street")
         # "Los Carrera 4183 / Vilcún, Región de La Araucanía, 5662040": words and a number
         # read as a town and postcode, but a region line and a postcode of its own follow.
         if seg.kind == "postal" and not seg.strong and seg.code and seg.code[1] == seg.end:
@@ -876,6 +860,26 @@ def _reread(text: str, segs: list[_Segment]) -> None:
             segs[i - 1] = _Segment(segs[i - 1].start, seg.end, "street_named")
             segs[i] = _Segment(seg.end, seg.end, "filler")
     # Again, now that the streets joined above stand: "Holding No. 8, HakimAvenue, …, 1966".
+    _mark_chain_end_codes(text, segs)
+
+
+def _town_code_next(text: str, seg: _Segment, segs: list[_Segment], i: int) -> bool:
+    """Whether the segment after ``segs[i]`` is a town and its postcode, no year, near it."""
+    if i + 1 >= len(segs):
+        return False
+    nxt = segs[i + 1]
+    return (
+        nxt.kind == "postal"
+        and nxt.place is not None
+        and nxt.code is not None
+        and nxt.code[1] == nxt.end
+        and text.count("\n", seg.end, nxt.start) <= 1
+        and not _YEAR.fullmatch(text[nxt.code[0] : nxt.code[1]])
+    )
+
+
+def _mark_chain_end_codes(text: str, segs: list[_Segment]) -> None:
+    """Reread as postcodes the year-shaped segments that end a street's chain (in place)."""
     for i, seg in enumerate(segs):
         if _chain_end_code(text, segs, i):
             segs[i] = _Segment(seg.start, seg.end, "postal", (seg.start, seg.end))
