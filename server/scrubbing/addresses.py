@@ -225,11 +225,13 @@ _NAMED_STREET = re.compile(
 )
 # A street closing a segment that starts in prose: "... the address of X is 8337 42 Wern Ddu
 # Lane", "... lives at 7549 ul. Więckowskiego Stefana 28": a house number, a capitalised or
-# street-type word, up to four more words, an optional second number and units.
+# street-type word, up to four more words, an optional second number and units; a lower-case
+# street word needs a capitalised word after it, "ul. Więckowskiego" (:func:`_named_after`).
 _STREET_TAIL = re.compile(
     rf"(?<![\w.,:/#-])(?P<num>\d{{1,6}}[a-zA-Z]?)(?:\s+\d{{1,5}}[a-z]?)?"
-    rf"\s+(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_LATIN_STREET_WORD}))"
-    rf"(?:\s+{_CAPWORD}){{0,4}}(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?(?P<unit>{_UNIT_AFTER}{{0,2}})$"
+    rf"\s+(?P<lead>(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_LATIN_STREET_WORD}))"
+    rf"(?P<name>(?:\s+{_CAPWORD}){{0,4}})(?:\s+\d{{1,5}}[a-zA-Z]?\.?)?"
+    rf"(?P<unit>{_UNIT_AFTER}{{0,2}})$"
 )
 # Postcodes that are letters and digits are distinctive enough to stand alone on a line:
 # British ("G6F 3PE"), Canadian ("K1A 0B6") and Irish Eircodes ("H92 5A5V", "D6W 1234").
@@ -300,11 +302,12 @@ _PREFIX = re.compile(
     r"(?:\s*[:=]\s*|\s+)[\"']?)?"
 )
 # "511 Rebbåsbakken 48 Suite 372", "437 Wesselényi u. 94. Apt. 817 Öntésmajor Hungary": after a
-# unit, the capitalised words that follow (town, region, country) belong to the address.
+# unit, the capitalised words that follow (town, region, country) belong to the address. A
+# street word in lower case needs a capitalised word after it (:func:`_named_after`).
 _INLINE = re.compile(
     r"(?<![\w.,-])(?P<num>\d{1,6})(?:-[A-Z])?[ \t]+(?:\d{1,5}[ \t]+)?"
-    rf"(?:(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_LATIN_STREET_WORD}))[ \t]+"
-    rf"(?:{_CAPWORD}[ \t]+){{0,4}}\d{{1,5}}[a-z]?\b\.?"
+    rf"(?P<lead>(?-i:[{_NAME_START}]){_WORD_REST}|(?i:{_LATIN_STREET_WORD}))[ \t]+"
+    rf"(?P<name>(?:{_CAPWORD}[ \t]+){{0,4}})\d{{1,5}}[a-z]?\b\.?"
     r"(?P<unit>,?[ \t]+(?i:apt|suite|unit|ste)\.?[ \t]*\d{1,5}"
     rf"(?:[ \t]+(?:(?-i:[{_UPPER_CLASS}])[\w'’.-]*|nan)(?=[ \t,.?!]|$)){{0,4}})?"
 )
@@ -562,6 +565,14 @@ class _Segment:
     labelled: bool = False  # the segment opens an address field ("Address: 364024, ...")
 
 
+def _named_after(m: re.Match[str]) -> bool:
+    """Whether a house number's street is a name: its first word, or one after it, capitalised.
+
+    A lower-case street-type word alone is prose: "3 route options and 12 place settings".
+    """
+    return _capitalised(m.group("lead")) or any(_capitalised(w) for w in m.group("name").split())
+
+
 def _segments(text: str) -> Iterator[tuple[int, int, bool]]:
     """Line and comma segments of ``text`` as (start, end, opens an address field)."""
     for m in re.finditer(r"[^\n,|;]+", text):
@@ -678,6 +689,7 @@ def _classify(text: str, s: int, e: int) -> _Segment:  # noqa: PLR0911 - one ret
         tail is not None
         and not _MONTH_WORD.search(tail.group(0))
         and (tail.group("unit") or not _YEAR.fullmatch(tail.group("num")))
+        and _named_after(tail)
     ):
         return _Segment(s + tail.start(), e, "street_tail")
     lead = _POSTAL_LEAD.match(seg)
@@ -1116,7 +1128,7 @@ class AddressBlockRecognizer(LocalRecognizer):
             # number ("2042 Sauarvegen 142 Apt. 998") counts only with a unit after it.
             if _YEAR.fullmatch(m.group("num")) and not m.group("unit"):
                 continue
-            if not _MONTH_WORD.search(m.group(0)):
+            if not _MONTH_WORD.search(m.group(0)) and _named_after(m):
                 out.append([self._result("STREET_ADDRESS", m.start(), m.end())])
         for m in _RESIDENCE.finditer(text):
             if not _YEAR.fullmatch(m.group("addr").split()[-1]):  # "moved to Paris in 1952"

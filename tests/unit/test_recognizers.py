@@ -104,6 +104,22 @@ def test_street_address_negatives(text: str) -> None:
     assert StreetAddressRecognizer().analyze(text, ["STREET_ADDRESS"]) == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We have 3 route options and 12 place settings.",
+        "I bought 2 place mats and 4 avenue trees.",
+        "They have 2 via points and 3 rue mixes left.",
+    ],
+)
+def test_a_lower_case_street_word_before_no_name_is_prose_for_the_whole_scrubber(
+    scrubber: Scrubber, text: str
+) -> None:
+    # The address-block rules (a house number, a street word, words, a number) took "3 route
+    # options and 12" for a street; a street word in lower case needs a name after it.
+    assert scrub(scrubber, text) == text
+
+
 def test_a_french_style_street_ends_where_its_name_does() -> None:
     # Algeria: number, lower-case street word, the name, then " - " and the town.
     text = "26 boulevard Mokhtari - Tizi Ouzou"
