@@ -333,11 +333,15 @@ _TOWN_CODE = re.compile(
     r"(?P<code>\d{5}|(?!(?:1[89]|20)\d\d\b)\d{4}(?:\s?[A-Z]{2}\b)?|\d{3}\s\d{2}|\d{2}-\d{3}"
     r"|[A-Z]\d[A-Z]\s\d[A-Z]\d)\b(?![.,]\d)"
 )
-# Where a person lives or comes from: "lives in HAITIGEN", "originally from CHISHOLM",
-# "grew up in GUÉRET", "moved here from Celje".
+# Where a person lives, comes from, is or goes: "lives in HAITIGEN", "originally from
+# CHISHOLM", "grew up in GUÉRET", "moved here from Celje", "I'm in Sint-Denijs", "a design
+# agency based in Horjul", "arrived at Ilulissat", "a trip to Cyprus", "home city MÖLNDAL".
+# Not "University of Toronto": an institution, as a copyright holder is.
 _PLACE_CUE = re.compile(
-    r"(?i)\b(?:lives?|lived|living|resides?|resided|born|grew\s+up|originally|moved(?:\s+here)?"
-    r"|returned|relocated|comes?|came|hails?)\s+(?:in|from|to|at)\s+"
+    r"(?i)\b(?:(?:lives?|lived|living|resides?|resided|born|grew\s+up|originally"
+    r"|moved(?:\s+here)?|returned|relocated|comes?|came|hails?|based|located|headquartered"
+    r"|staying|arrived|arriving|travell?(?:ed|ing)|flew|flying|trip|i['’]m|i\s+am|we['’]re"
+    r"|we\s+are)\s+(?:in|from|to|at)|home\s*(?:city|town)(?:\s+of)?)\s+"
     r"(?P<place>(?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[\w'’]"
     r"(?:[ -](?-i:[A-ZÀ-ÞΑ-ΩА-Я])[\w'’.-]*[\w'’]){0,3})"
 )

@@ -281,6 +281,36 @@ def test_city_labelled_person_becomes_location(scrubber: Scrubber) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("I'm in ARMINGHALL, at the conference", "ARMINGHALL"),
+        ("Zendesk Inc. is a design agency based in Dutovlje.", "Dutovlje"),
+        ("The courier arrived at Ilulissat this morning.", "Ilulissat"),
+        ("She grew up in Novo Mesto and works remotely.", "Novo Mesto"),
+        ("the economy of her home city MÖLNDAL has changed", "MÖLNDAL"),
+    ],
+)
+def test_a_place_where_someone_is_or_goes_is_a_location(
+    scrubber: Scrubber, text: str, place: str
+) -> None:
+    # Small towns and capitals written in full, which the spaCy model does not know.
+    assert place in spans(scrubber, text).get("LOCATION", [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm in charge of the release this week.",
+        "We are in Linux land now, the port is done.",
+        "Copyright (c) 1986 by University of Toronto.",
+    ],
+)
+def test_a_place_cue_before_no_place_finds_nothing(scrubber: Scrubber, text: str) -> None:
+    found = spans(scrubber, text).get("LOCATION", [])
+    assert not {"charge", "Linux", "Linux land", "University of Toronto"} & set(found)
+
+
+@pytest.mark.parametrize(
     ("text", "stamp"),
     [
         ("> At 20:18 03/08/02 +0100, you wrote:", "20:18 03/08/02 +0100"),
