@@ -286,12 +286,17 @@ def synthesize(
     guidance: float = 0.0,
     bias: dict | None = None,
     label_prompt: bool = True,
+    template: str | None = None,
 ) -> list[dict[str, str]]:
-    """``mix[label]`` records per label; with ``bias``, each label's decoding bias is added."""
+    """``mix[label]`` records per label; with ``bias``, each label's decoding bias is added.
+
+    ``template`` is a job's ``label_prompt`` (the request a label is written into; None: the
+    default "Write a short text about {label}.").
+    """
     from privsynth.models.family import tokenizer_for_preset
     from privsynth.models.sampling import SamplingParams, sample
 
-    tok = tokenizer_for_preset(preset)
+    tok = tokenizer_for_preset(preset, label_prompt=template)
     out = []
     for i, (label, n) in enumerate(sorted(mix.items())):
         params = SamplingParams(
@@ -595,6 +600,12 @@ def main() -> int:
     parser.add_argument("--stats-smoothing", type=float, default=1.0)
     parser.add_argument("--stats-max-tokens", type=int, default=32)
     parser.add_argument(
+        "--label-template",
+        default="",
+        help="guided: the request a label (or its topic words) is written into, as a job's "
+        '--label-prompt, e.g. "Write a short proverb about {label}." (default: the preset\'s)',
+    )
+    parser.add_argument(
         "--no-label-prompt",
         action="store_true",
         help="guided: prompt without the label (the statistics alone carry it)",
@@ -659,6 +670,7 @@ def main() -> int:
         f"plan={args.plan_words}x{args.plan_boost:g} named={args.prompt_words} "
         f"open={args.open_keyword} weave={args.weave_every} whole={args.whole_keywords} "
         f"cap={args.word_cap:g} topic={args.topic_words} opaque={args.opaque_labels} "
+        f"template={args.label_template!r} "
         f"spend={args.spend_boost} synthetic={args.synthetic_fraction:g}x",
         flush=True,
     )
@@ -754,6 +766,7 @@ def main() -> int:
                     guidance=guidance,
                     bias=bias_of[lam],
                     label_prompt=not args.no_label_prompt,
+                    template=args.label_template or None,
                 )
                 if k > 1:
                     synth = select_by_centroids(synth, stats, scaled)
