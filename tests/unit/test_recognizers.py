@@ -306,8 +306,8 @@ def test_a_place_where_someone_is_or_goes_is_a_location(
     ],
 )
 def test_a_place_cue_before_no_place_finds_nothing(scrubber: Scrubber, text: str) -> None:
-    found = spans(scrubber, text).get("LOCATION", [])
-    assert not {"charge", "Linux", "Linux land", "University of Toronto"} & set(found)
+    # "University of" is no place cue: it took the copyright holder's "Toronto" for a place.
+    assert "LOCATION" not in spans(scrubber, text)
 
 
 @pytest.mark.parametrize(
