@@ -54,8 +54,12 @@ BBC_WORDS = 60
 run: the generators' context is 80 tokens)."""
 
 
+def _jsonl_gz(path: Path) -> list[dict[str, str]]:
+    return [json.loads(x) for x in gzip.decompress(path.read_bytes()).decode().splitlines()]
+
+
 def _fortunes() -> list[dict[str, str]]:
-    return [json.loads(x) for x in gzip.decompress(DATA.read_bytes()).decode().splitlines()]
+    return _jsonl_gz(DATA)
 
 
 def _bbc() -> list[dict[str, str]]:
@@ -75,8 +79,7 @@ def _bbc() -> list[dict[str, str]]:
 
 
 def _sentiment() -> list[dict[str, str]]:
-    rows = gzip.decompress(SENTIMENT.read_bytes()).decode().splitlines()
-    return [{"text": r["text"], "label": r["label"]} for r in map(json.loads, rows)]
+    return [{"text": r["text"], "label": r["label"]} for r in _jsonl_gz(SENTIMENT)]
 
 
 CORPORA = {"fortunes": _fortunes, "bbc": _bbc, "sentiment": _sentiment}

@@ -841,10 +841,8 @@ def _reread(text: str, segs: list[_Segment]) -> None:
         # postcode ("4148 सुमन्त्र मल्होत्रा, मुंबई 291087", "9125 सक्सेना, अमरावती-964449"):
         # it is the house number and street.
         if seg.kind == "postal" and not seg.strong and seg.code and seg.code[0] == seg.start:
-            later = list(
-                itertools.takewhile(
-                    lambda g: g.kind in ("town", "filler", "postal"), segs[i + 1 : i + 4]
-                )
+            later = itertools.takewhile(
+                lambda g: g.kind in ("town", "filler", "postal"), segs[i + 1 : i + 4]
             )
             own_code = any(g.kind == "postal" and (g.place is None or g.strong) for g in later)
             if (
