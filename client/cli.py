@@ -604,9 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default=None,
-        help="model preset: smollm2 (default: DP-LoRA on SmolLM2-135M, best text, ~20 min "
-        "per 5k records on 2 cores), small (fast), small-scratch, tiny, or hf:NAME for a "
-        "local model the operator installed under PRIVSYNTH_MODEL_DIR",
+        help="model preset: smollm2-guided (the default when every record has a label and "
+        "neither --epochs nor --distributed is given: SmolLM2-135M untrained, decoded with "
+        "per-label word distributions released with DP), smollm2 (the default otherwise: "
+        "DP-LoRA on SmolLM2-135M, ~20 min per 5k records on 2 cores), small (fast), "
+        "small-scratch, tiny, or hf:NAME for a local model the operator installed under "
+        "PRIVSYNTH_MODEL_DIR",
     )
     p.add_argument(
         "--label-distribution",

