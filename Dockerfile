@@ -14,8 +14,9 @@
 #
 # EXTRAS adds optional parts over the base image, each from its own lock:
 #   parquet  pyarrow, for Parquet uploads and `privsynth scrub` (~175 MB)
-#   hf       transformers + the SmolLM2-135M and MiniLM weights: preset smollm2, local
-#            Hugging Face models (localModels in the chart), MiniLM in quality reports (~315 MB)
+#   hf       transformers + the SmolLM2-135M and MiniLM weights: the default presets
+#            (smollm2-guided for labelled data, smollm2), local Hugging Face models
+#            (localModels in the chart), MiniLM in quality reports (~315 MB)
 # Without hf, ask for a shipped preset (small, small-scratch, tiny): smollm2 is refused with
 # FAILED_PRECONDITION (BASE_MODEL_MISSING), and quality reports embed with TF-IDF.
 #
