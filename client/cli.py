@@ -254,8 +254,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         _say(
             args,
-            f"job {job.name} -> model {job.model} (eps={job.target_epsilon:g}, "
-            f"delta={job.delta:.3g})",
+            f"job {job.name} -> model {job.model} (preset {job.preset}, "
+            f"eps={job.target_epsilon:g}, delta={job.delta:.3g})",
         )
         if args.distributed:
             _say(

@@ -45,9 +45,9 @@ def test_cli_round_trip(server: object, tmp_path: Path, capsys: pytest.CaptureFi
         == 0
     )
     out = capsys.readouterr().out
-    model = re.search(r"-> model (models/[0-9a-f]+)", out)
+    model = re.search(r"-> model (models/[0-9a-f]+) \(preset tiny,", out)
     job = re.search(r"job (jobs/[0-9a-f]+)", out)
-    assert model and job, out
+    assert model and job, out  # the preset the job runs is named (a default is chosen)
     assert "JOB_STATE_SUCCEEDED" in out
 
     assert main([*target, "watch", job.group(1)]) == 0
