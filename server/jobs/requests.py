@@ -151,21 +151,20 @@ class JobSpec:
         self.label_prompt = label_prompt
         """The request template a label is written into; None: the model family's default."""
 
-    def resolve_default_preset(self, dataset: DatasetRow) -> str:
+    def resolve_default_preset(self, dataset: DatasetRow) -> None:
         """Pick the preset of a request that named none, now that its dataset is known.
 
         A fully labelled dataset gets :data:`DEFAULT_LABELLED_PRESET` when its base and the
         embedding model are installed, unless the request asked for training (``epochs`` or
-        ``distributed``); anything else keeps :data:`DEFAULT_PRESET`. Returns the preset.
+        ``distributed``); anything else keeps :data:`DEFAULT_PRESET`.
         """
         if self.preset_named or self.epochs_named or self.distributed:
-            return self.preset
+            return
         labelled = 0 < dataset.record_count == dataset.labelled_count
         guided = PRESETS[DEFAULT_LABELLED_PRESET]
         installed = guided.base is not None and base_available(guided.base) and minilm_available()
         if labelled and installed:
             self.preset = DEFAULT_LABELLED_PRESET
-        return self.preset
 
     def digest(self) -> str:
         """A digest of the parameters, to tell a retry (same id) from a reused id."""
