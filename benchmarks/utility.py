@@ -297,9 +297,23 @@ def synthesize(
     default "Write a short text about {label}.").
     """
     from privsynth.models.family import tokenizer_for_preset
-    from privsynth.models.sampling import SamplingParams, sample
+    from privsynth.models.sampling import SamplingParams, sample, sample_labels
 
     tok = tokenizer_for_preset(preset, label_prompt=template)
+    if label_prompt:
+        # As the service samples: the biases on the model, labels mixed in a batch.
+        if bias is not None:
+            model.label_biases = bias
+        labels = [label for label, n in sorted(mix.items()) for _ in range(n)]
+        params = SamplingParams(
+            count=len(labels),
+            seed=seed,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            guidance=guidance,
+        )
+        drawn = sample_labels(model, tok, params, labels, batch_size=64)
+        return [{"text": s.text, "label": str(s.label)} for s in drawn]
     out = []
     for i, (label, n) in enumerate(sorted(mix.items())):
         params = SamplingParams(

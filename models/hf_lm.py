@@ -377,6 +377,8 @@ class HFLoRALM(nn.Module):
     """Whether a written keyword ends its word (the next token may not continue it)."""
     word_cap: float = 0.0
     """Largest share of one call's records a word may stand in (0: no cap; ``WordCap``)."""
+    mixes_requests: bool = True
+    """Rows with requests of different lengths share a batch (``forward_cached``'s ``pads``)."""
 
     def __init__(
         self, hf_model: Any, cfg: HFLoRAConfig, *, pad_id: int, cache_bytes: int = 2 << 30

@@ -10,8 +10,9 @@ nothing else draws from it. Every tensor made here follows the model's device.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -23,7 +24,7 @@ from privsynth.models.word_cap import WordCap
 if TYPE_CHECKING:
     from privsynth.models.hf_lm import HFLoRALM
 
-__all__ = ["Sample", "SamplingParams", "label_topic", "load_model", "sample"]
+__all__ = ["Sample", "SamplingParams", "label_topic", "load_model", "sample", "sample_labels"]
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,321 @@ def _weave(
     return out, woven + due.long(), torch.where(due, torch.zeros_like(since), since + 1)
 
 
+@dataclass(frozen=True)
+class _Decoding:
+    """What a model asks of its sampler (a guided model's flags), read once per call."""
+
+    in_prompt: bool
+    cap_share: float
+    spend: bool
+    plans: dict[str, torch.Tensor] | None
+    biases: dict[str, torch.Tensor] | None
+    plan_words: int
+    plan_boost: float
+    named: int
+    """Planned keywords a request names (0 unless the tokenizer writes requests in words)."""
+    width: int
+    opens: bool
+    weave: int
+    whole: bool
+    topic: int
+    mixes: bool
+    """Whether rows with different requests may share a batch (the model takes ``pads``)."""
+
+    @classmethod
+    def of(cls, model: Any, tokenizer: Tokenizer) -> _Decoding:
+        plans = getattr(model, "keyword_plans", None) or None
+        plan_words = int(getattr(model, "plan_words", 0))
+        named_ok = bool(getattr(tokenizer, "names_keywords", False))
+        plan_width = max((int(p.shape[-1]) for p in plans.values()), default=0) if plans else 0
+        return cls(
+            in_prompt=bool(getattr(model, "label_in_prompt", True)),
+            cap_share=float(getattr(model, "word_cap", 0.0)),
+            spend=bool(getattr(model, "spend_boost", False)),
+            plans=plans,
+            biases=getattr(model, "label_biases", None) or None,
+            plan_words=plan_words,
+            plan_boost=float(getattr(model, "plan_boost", 0.0)),
+            named=min(int(getattr(model, "prompt_words", 0)), plan_words) if named_ok else 0,
+            width=int(getattr(model, "output_vocab", 0) or plan_width),
+            opens=bool(getattr(model, "open_with_keyword", False)),
+            weave=int(getattr(model, "weave_every", 0)),
+            whole=bool(getattr(model, "whole_keywords", False)),
+            topic=int(getattr(model, "topic_words", 0)) if named_ok else 0,
+            mixes=bool(getattr(model, "mixes_requests", False)),
+        )
+
+
+@dataclass
+class _Label:
+    """One label's part of a call: its request, keyword plan, bias and word cap."""
+
+    name: str | None
+    prompt: list[int]
+    subject: str | None
+    plan: torch.Tensor | None
+    keywords: int
+    """Keywords planted per record (0: none)."""
+    bias: torch.Tensor | None
+    unboosted: list[int]
+    """The label's own token ids, which guidance leaves unboosted (empty: no guidance)."""
+    capper: WordCap | None
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Rows decode in one batch only when their keys are equal (see :func:`_batch_of`)."""
+        return (self.keywords, self.name is None, bool(self.unboosted), self.bias is None)
+
+
+def _label_setup(
+    tokenizer: Tokenizer,
+    d: _Decoding,
+    params: SamplingParams,
+    name: str | None,
+    logit_bias: torch.Tensor | None,
+) -> _Label:
+    """A label's request, plan, bias and cap, as :func:`sample` documents them."""
+    plan = d.plans.get(name) if d.plans is not None and name is not None else None
+    keywords = 0
+    if plan is not None and d.plan_words > 0:
+        keywords = min(d.plan_words, int((plan.float()[: d.width] > 0).sum()))
+    subject = name if d.in_prompt else None
+    if subject is not None and plan is not None and d.topic > 0:
+        subject = label_topic(tokenizer, plan, words=d.topic, width=d.width) or subject
+    bias = logit_bias
+    if bias is None and d.biases is not None and name is not None:
+        bias = d.biases.get(name)
+    guided = d.in_prompt and name is not None and params.guidance > 0
+    unboosted: list[int] = []
+    if guided and name is not None:
+        unboosted = [i for i in _label_token_ids(tokenizer, name) if i != tokenizer.eos_id]
+        unboosted = unboosted or [tokenizer.eos_id]  # still marks the row as guided
+    return _Label(
+        name=name,
+        prompt=tokenizer.prompt(subject),
+        subject=subject,
+        plan=plan if keywords else None,
+        keywords=keywords,
+        bias=bias,
+        unboosted=unboosted,
+        capper=WordCap(d.cap_share) if d.cap_share > 0 else None,
+    )
+
+
+def _row_biases(rows: list[_Label], width: int, eos: int, device: torch.device) -> torch.Tensor:
+    """Each row's label bias fitted to ``width`` (zeros for a label without one), ``(B, V)``."""
+    fitted: dict[int, torch.Tensor] = {}
+    out = []
+    for r in rows:
+        assert r.bias is not None
+        if id(r.bias) not in fitted:
+            fitted[id(r.bias)] = _fit_bias(r.bias, width, eos).to(device)
+        out.append(fitted[id(r.bias)])
+    return torch.stack(out)
+
+
+def _decode(
+    model: TinyTransformerLM | HFLoRALM,
+    tokenizer: Tokenizer,
+    d: _Decoding,
+    params: SamplingParams,
+    *,
+    rows: list[_Label],
+    gen: torch.Generator,
+) -> list[str]:
+    """One batch: a record's text per row, each row under its own label (equal keys)."""
+    device = module_device(model)
+    b = len(rows)
+    eos = tokenizer.eos_id
+    first = rows[0]
+    planted = first.keywords > 0
+    guided = bool(first.unboosted)
+    picks: torch.Tensor | None = None
+    if planted:
+        # Each label's rows draw their keywords from its own plan, in row order.
+        picks = torch.empty((b, first.keywords), dtype=torch.long, device=gen.device)
+        for plan_id in dict.fromkeys(id(r.plan) for r in rows):
+            idx = [i for i, r in enumerate(rows) if id(r.plan) == plan_id]
+            plan = rows[idx[0]].plan
+            assert plan is not None
+            drawn = _draw_keywords(
+                plan, len(idx), words=first.keywords, width=d.width, generator=gen
+            )
+            assert drawn is not None
+            picks[torch.tensor(idx, device=gen.device)] = drawn
+    named = d.named if planted else 0
+    if named and picks is not None:
+        prompts = [
+            tokenizer.prompt(r.subject, words=_named_words(tokenizer, row[:named]))  # type: ignore[call-arg]
+            for r, row in zip(rows, picks.tolist(), strict=True)
+        ]
+    else:
+        prompts = [r.prompt for r in rows]
+    pad_kw: dict[str, torch.Tensor] = {}
+    requests, pads = _left_padded(prompts, tokenizer.pad_id)
+    if named or any(pads):
+        pad_kw["pads"] = torch.tensor(pads, dtype=torch.long, device=device)
+    plain = tokenizer.prompt(None) if guided else []
+    longest = max(len(r.prompt) for r in rows)  # a longer per-record request does not count
+    max_len = model.cfg.max_len
+    budget = max(1, min(params.max_tokens, max_len - max(longest, len(plain))))
+    opens = planted and d.opens
+    weave = d.weave if planted else 0
+    boundary: torch.Tensor | None = None
+    continues: torch.Tensor | None = None
+    if weave > 0 or (planted and d.whole):
+        ends, continuing = _token_flags(tokenizer, d.width)
+        boundary = ends.to(device) if weave > 0 else None
+        continues = continuing.to(device) if planted and d.whole else None
+    start = len(requests[0])  # where every row's text begins
+    seq = torch.tensor(requests, dtype=torch.long, device=device)
+    if opens and picks is not None:
+        # Prefilled: the record opens with its first keyword (whose boost is then spent).
+        seq = torch.cat([seq, picks[:, :1].to(device)], dim=1)
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    biased = first.bias is not None
+    one_bias = all(r.bias is first.bias for r in rows)
+    bias: torch.Tensor | None = None
+    keep_cond: torch.Tensor | None = None
+    # Weaving: the next keyword column each row writes, and tokens since its last one.
+    woven = torch.full((b,), 1 if opens else 0, dtype=torch.long, device=device)
+    since = torch.zeros(b, dtype=torch.long, device=device)
+    logits, caches = model.forward_cached(seq, None, 0, **pad_kw)
+    if guided:
+        u_prompt = torch.tensor([plain] * b, dtype=torch.long, device=device)
+        if seq.shape[1] > start:  # the opening keyword, for both branches
+            u_prompt = torch.cat([u_prompt, seq[:, start:]], dim=1)
+        u_logits, u_caches = model.forward_cached(u_prompt, None, 0)
+    for step in range(budget):
+        if guided:
+            cond = torch.log_softmax(logits, dim=-1)
+            logits = cond + params.guidance * (cond - torch.log_softmax(u_logits, dim=-1))
+            if keep_cond is None:
+                # A label's own words are what its labelled prompt favours most: left
+                # unguided, they cannot take over the record (" negative", "positive.").
+                keep_cond = torch.zeros_like(logits, dtype=torch.bool)
+                for i, r in enumerate(rows):
+                    ids = [t for t in r.unboosted if t < logits.shape[-1] and t != eos]
+                    keep_cond[i, ids] = True
+            logits = torch.where(keep_cond, cond, logits)
+        if biased:
+            if bias is None:
+                # Spent boosts and planted keywords are per record: a row of its own each.
+                width = logits.shape[-1]
+                if one_bias and not (d.spend or planted):
+                    assert first.bias is not None
+                    bias = _fit_bias(first.bias, width, eos).to(logits.device)
+                else:
+                    bias = _row_biases(rows, width, eos, logits.device)
+                if picks is not None:
+                    keep = picks < bias.shape[-1]
+                    if opens:
+                        keep[:, 0] = False
+                    boost = torch.where(keep, d.plan_boost, 0.0).to(bias.dtype)
+                    bias.scatter_add_(
+                        1,
+                        picks.clamp(max=bias.shape[-1] - 1).to(bias.device),
+                        boost.to(bias.device),
+                    )
+            logits = logits + bias
+        if continues is not None and picks is not None and seq.shape[1] > start:
+            # A keyword just written ends its word: the base may not grow it into another
+            # ("celeb" + "utrix"), which no classifier would count as the keyword.
+            after = (seq[:, -1:] == picks.to(device)).any(dim=1)
+            if bool(after.any()):
+                n = min(logits.shape[-1], continues.shape[0])
+                mask = after.unsqueeze(1) & continues[:n].unsqueeze(0)
+                logits[:, :n] = logits[:, :n].masked_fill(mask, float("-inf"))
+        probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
+        nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+        if weave > 0 and picks is not None and boundary is not None:
+            nxt, woven, since = _weave(
+                nxt,
+                seq[:, start:],
+                picks=picks.to(device),
+                woven=woven,
+                since=since,
+                boundary=boundary,
+                every=weave,
+            )
+        nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+        if d.spend and bias is not None and bias.dim() == 2:
+            # A boosted token, once written, loses its boost in that record (a penalty
+            # stays): a static bias otherwise makes the base repeat its top tokens.
+            at = torch.arange(b, device=device)
+            bias[at, nxt] = bias[at, nxt].clamp(max=0.0)
+        seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
+        done |= nxt == eos
+        if bool(done.all()) or seq.shape[1] - start + longest >= max_len:
+            break
+        logits, caches = model.forward_cached(nxt.unsqueeze(1), caches, seq.shape[1] - 1, **pad_kw)
+        if guided:
+            u_logits, u_caches = model.forward_cached(
+                nxt.unsqueeze(1), u_caches, u_prompt.shape[1] + step
+            )
+    texts = []
+    for row in seq.tolist():
+        body = row[start:]
+        if eos in body:
+            body = body[: body.index(eos)]
+        texts.append(tokenizer.decode(body))
+    return texts
+
+
+def _batch_of(queue: deque[_Label], batch_size: int, mixes: bool) -> list[_Label]:
+    """The next batch: the queue's first row and the next ones that may decode beside it.
+
+    Rows share a batch when their keys match (same keyword count, guidance and bias kind)
+    and, for a model that cannot pad requests of different lengths, the same label.
+    """
+    head = queue.popleft()
+    batch = [head]
+    skipped: list[_Label] = []
+    while queue and len(batch) < batch_size:
+        r = queue.popleft()
+        if r.key == head.key and (mixes or r is head or r.name == head.name):
+            batch.append(r)
+        else:
+            skipped.append(r)
+        if len(skipped) > 4 * batch_size:  # the rest wait for their own batch
+            break
+    queue.extendleft(reversed(skipped))
+    return batch
+
+
+def _sample_rows(
+    model: TinyTransformerLM | HFLoRALM,
+    tokenizer: Tokenizer,
+    params: SamplingParams,
+    labels: Sequence[str | None],
+    *,
+    batch_size: int,
+    logit_bias: torch.Tensor | None,
+) -> Iterator[Sample]:
+    """One record per entry of ``labels``, in that order up to redraws (see :func:`sample`)."""
+    d = _Decoding.of(model, tokenizer)
+    gen = torch.Generator(device=module_device(model)).manual_seed(params.seed)
+    setups = {
+        name: _label_setup(tokenizer, d, params, name, logit_bias) for name in dict.fromkeys(labels)
+    }
+    queue = deque(setups[name] for name in labels)
+    redraws = MAX_REDRAWS * max(1, -(-len(labels) // batch_size))
+    while queue:
+        rows = _batch_of(queue, batch_size, d.mixes)
+        rejected: list[_Label] = []
+        texts = _decode(model, tokenizer, d, params, rows=rows, gen=gen)
+        for r, text in zip(rows, texts, strict=True):
+            label_only = bool(r.unboosted) and r.name is not None and _only_label(text, r.name)
+            if label_only and redraws > 0:  # drawn again in a later batch
+                rejected.append(r)
+                continue
+            kept = r.capper.apply(text) if r.capper is not None else text
+            yield Sample(text=kept, label=r.name)
+        if rejected:
+            redraws -= 1
+            queue.extendleft(reversed(rejected))
+
+
 @torch.inference_mode()
 def sample(
     model: TinyTransformerLM | HFLoRALM,
@@ -257,8 +573,8 @@ def sample(
 
     Each record starts from ``tokenizer.prompt(params.label)``: the control code for a label,
     or the unlabelled prompt. A conditional model is asked for labels drawn from its released
-    label mix (``privsynth.server.serving.generation``); it is never asked to write a label itself,
-    since training scores only the text after the prompt.
+    label mix (:func:`sample_labels`); it is never asked to write a label itself, since
+    training scores only the text after the prompt.
 
     ``logit_bias`` (one value per token id) is added to every step's logits before the
     temperature: the DP-guided decoding of :mod:`privsynth.models.token_stats`, post-processing
@@ -272,170 +588,57 @@ def sample(
     each row then left-padded to the longest request (:func:`_left_padded`); with
     ``open_with_keyword`` the first keyword is written as the record's opening word. With
     ``word_cap`` each record, once written, loses the words that already stand in that share
-    of this call's records (:class:`~privsynth.models.word_cap.WordCap`). With
+    of this call's records of its label (:class:`~privsynth.models.word_cap.WordCap`). With
     ``topic_words`` such a tokenizer's request names the label by its most probable
     released words instead of its name (:func:`label_topic`).
     """
-    device = module_device(model)
     draws = getattr(model, "draw_samples", None)
     drawn = draws(params) if draws is not None else None
     if drawn is not None:  # a private-evolution model: its DP-selected population
         yield from drawn
         return
-    gen = torch.Generator(device=device).manual_seed(params.seed)
-    biases = getattr(model, "label_biases", None)
-    if logit_bias is None and biases and params.label is not None:
-        logit_bias = biases.get(params.label)
-    in_prompt = bool(getattr(model, "label_in_prompt", True))
-    cap_share = float(getattr(model, "word_cap", 0.0))
-    capper = WordCap(cap_share) if cap_share > 0 else None
-    spend = bool(getattr(model, "spend_boost", False))
-    plans = getattr(model, "keyword_plans", None)
-    plan = plans.get(params.label) if plans and params.label is not None else None
-    plan_words = int(getattr(model, "plan_words", 0))
-    plan_boost = float(getattr(model, "plan_boost", 0.0))
-    planted = plan is not None and plan_words > 0
-    # Naming keywords in the request needs a prompt written in words (the HF family's).
-    named = min(int(getattr(model, "prompt_words", 0)), plan_words) if planted else 0
-    named_ok = bool(getattr(tokenizer, "names_keywords", False))
-    if not named_ok:
-        named = 0
-    width = int(getattr(model, "output_vocab", 0) or (plan.shape[-1] if plan is not None else 0))
-    opens = planted and bool(getattr(model, "open_with_keyword", False))
-    weave = int(getattr(model, "weave_every", 0)) if planted else 0
-    whole = planted and bool(getattr(model, "whole_keywords", False))
-    boundary: torch.Tensor | None = None
-    continues: torch.Tensor | None = None
-    if weave > 0 or whole:
-        ends, continuing = _token_flags(tokenizer, width)
-        boundary = ends.to(device) if weave > 0 else None
-        continues = continuing.to(device) if whole else None
-    subject = params.label if in_prompt else None
-    topic = int(getattr(model, "topic_words", 0))
-    if subject is not None and plan is not None and topic > 0 and named_ok:
-        subject = label_topic(tokenizer, plan, words=topic, width=width) or subject
-    prompt = tokenizer.prompt(subject)
-    guided = in_prompt and params.label is not None and params.guidance > 0
-    plain = tokenizer.prompt(None) if guided else []
-    max_len = model.cfg.max_len
-    budget = max(1, min(params.max_tokens, max_len - max(len(prompt), len(plain))))
-    eos = tokenizer.eos_id
-    base_bias: torch.Tensor | None = None
-    unboosted: torch.Tensor | None = None
-    if guided and params.label is not None:
-        ids = [i for i in _label_token_ids(tokenizer, params.label) if i != eos]
-        unboosted = torch.tensor(ids, dtype=torch.long, device=device)
-    remaining = params.count
-    redraws = MAX_REDRAWS * max(1, -(-params.count // batch_size))
-    while remaining > 0:
-        b = min(batch_size, remaining)
-        picks = None
-        if planted:
-            assert plan is not None
-            picks = _draw_keywords(plan, b, words=plan_words, width=width, generator=gen)
-        requests = [prompt] * b
-        pad_kw: dict[str, torch.Tensor] = {}
-        if named and picks is not None:
-            requests, pads = _left_padded(
-                [
-                    tokenizer.prompt(subject, words=_named_words(tokenizer, row[:named]))  # type: ignore[call-arg]
-                    for row in picks.tolist()
-                ],
-                tokenizer.pad_id,
+    labels = [params.label] * params.count
+    yield from _sample_rows(
+        model, tokenizer, params, labels, batch_size=batch_size, logit_bias=logit_bias
+    )
+
+
+@torch.inference_mode()
+def sample_labels(
+    model: TinyTransformerLM | HFLoRALM,
+    tokenizer: Tokenizer,
+    params: SamplingParams,
+    labels: Sequence[str | None],
+    *,
+    batch_size: int = 16,
+) -> Iterator[Sample]:
+    """One record per entry of ``labels`` (``params.label`` and ``count`` are not read).
+
+    Records come in the order of ``labels``, except that a record redrawn because it was only
+    its label comes later. A model that pads requests of different lengths
+    (``mixes_requests``: the HF family's) decodes rows of different labels in one batch, so a
+    request for a dozen records over fifteen labels is one batch instead of twelve, and no
+    label's last batch runs half empty; other models run one lazy :func:`sample` stream per
+    label (seeded from ``params.seed`` and the label's place), interleaved in that order. The
+    word cap counts each label's records on their own, as one :func:`sample` call per label
+    would.
+    """
+    draws = getattr(model, "draw_samples", None)
+    if draws is not None or not _Decoding.of(model, tokenizer).mixes:
+        # A private-evolution model draws from each label's population, and a model that
+        # cannot pad decodes each label on its own: one lazy stream per label, interleaved.
+        streams: dict[str | None, Iterator[Sample]] = {}
+        for i, name in enumerate(dict.fromkeys(labels)):
+            sub = replace(
+                params,
+                count=labels.count(name),
+                label=name,
+                seed=(params.seed * 1_000_003 + i) % 2**63,
             )
-            pad_kw["pads"] = torch.tensor(pads, dtype=torch.long, device=device)
-        start = len(requests[0])  # where every row's text begins
-        seq = torch.tensor(requests, dtype=torch.long, device=device)
-        if opens and picks is not None:
-            # Prefilled: the record opens with its first keyword (whose boost is then spent).
-            seq = torch.cat([seq, picks[:, :1].to(device)], dim=1)
-        done = torch.zeros(b, dtype=torch.bool, device=device)
-        bias: torch.Tensor | None = None
-        # Weaving: the next keyword column each row writes, and tokens since its last one.
-        woven = torch.full((b,), 1 if opens else 0, dtype=torch.long, device=device)
-        since = torch.zeros(b, dtype=torch.long, device=device)
-        logits, caches = model.forward_cached(seq, None, 0, **pad_kw)
-        if guided:
-            u_prompt = torch.tensor([plain] * b, dtype=torch.long, device=device)
-            if seq.shape[1] > start:  # the opening keyword, for both branches
-                u_prompt = torch.cat([u_prompt, seq[:, start:]], dim=1)
-            u_logits, u_caches = model.forward_cached(u_prompt, None, 0)
-        for step in range(budget):
-            if guided:
-                cond = torch.log_softmax(logits, dim=-1)
-                logits = cond + params.guidance * (cond - torch.log_softmax(u_logits, dim=-1))
-                if unboosted is not None and unboosted.numel():
-                    # The label's own words are what the labelled prompt favours most: left
-                    # unguided, they cannot take over the record (" negative", "positive.").
-                    keep = unboosted[unboosted < logits.shape[-1]]
-                    logits[:, keep] = cond[:, keep]
-            if logit_bias is not None:
-                if base_bias is None:
-                    base_bias = _fit_bias(logit_bias, logits.shape[-1], eos).to(logits.device)
-                if bias is None:
-                    # Spent boosts and planted keywords are per record: a row of its own each.
-                    bias = base_bias.expand(b, -1).clone() if spend or planted else base_bias
-                    if picks is not None:
-                        keep = picks < bias.shape[-1]
-                        if opens:
-                            keep[:, 0] = False
-                        boost = torch.where(keep, plan_boost, 0.0).to(bias.dtype)
-                        bias.scatter_add_(
-                            1,
-                            picks.clamp(max=bias.shape[-1] - 1).to(bias.device),
-                            boost.to(bias.device),
-                        )
-                logits = logits + bias
-            if continues is not None and picks is not None and seq.shape[1] > start:
-                # A keyword just written ends its word: the base may not grow it into another
-                # ("celeb" + "utrix"), which no classifier would count as the keyword.
-                after = (seq[:, -1:] == picks.to(device)).any(dim=1)
-                if bool(after.any()):
-                    n = min(logits.shape[-1], continues.shape[0])
-                    mask = after.unsqueeze(1) & continues[:n].unsqueeze(0)
-                    logits[:, :n] = logits[:, :n].masked_fill(mask, float("-inf"))
-            probs = _top_p_filter(torch.softmax(logits / params.temperature, dim=-1), params.top_p)
-            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-            if weave > 0 and picks is not None and boundary is not None:
-                nxt, woven, since = _weave(
-                    nxt,
-                    seq[:, start:],
-                    picks=picks.to(device),
-                    woven=woven,
-                    since=since,
-                    boundary=boundary,
-                    every=weave,
-                )
-            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
-            if spend and bias is not None:
-                # A boosted token, once written, loses its boost in that record (a penalty
-                # stays): a static bias otherwise makes the base repeat its top tokens.
-                rows = torch.arange(b, device=device)
-                bias[rows, nxt] = bias[rows, nxt].clamp(max=0.0)
-            seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
-            done |= nxt == eos
-            # A longer per-record request does not shorten the record.
-            if bool(done.all()) or seq.shape[1] - start + len(prompt) >= max_len:
-                break
-            logits, caches = model.forward_cached(
-                nxt.unsqueeze(1), caches, seq.shape[1] - 1, **pad_kw
-            )
-            if guided:
-                u_logits, u_caches = model.forward_cached(
-                    nxt.unsqueeze(1), u_caches, u_prompt.shape[1] + step
-                )
-        rejected = 0
-        for row in seq.tolist():
-            body = row[start:]
-            if eos in body:
-                body = body[: body.index(eos)]
-            text = tokenizer.decode(body)
-            label_only = guided and params.label is not None and _only_label(text, params.label)
-            if label_only and redraws > 0:  # drawn again in the next batch
-                rejected += 1
-                continue
-            if capper is not None:
-                text = capper.apply(text)
-            yield Sample(text=text, label=params.label)
-            remaining -= 1
-        redraws -= 1 if rejected else 0
+            streams[name] = iter(sample(model, tokenizer, sub, batch_size=batch_size))
+        for name in labels:
+            yield next(streams[name])
+        return
+    yield from _sample_rows(
+        model, tokenizer, params, labels, batch_size=batch_size, logit_bias=None
+    )

@@ -21,7 +21,7 @@ from typing import Any
 from privsynth.models.dp_train import Example
 from privsynth.models.family import Tokenizer, load_generator
 from privsynth.models.hf_lm import BaseLoadError
-from privsynth.models.sampling import SamplingParams, sample
+from privsynth.models.sampling import SamplingParams, sample_labels
 from privsynth.models.scoring import ScoringStopped, record_losses
 from privsynth.server.db import DatasetRow, JobRow, ModelRow
 from privsynth.server.errors import FailedPrecondition, Reason
@@ -71,16 +71,21 @@ def synthesize(
     count: int,
     should_stop: StopFn | None = None,
 ) -> list[Record]:
-    """``count`` records from the model: per label of ``distribution``, or unlabelled."""
+    """``count`` records from the model: per label of ``distribution``, or unlabelled.
+
+    Labels come one after another, so a model that mixes labels in a batch
+    (:func:`~privsynth.models.sampling.sample_labels`) fills each label's last batch with the
+    next label's first records.
+    """
     mix = label_counts(distribution, count)
-    plan: list[tuple[str | None, int]] = list(mix.items()) if mix else [(None, count)]
+    labels: list[str | None] = [k for k, n in mix.items() for _ in range(n)] or [None] * count
+    params = SamplingParams(count=count, seed=SAMPLE_SEED)
     out: list[Record] = []
-    for i, (label, n) in enumerate(plan):
-        params = SamplingParams(count=n, seed=SAMPLE_SEED + i, label=label)
-        for j, s in enumerate(sample(model, tokenizer, params, batch_size=SAMPLE_BATCH)):
-            if j % SAMPLE_BATCH == 0:
-                check(should_stop)
-            out.append(Record(s.text, label))
+    stream = sample_labels(model, tokenizer, params, labels, batch_size=SAMPLE_BATCH)
+    for j, s in enumerate(stream):
+        if j % SAMPLE_BATCH == 0:
+            check(should_stop)
+        out.append(Record(s.text, s.label))
     return out
 
 

@@ -16,12 +16,12 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from privsynth.models.family import Tokenizer, load_generator
 from privsynth.models.hf_lm import BaseLoadError
-from privsynth.models.sampling import Sample, SamplingParams, sample
+from privsynth.models.sampling import Sample, SamplingParams, sample, sample_labels
 from privsynth.server.db import ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from privsynth.server.runtime import Runtime
@@ -173,18 +173,12 @@ def sample_label_mix(
 ) -> Iterator[Sample]:
     """``params.count`` records whose labels are drawn from ``mix`` (seeded by ``params.seed``).
 
-    Labels are drawn first, then each label's records are sampled conditioned on it, lazily and
-    interleaved in the drawn order (so a stream cut short still follows the mix).
+    Labels are drawn first, then the records are sampled in the drawn order (so a stream cut
+    short still follows the mix), rows of different labels sharing a batch where the model
+    allows it (:func:`~privsynth.models.sampling.sample_labels`).
     """
     names = sorted(mix)
     drawn = random.Random(params.seed).choices(
         names, weights=[mix[n] for n in names], k=params.count
     )
-    streams: dict[str, Iterator[Sample]] = {}
-    for i, name in enumerate(names):
-        k = drawn.count(name)
-        if k:
-            sub = replace(params, count=k, label=name, seed=(params.seed * 1_000_003 + i) % 2**63)
-            streams[name] = sample(model, tokenizer, sub)
-    for name in drawn:
-        yield next(streams[name])
+    return sample_labels(model, tokenizer, params, drawn)

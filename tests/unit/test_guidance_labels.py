@@ -10,11 +10,12 @@ runs in milliseconds.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import torch
 from list_tokenizer import ListTokenizer
-from privsynth.models.sampling import SamplingParams, sample
+from privsynth.models.sampling import SamplingParams, sample, sample_labels
 from torch import nn
 
 WORDS = ["<pad>", "<bos>", "<eos>", "<sep>", "positive", "negative"] + [f"w{i}" for i in range(10)]
@@ -69,3 +70,15 @@ def test_without_guidance_the_same_model_does_write_bare_labels() -> None:
     params = SamplingParams(count=200, label="negative", guidance=0.0, seed=3, max_tokens=4)
     out = list(sample(_LabelLovingLM(), ListTokenizer(WORDS, LABELS), params, batch_size=50))  # type: ignore[arg-type]
     assert sum(_label_only(s.text, "negative") for s in out) > 10
+
+
+def test_guided_rows_of_different_labels_in_one_batch_each_keep_their_own_label_unboosted() -> None:
+    # A batch that mixes labels (sample_labels) must leave each row's own label unguided: a
+    # row guided away from the other label only would collapse onto its own.
+    model, tok = _LabelLovingLM(), ListTokenizer(WORDS, LABELS)
+    model.mixes_requests = True  # type: ignore[attr-defined]
+    labels = ["positive", "negative"] * 100
+    params = SamplingParams(count=0, guidance=2.0, seed=3, max_tokens=4)
+    out = list(sample_labels(model, tok, params, labels, batch_size=50))  # type: ignore[arg-type]
+    assert Counter(s.label for s in out) == Counter(labels)
+    assert not [s for s in out if s.label and _label_only(s.text, s.label)]
