@@ -666,7 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--count", type=int, default=10, help="number of records")
     p.add_argument("--temperature", type=float, default=None, help="in (0, 5], default 1")
     p.add_argument("--top-p", type=float, default=None, help="in (0, 1], default 0.95")
-    p.add_argument("--max-tokens", type=int, default=None, help="default 64")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="new tokens per record (default: the model's, 32 for guided presets, else 64)",
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, same records")
     p.add_argument("--label", default=None, help="condition on this label")
     p.add_argument(

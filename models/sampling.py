@@ -24,7 +24,31 @@ from privsynth.models.word_cap import WordCap
 if TYPE_CHECKING:
     from privsynth.models.hf_lm import HFLoRALM
 
-__all__ = ["Sample", "SamplingParams", "label_topic", "load_model", "sample", "sample_labels"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "Sample",
+    "SamplingParams",
+    "default_max_tokens",
+    "label_topic",
+    "load_model",
+    "sample",
+    "sample_labels",
+]
+
+DEFAULT_MAX_TOKENS = 64
+"""New tokens per record when neither the request nor the model says otherwise."""
+
+
+def default_max_tokens(model_config: dict[str, Any]) -> int:
+    """New tokens per record for a request that names no length: the model's own, if any.
+
+    A guided model's decoding may carry ``sample_tokens`` (the length its preset was measured
+    at); everything else, and a model stored before the field existed, gets
+    :data:`DEFAULT_MAX_TOKENS`.
+    """
+    decoding = model_config.get("decoding") or {}
+    tokens = decoding.get("sample_tokens") if isinstance(decoding, dict) else None
+    return int(tokens) if isinstance(tokens, int) and tokens > 0 else DEFAULT_MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -59,7 +83,7 @@ class SamplingParams:
     count: int
     temperature: float = 1.0
     top_p: float = 0.95
-    max_tokens: int = 64
+    max_tokens: int = DEFAULT_MAX_TOKENS
     seed: int = 0
     label: str | None = None
     guidance: float = 0.0

@@ -40,7 +40,9 @@ class GenerateRequest(_message.Message):
     top_p: _builtins.float
     """Unset means 0.95; must be in (0, 1]."""
     max_tokens: _builtins.int
-    """Unset means 64."""
+    """New tokens per record. Unset means the model's default: 32 for a guided model (the length
+    its preset was measured at), 64 otherwise.
+    """
     seed: _builtins.int
     """Same seed and parameters give the same records."""
     label: _builtins.str

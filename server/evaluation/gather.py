@@ -21,7 +21,12 @@ from typing import Any
 from privsynth.models.dp_train import Example
 from privsynth.models.family import Tokenizer, load_generator
 from privsynth.models.hf_lm import BaseLoadError
-from privsynth.models.sampling import SamplingParams, sample_labels
+from privsynth.models.sampling import (
+    DEFAULT_MAX_TOKENS,
+    SamplingParams,
+    default_max_tokens,
+    sample_labels,
+)
 from privsynth.models.scoring import ScoringStopped, record_losses
 from privsynth.server.db import DatasetRow, JobRow, ModelRow
 from privsynth.server.errors import FailedPrecondition, Reason
@@ -70,8 +75,13 @@ def synthesize(
     distribution: dict[str, float],
     count: int,
     should_stop: StopFn | None = None,
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> list[Record]:
     """``count`` records from the model: per label of ``distribution``, or unlabelled.
+
+    ``max_tokens``: new tokens per record; :func:`gather` passes the model's default, the
+    length a request that names none gets from the service.
 
     Labels come one after another, so a model that mixes labels in a batch
     (:func:`~privsynth.models.sampling.sample_labels`) fills each label's last batch with the
@@ -79,7 +89,7 @@ def synthesize(
     """
     mix = label_counts(distribution, count)
     labels: list[str | None] = [k for k, n in mix.items() for _ in range(n)] or [None] * count
-    params = SamplingParams(count=count, seed=SAMPLE_SEED)
+    params = SamplingParams(count=count, seed=SAMPLE_SEED, max_tokens=max_tokens)
     out: list[Record] = []
     stream = sample_labels(model, tokenizer, params, labels, batch_size=SAMPLE_BATCH)
     for j, s in enumerate(stream):
@@ -132,7 +142,14 @@ def gather(
     except BaseLoadError as exc:  # its message names the base, never corpus text
         raise FailedPrecondition(f"model cannot be loaded: {exc}") from exc
     released = dict((card.get("label_distribution") or {}).get("distribution") or {})
-    synthetic = synthesize(model, tokenizer, released, sample_count, should_stop)
+    synthetic = synthesize(
+        model,
+        tokenizer,
+        released,
+        sample_count,
+        should_stop,
+        max_tokens=default_max_tokens(model_row.model_config or {}),
+    )
     inputs = EvaluationInputs(
         model=f"models/{model_row.id}",
         epsilon=float(card.get("epsilon", 0.0)),

@@ -21,7 +21,13 @@ from typing import Any
 
 from privsynth.models.family import Tokenizer, load_generator
 from privsynth.models.hf_lm import BaseLoadError
-from privsynth.models.sampling import Sample, SamplingParams, sample, sample_labels
+from privsynth.models.sampling import (
+    Sample,
+    SamplingParams,
+    default_max_tokens,
+    sample,
+    sample_labels,
+)
 from privsynth.server.db import ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from privsynth.server.runtime import Runtime
@@ -42,7 +48,8 @@ class GenerationRequest:
     count: int
     temperature: float = 1.0
     top_p: float = 0.95
-    max_tokens: int = 64
+    max_tokens: int | None = None
+    """New tokens per record (None: the model's default, :func:`default_max_tokens`)."""
     seed: int = 0
     label: str | None = None
     guidance: float = 0.0
@@ -67,7 +74,7 @@ class GenerationRequest:
             raise InvalidArgument("top_p must lie in (0, 1]", field="top_p")
         if not (math.isfinite(self.guidance) and 0 <= self.guidance <= 10):
             raise InvalidArgument("guidance must lie in [0, 10]", field="guidance")
-        if self.max_tokens < 1:
+        if self.max_tokens is not None and self.max_tokens < 1:
             raise InvalidArgument("max_tokens must be >= 1", field="max_tokens")
         if self.label is not None and (len(self.label) > 100 or not self.label.strip()):
             raise InvalidArgument("label must be 1..100 characters", field="label")
@@ -140,7 +147,11 @@ def generate(
         count=request.count,
         temperature=request.temperature,
         top_p=request.top_p,
-        max_tokens=request.max_tokens,
+        max_tokens=(
+            request.max_tokens
+            if request.max_tokens is not None
+            else default_max_tokens(row.model_config or {})
+        ),
         seed=request.seed,
         label=request.label,
         guidance=request.guidance,

@@ -23,6 +23,7 @@ from privsynth.server.db import JobRow, LedgerRow, ModelRow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument
 from privsynth.server.jobs.runner import JobRunner, JobSpec
 from privsynth.server.runtime import Runtime
+from privsynth.server.serving import generation
 from sqlalchemy import select
 from tiny_llama import tiny_llama_dir
 
@@ -106,8 +107,32 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         assert generator.weave_every == 2 and generator.word_cap == 0.2
         # Requests name a label by its released words, never by its name.
         assert generator.topic_words == 3
+        # A request that names no length gets the preset's: 32 new tokens per record.
+        assert model.model_config["decoding"]["sample_tokens"] == 32
+        assert _asked_length(runtime, model, None) == 32
+        assert _asked_length(runtime, model, 10) == 10
     finally:
         runner.shutdown()
+
+
+def _asked_length(runtime: Runtime, model: ModelRow, max_tokens: int | None) -> int:
+    """The new tokens per record the service samples for a request of ``max_tokens``."""
+    asked: list[int] = []
+    real = generation.sample_labels
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        asked.append(args[2].max_tokens)
+        return real(*args, **kwargs)
+
+    request = generation.GenerationRequest(model_id=model.id, count=2, max_tokens=max_tokens)
+    runtime.ready.set()  # past the loading gate (no server here)
+    try:
+        generation.sample_labels = spy  # type: ignore[assignment]
+        _, records = generation.generate(runtime, generation.ModelCache(), request)
+        assert len(list(records)) == 2
+    finally:
+        generation.sample_labels = real  # type: ignore[assignment]
+    return asked[0]
 
 
 def test_a_guided_job_that_cannot_run_is_refused_before_any_reservation(

@@ -7,7 +7,12 @@ import random
 
 import pytest
 import torch
-from privsynth.models.token_stats import TokenStats, decoding_bias, release_token_stats
+from privsynth.models.token_stats import (
+    GuidedDecoding,
+    TokenStats,
+    decoding_bias,
+    release_token_stats,
+)
 
 VOCAB = 50
 
@@ -99,3 +104,16 @@ def test_release_round_trips_through_bytes() -> None:
     back = TokenStats.from_bytes(stats.to_bytes())
     assert back.labels == stats.labels and back.max_tokens == stats.max_tokens
     assert torch.allclose(back.counts, stats.counts, atol=1e-2, rtol=1e-3)
+
+
+def test_a_model_says_how_long_a_request_without_a_length_samples() -> None:
+    # The guided preset's figures were measured at 32 new tokens; every other model, and a
+    # guided model stored before the field, keeps the service's 64.
+    from privsynth.models.presets import GUIDED_DECODING
+    from privsynth.models.sampling import DEFAULT_MAX_TOKENS, default_max_tokens
+
+    guided = GuidedDecoding.from_dict(GUIDED_DECODING).to_dict()
+    assert default_max_tokens({"decoding": guided}) == 32
+    assert default_max_tokens({"decoding": {**guided, "sample_tokens": 0}}) == DEFAULT_MAX_TOKENS
+    assert default_max_tokens({"decoding": {"word_cap": 0.2}}) == DEFAULT_MAX_TOKENS == 64
+    assert default_max_tokens({}) == 64

@@ -30,7 +30,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
             count=request.count,
             temperature=request.temperature if request.HasField("temperature") else 1.0,
             top_p=request.top_p if request.HasField("top_p") else 0.95,
-            max_tokens=request.max_tokens if request.HasField("max_tokens") else 64,
+            max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
             seed=request.seed,
             label=request.label if request.HasField("label") else None,
             guidance=request.guidance if request.HasField("guidance") else 0.0,
