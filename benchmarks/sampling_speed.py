@@ -1,11 +1,12 @@
 """Sampling speed of the guided preset: one label per batch against labels mixed in a batch.
 
 A request without a label draws each record's label from the model's released mix. Sampled one
-label at a time (one lazy ``sample`` stream per label, what ``sample_label_mix`` did before
-issue 14's batching), a request for a dozen records over fifteen labels runs a dozen batches of
-about one row, and every label's last batch runs part empty; ``sample_labels`` decodes rows of
-different labels in one batch. Both are timed here, in the same run, on the same model, with
-the service's defaults (64 new tokens, batches of 16, temperature 1.0, top-p 0.95):
+label at a time (``sample_per_label``: one lazy ``sample`` stream per label, what
+``sample_label_mix`` did before issue 14's batching), a request for a dozen records over
+fifteen labels runs a dozen batches of about one row, and every label's last batch runs part
+empty; ``sample_labels`` decodes rows of different labels in one batch. Both are timed here,
+in the same run, on the same model, with the service's defaults (64 new tokens, batches of
+16, temperature 1.0, top-p 0.95):
 
     .venv/bin/python benchmarks/sampling_speed.py                  # 12, 60 and 240 records
     .venv/bin/python benchmarks/sampling_speed.py --counts 12 --repeats 3
@@ -22,8 +23,6 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -59,24 +58,8 @@ def build(threads: int) -> tuple[Any, Any, dict[str, float]]:
     return model, tokenizer, {k: v / len(examples) for k, v in counts.items()}
 
 
-def per_label_streams(
-    model: Any, tokenizer: Any, params: Any, drawn: list[str], batch_size: int
-) -> Iterator[Any]:
-    """The baseline: one lazy ``sample`` stream per label, interleaved in the drawn order."""
-    from privsynth.models.sampling import sample
-
-    streams = {}
-    for i, name in enumerate(sorted(set(drawn))):
-        sub = replace(
-            params, count=drawn.count(name), label=name, seed=(params.seed * 1_000_003 + i) % 2**63
-        )
-        streams[name] = sample(model, tokenizer, sub, batch_size=batch_size)
-    for name in drawn:
-        yield next(streams[name])
-
-
 def main() -> int:
-    from privsynth.models.sampling import SamplingParams, sample_labels
+    from privsynth.models.sampling import SamplingParams, sample_labels, sample_per_label
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--counts", type=int, nargs="+", default=[12, 60, 240])
@@ -91,8 +74,8 @@ def main() -> int:
     print(f"built {PRESET} on fortunes in {time.perf_counter() - started:.0f} s\n")
     names = sorted(mix)
     ways = {
-        "per-label streams (before)": lambda p, d: per_label_streams(
-            model, tokenizer, p, d, args.batch_size
+        "per-label streams (before)": lambda p, d: sample_per_label(
+            model, tokenizer, p, d, batch_size=args.batch_size
         ),
         "labels mixed in a batch": lambda p, d: sample_labels(
             model, tokenizer, p, d, batch_size=args.batch_size

@@ -33,6 +33,7 @@ __all__ = [
     "load_model",
     "sample",
     "sample_labels",
+    "sample_per_label",
 ]
 
 DEFAULT_MAX_TOKENS = 64
@@ -325,14 +326,16 @@ class _Label:
     keywords: int
     """Keywords planted per record (0: none)."""
     bias: torch.Tensor | None
+    guided: bool
+    """Whether classifier-free guidance applies to this label's rows."""
     unboosted: list[int]
-    """The label's own token ids, which guidance leaves unboosted (empty: no guidance)."""
+    """The label's own token ids, which guidance leaves unboosted."""
     capper: WordCap | None
 
     @property
     def key(self) -> tuple[object, ...]:
         """Rows decode in one batch only when their keys are equal (see :func:`_batch_of`)."""
-        return (self.keywords, self.name is None, bool(self.unboosted), self.bias is None)
+        return (self.keywords, self.name is None, self.guided, self.bias is None)
 
 
 def _label_setup(
@@ -357,7 +360,6 @@ def _label_setup(
     unboosted: list[int] = []
     if guided and name is not None:
         unboosted = [i for i in _label_token_ids(tokenizer, name) if i != tokenizer.eos_id]
-        unboosted = unboosted or [tokenizer.eos_id]  # still marks the row as guided
     return _Label(
         name=name,
         prompt=tokenizer.prompt(subject),
@@ -365,6 +367,7 @@ def _label_setup(
         plan=plan if keywords else None,
         keywords=keywords,
         bias=bias,
+        guided=guided,
         unboosted=unboosted,
         capper=WordCap(d.cap_share) if d.cap_share > 0 else None,
     )
@@ -397,7 +400,7 @@ def _decode(
     eos = tokenizer.eos_id
     first = rows[0]
     planted = first.keywords > 0
-    guided = bool(first.unboosted)
+    guided = first.guided
     picks: torch.Tensor | None = None
     if planted:
         # Each label's rows draw their keywords from its own plan, in row order.
@@ -463,7 +466,7 @@ def _decode(
                 # unguided, they cannot take over the record (" negative", "positive.").
                 keep_cond = torch.zeros_like(logits, dtype=torch.bool)
                 for i, r in enumerate(rows):
-                    ids = [t for t in r.unboosted if t < logits.shape[-1] and t != eos]
+                    ids = [t for t in r.unboosted if t < logits.shape[-1]]
                     keep_cond[i, ids] = True
             logits = torch.where(keep_cond, cond, logits)
         if biased:
@@ -541,7 +544,7 @@ def _batch_of(queue: deque[_Label], batch_size: int, mixes: bool) -> list[_Label
     skipped: list[_Label] = []
     while queue and len(batch) < batch_size:
         r = queue.popleft()
-        if r.key == head.key and (mixes or r is head or r.name == head.name):
+        if r.key == head.key and (mixes or r.name == head.name):
             batch.append(r)
         else:
             skipped.append(r)
@@ -573,7 +576,7 @@ def _sample_rows(
         rejected: list[_Label] = []
         texts = _decode(model, tokenizer, d, params, rows=rows, gen=gen)
         for r, text in zip(rows, texts, strict=True):
-            label_only = bool(r.unboosted) and r.name is not None and _only_label(text, r.name)
+            label_only = r.guided and r.name is not None and _only_label(text, r.name)
             if label_only and redraws > 0:  # drawn again in a later batch
                 rejected.append(r)
                 continue
@@ -647,22 +650,37 @@ def sample_labels(
     word cap counts each label's records on their own, as one :func:`sample` call per label
     would.
     """
-    draws = getattr(model, "draw_samples", None)
-    if draws is not None or not _Decoding.of(model, tokenizer).mixes:
+    if hasattr(model, "draw_samples") or not getattr(model, "mixes_requests", False):
         # A private-evolution model draws from each label's population, and a model that
-        # cannot pad decodes each label on its own: one lazy stream per label, interleaved.
-        streams: dict[str | None, Iterator[Sample]] = {}
-        for i, name in enumerate(dict.fromkeys(labels)):
-            sub = replace(
-                params,
-                count=labels.count(name),
-                label=name,
-                seed=(params.seed * 1_000_003 + i) % 2**63,
-            )
-            streams[name] = iter(sample(model, tokenizer, sub, batch_size=batch_size))
-        for name in labels:
-            yield next(streams[name])
+        # cannot pad decodes each label on its own.
+        yield from sample_per_label(model, tokenizer, params, labels, batch_size=batch_size)
         return
     yield from _sample_rows(
         model, tokenizer, params, labels, batch_size=batch_size, logit_bias=None
     )
+
+
+def sample_per_label(
+    model: TinyTransformerLM | HFLoRALM,
+    tokenizer: Tokenizer,
+    params: SamplingParams,
+    labels: Sequence[str | None],
+    *,
+    batch_size: int = 16,
+) -> Iterator[Sample]:
+    """:func:`sample_labels` one label per batch: a lazy :func:`sample` stream per label.
+
+    Each label's stream is seeded from ``params.seed`` and the label's place among the
+    distinct labels (first appearance); records come in the order of ``labels``.
+    """
+    streams: dict[str | None, Iterator[Sample]] = {}
+    for i, name in enumerate(dict.fromkeys(labels)):
+        sub = replace(
+            params,
+            count=labels.count(name),
+            label=name,
+            seed=(params.seed * 1_000_003 + i) % 2**63,
+        )
+        streams[name] = iter(sample(model, tokenizer, sub, batch_size=batch_size))
+    for name in labels:
+        yield next(streams[name])
