@@ -157,9 +157,10 @@ def generate(
         guidance=request.guidance,
     )
     mix = (row.card.get("label_distribution") or {}).get("distribution") or {}
+    batch = runtime.settings.sample_batch_size
     if request.label is None and mix:
-        return row, sample_label_mix(model, tokenizer, params, mix)
-    return row, sample(model, tokenizer, params)
+        return row, sample_label_mix(model, tokenizer, params, mix, batch_size=batch)
+    return row, sample(model, tokenizer, params, batch_size=batch)
 
 
 def _check_prompt_fits(model: Any, tokenizer: Tokenizer, label: str) -> None:
@@ -180,7 +181,12 @@ def _check_prompt_fits(model: Any, tokenizer: Tokenizer, label: str) -> None:
 
 
 def sample_label_mix(
-    model: Any, tokenizer: Tokenizer, params: SamplingParams, mix: Mapping[str, float]
+    model: Any,
+    tokenizer: Tokenizer,
+    params: SamplingParams,
+    mix: Mapping[str, float],
+    *,
+    batch_size: int = 16,
 ) -> Iterator[Sample]:
     """``params.count`` records whose labels are drawn from ``mix`` (seeded by ``params.seed``).
 
@@ -192,4 +198,4 @@ def sample_label_mix(
     drawn = random.Random(params.seed).choices(
         names, weights=[mix[n] for n in names], k=params.count
     )
-    return sample_labels(model, tokenizer, params, drawn)
+    return sample_labels(model, tokenizer, params, drawn, batch_size=batch_size)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from job_runtime import add_dataset, job_outcome, job_runtime, wait_for_job
-from privsynth.models import presets
+from privsynth.models import presets, sampling
 from privsynth.models.family import load_generator
 from privsynth.models.sampling import SamplingParams, sample
 from privsynth.server.api.services.convert import model_pb
@@ -111,6 +111,11 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         assert model.model_config["decoding"]["sample_tokens"] == 32
         assert _asked_length(runtime, model, None) == 32
         assert _asked_length(runtime, model, 10) == 10
+        # The operator's batch size reaches the decoder (labels mixed in a batch).
+        assert _batch_rows(runtime, model, 7)[0] == 7  # one batch at the default 16
+        runtime.settings.sample_batch_size = 3
+        rows = _batch_rows(runtime, model, 7)  # 3, 3, 1 (a redrawn record would add rows)
+        assert rows[:2] == [3, 3] and max(rows) == 3 and sum(rows) >= 7
     finally:
         runner.shutdown()
 
@@ -133,6 +138,27 @@ def _asked_length(runtime: Runtime, model: ModelRow, max_tokens: int | None) -> 
     finally:
         generation.sample_labels = real  # type: ignore[assignment]
     return asked[0]
+
+
+def _batch_rows(runtime: Runtime, model: ModelRow, count: int) -> list[int]:
+    """The rows of each batch the service decodes for a request of ``count`` records."""
+    rows: list[int] = []
+    real = sampling._batch_of
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        batch = real(*args, **kwargs)
+        rows.append(len(batch))
+        return batch
+
+    request = generation.GenerationRequest(model_id=model.id, count=count)
+    runtime.ready.set()
+    try:
+        sampling._batch_of = spy  # type: ignore[assignment]
+        _, records = generation.generate(runtime, generation.ModelCache(), request)
+        assert len(list(records)) == count
+    finally:
+        sampling._batch_of = real  # type: ignore[assignment]
+    return rows
 
 
 def test_a_guided_job_that_cannot_run_is_refused_before_any_reservation(
