@@ -652,6 +652,13 @@ def main() -> int:
         help="rename the labels to codes (L01, L02, ... in sorted order) before anything runs: "
         "how the recipe does on a label vocabulary the base cannot read",
     )
+    parser.add_argument(
+        "--register-epsilon",
+        type=float,
+        default=0.0,
+        help="guided: first fit the preset's DP-LoRA at this ε (the corpus' register), then "
+        "decode that model with statistics released at the rest of the row's ε",
+    )
     parser.add_argument("--samples-out", default="", help="write 3 samples per row here (JSON)")
     parser.add_argument(
         "--synthetic-out",
@@ -715,7 +722,15 @@ def main() -> int:
             from privsynth.models.token_stats import decoding_bias
 
             model = base
-            stats = guided_stats(train, eps, args) if eps > 0 else None
+            stats_eps = eps
+            if args.register_epsilon > 0 and eps > 0:
+                # Sequential composition: the adapters and the statistics split the row's ε.
+                stats_eps = eps - args.register_epsilon if math.isfinite(eps) else eps
+                if stats_eps <= 0:
+                    raise SystemExit("--register-epsilon must be below every row's ε")
+                model, card = train_generator(train, args.register_epsilon, args)
+                print(f"    register adapters: {card and card.get('epsilon')}", flush=True)
+            stats = guided_stats(train, stats_eps, args) if eps > 0 else None
             sigma = stats.noise_std if stats is not None and not math.isinf(eps) else 0.0
             if stats is not None:
                 from privsynth.models.token_stats import GuidedDecoding
