@@ -116,6 +116,9 @@ def test_a_guided_job_reserves_releases_and_commits_its_token_statistics(
         runtime.settings.sample_batch_size = 3
         rows = _batch_rows(runtime, model, 7)  # 3, 3, 1 (a redrawn record would add rows)
         assert rows[:2] == [3, 3] and max(rows) == 3 and sum(rows) >= 7
+        label = sorted(model.card["label_distribution"]["distribution"])[0]
+        rows = _batch_rows(runtime, model, 7, label=label)  # one label asked for
+        assert rows[:2] == [3, 3] and max(rows) == 3 and sum(rows) >= 7
     finally:
         runner.shutdown()
 
@@ -140,8 +143,10 @@ def _asked_length(runtime: Runtime, model: ModelRow, max_tokens: int | None) -> 
     return asked[0]
 
 
-def _batch_rows(runtime: Runtime, model: ModelRow, count: int) -> list[int]:
-    """The rows of each batch the service decodes for a request of ``count`` records."""
+def _batch_rows(
+    runtime: Runtime, model: ModelRow, count: int, label: str | None = None
+) -> list[int]:
+    """The rows of each batch the service decodes for ``count`` records (of ``label``)."""
     rows: list[int] = []
     real = sampling._batch_of
 
@@ -150,7 +155,7 @@ def _batch_rows(runtime: Runtime, model: ModelRow, count: int) -> list[int]:
         rows.append(len(batch))
         return batch
 
-    request = generation.GenerationRequest(model_id=model.id, count=count)
+    request = generation.GenerationRequest(model_id=model.id, count=count, label=label)
     runtime.ready.set()
     try:
         sampling._batch_of = spy  # type: ignore[assignment]
