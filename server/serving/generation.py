@@ -186,13 +186,14 @@ def sample_label_mix(
     params: SamplingParams,
     mix: Mapping[str, float],
     *,
-    batch_size: int = 16,
+    batch_size: int,
 ) -> Iterator[Sample]:
     """``params.count`` records whose labels are drawn from ``mix`` (seeded by ``params.seed``).
 
     Labels are drawn first, then the records are sampled in the drawn order (so a stream cut
     short still follows the mix), rows of different labels sharing a batch where the model
-    allows it (:func:`~privsynth.models.sampling.sample_labels`).
+    allows it (:func:`~privsynth.models.sampling.sample_labels`), ``batch_size`` rows at a
+    time (the operator's ``sample_batch_size``; no default, so no caller can bypass it).
     """
     names = sorted(mix)
     drawn = random.Random(params.seed).choices(
