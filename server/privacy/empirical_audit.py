@@ -22,7 +22,6 @@ mechanism its model was trained with (:func:`model_audit_config`: the card's pre
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,7 +39,7 @@ from privsynth.server.errors import (
     Unavailable,
 )
 from privsynth.server.privacy import audit, ledger
-from privsynth.server.privacy.caps import MIN_DELTA
+from privsynth.server.privacy.caps import MIN_DELTA, check_target_epsilon
 from privsynth.server.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -106,8 +105,9 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
             field="preset",
             reason=Reason.UNKNOWN_PRESET,
         )
-    if not (math.isfinite(request.target_epsilon) and request.target_epsilon > 0):
-        raise InvalidArgument("target_epsilon must be a number > 0", field="target_epsilon")
+    # The same bound as a job's: noise calibration for an ε like 1e300 never ends, and it runs
+    # before the first step, where a caller who goes away cannot stop it.
+    check_target_epsilon(request.target_epsilon)
     canaries = DEFAULT_CANARIES if request.canaries is None else request.canaries
     if not MIN_CANARIES <= canaries <= MAX_CANARIES:
         raise InvalidArgument(

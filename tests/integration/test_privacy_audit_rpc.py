@@ -32,6 +32,8 @@ def _refusal(client: PrivsynthClient, **kw: Any) -> PrivsynthClientError:
         ({"preset": "huge"}, "preset"),
         ({"target_epsilon": 0.0}, "target_epsilon"),
         ({"target_epsilon": float("nan")}, "target_epsilon"),
+        ({"target_epsilon": 1e300}, "target_epsilon"),  # calibration would never end
+        ({"target_epsilon": 100.5}, "target_epsilon"),
         ({"epochs": 0}, "epochs"),
         ({"delta": 0.5}, "delta"),
     ],
