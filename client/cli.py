@@ -92,8 +92,8 @@ class CorpusFileError(Exception):
 def _record(rec: SourceRecord, label_field: str, user_field: str) -> RecordIn:
     return RecordIn(
         text=rec.text,
-        label=str(rec.fields.get(label_field) or ""),
-        user_id=str(rec.fields.get(user_field) or ""),
+        label=rec.fields.get(label_field, ""),
+        user_id=rec.fields.get(user_field, ""),
     )
 
 

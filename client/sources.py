@@ -21,7 +21,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
@@ -93,12 +93,13 @@ class SourceRecord:
     Attributes:
         line: 1-based line number (for CSV the line the row ends on; for Parquet the row).
         text: The document.
-        fields: The other requested columns (``keep_fields``) present in the record.
+        fields: The other requested columns (``keep_fields``) present in the record, as
+            strings (an integer label or user id in decimal; a null is absent).
     """
 
     line: int
     text: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,9 +212,9 @@ def _jsonl(
     for n, line in _lines(f, stats):
         if line is None or not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
+        try:  # line 1 may start with a byte-order mark some editors write
+            obj = json.loads(line.removeprefix("\ufeff") if n == 1 else line)
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             stats.bad(n, "not valid JSON")
             continue
         if not isinstance(obj, dict):
@@ -223,7 +224,55 @@ def _jsonl(
         if not isinstance(text, str):
             stats.bad(n, f"no string field {text_field!r}")
             continue
-        yield SourceRecord(n, text, {k: obj[k] for k in keep if k in obj})
+        if not _encodable(text):
+            stats.bad(n, f"field {text_field!r} holds an unpaired surrogate escape (\\ud800)")
+            continue
+        kept = _kept_fields(obj, keep)
+        if isinstance(kept, str):
+            stats.bad(n, kept)
+            continue
+        yield SourceRecord(n, text, kept)
+
+
+def _encodable(value: str) -> bool:
+    """False for a string with a lone surrogate (a JSON escape), which UTF-8 cannot carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _kept_fields(row: Mapping[str, Any], keep: Sequence[str]) -> dict[str, str] | str:
+    """The kept columns as strings, or the reason the row is refused.
+
+    A label or user id must be a string or an integer (written in decimal): ``0`` is a user
+    id like any other, not a missing one, while ``true``, ``1.5``, a list or an object has no
+    one obvious spelling and is refused rather than guessed at. A null is an absent field.
+    """
+    kept: dict[str, str] = {}
+    for k in keep:
+        value = row.get(k)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return f"field {k!r} must be a string or an integer, not {_json_type(value)}"
+        if isinstance(value, str) and not _encodable(value):
+            return f"field {k!r} holds an unpaired surrogate escape (\\ud800)"
+        kept[k] = str(value)
+    return kept
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _csv(
@@ -278,7 +327,12 @@ def _parquet(
             "reading Parquet needs the 'pyarrow' package: install privsynth[parquet] "
             "(or pip install pyarrow), or convert the file to JSONL or CSV"
         ) from None
-    pf = pq.ParquetFile(str(path))
+    import pyarrow as pa  # type: ignore[import-not-found, unused-ignore]
+
+    try:
+        pf = pq.ParquetFile(str(path))
+    except pa.ArrowException:  # ArrowInvalid and kin: not Parquet, or a damaged footer
+        raise FileSourceError("not a readable Parquet file (damaged, or another format)") from None
     names = set(pf.schema_arrow.names)
     if text_field not in names:
         raise FileSourceError(f"the Parquet file has no column {text_field!r}")
@@ -286,7 +340,14 @@ def _parquet(
     stats.total_bytes = path.stat().st_size
     total_rows = max(int(pf.metadata.num_rows), 1)
     row = 0
-    for batch in pf.iter_batches(batch_size=1024, columns=columns):
+    batches = pf.iter_batches(batch_size=1024, columns=columns)
+    while True:
+        try:
+            batch = next(batches, None)
+        except pa.ArrowException:
+            raise FileSourceError(f"the Parquet file is damaged after row {row}") from None
+        if batch is None:
+            return
         data = batch.to_pydict()
         for i in range(batch.num_rows):
             row += 1
@@ -294,7 +355,11 @@ def _parquet(
             if not isinstance(text, str):
                 stats.bad(row, f"column {text_field!r} is not a string")
                 continue
-            yield SourceRecord(row, text, {k: data[k][i] for k in columns[1:]})
+            kept = _kept_fields({k: data[k][i] for k in columns[1:]}, keep)
+            if isinstance(kept, str):
+                stats.bad(row, kept)
+                continue
+            yield SourceRecord(row, text, kept)
         stats.bytes_read = stats.total_bytes * row // total_rows
 
 

@@ -25,6 +25,7 @@ import hmac
 import json
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ from privsynth.server.runtime import Runtime
 from privsynth.server.scrubbing.deny_list import DenyList
 from privsynth.server.scrubbing.mail import RECORD_FORMAT as MAIL_RECORDS
 from privsynth.server.scrubbing.mail import mail_record
+from privsynth.server.scrubbing.pipeline import ParallelScrubber
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
-from privsynth.server.scrubbing.scrubber import ScrubCancelled
+from privsynth.server.scrubbing.scrubber import Scrubber, ScrubCancelled
 from privsynth.server.scrubbing.strategies import Replacer, dataset_key
 from sqlalchemy.exc import IntegrityError
 
@@ -46,6 +48,10 @@ __all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_ke
 
 MAX_LABEL_CHARS = 100
 MAX_USER_ID_CHARS = 200
+#: Entity types that refuse a label (:func:`_refuse_identifying_labels`).
+IDENTIFIER_TYPES = frozenset(
+    {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS"}
+)
 #: Accepted ``record_format`` values: plain text ("" means text) or one e-mail message a record.
 RECORD_FORMATS = ("", "text", MAIL_RECORDS)
 
@@ -151,9 +157,16 @@ def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
         raise InvalidArgument(
             f"record {i}: text is empty", field=f"records[{i}].text", reason=Reason.RECORD_INVALID
         )
-    if len(rec.label) > MAX_LABEL_CHARS or "\n" in rec.label:
+    if len(rec.label) > MAX_LABEL_CHARS or _has_control(rec.label):
         raise InvalidArgument(
-            f"record {i}: label must be one line of at most {MAX_LABEL_CHARS} characters",
+            f"record {i}: label must be one line of at most {MAX_LABEL_CHARS} characters "
+            "without control characters",
+            field=f"records[{i}].label",
+            reason=Reason.RECORD_INVALID,
+        )
+    if rec.label and not rec.label.strip():
+        raise InvalidArgument(
+            f"record {i}: label is only whitespace; leave it empty for an unlabelled record",
             field=f"records[{i}].label",
             reason=Reason.RECORD_INVALID,
         )
@@ -164,6 +177,49 @@ def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
             reason=Reason.RECORD_INVALID,
         )
     return text
+
+
+def _has_control(value: str) -> bool:
+    """True for NUL, newlines, ESC and the other C0/C1 controls (a label is printed in tables)."""
+    return any(unicodedata.category(c) == "Cc" for c in value)
+
+
+def _refuse_identifying_labels(
+    scrubber: Scrubber | ParallelScrubber,
+    first_seen: dict[str, int],
+    *,
+    key: bytes | None,
+    cancel: threading.Event | None,
+) -> None:
+    """Refuse the upload if a label holds a structured identifier.
+
+    Labels are not scrubbed: they are category names, released with a model (its card's label
+    mix, every sampled record's label), and a scrubbed label would silently merge with
+    others. So a label the analyzer reads as an e-mail address, a phone or card number, an
+    SSN, an IBAN or an IP address is refused, naming the record and the type, never the value.
+    Names and places are not checked: "Paris" or "Jordan" is a fair topic.
+
+    Args:
+        scrubber: The upload's scrubber (its analyzer and worker pool).
+        first_seen: Each label not checked yet, with the first record that carries it.
+        key: The dataset's key for keyed strategies.
+        cancel: The upload's cancel event.
+
+    Raises:
+        InvalidArgument: On field ``records[i].label`` of the first such record.
+    """
+    labels = list(first_seen)
+    results = scrubber.scrub_batch(labels, key=key, cancel=cancel)
+    for label, res in zip(labels, results, strict=True):
+        found = sorted(IDENTIFIER_TYPES.intersection(res.entity_counts))
+        if found:
+            i = first_seen[label]
+            raise InvalidArgument(
+                f"record {i}: the label looks like personal data ({', '.join(found)}); labels "
+                "are released as category names and are not scrubbed",
+                field=f"records[{i}].label",
+                reason=Reason.RECORD_INVALID,
+            )
 
 
 def scrub_key(runtime: Runtime, dataset_id: str) -> bytes | None:
@@ -230,6 +286,8 @@ def ingest(
     anonymous = 0
     users: set[str] = set()
     pending: list[tuple[str, str, str, DenyList | None]] = []
+    checked_labels: set[str] = set()
+    new_labels: dict[str, int] = {}  # label -> first record, until flush() checks it
     pending_chars = 0
     mail = spec.record_format == MAIL_RECORDS
     replacer = Replacer(scrubber.policy, key) if mail else None
@@ -240,6 +298,10 @@ def ingest(
             return
         started = time.perf_counter()
         try:
+            if new_labels:
+                _refuse_identifying_labels(scrubber, new_labels, key=key, cancel=cancel)
+                checked_labels.update(new_labels)
+                new_labels.clear()
             results = scrubber.scrub_batch(
                 [text for text, _, _, _ in pending], key=key, cancel=cancel
             )
@@ -289,6 +351,8 @@ def ingest(
         else:
             anonymous += 1
         labelled += bool(rec.label)
+        if rec.label and rec.label not in checked_labels and rec.label not in new_labels:
+            new_labels[rec.label] = i
         pending.append((text, rec.label, user, deny))
         pending_chars += len(text)
         count += 1

@@ -221,3 +221,42 @@ def test_failure_after_training_fails_the_job_and_charges_the_reservation(
     budget = client.get_budget(ds.name)
     assert budget.epsilon_reserved == 0
     assert budget.epsilon_spent_sum == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111", "192.168.10.7"],
+    ids=["email", "phone", "card", "ip"],
+)
+def test_a_label_holding_an_identifier_is_refused_without_echoing_it(
+    client: PrivsynthClient, label: str
+) -> None:
+    # Labels are released as category names (the card's label mix, sampled records) and are
+    # not scrubbed, so one that is an e-mail address or a number must not be stored.
+    records = [RecordIn(text="fine text", label="support"), RecordIn(text="more", label=label)]
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset(records, display_name="identifying label")
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.field_violations.keys() == {"records[1].label"}
+    assert "personal data" in exc.value.message
+    assert label not in str(exc.value)
+    assert not any(d.display_name == "identifying label" for d in client.list_datasets())
+
+
+@pytest.mark.parametrize("label", ["a\x00b", "tab\tbed", "\x1b[2J", "  "])
+def test_labels_with_control_characters_or_only_blanks_are_refused(
+    client: PrivsynthClient, label: str
+) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset([RecordIn(text="fine text", label=label)], display_name="ctl")
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.field_violations.keys() == {"records[0].label"}
+
+
+def test_category_labels_that_name_places_or_codes_are_kept(client: PrivsynthClient) -> None:
+    labels = ["Paris", "politics", "12345", "positive"]
+    ds = client.upload_dataset(
+        [RecordIn(text=f"text {i}", label=lab) for i, lab in enumerate(labels)],
+        display_name="plain labels",
+    )
+    assert ds.labelled_count == 4

@@ -4,6 +4,7 @@ the client installs and runs without server packages."""
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import textwrap
@@ -214,6 +215,78 @@ def test_upload_refuses_an_unknown_format_and_an_empty_file(
     empty.write_text("\n\n")
     assert main([*_NOWHERE, "upload", str(empty)]) == EXIT_DATAERR
     assert "no records" in capsys.readouterr().err
+
+
+def test_integer_user_ids_and_labels_keep_zero(tmp_path: Path) -> None:
+    # User 0 is a user: dropping it as falsy made its records anonymous, each its own privacy
+    # unit, on a dataset that claims user-level privacy.
+    path = tmp_path / "c.jsonl"
+    rows = [{"text": f"t{i}", "label": i % 2, "user_id": i % 3} for i in range(6)]
+    rows.append({"text": "no label", "label": None, "user_id": 0})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs = list(read_records(path, text_field="text", label_field="label", user_field="user_id"))
+    assert [(r.label, r.user_id) for r in recs] == [
+        ("0", "0"),
+        ("1", "1"),
+        ("0", "2"),
+        ("1", "0"),
+        ("0", "1"),
+        ("1", "2"),
+        ("", "0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            '{"text": "t", "label": true}',
+            "field 'label' must be a string or an integer, not a boolean",
+        ),
+        (
+            '{"text": "t", "label": 1.5}',
+            "field 'label' must be a string or an integer, not a number",
+        ),
+        (
+            '{"text": "t", "user_id": ["a"]}',
+            "field 'user_id' must be a string or an integer, not an array",
+        ),
+        (
+            '{"text": "t", "label": {"x": 1}}',
+            "field 'label' must be a string or an integer, not an object",
+        ),
+        ('{"text": "t \\ud800"}', "field 'text' holds an unpaired surrogate escape"),
+        ('{"text": "t", "label": "\\udfff"}', "field 'label' holds an unpaired surrogate escape"),
+        ("[" * 100_000, "not valid JSON"),  # deeper than the parser's recursion limit
+    ],
+    ids=["bool", "float", "array", "object", "surrogate-text", "surrogate-label", "nested"],
+)
+def test_values_without_one_spelling_are_refused_by_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, reason: str
+) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "fine", "label": "a"}\n' + line + "\n")
+    assert main([*_NOWHERE, "upload", str(path)]) == EXIT_DATAERR
+    err = capsys.readouterr().err
+    assert f"c.jsonl:2: {reason}" in err
+    assert "Traceback" not in err
+
+
+def test_a_byte_order_mark_is_not_a_json_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text": "first"}\n{"text": "second"}\n')
+    recs = list(read_records(path, text_field="text", label_field="label", user_field="user_id"))
+    assert [r.text for r in recs] == ["first", "second"]
+
+
+def test_a_damaged_parquet_file_is_a_data_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.parquet"
+    path.write_bytes(b"PAR1 this is not a parquet file PAR1")
+    assert main([*_NOWHERE, "upload", str(path)]) == EXIT_DATAERR
+    err = capsys.readouterr().err
+    assert "not a readable Parquet file" in err and "Traceback" not in err
 
 
 def test_upload_reads_csv_with_its_header_and_gzip(tmp_path: Path) -> None:
