@@ -73,14 +73,15 @@ class PrivacyServicer:
     """
 
     def GetBudget(self, request, context):
-        """A dataset's budget: cap, composed spend, reservations, what remains.
+        """A dataset's budget: cap, composed spend, reservations, what remains (a deleted dataset's
+        too: deleting drops the records, not the accounting).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListLedgerEntries(self, request, context):
-        """A dataset's ledger, oldest first.
+        """A dataset's ledger, oldest first (a deleted dataset's too).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,9 +38,11 @@ class PrivacyStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PrivacyAsyncStub: ...
     GetBudget: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.GetBudgetRequest, _privacy_pb2.Budget]
-    """A dataset's budget: cap, composed spend, reservations, what remains."""
+    """A dataset's budget: cap, composed spend, reservations, what remains (a deleted dataset's
+    too: deleting drops the records, not the accounting).
+    """
     ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.ListLedgerEntriesRequest, _privacy_pb2.ListLedgerEntriesResponse]
-    """A dataset's ledger, oldest first."""
+    """A dataset's ledger, oldest first (a deleted dataset's too)."""
     ExportAuditLog: _grpc.UnaryStreamMultiCallable[_privacy_pb2.ExportAuditLogRequest, _privacy_pb2.AuditEntry]
     """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
     UpdateBudgetCap: _grpc.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]
@@ -73,9 +75,11 @@ class PrivacyAsyncStub(PrivacyStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetBudget: _aio.UnaryUnaryMultiCallable[_privacy_pb2.GetBudgetRequest, _privacy_pb2.Budget]  # type: ignore[assignment]
-    """A dataset's budget: cap, composed spend, reservations, what remains."""
+    """A dataset's budget: cap, composed spend, reservations, what remains (a deleted dataset's
+    too: deleting drops the records, not the accounting).
+    """
     ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_privacy_pb2.ListLedgerEntriesRequest, _privacy_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
-    """A dataset's ledger, oldest first."""
+    """A dataset's ledger, oldest first (a deleted dataset's too)."""
     ExportAuditLog: _aio.UnaryStreamMultiCallable[_privacy_pb2.ExportAuditLogRequest, _privacy_pb2.AuditEntry]  # type: ignore[assignment]
     """The hash-chained audit log in order, from `start_seq` on (all of it by default)."""
     UpdateBudgetCap: _aio.UnaryUnaryMultiCallable[_privacy_pb2.UpdateBudgetCapRequest, _privacy_pb2.Budget]  # type: ignore[assignment]
@@ -111,7 +115,9 @@ class PrivacyServicer(metaclass=_abc_1.ABCMeta):
         request: _privacy_pb2.GetBudgetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_privacy_pb2.Budget, _abc.Awaitable[_privacy_pb2.Budget]]:
-        """A dataset's budget: cap, composed spend, reservations, what remains."""
+        """A dataset's budget: cap, composed spend, reservations, what remains (a deleted dataset's
+        too: deleting drops the records, not the accounting).
+        """
 
     @_abc_1.abstractmethod
     def ListLedgerEntries(
@@ -119,7 +125,7 @@ class PrivacyServicer(metaclass=_abc_1.ABCMeta):
         request: _privacy_pb2.ListLedgerEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_privacy_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_privacy_pb2.ListLedgerEntriesResponse]]:
-        """A dataset's ledger, oldest first."""
+        """A dataset's ledger, oldest first (a deleted dataset's too)."""
 
     @_abc_1.abstractmethod
     def ExportAuditLog(

@@ -156,11 +156,18 @@ def test_health_reflection_and_metrics(server: object, client: PrivsynthClient) 
 
 
 def test_delete_dataset_removes_text_but_keeps_name_unusable(client: PrivsynthClient) -> None:
-    ds = client.upload_dataset(fortunes(5), display_name="to delete")
+    ds = client.upload_dataset(fortunes(5), display_name="to delete", epsilon_cap=3)
+    ledger_before = [e.id for e in client.list_ledger_entries(ds.name)]
     client.delete_dataset(ds.name)
     with pytest.raises(Exception) as err:
         client.get_dataset(ds.name)
     assert err.value.code == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as err:
+        client.create_training_job(ds.name, target_epsilon=1.0, epochs=1, preset="tiny")
+    assert err.value.code == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    # Its accounting stays readable: an auditor reads a deleted dataset's budget and ledger.
+    assert client.get_budget(ds.name).epsilon_cap == 3
+    assert [e.id for e in client.list_ledger_entries(ds.name)] == ledger_before
 
 
 def test_delete_model_keeps_card_ledger_and_audit(server: object, client: PrivsynthClient) -> None:

@@ -37,9 +37,22 @@ log = logging.getLogger(__name__)
 
 
 def get_live_dataset(
-    runtime: Runtime, name: str, *, identity: Identity, field: str = "name"
+    runtime: Runtime,
+    name: str,
+    *,
+    identity: Identity,
+    field: str = "name",
+    deleted_too: bool = False,
 ) -> DatasetRow:
     """The dataset named ``name``, unless missing, deleted or another tenant's.
+
+    Args:
+        runtime: Server state.
+        name: ``datasets/<id>`` as sent.
+        identity: The caller; another tenant's dataset is as missing as an unknown one.
+        field: The request field that named it (for the error's field violation).
+        deleted_too: Return a deleted dataset as well. Deleting drops the text, not the
+            accounting: its budget and ledger stay readable for auditors.
 
     Raises:
         InvalidArgument: Malformed name.
@@ -48,7 +61,8 @@ def get_live_dataset(
     dataset_id = parse_name("datasets", name, field=field)
     with runtime.db.session() as s:
         row = s.get(DatasetRow, dataset_id)
-    if row is None or row.deleted_at is not None or not identity.sees(row.tenant):
+    gone = row is not None and row.deleted_at is not None and not deleted_too
+    if row is None or gone or not identity.sees(row.tenant):
         raise NotFound(f"dataset '{name}' not found", reason=Reason.DATASET_NOT_FOUND)
     return row
 

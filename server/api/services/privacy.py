@@ -46,7 +46,11 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
     ) -> privacy_pb2.Budget:
         """Cap, spent, reserved and remaining ε of a dataset."""
         dataset = get_live_dataset(
-            self.runtime, request.dataset, identity=identity_of(context), field="dataset"
+            self.runtime,
+            request.dataset,
+            identity=identity_of(context),
+            field="dataset",
+            deleted_too=True,  # a deleted dataset's accounting stays readable
         )
         with self.runtime.db.session() as s:
             return budget_pb(ledger.get_budget(s, dataset))
@@ -56,7 +60,11 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServicer):
     ) -> privacy_pb2.ListLedgerEntriesResponse:
         """Ledger entries of a dataset in the order they were written."""
         dataset = get_live_dataset(
-            self.runtime, request.dataset, identity=identity_of(context), field="dataset"
+            self.runtime,
+            request.dataset,
+            identity=identity_of(context),
+            field="dataset",
+            deleted_too=True,
         )
         with self.runtime.db.session() as s:
             rows, token = paginate(
