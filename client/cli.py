@@ -36,6 +36,8 @@ from privsynth.client.cli_support import (
     bearer_token,
     connect,
     globalize,
+    int32_arg,
+    int64_arg,
     json_mode,
     message_dict,
     print_json,
@@ -397,13 +399,19 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 def _read_audit_file(path: Path) -> Iterator[AuditEntry]:
     with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield AuditEntry.from_json(json.loads(line))
-            except (json.JSONDecodeError, ValueError, AttributeError):
-                raise CorpusFileError(f"{path}:{lineno}: not an audit entry") from None
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield AuditEntry.from_json(json.loads(line))
+                except (json.JSONDecodeError, ValueError, AttributeError):
+                    raise CorpusFileError(f"{path}:{lineno}: not an audit entry") from None
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+            raise CorpusFileError(
+                f"{path}:{lineno + 1}: not UTF-8 text (or a damaged .gz)"
+            ) from None
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -600,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="datasets/<id> or the id")
     p.add_argument("--epsilon", type=float, required=True, help="target epsilon (> 0)")
     p.add_argument("--delta", type=float, default=None, help="delta (default: cap delta / 10)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
+    p.add_argument("--epochs", type=int32_arg, default=None, help="epochs (default 3)")
     p.add_argument(
         "--preset",
         default=None,
@@ -663,16 +671,16 @@ def build_parser() -> argparse.ArgumentParser:
         "provenance (synthetic, model, epsilon, delta).",
     )
     p.add_argument("model", help="models/<id> or the id")
-    p.add_argument("-n", "--count", type=int, default=10, help="number of records")
+    p.add_argument("-n", "--count", type=int32_arg, default=10, help="number of records")
     p.add_argument("--temperature", type=float, default=None, help="in (0, 5], default 1")
     p.add_argument("--top-p", type=float, default=None, help="in (0, 1], default 0.95")
     p.add_argument(
         "--max-tokens",
-        type=int,
+        type=int32_arg,
         default=None,
         help="new tokens per record (default: the model's, 32 for guided presets, else 64)",
     )
-    p.add_argument("--seed", type=int, default=0, help="same seed, same records")
+    p.add_argument("--seed", type=int64_arg, default=0, help="same seed, same records")
     p.add_argument("--label", default=None, help="condition on this label")
     p.add_argument(
         "--guidance",
@@ -774,13 +782,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--preset", default=None, help="training preset (default small)")
     a.add_argument(
-        "--canaries", type=int, default=None, help="canary records m, 100-10000 (default 1000)"
+        "--canaries",
+        type=int32_arg,
+        default=None,
+        help="canary records m, 100-10000 (default 1000)",
     )
     a.add_argument("--delta", type=float, default=None, help="delta (default: the job rule)")
-    a.add_argument("--epochs", type=int, default=None, help="epochs (default 3)")
+    a.add_argument("--epochs", type=int32_arg, default=None, help="epochs (default 3)")
     a.add_argument(
         "--public-records",
-        type=int,
+        type=int32_arg,
         default=None,
         help="public corpus records trained on beside the canaries (default 1000)",
     )
@@ -829,8 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with the same engine as uploads, in two worker processes, and print the report (counts "
         "per entity type and strategy, malformed lines by number, residual identifiers). Writes "
         "JSONL with the scrubbed text and the label; e-mail (.eml, .mbox) is written back as "
-        "e-mail with its structure kept. A record left out for its size is listed by line and "
-        f"the command exits {EXIT_DATAERR} unless --skip-oversized is given.",
+        "e-mail with its structure kept. A record left out (malformed, or for its size) is "
+        f"listed by line and the command exits {EXIT_DATAERR} unless --skip-malformed / "
+        "--skip-oversized is given.",
     )
     p.add_argument("file", help="input file")
     p.add_argument(
@@ -851,12 +863,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="secret for hash/pseudonym strategies (or env PRIVSYNTH_SCRUB_KEY); never stored",
     )
-    p.add_argument("--workers", type=int, default=2, help="worker processes")
+    p.add_argument("--workers", type=int32_arg, default=2, help="worker processes (1 or more)")
     p.add_argument(
         "--oversize",
         choices=("chunk", "refuse"),
         default="chunk",
         help="documents over the size limit: scrub in pieces or refuse",
+    )
+    p.add_argument(
+        "--skip-malformed",
+        action="store_true",
+        help="leave out malformed records (bad JSON, a missing text field, a message without "
+        f"headers) and still exit 0 (default: list them and exit {EXIT_DATAERR})",
     )
     p.add_argument(
         "--skip-oversized",
@@ -942,6 +960,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (PrivsynthClientError, UsageError, CorpusFileError) as exc:
         return _failure(exc)
+    except OSError as exc:  # a token, certificate, key, audit export or output file
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return ExitCode.NOINPUT
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
 

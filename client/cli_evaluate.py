@@ -19,7 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from privsynth.client.cli_support import connect, json_mode, message_dict, print_json, resource_name
+from privsynth.client.cli_support import (
+    connect,
+    int32_arg,
+    json_mode,
+    message_dict,
+    print_json,
+    resource_name,
+)
 from privsynth.client.exit_codes import ExitCode
 from privsynth.client.pb import evaluation_pb2
 
@@ -128,7 +135,7 @@ def register(sub: Any) -> None:
     p.add_argument("model", help="models/<id> or the id")
     p.add_argument(
         "--samples",
-        type=int,
+        type=int32_arg,
         default=0,
         help="synthetic records to draw, 100..5000 (default 1000)",
     )

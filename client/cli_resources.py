@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from privsynth.client.cli_support import (
     connect,
+    int32_arg,
     json_mode,
     message_dict,
     print_json,
@@ -185,7 +186,9 @@ def _group(
     if spec is not DATASETS:
         p.add_argument("--dataset", default="", help="only those of this dataset (datasets/<id>)")
     p.add_argument("--limit", type=int, default=None, help="show at most this many")
-    p.add_argument("--page-size", type=int, default=0, help="items per request (default: server's)")
+    p.add_argument(
+        "--page-size", type=int32_arg, default=0, help="items per request (default: server's)"
+    )
     p.set_defaults(func=_list(spec))
     p = actions.add_parser(
         "get",

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ __all__ = [
     "bearer_token",
     "connect",
     "globalize",
+    "int32_arg",
+    "int64_arg",
     "json_mode",
     "message_dict",
     "print_json",
@@ -42,6 +45,38 @@ __all__ = [
 
 class UsageError(Exception):
     """The command line cannot work as given (exit code 2, like argparse's own errors)."""
+
+
+def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type for an integer the wire can carry; the server judges the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({lo}..{hi})")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+int32_arg = _bounded_int(-(2**31), 2**31 - 1)
+"""Type of an option sent as a proto ``int32`` (counts, epochs, token limits, page sizes)."""
+int64_arg = _bounded_int(-(2**63), 2**63 - 1)
+"""Type of an option sent as a proto ``int64`` (a sampling seed)."""
+
+
+def _deadline(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError("must be a number of seconds > 0")
+    return value
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
@@ -67,7 +102,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
     )
     add(
         "--timeout",
-        type=float,
+        type=_deadline,
         default=default(30.0),
         help="deadline for unary calls and each page of a list, seconds (default 30)",
     )
@@ -141,8 +176,20 @@ def bearer_token(args: argparse.Namespace) -> str:
     """The bearer token: --auth-token-file, else --token / PRIVSYNTH_TOKEN (never printed)."""
     path = getattr(args, "auth_token_file", None)
     if path:
-        return Path(path).read_text(encoding="utf-8").strip()
-    return str(getattr(args, "token", "") or "")
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: the token file is not UTF-8 text") from None
+    else:
+        token = str(getattr(args, "token", "") or "")
+    # gRPC sends the token in a header: anything but visible ASCII fails inside the C core with
+    # a log line that reads like a server fault. Say so here, without the token.
+    if any(not 0x20 < ord(c) < 0x7F for c in token):
+        raise UsageError(
+            "the bearer token holds a space, a control or a non-ASCII character, which a "
+            "request header cannot carry"
+        )
+    return token
 
 
 def _tls(args: argparse.Namespace) -> TlsConfig | None:

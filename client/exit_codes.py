@@ -46,7 +46,8 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.UNAUTHENTICATED: "no token, or one the server does not know",
     ExitCode.CONFLICT: "not in this state: still training, epsilon out of reach, exists already",
     ExitCode.DATAERR: "malformed corpus file (lines named by number)",
-    ExitCode.NOINPUT: "corpus file missing or unreadable",
+    ExitCode.NOINPUT: "a file missing, unreadable or unwritable (corpus, token, certificate, "
+    "output)",
     ExitCode.UNAVAILABLE: "server unreachable, or no answer before the deadline",
     ExitCode.SERVER_ERROR: "the server failed (INTERNAL, UNKNOWN, ...); its log has the reference",
     ExitCode.BUSY: "server at capacity; nothing was done, retry later",

@@ -17,8 +17,9 @@ def test_scrub_file_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             fh.write(json.dumps({"text": r.text, "label": r.label}) + "\n")
         fh.write("{not json " + SECRET_NAME + "\n")
     out = tmp_path / "clean.jsonl"
-    assert main(["scrub", str(src), "--out", str(out), "--workers", "1"]) == 0
+    assert main(["scrub", str(src), "--out", str(out), "--workers", "1"]) == 65
     printed = capsys.readouterr()
+    assert f"{src}:9: not valid JSON" in printed.err and "--skip-malformed" in printed.err
     assert SECRET_NAME not in printed.out + printed.err
     assert SECRET_EMAIL not in printed.out + printed.err
     report = json.loads(printed.out[: printed.out.rindex("}") + 1])
@@ -63,7 +64,7 @@ def test_scrub_mbox_cli_keeps_the_structure(
 ) -> None:
     src = tmp_path / "list.mbox"
     src.write_bytes(MBOX)
-    assert main(["scrub", str(src), "--workers", "1"]) == 0
+    assert main(["scrub", str(src), "--workers", "1", "--skip-malformed"]) == 0
     out = tmp_path / "list.scrubbed.mbox"
     printed = capsys.readouterr()
     report = _report(printed.out)
@@ -98,3 +99,32 @@ def test_oversized_record_fails_the_run_unless_skipped(
     assert len(out.read_text().splitlines()) == 2
     assert main([*args, "--skip-oversized"]) == 0
     assert _report(capsys.readouterr().out)["refused_count"] == 1
+
+
+def test_scrub_refuses_to_overwrite_its_input_and_names_outputs_by_the_whole_stem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "tickets.2024.jsonl", tmp_path / "tickets.2025.jsonl"
+    first.write_text('{"text": "call 555 0100"}\n' * 3)
+    second.write_text('{"text": "call 555 0199"}\n')
+    assert main(["scrub", str(first), "--out", str(first), "--workers", "1"]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert first.read_text().count("\n") == 3
+    assert main(["scrub", str(first), "--workers", "1"]) == 0
+    assert main(["scrub", str(second), "--workers", "1"]) == 0
+    assert len((tmp_path / "tickets.2024.scrubbed.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "tickets.2025.scrubbed.jsonl").read_text().splitlines()) == 1
+
+
+def test_scrub_input_and_option_errors_have_their_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "in.jsonl"
+    good.write_text('{"text": "hello"}\n')
+    assert main(["scrub", str(tmp_path / "missing.jsonl")]) == 66
+    assert main(["scrub", str(good), "--workers", "0"]) == 2
+    assert main(["scrub", str(good), "--key-file", str(tmp_path / "no-key")]) == 66
+    assert main(["scrub", str(good), "--out", str(tmp_path / "no" / "dir.jsonl")]) == 66
+    assert main(["scrub", str(good), "--text-field", "body", "--workers", "1"]) == 65
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no-key" in err

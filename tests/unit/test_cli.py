@@ -349,3 +349,65 @@ def test_client_imports_without_server_packages() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "CLIENT-ONLY-OK" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "models/0123456789abcdef", "-n", "99999999999"],
+        ["sample", "models/0123456789abcdef", "--max-tokens", "99999999999"],
+        ["sample", "models/0123456789abcdef", "--seed", "99999999999999999999999"],
+        ["train", "datasets/0123456789abcdef", "--epsilon", "1", "--epochs", "99999999999"],
+        ["audit", "privacy", "--epsilon", "1", "--canaries", "99999999999"],
+        ["evaluate", "models/0123456789abcdef", "--samples", "99999999999"],
+        ["datasets", "list", "--page-size", "99999999999"],
+        ["--timeout", "0", "datasets", "list"],
+        ["--timeout", "nan", "datasets", "list"],
+        ["--timeout", "inf", "datasets", "list"],
+    ],
+    ids=[
+        "count",
+        "max-tokens",
+        "seed",
+        "epochs",
+        "canaries",
+        "samples",
+        "page",
+        "t0",
+        "tnan",
+        "tinf",
+    ],
+)
+def test_numbers_the_wire_cannot_carry_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*_NOWHERE[:2], *argv])
+    assert exc.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("out of range" in err or "seconds > 0" in err)
+
+
+@pytest.mark.parametrize("token", ["a\nb", "sécret", "two words"])
+def test_a_token_no_header_can_carry_is_a_usage_error_that_does_not_echo_it(
+    token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*_NOWHERE, "--token", token, "datasets", "list"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "request header" in err and token not in err and "E1" not in err
+
+
+def test_files_the_cli_cannot_read_or_write_are_named_with_exit_66(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing"
+    assert main(["audit", "verify", "--file", str(missing)]) == ExitCode.NOINPUT
+    assert main(["audit", "verify", "--file", str(tmp_path)]) == ExitCode.NOINPUT
+    assert main([*_NOWHERE, "--auth-token-file", str(missing), "jobs", "list"]) == 66
+    assert main([*_NOWHERE, "--tls-ca", str(missing), "jobs", "list"]) == ExitCode.NOINPUT
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(missing) in err
+    latin = tmp_path / "export.jsonl"
+    latin.write_bytes(b'{"seq": 1}\n\xff\xfe\n')
+    assert main(["audit", "verify", "--file", str(latin)]) == ExitCode.DATAERR
+    assert "not UTF-8" in capsys.readouterr().err
