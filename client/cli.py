@@ -499,7 +499,7 @@ def cmd_audit_privacy(args: argparse.Namespace) -> int:
                 epochs=args.epochs,
                 canaries=args.canaries,
                 public_records=args.public_records,
-                dataset=args.dataset,
+                dataset=resource_name("datasets", args.dataset),
             ):
                 if event.HasField("result"):
                     result = event.result

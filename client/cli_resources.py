@@ -25,6 +25,7 @@ from privsynth.client.cli_support import (
     json_mode,
     message_dict,
     print_json,
+    printable,
     resource_name,
     table,
 )
@@ -83,7 +84,9 @@ JOBS = _Collection(
         ("MODEL", lambda j: j.model),
         ("CREATED", lambda j: _time(j.create_time)),
     ),
-    listing=lambda c, args: c.list_training_jobs(dataset=args.dataset, page_size=args.page_size),
+    listing=lambda c, args: c.list_training_jobs(
+        dataset=resource_name("datasets", args.dataset), page_size=args.page_size
+    ),
     get=lambda c, name: c.get_training_job(name),
 )
 MODELS = _Collection(
@@ -97,7 +100,9 @@ MODELS = _Collection(
         ("PRESET", lambda m: m.card.preset),
         ("CREATED", lambda m: _time(m.create_time)),
     ),
-    listing=lambda c, args: c.list_models(dataset=args.dataset, page_size=args.page_size),
+    listing=lambda c, args: c.list_models(
+        dataset=resource_name("datasets", args.dataset), page_size=args.page_size
+    ),
     get=lambda c, name: c.get_model(name),
 )
 
@@ -112,7 +117,7 @@ def _lines(data: dict[str, Any], indent: str = "") -> list[str]:
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.append(f"{indent}{key}: {len(value)} entries (see --json)")
         else:
-            out.append(f"{indent}{key}: {value}")
+            out.append(f"{indent}{key}: {printable(str(value))}")
     return out
 
 

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "json_mode",
     "message_dict",
     "print_json",
+    "printable",
     "resource_name",
     "table",
 ]
@@ -231,12 +233,22 @@ def print_json(data: Any) -> None:
 
 
 def resource_name(collection: str, value: str) -> str:
-    """``datasets/<id>`` from either ``datasets/<id>`` or the bare id."""
+    """``datasets/<id>`` from either ``datasets/<id>`` or the bare id; empty stays empty."""
+    if not value:
+        return value
     return value if value.startswith(f"{collection}/") else f"{collection}/{value}"
 
 
+def printable(cell: str) -> str:
+    """``cell`` with control characters as ``?``."""
+    # A cell comes from the server (a display name, a label): a control character in it would
+    # break the table or, as an escape sequence, drive the reader's terminal.
+    return "".join("?" if unicodedata.category(c) == "Cc" else c for c in cell)
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Rows under a header, columns padded to their widest cell."""
+    """Rows under a header, columns padded to their widest cell; control characters as ``?``."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

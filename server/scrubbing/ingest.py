@@ -127,6 +127,11 @@ class IncomingRecord:
 def _validate_spec(spec: DatasetSpec) -> None:
     if len(spec.display_name) > 200:
         raise InvalidArgument("display_name is over 200 characters", field="display_name")
+    if _has_control(spec.display_name):  # listed to auditors of every tenant, in terminals
+        raise InvalidArgument(
+            "display_name must not hold control characters (newline, tab, ESC, NUL)",
+            field="display_name",
+        )
     if spec.epsilon_cap is not None:
         check_epsilon_cap(spec.epsilon_cap)
     if spec.delta is not None:

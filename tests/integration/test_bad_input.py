@@ -260,3 +260,10 @@ def test_category_labels_that_name_places_or_codes_are_kept(client: PrivsynthCli
         display_name="plain labels",
     )
     assert ds.labelled_count == 4
+
+
+def test_a_display_name_with_control_characters_is_refused(client: PrivsynthClient) -> None:
+    with pytest.raises(PrivsynthClientError) as exc:
+        client.upload_dataset(fortunes(2), display_name="tickets\x1b[2J\nforged row")
+    assert _code(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.field_violations.keys() == {"display_name"}

@@ -147,6 +147,11 @@ def test_cli_finds_inspects_cancels_and_deletes(
     # Models: listed per dataset, shown, deleted (weights gone, the card stays).
     assert main([*target, "models", "list", "--dataset", dataset["name"], "--json"]) == 0
     assert [m["name"] for m in _json(capsys)] == [job.group(2)]
+    bare = dataset["name"].removeprefix("datasets/")  # names work with or without the prefix
+    assert main([*target, "models", "list", "--dataset", bare, "--json"]) == 0
+    assert [m["name"] for m in _json(capsys)] == [job.group(2)]
+    assert main([*target, "jobs", "list", "--dataset", bare, "--json"]) == 0
+    assert [j["name"] for j in _json(capsys)] == [job.group(1)]
     assert main([*target, "models", "delete", job.group(2)]) == 0
     assert "deleted" in capsys.readouterr().out
     assert main([*target, "models", "get", job.group(2), "--json"]) == 0
@@ -160,6 +165,8 @@ def test_cli_finds_inspects_cancels_and_deletes(
     assert _json(capsys) == {"name": dataset["name"], "deleted": True}
     assert main([*target, "datasets", "get", ds_id]) == ExitCode.NOT_FOUND
     assert "DATASET_NOT_FOUND" in capsys.readouterr().err
+    assert main([*target, "budget", ds_id, "--ledger", "--json"]) == 0  # the accounting stays
+    assert _json(capsys)["ledger"] == budget["ledger"]
     assert main([*target, "audit", "verify", "--json"]) == 0
     verified = _json(capsys)
     assert verified["ok"] is True and verified["problems"] == [] and verified["entries"] > 0

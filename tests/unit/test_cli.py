@@ -411,3 +411,10 @@ def test_files_the_cli_cannot_read_or_write_are_named_with_exit_66(
     latin.write_bytes(b'{"seq": 1}\n\xff\xfe\n')
     assert main(["audit", "verify", "--file", str(latin)]) == ExitCode.DATAERR
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_tables_print_control_characters_as_question_marks() -> None:
+    from privsynth.client.cli_support import table
+
+    out = table(["name", "labels"], [["a\x1b[2Jb", "x\ny"]])
+    assert "\x1b" not in out and out.splitlines()[1].split() == ["a?[2Jb", "x?y"]
