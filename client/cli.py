@@ -40,6 +40,7 @@ from privsynth.client.cli_support import (
     int64_arg,
     json_mode,
     message_dict,
+    name_arg,
     print_json,
     resource_name,
     table,
@@ -611,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int32_arg, default=None, help="epochs (default 3)")
     p.add_argument(
         "--preset",
+        type=name_arg,
         default=None,
         help="model preset: smollm2-guided (the default when every record has a label and "
         "neither --epochs nor --distributed is given: SmolLM2-135M untrained, decoded with "
@@ -768,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Steinke, Nasr and Jagielski (NeurIPS 2023): random canary records, each included "
         "with probability 1/2, are trained with the job's exact mechanism on the public corpus "
         "shipped with the server; each canary's inclusion is guessed from its loss and the "
-        "guesses give a 95%%-confidence lower bound on epsilon. Prints the claimed epsilon "
+        "guesses give a 95%-confidence lower bound on epsilon. Prints the claimed epsilon "
         "beside the lower bound as a table (and JSON with --json). Spends no privacy budget. "
         "One-run audits are loose: a bound below the claim does not prove the claim, a bound "
         "above it proves it false. Exit code 1 when any claim is refuted.",
@@ -780,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="target epsilon(s) to audit, e.g. --epsilon 1 4 8 (one training run each)",
     )
-    a.add_argument("--preset", default=None, help="training preset (default small)")
+    a.add_argument("--preset", type=name_arg, default=None, help="training preset (default small)")
     a.add_argument(
         "--canaries",
         type=int32_arg,

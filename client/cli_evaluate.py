@@ -21,9 +21,9 @@ from typing import Any
 
 from privsynth.client.cli_support import (
     connect,
-    int32_arg,
     json_mode,
     message_dict,
+    positive_int32_arg,
     print_json,
     resource_name,
 )
@@ -135,7 +135,7 @@ def register(sub: Any) -> None:
     p.add_argument("model", help="models/<id> or the id")
     p.add_argument(
         "--samples",
-        type=int32_arg,
+        type=positive_int32_arg,
         default=0,
         help="synthetic records to draw, 100..5000 (default 1000)",
     )

@@ -38,6 +38,8 @@ __all__ = [
     "int64_arg",
     "json_mode",
     "message_dict",
+    "name_arg",
+    "positive_int32_arg",
     "print_json",
     "printable",
     "resource_name",
@@ -67,8 +69,17 @@ def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
 
 int32_arg = _bounded_int(-(2**31), 2**31 - 1)
 """Type of an option sent as a proto ``int32`` (counts, epochs, token limits, page sizes)."""
+positive_int32_arg = _bounded_int(1, 2**31 - 1)
+"""An ``int32`` option whose 0 would read as "the server's default" on the wire."""
 int64_arg = _bounded_int(-(2**63), 2**63 - 1)
 """Type of an option sent as a proto ``int64`` (a sampling seed)."""
+
+
+def name_arg(text: str) -> str:
+    """Type of an option naming something (a preset): empty would read as "the default"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (leave the option out for the default)")
+    return text
 
 
 def _deadline(text: str) -> float:

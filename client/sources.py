@@ -284,7 +284,8 @@ def _csv(
         for _, line in _lines(f, stats):
             yield "" if line is None else line + "\n"
 
-    reader = csv.reader(decoded())
+    # strict: a quote left open is an error on its row, not the rest of the file in one cell.
+    reader = csv.reader(decoded(), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -293,6 +294,9 @@ def _csv(
         raise FileSourceError("the CSV header line cannot be parsed") from None
     if text_field not in header:
         raise FileSourceError(f"the CSV header has no column {text_field!r}")
+    twice = sorted({k for k in (text_field, *keep) if header.count(k) > 1})
+    if twice:
+        raise FileSourceError(f"the CSV header names column {twice[0]!r} more than once")
     idx = header.index(text_field)
     keep_idx = {k: header.index(k) for k in keep if k in header}
     while True:

@@ -77,7 +77,9 @@ class GenerationRequest:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InvalidArgument("max_tokens must be >= 1", field="max_tokens")
         if self.label is not None and (len(self.label) > 100 or not self.label.strip()):
-            raise InvalidArgument("label must be 1..100 characters", field="label")
+            raise InvalidArgument(
+                "label must be 1..100 characters, not only whitespace", field="label"
+            )
 
 
 class ModelCache:

@@ -385,7 +385,8 @@ def test_numbers_the_wire_cannot_carry_are_usage_errors(
         main([*_NOWHERE[:2], *argv])
     assert exc.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
-    assert "Traceback" not in err and ("out of range" in err or "seconds > 0" in err)
+    assert "Traceback" not in err
+    assert any(why in err for why in ("out of range", "seconds > 0", "must not be empty"))
 
 
 @pytest.mark.parametrize("token", ["a\nb", "sécret", "two words"])
@@ -418,3 +419,18 @@ def test_tables_print_control_characters_as_question_marks() -> None:
 
     out = table(["name", "labels"], [["a\x1b[2Jb", "x\ny"]])
     assert "\x1b" not in out and out.splitlines()[1].split() == ["a?[2Jb", "x?y"]
+
+
+def test_a_csv_quote_left_open_or_a_column_named_twice_is_a_data_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Non-strict csv swallowed the rest of the file into the open quote's cell: two rows
+    # became one record holding the next row's text.
+    opened = tmp_path / "open.csv"
+    opened.write_text('text,label\n"a,x\n"b",y\n')
+    assert main([*_NOWHERE, "upload", str(opened)]) == EXIT_DATAERR
+    assert "not valid CSV" in capsys.readouterr().err
+    twice = tmp_path / "twice.csv"
+    twice.write_text("text,label,text\na,x,b\n")
+    assert main([*_NOWHERE, "upload", str(twice)]) == EXIT_DATAERR
+    assert "names column 'text' more than once" in capsys.readouterr().err
