@@ -22,8 +22,10 @@ import importlib
 import importlib.metadata
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -82,6 +84,7 @@ EXIT_NOINPUT = int(ExitCode.NOINPUT)
 LOCAL_COMMANDS = ("serve", "scrub", "pretrain", "demo")
 """Commands that run here rather than call a server: no connection options, no --json."""
 _SHOWN_ISSUES = 10
+_RECORD_FIELD = re.compile(r"records\[(\d+)\]")
 
 
 class CorpusFileError(Exception):
@@ -129,11 +132,13 @@ def read_records(
     label_field: str,
     user_field: str,
     fmt: str | None = None,
+    on_line: Callable[[int], None] | None = None,
 ) -> Iterator[RecordIn]:
     """Records of a JSONL, CSV, Parquet or text file (gzip too), through the shared reader.
 
     JSONL and CSV carry ``text_field``, ``label_field`` and ``user_field``; plain text is one
-    record per line. The format comes from the name unless ``fmt`` is given.
+    record per line. The format comes from the name unless ``fmt`` is given. ``on_line`` hears
+    each record's line number as it is read (so a server's "record i" can name its line).
 
     Raises:
         CorpusFileError: A malformed line (by number, never its content), a missing file, an
@@ -143,6 +148,8 @@ def read_records(
     for rec in _source(path, stats, fmt=fmt, text_field=text_field, keep=(label_field, user_field)):
         if stats.malformed_count or stats.oversized_count:
             raise CorpusFileError(_issues(path, stats))
+        if on_line is not None:
+            on_line(rec.line)
         yield _record(rec, label_field, user_field)
     if stats.malformed_count or stats.oversized_count:
         raise CorpusFileError(_issues(path, stats))
@@ -214,15 +221,24 @@ def cmd_upload(args: argparse.Namespace) -> int:
     mail = (args.format or detect_format(path)[0]) in MAIL_FORMATS
     # The second read streams. Should the file change in between, the reader's
     # CorpusFileError comes out of upload_dataset as it was raised.
-    with _client(args) as client, UploadProgress(total) as progress:
-        ds = client.upload_dataset(
-            read_records(path, **fields),
-            display_name=args.name or path.name,
-            epsilon_cap=args.epsilon_cap,
-            delta=args.delta,
-            on_sent=progress.sent,
-            record_format=MAIL_RECORD_FORMAT if mail else "",
-        )
+    lines = array("Q")  # record i came from line lines[i]: 8 bytes a record
+    try:
+        with _client(args) as client, UploadProgress(total) as progress:
+            ds = client.upload_dataset(
+                read_records(path, **fields, on_line=lines.append),
+                display_name=args.name or path.name,
+                epsilon_cap=args.epsilon_cap,
+                delta=args.delta,
+                on_sent=progress.sent,
+                record_format=MAIL_RECORD_FORMAT if mail else "",
+            )
+    except PrivsynthClientError as exc:
+        code = _failure(exc)
+        for field in exc.field_violations:  # the server counts records from 0, files lines
+            found = _RECORD_FIELD.match(field)
+            if found and int(found[1]) < len(lines):
+                print(f"  records[{found[1]}] is {path}:{lines[int(found[1])]}", file=sys.stderr)
+        return code
     if json_mode(args):
         print_json(message_dict(ds))
         return 0

@@ -99,6 +99,21 @@ def test_cli_reports_bad_input_without_traceback(
     assert "count" in capsys.readouterr().err
 
 
+def test_a_record_the_server_refuses_is_named_by_its_line_in_the_file(
+    server: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--target", f"127.0.0.1:{server.port}"]  # type: ignore[attr-defined]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        '{"text": "fine", "label": "billing"}\n\n'
+        f'{{"text": "also fine", "label": "{SECRET_EMAIL}"}}\n'
+    )
+    assert main([*target, "upload", str(corpus)]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "records[1].label" in err and f"records[1] is {corpus}:3" in err
+    assert SECRET_EMAIL not in err
+
+
 def _json(capsys: pytest.CaptureFixture[str]) -> Any:
     return json.loads(capsys.readouterr().out)
 
