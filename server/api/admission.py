@@ -15,6 +15,14 @@ included. So:
 * **privsynth streams** (UploadDataset, Generate, WatchTrainingJob) together hold at most
   ``max_streams`` threads of the main pool, so unary calls (and refusals) always find a free
   thread, and WatchTrainingJob, which may idle for hours, at most ``max_watch_streams``.
+  AnalyzeText and ScrubText are unary but wait on a scrub worker for up to seconds a call, so
+  they count against the same threads (class ``long_running``, bound ``max_streams``): twelve
+  idle uploads and eight slow scrubs once held all sixteen threads and every other call waited
+  13 s.
+* **One caller's share.** An authenticated caller holds at most ``max_streams_per_caller``
+  streams (default half of ``max_streams``), so one member's idle uploads cannot lock every
+  tenant out of uploading, sampling and watching. The caller is authenticated *before* any
+  place is taken: a call without a valid token holds no slot, not even briefly.
 * **CPU-bound work** is bounded per class, so a crowd of callers gets refusals instead of
   sharing the cores (and the GIL) ever more thinly, health included: ``Generate`` at most
   ``max_generate_calls`` at once (``generation``), ``AnalyzeText`` and ``ScrubText`` together
@@ -105,6 +113,8 @@ class Admission:
             ``max_streams``).
         max_generate_calls: Generate calls open at once (also counted in ``max_streams``).
         max_scrub_calls: AnalyzeText and ScrubText calls running at once.
+        max_streams_per_caller: Streams one authenticated caller may hold (default: half of
+            ``max_streams``, at least 1).
     """
 
     def __init__(
@@ -114,6 +124,7 @@ class Admission:
         max_watch_streams: int,
         max_generate_calls: int = DEFAULT_MAX_GENERATE_CALLS,
         max_scrub_calls: int = DEFAULT_MAX_SCRUB_CALLS,
+        max_streams_per_caller: int | None = None,
     ) -> None:
         self.limits = {
             "health_watch": HEALTH_WATCH_LIMIT,
@@ -122,8 +133,13 @@ class Admission:
             "watch": max_watch_streams,
             "generation": max_generate_calls,
             "scrubbing": max_scrub_calls,
+            "long_running": max_streams,
         }
+        self.per_caller = (
+            max(1, max_streams // 2) if max_streams_per_caller is None else max_streams_per_caller
+        )
         self._open = dict.fromkeys(self.limits, 0)
+        self._by_caller: dict[str, int] = {}
         self._lock = threading.Lock()
         self.health_pool = futures.ThreadPoolExecutor(
             max_workers=HEALTH_POOL_THREADS, thread_name_prefix="grpc-health"
@@ -142,10 +158,10 @@ class Admission:
             return ("reflection",)
         work = (_WORK_CLASSES[method],) if method in _WORK_CLASSES else ()
         if not streaming:
-            return work
+            return (*work, "long_running") if work else ()
         if method in _WATCH_METHODS:
-            return ("streams", "watch")
-        return ("streams", *work)
+            return ("streams", "watch", "long_running")
+        return ("streams", *work, "long_running")
 
     def pool_for(self, method: str) -> futures.ThreadPoolExecutor | None:
         """The dedicated pool ``method`` runs on, or None for the server's main pool."""
@@ -161,12 +177,18 @@ class Admission:
         with self._lock:
             return self._open[name]
 
-    def acquire(self, classes: tuple[str, ...]) -> Slot:
+    def acquire(self, classes: tuple[str, ...], *, caller: str | None = None) -> Slot:
         """Take a place in every class of ``classes``, or none.
 
+        Args:
+            classes: From :meth:`classes`.
+            caller: The authenticated caller's name; a stream then also counts against its
+                share (None: no authentication, every caller is the same one).
+
         Raises:
-            Overloaded: One of the classes is full.
+            Overloaded: One of the classes, or the caller's share of streams, is full.
         """
+        who = caller if caller is not None and "streams" in classes else None
         with self._lock:
             for name in classes:
                 if self._open[name] >= self.limits[name]:
@@ -176,13 +198,26 @@ class Admission:
                         subject=f"concurrent_calls/{name}",
                         retry_after_s=_RETRY_AFTER_S,
                     )
+            if who is not None and self._by_caller.get(who, 0) >= self.per_caller:
+                raise Overloaded(
+                    f"this caller has {self.per_caller} streams open already (the most one "
+                    "caller may hold); close one or retry later",
+                    subject="concurrent_calls/streams_per_caller",
+                    retry_after_s=_RETRY_AFTER_S,
+                )
             for name in classes:
                 self._open[name] += 1
+            if who is not None:
+                self._by_caller[who] = self._by_caller.get(who, 0) + 1
 
         def release() -> None:
             with self._lock:
                 for name in classes:
                     self._open[name] -= 1
+                if who is not None:
+                    self._by_caller[who] -= 1
+                    if not self._by_caller[who]:
+                        del self._by_caller[who]
 
         return Slot(release)
 

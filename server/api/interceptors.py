@@ -279,9 +279,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
             return AuthContext(context, identity)  # type: ignore[return-value]
 
         def admit(context: grpc.ServicerContext) -> Slot | None:
+            """Take the call's places, after authenticating it (see :mod:`.admission`)."""
             if admission is None or not classes:
                 return None
-            slot = admission.acquire(classes)
+            caller = context.identity.name if isinstance(context, AuthContext) else None
+            slot = admission.acquire(classes, caller=caller)
             if not context.add_callback(slot.release):
                 slot.release()  # the call has ended already
             return slot
@@ -326,8 +328,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 try:
                     _announce(context, call.request_id, early=streams_in)
                     request = request if streams_in else _well_formed(request)
+                    context = authorized(context)
                     slot = admit(context)
-                    response = behavior(request, authorized(context))
+                    response = behavior(request, context)
                     if not context.is_active():  # the client left (a request stream just ends)
                         code = _gone(context)
                         return response
@@ -350,8 +353,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 try:
                     _announce(context, call.request_id, early=True)
                     request = request if streams_in else _well_formed(request)
+                    context = authorized(context)
                     slot = admit(context)
-                    for response in behavior(request, authorized(context)):
+                    for response in behavior(request, context):
                         m.grpc_msg_sent.labels(**labels).inc()
                         yield response
                     if not context.is_active():
@@ -376,9 +380,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
             try:
                 _announce(context, call.request_id, early=True)
                 request = _well_formed(request)
+                context = authorized(context)
                 slot = admit(context)
                 pushing: Callable[..., Any] = behavior
-                pushing(request, authorized(context), send)
+                pushing(request, context, send)
             except Exception as exc:
                 code = _code_for(context, exc)
                 done(code, call)

@@ -6,6 +6,7 @@ tests; it trains nothing (``training_workers=0``), so jobs stay QUEUED and cance
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -336,3 +337,46 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path) -> None:
             assert list(c.list_datasets()) == []
     finally:
         srv.stop(grace=1)  # type: ignore[attr-defined]
+
+
+def test_one_member_cannot_hold_every_stream(deployment: Deployment) -> None:
+    # Twelve idle uploads from one member once refused every tenant's uploads, samples and
+    # watches for as long as that member liked. A caller now holds at most half the streams.
+    import threading
+    import time
+
+    from privsynth.client.client import RecordIn
+    from privsynth.client.errors import Overloaded
+
+    admission = deployment.server.admission  # type: ignore[attr-defined]
+    share = admission.per_caller
+    assert 1 <= share < admission.limits["streams"]
+    release = threading.Event()
+
+    def idle() -> Iterator[RecordIn]:
+        yield RecordIn(text="a record")
+        release.wait(60)
+        raise RuntimeError("given up")  # the client cancels the upload: nothing is stored
+
+    def hold() -> None:
+        with deployment.client("alice") as c, contextlib.suppress(Exception):
+            c.upload_dataset(idle(), display_name="idle")
+
+    holders = [threading.Thread(target=hold) for _ in range(share)]
+    for t in holders:
+        t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while admission.open_count("streams") < share and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert admission.open_count("streams") == share
+        with deployment.client("alice") as c, pytest.raises(Overloaded) as exc:
+            c.upload_dataset(fortunes(3), display_name="one more")
+        assert exc.value.work_class == "streams_per_caller"
+        with deployment.client("bob") as c:  # another member is still served
+            assert c.upload_dataset(fortunes(3), display_name="bob's").record_count == 3
+    finally:
+        release.set()
+        for t in holders:
+            t.join(60)
+    assert admission.open_count("streams") == 0

@@ -1,0 +1,57 @@
+"""Admission's accounting: which calls hold main-pool threads, and one caller's share."""
+
+from __future__ import annotations
+
+import pytest
+from privsynth.server.api.admission import Admission
+from privsynth.server.errors import Overloaded
+
+SCRUB = "/privsynth.v1.Scrubbing/ScrubText"
+UPLOAD = "/privsynth.v1.Datasets/UploadDataset"
+
+
+def _subject(exc: pytest.ExceptionInfo[Overloaded]) -> str:
+    return str(exc.value.subject)
+
+
+def test_slow_scrub_calls_and_streams_share_the_threads_streams_may_hold() -> None:
+    # Twelve idle uploads plus eight slow ScrubText calls held all sixteen threads of the main
+    # pool: every unary call then waited 13 s. Both now count against max_streams together.
+    adm = Admission(max_streams=3, max_watch_streams=2, max_scrub_calls=8)
+    scrub = adm.classes(SCRUB, streaming=False)
+    upload = adm.classes(UPLOAD, streaming=True)
+    held = [adm.acquire(upload), adm.acquire(scrub), adm.acquire(scrub)]
+    for classes in (scrub, upload):
+        with pytest.raises(Overloaded) as exc:
+            adm.acquire(classes)
+        assert _subject(exc) == "concurrent_calls/long_running"
+    held.pop().release()
+    adm.acquire(scrub).release()
+    assert adm.classes("/privsynth.v1.Datasets/ListDatasets", streaming=False) == ()
+
+
+def test_an_authenticated_caller_holds_at_most_its_share_of_streams() -> None:
+    adm = Admission(max_streams=6, max_watch_streams=2)
+    upload = adm.classes(UPLOAD, streaming=True)
+    assert adm.per_caller == 3
+    mine = [adm.acquire(upload, caller="mallory") for _ in range(3)]
+    with pytest.raises(Overloaded) as exc:
+        adm.acquire(upload, caller="mallory")
+    assert _subject(exc) == "concurrent_calls/streams_per_caller"
+    theirs = adm.acquire(upload, caller="alice")  # another caller is still admitted
+    adm.acquire(adm.classes(SCRUB, streaming=False), caller="mallory").release()  # not a stream
+    mine[0].release()
+    mine[0].release()  # idempotent: frees one place, not two
+    mine.append(adm.acquire(upload, caller="mallory"))
+    with pytest.raises(Overloaded):
+        adm.acquire(upload, caller="mallory")
+    for slot in [*mine, theirs]:
+        slot.release()
+    assert adm.open_count("streams") == 0 and adm.open_count("long_running") == 0
+    # Without authentication every caller is the same one: only the server-wide bound holds.
+    anonymous = [adm.acquire(upload) for _ in range(6)]
+    with pytest.raises(Overloaded) as exc:
+        adm.acquire(upload)
+    assert _subject(exc) == "concurrent_calls/streams"
+    for slot in anonymous:
+        slot.release()
