@@ -103,6 +103,10 @@ class Settings(BaseSettings):
         default_epsilon_cap: Budget cap of a dataset uploaded without one.
         max_record_bytes: Largest accepted record, in UTF-8 bytes.
         max_records: Largest accepted dataset, in records.
+        max_dataset_bytes: Largest accepted dataset, in bytes of scrubbed text: an upload is
+            held in memory until it is stored whole (twice, for the moment of storing), so this
+            bounds an upload's memory where ``max_records`` x ``max_record_bytes`` (64 GB) does
+            not.
         scrub_batch_size: Records per Presidio batch.
         scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
             ~370-500 MB); 0 scrubs in the server process. With two or more, one is kept for
@@ -188,6 +192,7 @@ class Settings(BaseSettings):
     default_epsilon_cap: float = Field(default=10.0, gt=0, le=1000)  # caps.MAX_EPSILON_CAP
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
     max_records: int = Field(default=1_000_000, ge=1)
+    max_dataset_bytes: int = Field(default=1024**3, ge=1)
     scrub_batch_size: int = Field(default=64, ge=1)
     scrub_workers: int = Field(default=3, ge=0)
     scrub_worker_max_rss_mb: int = Field(default=1536, ge=0)

@@ -283,6 +283,7 @@ def ingest(
     scrubber = runtime.scrubber
     metrics = runtime.metrics
     lines: list[bytes] = []
+    stored_bytes = 0
     totals: Counter[str] = Counter()
     strategies: Counter[str] = Counter()
     residual: Counter[str] = Counter()
@@ -298,7 +299,7 @@ def ingest(
     replacer = Replacer(scrubber.policy, key) if mail else None
 
     def flush() -> None:
-        nonlocal with_pii, pending_chars
+        nonlocal with_pii, pending_chars, stored_bytes
         if not pending:
             return
         started = time.perf_counter()
@@ -326,6 +327,13 @@ def ingest(
             residual.update(res.residual_counts)
             row = {"text": res.text, "label": label or None, "user": user or None}
             lines.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+            stored_bytes += len(lines[-1]) + 1
+        if stored_bytes > settings.max_dataset_bytes:
+            raise InvalidArgument(
+                f"dataset is over {settings.max_dataset_bytes} bytes of scrubbed text",
+                field="records",
+                reason=Reason.DATASET_TOO_LARGE,
+            )
         metrics.records_scrubbed.inc(len(pending))
         pending.clear()
         pending_chars = 0
