@@ -71,6 +71,10 @@ MAX_EPOCHS = 100
 MIN_PUBLIC_RECORDS = 20
 MAX_PUBLIC_RECORDS = 9000
 DEFAULT_PUBLIC_RECORDS = 1000
+MAX_PUBLIC_PASSES = 100_000
+"""Most records an audit on the public corpus may train on, epochs x (public records +
+canaries); 17x the default. Such an audit spends no budget, so nothing else bounds it, and at
+the per-field maxima one call ran 22,000 steps in 1.4 GB while every other audit waited."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +127,12 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
             field="public_records",
         )
     records = public if dataset_records is None else dataset_records
+    if dataset_records is None and epochs * (public + canaries) > MAX_PUBLIC_PASSES:
+        raise InvalidArgument(
+            f"an audit on the public corpus trains on at most {MAX_PUBLIC_PASSES} records in "
+            f"all: epochs x (public_records + canaries) is {epochs * (public + canaries)}",
+            field="epochs",
+        )
     if request.delta is not None and not (MIN_DELTA <= request.delta < 1.0 / (records + canaries)):
         raise InvalidArgument(
             f"delta must lie in [{MIN_DELTA:g}, 1/n) for up to n = {records + canaries} "

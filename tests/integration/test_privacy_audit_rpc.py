@@ -34,6 +34,7 @@ def _refusal(client: PrivsynthClient, **kw: Any) -> PrivsynthClientError:
         ({"target_epsilon": float("nan")}, "target_epsilon"),
         ({"target_epsilon": 1e300}, "target_epsilon"),  # calibration would never end
         ({"target_epsilon": 100.5}, "target_epsilon"),
+        ({"epochs": 100, "canaries": 10_000, "public_records": 9000}, "epochs"),  # 1.9M passes
         ({"epochs": 0}, "epochs"),
         ({"delta": 0.5}, "delta"),
     ],
