@@ -461,6 +461,8 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     """Write the auditor's HTML report on one dataset, and the same data as JSON."""
     from privsynth.client.report import collect, render_html
 
+    if not args.dataset:
+        raise UsageError("--dataset must name a dataset (datasets/<id> or the id)")
     dataset = resource_name("datasets", args.dataset)
     out = Path(args.out or f"audit-report-{dataset.split('/', 1)[1]}.html")
     to_stdout = json_mode(args)
@@ -978,9 +980,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (PrivsynthClientError, UsageError, CorpusFileError) as exc:
         return _failure(exc)
+    except BrokenPipeError:  # `privsynth sample ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so exit's flush stays quiet
+        return ExitCode.OK
     except OSError as exc:  # a token, certificate, key, audit export or output file
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"error: cannot use{where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        if exc.filename is None:
+            raise  # not a file of the caller's: a fault, with its traceback
+        print(f"error: cannot use {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return ExitCode.NOINPUT
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED

@@ -254,7 +254,13 @@ def printable(cell: str) -> str:
     """``cell`` with control characters as ``?``."""
     # A cell comes from the server (a display name, a label): a control character in it would
     # break the table or, as an escape sequence, drive the reader's terminal.
-    return "".join("?" if unicodedata.category(c) == "Cc" else c for c in cell)
+    return "".join(
+        "?" if unicodedata.category(c) == "Cc" or c in _LINE_BREAKERS else c for c in cell
+    )
+
+
+#: Characters that reorder or break a printed line (line separators, bidi overrides).
+_LINE_BREAKERS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

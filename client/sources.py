@@ -21,6 +21,7 @@ import csv
 import gzip
 import io
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +95,13 @@ class SourceRecord:
         line: 1-based line number (for CSV the line the row ends on; for Parquet the row).
         text: The document.
         fields: The other requested columns (``keep_fields``) present in the record, as
-            strings (an integer label or user id in decimal; a null is absent).
+            strings (an integer label or user id in decimal; a null is absent), or as the
+            file holds them when read with ``raw_fields``.
     """
 
     line: int
     text: str
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,7 +209,7 @@ def _lines(f: IO[bytes], stats: SourceStats) -> Iterator[tuple[int, str | None]]
 
 
 def _jsonl(
-    f: IO[bytes], stats: SourceStats, text_field: str, keep: Sequence[str]
+    f: IO[bytes], stats: SourceStats, text_field: str, keep: Sequence[str], raw: bool = False
 ) -> Iterator[SourceRecord]:
     for n, line in _lines(f, stats):
         if line is None or not line.strip():
@@ -227,7 +229,7 @@ def _jsonl(
         if not _encodable(text):
             stats.bad(n, f"field {text_field!r} holds an unpaired surrogate escape (\\ud800)")
             continue
-        kept = _kept_fields(obj, keep)
+        kept = {k: obj[k] for k in keep if k in obj} if raw else _kept_fields(obj, keep)
         if isinstance(kept, str):
             stats.bad(n, kept)
             continue
@@ -248,11 +250,15 @@ def _kept_fields(row: Mapping[str, Any], keep: Sequence[str]) -> dict[str, str] 
 
     A label or user id must be a string or an integer (written in decimal): ``0`` is a user
     id like any other, not a missing one, while ``true``, ``1.5``, a list or an object has no
-    one obvious spelling and is refused rather than guessed at. A null is an absent field.
+    one obvious spelling and is refused rather than guessed at. A null (or NaN) is an absent
+    field; a float with no fraction (``3.0``) is the integer.
     """
     kept: dict[str, str] = {}
     for k in keep:
         value = row.get(k)
+        if isinstance(value, float) and (math.isnan(value) or value.is_integer()):
+            # Parquet from pandas stores an integer column with gaps as float64: 3.0 and NaN.
+            value = None if math.isnan(value) else int(value)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, str | int):
@@ -322,7 +328,7 @@ def _text(f: IO[bytes], stats: SourceStats) -> Iterator[SourceRecord]:
 
 
 def _parquet(
-    path: Path, stats: SourceStats, text_field: str, keep: Sequence[str]
+    path: Path, stats: SourceStats, text_field: str, keep: Sequence[str], raw: bool = False
 ) -> Iterator[SourceRecord]:
     try:
         import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
@@ -359,7 +365,8 @@ def _parquet(
             if not isinstance(text, str):
                 stats.bad(row, f"column {text_field!r} is not a string")
                 continue
-            kept = _kept_fields({k: data[k][i] for k in columns[1:]}, keep)
+            row_fields = {k: data[k][i] for k in columns[1:]}
+            kept = row_fields if raw else _kept_fields(row_fields, keep)
             if isinstance(kept, str):
                 stats.bad(row, kept)
                 continue
@@ -374,6 +381,7 @@ def read_records(
     fmt: str | None = None,
     text_field: str = "text",
     keep_fields: Sequence[str] = ("label",),
+    raw_fields: bool = False,
 ) -> Iterator[SourceRecord]:
     """Stream the documents of a corpus file, counting bad lines in ``stats``.
 
@@ -384,6 +392,8 @@ def read_records(
             record is a message's :func:`~privsynth.client.mailfiles.compact_record`.
         text_field: Column / JSON key holding the text (ignored for plain text).
         keep_fields: Other columns to carry along.
+        raw_fields: Carry them as the file holds them (a local scrub copies them unchanged)
+            instead of as checked strings (what an upload sends).
 
     Raises:
         FileSourceError: Unknown format, missing text column, or Parquet without pyarrow.
@@ -394,7 +404,7 @@ def read_records(
     if detected == "parquet":
         if gz:
             raise FileSourceError("gzipped Parquet is not supported: Parquet compresses itself")
-        records = _parquet(path, stats, text_field, keep_fields)
+        records = _parquet(path, stats, text_field, keep_fields, raw_fields)
     elif detected in MAIL_FORMATS:
         records = _mail_records(_messages(path, gz, detected, stats), stats)
     else:
@@ -403,7 +413,9 @@ def read_records(
             f,
             _text(f, stats)
             if detected == "text"
-            else (_jsonl if detected == "jsonl" else _csv)(f, stats, text_field, keep_fields),
+            else _jsonl(f, stats, text_field, keep_fields, raw_fields)
+            if detected == "jsonl"
+            else _csv(f, stats, text_field, keep_fields),
         )
     for rec in records:
         stats.records += 1

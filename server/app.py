@@ -131,6 +131,7 @@ class PrivsynthServer:
             max_watch_streams=settings.max_watch_streams,
             max_generate_calls=settings.max_generate_calls,
             max_scrub_calls=settings.max_scrub_calls,
+            max_streams_per_caller=settings.max_streams_per_caller or None,
         )
         self.interceptor = ServerInterceptor(
             self.runtime.metrics, self.auth, self.admission, self.telemetry

@@ -59,9 +59,12 @@ class Settings(BaseSettings):
             log pipeline; ``text``: classic lines for a terminal (:mod:`privsynth.server.logs`).
         shutdown_grace_seconds: How long in-flight RPCs may finish after SIGTERM.
         max_workers: gRPC thread-pool size.
-        max_streams: privsynth streaming calls (UploadDataset, Generate, WatchTrainingJob) open
-            at once; each holds a thread of the pool. 0 (default) leaves a quarter of
-            ``max_workers`` (at least 2 threads) to unary calls. Over it: RESOURCE_EXHAUSTED.
+        max_streams: privsynth streaming calls (UploadDataset, Generate, WatchTrainingJob)
+            and slow scrub calls (AnalyzeText, ScrubText) open at once; each holds a thread of
+            the pool. 0 (default) leaves a quarter of ``max_workers`` (at least 2 threads) to
+            unary calls. Over it: RESOURCE_EXHAUSTED.
+        max_streams_per_caller: Of those, what one authenticated caller may hold. 0 (default):
+            half of ``max_streams``. A gateway that calls for many users may need more.
         max_watch_streams: WatchTrainingJob calls open at once (they may idle for hours).
         max_generate_calls: Generate calls running at once (each keeps a core busy); more
             are refused at once with RESOURCE_EXHAUSTED and a RetryInfo.
@@ -173,6 +176,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_workers: int = Field(default=16, ge=1)
     max_streams: int = Field(default=0, ge=0)
+    max_streams_per_caller: int = Field(default=0, ge=0)
     max_watch_streams: int = Field(default=4, ge=1)
     max_generate_calls: int = Field(default=2, ge=1)  # admission.DEFAULT_MAX_GENERATE_CALLS
     max_scrub_calls: int = Field(default=8, ge=1)  # admission.DEFAULT_MAX_SCRUB_CALLS

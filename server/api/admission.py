@@ -20,9 +20,11 @@ included. So:
   idle uploads and eight slow scrubs once held all sixteen threads and every other call waited
   13 s.
 * **One caller's share.** An authenticated caller holds at most ``max_streams_per_caller``
-  streams (default half of ``max_streams``), so one member's idle uploads cannot lock every
-  tenant out of uploading, sampling and watching. The caller is authenticated *before* any
-  place is taken: a call without a valid token holds no slot, not even briefly.
+  of those threads (streams and slow scrub calls; default half of ``max_streams``), so one
+  member's idle uploads cannot lock every tenant out of uploading, sampling and watching. In
+  open mode every caller is the same anonymous one, so only the server-wide bound applies. The
+  caller is authenticated *before* any place is taken: a call without a valid token holds no
+  slot, not even briefly.
 * **CPU-bound work** is bounded per class, so a crowd of callers gets refusals instead of
   sharing the cores (and the GIL) ever more thinly, health included: ``Generate`` at most
   ``max_generate_calls`` at once (``generation``), ``AnalyzeText`` and ``ScrubText`` together
@@ -108,13 +110,14 @@ class Admission:
     """Counts open calls per class and refuses those over the class's bound.
 
     Args:
-        max_streams: privsynth streaming calls (any of the three) open at once.
+        max_streams: privsynth streaming calls (any of the three) and AnalyzeText/ScrubText
+            calls open at once (class ``long_running``).
         max_watch_streams: WatchTrainingJob calls open at once (also counted in
             ``max_streams``).
         max_generate_calls: Generate calls open at once (also counted in ``max_streams``).
         max_scrub_calls: AnalyzeText and ScrubText calls running at once.
-        max_streams_per_caller: Streams one authenticated caller may hold (default: half of
-            ``max_streams``, at least 1).
+        max_streams_per_caller: Long-running calls one authenticated caller may hold
+            (default: half of ``max_streams``, at least 1).
     """
 
     def __init__(
@@ -182,13 +185,13 @@ class Admission:
 
         Args:
             classes: From :meth:`classes`.
-            caller: The authenticated caller's name; a stream then also counts against its
-                share (None: no authentication, every caller is the same one).
+            caller: The authenticated caller's name; a long-running call then also counts
+                against its share (None: open mode, every caller is the same one).
 
         Raises:
             Overloaded: One of the classes, or the caller's share of streams, is full.
         """
-        who = caller if caller is not None and "streams" in classes else None
+        who = caller if caller is not None and "long_running" in classes else None
         with self._lock:
             for name in classes:
                 if self._open[name] >= self.limits[name]:
@@ -200,8 +203,8 @@ class Admission:
                     )
             if who is not None and self._by_caller.get(who, 0) >= self.per_caller:
                 raise Overloaded(
-                    f"this caller has {self.per_caller} streams open already (the most one "
-                    "caller may hold); close one or retry later",
+                    f"this caller has {self.per_caller} streams or scrub calls open already "
+                    "(the most one caller may hold); close one or retry later",
                     subject="concurrent_calls/streams_per_caller",
                     retry_after_s=_RETRY_AFTER_S,
                 )

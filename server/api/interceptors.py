@@ -282,7 +282,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
             """Take the call's places, after authenticating it (see :mod:`.admission`)."""
             if admission is None or not classes:
                 return None
-            caller = context.identity.name if isinstance(context, AuthContext) else None
+            open_mode = auth is None or auth.open_mode  # every caller is one anonymous one
+            caller = (
+                context.identity.name
+                if isinstance(context, AuthContext) and not open_mode
+                else None
+            )
             slot = admission.acquire(classes, caller=caller)
             if not context.add_callback(slot.release):
                 slot.release()  # the call has ended already

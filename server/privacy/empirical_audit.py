@@ -90,13 +90,17 @@ class AuditRequest:
     dataset: str = ""
 
 
-def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -> AuditConfig:
+def audit_config(
+    request: AuditRequest, *, dataset_records: int | None = None, bound_passes: bool = True
+) -> AuditConfig:
     """Check a request and turn it into the models-level config.
 
     Args:
         request: The request as sent.
         dataset_records: Size of the private dataset the audit trains on (None: the public
             corpus); the run's δ must stay below 1/n for the records plus the canaries.
+        bound_passes: Hold a public-corpus audit to :data:`MAX_PUBLIC_PASSES` (a caller's
+            request); a model's own audit repeats its card's epochs, whatever they were.
 
     Raises:
         InvalidArgument: A field out of range or an unknown preset (naming the field).
@@ -127,10 +131,11 @@ def audit_config(request: AuditRequest, *, dataset_records: int | None = None) -
             field="public_records",
         )
     records = public if dataset_records is None else dataset_records
-    if dataset_records is None and epochs * (public + canaries) > MAX_PUBLIC_PASSES:
+    passes = epochs * (public + canaries)
+    if bound_passes and dataset_records is None and passes > MAX_PUBLIC_PASSES:
         raise InvalidArgument(
             f"an audit on the public corpus trains on at most {MAX_PUBLIC_PASSES} records in "
-            f"all: epochs x (public_records + canaries) is {epochs * (public + canaries)}",
+            f"all: epochs x (public_records + canaries) is {passes}",
             field="epochs",
         )
     if request.delta is not None and not (MIN_DELTA <= request.delta < 1.0 / (records + canaries)):
@@ -203,7 +208,8 @@ def model_audit_config(card: Mapping[str, Any], *, model: str) -> AuditConfig:
                 target_epsilon=epsilon,
                 delta=None if delta is None else float(delta),
                 epochs=int(card.get("epochs") or DEFAULT_EPOCHS),
-            )
+            ),
+            bound_passes=False,
         )
     except (InvalidArgument, FailedPrecondition) as exc:
         raise unavailable(

@@ -84,8 +84,10 @@ def run_cli(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     src = Path(args.file)
     fmt = getattr(args, "format", None)
-    if not src.is_file():
+    if not src.exists():
         raise _Refused(f"cannot read {src}: no such file", EXIT_NOINPUT)
+    if src.is_dir():
+        raise _Refused(f"cannot read {src}: it is a directory", EXIT_NOINPUT)
     try:
         out_fmt = fmt or detect_format(src)[0]
     except FileSourceError as exc:
@@ -112,11 +114,12 @@ def _run(args: argparse.Namespace) -> int:
             key=key,
         )
     except ScrubberConfigError as exc:
-        raise SystemExit(f"scrub configuration error: {exc}") from None
+        raise _Refused(f"scrub configuration error: {exc}", EXIT_USAGE) from None
     if scrubber.policy.needs_key and key is None:
-        raise SystemExit(
+        raise _Refused(
             "scrub configuration error: the policy uses 'hash' or 'pseudonym'; give the "
-            "file's key with --key-file or PRIVSYNTH_SCRUB_KEY (at least 16 bytes)"
+            "file's key with --key-file or PRIVSYNTH_SCRUB_KEY (at least 16 bytes)",
+            EXIT_USAGE,
         )
     bar = ProgressBar("scrubbing", total=100)
     with scrubber:

@@ -298,7 +298,7 @@ def scrub_file(
 
     def texts() -> Iterator[str]:
         for rec in read_records(
-            src, stats, fmt=fmt, text_field=text_field, keep_fields=keep_fields
+            src, stats, fmt=fmt, text_field=text_field, keep_fields=keep_fields, raw_fields=True
         ):
             pieces = [rec.text]
             if len(rec.text) > max_doc_chars:

@@ -184,9 +184,17 @@ def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
     return text
 
 
+#: Characters that reorder or break the line a label or name is printed on.
+_LINE_BREAKERS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _has_control(value: str) -> bool:
-    """True for NUL, newlines, ESC and the other C0/C1 controls (a label is printed in tables)."""
-    return any(unicodedata.category(c) == "Cc" for c in value)
+    """True for NUL, newlines, ESC, the other C0/C1 controls, line separators and bidi overrides.
+
+    A label or display name is printed in tables and terminals, where these would break the
+    line, drive the terminal, or reverse what a reader sees.
+    """
+    return any(unicodedata.category(c) == "Cc" or c in _LINE_BREAKERS for c in value)
 
 
 def _refuse_identifying_labels(
@@ -202,7 +210,9 @@ def _refuse_identifying_labels(
     mix, every sampled record's label), and a scrubbed label would silently merge with
     others. So a label the analyzer reads as an e-mail address, a phone or card number, an
     SSN, an IBAN or an IP address is refused, naming the record and the type, never the value.
-    Names and places are not checked: "Paris" or "Jordan" is a fair topic.
+    A label of digits alone is an opaque code, not refused as a phone or card number. Names
+    and places are not checked: "Paris" or "Jordan" is a fair topic. What the analyzer finds
+    follows the scrub policy: a type the policy leaves out is not refused either.
 
     Args:
         scrubber: The upload's scrubber (its analyzer and worker pool).
@@ -216,7 +226,10 @@ def _refuse_identifying_labels(
     labels = list(first_seen)
     results = scrubber.scrub_batch(labels, key=key, cancel=cancel)
     for label, res in zip(labels, results, strict=True):
-        found = sorted(IDENTIFIER_TYPES.intersection(res.entity_counts))
+        refused = IDENTIFIER_TYPES
+        if label.isdigit():  # an opaque code ("40512237"), however phone- or card-like
+            refused = refused - {"PHONE_NUMBER", "CREDIT_CARD"}
+        found = sorted(refused.intersection(res.entity_counts))
         if found:
             i = first_seen[label]
             raise InvalidArgument(

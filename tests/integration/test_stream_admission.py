@@ -167,3 +167,39 @@ def test_reflection_streams_are_capped_and_say_when_to_retry(bare_server: object
             call.cancel()  # type: ignore[attr-defined]
             gate.put(None)
             ch.close()
+
+
+def test_open_mode_callers_share_every_stream_not_half(bare_server: object) -> None:
+    # Without tokens every caller is the same anonymous identity: a per-caller share would
+    # halve the server's streams for everyone, so only the server-wide bound applies.
+    import threading
+
+    from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
+
+    admission = bare_server.admission  # type: ignore[attr-defined]
+    wanted = admission.per_caller + 1
+    assert wanted <= admission.limits["streams"]
+    release = threading.Event()
+
+    def idle() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+        release.wait(60)
+        return
+        yield  # a generator that sends nothing until released
+
+    port = bare_server.port  # type: ignore[attr-defined]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = datasets_pb2_grpc.DatasetsStub(ch)
+        calls = [stub.UploadDataset.future(idle(), timeout=60) for _ in range(wanted)]
+        try:
+            deadline = time.monotonic() + 30
+            while admission.open_count("streams") < wanted and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert admission.open_count("streams") == wanted
+        finally:
+            release.set()
+            for call in calls:
+                call.cancel()
+    deadline = time.monotonic() + 30
+    while admission.open_count("streams") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert admission.open_count("streams") == 0

@@ -434,3 +434,40 @@ def test_a_csv_quote_left_open_or_a_column_named_twice_is_a_data_error(
     twice.write_text("text,label,text\na,x,b\n")
     assert main([*_NOWHERE, "upload", str(twice)]) == EXIT_DATAERR
     assert "names column 'text' more than once" in capsys.readouterr().err
+
+
+def test_parquet_integer_columns_with_gaps_keep_their_integers(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    # pandas writes an integer column with a gap as float64: 3.0 and NaN.
+    table = pa.table(
+        {"text": ["a", "b", "c"], "label": [3.0, float("nan"), 0.0], "user_id": [1.0, 2.0, None]}
+    )
+    path = tmp_path / "c.parquet"
+    pq.write_table(table, path)
+    recs = list(read_records(path, text_field="text", label_field="label", user_field="user_id"))
+    assert [(r.label, r.user_id) for r in recs] == [("3", "1"), ("", "2"), ("0", "")]
+
+
+def test_audit_report_without_a_dataset_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([*_NOWHERE, "audit", "report", "--dataset", ""]) == ExitCode.USAGE
+    assert "--dataset" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `privsynth sample ... | head`: the reader left; that is no error of a file of the caller's.
+    from privsynth.client import cli
+
+    def closed(args: argparse.Namespace) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    class Parser:
+        def parse_args(self, argv: object) -> argparse.Namespace:
+            return argparse.Namespace(func=closed)
+
+    monkeypatch.setattr(cli, "build_parser", Parser)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main points stdout at /dev/null
+    assert main([]) == ExitCode.OK

@@ -205,3 +205,14 @@ def test_a_line_too_large_to_read_is_refused_by_line(
     assert [(i.line, i.reason) for i in rep.refused] == [(2, "line over 64 bytes")]
     assert rep.refused_count == 1 and rep.malformed_count == 0
     assert SECRET not in json.dumps(rep.to_dict())
+
+
+def test_a_local_scrub_copies_labels_as_the_file_holds_them(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"text": "a", "label": 3}\n{"text": "b", "label": [1, 2]}\n{"text": "c", "label": null}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    rep = scrub_file(src, out, scrubber=FakeScrubber())
+    assert rep.malformed_count == 0
+    assert [r.get("label", "absent") for r in _read(out)] == [3, [1, 2], None]
