@@ -25,12 +25,12 @@ from privsynth.client.cli_support import (
     json_mode,
     message_dict,
     print_json,
-    printable,
     resource_name,
     table,
 )
 from privsynth.client.client import PrivsynthClient
 from privsynth.client.pb import models_pb2, training_pb2
+from privsynth.client.printing import printable
 
 __all__ = ["register"]
 

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from privsynth.client.client import PrivsynthClient, TlsConfig
+from privsynth.client.printing import printable
 
 __all__ = [
     "UsageError",
@@ -41,7 +41,6 @@ __all__ = [
     "name_arg",
     "positive_int32_arg",
     "print_json",
-    "printable",
     "resource_name",
     "table",
 ]
@@ -248,19 +247,6 @@ def resource_name(collection: str, value: str) -> str:
     if not value:
         return value
     return value if value.startswith(f"{collection}/") else f"{collection}/{value}"
-
-
-def printable(cell: str) -> str:
-    """``cell`` with control characters as ``?``."""
-    # A cell comes from the server (a display name, a label): a control character in it would
-    # break the table or, as an escape sequence, drive the reader's terminal.
-    return "".join(
-        "?" if unicodedata.category(c) == "Cc" or c in _LINE_BREAKERS else c for c in cell
-    )
-
-
-#: Characters that reorder or break a printed line (line separators, bidi overrides).
-_LINE_BREAKERS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -25,11 +25,11 @@ import hmac
 import json
 import threading
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from privsynth.client.printing import breaks_line
 from privsynth.server.db import DatasetRow, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason, Unavailable
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
@@ -184,17 +184,9 @@ def _decode(i: int, rec: IncomingRecord, max_bytes: int) -> str:
     return text
 
 
-#: Characters that reorder or break the line a label or name is printed on.
-_LINE_BREAKERS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def _has_control(value: str) -> bool:
-    """True for NUL, newlines, ESC, the other C0/C1 controls, line separators and bidi overrides.
-
-    A label or display name is printed in tables and terminals, where these would break the
-    line, drive the terminal, or reverse what a reader sees.
-    """
-    return any(unicodedata.category(c) == "Cc" or c in _LINE_BREAKERS for c in value)
+    """True if ``value`` holds a character that breaks a printed line (:func:`breaks_line`)."""
+    return any(breaks_line(c) for c in value)
 
 
 def _refuse_identifying_labels(
