@@ -204,17 +204,18 @@ def test_upload_of_a_missing_file_says_so(
     assert "Exception iterating requests" not in err
 
 
+def _refused_upload(path: Path, body: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Write ``body`` to ``path``, upload it: a data error (65) before connecting; its stderr."""
+    path.write_text(body)
+    assert main([*_NOWHERE, "upload", str(path)]) == EXIT_DATAERR
+    return capsys.readouterr().err
+
+
 def test_upload_refuses_an_unknown_format_and_an_empty_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    odd = tmp_path / "corpus.xlsx"
-    odd.write_text("x\n")
-    assert main([*_NOWHERE, "upload", str(odd)]) == EXIT_DATAERR
-    assert "cannot tell the format" in capsys.readouterr().err
-    empty = tmp_path / "empty.txt"
-    empty.write_text("\n\n")
-    assert main([*_NOWHERE, "upload", str(empty)]) == EXIT_DATAERR
-    assert "no records" in capsys.readouterr().err
+    assert "cannot tell the format" in _refused_upload(tmp_path / "corpus.xlsx", "x\n", capsys)
+    assert "no records" in _refused_upload(tmp_path / "empty.txt", "\n\n", capsys)
 
 
 def test_integer_user_ids_and_labels_keep_zero(tmp_path: Path) -> None:
@@ -264,10 +265,9 @@ def test_integer_user_ids_and_labels_keep_zero(tmp_path: Path) -> None:
 def test_values_without_one_spelling_are_refused_by_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, reason: str
 ) -> None:
-    path = tmp_path / "c.jsonl"
-    path.write_text('{"text": "fine", "label": "a"}\n' + line + "\n")
-    assert main([*_NOWHERE, "upload", str(path)]) == EXIT_DATAERR
-    err = capsys.readouterr().err
+    err = _refused_upload(
+        tmp_path / "c.jsonl", '{"text": "fine", "label": "a"}\n' + line + "\n", capsys
+    )
     assert f"c.jsonl:2: {reason}" in err
     assert "Traceback" not in err
 
@@ -426,14 +426,10 @@ def test_a_csv_quote_left_open_or_a_column_named_twice_is_a_data_error(
 ) -> None:
     # Non-strict csv swallowed the rest of the file into the open quote's cell: two rows
     # became one record holding the next row's text.
-    opened = tmp_path / "open.csv"
-    opened.write_text('text,label\n"a,x\n"b",y\n')
-    assert main([*_NOWHERE, "upload", str(opened)]) == EXIT_DATAERR
-    assert "not valid CSV" in capsys.readouterr().err
-    twice = tmp_path / "twice.csv"
-    twice.write_text("text,label,text\na,x,b\n")
-    assert main([*_NOWHERE, "upload", str(twice)]) == EXIT_DATAERR
-    assert "names column 'text' more than once" in capsys.readouterr().err
+    err = _refused_upload(tmp_path / "open.csv", 'text,label\n"a,x\n"b",y\n', capsys)
+    assert "not valid CSV" in err
+    err = _refused_upload(tmp_path / "twice.csv", "text,label,text\na,x,b\n", capsys)
+    assert "names column 'text' more than once" in err
 
 
 def test_parquet_integer_columns_with_gaps_keep_their_integers(tmp_path: Path) -> None:
