@@ -37,6 +37,7 @@ from privsynth.client.pb import (
 )
 from privsynth.server.api.admission import Admission, default_max_streams
 from privsynth.server.api.auth import Authenticator
+from privsynth.server.api.idle import IdleLimit
 from privsynth.server.api.interceptors import ServerInterceptor
 from privsynth.server.api.reflection import enable_reflection
 from privsynth.server.api.services.datasets import DatasetsServicer
@@ -133,8 +134,9 @@ class PrivsynthServer:
             max_scrub_calls=settings.max_scrub_calls,
             max_streams_per_caller=settings.max_streams_per_caller or None,
         )
+        self.idle = IdleLimit(limit_s=settings.stream_idle_seconds)
         self.interceptor = ServerInterceptor(
-            self.runtime.metrics, self.auth, self.admission, self.telemetry
+            self.runtime.metrics, self.auth, self.admission, self.telemetry, self.idle
         )
         self.health = HealthServicer()
         self.grpc = grpc.server(
@@ -230,6 +232,7 @@ class PrivsynthServer:
                 self.settings.host, self.settings.metrics_port
             )
         self.grpc.start()
+        self.idle.start()
         if self._health_grpc is not None:
             self._health_grpc.start()
         log.info("privsynth listening on %s:%d (loading models)", self.settings.host, self.port)
@@ -249,6 +252,7 @@ class PrivsynthServer:
         self.grpc.stop(grace).wait()
         if self._health_grpc is not None:
             self._health_grpc.stop(0).wait()
+        self.idle.stop()
         self.admission.shutdown()
         self.runner.shutdown()
         self.evaluations.shutdown()

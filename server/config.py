@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         max_streams_per_caller: Of those, what one authenticated caller may hold. 0 (default):
             half of ``max_streams``. A gateway that calls for many users may need more.
         max_watch_streams: WatchTrainingJob calls open at once (they may idle for hours).
+        stream_idle_seconds: How long a stream may wait on its client (for an upload's next
+            message, or for the client to read what was sent) before the server ends it with
+            DEADLINE_EXCEEDED; 0 turns the limit off. A watch waiting on its job is not
+            waiting on its client (:mod:`privsynth.server.api.idle`).
         max_generate_calls: Generate calls running at once (each keeps a core busy); more
             are refused at once with RESOURCE_EXHAUSTED and a RetryInfo.
         max_scrub_calls: AnalyzeText and ScrubText calls running at once; more are refused
@@ -178,6 +182,7 @@ class Settings(BaseSettings):
     max_streams: int = Field(default=0, ge=0)
     max_streams_per_caller: int = Field(default=0, ge=0)
     max_watch_streams: int = Field(default=4, ge=1)
+    stream_idle_seconds: float = Field(default=120.0, ge=0)  # idle.DEFAULT_STREAM_IDLE_SECONDS
     max_generate_calls: int = Field(default=2, ge=1)  # admission.DEFAULT_MAX_GENERATE_CALLS
     max_scrub_calls: int = Field(default=8, ge=1)  # admission.DEFAULT_MAX_SCRUB_CALLS
     training_workers: int = Field(default=1, ge=0)

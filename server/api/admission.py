@@ -25,6 +25,8 @@ included. So:
   open mode every caller is the same anonymous one, so only the server-wide bound applies. The
   caller is authenticated *before* any place is taken: a call without a valid token holds no
   slot, not even briefly.
+* **For how long.** A stream that waits on its *client* longer than
+  ``PRIVSYNTH_STREAM_IDLE_SECONDS`` is ended and gives its place back (:mod:`.idle`).
 * **CPU-bound work** is bounded per class, so a crowd of callers gets refusals instead of
   sharing the cores (and the GIL) ever more thinly, health included: ``Generate`` at most
   ``max_generate_calls`` at once (``generation``), ``AnalyzeText`` and ``ScrubText`` together

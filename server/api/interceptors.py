@@ -37,6 +37,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from privsynth.server.api.admission import Admission, Slot
 from privsynth.server.api.auth import AuthContext, Authenticator
+from privsynth.server.api.idle import IdleLimit
 from privsynth.server.errors import (
     InvalidArgument,
     Overloaded,
@@ -145,6 +146,10 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
+_END = object()
+"""Marks the end of a request stream."""
+
+
 class _Malformed:
     """Stands for a request whose bytes did not parse (see :func:`_tolerant`)."""
 
@@ -203,6 +208,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     With an :class:`~privsynth.server.api.admission.Admission`, it also bounds concurrent streams
     per class (RESOURCE_EXHAUSTED when full) and runs health and reflection on their own pools.
+    With an :class:`~privsynth.server.api.idle.IdleLimit`, a stream that waits on its client
+    (for a request, or for the client to read) longer than the limit is ended.
     With :class:`~privsynth.server.telemetry.RpcTelemetry` (OpenTelemetry configured), each call
     also gets a span and a duration point; without it, nothing of it runs.
     """
@@ -213,11 +220,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
         authenticator: Authenticator | None = None,
         admission: Admission | None = None,
         telemetry: RpcTelemetry | None = None,
+        idle: IdleLimit | None = None,
     ) -> None:
         self.metrics = metrics
         self.authenticator = authenticator
         self.admission = admission
         self.telemetry = telemetry
+        self.idle = idle if idle is not None and idle.enabled else None
 
     def intercept_service(
         self,
@@ -293,10 +302,30 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 slot.release()  # the call has ended already
             return slot
 
-        def count_in(iterator: Iterator[Any]) -> Iterator[Any]:
-            for item in iterator:
+        idle = self.idle
+
+        @contextmanager
+        def waiting_on_client(context: grpc.ServicerContext, what: str) -> Iterator[None]:
+            if idle is None:
+                yield
+            else:
+                with idle.waiting(context, what):
+                    yield
+
+        def count_in(iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            requests = iter(iterator)
+            while True:
+                with waiting_on_client(context, "the client's next message"):
+                    item = next(requests, _END)
+                if item is _END:
+                    return
                 m.grpc_msg_received.labels(**labels).inc()
                 yield _well_formed(item)
+
+        def code_for(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
+            if idle is not None and idle.ended(context):
+                return grpc.StatusCode.DEADLINE_EXCEEDED
+            return _code_for(context, exc)
 
         def done(code: grpc.StatusCode, call: _Call) -> None:
             seconds = time.perf_counter() - call.started
@@ -305,13 +334,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
             if tel is not None:
                 tel.end(call.span, service, name, code, seconds)
 
-        def begin(request: Any) -> tuple[_Call, Any]:
+        def begin(request: Any, context: grpc.ServicerContext) -> tuple[_Call, Any]:
             m.grpc_started.labels(**labels).inc()
             call = _Call(time.perf_counter(), request_id_of(metadata))
             if tel is not None:
                 call.span = tel.start(service, name, metadata)
             if streams_in:
-                return call, count_in(request)
+                return call, count_in(request, context)
             m.grpc_msg_received.labels(**labels).inc()
             return call, request
 
@@ -326,7 +355,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         yield
 
         def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-            call, request = begin(request)
+            raw = context  # grpcio's own context: the one the idle limit can end
+            call, request = begin(request, raw)
             code = grpc.StatusCode.OK
             slot: Slot | None = None
             with scope(call):
@@ -342,7 +372,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     m.grpc_msg_sent.labels(**labels).inc()
                     return response
                 except Exception as exc:
-                    code = _code_for(context, exc)
+                    code = code_for(raw, exc)
                     _abort(context, exc, code, method, call.request_id)
                     raise
                 finally:
@@ -351,7 +381,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     done(code, call)
 
         def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            call, request = begin(request)
+            raw = context  # grpcio's own context: the one the idle limit can end
+            call, request = begin(request, raw)
             code = grpc.StatusCode.OK
             slot: Slot | None = None
             with scope(call):
@@ -362,14 +393,18 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     slot = admit(context)
                     for response in behavior(request, context):
                         m.grpc_msg_sent.labels(**labels).inc()
-                        yield response
+                        # grpcio sends while this generator is suspended, and blocks once the
+                        # client's window is full: that wait is the client's.
+                        with waiting_on_client(raw, "the client to read"):
+                            yield response
                     if not context.is_active():
-                        code = grpc.StatusCode.CANCELLED
+                        code = code_for(raw, Exception())
                 except GeneratorExit:  # grpc dropped the stream: the client went away
-                    code = grpc.StatusCode.CANCELLED
+                    idled = idle is not None and idle.ended(raw)
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED if idled else grpc.StatusCode.CANCELLED
                     raise
                 except Exception as exc:
-                    code = _code_for(context, exc)
+                    code = code_for(raw, exc)
                     _abort(context, exc, code, method, call.request_id)
                     raise
                 finally:
@@ -381,7 +416,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             request: Any, context: grpc.ServicerContext, send: Callable[[Any], None]
         ) -> None:
             """A non-blocking stream (health Watch): pushes through ``send``, holds no thread."""
-            call, request = begin(request)
+            call, request = begin(request, context)
             try:
                 _announce(context, call.request_id, early=True)
                 request = _well_formed(request)

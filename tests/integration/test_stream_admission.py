@@ -203,3 +203,50 @@ def test_open_mode_callers_share_every_stream_not_half(bare_server: object) -> N
     while admission.open_count("streams") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert admission.open_count("streams") == 0
+
+
+def test_an_idle_upload_gives_its_place_back(tmp_path: Path) -> None:
+    # Uploads that opened and went quiet used to keep their admission place (and a pool
+    # thread) until the server restarted; the idle limit ends them.
+    import threading
+
+    from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
+    from privsynth.server.app import PrivsynthServer
+    from privsynth.server.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path,
+        host="127.0.0.1",
+        grpc_port=0,
+        metrics_port=-1,
+        scrub_workers=0,
+        stream_idle_seconds=1,
+    )
+    srv = PrivsynthServer(settings)
+    srv.grpc.start()
+    srv.idle.start()
+    release = threading.Event()
+
+    def quiet() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+        release.wait(60)
+        return
+        yield  # a generator that sends nothing until released
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = datasets_pb2_grpc.DatasetsStub(ch)
+            calls = [stub.UploadDataset.future(quiet(), timeout=60) for _ in range(3)]
+            for call in calls:
+                exc = call.exception(timeout=20)
+                assert isinstance(exc, grpc.RpcError)
+                assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+                assert "PRIVSYNTH_STREAM_IDLE_SECONDS" in exc.details()  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while srv.admission.open_count("streams") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert srv.admission.open_count("streams") == 0
+    finally:
+        release.set()
+        srv.idle.stop()
+        srv.grpc.stop(0).wait()
+        srv.runtime.close()
