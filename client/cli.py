@@ -435,6 +435,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Verify the audit chain (from a JSON-lines export or live from the server)."""
     if args.file:
         result = verify_chain(_read_audit_file(Path(args.file)), expected_head=args.head)
+        if not result.entries and not result.problems:
+            # An export always holds the entries up to its head; an empty file proves
+            # nothing, and reading it as "intact" would pass a file truncated to nothing.
+            result.problems.append(f"{args.file} holds no audit entries: nothing was verified")
     else:
         with _client(args) as client:
             result = verify_chain(client.export_audit_log(), expected_head=args.head)

@@ -414,6 +414,16 @@ def test_files_the_cli_cannot_read_or_write_are_named_with_exit_66(
     assert "not UTF-8" in capsys.readouterr().err
 
 
+def test_an_empty_audit_export_is_not_reported_intact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "export.jsonl"
+    empty.write_text("\n")
+    assert main(["audit", "verify", "--file", str(empty)]) == ExitCode.NEGATIVE
+    err = capsys.readouterr().err
+    assert "holds no audit entries" in err and "intact" not in err
+
+
 def test_tables_print_control_characters_as_question_marks() -> None:
     from privsynth.client.cli_support import table
 
