@@ -30,6 +30,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +38,7 @@ __all__ = [
     "ArtifactStore",
     "ArtifactStoreUnavailable",
     "ObjectArtifactStore",
+    "StagedArtifact",
     "open_artifact_store",
     "private_dir",
 ]
@@ -59,18 +61,83 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def _digest_name(kind: str, data: bytes, suffix: str) -> tuple[str, str]:
-    """The relative name ``<kind>/<sha256><suffix>`` of ``data``, and its digest."""
+def _check_kind(kind: str) -> str:
     if not kind or "/" in kind or kind.startswith("."):
         raise ValueError(f"artifact kind must be one plain path segment, got {kind!r}")
+    return kind
+
+
+def _digest_name(kind: str, data: bytes, suffix: str) -> tuple[str, str]:
+    """The relative name ``<kind>/<sha256><suffix>`` of ``data``, and its digest."""
     digest = hashlib.sha256(data).hexdigest()
-    return f"{kind}/{digest}{suffix}", digest
+    return f"{_check_kind(kind)}/{digest}{suffix}", digest
 
 
 def _verified(relpath: str, data: bytes, sha256: str | None) -> bytes:
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError(f"artifact {relpath} is corrupt (hash mismatch)")
     return data
+
+
+class StagedArtifact:
+    """An artifact written piece by piece to a local file, hashed as it goes.
+
+    A large artifact (a 1 GiB upload's scrubbed shard) never has to be held in memory: it is
+    written to a temporary file in the store's working directory and only :meth:`commit`
+    stores it under its content's name. Leaving the ``with`` block without committing (an
+    error, a cancelled upload) removes the file.
+
+    Args:
+        store: Where :meth:`commit` puts it.
+        kind: As for :meth:`ArtifactStore.put`.
+        suffix: As for :meth:`ArtifactStore.put`.
+    """
+
+    def __init__(self, store: ArtifactStore, kind: str, suffix: str) -> None:
+        directory = private_dir(store.root / _check_kind(kind))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        self._store, self._kind, self._suffix = store, kind, suffix
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        """Bytes written so far."""
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+        self._fh.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def commit(self) -> tuple[str, str]:
+        """Store what was written; returns the relative path and the SHA-256 hex digest."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.chmod(self._tmp, FILE_MODE)  # mkstemp's default, said explicitly
+        digest = self._hash.hexdigest()
+        relpath = f"{self._kind}/{digest}{self._suffix}"
+        try:
+            self._store._adopt(self._tmp, relpath)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+        return relpath, digest
+
+    def discard(self) -> None:
+        """Drop what was written (idempotent; nothing after a commit)."""
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedArtifact:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.discard()
 
 
 class ArtifactStore:
@@ -96,21 +163,21 @@ class ArtifactStore:
             The path relative to the root, and the SHA-256 hex digest of the content.
         """
         relpath, digest = _digest_name(kind, data, suffix)
-        directory = private_dir(self.root / kind)
+        if (self.root / relpath).exists():
+            return relpath, digest
+        with self.stage(kind, suffix=suffix) as staged:
+            staged.write(data)
+            return staged.commit()
+
+    def stage(self, kind: str, *, suffix: str) -> StagedArtifact:
+        """An artifact to write piece by piece and then commit (see :class:`StagedArtifact`)."""
+        return StagedArtifact(self, kind, suffix)
+
+    def _adopt(self, local: Path, relpath: str) -> None:
+        """Move the complete, fsynced file ``local`` (in the same directory) into place."""
         final = self.root / relpath
         if not final.exists():
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, FILE_MODE)  # mkstemp's default, said explicitly
-                os.replace(tmp, final)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return relpath, digest
+            os.replace(local, final)
 
     def get(self, relpath: str, *, sha256: str | None = None) -> bytes:
         """Read an artifact, verifying its hash when given.
@@ -202,6 +269,12 @@ class ObjectArtifactStore(ArtifactStore):
         if not self.fs.exists(key):
             self.fs.pipe_file(key, data)
         return relpath, digest
+
+    def _adopt(self, local: Path, relpath: str) -> None:
+        """Upload the staged file as one object (fsspec streams it from disk)."""
+        key = self._key(relpath)
+        if not self.fs.exists(key):
+            self.fs.put_file(str(local), key)
 
     def get(self, relpath: str, *, sha256: str | None = None) -> bytes:
         """Read an object, verifying its hash when given; see :meth:`ArtifactStore.get`."""

@@ -287,8 +287,6 @@ def ingest(
     settings = runtime.settings
     scrubber = runtime.scrubber
     metrics = runtime.metrics
-    lines: list[bytes] = []
-    stored_bytes = 0
     totals: Counter[str] = Counter()
     strategies: Counter[str] = Counter()
     residual: Counter[str] = Counter()
@@ -304,7 +302,7 @@ def ingest(
     replacer = Replacer(scrubber.policy, key) if mail else None
 
     def flush() -> None:
-        nonlocal with_pii, pending_chars, stored_bytes
+        nonlocal with_pii, pending_chars
         if not pending:
             return
         started = time.perf_counter()
@@ -331,9 +329,8 @@ def ingest(
                 strategies.update(res.strategy_counts)
             residual.update(res.residual_counts)
             row = {"text": res.text, "label": label or None, "user": user or None}
-            lines.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
-            stored_bytes += len(lines[-1]) + 1
-        if stored_bytes > settings.max_dataset_bytes:
+            shard.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        if shard.size > settings.max_dataset_bytes:
             raise InvalidArgument(
                 f"dataset is over {settings.max_dataset_bytes} bytes of scrubbed text",
                 field="records",
@@ -343,58 +340,62 @@ def ingest(
         pending.clear()
         pending_chars = 0
 
-    count = 0
-    for i, rec in enumerate(records):
-        if cancel is not None and cancel.is_set():
-            raise ScrubCancelled("the upload was cancelled")
-        if count >= settings.max_records:
-            raise InvalidArgument(
-                f"dataset has more than {settings.max_records} records",
-                field="records",
-                reason=Reason.DATASET_TOO_LARGE,
-            )
-        text = _decode(i, rec, settings.max_record_bytes)
-        deny = None
-        if mail:
-            text, deny = mail_record(text)
-            if not text.strip():
+    # The scrubbed shard goes to disk as it is scrubbed: an upload holds one flush in memory,
+    # not its whole corpus (1 GiB each, with a dozen uploads open at once, was an OOM kill).
+    shard = runtime.store.stage("shards", suffix=".jsonl")
+    with shard:  # removed unless committed
+        count = 0
+        for i, rec in enumerate(records):
+            if cancel is not None and cancel.is_set():
+                raise ScrubCancelled("the upload was cancelled")
+            if count >= settings.max_records:
                 raise InvalidArgument(
-                    f"record {i}: the message has no Subject or body text",
-                    field=f"records[{i}].text",
+                    f"dataset has more than {settings.max_records} records",
+                    field="records",
+                    reason=Reason.DATASET_TOO_LARGE,
                 )
-        user = ""
-        if rec.user_id:
-            user = hmac.new(runtime.user_key, rec.user_id.encode(), hashlib.sha256).hexdigest()
-            users.add(user)
-        else:
-            anonymous += 1
-        labelled += bool(rec.label)
-        if rec.label and rec.label not in checked_labels and rec.label not in new_labels:
-            new_labels[rec.label] = i
-        pending.append((text, rec.label, user, deny))
-        pending_chars += len(text)
-        count += 1
-        # Large enough that every scrub worker gets chunks of every flush; bounded in
-        # characters too, so records of 64 KB are not gathered 256 at a time.
-        if (
-            len(pending) >= settings.scrub_batch_size * max(1, settings.scrub_workers) * 2
-            or pending_chars >= FLUSH_CHARS
-        ):
-            flush()
-    flush()
-    if count == 0:
-        raise InvalidArgument(
-            "the dataset is empty: upload at least one record",
-            field="records",
-            reason=Reason.DATASET_EMPTY,
-        )
-    if spec.delta is not None:
-        check_delta_cap(spec.delta, count)  # as UpdateBudgetCap: before anything is stored
+            text = _decode(i, rec, settings.max_record_bytes)
+            deny = None
+            if mail:
+                text, deny = mail_record(text)
+                if not text.strip():
+                    raise InvalidArgument(
+                        f"record {i}: the message has no Subject or body text",
+                        field=f"records[{i}].text",
+                    )
+            user = ""
+            if rec.user_id:
+                user = hmac.new(runtime.user_key, rec.user_id.encode(), hashlib.sha256).hexdigest()
+                users.add(user)
+            else:
+                anonymous += 1
+            labelled += bool(rec.label)
+            if rec.label and rec.label not in checked_labels and rec.label not in new_labels:
+                new_labels[rec.label] = i
+            pending.append((text, rec.label, user, deny))
+            pending_chars += len(text)
+            count += 1
+            # Large enough that every scrub worker gets chunks of every flush; bounded in
+            # characters too, so records of 64 KB are not gathered 256 at a time.
+            if (
+                len(pending) >= settings.scrub_batch_size * max(1, settings.scrub_workers) * 2
+                or pending_chars >= FLUSH_CHARS
+            ):
+                flush()
+        flush()
+        if count == 0:
+            raise InvalidArgument(
+                "the dataset is empty: upload at least one record",
+                field="records",
+                reason=Reason.DATASET_EMPTY,
+            )
+        if spec.delta is not None:
+            check_delta_cap(spec.delta, count)  # as UpdateBudgetCap: before anything is stored
 
-    units = len(users) + anonymous if users else count
-    for entity, n in totals.items():
-        metrics.pii_entities.labels(entity_type=entity).inc(n)
-    path, digest = runtime.store.put("shards", b"\n".join(lines) + b"\n", suffix=".jsonl")
+        units = len(users) + anonymous if users else count
+        for entity, n in totals.items():
+            metrics.pii_entities.labels(entity_type=entity).inc(n)
+        path, digest = shard.commit()
     report = {
         "records_scrubbed": count,
         "records_with_pii": with_pii,

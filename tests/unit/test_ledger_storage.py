@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,27 @@ def test_artifacts_are_content_addressed_and_verified(tmp_path: Path) -> None:
     (tmp_path / rel).write_bytes(b"tampered")
     with pytest.raises(ValueError, match="corrupt"):
         store.get(rel, sha256=digest)
+
+
+def test_a_staged_artifact_is_stored_on_commit_and_dropped_otherwise(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    with store.stage("shards", suffix=".jsonl") as staged:
+        staged.write(b"line 1\n")
+        staged.write(b"line 2\n")
+        assert staged.size == 14
+        rel, digest = staged.commit()
+    assert digest == hashlib.sha256(b"line 1\nline 2\n").hexdigest()
+    assert rel == f"shards/{digest}.jsonl"  # the name put() gives the same bytes
+    assert store.get(rel, sha256=digest) == b"line 1\nline 2\n"
+    with store.stage("shards", suffix=".jsonl") as again:  # the same content: one artifact
+        again.write(b"line 1\nline 2\n")
+        assert again.commit() == (rel, digest)
+
+    def cancelled_upload() -> None:
+        with store.stage("shards", suffix=".jsonl") as failed:
+            failed.write(b"half an upload")
+            raise RuntimeError("upload cancelled")
+
+    with pytest.raises(RuntimeError):
+        cancelled_upload()
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [rel.split("/")[1]]

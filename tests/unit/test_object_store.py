@@ -55,6 +55,17 @@ def test_round_trip_with_the_local_names(endpoint: S3Endpoint, tmp_path: Path) -
     assert not list((tmp_path / "scratch").rglob("*.jsonl"))
 
 
+def test_a_staged_artifact_is_uploaded_from_disk(endpoint: S3Endpoint, tmp_path: Path) -> None:
+    store = _store(endpoint, tmp_path, "staged")
+    with store.stage("shards", suffix=".jsonl") as staged:
+        staged.write(b"scrubbed ")
+        staged.write(b"in two writes\n")
+        rel, digest = staged.commit()
+    assert digest == hashlib.sha256(b"scrubbed in two writes\n").hexdigest()
+    assert store.get(rel, sha256=digest) == b"scrubbed in two writes\n"
+    assert not [p for p in (tmp_path / "scratch" / "shards").iterdir()]  # staged file removed
+
+
 def test_two_replicas_share_artifacts_without_a_shared_volume(
     endpoint: S3Endpoint, tmp_path: Path
 ) -> None:
