@@ -110,10 +110,10 @@ class Settings(BaseSettings):
         default_epsilon_cap: Budget cap of a dataset uploaded without one.
         max_record_bytes: Largest accepted record, in UTF-8 bytes.
         max_records: Largest accepted dataset, in records.
-        max_dataset_bytes: Largest accepted dataset, in bytes of scrubbed text: an upload is
-            held in memory until it is stored whole (twice, for the moment of storing), so this
-            bounds an upload's memory where ``max_records`` x ``max_record_bytes`` (64 GB) does
-            not.
+        max_dataset_bytes: Largest accepted dataset, in bytes of scrubbed text. An upload's
+            shard is staged on disk as it is scrubbed, so this bounds the disk one upload takes
+            (and the memory a training job reading it takes) where ``max_records`` x
+            ``max_record_bytes`` (64 GB) does not.
         scrub_batch_size: Records per Presidio batch.
         scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
             ~370-500 MB); 0 scrubs in the server process. With two or more, one is kept for
