@@ -9,7 +9,8 @@
     ├── FailedPrecondition        FAILED_PRECONDITION (EPSILON_UNREACHABLE, MODEL_TRAINING, ...)
     ├── ResourceExhausted         RESOURCE_EXHAUSTED
     │   ├── BudgetExhausted       a privacy budget cannot cover the request (.epsilon_remaining)
-    │   └── Overloaded            too many concurrent calls or queued jobs (.retry_after_s)
+    │   └── Overloaded            too many concurrent calls or queued jobs, or a full disk
+    │                             (.retry_after_s)
     ├── PermissionDenied          PERMISSION_DENIED
     ├── Unauthenticated           UNAUTHENTICATED
     ├── Unavailable               UNAVAILABLE (already retried by the channel)
@@ -56,7 +57,7 @@ __all__ = [
 _BUDGET_SUBJECT = "privacy_budget"
 _OVERLOAD_PREFIX = "concurrent_calls/"
 _BUDGET_REASONS = frozenset({"BUDGET_EXCEEDED"})
-_OVERLOAD_REASONS = frozenset({"TOO_MANY_CONCURRENT_CALLS", "TOO_MANY_QUEUED_JOBS"})
+_OVERLOAD_REASONS = frozenset({"TOO_MANY_CONCURRENT_CALLS", "TOO_MANY_QUEUED_JOBS", "STORAGE_FULL"})
 
 
 class PrivsynthClientError(Exception):

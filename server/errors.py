@@ -128,6 +128,9 @@ class Reason(StrEnum):
     """The server runs as many calls of this class as it allows; ``RetryInfo`` says when."""
     TOO_MANY_QUEUED_JOBS = auto()
     """The tenant has as many queued training jobs as it may."""
+    STORAGE_FULL = auto()
+    """The server's disk (or quota) is full: nothing was stored; retry once an operator has
+    made room (``RetryInfo`` says when to try)."""
     # PERMISSION_DENIED
     ROLE_NOT_ALLOWED = auto()
     """The caller's role may not call this method."""

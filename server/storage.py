@@ -125,7 +125,8 @@ class StagedArtifact:
 
     def discard(self) -> None:
         """Drop what was written (idempotent; nothing after a commit)."""
-        self._fh.close()
+        with contextlib.suppress(OSError):  # closing flushes, which fails on a full disk
+            self._fh.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> StagedArtifact:

@@ -21,6 +21,7 @@ handled (:func:`privsynth.server.logs.rpc_scope`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import time
@@ -126,6 +127,32 @@ def to_status(exc: PrivsynthError) -> status_pb2.Status:
         status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     status.details.append(_pack(info))
     return status
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = "database or disk is full"  # SQLite's own fixed message (SQLITE_FULL)
+
+
+def _as_domain_error(exc: Exception) -> Exception:
+    """``exc``, or the domain error it stands for when the server's disk is full.
+
+    A full data volume is no fault of the caller's and no bug of the server's: an upload (or
+    any call that writes) then gets RESOURCE_EXHAUSTED ``STORAGE_FULL`` with a ``RetryInfo``
+    instead of an opaque INTERNAL, and an operator's alert has one reason to look for. What
+    the call wrote is gone already (staged files are removed, transactions rolled back).
+    """
+    full = isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS
+    cause = getattr(exc, "orig", None)  # SQLAlchemy's wrapper around sqlite3's error
+    full = full or (isinstance(cause, Exception) and str(cause) == _SQLITE_FULL)
+    if not full:
+        return exc
+    log.error("the server's disk is full: a call that writes was refused")
+    return Overloaded(
+        "the server has no disk space left for this: nothing was stored; retry later",
+        subject="storage/disk_full",
+        retry_after_s=60.0,
+        reason=Reason.STORAGE_FULL,
+    )
 
 
 def _internal(
@@ -371,7 +398,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         return response
                     m.grpc_msg_sent.labels(**labels).inc()
                     return response
-                except Exception as exc:
+                except Exception as raised:
+                    exc = _as_domain_error(raised)
                     code = code_for(raw, exc)
                     _abort(context, exc, code, method, call.request_id)
                     raise
@@ -403,7 +431,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     idled = idle is not None and idle.ended(raw)
                     code = grpc.StatusCode.DEADLINE_EXCEEDED if idled else grpc.StatusCode.CANCELLED
                     raise
-                except Exception as exc:
+                except Exception as raised:
+                    exc = _as_domain_error(raised)
                     code = code_for(raw, exc)
                     _abort(context, exc, code, method, call.request_id)
                     raise

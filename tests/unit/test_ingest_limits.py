@@ -74,3 +74,30 @@ def test_the_shard_is_written_while_the_upload_is_read(tmp_path: Path) -> None:
         assert not list(shards.glob(".tmp-*"))
     finally:
         rt.db.close()
+
+
+def test_a_full_disk_mid_upload_leaves_no_partial_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from privsynth.server.storage import StagedArtifact
+
+    rt = _runtime(tmp_path)
+    shards = tmp_path / "artifacts" / "shards"
+    write = StagedArtifact.write
+
+    def fill_up(self: StagedArtifact, data: bytes) -> None:
+        if self.size > 500:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, data)
+
+    monkeypatch.setattr(StagedArtifact, "write", fill_up)
+    records = [IncomingRecord(text=f"record {i} is short".encode()) for i in range(100)]
+    try:
+        with pytest.raises(OSError) as exc:  # the interceptor answers STORAGE_FULL for it
+            ingest(rt, DatasetSpec("fills the disk"), records)
+        assert exc.value.errno == errno.ENOSPC
+        assert not list(shards.iterdir())
+    finally:
+        rt.db.close()

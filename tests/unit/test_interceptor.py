@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from concurrent import futures
 
 import grpc
 import pytest
+import sqlalchemy.exc
 from privsynth.client import errors as client_errors
 from privsynth.server.api.interceptors import ServerInterceptor
 from privsynth.server.errors import (
@@ -39,6 +42,11 @@ def _behaviour(request: bytes, context: grpc.ServicerContext) -> bytes:
         raise _DOMAIN_ERRORS[request]
     if request == b"crash":
         raise RuntimeError(SECRET)
+    if request == b"disk":
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/" + SECRET)
+    if request == b"sqlite":
+        full = sqlite3.OperationalError("database or disk is full")
+        raise sqlalchemy.exc.OperationalError("INSERT ...", {}, full)
     return b"ok"
 
 
@@ -114,6 +122,9 @@ def test_domain_error_becomes_status_with_details(
         (b"missing", client_errors.NotFound, "DATASET_NOT_FOUND"),
         (b"unreachable", client_errors.FailedPrecondition, "EPSILON_UNREACHABLE"),
         (b"budget", client_errors.BudgetExhausted, "BUDGET_EXCEEDED"),
+        # A full data volume is no server bug: retry later, not INTERNAL.
+        (b"disk", client_errors.Overloaded, "STORAGE_FULL"),
+        (b"sqlite", client_errors.Overloaded, "STORAGE_FULL"),
     ],
 )
 def test_error_reason_names_the_cause_and_picks_the_client_class(
@@ -130,6 +141,8 @@ def test_error_reason_names_the_cause_and_picks_the_client_class(
     assert err.reason == reason
     if isinstance(err, client_errors.BudgetExhausted):
         assert err.epsilon_remaining == 0.25
+    if isinstance(err, client_errors.Overloaded):
+        assert err.retry_after_s == 60 and SECRET not in str(err)
 
 
 def test_unexpected_error_is_internal_without_its_message(
