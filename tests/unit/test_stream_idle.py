@@ -73,17 +73,13 @@ def served() -> Iterator[tuple[grpc.Channel, Metrics, _Service, IdleLimit]]:
     server.stop(0).wait()
 
 
-def _handled(metrics: Metrics, method: str, code: str) -> float:
+def _handled(metrics: Metrics, kind: str, method: str, code: str) -> float:
     """``grpc_server_handled_total`` for ``method`` ending with ``code``."""
-    for sample in metrics.grpc_handled.collect()[0].samples:
-        labels = sample.labels
-        if (
-            sample.name.endswith("_total")
-            and labels.get("grpc_method") == method
-            and labels.get("grpc_code") == code
-        ):
-            return float(sample.value)
-    return 0.0
+    labels = {"grpc_type": kind, "grpc_service": "t.Svc", "grpc_method": method}
+    value = metrics.registry.get_sample_value(
+        "grpc_server_handled_total", {**labels, "grpc_code": code}
+    )
+    return value or 0.0
 
 
 def _eventually(check: object, timeout: float = 10.0) -> bool:
@@ -113,7 +109,9 @@ def test_an_upload_that_goes_quiet_is_ended_with_a_clear_status(
     assert "PRIVSYNTH_STREAM_IDLE_SECONDS" in exc.value.details()
     assert time.monotonic() - started < 10  # not the client's 30 s deadline
     assert service.ended.wait(5), "the handler's thread is still held"
-    assert _eventually(lambda: _handled(metrics, "Upload", "DEADLINE_EXCEEDED") == 1)
+    assert _eventually(
+        lambda: _handled(metrics, "client_stream", "Upload", "DEADLINE_EXCEEDED") == 1
+    )
 
 
 def test_a_busy_upload_is_not_ended(
@@ -139,7 +137,9 @@ def test_a_stream_nobody_reads_is_ended(
     sent = service.sent
     time.sleep(LIMIT_S)
     assert service.sent == sent
-    assert _eventually(lambda: _handled(metrics, "Download", "DEADLINE_EXCEEDED") == 1)
+    assert _eventually(
+        lambda: _handled(metrics, "server_stream", "Download", "DEADLINE_EXCEEDED") == 1
+    )
     call.cancel()
 
 
