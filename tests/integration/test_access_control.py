@@ -384,3 +384,25 @@ def test_one_member_cannot_hold_every_stream(deployment: Deployment) -> None:
     while admission.open_count("streams") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert admission.open_count("streams") == 0
+
+
+def test_deleting_a_dataset_keeps_a_shard_another_dataset_reads(deployment: Deployment) -> None:
+    # Shards are content-addressed: bob's upload of the text alice had uploaded shares her
+    # file, and deleting his copy used to delete hers (her next job failed, file not found).
+    from privsynth.client.client import RecordIn
+    from privsynth.server.db import DatasetRow
+
+    runtime = deployment.server.runtime  # type: ignore[attr-defined]
+    text = [RecordIn(text=f"note {i} on a shared file about the weather") for i in range(5)]
+    with deployment.client("alice") as alice, deployment.client("bob") as bob:
+        hers = alice.upload_dataset(text, display_name="shared text")
+        his = bob.upload_dataset(text, display_name="the same text")
+        assert hers.content_sha256 == his.content_sha256
+        bob.delete_dataset(his.name)
+        with runtime.db.session() as s:
+            row = s.get(DatasetRow, hers.name.split("/", 1)[1])
+            path, digest = row.shard_path, row.content_sha256
+        assert runtime.store.get(path, sha256=digest).count(b"\n") == 5
+        alice.delete_dataset(hers.name)  # the last one to name it takes the file with it
+    with pytest.raises(FileNotFoundError):
+        runtime.store.get(path)

@@ -212,6 +212,16 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 dataset_id=row.id,
                 details={"content_sha256": row.content_sha256},
             )
-        self.runtime.store.delete(row.shard_path)
+            # Shards are content-addressed: another dataset with the same scrubbed text (the
+            # same file uploaded twice, by this tenant or another) reads the same file.
+            shared = s.scalar(
+                select(DatasetRow.id).where(
+                    DatasetRow.shard_path == row.shard_path,
+                    DatasetRow.deleted_at.is_(None),
+                    DatasetRow.id != row.id,
+                )
+            )
+        if shared is None:
+            self.runtime.store.delete(row.shard_path)
         log_event(log, "dataset.deleted", dataset_id=row.id, tenant=row.tenant)
         return datasets_pb2.DeleteDatasetResponse()

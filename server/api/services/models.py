@@ -58,7 +58,11 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
                 dataset_id=row.dataset_id,
                 details={"model": f"models/{row.id}", "weights_sha256": row.weights_sha256},
             )
-        if weights:
+            # Weights are content-addressed: keep a file another model's row still names.
+            shared = weights and s.scalar(
+                select(ModelRow.id).where(ModelRow.weights_path == weights, ModelRow.id != row.id)
+            )
+        if weights and shared is None:
             self.runtime.store.delete(weights)
         return models_pb2.DeleteModelResponse()
 
