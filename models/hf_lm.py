@@ -166,6 +166,10 @@ class _LoadedBase:
 
 _BASES: OrderedDict[str, _LoadedBase] = OrderedDict()
 _BASES_LOCK = threading.Lock()
+_LOADING_LOCK = threading.Lock()
+"""One base load at a time per process: transformers' lazy imports are not thread-safe (two
+first Generate calls at once failed with ImportError, or left a broken model until restart),
+and two loads at once hold two copies of the weights."""
 
 
 def load_hf_base(base: str) -> _LoadedBase:
@@ -177,11 +181,15 @@ def load_hf_base(base: str) -> _LoadedBase:
     with _BASES_LOCK:
         if base in _BASES:
             return _BASES[base]
-    loaded = _load_uncached(base)
-    with _BASES_LOCK:
-        _BASES[base] = loaded
-        while len(_BASES) > 2:
-            _BASES.popitem(last=False)
+    with _LOADING_LOCK:
+        with _BASES_LOCK:  # loaded by the call this one waited for
+            if base in _BASES:
+                return _BASES[base]
+        loaded = _load_uncached(base)
+        with _BASES_LOCK:
+            _BASES[base] = loaded
+            while len(_BASES) > 2:
+                _BASES.popitem(last=False)
     return loaded
 
 

@@ -89,25 +89,38 @@ class ModelCache:
         self._size = size
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        # One load at a time: two first calls for a model used to load it twice at once
+        # (twice the memory, and transformers' lazy imports are not thread-safe).
+        self._loading = threading.Lock()
 
     def get(self, runtime: Runtime, row: ModelRow) -> Any:
         """Model and tokenizer for ``row``, loaded (and hash-checked) on first use."""
-        with self._lock:
-            if row.id in self._items:
-                self._items.move_to_end(row.id)
-                return self._items[row.id]
-        weights = runtime.store.get(row.weights_path, sha256=row.weights_sha256)
-        try:
-            model = load_generator(weights, row.model_config, device=runtime.device)
-        except BaseLoadError as exc:  # its message names the base, never corpus text
-            raise FailedPrecondition(
-                f"model cannot be loaded: {exc}", reason=Reason.MODEL_NOT_READY
-            ) from exc
-        with self._lock:
-            self._items[row.id] = model
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        cached = self._cached(row.id)
+        if cached is not None:
+            return cached
+        with self._loading:
+            cached = self._cached(row.id)  # loaded by the call this one waited for
+            if cached is not None:
+                return cached
+            weights = runtime.store.get(row.weights_path, sha256=row.weights_sha256)
+            try:
+                model = load_generator(weights, row.model_config, device=runtime.device)
+            except BaseLoadError as exc:  # its message names the base, never corpus text
+                raise FailedPrecondition(
+                    f"model cannot be loaded: {exc}", reason=Reason.MODEL_NOT_READY
+                ) from exc
+            with self._lock:
+                self._items[row.id] = model
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
         return model
+
+    def _cached(self, model_id: str) -> Any:
+        with self._lock:
+            if model_id in self._items:
+                self._items.move_to_end(model_id)
+                return self._items[model_id]
+        return None
 
 
 def generate(
