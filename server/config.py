@@ -64,7 +64,9 @@ class Settings(BaseSettings):
             the pool. 0 (default) leaves a quarter of ``max_workers`` (at least 2 threads) to
             unary calls. Over it: RESOURCE_EXHAUSTED.
         max_streams_per_caller: Of those, what one authenticated caller may hold. 0 (default):
-            half of ``max_streams``. A gateway that calls for many users may need more.
+            half of ``max_streams``. A caller also holds at most half of the Generate, watch
+            and scrub places; ``max_streams`` or more lifts every share (a gateway that calls
+            for many users).
         max_watch_streams: WatchTrainingJob calls open at once (they may idle for hours).
         stream_idle_seconds: How long a stream may wait on its client (for an upload's next
             message, or for the client to read what was sent) before the server ends it with

@@ -21,10 +21,14 @@ included. So:
   13 s.
 * **One caller's share.** An authenticated caller holds at most ``max_streams_per_caller``
   of those threads (streams and slow scrub calls; default half of ``max_streams``), so one
-  member's idle uploads cannot lock every tenant out of uploading, sampling and watching. In
-  open mode every caller is the same anonymous one, so only the server-wide bound applies. The
-  caller is authenticated *before* any place is taken: a call without a valid token holds no
-  slot, not even briefly.
+  member's idle uploads cannot lock every tenant out of uploading, sampling and watching, and
+  at most half (at least one) of each smaller class: one of the two Generate places, two of
+  the four watches, four of the eight scrub calls. Two long Generate calls from one member
+  used to refuse every other tenant's sampling for over an hour. An operator whose callers
+  are a gateway for many users sets ``max_streams_per_caller`` to ``max_streams`` or more,
+  which lifts every share. In open mode every caller is the same anonymous one, so only the
+  server-wide bounds apply. The caller is authenticated *before* any place is taken: a call
+  without a valid token holds no slot, not even briefly.
 * **For how long.** A stream that waits on its *client* longer than
   ``PRIVSYNTH_STREAM_IDLE_SECONDS`` is ended and gives its place back (:mod:`.idle`).
 * **CPU-bound work** is bounded per class, so a crowd of callers gets refusals instead of
@@ -119,7 +123,8 @@ class Admission:
         max_generate_calls: Generate calls open at once (also counted in ``max_streams``).
         max_scrub_calls: AnalyzeText and ScrubText calls running at once.
         max_streams_per_caller: Long-running calls one authenticated caller may hold
-            (default: half of ``max_streams``, at least 1).
+            (default: half of ``max_streams``, at least 1); ``max_streams`` or more lifts
+            every per-caller share.
     """
 
     def __init__(
@@ -143,8 +148,15 @@ class Admission:
         self.per_caller = (
             max(1, max_streams // 2) if max_streams_per_caller is None else max_streams_per_caller
         )
+        gateway = self.per_caller >= max_streams  # the operator lifted the shares
+        self.shares = {
+            name: self.limits[name] if gateway else max(1, self.limits[name] // 2)
+            for name in ("streams", "watch", "generation", "scrubbing")
+        }
+        self.shares["long_running"] = self.per_caller
+        """What one authenticated caller may hold of each class (see the module's notes)."""
         self._open = dict.fromkeys(self.limits, 0)
-        self._by_caller: dict[str, int] = {}
+        self._by_caller: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.health_pool = futures.ThreadPoolExecutor(
             max_workers=HEALTH_POOL_THREADS, thread_name_prefix="grpc-health"
@@ -193,7 +205,11 @@ class Admission:
         Raises:
             Overloaded: One of the classes, or the caller's share of streams, is full.
         """
-        who = caller if caller is not None and "long_running" in classes else None
+        mine = (
+            [(caller, name) for name in classes if name in self.shares]
+            if caller is not None
+            else []
+        )
         with self._lock:
             for name in classes:
                 if self._open[name] >= self.limits[name]:
@@ -203,26 +219,38 @@ class Admission:
                         subject=f"concurrent_calls/{name}",
                         retry_after_s=_RETRY_AFTER_S,
                     )
-            if who is not None and self._by_caller.get(who, 0) >= self.per_caller:
-                raise Overloaded(
-                    f"this caller has {self.per_caller} streams or scrub calls open already "
-                    "(the most one caller may hold); close one or retry later",
-                    subject="concurrent_calls/streams_per_caller",
-                    retry_after_s=_RETRY_AFTER_S,
-                )
+            # The long-running share first: its subject is the one clients know since 0.x.
+            for key in sorted(mine, key=lambda k: k[1] != "long_running"):
+                name = key[1]
+                if self._by_caller.get(key, 0) >= self.shares[name]:
+                    what = (
+                        "streams or scrub calls"
+                        if name == "long_running"
+                        else f"{name.replace('_', ' ')} calls"
+                    )
+                    raise Overloaded(
+                        f"this caller has {self.shares[name]} {what} open already "
+                        "(the most one caller may hold); close one or retry later",
+                        subject=(
+                            "concurrent_calls/streams_per_caller"
+                            if name == "long_running"
+                            else f"concurrent_calls/{name}_per_caller"
+                        ),
+                        retry_after_s=_RETRY_AFTER_S,
+                    )
             for name in classes:
                 self._open[name] += 1
-            if who is not None:
-                self._by_caller[who] = self._by_caller.get(who, 0) + 1
+            for key in mine:
+                self._by_caller[key] = self._by_caller.get(key, 0) + 1
 
         def release() -> None:
             with self._lock:
                 for name in classes:
                     self._open[name] -= 1
-                if who is not None:
-                    self._by_caller[who] -= 1
-                    if not self._by_caller[who]:
-                        del self._by_caller[who]
+                for key in mine:
+                    self._by_caller[key] -= 1
+                    if not self._by_caller[key]:
+                        del self._by_caller[key]
 
         return Slot(release)
 

@@ -57,3 +57,41 @@ def test_an_authenticated_caller_holds_at_most_its_share_of_streams() -> None:
     assert _subject(exc) == "concurrent_calls/streams"
     for slot in anonymous:
         slot.release()
+
+
+GENERATE = "/privsynth.v1.Generation/Generate"
+WATCH = "/privsynth.v1.Training/WatchTrainingJob"
+
+
+def test_a_caller_holds_at_most_half_of_each_smaller_class() -> None:
+    # Two long Generate calls from one member (2 places server-wide) refused every other
+    # tenant's sampling for over an hour; four watches on a job that never starts held
+    # every watch place (the per-caller share, 6, was larger than the class, 4).
+    adm = Admission(max_streams=12, max_watch_streams=4, max_generate_calls=2)
+    assert adm.shares["generation"] == 1 and adm.shares["watch"] == 2
+    generate = adm.classes(GENERATE, streaming=True)
+    watch = adm.classes(WATCH, streaming=True)
+    held = [adm.acquire(generate, caller="mallory")]
+    with pytest.raises(Overloaded) as exc:
+        adm.acquire(generate, caller="mallory")
+    assert _subject(exc) == "concurrent_calls/generation_per_caller"
+    held.append(adm.acquire(generate, caller="alice"))  # the other place is another's
+    held += [adm.acquire(watch, caller="mallory") for _ in range(2)]
+    with pytest.raises(Overloaded) as exc:
+        adm.acquire(watch, caller="mallory")
+    assert _subject(exc) == "concurrent_calls/watch_per_caller"
+    held.append(adm.acquire(watch, caller="alice"))
+    for slot in held:
+        slot.release()
+    assert not adm._by_caller  # every place given back
+
+
+def test_a_gateway_share_lifts_every_per_caller_bound() -> None:
+    adm = Admission(max_streams=12, max_watch_streams=4, max_streams_per_caller=12)
+    generate = adm.classes(GENERATE, streaming=True)
+    held = [adm.acquire(generate, caller="gateway") for _ in range(2)]
+    with pytest.raises(Overloaded) as exc:  # the server-wide bound still holds
+        adm.acquire(generate, caller="gateway")
+    assert _subject(exc) == "concurrent_calls/generation"
+    for slot in held:
+        slot.release()
