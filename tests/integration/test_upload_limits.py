@@ -1,0 +1,76 @@
+"""Upload messages too large in records are refused when they arrive, before any scrubbing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from privsynth.client.errors import from_rpc_error
+from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from privsynth.server.app import PrivsynthServer
+    from privsynth.server.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("limits"),
+        host="127.0.0.1",
+        grpc_port=0,
+        metrics_port=-1,
+        scrub_workers=0,
+        max_records=4000,
+    )
+    srv = PrivsynthServer(settings)
+    srv.grpc.start()
+    srv.runtime.ready.set()  # accept uploads without loading models up front
+    yield srv
+    srv.grpc.stop(0).wait()
+    srv.runtime.close()
+
+
+@pytest.fixture
+def stub(server: object) -> Iterator[datasets_pb2_grpc.DatasetsStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:  # type: ignore[attr-defined]
+        yield datasets_pb2_grpc.DatasetsStub(ch)
+
+
+def _scrubbed(server: object) -> float:
+    metrics = server.runtime.metrics  # type: ignore[attr-defined]
+    return float(metrics.registry.get_sample_value("privsynth_records_scrubbed_total") or 0)
+
+
+def _upload(stub: datasets_pb2_grpc.DatasetsStub, *sizes: int) -> grpc.RpcError:
+    def messages() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+        yield datasets_pb2.UploadDatasetRequest(
+            metadata=datasets_pb2.DatasetMetadata(display_name="limits")
+        )
+        for size in sizes:
+            batch = [datasets_pb2.Record(text=b"a")] * size
+            yield datasets_pb2.UploadDatasetRequest(records=datasets_pb2.RecordBatch(records=batch))
+
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.UploadDataset(messages(), timeout=30)
+    return exc.value
+
+
+def test_a_message_of_too_many_records_is_refused(
+    server: object, stub: datasets_pb2_grpc.DatasetsStub
+) -> None:
+    err = from_rpc_error(_upload(stub, 4097))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 4096 records" in err.message
+    assert _scrubbed(server) == 0
+
+
+def test_an_upload_past_max_records_is_refused_before_it_is_scrubbed(
+    server: object, stub: datasets_pb2_grpc.DatasetsStub
+) -> None:
+    # Scrubbing 1,000,000 records before refusing the next one took eleven minutes; the
+    # batch that passes the bound is refused as it arrives, none of it scrubbed.
+    err = from_rpc_error(_upload(stub, 3000, 1001))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.reason == "DATASET_TOO_LARGE"
+    assert _scrubbed(server) < 3000 + 1
