@@ -37,6 +37,11 @@ from privsynth.client.pb import (
 )
 from privsynth.server.api.admission import Admission, default_max_streams
 from privsynth.server.api.auth import Authenticator
+from privsynth.server.api.connections import (
+    HEALTH_PORT_CONNECTIONS,
+    connection_options,
+    default_max_connections,
+)
 from privsynth.server.api.idle import IdleLimit
 from privsynth.server.api.interceptors import ServerInterceptor
 from privsynth.server.api.reflection import enable_reflection
@@ -145,6 +150,10 @@ class PrivsynthServer:
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
+                *connection_options(
+                    max_connections=settings.max_connections or default_max_connections(),
+                    idle_s=settings.connection_idle_seconds,
+                ),
             ],
         )
         rt = self.runtime
@@ -191,7 +200,10 @@ class PrivsynthServer:
             return -1, None
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
-            options=[("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                *connection_options(max_connections=HEALTH_PORT_CONNECTIONS, idle_s=60.0),
+            ],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         port = server.add_insecure_port(f"{settings.host}:{settings.health_port}")

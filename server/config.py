@@ -72,6 +72,11 @@ class Settings(BaseSettings):
             message, or for the client to read what was sent) before the server ends it with
             DEADLINE_EXCEEDED; 0 turns the limit off. A watch waiting on its job is not
             waiting on its client (:mod:`privsynth.server.api.idle`).
+        max_connections: Connections open at once on the gRPC port; more are closed as they
+            are accepted. 0 (default): half the process's open-file limit, at most 10,000
+            (:mod:`privsynth.server.api.connections`).
+        connection_idle_seconds: A connection with no call for this long is closed (the
+            client reconnects on its next call); 0 keeps idle connections open.
         max_generate_calls: Generate calls running at once (each keeps a core busy); more
             are refused at once with RESOURCE_EXHAUSTED and a RetryInfo.
         max_scrub_calls: AnalyzeText and ScrubText calls running at once; more are refused
@@ -185,6 +190,8 @@ class Settings(BaseSettings):
     max_streams_per_caller: int = Field(default=0, ge=0)
     max_watch_streams: int = Field(default=4, ge=1)
     stream_idle_seconds: float = Field(default=120.0, ge=0)  # idle.DEFAULT_STREAM_IDLE_SECONDS
+    max_connections: int = Field(default=0, ge=0)
+    connection_idle_seconds: float = Field(default=300.0, ge=0)  # connections.DEFAULT_...
     max_generate_calls: int = Field(default=2, ge=1)  # admission.DEFAULT_MAX_GENERATE_CALLS
     max_scrub_calls: int = Field(default=8, ge=1)  # admission.DEFAULT_MAX_SCRUB_CALLS
     training_workers: int = Field(default=1, ge=0)
