@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -27,6 +28,7 @@ from privsynth.server.errors import (
 )
 from privsynth.server.jobs.base import RunnerState
 from privsynth.server.jobs.requests import (
+    MAX_CONCURRENT_CALIBRATIONS,
     PLANNING_TIME_LIMIT_S,
     QUEUED_LIMIT_RETRY_S,
     TORCHRUN,
@@ -468,6 +470,7 @@ class JobCreation(RunnerState):
                 :data:`PLANNING_TIME_LIMIT_S`.
             PlanningAbandoned: ``is_active`` turned False.
         """
+        _wait_for_a_calibration_turn(is_active)
         give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S
 
         def keep_going() -> bool:
@@ -517,3 +520,31 @@ class JobCreation(RunnerState):
                 "epochs or the batch size, or train on more records",
                 reason=Reason.EPSILON_UNREACHABLE,
             ) from None
+        finally:
+            _CALIBRATIONS.release()
+
+
+_CALIBRATIONS = threading.BoundedSemaphore(MAX_CONCURRENT_CALIBRATIONS)
+
+
+def _wait_for_a_calibration_turn(is_active: Callable[[], bool] | None) -> None:
+    """Take one of the process's calibration places, waiting for one to come free.
+
+    Most calibrations take milliseconds, so a request that finds both places taken waits
+    rather than being refused; it gives up after :data:`PLANNING_TIME_LIMIT_S`.
+
+    Raises:
+        Overloaded: No place came free in time (RetryInfo: a few seconds).
+        PlanningAbandoned: The caller went away while waiting.
+    """
+    give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S
+    while not _CALIBRATIONS.acquire(timeout=0.25):
+        if is_active is not None and not is_active():
+            raise PlanningAbandoned("the caller went away while waiting to calibrate")
+        if time.monotonic() >= give_up_at:
+            raise Overloaded(
+                f"{MAX_CONCURRENT_CALIBRATIONS} training requests were calibrating their noise "
+                f"for the last {PLANNING_TIME_LIMIT_S:g} s; retry shortly",
+                subject="concurrent_calls/planning",
+                retry_after_s=5.0,
+            )

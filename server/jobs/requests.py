@@ -77,6 +77,15 @@ evaluation takes ~10 s). Past it the request is refused as FAILED_PRECONDITION, 
 whose client has gone stops calibrating at the next accountant evaluation."""
 
 
+MAX_CONCURRENT_CALIBRATIONS = 2
+
+
+"""CreateTrainingJob calls that calibrate σ at once in one process; more wait for a turn (up
+to :data:`PLANNING_TIME_LIMIT_S`, then RESOURCE_EXHAUSTED with a RetryInfo). At the extremes
+(ε near 100, 1,000 epochs) one calibration took 45 s of CPU and 2-3 GB until its time limit,
+and nothing bounded how many ran at once."""
+
+
 QUEUED_LIMIT_RETRY_S = 30.0
 
 
