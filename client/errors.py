@@ -57,7 +57,14 @@ __all__ = [
 _BUDGET_SUBJECT = "privacy_budget"
 _OVERLOAD_PREFIX = "concurrent_calls/"
 _BUDGET_REASONS = frozenset({"BUDGET_EXCEEDED"})
-_OVERLOAD_REASONS = frozenset({"TOO_MANY_CONCURRENT_CALLS", "TOO_MANY_QUEUED_JOBS", "STORAGE_FULL"})
+_OVERLOAD_REASONS = frozenset(
+    {
+        "TOO_MANY_CONCURRENT_CALLS",
+        "TOO_MANY_QUEUED_JOBS",
+        "TOO_MANY_QUEUED_EVALUATIONS",
+        "STORAGE_FULL",
+    }
+)
 
 
 class PrivsynthClientError(Exception):

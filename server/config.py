@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         job_lease_s: A replica with workers renews a lease on each job it runs every quarter
             of this; a RUNNING job whose lease is older was cut off (its replica died) and
             another replica resumes it from its checkpoint, or charges its reservation.
+        max_queued_evaluations_per_tenant: QUEUED evaluations (quality reports) one tenant may
+            have; beyond it EvaluateModel is RESOURCE_EXHAUSTED (``evaluations/queued_per_tenant``,
+            RetryInfo 30 s). Thirty queued 5,000-sample reports were twelve hours of the one
+            evaluation worker, ahead of every other tenant's. 0: no limit.
         max_queued_jobs_per_tenant: QUEUED training jobs one tenant may have (all replicas,
             distributed jobs awaiting their launch included); CreateTrainingJob beyond it is
             RESOURCE_EXHAUSTED (QuotaFailure ``jobs/queued_per_tenant``, RetryInfo) and reserves
@@ -199,6 +203,7 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=60.0, gt=0)
     # -- per-tenant job limits and job duration (issue 12) --
     max_queued_jobs_per_tenant: int = Field(default=8, ge=0)
+    max_queued_evaluations_per_tenant: int = Field(default=4, ge=0)
     max_running_jobs_per_tenant: int = Field(default=1, ge=0)
     max_job_seconds: float = Field(default=24 * 3600.0, ge=0)
     torch_threads: int = Field(default=2, ge=1)

@@ -128,6 +128,8 @@ class Reason(StrEnum):
     """The server runs as many calls of this class as it allows; ``RetryInfo`` says when."""
     TOO_MANY_QUEUED_JOBS = auto()
     """The tenant has as many queued training jobs as it may."""
+    TOO_MANY_QUEUED_EVALUATIONS = auto()
+    """The tenant has as many queued evaluations (quality reports) as it may."""
     STORAGE_FULL = auto()
     """The server's disk (or quota) is full: nothing was stored; retry once an operator has
     made room (``RetryInfo`` says when to try)."""

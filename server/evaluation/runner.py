@@ -29,7 +29,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from privsynth.server.db import EvaluationRow, ModelRow, new_id, utcnow
-from privsynth.server.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Overloaded,
+    Reason,
+)
 from privsynth.server.evaluation import canary
 from privsynth.server.evaluation import report as report_module
 from privsynth.server.evaluation.control import EvaluationStopped
@@ -39,6 +45,7 @@ from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
 from privsynth.server.privacy.empirical_audit import PrivacyAuditor, model_audit_config
 from privsynth.server.runtime import Runtime
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 __all__ = [
@@ -106,6 +113,29 @@ class EvaluationRunner:
 
     # -- requests -----------------------------------------------------------------------------
 
+    def _check_queued_limit(self, session: Session, tenant: str) -> None:
+        """Refuse a new evaluation while ``tenant`` has its limit of them queued.
+
+        Raises:
+            Overloaded: With subject ``evaluations/queued_per_tenant`` and a RetryInfo.
+        """
+        limit = self.runtime.settings.max_queued_evaluations_per_tenant
+        if limit <= 0:
+            return
+        queued = session.execute(
+            select(func.count())
+            .select_from(EvaluationRow)
+            .where(EvaluationRow.tenant == tenant, EvaluationRow.state == "QUEUED")
+        ).scalar_one()
+        if queued >= limit:
+            raise Overloaded(
+                f"too many queued evaluations: this tenant has {queued} waiting, the limit is "
+                f"{limit}; retry when one has started, or cancel one",
+                subject="evaluations/queued_per_tenant",
+                reason=Reason.TOO_MANY_QUEUED_EVALUATIONS,
+                retry_after_s=30.0,
+            )
+
     def create(
         self,
         model_id: str,
@@ -161,6 +191,7 @@ class EvaluationRunner:
                 raise FailedPrecondition(
                     "this server computes no evaluations (evaluation_workers is 0)"
                 )
+            self._check_queued_limit(s, model.tenant)
             row = EvaluationRow(
                 id=new_id(),
                 model_id=model.id,
