@@ -65,6 +65,13 @@ def test_a_message_of_too_many_records_is_refused(
     assert _scrubbed(server) == 0
 
 
+def test_an_empty_message_is_refused(server: object, stub: datasets_pb2_grpc.DatasetsStub) -> None:
+    # Empty record batches, one every few seconds, held an upload open past the idle limit.
+    err = from_rpc_error(_upload(stub, 1, 0))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at least one record" in err.message
+
+
 def test_an_upload_past_max_records_is_refused_before_it_is_scrubbed(
     server: object, stub: datasets_pb2_grpc.DatasetsStub
 ) -> None:

@@ -112,6 +112,10 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                         "metadata may only be sent in the first message", field="metadata"
                     )
                 batch = msg.records.records
+                if not batch:  # a keep-alive: it would hold the stream past its idle limit
+                    raise InvalidArgument(
+                        "an upload message carries at least one record", field="records"
+                    )
                 if len(batch) > MAX_RECORDS_PER_MESSAGE:
                     raise InvalidArgument(
                         f"an upload message carries at most {MAX_RECORDS_PER_MESSAGE} records "
