@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -141,11 +142,28 @@ class StagedArtifact:
         self.discard()
 
 
+STALE_STAGING_S = 6 * 3600.0
+"""A staged file this old is left over from a process that died mid-upload (an upload of the
+largest dataset takes minutes): it is removed when a store is opened."""
+
+
 class ArtifactStore:
     """Artifacts as files under ``root``, addressed by kind and content hash."""
 
     def __init__(self, root: Path) -> None:
         self.root = private_dir(root)
+        self._remove_stale_staging()
+
+    def _remove_stale_staging(self) -> None:
+        """Delete staged files a killed process left behind (up to a dataset's size each).
+
+        Only old ones: another live replica on a shared volume may be staging right now.
+        """
+        cutoff = time.time() - STALE_STAGING_S
+        for staged in self.root.glob("*/.tmp-*"):
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove
+                if staged.stat().st_mtime < cutoff:
+                    staged.unlink()
 
     @property
     def location(self) -> str:

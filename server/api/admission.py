@@ -151,7 +151,7 @@ class Admission:
         gateway = self.per_caller >= max_streams  # the operator lifted the shares
         self.shares = {
             name: self.limits[name] if gateway else max(1, self.limits[name] // 2)
-            for name in ("streams", "watch", "generation", "scrubbing")
+            for name in ("watch", "generation", "scrubbing")  # streams: long_running's share
         }
         self.shares["long_running"] = self.per_caller
         """What one authenticated caller may hold of each class (see the module's notes)."""

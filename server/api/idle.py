@@ -149,7 +149,10 @@ class IdleLimit:
                 "(PRIVSYNTH_STREAM_IDLE_SECONDS); it was ended. Keep a stream busy or close it."
             )
             log.info("ended a stream idle for %g s (waiting for %s)", self.limit_s, what)
-            self._end(context, grpc.StatusCode.DEADLINE_EXCEEDED, message)
+            try:
+                self._end(context, grpc.StatusCode.DEADLINE_EXCEEDED, message)
+            except Exception:  # one call that cannot be ended must not spare the others
+                log.exception("could not end an idle stream")
         return len(late)
 
     def _run(self) -> None:

@@ -146,7 +146,11 @@ def _as_domain_error(exc: Exception) -> Exception:
     full = full or (isinstance(cause, Exception) and str(cause) == _SQLITE_FULL)
     if not full:
         return exc
-    log.error("the server's disk is full: a call that writes was refused")
+    log.error(
+        "the server's disk is full (%s, errno %s): a call that writes was refused",
+        type(cause if cause is not None else exc).__name__,
+        getattr(exc, "errno", None),
+    )
     return Overloaded(
         "the server has no disk space left for this: nothing was stored; retry later",
         subject="storage/disk_full",
@@ -345,6 +349,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 with waiting_on_client(context, "the client's next message"):
                     item = next(requests, _END)
                 if item is _END:
+                    if idle is not None and idle.ended(context):
+                        # grpcio may end a cancelled request stream quietly, as if the client
+                        # had finished: an upload must not be stored cut short.
+                        raise grpc.RpcError("the stream was ended by the idle limit")
                     return
                 m.grpc_msg_received.labels(**labels).inc()
                 yield _well_formed(item)
@@ -394,7 +402,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     slot = admit(context)
                     response = behavior(request, context)
                     if not context.is_active():  # the client left (a request stream just ends)
-                        code = _gone(context)
+                        code = code_for(raw, Exception())
                         return response
                     m.grpc_msg_sent.labels(**labels).inc()
                     return response

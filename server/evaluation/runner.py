@@ -160,6 +160,9 @@ class EvaluationRunner:
             FailedPrecondition: The model is not READY, has no holdout, this server
                 computes no evaluations, or ``canary_audit`` is asked of a model whose
                 training cannot be audited (reason CANARY_AUDIT_UNAVAILABLE).
+            Overloaded: The tenant has ``max_queued_evaluations_per_tenant`` evaluations queued
+                (checked without the tenant lock jobs take: concurrent requests may pass it by
+                one or two).
         """
         count = sample_count or DEFAULT_SAMPLES
         if not (MIN_SAMPLES <= count <= MAX_SAMPLES):

@@ -169,6 +169,7 @@ class JobCreation(RunnerState):
                 is_active=is_active,
                 dataset_records=dataset.record_count,
                 dp_sgd=recipe != "guided",
+                tenant=dataset.tenant,
             )
         job_id, model_id = new_id(), new_id()
         now = utcnow()
@@ -457,6 +458,7 @@ class JobCreation(RunnerState):
         is_active: Callable[[], bool] | None = None,
         dataset_records: int | None = None,
         dp_sgd: bool = True,
+        tenant: str = "",
     ) -> DpSgdPlan:
         """Calibrate the job's noise multiplier now, so the ledger knows its event up front.
 
@@ -470,8 +472,8 @@ class JobCreation(RunnerState):
                 :data:`PLANNING_TIME_LIMIT_S`.
             PlanningAbandoned: ``is_active`` turned False.
         """
-        _wait_for_a_calibration_turn(is_active)
-        give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S
+        give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S  # the wait counts too
+        _CALIBRATIONS.take(tenant, is_active=is_active, give_up_at=give_up_at)
 
         def keep_going() -> bool:
             return (is_active is None or is_active()) and time.monotonic() < give_up_at
@@ -521,30 +523,54 @@ class JobCreation(RunnerState):
                 reason=Reason.EPSILON_UNREACHABLE,
             ) from None
         finally:
-            _CALIBRATIONS.release()
+            _CALIBRATIONS.give_back(tenant)
 
 
-_CALIBRATIONS = threading.BoundedSemaphore(MAX_CONCURRENT_CALIBRATIONS)
+class _CalibrationPlaces:
+    """The process's calibration places: two in all, one per tenant at a time.
 
-
-def _wait_for_a_calibration_turn(is_active: Callable[[], bool] | None) -> None:
-    """Take one of the process's calibration places, waiting for one to come free.
-
-    Most calibrations take milliseconds, so a request that finds both places taken waits
-    rather than being refused; it gives up after :data:`PLANNING_TIME_LIMIT_S`.
-
-    Raises:
-        Overloaded: No place came free in time (RetryInfo: a few seconds).
-        PlanningAbandoned: The caller went away while waiting.
+    Most calibrations take milliseconds, so a request that finds no place waits for one
+    rather than being refused; a tenant whose own calibration is running waits behind it,
+    so two slow requests of one tenant never hold every place.
     """
-    give_up_at = time.monotonic() + PLANNING_TIME_LIMIT_S
-    while not _CALIBRATIONS.acquire(timeout=0.25):
-        if is_active is not None and not is_active():
-            raise PlanningAbandoned("the caller went away while waiting to calibrate")
-        if time.monotonic() >= give_up_at:
-            raise Overloaded(
-                f"{MAX_CONCURRENT_CALIBRATIONS} training requests were calibrating their noise "
-                f"for the last {PLANNING_TIME_LIMIT_S:g} s; retry shortly",
-                subject="concurrent_calls/planning",
-                retry_after_s=5.0,
-            )
+
+    def __init__(self, places: int) -> None:
+        self.places = places
+        self._busy: dict[str, int] = {}
+        self._changed = threading.Condition()
+
+    def _free_for(self, tenant: str) -> bool:
+        return sum(self._busy.values()) < self.places and not self._busy.get(tenant)
+
+    def take(self, tenant: str, *, is_active: Callable[[], bool] | None, give_up_at: float) -> None:
+        """Wait for a place this tenant may take, and take it.
+
+        Raises:
+            Overloaded: No place came free before ``give_up_at`` (RetryInfo: a few seconds).
+            PlanningAbandoned: The caller went away while waiting.
+        """
+        with self._changed:
+            while not self._free_for(tenant):
+                if is_active is not None and not is_active():
+                    raise PlanningAbandoned("the caller went away while waiting to calibrate")
+                if time.monotonic() >= give_up_at:
+                    raise Overloaded(
+                        "other training requests were calibrating their noise for "
+                        f"{PLANNING_TIME_LIMIT_S:g} s (at most {self.places} at once, one per "
+                        "tenant); retry shortly",
+                        subject="concurrent_calls/planning",
+                        retry_after_s=5.0,
+                    )
+                self._changed.wait(timeout=0.25)
+            self._busy[tenant] = self._busy.get(tenant, 0) + 1
+
+    def give_back(self, tenant: str) -> None:
+        """Free the tenant's place."""
+        with self._changed:
+            self._busy[tenant] -= 1
+            if not self._busy[tenant]:
+                del self._busy[tenant]
+            self._changed.notify_all()
+
+
+_CALIBRATIONS = _CalibrationPlaces(MAX_CONCURRENT_CALIBRATIONS)

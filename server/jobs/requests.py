@@ -80,10 +80,10 @@ whose client has gone stops calibrating at the next accountant evaluation."""
 MAX_CONCURRENT_CALIBRATIONS = 2
 
 
-"""CreateTrainingJob calls that calibrate σ at once in one process; more wait for a turn (up
-to :data:`PLANNING_TIME_LIMIT_S`, then RESOURCE_EXHAUSTED with a RetryInfo). At the extremes
-(ε near 100, 1,000 epochs) one calibration took 45 s of CPU and 2-3 GB until its time limit,
-and nothing bounded how many ran at once."""
+"""CreateTrainingJob calls that calibrate σ at once in one process, one per tenant; more wait
+for a turn (within :data:`PLANNING_TIME_LIMIT_S`, then RESOURCE_EXHAUSTED with a RetryInfo).
+At the extremes (ε near 100, 1,000 epochs) one calibration took 45 s of CPU and 2-3 GB until
+its time limit, and nothing bounded how many ran at once."""
 
 
 QUEUED_LIMIT_RETRY_S = 30.0

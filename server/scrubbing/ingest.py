@@ -20,6 +20,7 @@ replaces their names and addresses wherever they recur in that Subject and body.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -42,6 +43,7 @@ from privsynth.server.scrubbing.pipeline import ParallelScrubber
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
 from privsynth.server.scrubbing.scrubber import Scrubber, ScrubCancelled
 from privsynth.server.scrubbing.strategies import Replacer, dataset_key
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 __all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
@@ -393,6 +395,7 @@ def ingest(
             check_delta_cap(spec.delta, count)  # as UpdateBudgetCap: before anything is stored
 
         units = len(users) + anonymous if users else count
+        _check_not_cancelled(cancel)
         for entity, n in totals.items():
             metrics.pii_entities.labels(entity_type=entity).inc(n)
         path, digest = shard.commit()
@@ -426,16 +429,40 @@ def ingest(
         request_hash=spec.digest() if spec.request_id else None,
     )
     try:
+        _check_not_cancelled(cancel)  # the client's end can reach us after its last record
         with runtime.db.session() as s:
             s.add(row)
     except IntegrityError:
         # The same upload, retried while the first was still scrubbing: the first one stored
-        # its dataset (the unique request id). Drop this copy's shard unless it is the first's
-        # too (shards are content-addressed).
+        # its dataset (the unique request id). Drop this copy's shard unless a dataset names
+        # it (shards are content-addressed: the first's may be the same file).
+        _drop_unless_named(runtime, path)
         earlier = earlier_upload(runtime, spec)
         if earlier is None:
             raise
-        if earlier.shard_path != path:
-            runtime.store.delete(path)
         raise DuplicateUpload(earlier) from None
+    except BaseException:
+        # Cancelled, or the database refused (disk full): best effort, the error stands.
+        with contextlib.suppress(Exception):
+            _drop_unless_named(runtime, path)
+        raise
     return row
+
+
+def _check_not_cancelled(cancel: threading.Event | None) -> None:
+    """Raise :class:`ScrubCancelled` once the caller has gone.
+
+    grpcio can end a cancelled request stream as if the client had finished it, and tell
+    the handler only a moment later: checked before the shard is kept and before the row is
+    stored, so an upload cut short is not stored as a complete dataset.
+    """
+    if cancel is not None and cancel.is_set():
+        raise ScrubCancelled("the upload was cancelled")
+
+
+def _drop_unless_named(runtime: Runtime, path: str) -> None:
+    """Delete the shard at ``path`` unless a stored dataset names it (it is shared)."""
+    with runtime.db.session() as s:
+        named = s.scalar(select(DatasetRow.id).where(DatasetRow.shard_path == path).limit(1))
+    if named is None:
+        runtime.store.delete(path)

@@ -95,3 +95,14 @@ def test_a_gateway_share_lifts_every_per_caller_bound() -> None:
     assert _subject(exc) == "concurrent_calls/generation"
     for slot in held:
         slot.release()
+
+
+def test_a_raised_stream_share_is_not_capped_at_half() -> None:
+    adm = Admission(max_streams=12, max_watch_streams=4, max_streams_per_caller=10)
+    upload = adm.classes(UPLOAD, streaming=True)
+    held = [adm.acquire(upload, caller="gateway") for _ in range(10)]
+    with pytest.raises(Overloaded) as exc:
+        adm.acquire(upload, caller="gateway")
+    assert _subject(exc) == "concurrent_calls/streams_per_caller"
+    for slot in held:
+        slot.release()

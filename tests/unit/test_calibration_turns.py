@@ -1,4 +1,4 @@
-"""At most two training requests calibrate their noise at once; the others wait their turn.
+"""At most two training requests calibrate their noise at once, one per tenant; others wait.
 
 At the extremes (ε near 100, 1,000 epochs) one calibration took 45 s of CPU and 2-3 GB until
 its time limit, and nothing bounded how many ran at once.
@@ -34,10 +34,11 @@ def test_calibrations_run_two_at_a_time_and_all_finish(monkeypatch: pytest.Monke
     monkeypatch.setattr(create, "plan_dp_sgd", slow_plan)
     config = DPConfig(target_epsilon=8.0, target_delta=1e-5, epochs=1, batch_size=16)
 
-    def request() -> None:
-        done.append(create.JobCreation._plan(config, 100))
+    def request(tenant: str) -> None:
+        done.append(create.JobCreation._plan(config, 100, tenant=tenant))
 
-    threads = [threading.Thread(target=request) for _ in range(6)]
+    tenants = ["acme", "globex", "initech"] * 2
+    threads = [threading.Thread(target=request, args=(t,)) for t in tenants]
     for t in threads:
         t.start()
     for t in threads:
@@ -46,16 +47,18 @@ def test_calibrations_run_two_at_a_time_and_all_finish(monkeypatch: pytest.Monke
     assert most[0] == MAX_CONCURRENT_CALIBRATIONS
 
 
-def test_a_request_waiting_for_a_turn_gives_up_or_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
-    held = [create._CALIBRATIONS.acquire(timeout=1) for _ in range(MAX_CONCURRENT_CALIBRATIONS)]
-    assert all(held)
-    try:
-        with pytest.raises(PlanningAbandoned):  # the caller went away
-            create._wait_for_a_calibration_turn(lambda: False)
-        monkeypatch.setattr(create, "PLANNING_TIME_LIMIT_S", 0.3)
-        with pytest.raises(Overloaded) as exc:
-            create._wait_for_a_calibration_turn(None)
-        assert exc.value.subject == "concurrent_calls/planning"
-    finally:
-        for _ in held:
-            create._CALIBRATIONS.release()
+def test_one_tenant_never_holds_every_place() -> None:
+    places = create._CalibrationPlaces(2)
+    far = time.monotonic() + 30
+    places.take("mallory", is_active=None, give_up_at=far)
+    with pytest.raises(Overloaded) as exc:  # its second request waits behind its first
+        places.take("mallory", is_active=None, give_up_at=time.monotonic() + 0.3)
+    assert exc.value.subject == "concurrent_calls/planning"
+    places.take("alice", is_active=None, give_up_at=far)  # another tenant's goes ahead
+    with pytest.raises(PlanningAbandoned):  # both places taken; the caller leaves
+        places.take("bob", is_active=lambda: False, give_up_at=far)
+    places.give_back("mallory")
+    places.take("bob", is_active=None, give_up_at=far)
+    places.give_back("alice")
+    places.give_back("bob")
+    assert not places._busy

@@ -52,23 +52,35 @@ def test_an_upload_over_the_byte_limit_is_refused_and_stores_nothing(tmp_path: P
         db.close()
 
 
-def test_the_shard_is_written_while_the_upload_is_read(tmp_path: Path) -> None:
+def test_the_shard_is_written_while_the_upload_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # An upload used to gather its whole scrubbed corpus in memory (then a second copy to
     # store it): a dozen 1 GiB uploads at once were an OOM kill. Scrubbed batches now go
     # to a staged file as they are done.
+    from privsynth.server.storage import StagedArtifact
+
     rt = _runtime(tmp_path)
     shards = tmp_path / "artifacts" / "shards"
+    written: list[int] = []
+    write = StagedArtifact.write
+
+    def counted(self: StagedArtifact, data: bytes) -> None:
+        written.append(len(data))
+        write(self, data)
+
+    monkeypatch.setattr(StagedArtifact, "write", counted)
     seen: list[int] = []
 
     def records() -> Iterator[IncomingRecord]:
         for i in range(200):
-            if i == 150:  # several flushes in: their lines are on disk already
-                seen.extend(p.stat().st_size for p in shards.glob(".tmp-*"))
+            if i == 150:  # several flushes in: their lines went to the staged file
+                seen.append(len(written))
             yield IncomingRecord(text=f"record {i} from jane@example.com".encode())
 
     try:
         row = ingest(rt, DatasetSpec("streamed"), records())
-        assert len(seen) == 1 and seen[0] > 0
+        assert seen[0] >= 100 and len(written) == 200
         data = rt.store.get(row.shard_path, sha256=row.content_sha256)
         assert data.count(b"\n") == 200 and b"jane@example.com" not in data
         assert not list(shards.glob(".tmp-*"))
@@ -99,5 +111,32 @@ def test_a_full_disk_mid_upload_leaves_no_partial_shard(
             ingest(rt, DatasetSpec("fills the disk"), records)
         assert exc.value.errno == errno.ENOSPC
         assert not list(shards.iterdir())
+    finally:
+        rt.db.close()
+
+
+def test_an_upload_cancelled_after_its_last_record_is_not_stored(tmp_path: Path) -> None:
+    # grpcio can end a cancelled request stream as if the client had finished, and tell the
+    # handler a moment later: the records read so far must not become a dataset.
+    import threading
+
+    from privsynth.server.db import DatasetRow
+    from privsynth.server.scrubbing.scrubber import ScrubCancelled
+    from sqlalchemy import select
+
+    rt = _runtime(tmp_path)
+    gone = threading.Event()
+
+    def records() -> Iterator[IncomingRecord]:
+        for i in range(30):
+            yield IncomingRecord(text=f"record {i} of a cut-short upload".encode())
+        gone.set()  # the client's cancel arrives once its stream has ended
+
+    try:
+        with pytest.raises(ScrubCancelled):
+            ingest(rt, DatasetSpec("cut short"), records(), cancel=gone)
+        assert not list((tmp_path / "artifacts" / "shards").iterdir())
+        with rt.db.session() as s:
+            assert s.scalar(select(DatasetRow.id)) is None
     finally:
         rt.db.close()

@@ -113,3 +113,20 @@ def test_a_staged_artifact_is_stored_on_commit_and_dropped_otherwise(tmp_path: P
     with pytest.raises(RuntimeError):
         cancelled_upload()
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [rel.split("/")[1]]
+
+
+def test_staged_files_a_killed_process_left_are_removed_when_old(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from privsynth.server.storage import STALE_STAGING_S
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    old, fresh = shards / ".tmp-old", shards / ".tmp-fresh"
+    old.write_bytes(b"half of an upload from a process that was killed")
+    fresh.write_bytes(b"another replica's upload, still being staged")
+    long_ago = time.time() - STALE_STAGING_S - 60
+    os.utime(old, (long_ago, long_ago))
+    ArtifactStore(tmp_path)
+    assert not old.exists() and fresh.exists()

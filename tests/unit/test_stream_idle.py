@@ -17,7 +17,7 @@ from privsynth.server.api.idle import IdleLimit
 from privsynth.server.api.interceptors import ServerInterceptor
 from privsynth.server.metrics import Metrics
 
-LIMIT_S = 0.5
+LIMIT_S = 1.0
 
 
 class _Service:
@@ -27,12 +27,15 @@ class _Service:
         self.sent = 0
         self.ended = threading.Event()
         self.server_wait = threading.Event()
+        self.completed = False
 
     def upload(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         try:
-            return b"%d" % sum(len(r) for r in requests)
+            total = sum(len(r) for r in requests)
         finally:
             self.ended.set()
+        self.completed = True  # the stream ended as if the client had finished it
+        return b"%d" % total
 
     def download(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         try:
@@ -109,6 +112,7 @@ def test_an_upload_that_goes_quiet_is_ended_with_a_clear_status(
     assert "PRIVSYNTH_STREAM_IDLE_SECONDS" in exc.value.details()
     assert time.monotonic() - started < 10  # not the client's 30 s deadline
     assert service.ended.wait(5), "the handler's thread is still held"
+    assert not service.completed, "an upload ended by the limit looked complete"
     assert _eventually(
         lambda: _handled(metrics, "client_stream", "Upload", "DEADLINE_EXCEEDED") == 1
     )
@@ -120,11 +124,11 @@ def test_a_busy_upload_is_not_ended(
     channel, _, _, _ = served
 
     def requests() -> Iterator[bytes]:
-        for _ in range(8):  # 8 × 0.2 s: longer than the limit in all, never idle for it
+        for _ in range(15):  # 15 x 0.1 s: longer than the limit in all, never idle for it
             yield b"ab"
-            time.sleep(LIMIT_S * 0.4)
+            time.sleep(LIMIT_S * 0.1)
 
-    assert channel.stream_unary("/t.Svc/Upload")(requests(), timeout=30) == b"16"
+    assert channel.stream_unary("/t.Svc/Upload")(requests(), timeout=30) == b"30"
 
 
 def test_a_stream_nobody_reads_is_ended(
