@@ -8,6 +8,7 @@ follows it cannot interleave with another writer's.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -43,6 +45,7 @@ __all__ = [
     "LedgerRow",
     "ModelRow",
     "head_revision",
+    "lock_until_commit",
     "new_id",
     "utcnow",
 ]
@@ -56,6 +59,18 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """A random 16-hex-digit resource id."""
     return uuid.uuid4().hex[:16]
+
+
+def lock_until_commit(session: Session, name: str) -> None:
+    """Serialise the transactions that take the lock ``name`` (e.g. ``jobs/<tenant>``).
+
+    A transaction-scoped advisory lock on PostgreSQL (replicas share it); on SQLite every
+    write transaction is serialised already (``BEGIN IMMEDIATE``), so nothing is needed.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
 
 
 class Base(DeclarativeBase):

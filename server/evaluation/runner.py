@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from privsynth.server.db import EvaluationRow, ModelRow, new_id, utcnow
+from privsynth.server.db import EvaluationRow, ModelRow, lock_until_commit, new_id, utcnow
 from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -161,8 +161,7 @@ class EvaluationRunner:
                 computes no evaluations, or ``canary_audit`` is asked of a model whose
                 training cannot be audited (reason CANARY_AUDIT_UNAVAILABLE).
             Overloaded: The tenant has ``max_queued_evaluations_per_tenant`` evaluations queued
-                (checked without the tenant lock jobs take: concurrent requests may pass it by
-                one or two).
+                (checked under a per-tenant lock, so concurrent requests cannot pass it).
         """
         count = sample_count or DEFAULT_SAMPLES
         if not (MIN_SAMPLES <= count <= MAX_SAMPLES):
@@ -194,6 +193,7 @@ class EvaluationRunner:
                 raise FailedPrecondition(
                     "this server computes no evaluations (evaluation_workers is 0)"
                 )
+            lock_until_commit(s, f"evaluations/{model.tenant}")
             self._check_queued_limit(s, model.tenant)
             row = EvaluationRow(
                 id=new_id(),

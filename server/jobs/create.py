@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -18,7 +17,14 @@ from privsynth.models.evolution_lm import RECIPE as PRIVATE_EVOLUTION
 from privsynth.models.presets import PRESETS
 from privsynth.models.private_evolution import EvolutionConfig
 from privsynth.models.sentence_embeddings import minilm_available
-from privsynth.server.db import DatasetRow, JobRow, ModelRow, new_id, utcnow
+from privsynth.server.db import (
+    DatasetRow,
+    JobRow,
+    ModelRow,
+    lock_until_commit,
+    new_id,
+    utcnow,
+)
 from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -50,7 +56,7 @@ from privsynth.server.privacy.accounting import (
     plan_private_evolution,
 )
 from privsynth.server.request_ids import earlier_resource
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -359,13 +365,9 @@ class JobCreation(RunnerState):
     def _lock_tenant(session: Session, tenant: str) -> None:
         """Serialise job admission and claims of one tenant until the transaction ends.
 
-        A transaction-scoped advisory lock on PostgreSQL (replicas share the limits); on
-        SQLite every write transaction is serialised already (``BEGIN IMMEDIATE``).
+        See :func:`~privsynth.server.db.lock_until_commit` (replicas share the limits).
         """
-        if session.get_bind().dialect.name != "postgresql":
-            return
-        key = int.from_bytes(hashlib.sha256(f"jobs/{tenant}".encode()).digest()[:8], "big")
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
+        lock_until_commit(session, f"jobs/{tenant}")
 
     @staticmethod
     def _label_release(spec: JobSpec, dataset: DatasetRow, actor: str) -> dict[str, Any]:
