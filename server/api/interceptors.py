@@ -349,7 +349,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 with waiting_on_client(context, "the client's next message"):
                     item = next(requests, _END)
                 if item is _END:
-                    if idle is not None and idle.ended(context):
+                    if idled(context):
                         # grpcio may end a cancelled request stream quietly, as if the client
                         # had finished: an upload must not be stored cut short.
                         raise grpc.RpcError("the stream was ended by the idle limit")
@@ -357,10 +357,15 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 m.grpc_msg_received.labels(**labels).inc()
                 yield _well_formed(item)
 
+        def idled(context: grpc.ServicerContext) -> bool:
+            return idle is not None and idle.ended(context)
+
         def code_for(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
-            if idle is not None and idle.ended(context):
-                return grpc.StatusCode.DEADLINE_EXCEEDED
-            return _code_for(context, exc)
+            return grpc.StatusCode.DEADLINE_EXCEEDED if idled(context) else _code_for(context, exc)
+
+        def gone(context: grpc.ServicerContext) -> grpc.StatusCode:
+            """The status of a call whose client left, or that the idle limit ended."""
+            return grpc.StatusCode.DEADLINE_EXCEEDED if idled(context) else _gone(context)
 
         def done(code: grpc.StatusCode, call: _Call) -> None:
             seconds = time.perf_counter() - call.started
@@ -402,7 +407,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     slot = admit(context)
                     response = behavior(request, context)
                     if not context.is_active():  # the client left (a request stream just ends)
-                        code = code_for(raw, Exception())
+                        code = gone(raw)
                         return response
                     m.grpc_msg_sent.labels(**labels).inc()
                     return response
@@ -434,10 +439,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         with waiting_on_client(raw, "the client to read"):
                             yield response
                     if not context.is_active():
-                        code = code_for(raw, Exception())
+                        code = gone(raw)
                 except GeneratorExit:  # grpc dropped the stream: the client went away
-                    idled = idle is not None and idle.ended(raw)
-                    code = grpc.StatusCode.DEADLINE_EXCEEDED if idled else grpc.StatusCode.CANCELLED
+                    code = grpc.StatusCode.CANCELLED
+                    if idled(raw):
+                        code = grpc.StatusCode.DEADLINE_EXCEEDED
                     raise
                 except Exception as raised:
                     exc = _as_domain_error(raised)

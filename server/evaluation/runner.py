@@ -33,7 +33,6 @@ from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    Overloaded,
     Reason,
 )
 from privsynth.server.evaluation import canary
@@ -44,8 +43,8 @@ from privsynth.server.evaluation.page import render
 from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
 from privsynth.server.privacy.empirical_audit import PrivacyAuditor, model_audit_config
+from privsynth.server.queue_limits import refuse_when_queue_full
 from privsynth.server.runtime import Runtime
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 __all__ = [
@@ -119,22 +118,16 @@ class EvaluationRunner:
         Raises:
             Overloaded: With subject ``evaluations/queued_per_tenant`` and a RetryInfo.
         """
-        limit = self.runtime.settings.max_queued_evaluations_per_tenant
-        if limit <= 0:
-            return
-        queued = session.execute(
-            select(func.count())
-            .select_from(EvaluationRow)
-            .where(EvaluationRow.tenant == tenant, EvaluationRow.state == "QUEUED")
-        ).scalar_one()
-        if queued >= limit:
-            raise Overloaded(
-                f"too many queued evaluations: this tenant has {queued} waiting, the limit is "
-                f"{limit}; retry when one has started, or cancel one",
-                subject="evaluations/queued_per_tenant",
-                reason=Reason.TOO_MANY_QUEUED_EVALUATIONS,
-                retry_after_s=30.0,
-            )
+        refuse_when_queue_full(
+            session,
+            EvaluationRow,
+            tenant=tenant,
+            limit=self.runtime.settings.max_queued_evaluations_per_tenant,
+            what="evaluations",
+            subject="evaluations/queued_per_tenant",
+            reason=Reason.TOO_MANY_QUEUED_EVALUATIONS,
+            retry_after_s=30.0,
+        )
 
     def create(
         self,

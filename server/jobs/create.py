@@ -55,8 +55,8 @@ from privsynth.server.privacy.accounting import (
     plan_dp_sgd,
     plan_private_evolution,
 )
+from privsynth.server.queue_limits import refuse_when_queue_full
 from privsynth.server.request_ids import earlier_resource
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -344,22 +344,16 @@ class JobCreation(RunnerState):
         Raises:
             Overloaded: With subject ``jobs/queued_per_tenant`` and a RetryInfo.
         """
-        limit = self.runtime.settings.max_queued_jobs_per_tenant
-        if limit <= 0:
-            return
-        queued = session.execute(
-            select(func.count())
-            .select_from(JobRow)
-            .where(JobRow.tenant == tenant, JobRow.state == "QUEUED")
-        ).scalar_one()
-        if queued >= limit:
-            raise Overloaded(
-                f"too many queued training jobs: this tenant has {queued} waiting, the limit is "
-                f"{limit}; retry when one has started, or cancel one",
-                subject="jobs/queued_per_tenant",
-                reason=Reason.TOO_MANY_QUEUED_JOBS,
-                retry_after_s=QUEUED_LIMIT_RETRY_S,
-            )
+        refuse_when_queue_full(
+            session,
+            JobRow,
+            tenant=tenant,
+            limit=self.runtime.settings.max_queued_jobs_per_tenant,
+            what="training jobs",
+            subject="jobs/queued_per_tenant",
+            reason=Reason.TOO_MANY_QUEUED_JOBS,
+            retry_after_s=QUEUED_LIMIT_RETRY_S,
+        )
 
     @staticmethod
     def _lock_tenant(session: Session, tenant: str) -> None:

@@ -45,8 +45,16 @@ from privsynth.server.scrubbing.scrubber import Scrubber, ScrubCancelled
 from privsynth.server.scrubbing.strategies import Replacer, dataset_key
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-__all__ = ["DatasetSpec", "IncomingRecord", "default_delta", "ingest", "scrub_key"]
+__all__ = [
+    "DatasetSpec",
+    "IncomingRecord",
+    "default_delta",
+    "ingest",
+    "scrub_key",
+    "shard_in_use",
+]
 
 MAX_LABEL_CHARS = 100
 MAX_USER_ID_CHARS = 200
@@ -348,8 +356,7 @@ def ingest(
     with shard:  # removed unless committed
         count = 0
         for i, rec in enumerate(records):
-            if cancel is not None and cancel.is_set():
-                raise ScrubCancelled("the upload was cancelled")
+            _check_not_cancelled(cancel)
             if count >= settings.max_records:
                 raise InvalidArgument(
                     f"dataset has more than {settings.max_records} records",
@@ -452,17 +459,31 @@ def ingest(
 def _check_not_cancelled(cancel: threading.Event | None) -> None:
     """Raise :class:`ScrubCancelled` once the caller has gone.
 
-    grpcio can end a cancelled request stream as if the client had finished it, and tell
-    the handler only a moment later: checked before the shard is kept and before the row is
-    stored, so an upload cut short is not stored as a complete dataset.
+    Checked before each record, and again after the last: grpcio can end a cancelled request
+    stream as if the client had finished it and tell the handler only a moment later, so the
+    check runs before the shard is kept and before the row is stored too.
     """
     if cancel is not None and cancel.is_set():
         raise ScrubCancelled("the upload was cancelled")
 
 
+def shard_in_use(session: Session, path: str, *, besides: str | None = None) -> bool:
+    """Whether a live dataset (other than ``besides``) reads the shard at ``path``.
+
+    Shards are content-addressed: two uploads of the same scrubbed text, by one tenant or
+    two, share one file, which may go only when no live dataset names it.
+    """
+    query = select(DatasetRow.id).where(
+        DatasetRow.shard_path == path, DatasetRow.deleted_at.is_(None)
+    )
+    if besides is not None:
+        query = query.where(DatasetRow.id != besides)
+    return session.scalar(query.limit(1)) is not None
+
+
 def _drop_unless_named(runtime: Runtime, path: str) -> None:
-    """Delete the shard at ``path`` unless a stored dataset names it (it is shared)."""
+    """Delete the shard at ``path`` unless a live dataset reads it."""
     with runtime.db.session() as s:
-        named = s.scalar(select(DatasetRow.id).where(DatasetRow.shard_path == path).limit(1))
-    if named is None:
+        in_use = shard_in_use(s, path)
+    if not in_use:
         runtime.store.delete(path)

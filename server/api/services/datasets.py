@@ -27,6 +27,7 @@ from privsynth.server.scrubbing.ingest import (
     IncomingRecord,
     earlier_upload,
     ingest,
+    shard_in_use,
 )
 from privsynth.server.scrubbing.scrubber import ScrubCancelled
 from sqlalchemy import select
@@ -238,16 +239,8 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 dataset_id=row.id,
                 details={"content_sha256": row.content_sha256},
             )
-            # Shards are content-addressed: another dataset with the same scrubbed text (the
-            # same file uploaded twice, by this tenant or another) reads the same file.
-            shared = s.scalar(
-                select(DatasetRow.id).where(
-                    DatasetRow.shard_path == row.shard_path,
-                    DatasetRow.deleted_at.is_(None),
-                    DatasetRow.id != row.id,
-                )
-            )
-        if shared is None:
+            shared = shard_in_use(s, row.shard_path, besides=row.id)
+        if not shared:
             self.runtime.store.delete(row.shard_path)
         log_event(log, "dataset.deleted", dataset_id=row.id, tenant=row.tenant)
         return datasets_pb2.DeleteDatasetResponse()
