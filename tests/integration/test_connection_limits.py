@@ -13,27 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from bare_server import bare_server
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0"  # + empty SETTINGS
-
-
-def _server(data_dir: Path, **settings: object) -> object:
-    from privsynth.server.app import PrivsynthServer
-    from privsynth.server.config import Settings
-
-    srv = PrivsynthServer(
-        Settings(
-            data_dir=data_dir,
-            host="127.0.0.1",
-            grpc_port=0,
-            metrics_port=-1,
-            scrub_workers=0,
-            **settings,  # type: ignore[arg-type]
-        )
-    )
-    srv.grpc.start()  # no model loading: health answers NOT_SERVING, which is enough here
-    return srv
 
 
 @pytest.fixture
@@ -78,31 +61,22 @@ def _count_closed(held: list[socket.socket], want: int, timeout: float) -> int:
 def test_connections_past_the_bound_are_closed_at_once(
     tmp_path: Path, sockets: list[socket.socket]
 ) -> None:
-    srv = _server(tmp_path, max_connections=4)
-    try:
-        _open(srv.port, 20, sockets)  # type: ignore[attr-defined]
+    with bare_server(tmp_path, max_connections=4) as srv:
+        _open(srv.port, 20, sockets)
         assert _count_closed(sockets, 16, timeout=5) >= 16
-    finally:
-        srv.grpc.stop(0).wait()  # type: ignore[attr-defined]
-        srv.runtime.close()  # type: ignore[attr-defined]
 
 
 def test_idle_connections_are_closed_and_clients_reconnect(
     tmp_path: Path, sockets: list[socket.socket]
 ) -> None:
-    srv = _server(tmp_path, connection_idle_seconds=1)
-    port = srv.port  # type: ignore[attr-defined]
-    try:
-        _open(port, 10, sockets)
+    with bare_server(tmp_path, connection_idle_seconds=1) as srv:
+        _open(srv.port, 10, sockets)
         assert _count_closed(sockets, 10, timeout=10) == 10
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
             time.sleep(2)  # the channel's connection is closed as idle in between
             stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
-    finally:
-        srv.grpc.stop(0).wait()  # type: ignore[attr-defined]
-        srv.runtime.close()  # type: ignore[attr-defined]
 
 
 def test_the_default_bound_leaves_half_the_file_descriptors() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from bare_server import bare_server as started_bare_server
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from latency import STALL_S, assert_responsive, health_latencies
@@ -20,18 +21,8 @@ from privsynth.client.pb import training_pb2, training_pb2_grpc
 
 @pytest.fixture(scope="module")
 def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from privsynth.server.app import PrivsynthServer
-    from privsynth.server.config import Settings
-
-    data_dir: Path = tmp_path_factory.mktemp("admission")
-    settings = Settings(
-        data_dir=data_dir, host="127.0.0.1", grpc_port=0, metrics_port=-1, scrub_workers=0
-    )
-    srv = PrivsynthServer(settings)
-    srv.grpc.start()  # no model loading: health stays NOT_SERVING
-    yield srv
-    srv.grpc.stop(0).wait()
-    srv.runtime.close()
+    with started_bare_server(tmp_path_factory.mktemp("admission")) as srv:
+        yield srv  # no model loading: health stays NOT_SERVING
 
 
 @pytest.fixture
@@ -211,20 +202,7 @@ def test_an_idle_upload_gives_its_place_back(tmp_path: Path) -> None:
     import threading
 
     from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
-    from privsynth.server.app import PrivsynthServer
-    from privsynth.server.config import Settings
 
-    settings = Settings(
-        data_dir=tmp_path,
-        host="127.0.0.1",
-        grpc_port=0,
-        metrics_port=-1,
-        scrub_workers=0,
-        stream_idle_seconds=1,
-    )
-    srv = PrivsynthServer(settings)
-    srv.grpc.start()
-    srv.idle.start()
     release = threading.Event()
 
     def quiet() -> Iterator[datasets_pb2.UploadDatasetRequest]:
@@ -232,21 +210,19 @@ def test_an_idle_upload_gives_its_place_back(tmp_path: Path) -> None:
         return
         yield  # a generator that sends nothing until released
 
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
-            stub = datasets_pb2_grpc.DatasetsStub(ch)
-            calls = [stub.UploadDataset.future(quiet(), timeout=60) for _ in range(3)]
-            for call in calls:
-                exc = call.exception(timeout=20)
-                assert isinstance(exc, grpc.RpcError)
-                assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
-                assert "PRIVSYNTH_STREAM_IDLE_SECONDS" in exc.details()  # type: ignore[attr-defined]
-            deadline = time.monotonic() + 10
-            while srv.admission.open_count("streams") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert srv.admission.open_count("streams") == 0
-    finally:
-        release.set()
-        srv.idle.stop()
-        srv.grpc.stop(0).wait()
-        srv.runtime.close()
+    with started_bare_server(tmp_path, stream_idle_seconds=1) as srv:
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+                stub = datasets_pb2_grpc.DatasetsStub(ch)
+                calls = [stub.UploadDataset.future(quiet(), timeout=60) for _ in range(3)]
+                for call in calls:
+                    exc = call.exception(timeout=20)
+                    assert isinstance(exc, grpc.RpcError)
+                    assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+                    assert "PRIVSYNTH_STREAM_IDLE_SECONDS" in exc.details()  # type: ignore[attr-defined]
+                deadline = time.monotonic() + 10
+                while srv.admission.open_count("streams") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert srv.admission.open_count("streams") == 0
+        finally:
+            release.set()

@@ -6,29 +6,16 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from bare_server import bare_server
 from privsynth.client.errors import from_rpc_error
 from privsynth.client.pb import datasets_pb2, datasets_pb2_grpc
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from privsynth.server.app import PrivsynthServer
-    from privsynth.server.config import Settings
-
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("limits"),
-        host="127.0.0.1",
-        grpc_port=0,
-        metrics_port=-1,
-        scrub_workers=0,
-        max_records=4000,
-    )
-    srv = PrivsynthServer(settings)
-    srv.grpc.start()
-    srv.runtime.ready.set()  # accept uploads without loading models up front
-    yield srv
-    srv.grpc.stop(0).wait()
-    srv.runtime.close()
+    # Ready without loading models up front (the scrubber loads on first use).
+    with bare_server(tmp_path_factory.mktemp("limits"), ready=True, max_records=4000) as srv:
+        yield srv
 
 
 @pytest.fixture
