@@ -9,8 +9,10 @@
     ├── FailedPrecondition        FAILED_PRECONDITION (EPSILON_UNREACHABLE, MODEL_TRAINING, ...)
     ├── ResourceExhausted         RESOURCE_EXHAUSTED
     │   ├── BudgetExhausted       a privacy budget cannot cover the request (.epsilon_remaining)
-    │   └── Overloaded            too many concurrent calls or queued jobs, or a full disk
-    │                             (.retry_after_s)
+    │   ├── Overloaded            too many concurrent calls or queued jobs, or a full disk
+    │   │                         (.retry_after_s)
+    │   └── QuotaExceeded         the tenant's storage share is full (.limit, .used); waiting
+    │                             does not help, deleting datasets does
     ├── PermissionDenied          PERMISSION_DENIED
     ├── Unauthenticated           UNAUTHENTICATED
     ├── Unavailable               UNAVAILABLE (already retried by the channel)
@@ -46,6 +48,7 @@ __all__ = [
     "Overloaded",
     "PermissionDenied",
     "PrivsynthClientError",
+    "QuotaExceeded",
     "ResourceExhausted",
     "ServerError",
     "Unauthenticated",
@@ -57,6 +60,7 @@ __all__ = [
 _BUDGET_SUBJECT = "privacy_budget"
 _OVERLOAD_PREFIX = "concurrent_calls/"
 _BUDGET_REASONS = frozenset({"BUDGET_EXCEEDED"})
+_QUOTA_REASONS = frozenset({"STORAGE_QUOTA_EXCEEDED"})
 _OVERLOAD_REASONS = frozenset(
     {
         "TOO_MANY_CONCURRENT_CALLS",
@@ -142,6 +146,25 @@ class Overloaded(ResourceExhausted):
         return ""
 
 
+class QuotaExceeded(ResourceExhausted):
+    """The tenant keeps as many datasets, or bytes of them, as the server allows it.
+
+    Retrying does not help: delete datasets it no longer needs, or ask the operator for a
+    larger share. ``quota_subjects`` says which share (``storage/bytes_per_tenant`` or
+    ``storage/datasets_per_tenant``).
+    """
+
+    @property
+    def limit(self) -> int:
+        """The share's size, in the subject's unit (bytes or datasets)."""
+        return int(self.metadata.get("limit", "0"))
+
+    @property
+    def used(self) -> int:
+        """How much of it the tenant holds, in the same unit."""
+        return int(self.metadata.get("used", "0"))
+
+
 class PermissionDenied(PrivsynthClientError):
     """The caller is known but its role may not do this."""
 
@@ -189,6 +212,8 @@ def _resource_exhausted_class(
 ) -> type[PrivsynthClientError]:
     if reason in _BUDGET_REASONS or _BUDGET_SUBJECT in subjects or "epsilon_remaining" in metadata:
         return BudgetExhausted
+    if reason in _QUOTA_REASONS:
+        return QuotaExceeded
     if (
         reason in _OVERLOAD_REASONS
         or retry_after_s is not None

@@ -11,7 +11,12 @@ from __future__ import annotations
 from enum import IntEnum
 
 import grpc
-from privsynth.client.errors import BudgetExhausted, Overloaded, PrivsynthClientError
+from privsynth.client.errors import (
+    BudgetExhausted,
+    Overloaded,
+    PrivsynthClientError,
+    QuotaExceeded,
+)
 
 __all__ = ["MEANING", "ExitCode", "for_error", "help_table"]
 
@@ -27,6 +32,7 @@ class ExitCode(IntEnum):
     PERMISSION = 5
     UNAUTHENTICATED = 6
     CONFLICT = 7
+    QUOTA = 8
     DATAERR = 65
     NOINPUT = 66
     UNAVAILABLE = 69
@@ -45,6 +51,8 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.PERMISSION: "your role may not do this (PERMISSION_DENIED)",
     ExitCode.UNAUTHENTICATED: "no token, or one the server does not know",
     ExitCode.CONFLICT: "not in this state: still training, epsilon out of reach, exists already",
+    ExitCode.QUOTA: "the tenant's storage share is full; nothing was stored, delete datasets "
+    "or ask the operator (waiting does not help)",
     ExitCode.DATAERR: "malformed corpus file (lines named by number)",
     ExitCode.NOINPUT: "a file missing, unreadable or unwritable (corpus, token, certificate, "
     "output)",
@@ -77,6 +85,8 @@ def for_error(exc: PrivsynthClientError) -> ExitCode:
         return ExitCode.BUDGET
     if isinstance(exc, Overloaded):
         return ExitCode.BUSY
+    if isinstance(exc, QuotaExceeded):
+        return ExitCode.QUOTA
     return _BY_CODE.get(exc.code, ExitCode.SERVER_ERROR)
 
 

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
             shard is staged on disk as it is scrubbed, so this bounds the disk one upload takes
             (and the memory a training job reading it takes) where ``max_records`` x
             ``max_record_bytes`` (64 GB) does not.
+        max_datasets_per_tenant: Live datasets one tenant may keep; its next upload is refused
+            before anything is scrubbed (RESOURCE_EXHAUSTED ``STORAGE_QUOTA_EXCEEDED``, subject
+            ``storage/datasets_per_tenant``) until it deletes one. 0: no limit.
+        max_stored_bytes_per_tenant: Bytes of scrubbed shards one tenant may keep (default
+            4 GiB, below the chart's 10 Gi volume); an upload that would pass it is refused as
+            soon as it does (subject ``storage/bytes_per_tenant``) and nothing of it is stored.
+            One member uploading 1 GiB datasets in a loop used to fill the volume every tenant
+            shares (:mod:`privsynth.server.scrubbing.tenant_storage`). 0: no limit.
         scrub_batch_size: Records per Presidio batch.
         scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
             ~370-500 MB); 0 scrubs in the server process. With two or more, one is kept for
@@ -216,6 +224,8 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(default=64 * 1024, ge=1)
     max_records: int = Field(default=1_000_000, ge=1)
     max_dataset_bytes: int = Field(default=1024**3, ge=1)
+    max_datasets_per_tenant: int = Field(default=1000, ge=0)
+    max_stored_bytes_per_tenant: int = Field(default=4 * 1024**3, ge=0)
     scrub_batch_size: int = Field(default=64, ge=1)
     scrub_workers: int = Field(default=3, ge=0)
     scrub_worker_max_rss_mb: int = Field(default=1536, ge=0)

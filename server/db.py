@@ -20,6 +20,7 @@ from privsynth.models.label_prompt import MAX_LABEL_PROMPT
 from privsynth.models.presets import MAX_PRESET_NAME
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -93,6 +94,9 @@ class DatasetRow(Base):
     delta: Mapped[float] = mapped_column(Float)
     shard_path: Mapped[str] = mapped_column(String(300))
     content_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """Bytes of the scrubbed shard, counted against the tenant's storage share (NULL for
+    datasets stored before revision 0012; the quota reads their size from the store once)."""
     scrub_report: Mapped[dict[str, Any]] = mapped_column(JSON)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True, server_default="default")

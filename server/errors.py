@@ -13,6 +13,7 @@ never contain corpus text or PII: say which record or field, never what it held.
     ├── FailedPrecondition     FAILED_PRECONDITION
     ├── ResourceExhausted      RESOURCE_EXHAUSTED (carries the remaining budget)
     ├── Overloaded             RESOURCE_EXHAUSTED (too many concurrent calls; carries RetryInfo)
+    ├── QuotaExceeded          RESOURCE_EXHAUSTED (a tenant's storage share is full; no retry)
     ├── PermissionDenied       PERMISSION_DENIED
     ├── Unauthenticated        UNAUTHENTICATED
     └── Unavailable            UNAVAILABLE
@@ -38,6 +39,7 @@ __all__ = [
     "Overloaded",
     "PermissionDenied",
     "PrivsynthError",
+    "QuotaExceeded",
     "Reason",
     "ResourceExhausted",
     "Unauthenticated",
@@ -130,6 +132,10 @@ class Reason(StrEnum):
     """The tenant has as many queued training jobs as it may."""
     TOO_MANY_QUEUED_EVALUATIONS = auto()
     """The tenant has as many queued evaluations (quality reports) as it may."""
+    STORAGE_QUOTA_EXCEEDED = auto()
+    """The tenant keeps as many datasets, or as many bytes of them, as the server allows it;
+    ``QuotaFailure`` names which and ``ErrorInfo`` metadata has ``limit`` and ``used``. Waiting
+    does not help: delete datasets, or ask the operator for a larger share."""
     STORAGE_FULL = auto()
     """The server's disk (or quota) is full: nothing was stored; retry once an operator has
     made room (``RetryInfo`` says when to try)."""
@@ -233,6 +239,23 @@ class Overloaded(PrivsynthError):
         super().__init__(message, reason=reason)
         self.subject = subject
         self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(PrivsynthError):
+    """A tenant's share of storage is full; unlike :class:`Overloaded`, retrying does not help.
+
+    ``subject`` names the share, ``limit`` and ``used`` say how full it is (in the subject's
+    unit: datasets or bytes).
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = Reason.STORAGE_QUOTA_EXCEEDED
+
+    def __init__(self, message: str, *, subject: str, limit: int, used: int) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.limit = limit
+        self.used = used
 
 
 class PermissionDenied(PrivsynthError):

@@ -207,6 +207,14 @@ class ArtifactStore:
         """
         return _verified(relpath, (self.root / relpath).read_bytes(), sha256)
 
+    def size(self, relpath: str) -> int:
+        """Bytes of an artifact.
+
+        Raises:
+            FileNotFoundError: If the artifact is missing.
+        """
+        return (self.root / relpath).stat().st_size
+
     def delete(self, relpath: str) -> None:
         """Remove an artifact if present."""
         (self.root / relpath).unlink(missing_ok=True)
@@ -299,6 +307,10 @@ class ObjectArtifactStore(ArtifactStore):
         """Read an object, verifying its hash when given; see :meth:`ArtifactStore.get`."""
         data = self.fs.cat_file(self._key(relpath))
         return _verified(relpath, bytes(data), sha256)
+
+    def size(self, relpath: str) -> int:
+        """Bytes of an object; see :meth:`ArtifactStore.size`."""
+        return int(self.fs.size(self._key(relpath)))
 
     def delete(self, relpath: str) -> None:
         """Remove an object if present."""

@@ -43,6 +43,7 @@ from privsynth.server.errors import (
     InvalidArgument,
     Overloaded,
     PrivsynthError,
+    QuotaExceeded,
     Reason,
     ResourceExhausted,
 )
@@ -117,6 +118,13 @@ def to_status(exc: PrivsynthError) -> status_pb2.Status:
                 )
             )
         )
+    if isinstance(exc, QuotaExceeded):
+        info.metadata["limit"] = str(exc.limit)
+        info.metadata["used"] = str(exc.used)
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=exc.subject, description=exc.message
+        )
+        status.details.append(_pack(error_details_pb2.QuotaFailure(violations=[violation])))
     if isinstance(exc, Overloaded):
         violation = error_details_pb2.QuotaFailure.Violation(
             subject=exc.subject, description=exc.message

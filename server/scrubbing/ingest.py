@@ -31,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from privsynth.client.printing import breaks_line
-from privsynth.server.db import DatasetRow, new_id, utcnow
+from privsynth.server.config import Settings
+from privsynth.server.db import DatasetRow, lock_until_commit, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason, Unavailable
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.request_ids import earlier_resource, request_digest
@@ -43,6 +44,7 @@ from privsynth.server.scrubbing.pipeline import ParallelScrubber
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
 from privsynth.server.scrubbing.scrubber import Scrubber, ScrubCancelled
 from privsynth.server.scrubbing.strategies import Replacer, dataset_key
+from privsynth.server.scrubbing.tenant_storage import check_bytes, check_room
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -346,10 +348,14 @@ def ingest(
                 field="records",
                 reason=Reason.DATASET_TOO_LARGE,
             )
+        check_bytes(kept, adding=shard.size, max_bytes=settings.max_stored_bytes_per_tenant)
         metrics.records_scrubbed.inc(len(pending))
         pending.clear()
         pending_chars = 0
 
+    # A tenant whose storage share is full is refused before anything is scrubbed.
+    with runtime.db.session() as s:
+        kept = check_room(s, runtime.store, tenant=spec.tenant, adding=0, **_share(settings))
     # The scrubbed shard goes to disk as it is scrubbed: an upload holds one flush in memory,
     # not its whole corpus (1 GiB each, with a dozen uploads open at once, was an OOM kill).
     shard = runtime.store.stage("shards", suffix=".jsonl")
@@ -406,6 +412,7 @@ def ingest(
         for entity, n in totals.items():
             metrics.pii_entities.labels(entity_type=entity).inc(n)
         path, digest = shard.commit()
+        size = shard.size
     report = {
         "records_scrubbed": count,
         "records_with_pii": with_pii,
@@ -430,6 +437,7 @@ def ingest(
         delta=spec.delta if spec.delta is not None else default_delta(units),
         shard_path=path,
         content_sha256=digest,
+        size_bytes=size,
         scrub_report=report,
         tenant=spec.tenant,
         request_id=spec.request_id,
@@ -438,6 +446,9 @@ def ingest(
     try:
         _check_not_cancelled(cancel)  # the client's end can reach us after its last record
         with runtime.db.session() as s:
+            # Under the tenant's lock, counting the uploads that committed meanwhile.
+            lock_until_commit(s, f"storage/{spec.tenant}")
+            check_room(s, runtime.store, tenant=spec.tenant, adding=size, **_share(settings))
             s.add(row)
     except IntegrityError:
         # The same upload, retried while the first was still scrubbing: the first one stored
@@ -454,6 +465,14 @@ def ingest(
             _drop_unless_named(runtime, path)
         raise
     return row
+
+
+def _share(settings: Settings) -> dict[str, int]:
+    """The tenant storage share's bounds, as :func:`check_room` takes them."""
+    return {
+        "max_datasets": settings.max_datasets_per_tenant,
+        "max_bytes": settings.max_stored_bytes_per_tenant,
+    }
 
 
 def _check_not_cancelled(cancel: threading.Event | None) -> None:

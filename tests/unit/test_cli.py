@@ -146,6 +146,7 @@ def test_exit_codes_tell_the_failures_apart() -> None:
         code(grpc.StatusCode.FAILED_PRECONDITION, reason="EPSILON_UNREACHABLE"): (
             ExitCode.CONFLICT
         ),
+        code(grpc.StatusCode.RESOURCE_EXHAUSTED, reason="STORAGE_QUOTA_EXCEEDED"): (ExitCode.QUOTA),
         code(grpc.StatusCode.INTERNAL): ExitCode.SERVER_ERROR,
         code(grpc.StatusCode.UNAVAILABLE): ExitCode.UNAVAILABLE,
     }
