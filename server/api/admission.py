@@ -90,6 +90,15 @@ DEFAULT_MAX_SCRUB_CALLS = 8
 """AnalyzeText/ScrubText calls at once: keeps two scrub workers busy (64 clients on 2 cores:
 ~0.9x the unbounded throughput at a fifth of its p99 latency, benchmarks/load.py)."""
 _RETRY_AFTER_S = 1.0
+_SHARES: dict[str, tuple[str, str]] = {
+    "long_running": ("streams or scrub calls", "concurrent_calls/streams_per_caller"),
+    "watch": ("watch calls", "concurrent_calls/watch_per_caller"),
+    "generation": ("generation calls", "concurrent_calls/generation_per_caller"),
+    "scrubbing": ("scrubbing calls", "concurrent_calls/scrubbing_per_caller"),
+}
+"""The classes one caller has a share of: what a refusal calls them, and its ``QuotaFailure``
+subject. Checked in this order: the long-running share first, since its subject is the one
+clients know from before the smaller classes had shares."""
 
 
 def default_max_streams(max_workers: int) -> int:
@@ -151,7 +160,8 @@ class Admission:
         gateway = self.per_caller >= max_streams  # the operator lifted the shares
         self.shares = {
             name: self.limits[name] if gateway else max(1, self.limits[name] // 2)
-            for name in ("watch", "generation", "scrubbing")  # streams: long_running's share
+            for name in _SHARES
+            if name != "long_running"  # the streams' share, set on its own
         }
         self.shares["long_running"] = self.per_caller
         """What one authenticated caller may hold of each class (see the module's notes)."""
@@ -205,11 +215,7 @@ class Admission:
         Raises:
             Overloaded: One of the classes, or the caller's share of streams, is full.
         """
-        mine = (
-            [(caller, name) for name in classes if name in self.shares]
-            if caller is not None
-            else []
-        )
+        mine = [(caller, name) for name in _SHARES if name in classes] if caller is not None else []
         with self._lock:
             for name in classes:
                 if self._open[name] >= self.limits[name]:
@@ -219,23 +225,14 @@ class Admission:
                         subject=f"concurrent_calls/{name}",
                         retry_after_s=_RETRY_AFTER_S,
                     )
-            # The long-running share first: its subject is the one clients know since 0.x.
-            for key in sorted(mine, key=lambda k: k[1] != "long_running"):
+            for key in mine:
                 name = key[1]
                 if self._by_caller.get(key, 0) >= self.shares[name]:
-                    what = (
-                        "streams or scrub calls"
-                        if name == "long_running"
-                        else f"{name.replace('_', ' ')} calls"
-                    )
+                    what, subject = _SHARES[name]
                     raise Overloaded(
                         f"this caller has {self.shares[name]} {what} open already "
                         "(the most one caller may hold); close one or retry later",
-                        subject=(
-                            "concurrent_calls/streams_per_caller"
-                            if name == "long_running"
-                            else f"concurrent_calls/{name}_per_caller"
-                        ),
+                        subject=subject,
                         retry_after_s=_RETRY_AFTER_S,
                     )
             for name in classes:
