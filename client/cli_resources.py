@@ -39,6 +39,18 @@ def _time(ts: Timestamp) -> str:
     return ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if ts.seconds else "-"
 
 
+def _size(size_bytes: int) -> str:
+    """Bytes for a table: ``812 B``, ``3.4 MB`` (powers of 1,000); ``-`` when not recorded."""
+    if size_bytes <= 0:
+        return "-"
+    size, unit = float(size_bytes), "B"
+    for bigger in ("kB", "MB", "GB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, bigger
+    return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
 def _job_state(job: training_pb2.TrainingJob) -> str:
     return training_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
 
@@ -66,6 +78,7 @@ DATASETS = _Collection(
         ("NAME", lambda d: d.name),
         ("DISPLAY NAME", lambda d: d.display_name),
         ("RECORDS", lambda d: str(d.record_count)),
+        ("SIZE", lambda d: _size(d.size_bytes)),
         ("EPS CAP", lambda d: f"{d.epsilon_cap:g}"),
         ("CREATED", lambda d: _time(d.create_time)),
     ),

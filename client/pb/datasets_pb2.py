@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprivsynth/v1/datasets.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x16\n\x0elabelled_count\x18\x05 \x01(\x03\x12\x12\n\nuser_count\x18\x06 \x01(\x03\x12\x14\n\x0cprivacy_unit\x18\x07 \x01(\t\x12\x13\n\x0b\x65psilon_cap\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12/\n\x0cscrub_report\x18\n \x01(\x0b\x32\x19.privsynth.v1.ScrubReport\x12\x16\n\x0e\x63ontent_sha256\x18\x0b \x01(\t\"\xf4\x03\n\x0bScrubReport\x12\x18\n\x10records_scrubbed\x18\x01 \x01(\x03\x12\x18\n\x10records_with_pii\x18\x02 \x01(\x03\x12\x42\n\rentity_counts\x18\x03 \x03(\x0b\x32+.privsynth.v1.ScrubReport.EntityCountsEntry\x12\x10\n\x08\x61nalyzer\x18\x04 \x01(\t\x12\x10\n\x08strategy\x18\x05 \x01(\t\x12\x46\n\x0fstrategy_counts\x18\x06 \x03(\x0b\x32-.privsynth.v1.ScrubReport.StrategyCountsEntry\x12\x16\n\x0eresidual_count\x18\x07 \x01(\x03\x12\x46\n\x0fresidual_counts\x18\x08 \x03(\x0b\x32-.privsynth.v1.ScrubReport.ResidualCountsEntry\x1a\x33\n\x11\x45ntityCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13StrategyCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13ResidualCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9a\x01\n\x0f\x44\x61tasetMetadata\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x18\n\x0b\x65psilon_cap\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05\x64\x65lta\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x15\n\rrecord_format\x18\x05 \x01(\tB\x0e\n\x0c_epsilon_capB\x08\n\x06_delta\"6\n\x06Record\x12\x0c\n\x04text\x18\x01 \x01(\x0c\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\"4\n\x0bRecordBatch\x12%\n\x07records\x18\x01 \x03(\x0b\x32\x14.privsynth.v1.Record\"\x82\x01\n\x14UploadDatasetRequest\x12\x31\n\x08metadata\x18\x01 \x01(\x0b\x32\x1d.privsynth.v1.DatasetMetadataH\x00\x12,\n\x07records\x18\x02 \x01(\x0b\x32\x19.privsynth.v1.RecordBatchH\x00\x42\t\n\x07payload\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.privsynth.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse2\xcf\x02\n\x08\x44\x61tasets\x12L\n\rUploadDataset\x12\".privsynth.v1.UploadDatasetRequest\x1a\x15.privsynth.v1.Dataset(\x01\x12\x44\n\nGetDataset\x12\x1f.privsynth.v1.GetDatasetRequest\x1a\x15.privsynth.v1.Dataset\x12U\n\x0cListDatasets\x12!.privsynth.v1.ListDatasetsRequest\x1a\".privsynth.v1.ListDatasetsResponse\x12X\n\rDeleteDataset\x12\".privsynth.v1.DeleteDatasetRequest\x1a#.privsynth.v1.DeleteDatasetResponseBg\n\x14\x64\x65v.privsynth.api.v1B\rDatasetsProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprivsynth/v1/datasets.proto\x12\x0cprivsynth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x16\n\x0elabelled_count\x18\x05 \x01(\x03\x12\x12\n\nuser_count\x18\x06 \x01(\x03\x12\x14\n\x0cprivacy_unit\x18\x07 \x01(\t\x12\x13\n\x0b\x65psilon_cap\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12/\n\x0cscrub_report\x18\n \x01(\x0b\x32\x19.privsynth.v1.ScrubReport\x12\x16\n\x0e\x63ontent_sha256\x18\x0b \x01(\t\x12\x12\n\nsize_bytes\x18\x0c \x01(\x03\"\xf4\x03\n\x0bScrubReport\x12\x18\n\x10records_scrubbed\x18\x01 \x01(\x03\x12\x18\n\x10records_with_pii\x18\x02 \x01(\x03\x12\x42\n\rentity_counts\x18\x03 \x03(\x0b\x32+.privsynth.v1.ScrubReport.EntityCountsEntry\x12\x10\n\x08\x61nalyzer\x18\x04 \x01(\t\x12\x10\n\x08strategy\x18\x05 \x01(\t\x12\x46\n\x0fstrategy_counts\x18\x06 \x03(\x0b\x32-.privsynth.v1.ScrubReport.StrategyCountsEntry\x12\x16\n\x0eresidual_count\x18\x07 \x01(\x03\x12\x46\n\x0fresidual_counts\x18\x08 \x03(\x0b\x32-.privsynth.v1.ScrubReport.ResidualCountsEntry\x1a\x33\n\x11\x45ntityCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13StrategyCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13ResidualCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9a\x01\n\x0f\x44\x61tasetMetadata\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x18\n\x0b\x65psilon_cap\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05\x64\x65lta\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x15\n\rrecord_format\x18\x05 \x01(\tB\x0e\n\x0c_epsilon_capB\x08\n\x06_delta\"6\n\x06Record\x12\x0c\n\x04text\x18\x01 \x01(\x0c\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\"4\n\x0bRecordBatch\x12%\n\x07records\x18\x01 \x03(\x0b\x32\x14.privsynth.v1.Record\"\x82\x01\n\x14UploadDatasetRequest\x12\x31\n\x08metadata\x18\x01 \x01(\x0b\x32\x1d.privsynth.v1.DatasetMetadataH\x00\x12,\n\x07records\x18\x02 \x01(\x0b\x32\x19.privsynth.v1.RecordBatchH\x00\x42\t\n\x07payload\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.privsynth.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse2\xcf\x02\n\x08\x44\x61tasets\x12L\n\rUploadDataset\x12\".privsynth.v1.UploadDatasetRequest\x1a\x15.privsynth.v1.Dataset(\x01\x12\x44\n\nGetDataset\x12\x1f.privsynth.v1.GetDatasetRequest\x1a\x15.privsynth.v1.Dataset\x12U\n\x0cListDatasets\x12!.privsynth.v1.ListDatasetsRequest\x1a\".privsynth.v1.ListDatasetsResponse\x12X\n\rDeleteDataset\x12\".privsynth.v1.DeleteDatasetRequest\x1a#.privsynth.v1.DeleteDatasetResponseBg\n\x14\x64\x65v.privsynth.api.v1B\rDatasetsProtoP\x01Z>github.com/privsynth/privsynth/gen/go/privsynth/v1;privsynthv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,33 +40,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCRUBREPORT_RESIDUALCOUNTSENTRY']._loaded_options = None
   _globals['_SCRUBREPORT_RESIDUALCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_DATASET']._serialized_start=79
-  _globals['_DATASET']._serialized_end=370
-  _globals['_SCRUBREPORT']._serialized_start=373
-  _globals['_SCRUBREPORT']._serialized_end=873
-  _globals['_SCRUBREPORT_ENTITYCOUNTSENTRY']._serialized_start=712
-  _globals['_SCRUBREPORT_ENTITYCOUNTSENTRY']._serialized_end=763
-  _globals['_SCRUBREPORT_STRATEGYCOUNTSENTRY']._serialized_start=765
-  _globals['_SCRUBREPORT_STRATEGYCOUNTSENTRY']._serialized_end=818
-  _globals['_SCRUBREPORT_RESIDUALCOUNTSENTRY']._serialized_start=820
-  _globals['_SCRUBREPORT_RESIDUALCOUNTSENTRY']._serialized_end=873
-  _globals['_DATASETMETADATA']._serialized_start=876
-  _globals['_DATASETMETADATA']._serialized_end=1030
-  _globals['_RECORD']._serialized_start=1032
-  _globals['_RECORD']._serialized_end=1086
-  _globals['_RECORDBATCH']._serialized_start=1088
-  _globals['_RECORDBATCH']._serialized_end=1140
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=1143
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=1273
-  _globals['_GETDATASETREQUEST']._serialized_start=1275
-  _globals['_GETDATASETREQUEST']._serialized_end=1308
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1310
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1370
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1372
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1460
-  _globals['_DELETEDATASETREQUEST']._serialized_start=1462
-  _globals['_DELETEDATASETREQUEST']._serialized_end=1498
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=1500
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=1523
-  _globals['_DATASETS']._serialized_start=1526
-  _globals['_DATASETS']._serialized_end=1861
+  _globals['_DATASET']._serialized_end=390
+  _globals['_SCRUBREPORT']._serialized_start=393
+  _globals['_SCRUBREPORT']._serialized_end=893
+  _globals['_SCRUBREPORT_ENTITYCOUNTSENTRY']._serialized_start=732
+  _globals['_SCRUBREPORT_ENTITYCOUNTSENTRY']._serialized_end=783
+  _globals['_SCRUBREPORT_STRATEGYCOUNTSENTRY']._serialized_start=785
+  _globals['_SCRUBREPORT_STRATEGYCOUNTSENTRY']._serialized_end=838
+  _globals['_SCRUBREPORT_RESIDUALCOUNTSENTRY']._serialized_start=840
+  _globals['_SCRUBREPORT_RESIDUALCOUNTSENTRY']._serialized_end=893
+  _globals['_DATASETMETADATA']._serialized_start=896
+  _globals['_DATASETMETADATA']._serialized_end=1050
+  _globals['_RECORD']._serialized_start=1052
+  _globals['_RECORD']._serialized_end=1106
+  _globals['_RECORDBATCH']._serialized_start=1108
+  _globals['_RECORDBATCH']._serialized_end=1160
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=1163
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=1293
+  _globals['_GETDATASETREQUEST']._serialized_start=1295
+  _globals['_GETDATASETREQUEST']._serialized_end=1328
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1330
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1390
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1392
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1480
+  _globals['_DELETEDATASETREQUEST']._serialized_start=1482
+  _globals['_DELETEDATASETREQUEST']._serialized_end=1518
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=1520
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=1543
+  _globals['_DATASETS']._serialized_start=1546
+  _globals['_DATASETS']._serialized_end=1881
 # @@protoc_insertion_point(module_scope)

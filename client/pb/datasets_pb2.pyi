@@ -36,6 +36,7 @@ class Dataset(_message.Message):
     DELTA_FIELD_NUMBER: _builtins.int
     SCRUB_REPORT_FIELD_NUMBER: _builtins.int
     CONTENT_SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"datasets/{id}"."""
     display_name: _builtins.str
@@ -54,6 +55,11 @@ class Dataset(_message.Message):
     """The delta of the cap."""
     content_sha256: _builtins.str
     """SHA-256 of the stored scrubbed shard."""
+    size_bytes: _builtins.int
+    """Bytes of the stored scrubbed shard: what the dataset counts against its tenant's storage
+    share (the server's PRIVSYNTH_MAX_STORED_BYTES_PER_TENANT). 0 for a dataset stored before
+    sizes were recorded, until the share first counts it.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the upload finished."""
@@ -76,10 +82,11 @@ class Dataset(_message.Message):
         delta: _builtins.float = ...,
         scrub_report: Global___ScrubReport | None = ...,
         content_sha256: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "scrub_report", b"scrub_report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "create_time", b"create_time", "delta", b"delta", "display_name", b"display_name", "epsilon_cap", b"epsilon_cap", "labelled_count", b"labelled_count", "name", b"name", "privacy_unit", b"privacy_unit", "record_count", b"record_count", "scrub_report", b"scrub_report", "user_count", b"user_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "create_time", b"create_time", "delta", b"delta", "display_name", b"display_name", "epsilon_cap", b"epsilon_cap", "labelled_count", b"labelled_count", "name", b"name", "privacy_unit", b"privacy_unit", "record_count", b"record_count", "scrub_report", b"scrub_report", "size_bytes", b"size_bytes", "user_count", b"user_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

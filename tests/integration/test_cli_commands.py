@@ -139,7 +139,10 @@ def test_cli_finds_inspects_cancels_and_deletes(
     assert listing[0].split()[:3] == ["NAME", "DISPLAY", "NAME"]
     assert any(line.startswith(dataset["name"]) and "lost.jsonl" in line for line in listing)
     assert main([*target, "--json", "datasets", "list", "--limit", "1"]) == 0
-    assert [d["name"] for d in _json(capsys)] == [dataset["name"]]  # newest first
+    listed = _json(capsys)
+    assert [d["name"] for d in listed] == [dataset["name"]]  # newest first
+    # What the dataset counts against the tenant's storage share, in bytes (int64: a string).
+    assert int(listed[0]["size_bytes"]) > 0
     assert main([*target, "datasets", "get", ds_id]) == 0
     assert f"name: {dataset['name']}" in capsys.readouterr().out
 

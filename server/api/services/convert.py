@@ -36,6 +36,7 @@ def dataset_pb(row: DatasetRow) -> datasets_pb2.Dataset:
         epsilon_cap=row.epsilon_cap,
         delta=row.delta,
         content_sha256=row.content_sha256,
+        size_bytes=row.size_bytes or 0,
         scrub_report=datasets_pb2.ScrubReport(
             records_scrubbed=int(rep.get("records_scrubbed", 0)),
             records_with_pii=int(rep.get("records_with_pii", 0)),
