@@ -334,6 +334,7 @@ def ingest(
             ) from None
         metrics.scrub_seconds.observe(time.perf_counter() - started)
         for (_, label, user, deny), found in zip(pending, results, strict=True):
+            _check_not_cancelled(cancel)  # a flush of 4 MB of mail takes a while
             res = deny.apply(found, replacer) if deny and replacer else found
             if res.entity_counts:
                 with_pii += 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from privsynth.client.mailfiles import decode_header_text, decode_text_part, split_mbox
-from privsynth.server.scrubbing.deny_list import DenyList
+from privsynth.server.scrubbing.deny_list import MAX_DENIED, DenyList
 from privsynth.server.scrubbing.file_sources import ScrubFileReport, scrub_file
 from privsynth.server.scrubbing.mail import MailScrubber, mail_record
 from privsynth.server.scrubbing.scrubber import Scrubber, ScrubResult
@@ -326,6 +326,32 @@ def test_deny_list_skips_surrogates_and_organisation_words() -> None:
     out = _apply(deny, "Ann Beck and Ann", spans)
     assert out.text == "Ann Beck and <PERSON>"
     assert out.surrogate_spans == ((0, 8), (13, 21))
+
+
+def test_deny_list_spans_shift_past_each_replacement_and_odd_addresses_match() -> None:
+    # Surrogates before, between and after replacements keep pointing at themselves.
+    deny = _deny("Ann Bee", addresses=("+tag@x.org", "o'neil@x.org"))
+    text = "<P> Ann Bee <Q> mail +tag@x.org or O'Neil@X.org <R>"
+    spans = ((0, 3), (12, 15), (48, 51))
+    out = _apply(deny, text, spans)
+    assert out.text == ("<P> <PERSON> <Q> mail <EMAIL_ADDRESS> or <EMAIL_ADDRESS> <R>")
+    assert [out.text[s:e] for s, e in out.surrogate_spans] == [
+        "<P>",
+        "<PERSON>",
+        "<Q>",
+        "<EMAIL_ADDRESS>",
+        "<EMAIL_ADDRESS>",
+        "<R>",
+    ]
+
+
+def test_a_header_of_a_thousand_mailboxes_denies_only_the_first_hundred() -> None:
+    # One 64 KB message of 1,000 recipients made a deny list of 3,000 values, tried at every
+    # place of the text: 8 s of the server's GIL per record. The first MAX_DENIED are kept.
+    to = ", ".join(f"Ab{i} Cd{i} <u{i}@h{i}.io>" for i in range(1000))
+    text, deny = mail_record(f"To: {to}\nSubject: hi\n\nAb1 Cd1, Ab999 Cd999 and u5@h5.io\n")
+    assert len(deny._names) <= MAX_DENIED and len(deny._addresses) <= MAX_DENIED
+    assert _apply(deny, text).text == "hi\n\n<PERSON>, Ab999 Cd999 and <EMAIL_ADDRESS>\n"
 
 
 def test_upload_record_is_subject_and_body_with_the_header_names_denied() -> None:
