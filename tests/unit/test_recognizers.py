@@ -321,3 +321,40 @@ def test_a_numeric_date_takes_the_time_and_zone_around_it(text: str, stamp: str)
     found = [text[r.start : r.end] for r in TextDateRecognizer().analyze(text, [])]
     assert found == [stamp]
     assert TextDateRecognizer().analyze("born 03/04/1990, ratio 1/2/3", []) == []
+
+
+# -- adversarial text: same matches, bounded work (timed in benchmarks/pathological_text.py) --
+
+
+_URLS = (
+    "see http://www.example.com/path?q=1 and foo.community, x.co.uk and www3.foo.org",
+    "'https://a.b.accountants/x' \"bank.example.net/login\" mail.google.com",
+    "Ab.Ab.Ab.Abc.co.Ab.accountan.accountant.comm 1.2.3.4.io",
+)
+
+
+def test_url_tld_trie_keeps_presidios_matches_and_leads_its_alternation() -> None:
+    # Presidio's URL patterns tried 675 TLDs after every dot: 8 KB of "Ab.Ab." took 6 s.
+    import regex
+    from presidio_analyzer.predefined_recognizers import UrlRecognizer
+    from privsynth.server.scrubbing.recognizers import _fast_tlds
+
+    plain, trie = UrlRecognizer(), UrlRecognizer()
+    _fast_tlds(trie)
+    flags = regex.I | regex.M | regex.S
+    for before, after in zip(plain.patterns, trie.patterns, strict=True):
+        assert after.regex.count("(?=") == before.regex.count("(?=") + 1
+        assert after.compiled_regex is None
+        old, new = regex.compile(before.regex, flags), regex.compile(after.regex, flags)
+        for text in _URLS:
+            assert [m.span() for m in new.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+def test_eu_street_words_are_bounded_but_the_longest_real_one_fits() -> None:
+    # An unbounded word was backed through from each capital of "Ab-Ab-Ab-" (2.7 s per 8 KB).
+    street = "Bischöflich-Geistlicher-Rat-Josef-Zinnbauer-Straße 3"  # Germany's longest, 49
+    found = StreetAddressRecognizer().analyze(f"Sie wohnt in der {street}.", ["STREET_ADDRESS"])
+    assert [(r.start, r.end) for r in found] == [(17, 17 + len(street))]
+    long_word = "Ab-" * 100 + "straße 3"  # found from at most 80 characters before its suffix
+    found = StreetAddressRecognizer().analyze(long_word, ["STREET_ADDRESS"])
+    assert [r.end for r in found] == [len(long_word)] and found[0].start >= len(long_word) - 90
