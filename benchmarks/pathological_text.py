@@ -71,7 +71,7 @@ def _prose(chars: int) -> str:
 
 def _time(scrubber: Scrubber, text: str, repeat: int) -> tuple[float, dict[str, float]]:
     """Seconds of the spaCy pipeline plus every recognizer on ``text``, and the slowest parts."""
-    engine = scrubber._analyzer  # noqa: SLF001 - the analyzer's parts, timed one by one
+    engine = scrubber._analyzer  # the analyzer's parts, timed one by one
     recognizers = engine.registry.get_recognizers(language="en", all_fields=True)
     parts: dict[str, float] = {}
     for _ in range(repeat):

@@ -129,7 +129,9 @@ class PrivsynthServer:
         self.runner = JobRunner(self.runtime)
         # One auditor for the Privacy service's AuditPrivacy and the quality reports' canary
         # audits: each trains a model, so they run one at a time.
-        self.auditor = PrivacyAuditor(torch_threads=settings.torch_threads)
+        self.auditor = PrivacyAuditor(
+            torch_threads=settings.torch_threads, max_seconds=settings.max_audit_seconds
+        )
         self.evaluations = EvaluationRunner(self.runtime, auditor=self.auditor)
         self.auth = Authenticator.from_settings(settings)
         self.admission = Admission(

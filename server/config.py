@@ -105,6 +105,10 @@ class Settings(BaseSettings):
         max_job_seconds: Wall-clock seconds a job may train (summed over resumes); a run past
             it stops as a cancel does, is charged the ε it consumed and ends FAILED with
             "stopped: exceeded the maximum job duration of N s". 0: no limit.
+        max_audit_seconds: Wall-clock seconds an AuditPrivacy call may train; past it the
+            audit stops as a cancel does (a dataset's audit is charged what it spent) and the
+            call ends DEADLINE_EXCEEDED (``TIME_LIMIT_EXCEEDED``). The server runs one audit at
+            a time, and one at the per-field maxima held that place 2.5 hours. 0: no limit.
         torch_threads: Intra-op threads for torch.
         sample_batch_size: Records a sampling request decodes at once. Larger batches raise
             throughput on a long request (48 rows decoded 240 records 1.3x faster than 16 on
@@ -214,6 +218,7 @@ class Settings(BaseSettings):
     max_queued_evaluations_per_tenant: int = Field(default=4, ge=0)
     max_running_jobs_per_tenant: int = Field(default=1, ge=0)
     max_job_seconds: float = Field(default=24 * 3600.0, ge=0)
+    max_audit_seconds: float = Field(default=1800.0, ge=0)
     torch_threads: int = Field(default=2, ge=1)
     sample_batch_size: int = Field(default=16, ge=1, le=256)
     # -- training checkpoints and memory (issue 5) --

@@ -14,6 +14,7 @@ never contain corpus text or PII: say which record or field, never what it held.
     ├── ResourceExhausted      RESOURCE_EXHAUSTED (carries the remaining budget)
     ├── Overloaded             RESOURCE_EXHAUSTED (too many concurrent calls; carries RetryInfo)
     ├── QuotaExceeded          RESOURCE_EXHAUSTED (a tenant's storage share is full; no retry)
+    ├── DeadlineExceeded       DEADLINE_EXCEEDED  (a server-side time limit, named in the message)
     ├── PermissionDenied       PERMISSION_DENIED
     ├── Unauthenticated        UNAUTHENTICATED
     └── Unavailable            UNAVAILABLE
@@ -33,6 +34,7 @@ import grpc
 
 __all__ = [
     "AlreadyExists",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
     "NotFound",
@@ -139,6 +141,10 @@ class Reason(StrEnum):
     STORAGE_FULL = auto()
     """The server's disk (or quota) is full: nothing was stored; retry once an operator has
     made room (``RetryInfo`` says when to try)."""
+    # DEADLINE_EXCEEDED
+    TIME_LIMIT_EXCEEDED = auto()
+    """The work ran past a time limit of the server's (the message names the setting); what
+    it consumed is charged as for a cancel. Ask for less work per call."""
     # PERMISSION_DENIED
     ROLE_NOT_ALLOWED = auto()
     """The caller's role may not call this method."""
@@ -256,6 +262,13 @@ class QuotaExceeded(PrivsynthError):
         self.subject = subject
         self.limit = limit
         self.used = used
+
+
+class DeadlineExceeded(PrivsynthError):
+    """The server stopped the work at a time limit of its own (not the caller's deadline)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = Reason.TIME_LIMIT_EXCEEDED
 
 
 class PermissionDenied(PrivsynthError):

@@ -22,8 +22,10 @@ mechanism its model was trained with (:func:`model_audit_config`: the card's pre
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from privsynth.models.presets import PRESETS, base_available
 from privsynth.models.privacy_audit import AuditConfig, AuditProgress, AuditResult
 from privsynth.server.db import new_id
 from privsynth.server.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     Reason,
@@ -234,10 +237,16 @@ class PrivacyAuditor:
         *,
         torch_threads: int = 2,
         run: Callable[..., AuditResult] | None = None,
+        max_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._torch_threads = torch_threads
         self._run = run
         self._busy = threading.Lock()
+        self.max_seconds = max_seconds
+        """Longest an :meth:`stream` audit may train (0: no limit). There is one audit place
+        per server, and a caller's audit at the per-field maxima held it 2.5 hours."""
+        self._clock = clock
 
     def run(
         self,
@@ -302,10 +311,14 @@ class PrivacyAuditor:
 
         Raises:
             Unavailable: Another audit is running on this server.
+            DeadlineExceeded: The audit trained for ``max_seconds`` and was stopped (charged
+                as a cancel).
             privsynth.server.errors.ResourceExhausted: The dataset's budget cannot pay.
             privsynth.models.dp_train.TrainingConfigError: Parameters train_dp refuses.
             privsynth.models.dp_train.TrainingInterrupted: Training failed.
         """
+        from privsynth.models.dp_train import TrainingInterrupted
+
         if load_records is not None and charge is None:
             raise ValueError("an audit on private records must be charged")
         if not self._busy.acquire(blocking=False):
@@ -321,6 +334,11 @@ class PrivacyAuditor:
                 raise
         events: queue.Queue[_Event] = queue.Queue()
         stop = threading.Event()
+        limit = self.max_seconds
+        deadline = self._clock() + limit if limit > 0 else math.inf
+
+        def time_up() -> bool:
+            return self._clock() >= deadline
 
         def work() -> None:
             try:
@@ -335,7 +353,7 @@ class PrivacyAuditor:
                 outcome: AuditResult | BaseException = run(
                     config,
                     on_progress=events.put,
-                    should_stop=lambda: stop.is_set() or not is_active(),
+                    should_stop=lambda: stop.is_set() or not is_active() or time_up(),
                     **extra,
                 )
             except BaseException as exc:  # handed to the RPC thread, re-raised there
@@ -358,6 +376,13 @@ class PrivacyAuditor:
                     if not is_active():
                         return
                     continue
+                if isinstance(event, TrainingInterrupted) and event.cancelled and time_up():
+                    raise DeadlineExceeded(
+                        f"the audit trained {event.steps} steps in {limit:g} s, the server's "
+                        "limit (PRIVSYNTH_MAX_AUDIT_SECONDS), and was stopped; what it spent "
+                        "is charged as for a cancel. Ask for fewer epochs, canaries or "
+                        "public_records"
+                    ) from None
                 if isinstance(event, BaseException):
                     raise event
                 yield event

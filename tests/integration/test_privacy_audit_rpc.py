@@ -117,3 +117,40 @@ def test_cli_audit_runs_on_the_public_corpus_and_touches_no_ledger(
     assert 0 <= result["epsilon_lower_bound"] < result["epsilon_claimed"] <= 2.0 + 1e-6
     assert result["refuted"] is False
     assert _ledger_rows(server) == before
+
+
+def test_an_audit_past_the_servers_time_limit_ends_deadline_exceeded_and_is_charged(
+    server: Any, client: PrivsynthClient
+) -> None:
+    # One audit runs at a time per server, and one at the per-field maxima held that place for
+    # 2.5 hours; PRIVSYNTH_MAX_AUDIT_SECONDS now stops it (here: at its first step).
+    ds = client.upload_dataset(fortunes(30), display_name="audit-time-limit", epsilon_cap=5)
+    auditor = server.auditor
+    limit = auditor.max_seconds
+    auditor.max_seconds = 1e-6
+    try:
+        with pytest.raises(PrivsynthClientError) as exc:
+            list(
+                client.audit_privacy(
+                    target_epsilon=2.0, dataset=ds.name, preset="tiny", canaries=100, epochs=1
+                )
+            )
+    finally:
+        auditor.max_seconds = limit
+    assert exc.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert exc.value.reason == "TIME_LIMIT_EXCEEDED"
+    assert "PRIVSYNTH_MAX_AUDIT_SECONDS" in exc.value.message
+    with server.runtime.db.session() as s:
+        rows = s.execute(
+            select(LedgerRow).where(LedgerRow.dataset_id == ds.name.split("/")[1])
+        ).scalars()
+        kinds = [r.kind for r in rows if r.kind != "cap"]
+    assert kinds == ["reserve", "commit", "release"]  # charged what it spent, nothing held
+    assert client.get_budget(ds.name).epsilon_reserved == 0
+    # The place is free again: the next audit runs.
+    events = list(
+        client.audit_privacy(
+            target_epsilon=2.0, preset="tiny", canaries=100, public_records=20, epochs=1
+        )
+    )
+    assert events[-1].HasField("result")
