@@ -66,6 +66,7 @@ _OVERLOAD_REASONS = frozenset(
         "TOO_MANY_CONCURRENT_CALLS",
         "TOO_MANY_QUEUED_JOBS",
         "TOO_MANY_QUEUED_EVALUATIONS",
+        "CREATION_RATE_EXCEEDED",
         "STORAGE_FULL",
     }
 )

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
             soon as it does (subject ``storage/bytes_per_tenant``) and nothing of it is stored.
             One member uploading 1 GiB datasets in a loop used to fill the volume every tenant
             shares (:mod:`privsynth.server.scrubbing.tenant_storage`). 0: no limit.
+        max_creations_per_tenant_per_hour: Datasets one tenant may upload in an hour, and as
+            many training jobs and as many evaluations (each kind counted on its own, deleted
+            and cancelled ones included: their rows and audit entries stay). Past it the call
+            is RESOURCE_EXHAUSTED ``CREATION_RATE_EXCEEDED`` with a RetryInfo (subject
+            ``datasets/created_per_hour``, ``jobs/…`` or ``evaluations/…``). 0: no limit.
         scrub_batch_size: Records per Presidio batch.
         scrub_workers: Worker processes scrubbing uploads (each holds its own spaCy pipeline,
             ~370-500 MB); 0 scrubs in the server process. With two or more, one is kept for
@@ -230,6 +235,7 @@ class Settings(BaseSettings):
     max_records: int = Field(default=1_000_000, ge=1)
     max_dataset_bytes: int = Field(default=1024**3, ge=1)
     max_datasets_per_tenant: int = Field(default=1000, ge=0)
+    max_creations_per_tenant_per_hour: int = Field(default=200, ge=0)
     max_stored_bytes_per_tenant: int = Field(default=4 * 1024**3, ge=0)
     scrub_batch_size: int = Field(default=64, ge=1)
     scrub_workers: int = Field(default=3, ge=0)

@@ -134,6 +134,9 @@ class Reason(StrEnum):
     """The tenant has as many queued training jobs as it may."""
     TOO_MANY_QUEUED_EVALUATIONS = auto()
     """The tenant has as many queued evaluations (quality reports) as it may."""
+    CREATION_RATE_EXCEEDED = auto()
+    """The tenant created as many datasets, training jobs or evaluations in the last hour as
+    it may (the ``QuotaFailure`` subject says which); ``RetryInfo`` says when one more fits."""
     STORAGE_QUOTA_EXCEEDED = auto()
     """The tenant keeps as many datasets, or as many bytes of them, as the server allows it;
     ``QuotaFailure`` names which and ``ErrorInfo`` metadata has ``limit`` and ``used``. Waiting

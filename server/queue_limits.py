@@ -1,18 +1,29 @@
-"""One tenant's share of a work queue: how many of its items may wait at once.
+"""One tenant's share of a work queue, and how often it may create what the server keeps.
 
 Training jobs and evaluations each run on a few workers shared by every tenant; a tenant
 that queues without bound puts its work ahead of everyone else's for hours. Both queues
 refuse a tenant's next item the same way, here.
+
+Datasets, training jobs and evaluations also leave rows behind (with their ledger and audit
+entries) when they are deleted or cancelled: a member uploading and deleting one-record
+datasets in a loop added 54 datasets and 160 audit entries a second, without bound, though
+it never held more than one. :func:`refuse_when_created_too_often` bounds how many of each
+kind one tenant creates per hour.
 """
 
 from __future__ import annotations
 
-from privsynth.server.db import EvaluationRow, JobRow
+from datetime import UTC, timedelta
+
+from privsynth.server.db import DatasetRow, EvaluationRow, JobRow, utcnow
 from privsynth.server.errors import Overloaded, Reason
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-__all__ = ["refuse_when_queue_full"]
+__all__ = ["CREATION_WINDOW_S", "refuse_when_created_too_often", "refuse_when_queue_full"]
+
+CREATION_WINDOW_S = 3600.0
+"""The window :func:`refuse_when_created_too_often` counts in: an hour."""
 
 
 def refuse_when_queue_full(
@@ -58,3 +69,52 @@ def refuse_when_queue_full(
             reason=reason,
             retry_after_s=retry_after_s,
         )
+
+
+def refuse_when_created_too_often(
+    session: Session,
+    table: type[DatasetRow] | type[JobRow] | type[EvaluationRow],
+    *,
+    tenant: str,
+    limit: int,
+    what: str,
+    subject: str,
+) -> None:
+    """Refuse a new row while ``tenant`` created ``limit`` rows of ``table`` in the last hour.
+
+    Deleted and cancelled rows count: they stay in the database (and the audit log) for good.
+
+    Args:
+        session: The transaction that will add the row (hold the tenant's lock in it, as for
+            :func:`refuse_when_queue_full`).
+        table: The kind of row.
+        tenant: Whose rate.
+        limit: Rows the tenant may create per hour; 0 or less means no limit.
+        what: The rows, plural, for the message ("datasets").
+        subject: The ``QuotaFailure`` subject.
+
+    Raises:
+        Overloaded: Reason ``CREATION_RATE_EXCEEDED``; its ``RetryInfo`` is the time until the
+            oldest row of the hour leaves the window.
+    """
+    if limit <= 0:
+        return
+    now = utcnow()
+    window = timedelta(seconds=CREATION_WINDOW_S)
+    created, oldest = session.execute(
+        select(func.count(), func.min(table.created_at)).where(
+            table.tenant == tenant, table.created_at > now - window
+        )
+    ).one()
+    if created < limit:
+        return
+    if oldest.tzinfo is None:  # SQLite returns naive datetimes, stored as UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    wait = max(1.0, (oldest + window - now).total_seconds())
+    raise Overloaded(
+        f"this tenant created {created} {what} in the last hour, the most the server allows "
+        f"(PRIVSYNTH_MAX_CREATIONS_PER_TENANT_PER_HOUR, {limit}); retry in {wait:.0f} s",
+        subject=subject,
+        reason=Reason.CREATION_RATE_EXCEEDED,
+        retry_after_s=wait,
+    )

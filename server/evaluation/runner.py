@@ -43,7 +43,7 @@ from privsynth.server.evaluation.page import render
 from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
 from privsynth.server.privacy.empirical_audit import PrivacyAuditor, model_audit_config
-from privsynth.server.queue_limits import refuse_when_queue_full
+from privsynth.server.queue_limits import refuse_when_created_too_often, refuse_when_queue_full
 from privsynth.server.runtime import Runtime
 from sqlalchemy.orm import Session
 
@@ -112,11 +112,12 @@ class EvaluationRunner:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _check_queued_limit(self, session: Session, tenant: str) -> None:
-        """Refuse a new evaluation while ``tenant`` has its limit of them queued.
+    def _check_tenant_limits(self, session: Session, tenant: str) -> None:
+        """Refuse a new evaluation over the tenant's queued or hourly limit.
 
         Raises:
-            Overloaded: With subject ``evaluations/queued_per_tenant`` and a RetryInfo.
+            Overloaded: With subject ``evaluations/queued_per_tenant`` (or
+                ``evaluations/created_per_hour``) and a RetryInfo.
         """
         refuse_when_queue_full(
             session,
@@ -127,6 +128,14 @@ class EvaluationRunner:
             subject="evaluations/queued_per_tenant",
             reason=Reason.TOO_MANY_QUEUED_EVALUATIONS,
             retry_after_s=30.0,
+        )
+        refuse_when_created_too_often(
+            session,
+            EvaluationRow,
+            tenant=tenant,
+            limit=self.runtime.settings.max_creations_per_tenant_per_hour,
+            what="evaluations",
+            subject="evaluations/created_per_hour",
         )
 
     def create(
@@ -187,7 +196,7 @@ class EvaluationRunner:
                     "this server computes no evaluations (evaluation_workers is 0)"
                 )
             lock_until_commit(s, f"evaluations/{model.tenant}")
-            self._check_queued_limit(s, model.tenant)
+            self._check_tenant_limits(s, model.tenant)
             row = EvaluationRow(
                 id=new_id(),
                 model_id=model.id,

@@ -55,7 +55,7 @@ from privsynth.server.privacy.accounting import (
     plan_dp_sgd,
     plan_private_evolution,
 )
-from privsynth.server.queue_limits import refuse_when_queue_full
+from privsynth.server.queue_limits import refuse_when_created_too_often, refuse_when_queue_full
 from privsynth.server.request_ids import earlier_resource
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -128,7 +128,7 @@ class JobCreation(RunnerState):
                 actor,
             )
         with self.runtime.db.session() as s:
-            self._check_queued_limit(s, dataset.tenant)
+            self._check_tenant_limits(s, dataset.tenant)
         config = DPConfig.for_preset(
             spec.preset, target_epsilon=spec.target_epsilon, target_delta=delta, epochs=spec.epochs
         )
@@ -213,7 +213,7 @@ class JobCreation(RunnerState):
             with self.runtime.db.session() as s:
                 # Again, under the tenant's lock: concurrent creates may have queued meanwhile.
                 self._lock_tenant(s, dataset.tenant)
-                self._check_queued_limit(s, dataset.tenant)
+                self._check_tenant_limits(s, dataset.tenant)
                 ledger.reserve(
                     s,
                     dataset.id,
@@ -338,11 +338,15 @@ class JobCreation(RunnerState):
             )
         raise exc
 
-    def _check_queued_limit(self, session: Session, tenant: str) -> None:
-        """Refuse a new job while ``tenant`` has ``max_queued_jobs_per_tenant`` queued.
+    def _check_tenant_limits(self, session: Session, tenant: str) -> None:
+        """Refuse a new job over the tenant's queued or hourly limit.
+
+        ``max_queued_jobs_per_tenant`` jobs waiting, or ``max_creations_per_tenant_per_hour``
+        created in the last hour.
 
         Raises:
-            Overloaded: With subject ``jobs/queued_per_tenant`` and a RetryInfo.
+            Overloaded: With subject ``jobs/queued_per_tenant`` (or ``jobs/created_per_hour``)
+                and a RetryInfo.
         """
         refuse_when_queue_full(
             session,
@@ -353,6 +357,14 @@ class JobCreation(RunnerState):
             subject="jobs/queued_per_tenant",
             reason=Reason.TOO_MANY_QUEUED_JOBS,
             retry_after_s=QUEUED_LIMIT_RETRY_S,
+        )
+        refuse_when_created_too_often(
+            session,
+            JobRow,
+            tenant=tenant,
+            limit=self.runtime.settings.max_creations_per_tenant_per_hour,
+            what="training jobs",
+            subject="jobs/created_per_hour",
         )
 
     @staticmethod

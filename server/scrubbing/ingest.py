@@ -35,6 +35,7 @@ from privsynth.server.config import Settings
 from privsynth.server.db import DatasetRow, lock_until_commit, new_id, utcnow
 from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason, Unavailable
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
+from privsynth.server.queue_limits import refuse_when_created_too_often
 from privsynth.server.request_ids import earlier_resource, request_digest
 from privsynth.server.runtime import Runtime
 from privsynth.server.scrubbing.deny_list import DenyList
@@ -354,8 +355,10 @@ def ingest(
         pending.clear()
         pending_chars = 0
 
-    # A tenant whose storage share is full is refused before anything is scrubbed.
+    # A tenant whose storage share (or hourly uploads) is full is refused before anything is
+    # scrubbed.
     with runtime.db.session() as s:
+        _check_upload_rate(s, spec.tenant, settings)
         kept = check_room(s, runtime.store, tenant=spec.tenant, adding=0, **_share(settings))
     # The scrubbed shard goes to disk as it is scrubbed: an upload holds one flush in memory,
     # not its whole corpus (1 GiB each, with a dozen uploads open at once, was an OOM kill).
@@ -449,6 +452,7 @@ def ingest(
         with runtime.db.session() as s:
             # Under the tenant's lock, counting the uploads that committed meanwhile.
             lock_until_commit(s, f"storage/{spec.tenant}")
+            _check_upload_rate(s, spec.tenant, settings)
             check_room(s, runtime.store, tenant=spec.tenant, adding=size, **_share(settings))
             s.add(row)
     except IntegrityError:
@@ -466,6 +470,18 @@ def ingest(
             _drop_unless_named(runtime, path)
         raise
     return row
+
+
+def _check_upload_rate(session: Session, tenant: str, settings: Settings) -> None:
+    """Refuse a tenant that uploaded its hourly number of datasets (deleted ones count)."""
+    refuse_when_created_too_often(
+        session,
+        DatasetRow,
+        tenant=tenant,
+        limit=settings.max_creations_per_tenant_per_hour,
+        what="datasets",
+        subject="datasets/created_per_hour",
+    )
 
 
 def _share(settings: Settings) -> dict[str, int]:

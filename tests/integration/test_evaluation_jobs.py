@@ -251,3 +251,29 @@ def test_a_tenant_queues_a_bounded_number_of_evaluations(
         for row in queued:
             runner.cancel(row.id)
         runner.shutdown()
+
+
+def test_creating_and_cancelling_evaluations_meets_the_hourly_creation_limit(
+    world: tuple[Runtime, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled evaluation frees its queue place but keeps its row: the hourly creation
+    # limit bounds the churn.
+    from privsynth.server.db import EvaluationRow
+    from privsynth.server.errors import Overloaded, Reason
+    from sqlalchemy import func, select
+
+    rt, model_id, _ = world
+    with rt.db.session() as s:  # the module's other tests created some this hour already
+        earlier = s.execute(select(func.count()).select_from(EvaluationRow)).scalar_one()
+    monkeypatch.setattr(rt.settings, "max_creations_per_tenant_per_hour", earlier + 2)
+    runner = EvaluationRunner(rt)
+    monkeypatch.setattr(runner._pool, "submit", lambda *args, **kwargs: None)  # none starts
+    try:
+        for _ in range(2):
+            runner.cancel(runner.create(model_id, sample_count=MIN_SAMPLES).id)
+        with pytest.raises(Overloaded) as exc:
+            runner.create(model_id, sample_count=MIN_SAMPLES)
+        assert exc.value.reason == Reason.CREATION_RATE_EXCEEDED
+        assert exc.value.subject == "evaluations/created_per_hour"
+    finally:
+        runner.shutdown()

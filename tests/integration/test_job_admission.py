@@ -165,6 +165,28 @@ def test_the_queued_job_limit_refuses_with_quota_details_and_reserves_nothing(
     runner.create(_spec(ours, 1.0))
 
 
+def test_creating_and_cancelling_jobs_in_a_loop_meets_the_hourly_creation_limit(
+    runtime: Runtime,
+) -> None:
+    # Cancelled jobs leave their rows, ledger and audit entries for good: the queue limit
+    # alone let a member create and cancel jobs without end.
+    ours, theirs = (
+        add_dataset(runtime, N_RECORDS, tenant="alpha"),
+        add_dataset(runtime, N_RECORDS, tenant="beta"),
+    )
+    runner = JobRunner(_with(runtime, training_workers=0, max_creations_per_tenant_per_hour=3))
+    for _ in range(3):
+        runner.cancel(runner.create(_spec(ours, 1.0)).id)
+    with pytest.raises(Overloaded) as exc:
+        runner.create(_spec(ours, 1.0))
+    assert exc.value.subject == "jobs/created_per_hour"
+    assert exc.value.reason.value == "CREATION_RATE_EXCEEDED"
+    assert 3500 < exc.value.retry_after_s <= 3600  # when the first of the hour ages out
+    assert "PRIVSYNTH_MAX_CREATIONS_PER_TENANT_PER_HOUR" in exc.value.message
+    assert _reservations(runtime) == 3
+    runner.create(_spec(theirs, 1.0))  # another tenant's rate is its own
+
+
 def _started_order(rt: Runtime, job_ids: list[str]) -> list[str]:
     with rt.db.session() as s:
         rows = [s.get(JobRow, j) for j in job_ids]

@@ -20,7 +20,7 @@ from privsynth.client.exit_codes import ExitCode, for_error
 from privsynth.server.api.interceptors import to_status
 from privsynth.server.config import Settings
 from privsynth.server.db import Database, DatasetRow, utcnow
-from privsynth.server.errors import QuotaExceeded, Reason
+from privsynth.server.errors import Overloaded, QuotaExceeded, Reason
 from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
 from privsynth.server.scrubbing.ingest import DatasetSpec, IncomingRecord, ingest
@@ -85,6 +85,19 @@ def _records(n: int, tag: str, *, words: int = 3) -> list[IncomingRecord]:
     return [IncomingRecord(text=f"{tag} record {i} {'word ' * words}".encode()) for i in range(n)]
 
 
+class _Counted:
+    """Records handed out one by one, counting how many ingest has read."""
+
+    def __init__(self, records: list[IncomingRecord]) -> None:
+        self.records = records
+        self.read = 0
+
+    def __iter__(self) -> Iterator[IncomingRecord]:
+        for record in self.records:
+            self.read += 1
+            yield record
+
+
 def _shards(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in (tmp_path / "artifacts").rglob("*") if p.is_file())
 
@@ -96,17 +109,10 @@ def test_a_tenant_at_its_dataset_count_is_refused_before_scrubbing(
     try:
         first = ingest(rt, DatasetSpec("a", tenant="acme"), _records(3, "a"))
         ingest(rt, DatasetSpec("b", tenant="acme"), _records(3, "b"))
-        read = 0
-
-        def counted() -> Iterator[IncomingRecord]:
-            nonlocal read
-            for record in _records(3, "c"):
-                read += 1
-                yield record
-
+        counted = _Counted(_records(3, "c"))
         with pytest.raises(QuotaExceeded) as exc:
-            ingest(rt, DatasetSpec("c", tenant="acme"), counted())
-        assert read == 0, "a full share still scrubbed the upload"
+            ingest(rt, DatasetSpec("c", tenant="acme"), counted)
+        assert counted.read == 0, "a full share still scrubbed the upload"
         assert exc.value.reason == Reason.STORAGE_QUOTA_EXCEEDED
         assert exc.value.subject == DATASETS_SUBJECT
         assert (exc.value.limit, exc.value.used) == (2, 2)
@@ -129,21 +135,15 @@ def test_an_upload_past_the_byte_share_is_refused_as_it_passes_and_stores_nothin
         kept = ingest(rt, DatasetSpec("a", tenant="acme"), _records(10, "a", words=40))
         assert kept.size_bytes is not None and 2_000 < kept.size_bytes < 4_000
         before = _shards(tmp_path)
-        read = 0
-
-        def big() -> Iterator[IncomingRecord]:
-            nonlocal read
-            for record in _records(400, "b", words=40):  # about 100 KB: far past the share
-                read += 1
-                yield record
+        big = _Counted(_records(400, "b", words=40))  # about 100 KB: far past the share
 
         with pytest.raises(QuotaExceeded) as exc:
-            ingest(rt, DatasetSpec("b", tenant="acme"), big())
+            ingest(rt, DatasetSpec("b", tenant="acme"), big)
         assert exc.value.subject == BYTES_SUBJECT
         assert exc.value.used == kept.size_bytes and exc.value.limit == 6_000
         assert "PRIVSYNTH_MAX_STORED_BYTES_PER_TENANT" in exc.value.message
         assert "nothing was stored" in exc.value.message
-        assert read < 100, f"refused only after {read} of 400 records"
+        assert big.read < 100, f"refused only after {big.read} of 400 records"
         assert _shards(tmp_path) == before
         with rt.db.session() as s:
             assert usage(s, rt.store, "acme").datasets == 1
@@ -171,6 +171,31 @@ def test_uploads_that_commit_meanwhile_are_counted_when_the_row_is_stored(
             names = [r.display_name for r in s.query(DatasetRow).all()]
         assert names == ["fast"]
         assert len(_shards(tmp_path)) == 1, "the refused upload's shard was kept"
+    finally:
+        rt.db.close()
+
+
+def test_uploading_and_deleting_in_a_loop_meets_the_hourly_creation_limit(
+    tmp_path: Path, scrubber: Scrubber, database_url: str
+) -> None:
+    # Deleted datasets stop counting against the share, but their rows and audit entries
+    # stay: a loop of upload and delete added 54 datasets a second without bound.
+    rt = _runtime(
+        tmp_path, scrubber, max_creations_per_tenant_per_hour=3, database_url=database_url
+    )
+    try:
+        for i in range(3):
+            row = ingest(rt, DatasetSpec(f"d{i}", tenant="acme"), _records(1, f"d{i}"))
+            with rt.db.session() as s:
+                s.get(DatasetRow, row.id).deleted_at = utcnow()  # type: ignore[union-attr]
+        counted = _Counted(_records(1, "next"))
+        with pytest.raises(Overloaded) as exc:
+            ingest(rt, DatasetSpec("next", tenant="acme"), counted)
+        assert counted.read == 0, "refused only after scrubbing"
+        assert exc.value.subject == "datasets/created_per_hour"
+        assert exc.value.reason == Reason.CREATION_RATE_EXCEEDED
+        assert 3500 < exc.value.retry_after_s <= 3600
+        assert ingest(rt, DatasetSpec("o", tenant="other"), _records(1, "o")).record_count == 1
     finally:
         rt.db.close()
 
