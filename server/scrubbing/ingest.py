@@ -33,7 +33,14 @@ from dataclasses import dataclass
 from privsynth.client.printing import breaks_line
 from privsynth.server.config import Settings
 from privsynth.server.db import DatasetRow, lock_until_commit, new_id, utcnow
-from privsynth.server.errors import FailedPrecondition, InvalidArgument, Reason, Unavailable
+from privsynth.server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    Overloaded,
+    QuotaExceeded,
+    Reason,
+    Unavailable,
+)
 from privsynth.server.privacy.caps import check_delta_cap, check_epsilon_cap
 from privsynth.server.queue_limits import refuse_when_created_too_often
 from privsynth.server.request_ids import earlier_resource, request_digest
@@ -459,6 +466,14 @@ def ingest(
         # The same upload, retried while the first was still scrubbing: the first one stored
         # its dataset (the unique request id). Drop this copy's shard unless a dataset names
         # it (shards are content-addressed: the first's may be the same file).
+        _drop_unless_named(runtime, path)
+        earlier = earlier_upload(runtime, spec)
+        if earlier is None:
+            raise
+        raise DuplicateUpload(earlier) from None
+    except (QuotaExceeded, Overloaded):
+        # Refused by the share or the hourly limit at the last check: a retry whose first
+        # attempt stored its dataset meanwhile (and so filled the share) still gets that one.
         _drop_unless_named(runtime, path)
         earlier = earlier_upload(runtime, spec)
         if earlier is None:

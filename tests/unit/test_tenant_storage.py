@@ -23,7 +23,12 @@ from privsynth.server.db import Database, DatasetRow, utcnow
 from privsynth.server.errors import Overloaded, QuotaExceeded, Reason
 from privsynth.server.metrics import Metrics
 from privsynth.server.runtime import Runtime
-from privsynth.server.scrubbing.ingest import DatasetSpec, IncomingRecord, ingest
+from privsynth.server.scrubbing.ingest import (
+    DatasetSpec,
+    DuplicateUpload,
+    IncomingRecord,
+    ingest,
+)
 from privsynth.server.scrubbing.scrubber import Scrubber
 from privsynth.server.scrubbing.tenant_storage import (
     BYTES_SUBJECT,
@@ -196,6 +201,27 @@ def test_uploading_and_deleting_in_a_loop_meets_the_hourly_creation_limit(
         assert exc.value.reason == Reason.CREATION_RATE_EXCEEDED
         assert 3500 < exc.value.retry_after_s <= 3600
         assert ingest(rt, DatasetSpec("o", tenant="other"), _records(1, "o")).record_count == 1
+    finally:
+        rt.db.close()
+
+
+def test_a_retry_whose_first_attempt_filled_the_share_gets_that_dataset(
+    tmp_path: Path, scrubber: Scrubber
+) -> None:
+    # The first attempt stores its dataset while the retry scrubs: the retry must answer with
+    # it (as it does without a share), not be refused by the share the first one filled.
+    rt = _runtime(tmp_path, scrubber, max_datasets_per_tenant=1)
+    spec = DatasetSpec("once", tenant="acme", request_id="r-1")
+    try:
+        stored: list[DatasetRow] = []
+
+        def retried() -> Iterator[IncomingRecord]:
+            yield from _records(3, "once")
+            stored.append(ingest(rt, spec, _records(3, "once")))
+
+        with pytest.raises(DuplicateUpload) as exc:
+            ingest(rt, spec, retried())
+        assert exc.value.dataset.id == stored[0].id
     finally:
         rt.db.close()
 
