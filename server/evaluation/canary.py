@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from privsynth.models.privacy_audit import GUESS_FRACTIONS, AuditResult, epsilon_lower_bound
-from privsynth.server.errors import FailedPrecondition
+from privsynth.server.errors import DeadlineExceeded, FailedPrecondition
 from privsynth.server.evaluation.control import EvaluationStopped, StopFn
 from privsynth.server.privacy.empirical_audit import PrivacyAuditor, model_audit_config
 
@@ -203,6 +203,8 @@ def section(audit: CanaryAudit, *, should_stop: StopFn | None = None) -> dict[st
         result = audit.run(should_stop)
     except EvaluationStopped:
         raise
+    except DeadlineExceeded as exc:  # our own message: the server's time limit, no text
+        return {"status": "failed", "reason": exc.message}
     except Exception as exc:
         # Only the type: the audit reads public text, but no message is trusted blindly.
         log.error("canary audit failed: %s", type(exc).__name__)

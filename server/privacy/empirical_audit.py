@@ -244,8 +244,9 @@ class PrivacyAuditor:
         self._run = run
         self._busy = threading.Lock()
         self.max_seconds = max_seconds
-        """Longest an :meth:`stream` audit may train (0: no limit). There is one audit place
-        per server, and a caller's audit at the per-field maxima held it 2.5 hours."""
+        """Longest an audit may train, a caller's (:meth:`stream`) or a quality report's
+        (:meth:`run`); 0: no limit. There is one audit place per server, and a caller's audit
+        at the per-field maxima held it 2.5 hours."""
         self._clock = clock
 
     def run(
@@ -265,6 +266,10 @@ class PrivacyAuditor:
             The result, or None when ``should_stop`` turned True (waiting or training).
 
         Raises:
+            DeadlineExceeded: The audit trained for ``max_seconds`` (the wait for the place
+                does not count) and was stopped.
+
+        Raises:
             privsynth.models.dp_train.TrainingConfigError: Parameters train_dp refuses.
             privsynth.models.dp_train.TrainingInterrupted: Training failed (not stopped).
         """
@@ -279,14 +284,33 @@ class PrivacyAuditor:
 
             torch.set_num_threads(self._torch_threads)
             run = self._run or run_privacy_audit
+            time_up = self._time_limit()
             try:
-                return run(config, on_progress=on_progress, should_stop=should_stop)
+                return run(
+                    config,
+                    on_progress=on_progress,
+                    should_stop=lambda: should_stop() or time_up(),
+                )
             except TrainingInterrupted as exc:
+                if exc.cancelled and time_up():
+                    raise self._past_limit(exc.steps) from None
                 if exc.cancelled:
                     return None
                 raise
         finally:
             self._busy.release()
+
+    def _time_limit(self) -> Callable[[], bool]:
+        """Whether an audit starting now has run past :attr:`max_seconds` (never, at 0)."""
+        deadline = self._clock() + self.max_seconds if self.max_seconds > 0 else math.inf
+        return lambda: self._clock() >= deadline
+
+    def _past_limit(self, steps: int) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"the audit trained {steps} steps in {self.max_seconds:g} s, the server's limit "
+            "(PRIVSYNTH_MAX_AUDIT_SECONDS), and was stopped; what it spent is charged as for a "
+            "cancel. Ask for fewer epochs, canaries or public_records"
+        )
 
     def stream(
         self,
@@ -334,11 +358,7 @@ class PrivacyAuditor:
                 raise
         events: queue.Queue[_Event] = queue.Queue()
         stop = threading.Event()
-        limit = self.max_seconds
-        deadline = self._clock() + limit if limit > 0 else math.inf
-
-        def time_up() -> bool:
-            return self._clock() >= deadline
+        time_up = self._time_limit()
 
         def work() -> None:
             try:
@@ -377,12 +397,7 @@ class PrivacyAuditor:
                         return
                     continue
                 if isinstance(event, TrainingInterrupted) and event.cancelled and time_up():
-                    raise DeadlineExceeded(
-                        f"the audit trained {event.steps} steps in {limit:g} s, the server's "
-                        "limit (PRIVSYNTH_MAX_AUDIT_SECONDS), and was stopped; what it spent "
-                        "is charged as for a cancel. Ask for fewer epochs, canaries or "
-                        "public_records"
-                    ) from None
+                    raise self._past_limit(event.steps) from None
                 if isinstance(event, BaseException):
                     raise event
                 yield event

@@ -33,6 +33,7 @@ without either. Nothing here logs or raises with matched text.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import re
@@ -1376,6 +1377,37 @@ def _date_elements(text: str, results: Sequence[Any]) -> list[Any]:
     return out
 
 
+_token_ends: tuple[Any, list[int]] | None = None
+"""The last document :func:`_token_at` was asked about, and its tokens' end offsets."""
+
+
+def _token_at(word: str, start: int, tokens: Any, tokens_indices: list[int]) -> int:
+    """Presidio's ``_find_index_of_match_token`` by bisection: the first token ending later.
+
+    Presidio walks the tokens from the first for every result, which is results x tokens: a
+    64 KB text of 4,000 results spent 10 M token steps there (7 s of its 9). Tokens do not
+    overlap, so their ends rise and the first token with ``start < end`` (Presidio's test:
+    the token at ``start``, or the first that covers it) is where ``start`` bisects the ends.
+    The ends of the last document asked about are kept (results come document by document).
+
+    Raises:
+        ValueError: No token ends after ``start`` (Presidio's error, its message too).
+    """
+    global _token_ends
+    cached = _token_ends  # one read: another thread may replace it meanwhile
+    if cached is not None and cached[0] is tokens:
+        ends = cached[1]
+    else:
+        ends = [i + len(t) for i, t in zip(tokens_indices, tokens, strict=True)]
+        _token_ends = (tokens, ends)
+    index = bisect.bisect_right(ends, start)
+    if index == len(ends):
+        raise ValueError(
+            f"Did not find word '{word}' in the list of tokens although it is expected to be found"
+        )
+    return index
+
+
 class FastContextAnalyzerEngine(AnalyzerEngine):
     """``AnalyzerEngine`` whose context enhancement gives Presidio's results for less work.
 
@@ -1427,6 +1459,9 @@ class FastContextAnalyzerEngine(AnalyzerEngine):
                     context=context,
                 )
             )
+        if "_find_index_of_match_token" not in vars(enhancer):
+            # Presidio's token lookup, by bisection (same answers; see _token_at).
+            enhancer._find_index_of_match_token = _token_at  # type: ignore[method-assign]
         with_context = {rec.id for rec in recognizers if rec.context}
         boosted = RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY
         todo = [

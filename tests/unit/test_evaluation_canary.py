@@ -204,6 +204,26 @@ def test_an_evaluations_audit_waits_its_turn_and_honours_a_stop() -> None:
         PrivacyAuditor(run=failed).run(config, should_stop=lambda: False)
 
 
+def test_a_reports_audit_past_the_time_limit_fails_its_section_only() -> None:
+    # Only AuditPrivacy streams were held to PRIVSYNTH_MAX_AUDIT_SECONDS; a quality report's
+    # audit of a model trained for many epochs could hold the one audit place for hours.
+    now = [0.0]
+
+    def endless(config: AuditConfig, *, should_stop: Any, **_kwargs: object) -> AuditResult:
+        for step in range(1_000):
+            now[0] += 60.0  # each step takes a minute on this clock
+            if should_stop():
+                raise TrainingInterrupted(epsilon_spent=0.1, steps=step + 1, cancelled=True)
+        raise AssertionError("the audit was not stopped")
+
+    auditor = PrivacyAuditor(run=endless, max_seconds=600, clock=lambda: now[0])
+    audit = for_model(DP_SGD_CARD, model="models/m", requested=True, auditor=auditor)
+    out = section(audit)
+    assert out["status"] == "failed"
+    assert "PRIVSYNTH_MAX_AUDIT_SECONDS" in out["reason"] and "10 steps" in out["reason"]
+    assert auditor._busy.acquire(blocking=False), "the audit place was not given back"
+
+
 def _report(audit: CanaryAudit, stages: list[str] | None = None) -> dict[str, Any]:
     return small_report(
         model="models/canary-test",

@@ -358,3 +358,24 @@ def test_eu_street_words_are_bounded_but_the_longest_real_one_fits() -> None:
     long_word = "Ab-" * 100 + "straße 3"  # found from at most 80 characters before its suffix
     found = StreetAddressRecognizer().analyze(long_word, ["STREET_ADDRESS"])
     assert [r.end for r in found] == [len(long_word)] and found[0].start >= len(long_word) - 90
+
+
+def test_token_lookup_by_bisection_gives_presidios_answers(scrubber: Scrubber) -> None:
+    # Presidio walked every token for every result: results x tokens on a long record.
+    from presidio_analyzer import LemmaContextAwareEnhancer
+    from privsynth.server.scrubbing.recognizers import _token_at
+
+    text = "Call  Ann-Marie O'Neil at 555-0100 (ext. 12), or\n\tmail ann@example.org today.  "
+    artifacts = scrubber._analyzer.nlp_engine.process_text(text, "en")
+    tokens, indices = artifacts.tokens, artifacts.tokens_indices
+    presidio = LemmaContextAwareEnhancer._find_index_of_match_token
+    for start in range(len(text)):
+        try:
+            expected: int | None = presidio("w", start, tokens, indices)
+        except ValueError:
+            expected = None
+        try:
+            got: int | None = _token_at("w", start, tokens, indices)
+        except ValueError:
+            got = None
+        assert got == expected, start
