@@ -140,6 +140,8 @@ class PrivsynthServer:
             max_generate_calls=settings.max_generate_calls,
             max_scrub_calls=settings.max_scrub_calls,
             max_streams_per_caller=settings.max_streams_per_caller or None,
+            max_unary_per_caller=settings.max_unary_calls_per_caller
+            or max(1, settings.max_workers // 2),
         )
         self.idle = IdleLimit(limit_s=settings.stream_idle_seconds)
         self.interceptor = ServerInterceptor(
@@ -149,6 +151,7 @@ class PrivsynthServer:
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
             interceptors=[self.interceptor],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),

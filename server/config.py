@@ -67,6 +67,14 @@ class Settings(BaseSettings):
             half of ``max_streams``. A caller also holds at most half of the Generate, watch
             and scrub places; ``max_streams`` or more lifts every share (a gateway that calls
             for many users).
+        max_unary_calls_per_caller: Other unary calls (listings, gets, deletes, ...) one
+            authenticated caller may have running at once; past it they are refused with
+            RESOURCE_EXHAUSTED (``concurrent_calls/unary_per_caller``, RetryInfo) as they reach
+            a thread. 0 (default): half of ``max_workers``. Lifted, like the other shares,
+            when ``max_streams_per_caller`` is ``max_streams`` or more.
+        max_concurrent_rpcs: Calls in flight (queued for a thread or running) the gRPC server
+            takes; beyond it grpcio refuses at once with RESOURCE_EXHAUSTED, before a thread
+            is spent. Bounds the queue a flood builds. 0: no bound.
         max_watch_streams: WatchTrainingJob calls open at once (they may idle for hours).
         stream_idle_seconds: How long a stream may wait on its client (for an upload's next
             message, or for the client to read what was sent) before the server ends it with
@@ -209,6 +217,8 @@ class Settings(BaseSettings):
     max_workers: int = Field(default=16, ge=1)
     max_streams: int = Field(default=0, ge=0)
     max_streams_per_caller: int = Field(default=0, ge=0)
+    max_unary_calls_per_caller: int = Field(default=0, ge=0)
+    max_concurrent_rpcs: int = Field(default=1024, ge=0)
     max_watch_streams: int = Field(default=4, ge=1)
     stream_idle_seconds: float = Field(default=120.0, ge=0)  # idle.DEFAULT_STREAM_IDLE_SECONDS
     max_connections: int = Field(default=0, ge=0)

@@ -27,7 +27,7 @@ def test_slow_scrub_calls_and_streams_share_the_threads_streams_may_hold() -> No
         assert _subject(exc) == "concurrent_calls/long_running"
     held.pop().release()
     adm.acquire(scrub).release()
-    assert adm.classes("/privsynth.v1.Datasets/ListDatasets", streaming=False) == ()
+    assert adm.classes("/privsynth.v1.Datasets/ListDatasets", streaming=False) == ("unary",)
 
 
 def test_an_authenticated_caller_holds_at_most_its_share_of_streams() -> None:
@@ -41,7 +41,7 @@ def test_an_authenticated_caller_holds_at_most_its_share_of_streams() -> None:
     theirs = adm.acquire(upload, caller="alice")  # another caller is still admitted
     with pytest.raises(Overloaded):  # slow scrub calls hold threads too: the same share
         adm.acquire(adm.classes(SCRUB, streaming=False), caller="mallory")
-    assert adm.classes("/privsynth.v1.Datasets/ListDatasets", streaming=False) == ()
+    assert adm.classes("/privsynth.v1.Datasets/ListDatasets", streaming=False) == ("unary",)
     mine[0].release()
     mine[0].release()  # idempotent: frees one place, not two
     mine.append(adm.acquire(upload, caller="mallory"))
@@ -104,5 +104,34 @@ def test_a_raised_stream_share_is_not_capped_at_half() -> None:
     with pytest.raises(Overloaded) as exc:
         adm.acquire(upload, caller="gateway")
     assert _subject(exc) == "concurrent_calls/streams_per_caller"
+    for slot in held:
+        slot.release()
+
+
+LIST = "/privsynth.v1.Datasets/ListDatasets"
+
+
+def test_a_callers_other_unary_calls_are_bounded_by_its_share_alone() -> None:
+    # A member keeping 4,000 ListDatasets in flight made every other tenant's calls wait
+    # 11.6 s behind them: one caller now runs at most its share; the class has no bound.
+    adm = Admission(max_streams=12, max_watch_streams=4, max_unary_per_caller=3)
+    unary = adm.classes(LIST, streaming=False)
+    mine = [adm.acquire(unary, caller="mallory") for _ in range(3)]
+    with pytest.raises(Overloaded) as exc:
+        adm.acquire(unary, caller="mallory")
+    assert _subject(exc) == "concurrent_calls/unary_per_caller"
+    assert exc.value.retry_after_s > 0
+    theirs = [adm.acquire(unary, caller="alice") for _ in range(3)]
+    anonymous = [adm.acquire(unary) for _ in range(100)]  # open mode: no share, no bound
+    mine.pop().release()
+    mine.append(adm.acquire(unary, caller="mallory"))
+    for slot in [*mine, *theirs, *anonymous]:
+        slot.release()
+    assert adm.open_count("unary") == 0
+    # A gateway (max_streams_per_caller >= max_streams) has every share lifted, this one too.
+    gateway = Admission(
+        max_streams=12, max_watch_streams=4, max_streams_per_caller=12, max_unary_per_caller=3
+    )
+    held = [gateway.acquire(unary, caller="gateway") for _ in range(50)]
     for slot in held:
         slot.release()
