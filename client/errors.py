@@ -61,6 +61,8 @@ _BUDGET_SUBJECT = "privacy_budget"
 _OVERLOAD_PREFIX = "concurrent_calls/"
 _BUDGET_REASONS = frozenset({"BUDGET_EXCEEDED"})
 _QUOTA_REASONS = frozenset({"STORAGE_QUOTA_EXCEEDED"})
+_GRPC_RPC_LIMIT = "Concurrent RPC limit exceeded!"
+"""grpcio's own refusal past the server's ``maximum_concurrent_rpcs`` (no details): busy."""
 _OVERLOAD_REASONS = frozenset(
     {
         "TOO_MANY_CONCURRENT_CALLS",
@@ -209,7 +211,11 @@ _BY_CODE: dict[grpc.StatusCode, type[PrivsynthClientError]] = {
 
 
 def _resource_exhausted_class(
-    reason: str, subjects: tuple[str, ...], metadata: dict[str, str], retry_after_s: float | None
+    reason: str,
+    subjects: tuple[str, ...],
+    metadata: dict[str, str],
+    retry_after_s: float | None,
+    message: str = "",
 ) -> type[PrivsynthClientError]:
     if reason in _BUDGET_REASONS or _BUDGET_SUBJECT in subjects or "epsilon_remaining" in metadata:
         return BudgetExhausted
@@ -217,6 +223,7 @@ def _resource_exhausted_class(
         return QuotaExceeded
     if (
         reason in _OVERLOAD_REASONS
+        or message == _GRPC_RPC_LIMIT
         or retry_after_s is not None
         or any(s.startswith(_OVERLOAD_PREFIX) for s in subjects)
     ):
@@ -293,7 +300,7 @@ def from_status(
     metadata = metadata or {}
     cls = _BY_CODE.get(code, PrivsynthClientError)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        cls = _resource_exhausted_class(reason, quota_subjects, metadata, retry_after_s)
+        cls = _resource_exhausted_class(reason, quota_subjects, metadata, retry_after_s, message)
     error = cls(
         code,
         message,

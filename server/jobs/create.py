@@ -238,9 +238,10 @@ class JobCreation(RunnerState):
                         tenant=dataset.tenant,
                     )
                 )
-        except IntegrityError:
+        except (IntegrityError, Overloaded):
             # The same request, retried while the first attempt was creating its job: that
-            # transaction won (the unique request id), this one rolled back its reservation.
+            # transaction won (the unique request id, or the queue or hourly place it took),
+            # this one rolled back its reservation.
             earlier = (
                 earlier_resource(
                     self.runtime.db,

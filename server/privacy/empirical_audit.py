@@ -292,7 +292,7 @@ class PrivacyAuditor:
                     should_stop=lambda: should_stop() or time_up(),
                 )
             except TrainingInterrupted as exc:
-                if exc.cancelled and time_up():
+                if exc.cancelled and not should_stop() and time_up():
                     raise self._past_limit(exc.steps) from None
                 if exc.cancelled:
                     return None

@@ -169,12 +169,15 @@ class DenyList:
             return
         self._index = None
         if len(name.split()) >= 2:
-            self._names[" ".join(name.split())] = None
+            forms = [" ".join(name.split())]
             if len(words) >= 2:
-                self._names[" ".join(words)] = None
+                forms.append(" ".join(words))
             if "," in name:
                 last, _, first = name.partition(",")
-                self._names[" ".join([*first.split(), *last.split()])] = None
+                forms.append(" ".join([*first.split(), *last.split()]))
+            for form in forms:
+                if len(self._names) < MAX_DENIED:
+                    self._names[form] = None
         if any(w.lower() in _NOT_ALONE for w in words):
             return
         alone = [words[0], words[-1]]
@@ -296,7 +299,7 @@ class _Index:
 
     def add(self, value: str, pattern: str, kind: str, *, folded: bool) -> None:
         first = _RUN.match(value)
-        key = "" if first is None else first.group().casefold() if folded else first.group()
+        key = "" if first is None else _fold(first.group()) if folded else first.group()
         self._parts.setdefault((folded, key), []).append((pattern, kind))
         self._compiled = None
 
@@ -312,19 +315,57 @@ class _Index:
         return self._compiled
 
     def matches(self, text: str) -> list[tuple[int, int, str]]:
-        """Every value's matches (they may overlap), as ``(start, end, entity type)``."""
+        """What the unindexed scans found, as ``(start, end, entity type)``.
+
+        That is one ``finditer`` of every case-insensitive value and one of every exact word:
+        each left to right, taking no match that starts inside its last one (the two scans'
+        matches may overlap each other).
+        """
         patterns = self._patterns()
-        found: list[tuple[int, int, str]] = []
+        at: dict[bool, list[tuple[int, int, str]]] = {True: [], False: []}  # one per run
         for run in _RUN.finditer(text):
             word = run.group()
-            for compiled in (patterns.get((True, word.casefold())), patterns.get((False, word))):
+            for folded, key in ((True, _fold(word)), (False, word)):
+                compiled = patterns.get((folded, key))
                 m = compiled.match(text, run.start()) if compiled is not None else None
                 if m is not None:
-                    found.append((m.start(), m.end(), _kind(m)))
-        for key, compiled in patterns.items():
-            if not key[1]:  # values that start with a sign: searched for on their own
-                found.extend((m.start(), m.end(), _kind(m)) for m in compiled.finditer(text))
-        return found
+                    at[folded].append((m.start(), m.end(), _kind(m)))
+        return [
+            *_scan(text, at[True], patterns.get((True, ""))),
+            *_scan(text, at[False], None),
+        ]
+
+
+def _fold(word: str) -> str:
+    """``word`` as ``re.IGNORECASE`` compares it: case-folded, and dotless i as i.
+
+    ``re`` matches "ı" with "I" and "i", which ``casefold`` keeps apart.
+    """
+    return word.casefold().replace("ı", "i")
+
+
+def _scan(
+    text: str, keyed: list[tuple[int, int, str]], unkeyed: re.Pattern[str] | None
+) -> list[tuple[int, int, str]]:
+    """``finditer`` over the values, from their matches at each run.
+
+    ``keyed`` holds the match at each run (in order); ``unkeyed`` matches the values that
+    start with a sign, wherever they start.
+    """
+    out: list[tuple[int, int, str]] = []
+    pos = i = 0
+    while True:
+        while i < len(keyed) and keyed[i][0] < pos:
+            i += 1
+        m = unkeyed.search(text, pos) if unkeyed is not None else None
+        if m is not None and (i == len(keyed) or m.start() < keyed[i][0]):
+            found = (m.start(), m.end(), _kind(m))
+        elif i < len(keyed):
+            found = keyed[i]
+        else:
+            return out
+        out.append(found)
+        pos = max(found[1], found[0] + 1)
 
 
 def _kind(m: re.Match[str]) -> str:

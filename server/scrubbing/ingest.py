@@ -52,7 +52,7 @@ from privsynth.server.scrubbing.pipeline import ParallelScrubber
 from privsynth.server.scrubbing.pool import ScrubPoolClosed, WorkerLost
 from privsynth.server.scrubbing.scrubber import Scrubber, ScrubCancelled
 from privsynth.server.scrubbing.strategies import Replacer, dataset_key
-from privsynth.server.scrubbing.tenant_storage import check_bytes, check_room
+from privsynth.server.scrubbing.tenant_storage import check_bytes, check_room, usage
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -364,6 +364,8 @@ def ingest(
 
     # A tenant whose storage share (or hourly uploads) is full is refused before anything is
     # scrubbed.
+    with runtime.db.session() as s:  # sizes of datasets stored before 0012, kept for good
+        usage(s, runtime.store, spec.tenant)
     with runtime.db.session() as s:
         _check_upload_rate(s, spec.tenant, settings)
         kept = check_room(s, runtime.store, tenant=spec.tenant, adding=0, **_share(settings))

@@ -841,7 +841,10 @@ def mail_record(text: str) -> tuple[str, DenyList]:
     """
     msg = message_from_string(text, policy=email_policy.compat32)
     deny = DenyList()
-    for name, value in msg.raw_items():
+    # The sender first: a deny list is capped, and signatures and quotes name the sender.
+    senders = ("from", "sender", "reply-to")
+    items = sorted(msg.raw_items(), key=lambda item: item[0].lower() not in senders)
+    for name, value in items:
         if name.lower() in ADDRESS_HEADERS:
             for display, addr in addresses(str(value)):
                 if display:

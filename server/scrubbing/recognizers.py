@@ -1391,7 +1391,7 @@ def _token_at(word: str, start: int, tokens: Any, tokens_indices: list[int]) -> 
     The ends of the last document asked about are kept (results come document by document).
 
     Raises:
-        ValueError: No token ends after ``start`` (Presidio's error, its message too).
+        ValueError: No token ends after ``start`` (as Presidio's; the message names no text).
     """
     global _token_ends
     cached = _token_ends  # one read: another thread may replace it meanwhile
@@ -1401,10 +1401,8 @@ def _token_at(word: str, start: int, tokens: Any, tokens_indices: list[int]) -> 
         ends = [i + len(t) for i, t in zip(tokens_indices, tokens, strict=True)]
         _token_ends = (tokens, ends)
     index = bisect.bisect_right(ends, start)
-    if index == len(ends):
-        raise ValueError(
-            f"Did not find word '{word}' in the list of tokens although it is expected to be found"
-        )
+    if index == len(ends):  # (Presidio's message named the match: never the text here)
+        raise ValueError(f"no token ends after offset {start}")
     return index
 
 

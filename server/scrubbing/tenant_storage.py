@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from privsynth.server.db import DatasetRow
 from privsynth.server.errors import QuotaExceeded
-from privsynth.server.storage import ArtifactStore
+from privsynth.server.storage import ArtifactStore, ArtifactStoreUnavailable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,11 @@ def usage(session: Session, store: ArtifactStore, tenant: str) -> Usage:
     """The tenant's live datasets and their bytes.
 
     Datasets stored before their size was recorded (revision 0012) are measured in the store
-    once and their size written back in ``session``; a shard the store no longer has counts 0.
+    and their size written back in ``session`` (commit it before a check that may refuse, or
+    the next check measures again); a shard the store no longer has counts 0.
+
+    Raises:
+        ArtifactStoreUnavailable: The store could not say a shard's size.
     """
     live = (DatasetRow.tenant == tenant, DatasetRow.deleted_at.is_(None))
     count, known = session.execute(
@@ -65,6 +69,10 @@ def usage(session: Session, store: ArtifactStore, tenant: str) -> Usage:
         except FileNotFoundError:
             log.warning("dataset %s has no shard in the store; it counts 0 bytes", row.id)
             size = 0
+        except OSError as exc:  # the store is unreachable: the upload fails, nothing is kept
+            raise ArtifactStoreUnavailable(
+                f"cannot measure dataset {row.id} in the artifact store ({type(exc).__name__})"
+            ) from exc
         row.size_bytes = size
         total += size
     return Usage(datasets=int(count), bytes=total)

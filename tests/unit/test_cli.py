@@ -152,6 +152,9 @@ def test_exit_codes_tell_the_failures_apart() -> None:
     }
     assert all(got == want for got, want in distinct.items())
     assert len(set(distinct)) == len(distinct)
+    # grpcio's own refusal past PRIVSYNTH_MAX_CONCURRENT_RPCS carries no details: still busy.
+    full = errors.from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+    assert isinstance(full, errors.Overloaded) and for_error(full) is ExitCode.BUSY
 
 
 def test_a_server_that_is_not_there_is_unavailable_not_usage(

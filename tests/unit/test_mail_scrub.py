@@ -354,6 +354,24 @@ def test_a_header_of_a_thousand_mailboxes_denies_only_the_first_hundred() -> Non
     assert _apply(deny, text).text == "hi\n\n<PERSON>, Ab999 Cd999 and <EMAIL_ADDRESS>\n"
 
 
+def test_deny_list_matches_as_one_left_to_right_scan_would() -> None:
+    # re.IGNORECASE takes "ı" for "I" and "i" (casefold does not): an indexed lookup by
+    # casefold alone let "yildiz kaya" through.
+    deny = _deny("Yıldız Kaya Holding Support")
+    assert _apply(deny, "yildiz kaya holding support wrote").text == "<PERSON> wrote"
+    # A match that starts inside an earlier one is not taken, even when the earlier one is
+    # then dropped for a protected span (as a single finditer never saw the inner one).
+    deny = _deny("Acme Support Team", "Support Team Alpha")
+    assert deny.find("Acme Support Team Alpha", ((0, 4),)) == []
+
+
+def test_the_cap_holds_each_entry_and_the_sender_is_denied_first() -> None:
+    to = ", ".join(f"Ab{i} Cd{i}, Ef{i} <u{i}@h{i}.io>" for i in range(150))  # 3 forms each
+    text, deny = mail_record(f"To: {to}\nFrom: Zed Quux <zq@x.org>\nSubject: hi\n\nZed\n")
+    assert len(deny._names) <= MAX_DENIED and len(deny._addresses) <= MAX_DENIED
+    assert _apply(deny, text).text == "hi\n\n<PERSON>\n"
+
+
 def test_upload_record_is_subject_and_body_with_the_header_names_denied() -> None:
     text, deny = mail_record(
         'From: "Quimby, Horatio" <hq@example.org>\nSubject: Horatio\'s notes\n\n'
