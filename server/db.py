@@ -45,6 +45,7 @@ __all__ = [
     "JobRow",
     "LedgerRow",
     "ModelRow",
+    "as_utc",
     "head_revision",
     "lock_until_commit",
     "new_id",
@@ -55,6 +56,11 @@ __all__ = [
 def utcnow() -> datetime:
     """Timezone-aware now, in UTC."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time: SQLite returns naive datetimes, stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def new_id() -> str:

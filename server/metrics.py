@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from privsynth.server.db import Database, EvaluationRow, JobRow
+from privsynth.server.db import Database, EvaluationRow, JobRow, as_utc
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -154,7 +154,7 @@ class Metrics:
         """Record a job's run time once it ended (nothing for a job that never started)."""
         if started is None:
             return
-        seconds = (_aware(ended) - _aware(started)).total_seconds()
+        seconds = (as_utc(ended) - as_utc(started)).total_seconds()
         self.job_seconds.labels(kind=kind, state=state.lower()).observe(max(0.0, seconds))
 
     def observe_steps(self, steps: int, seconds: float) -> None:
@@ -173,11 +173,6 @@ class Metrics:
         """Expose ``/metrics`` on its own port; returns the HTTP server and the bound port."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server, int(server.server_port)
-
-
-def _aware(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time (SQLite returns the stored UTC times naive)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class JobQueueCollector(Collector):
@@ -211,7 +206,7 @@ class JobQueueCollector(Collector):
                 n_running, _ = counts.get((*key, "RUNNING"), (0, None))
                 queued.add_metric([kind, runner], n_queued)
                 running.add_metric([kind, runner], n_running)
-                age = (now - _aware(first)).total_seconds() if first is not None else 0.0
+                age = (now - as_utc(first)).total_seconds() if first is not None else 0.0
                 oldest.add_metric([kind, runner], max(0.0, age))
         yield from (queued, running, oldest)
 

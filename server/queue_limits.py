@@ -13,14 +13,19 @@ kind one tenant creates per hour.
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
-from privsynth.server.db import DatasetRow, EvaluationRow, JobRow, utcnow
+from privsynth.server.db import DatasetRow, EvaluationRow, JobRow, as_utc, utcnow
 from privsynth.server.errors import Overloaded, Reason
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-__all__ = ["CREATION_WINDOW_S", "refuse_when_created_too_often", "refuse_when_queue_full"]
+__all__ = [
+    "CREATION_WINDOW_S",
+    "refuse_new_work",
+    "refuse_when_created_too_often",
+    "refuse_when_queue_full",
+]
 
 CREATION_WINDOW_S = 3600.0
 """The window :func:`refuse_when_created_too_often` counts in: an hour."""
@@ -108,13 +113,59 @@ def refuse_when_created_too_often(
     ).one()
     if created < limit:
         return
-    if oldest.tzinfo is None:  # SQLite returns naive datetimes, stored as UTC
-        oldest = oldest.replace(tzinfo=UTC)
-    wait = max(1.0, (oldest + window - now).total_seconds())
+    wait = max(1.0, (as_utc(oldest) + window - now).total_seconds())
     raise Overloaded(
         f"this tenant created {created} {what} in the last hour, the most the server allows "
         f"(PRIVSYNTH_MAX_CREATIONS_PER_TENANT_PER_HOUR, {limit}); retry in {wait:.0f} s",
         subject=subject,
         reason=Reason.CREATION_RATE_EXCEEDED,
         retry_after_s=wait,
+    )
+
+
+def refuse_new_work(
+    session: Session,
+    table: type[JobRow] | type[EvaluationRow],
+    *,
+    tenant: str,
+    queued_limit: int,
+    hourly_limit: int,
+    what: str,
+    kind: str,
+    reason: Reason,
+    retry_after_s: float,
+) -> None:
+    """Refuse a tenant's next queued item over either of its limits (jobs and evaluations).
+
+    Args:
+        session: As for :func:`refuse_when_queue_full`.
+        table: The queue's rows.
+        tenant: Whose limits.
+        queued_limit: Items the tenant may have waiting (:func:`refuse_when_queue_full`).
+        hourly_limit: Items it may create per hour (:func:`refuse_when_created_too_often`).
+        what: The items, plural, for the messages ("training jobs").
+        kind: The subjects' prefix: ``<kind>/queued_per_tenant``, ``<kind>/created_per_hour``.
+        reason: The queue limit's ``ErrorInfo`` reason.
+        retry_after_s: The queue limit's ``RetryInfo`` delay.
+
+    Raises:
+        Overloaded: One of the limits is reached.
+    """
+    refuse_when_queue_full(
+        session,
+        table,
+        tenant=tenant,
+        limit=queued_limit,
+        what=what,
+        subject=f"{kind}/queued_per_tenant",
+        reason=reason,
+        retry_after_s=retry_after_s,
+    )
+    refuse_when_created_too_often(
+        session,
+        table,
+        tenant=tenant,
+        limit=hourly_limit,
+        what=what,
+        subject=f"{kind}/created_per_hour",
     )

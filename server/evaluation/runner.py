@@ -25,10 +25,17 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from privsynth.server.db import EvaluationRow, ModelRow, lock_until_commit, new_id, utcnow
+from privsynth.server.db import (
+    EvaluationRow,
+    ModelRow,
+    as_utc,
+    lock_until_commit,
+    new_id,
+    utcnow,
+)
 from privsynth.server.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -43,7 +50,7 @@ from privsynth.server.evaluation.page import render
 from privsynth.server.logs import log_event
 from privsynth.server.privacy import audit
 from privsynth.server.privacy.empirical_audit import PrivacyAuditor, model_audit_config
-from privsynth.server.queue_limits import refuse_when_created_too_often, refuse_when_queue_full
+from privsynth.server.queue_limits import refuse_new_work
 from privsynth.server.runtime import Runtime
 from sqlalchemy.orm import Session
 
@@ -78,10 +85,6 @@ class Report:
     """``owner`` (the full report) or ``auditor`` (counts and scores only)."""
     json: str
     html: str
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class EvaluationRunner:
@@ -119,23 +122,17 @@ class EvaluationRunner:
             Overloaded: With subject ``evaluations/queued_per_tenant`` (or
                 ``evaluations/created_per_hour``) and a RetryInfo.
         """
-        refuse_when_queue_full(
+        settings = self.runtime.settings
+        refuse_new_work(
             session,
             EvaluationRow,
             tenant=tenant,
-            limit=self.runtime.settings.max_queued_evaluations_per_tenant,
+            queued_limit=settings.max_queued_evaluations_per_tenant,
+            hourly_limit=settings.max_creations_per_tenant_per_hour,
             what="evaluations",
-            subject="evaluations/queued_per_tenant",
+            kind="evaluations",
             reason=Reason.TOO_MANY_QUEUED_EVALUATIONS,
             retry_after_s=30.0,
-        )
-        refuse_when_created_too_often(
-            session,
-            EvaluationRow,
-            tenant=tenant,
-            limit=self.runtime.settings.max_creations_per_tenant_per_hour,
-            what="evaluations",
-            subject="evaluations/created_per_hour",
         )
 
     def create(
@@ -340,7 +337,7 @@ class EvaluationRunner:
             if row.id in self._held:
                 return False
         beat = row.heartbeat_at or row.created_at
-        return utcnow() - _aware(beat) > timedelta(seconds=STALE_AFTER_S)
+        return utcnow() - as_utc(beat) > timedelta(seconds=STALE_AFTER_S)
 
     def _should_stop(self, evaluation_id: str) -> Any:
         def should_stop() -> bool:

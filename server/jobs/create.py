@@ -55,7 +55,7 @@ from privsynth.server.privacy.accounting import (
     plan_dp_sgd,
     plan_private_evolution,
 )
-from privsynth.server.queue_limits import refuse_when_created_too_often, refuse_when_queue_full
+from privsynth.server.queue_limits import refuse_new_work
 from privsynth.server.request_ids import earlier_resource
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -349,23 +349,17 @@ class JobCreation(RunnerState):
             Overloaded: With subject ``jobs/queued_per_tenant`` (or ``jobs/created_per_hour``)
                 and a RetryInfo.
         """
-        refuse_when_queue_full(
+        settings = self.runtime.settings
+        refuse_new_work(
             session,
             JobRow,
             tenant=tenant,
-            limit=self.runtime.settings.max_queued_jobs_per_tenant,
+            queued_limit=settings.max_queued_jobs_per_tenant,
+            hourly_limit=settings.max_creations_per_tenant_per_hour,
             what="training jobs",
-            subject="jobs/queued_per_tenant",
+            kind="jobs",
             reason=Reason.TOO_MANY_QUEUED_JOBS,
             retry_after_s=QUEUED_LIMIT_RETRY_S,
-        )
-        refuse_when_created_too_often(
-            session,
-            JobRow,
-            tenant=tenant,
-            limit=self.runtime.settings.max_creations_per_tenant_per_hour,
-            what="training jobs",
-            subject="jobs/created_per_hour",
         )
 
     @staticmethod

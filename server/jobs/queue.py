@@ -6,9 +6,9 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from privsynth.server.db import DatasetRow, JobRow, utcnow
+from privsynth.server.db import DatasetRow, JobRow, as_utc, utcnow
 from privsynth.server.jobs.base import RunnerState
-from privsynth.server.jobs.requests import WORKER, _aware
+from privsynth.server.jobs.requests import WORKER
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -97,7 +97,7 @@ class JobQueue(RunnerState):
             for position, (job_id, tenant) in enumerate(queued):
                 oldest.setdefault(tenant, (position, job_id))
             last_start = {
-                tenant: _aware(started)
+                tenant: as_utc(started)
                 for tenant, started in s.execute(
                     select(JobRow.tenant, func.max(JobRow.started_at))
                     .where(JobRow.tenant.in_(list(oldest)))
@@ -164,7 +164,7 @@ class JobQueue(RunnerState):
         beat = job.heartbeat_at
         if beat is None:
             return True
-        return _aware(beat) < now - self._lease
+        return as_utc(beat) < now - self._lease
 
     def _take_up_jobs(self) -> None:
         """Queue QUEUED jobs; resume or fail RUNNING jobs whose worker is gone.

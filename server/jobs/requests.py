@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime
 
 from privsynth.models.label_prompt import LabelPromptError, check_label_prompt
 from privsynth.models.presets import PRESETS, base_available
@@ -258,11 +257,6 @@ def _check_label_request(mode: str, share: float | None, weights: dict[str, floa
                 "public_label_weights must be finite, >= 0 and not all zero",
                 field="public_label_weights",
             )
-
-
-def _aware(moment: datetime) -> datetime:
-    """``moment`` in UTC (SQLite returns naive datetimes, stored as UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _live_dataset(runtime: Runtime, dataset_id: str) -> DatasetRow:

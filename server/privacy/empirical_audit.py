@@ -268,8 +268,6 @@ class PrivacyAuditor:
         Raises:
             DeadlineExceeded: The audit trained for ``max_seconds`` (the wait for the place
                 does not count) and was stopped.
-
-        Raises:
             privsynth.models.dp_train.TrainingConfigError: Parameters train_dp refuses.
             privsynth.models.dp_train.TrainingInterrupted: Training failed (not stopped).
         """

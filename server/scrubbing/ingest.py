@@ -364,11 +364,11 @@ def ingest(
 
     # A tenant whose storage share (or hourly uploads) is full is refused before anything is
     # scrubbed.
-    with runtime.db.session() as s:  # sizes of datasets stored before 0012, kept for good
-        usage(s, runtime.store, spec.tenant)
+    with runtime.db.session() as s:  # commits the sizes it measured for datasets before 0012
+        kept = usage(s, runtime.store, spec.tenant)
     with runtime.db.session() as s:
         _check_upload_rate(s, spec.tenant, settings)
-        kept = check_room(s, runtime.store, tenant=spec.tenant, adding=0, **_share(settings))
+    check_room(kept, adding=0, **_share(settings))
     # The scrubbed shard goes to disk as it is scrubbed: an upload holds one flush in memory,
     # not its whole corpus (1 GiB each, with a dozen uploads open at once, was an OOM kill).
     shard = runtime.store.stage("shards", suffix=".jsonl")
@@ -462,7 +462,7 @@ def ingest(
             # Under the tenant's lock, counting the uploads that committed meanwhile.
             lock_until_commit(s, f"storage/{spec.tenant}")
             _check_upload_rate(s, spec.tenant, settings)
-            check_room(s, runtime.store, tenant=spec.tenant, adding=size, **_share(settings))
+            check_room(usage(s, runtime.store, spec.tenant), adding=size, **_share(settings))
             s.add(row)
     except IntegrityError:
         # The same upload, retried while the first was still scrubbing: the first one stored

@@ -1415,8 +1415,18 @@ class FastContextAnalyzerEngine(AnalyzerEngine):
     scrubbing time together). Here results are grouped once, the "other results" list is
     built only for recognizers that override ``enhance_using_context``, and the lemma
     enhancer sees only the results it can change (it treats each result on its own).
-    Results, scores and order are unchanged (checked on the evaluation corpus).
+    Results, scores and order are unchanged (checked on the evaluation corpus). The lemma
+    enhancer finds each result's token by bisection (:func:`_token_at`), not from the first.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from presidio_analyzer import LemmaContextAwareEnhancer
+
+        super().__init__(*args, **kwargs)
+        enhancer = self.context_aware_enhancer
+        if type(enhancer) is LemmaContextAwareEnhancer:
+            # Presidio's token lookup, by bisection (same answers; see _token_at).
+            enhancer._find_index_of_match_token = _token_at  # type: ignore[method-assign]
 
     def _enhance_using_context(
         self,
@@ -1457,9 +1467,6 @@ class FastContextAnalyzerEngine(AnalyzerEngine):
                     context=context,
                 )
             )
-        if "_find_index_of_match_token" not in vars(enhancer):
-            # Presidio's token lookup, by bisection (same answers; see _token_at).
-            enhancer._find_index_of_match_token = _token_at  # type: ignore[method-assign]
         with_context = {rec.id for rec in recognizers if rec.context}
         boosted = RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY
         todo = [

@@ -10,11 +10,13 @@ scrubbed shards; a deleted dataset stops counting at once.
 An upload is checked three times, so a full share costs no scrubbing and concurrent uploads of
 one tenant cannot overshoot it together:
 
-1. before its first record is scrubbed (:func:`check_room` with ``adding=0``);
-2. as its shard grows (:func:`check_bytes`, against what the tenant kept at step 1), so an
-   upload that cannot fit is refused as soon as it passes the share, not after its last record;
-3. when its row is stored, under the tenant's lock (:func:`~privsynth.server.db.lock_until_commit`)
-   in the same transaction, counting the uploads that committed meanwhile.
+1. before its first record is scrubbed (:func:`check_room` with ``adding=0``, against the
+   :func:`usage` read then);
+2. as its shard grows (:func:`check_bytes`, against that same usage), so an upload that
+   cannot fit is refused as soon as it passes the share, not after its last record;
+3. when its row is stored, against the usage read again under the tenant's lock
+   (:func:`~privsynth.server.db.lock_until_commit`) in the same transaction, counting the
+   uploads that committed meanwhile.
 
 Shards are content-addressed, so two datasets of the same text share one file; each dataset
 still counts its whole size. That is conservative (the share may count a file twice) and keeps
@@ -78,48 +80,30 @@ def usage(session: Session, store: ArtifactStore, tenant: str) -> Usage:
     return Usage(datasets=int(count), bytes=total)
 
 
-def check_room(
-    session: Session,
-    store: ArtifactStore,
-    *,
-    tenant: str,
-    adding: int,
-    max_datasets: int,
-    max_bytes: int,
-) -> Usage:
+def check_room(kept: Usage, *, adding: int, max_datasets: int, max_bytes: int) -> None:
     """Refuse a new dataset of ``adding`` bytes that the tenant's share cannot hold.
 
     Args:
-        session: Reads the tenant's datasets; to count concurrent uploads, hold the tenant's
-            lock in it (:func:`~privsynth.server.db.lock_until_commit`) and add the row in the
-            same transaction.
-        store: Measures datasets whose size was not recorded.
-        tenant: Whose share.
+        kept: What the tenant keeps without it (:func:`usage`; read it under the tenant's
+            lock, :func:`~privsynth.server.db.lock_until_commit`, in the transaction that adds
+            the row, to count concurrent uploads).
         adding: Bytes of the new dataset's shard (so far).
         max_datasets: Live datasets the tenant may keep; 0 means no limit.
         max_bytes: Bytes of shards the tenant may keep; 0 means no limit.
 
-    Returns:
-        What the tenant keeps without the new dataset, for :func:`check_bytes` as the upload
-        grows.
-
     Raises:
         QuotaExceeded: One more dataset, or ``adding`` more bytes, would pass the share.
     """
-    if max_datasets <= 0 and max_bytes <= 0:
-        return Usage(datasets=0, bytes=0)
-    now = usage(session, store, tenant)
-    if max_datasets > 0 and now.datasets >= max_datasets:
+    if max_datasets > 0 and kept.datasets >= max_datasets:
         raise QuotaExceeded(
-            f"this tenant keeps {now.datasets} datasets, the most the server allows it "
+            f"this tenant keeps {kept.datasets} datasets, the most the server allows it "
             f"({max_datasets}, PRIVSYNTH_MAX_DATASETS_PER_TENANT); delete datasets it no "
             "longer needs, or ask the operator for a larger share",
             subject=DATASETS_SUBJECT,
             limit=max_datasets,
-            used=now.datasets,
+            used=kept.datasets,
         )
-    check_bytes(now, adding=adding, max_bytes=max_bytes)
-    return now
+    check_bytes(kept, adding=adding, max_bytes=max_bytes)
 
 
 def check_bytes(kept: Usage, *, adding: int, max_bytes: int) -> None:
